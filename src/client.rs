@@ -1,0 +1,559 @@
+//! [`Client`] and [`ClientBuilder`]: where Redis is, timeouts, the pool, and
+//! the per-client threads (release listener, watchdog) shared by its locks.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::single::SingleNode;
+use crate::backend::{Backend, Call};
+use crate::error::{Error, Result};
+use crate::keys::{validate_name, validate_prefix, LockKeys};
+use crate::lock::{Lock, LockOptions};
+use crate::pubsub::Subscriber;
+use crate::renew::Watchdog;
+use crate::scripts;
+
+/// Default time allowed to connect (TCP connect plus handshake).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default time allowed for Redis to answer one command.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default key prefix.
+pub const DEFAULT_PREFIX: &str = "latchkey";
+
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// A connection to Redis shared by any number of locks and threads.
+///
+/// Cloning is cheap and gives another handle to the same pool, listener and
+/// watchdog. A Client is `Send + Sync`.
+///
+/// ```no_run
+/// # fn main() -> latchkey::Result<()> {
+/// let client = latchkey::Client::open("redis://127.0.0.1:6379/0")?;
+/// let guard = client.lock("nightly-report")?.acquire()?;
+/// println!("fencing token {}", guard.fencing_token());
+/// guard.release()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    pub(crate) inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) prefix: String,
+    pub(crate) subscriber: Subscriber,
+    pub(crate) watchdog: Watchdog,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &self.inner.backend.describe())
+            .field("prefix", &self.inner.prefix)
+            .finish()
+    }
+}
+
+/// Options for a [`Client`], starting from a Redis URL.
+///
+/// ```
+/// use std::time::Duration;
+/// let builder = latchkey::Client::builder("redis://127.0.0.1:6379")
+///     .connect_timeout(Duration::from_millis(500))
+///     .command_timeout(Duration::from_secs(1))
+///     .prefix("myapp");
+/// # let _ = builder;
+/// ```
+#[derive(Clone)]
+pub struct ClientBuilder {
+    url: String,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    prefix: String,
+    pool_size: usize,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("url", &redact_url(&self.url))
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("prefix", &self.prefix)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Time allowed to connect and handshake (default 2 s).
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("redis://127.0.0.1").connect_timeout(std::time::Duration::from_secs(1));
+    /// # let _ = b;
+    /// ```
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Time allowed for each command's reply (default 2 s). A stopped server
+    /// makes a call fail after this long instead of hanging.
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("redis://127.0.0.1").command_timeout(std::time::Duration::from_millis(300));
+    /// # let _ = b;
+    /// ```
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The prefix of every key (default `latchkey`).
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("redis://127.0.0.1").prefix("billing");
+    /// # let _ = b;
+    /// ```
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How many idle connections the pool keeps (default 8). More threads
+    /// may use the client at once; extra connections are closed after use.
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("redis://127.0.0.1").pool_size(16);
+    /// # let _ = b;
+    /// ```
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Checks the options and makes the client. No connection is opened
+    /// yet: the first command connects, so a client can be made before
+    /// Redis is up.
+    ///
+    /// ```
+    /// let client = latchkey::Client::builder("redis://127.0.0.1:6379").build().unwrap();
+    /// # let _ = client;
+    /// let err = latchkey::Client::builder("redis://127.0.0.1:6379").prefix("").build().unwrap_err();
+    /// assert_eq!(err.kind(), latchkey::ErrorKind::InvalidArgument);
+    /// ```
+    pub fn build(self) -> Result<Client> {
+        check_timeout("connect timeout", self.connect_timeout)?;
+        check_timeout("command timeout", self.command_timeout)?;
+        validate_prefix(&self.prefix)?;
+        if self.pool_size == 0 || self.pool_size > 1024 {
+            return Err(Error::invalid("the pool size must be between 1 and 1024"));
+        }
+        let redis_client = parse_url(&self.url)?;
+        let backend: Arc<dyn Backend> = Arc::new(SingleNode::new(
+            redis_client,
+            self.connect_timeout,
+            self.command_timeout,
+            self.pool_size,
+        ));
+        Ok(Client {
+            inner: Arc::new(ClientInner {
+                subscriber: Subscriber::new(backend.pubsub_endpoint()),
+                watchdog: Watchdog::new(backend.clone()),
+                backend,
+                prefix: self.prefix,
+            }),
+        })
+    }
+}
+
+fn check_timeout(what: &str, timeout: Duration) -> Result<()> {
+    if timeout.is_zero() {
+        return Err(Error::invalid(format!(
+            "the {what} must be greater than zero"
+        )));
+    }
+    if timeout > MAX_TIMEOUT {
+        return Err(Error::invalid(format!(
+            "the {what} must be at most 24 hours; got {timeout:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn parse_url(url: &str) -> Result<redis::Client> {
+    let usage = "expected redis://[user:password@]host[:port][/db] or unix:///path/to/socket";
+    if url.starts_with("rediss://") {
+        return Err(Error::invalid(format!(
+            "TLS URLs (rediss://) are not supported by this build; {usage}"
+        )));
+    }
+    if !(url.starts_with("redis://")
+        || url.starts_with("unix://")
+        || url.starts_with("redis+unix://"))
+    {
+        return Err(Error::invalid(format!(
+            "not a Redis URL: '{}'; {usage}",
+            redact_url(url)
+        )));
+    }
+    redis::Client::open(url)
+        .map_err(|_| Error::invalid(format!("invalid Redis URL '{}'; {usage}", redact_url(url))))
+}
+
+/// The URL with any password replaced by `***`, for messages and Debug.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &rest[..at];
+    let user = userinfo.split(':').next().unwrap_or("");
+    let redacted = if userinfo.contains(':') {
+        format!("{user}:***")
+    } else {
+        "***".to_string()
+    };
+    format!("{}://{}{}", &url[..scheme_end], redacted, &rest[at..])
+}
+
+/// What [`Client::inspect`] reports about a held lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockInfo {
+    /// The lock's name.
+    pub name: String,
+    /// The holder's owner token.
+    pub owner_token: String,
+    /// The fencing token issued to the holder.
+    pub fencing_token: u64,
+    /// Time until the lease expires in Redis; `None` if the key has no expiry.
+    pub ttl: Option<Duration>,
+    /// Whether it is a reentrant lock.
+    pub reentrant: bool,
+    /// How many nested holds a reentrant lock has (1 for a plain lock).
+    pub hold_count: u64,
+}
+
+/// Whether a fenced write was applied, and the highest token the resource has seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FencedWrite {
+    /// True when the value was written.
+    pub written: bool,
+    /// The highest fencing token the resource has accepted.
+    pub highest_token: u64,
+}
+
+impl Client {
+    /// Opens a client with default options. See [`ClientBuilder::build`].
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1:6379").unwrap();
+    /// # let _ = client;
+    /// assert!(latchkey::Client::open("http://example").is_err());
+    /// ```
+    pub fn open(url: &str) -> Result<Client> {
+        Client::builder(url).build()
+    }
+
+    /// Starts configuring a client for the Redis at `url`.
+    ///
+    /// ```
+    /// let client = latchkey::Client::builder("redis://127.0.0.1:6379").prefix("app").build().unwrap();
+    /// # let _ = client;
+    /// ```
+    pub fn builder(url: &str) -> ClientBuilder {
+        ClientBuilder {
+            url: url.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            prefix: DEFAULT_PREFIX.to_string(),
+            pool_size: 8,
+        }
+    }
+
+    /// The key prefix of this client.
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert_eq!(client.prefix(), "latchkey");
+    /// ```
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    /// A lock handle with default options (30 s ttl, auto-renewed, not reentrant).
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let lock = client.lock("orders:42").unwrap();
+    /// assert_eq!(lock.name(), "orders:42");
+    /// assert!(client.lock("").is_err());
+    /// ```
+    pub fn lock(&self, name: &str) -> Result<Lock> {
+        self.lock_with(name, LockOptions::new())
+    }
+
+    /// A lock handle with the given options.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let options = latchkey::LockOptions::new().ttl(Duration::from_secs(5)).reentrant(true);
+    /// let lock = client.lock_with("jobs", options).unwrap();
+    /// # let _ = lock;
+    /// ```
+    pub fn lock_with(&self, name: &str, options: LockOptions) -> Result<Lock> {
+        options.validate()?;
+        let keys = LockKeys::new(&self.inner.prefix, name)?;
+        Ok(Lock::new(self.inner.clone(), keys, options))
+    }
+
+    /// Who holds `name`, if anyone: owner token, fencing token, remaining ttl.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// if let Some(info) = client.inspect("orders:42").unwrap() {
+    ///     println!("held by {} for {:?} more", info.owner_token, info.ttl);
+    /// }
+    /// ```
+    pub fn inspect(&self, name: &str) -> Result<Option<LockInfo>> {
+        let keys = LockKeys::new(&self.inner.prefix, name)?;
+        let call = Call {
+            script: scripts::inspect(),
+            keys: vec![&keys.lock, &keys.fence],
+            args: vec![],
+        };
+        let what = format!("inspecting lock '{name}'");
+        let value = self.inner.backend.eval(&what, &call)?;
+        parse_inspect(name, &what, value)
+    }
+
+    /// Whether `name` is currently held by anyone.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// println!("{}", client.is_locked("orders:42").unwrap());
+    /// ```
+    pub fn is_locked(&self, name: &str) -> Result<bool> {
+        Ok(self.inspect(name)?.is_some())
+    }
+
+    /// Administrative unlock: deletes the lock whoever holds it and wakes
+    /// waiters. The holder finds out at its next renewal (its lease is
+    /// reported lost). Returns whether a lock was deleted.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let deleted = client.force_unlock("stuck-job").unwrap();
+    /// # let _ = deleted;
+    /// ```
+    pub fn force_unlock(&self, name: &str) -> Result<bool> {
+        let keys = LockKeys::new(&self.inner.prefix, name)?;
+        let call = Call {
+            script: scripts::force_unlock(),
+            keys: vec![&keys.lock, &keys.handoff],
+            args: vec![keys.channel.clone()],
+        };
+        let value = self
+            .inner
+            .backend
+            .eval(&format!("force-unlocking lock '{name}'"), &call)?;
+        Ok(matches!(value, redis::Value::Int(n) if n > 0))
+    }
+
+    /// Writes `value` to the resource `resource` only if `fencing_token` is
+    /// at least the highest token the resource has accepted: a holder that
+    /// was paused past its lease (and so has an older token) is refused.
+    ///
+    /// ```no_run
+    /// # fn main() -> latchkey::Result<()> {
+    /// let client = latchkey::Client::open("redis://127.0.0.1")?;
+    /// let guard = client.lock("ledger")?.acquire()?;
+    /// let outcome = client.fenced_write("ledger-state", guard.fencing_token(), b"v2")?;
+    /// assert!(outcome.written);
+    /// # Ok(()) }
+    /// ```
+    pub fn fenced_write(
+        &self,
+        resource: &str,
+        fencing_token: u64,
+        value: &[u8],
+    ) -> Result<FencedWrite> {
+        let key = self.fenced_key(resource)?;
+        if fencing_token == 0 {
+            return Err(Error::invalid(
+                "a fencing token is never 0; pass the guard's fencing_token()",
+            ));
+        }
+        let call = Call {
+            script: scripts::fenced_write(),
+            keys: vec![&key],
+            args: vec![fencing_token.to_string().into_bytes(), value.to_vec()],
+        };
+        let what = format!("fenced write to '{resource}'");
+        let value = self.inner.backend.eval(&what, &call)?;
+        let (flag, token) = parse_flag_and_token(&what, value)?;
+        Ok(FencedWrite {
+            written: flag == 1,
+            highest_token: token,
+        })
+    }
+
+    /// Reads a resource written by [`fenced_write`](Client::fenced_write):
+    /// its value and the fencing token that wrote it.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// if let Some((token, value)) = client.fenced_read("ledger-state").unwrap() {
+    ///     println!("{token}: {value:?}");
+    /// }
+    /// ```
+    pub fn fenced_read(&self, resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        let key = self.fenced_key(resource)?;
+        let call = Call {
+            script: scripts::fenced_read(),
+            keys: vec![&key],
+            args: vec![],
+        };
+        let what = format!("fenced read of '{resource}'");
+        match self.inner.backend.eval(&what, &call)? {
+            redis::Value::Array(items) if items.len() == 2 => {
+                let token = value_to_u64(&what, &items[0])?;
+                let value = match &items[1] {
+                    redis::Value::BulkString(b) => b.clone(),
+                    _ => Vec::new(),
+                };
+                Ok(Some((token, value)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn fenced_key(&self, resource: &str) -> Result<Vec<u8>> {
+        validate_name(resource)?;
+        Ok(format!("{}:fenced:{{{resource}}}", self.inner.prefix).into_bytes())
+    }
+}
+
+fn unexpected(what: &str, value: &redis::Value) -> Error {
+    Error::new(
+        crate::ErrorKind::Server,
+        format!("{what}: unexpected reply from Redis: {value:?}"),
+    )
+}
+
+pub(crate) fn value_to_u64(what: &str, value: &redis::Value) -> Result<u64> {
+    match value {
+        redis::Value::Int(n) => u64::try_from(*n).map_err(|_| unexpected(what, value)),
+        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| unexpected(what, value)),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+pub(crate) fn value_to_i64(what: &str, value: &redis::Value) -> Result<i64> {
+    match value {
+        redis::Value::Int(n) => Ok(*n),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+/// Parses the `{flag, number}` replies of the acquire and fenced-write scripts.
+pub(crate) fn parse_flag_and_token(what: &str, value: redis::Value) -> Result<(i64, u64)> {
+    match &value {
+        redis::Value::Array(items) if items.len() == 2 => {
+            let flag = value_to_i64(what, &items[0])?;
+            let number = match &items[1] {
+                // A negative PTTL (-1: no expiry) means "unknown"; report 0.
+                redis::Value::Int(n) if *n < 0 => 0,
+                other => value_to_u64(what, other)?,
+            };
+            Ok((flag, number))
+        }
+        _ => Err(unexpected(what, &value)),
+    }
+}
+
+fn parse_inspect(name: &str, what: &str, value: redis::Value) -> Result<Option<LockInfo>> {
+    let redis::Value::Array(items) = &value else {
+        return Err(unexpected(what, &value));
+    };
+    if items.is_empty() {
+        return Ok(None);
+    }
+    if items.len() != 5 {
+        return Err(unexpected(what, &value));
+    }
+    let kind = match &items[0] {
+        redis::Value::BulkString(b) => b.as_slice(),
+        _ => return Err(unexpected(what, &value)),
+    };
+    let owner_token = match &items[1] {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let pttl = value_to_i64(what, &items[2])?;
+    Ok(Some(LockInfo {
+        name: name.to_string(),
+        owner_token,
+        fencing_token: value_to_u64(what, &items[3])?,
+        ttl: (pttl >= 0).then(|| Duration::from_millis(pttl as u64)),
+        reentrant: kind == b"reentrant",
+        hold_count: value_to_u64(what, &items[4])?,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("redis://:s3cret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(
+            redact_url("redis://bob:s3cret@host"),
+            "redis://bob:***@host"
+        );
+        assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+    }
+
+    #[test]
+    fn bad_urls_never_echo_the_password() {
+        let err = Client::open("redis://bob:s3cret@host:notaport").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let err = Client::open("http://bob:s3cret@host").unwrap_err();
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+        let client = Client::open("redis://bob:s3cret@localhost:1").unwrap();
+        assert!(!format!("{client:?}").contains("s3cret"));
+        let builder = Client::builder("redis://bob:s3cret@localhost:1");
+        assert!(!format!("{builder:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn bad_options_are_invalid_arguments() {
+        let kind = |b: ClientBuilder| b.build().unwrap_err().kind();
+        let b = || Client::builder("redis://127.0.0.1");
+        assert_eq!(
+            kind(b().connect_timeout(Duration::ZERO)),
+            crate::ErrorKind::InvalidArgument
+        );
+        assert_eq!(
+            kind(b().command_timeout(Duration::from_secs(1 << 40))),
+            crate::ErrorKind::InvalidArgument
+        );
+        assert_eq!(kind(b().prefix("a}b")), crate::ErrorKind::InvalidArgument);
+        assert_eq!(kind(b().pool_size(0)), crate::ErrorKind::InvalidArgument);
+    }
+}

@@ -1,0 +1,148 @@
+//! The one error type of latchkey, and the kinds that the C ABI turns into
+//! status codes.
+
+use std::fmt;
+
+/// What kind of failure an [`Error`] is.
+///
+/// Each kind maps to one fixed C status code (see `latchkey.h`), so the four
+/// languages classify failures identically.
+///
+/// ```
+/// use latchkey::{Error, ErrorKind};
+/// let e = Error::new(ErrorKind::Timeout, "lock 'a' was not acquired within 1 s");
+/// assert_eq!(e.kind(), ErrorKind::Timeout);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller passed something unusable: an empty name, a zero TTL, a bad URL.
+    InvalidArgument,
+    /// The lock was not acquired before the deadline, or Redis did not answer
+    /// within the command timeout.
+    Timeout,
+    /// A release or extend found that this owner does not hold the lock (it
+    /// expired, or someone force-unlocked it).
+    NotHeld,
+    /// The lease was lost while it was supposed to be held: renewal found the
+    /// key gone or owned by someone else, or could not reach Redis in time.
+    Lost,
+    /// The wait was cancelled through a [`CancelToken`](crate::CancelToken).
+    Cancelled,
+    /// Redis could not be reached or the connection broke.
+    Connection,
+    /// Redis answered with an error.
+    Server,
+}
+
+impl ErrorKind {
+    /// A short, stable name for the kind, as used by every binding.
+    ///
+    /// ```
+    /// assert_eq!(latchkey::ErrorKind::NotHeld.name(), "not held");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid argument",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::NotHeld => "not held",
+            ErrorKind::Lost => "lease lost",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Connection => "connection error",
+            ErrorKind::Server => "redis error",
+        }
+    }
+}
+
+/// A latchkey failure: a kind plus a message that says what happened and,
+/// where it helps, what to do about it.
+///
+/// ```
+/// use latchkey::{Client, ErrorKind};
+/// let err = Client::open("not a url").unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+/// assert!(err.to_string().contains("URL"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+}
+
+impl Error {
+    /// Makes an error of the given kind with a message.
+    ///
+    /// ```
+    /// let e = latchkey::Error::new(latchkey::ErrorKind::Lost, "gone");
+    /// assert_eq!(e.message(), "gone");
+    /// ```
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The kind of failure.
+    ///
+    /// ```
+    /// let e = latchkey::Error::new(latchkey::ErrorKind::Cancelled, "stop");
+    /// assert_eq!(e.kind(), latchkey::ErrorKind::Cancelled);
+    /// ```
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The human-readable message, without the kind.
+    ///
+    /// ```
+    /// let e = latchkey::Error::new(latchkey::ErrorKind::Timeout, "too slow");
+    /// assert_eq!(e.message(), "too slow");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidArgument, message)
+    }
+
+    /// Classifies a redis-crate error. `what` says what we were doing, so the
+    /// message reads "acquiring lock 'x': ...". The redis crate never puts a
+    /// password into its error text, and neither do we.
+    pub(crate) fn from_redis(what: &str, err: &redis::RedisError) -> Self {
+        let kind = if err.is_timeout() {
+            ErrorKind::Timeout
+        } else if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_connection_refusal()
+            || matches!(
+                err.kind(),
+                redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::Io
+            )
+        {
+            ErrorKind::Connection
+        } else {
+            ErrorKind::Server
+        };
+        let hint = match kind {
+            ErrorKind::Timeout => {
+                "; Redis did not answer within the command timeout (is it overloaded or stopped?)"
+            }
+            ErrorKind::Connection => "; check that Redis is running and reachable",
+            _ => "",
+        };
+        Error::new(kind, format!("{what}: {err}{hint}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The result type of every fallible latchkey call.
+pub type Result<T> = std::result::Result<T, Error>;

@@ -1,0 +1,217 @@
+//! A held lease: what the Guard and the watchdog share about one
+//! acquisition. Validity is kept on the local monotonic clock, counted from
+//! the moment the acquire (or the last renewal) was sent, minus a drift
+//! allowance, so a lease never claims more time than Redis gives it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::backend::Call;
+use crate::keys::LockKeys;
+use crate::scripts;
+
+/// What a lost-lease callback is told.
+///
+/// ```
+/// let options = latchkey::LockOptions::new().on_lost(|lost: &latchkey::LostLease| {
+///     eprintln!("lost {} (fencing token {}): {}", lost.name, lost.fencing_token, lost.reason);
+/// });
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone)]
+pub struct LostLease {
+    /// The lock's name.
+    pub name: String,
+    /// The owner token of the lost lease.
+    pub token: String,
+    /// The fencing token the lease was issued.
+    pub fencing_token: u64,
+    /// Why the lease is considered lost.
+    pub reason: String,
+}
+
+/// A user callback run on the watchdog thread when a lease is lost.
+pub type LostCallback = Arc<dyn Fn(&LostLease) + Send + Sync>;
+
+/// Clock skew and latency allowance for a ttl: 1 % plus 2 ms (as in Redlock).
+pub(crate) fn drift(ttl: Duration) -> Duration {
+    ttl / 100 + Duration::from_millis(2)
+}
+
+struct LeaseState {
+    ttl: Duration,
+    valid_until: Instant,
+    lost: Option<String>,
+    released: bool,
+}
+
+pub(crate) struct Lease {
+    pub(crate) id: u64,
+    keys: LockKeys,
+    token: String,
+    fencing_token: u64,
+    reentrant: bool,
+    renew_every: Option<Duration>,
+    on_lost: Option<LostCallback>,
+    state: Mutex<LeaseState>,
+}
+
+static NEXT_LEASE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct NewLease {
+    pub(crate) keys: LockKeys,
+    pub(crate) token: String,
+    pub(crate) fencing_token: u64,
+    pub(crate) reentrant: bool,
+    pub(crate) ttl: Duration,
+    pub(crate) sent: Instant,
+    pub(crate) renew_every: Option<Duration>,
+    pub(crate) on_lost: Option<LostCallback>,
+}
+
+impl Lease {
+    pub(crate) fn new(new: NewLease) -> Arc<Self> {
+        Arc::new(Lease {
+            id: NEXT_LEASE_ID.fetch_add(1, Ordering::Relaxed),
+            keys: new.keys,
+            token: new.token,
+            fencing_token: new.fencing_token,
+            reentrant: new.reentrant,
+            renew_every: new.renew_every,
+            on_lost: new.on_lost,
+            state: Mutex::new(LeaseState {
+                ttl: new.ttl,
+                valid_until: new.sent + new.ttl.saturating_sub(drift(new.ttl)),
+                lost: None,
+                released: false,
+            }),
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.keys.name
+    }
+    pub(crate) fn keys(&self) -> &LockKeys {
+        &self.keys
+    }
+    pub(crate) fn token(&self) -> &str {
+        &self.token
+    }
+    pub(crate) fn fencing_token(&self) -> u64 {
+        self.fencing_token
+    }
+    pub(crate) fn reentrant(&self) -> bool {
+        self.reentrant
+    }
+    pub(crate) fn ttl(&self) -> Duration {
+        self.state.lock().ttl
+    }
+    pub(crate) fn valid_until(&self) -> Instant {
+        self.state.lock().valid_until
+    }
+
+    /// Neither released nor lost: the watchdog should keep renewing it.
+    pub(crate) fn is_active(&self) -> bool {
+        let state = self.state.lock();
+        !state.released && state.lost.is_none()
+    }
+
+    /// When the watchdog should renew next: a third of the ttl (or the
+    /// configured period) after the last confirmation.
+    pub(crate) fn next_renewal(&self) -> Instant {
+        let state = self.state.lock();
+        let period = self.renew_every.unwrap_or(state.ttl / 3);
+        let confirmed_at = state.valid_until - state.ttl.saturating_sub(drift(state.ttl));
+        (confirmed_at + period).min(state.valid_until)
+    }
+
+    /// The time left on the local clock, zero once lost or expired.
+    pub(crate) fn remaining(&self) -> Duration {
+        let state = self.state.lock();
+        if state.lost.is_some() || state.released {
+            return Duration::ZERO;
+        }
+        state.valid_until.saturating_duration_since(Instant::now())
+    }
+
+    /// Why the lease is no longer held, if it is not.
+    pub(crate) fn lost_reason(&self) -> Option<String> {
+        let state = self.state.lock();
+        if let Some(reason) = &state.lost {
+            return Some(reason.clone());
+        }
+        if state.released {
+            return Some(format!("lock '{}' was released", self.keys.name));
+        }
+        if Instant::now() >= state.valid_until {
+            return Some(format!(
+                "the lease on lock '{}' ran out (ttl {:?}) without a confirmed renewal",
+                self.keys.name, state.ttl
+            ));
+        }
+        None
+    }
+
+    pub(crate) fn extend_call(&self, ttl: Duration) -> Call<'_> {
+        let script = if self.reentrant {
+            scripts::reentrant_extend()
+        } else {
+            scripts::extend()
+        };
+        Call {
+            script,
+            keys: vec![self.keys.lock.as_slice()],
+            args: vec![self.token.as_bytes().to_vec(), millis(ttl).into_bytes()],
+        }
+    }
+
+    /// Records a renewal (or extend) that Redis confirmed; `sent` is when the
+    /// command left this process.
+    pub(crate) fn renewed(&self, sent: Instant, ttl: Duration) {
+        let mut state = self.state.lock();
+        if state.lost.is_none() && !state.released {
+            state.ttl = ttl;
+            state.valid_until = sent + ttl.saturating_sub(drift(ttl));
+        }
+    }
+
+    /// Marks the lease lost and, when `notify`, runs the callback (once). A
+    /// released lease is never reported (its renewal may race with the
+    /// release). The watchdog notifies; a failed `extend` reports to its
+    /// caller instead.
+    pub(crate) fn mark_lost(&self, reason: String, notify: bool) {
+        {
+            let mut state = self.state.lock();
+            if state.released || state.lost.is_some() {
+                return;
+            }
+            state.lost = Some(reason.clone());
+        }
+        if let Some(callback) = self.on_lost.as_ref().filter(|_| notify) {
+            let info = LostLease {
+                name: self.keys.name.clone(),
+                token: self.token.clone(),
+                fencing_token: self.fencing_token,
+                reason,
+            };
+            // A panicking callback must not take the watchdog down with it.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&info)));
+        }
+    }
+
+    /// Stops renewal and reporting: the holder is giving the lock back.
+    /// Returns the loss reason if the lease was already lost.
+    pub(crate) fn mark_released(&self) -> Option<String> {
+        let mut state = self.state.lock();
+        state.released = true;
+        state.lost.clone()
+    }
+}
+
+/// A duration as whole milliseconds for PX/PEXPIRE (at least 1).
+pub(crate) fn millis(d: Duration) -> String {
+    d.as_millis().max(1).to_string()
+}

@@ -1,0 +1,47 @@
+//! # latchkey
+//!
+//! Distributed locks over Redis that never lose a lease silently.
+//!
+//! - `SET NX PX` and Lua scripts for acquire, owner-checked release and extend;
+//! - one watchdog thread per [`Client`] renews every auto-renewed lease and
+//!   reports a lost one ([`Guard::check`], [`Guard::lost`], a callback);
+//! - fencing tokens that only grow, even across a Redis restart that loses
+//!   the counter;
+//! - waiters woken by pub/sub, not by polling;
+//! - the same core behind a C ABI for C, Python and Go.
+//!
+//! ```no_run
+//! # fn main() -> latchkey::Result<()> {
+//! use std::time::Duration;
+//! use latchkey::{Client, LockOptions};
+//!
+//! let client = Client::open("redis://127.0.0.1:6379")?;
+//! let lock = client.lock_with("nightly-report", LockOptions::new().ttl(Duration::from_secs(10)))?;
+//! let guard = lock.acquire_timeout(Duration::from_secs(30))?;
+//! // Give the fencing token to the resource, so a stale holder is refused.
+//! client.fenced_write("report-output", guard.fencing_token(), b"done")?;
+//! guard.check()?;   // Err(Lost) if the lease was lost meanwhile
+//! guard.release()?; // Err(NotHeld) if it was no longer ours
+//! # Ok(()) }
+//! ```
+
+mod backend;
+mod client;
+mod error;
+mod keys;
+mod lease;
+mod lock;
+mod pubsub;
+mod renew;
+mod scripts;
+mod wait;
+
+pub use client::{
+    Client, ClientBuilder, FencedWrite, LockInfo, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PREFIX,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use keys::MAX_NAME_LEN;
+pub use lease::{LostCallback, LostLease};
+pub use lock::{Guard, Lock, LockOptions, MAX_TTL, MIN_TTL};
+pub use wait::CancelToken;

@@ -1,0 +1,688 @@
+//! [`Lock`], [`LockOptions`] and [`Guard`]: the mutex itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::backend::Call;
+use crate::client::{parse_flag_and_token, ClientInner};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::LockKeys;
+use crate::lease::{millis, Lease, LostCallback, LostLease, NewLease};
+use crate::scripts;
+use crate::wait::{jitter, CancelToken, Parker};
+
+/// The shortest ttl accepted.
+pub const MIN_TTL: Duration = Duration::from_millis(10);
+/// The longest ttl accepted (30 days).
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// After a release that woke waiters, fresh acquirers (that were not
+/// waiting) stand back this long so a woken waiter gets the lock: without it
+/// a holder that releases and re-acquires in a loop wins almost every time.
+const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
+/// Longest sleep between attempts when no release message can arrive (the
+/// holder's key has no expiry, or the listener is unavailable).
+const BLIND_WAIT: Duration = Duration::from_millis(100);
+
+/// How a lock behaves: lease length, renewal, reentrancy, retry jitter, and
+/// what to do when a lease is lost.
+///
+/// ```
+/// use std::time::Duration;
+/// let options = latchkey::LockOptions::new()
+///     .ttl(Duration::from_secs(10))
+///     .auto_renew(true)
+///     .reentrant(false)
+///     .retry_jitter(Duration::from_millis(5));
+/// assert_eq!(options.get_ttl(), Duration::from_secs(10));
+/// ```
+#[derive(Clone)]
+pub struct LockOptions {
+    ttl: Duration,
+    auto_renew: bool,
+    reentrant: bool,
+    retry_jitter: Duration,
+    renew_every: Option<Duration>,
+    on_lost: Option<LostCallback>,
+}
+
+impl Default for LockOptions {
+    fn default() -> Self {
+        LockOptions {
+            ttl: Duration::from_secs(30),
+            auto_renew: true,
+            reentrant: false,
+            retry_jitter: Duration::from_millis(5),
+            renew_every: None,
+            on_lost: None,
+        }
+    }
+}
+
+impl fmt::Debug for LockOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockOptions")
+            .field("ttl", &self.ttl)
+            .field("auto_renew", &self.auto_renew)
+            .field("reentrant", &self.reentrant)
+            .field("retry_jitter", &self.retry_jitter)
+            .field("renew_every", &self.renew_every)
+            .field("on_lost", &self.on_lost.is_some())
+            .finish()
+    }
+}
+
+impl LockOptions {
+    /// The defaults: 30 s ttl, auto-renewed, not reentrant, 5 ms jitter.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new();
+    /// assert!(o.get_auto_renew());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lease length in Redis (10 ms to 30 days). With auto-renew the lease
+    /// is renewed every ttl/3; without it, the lock is gone after ttl.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().ttl(std::time::Duration::from_secs(5));
+    /// assert_eq!(o.get_ttl().as_secs(), 5);
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Whether the client's watchdog keeps the lease alive while held.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().auto_renew(false);
+    /// assert!(!o.get_auto_renew());
+    /// ```
+    pub fn auto_renew(mut self, on: bool) -> Self {
+        self.auto_renew = on;
+        self
+    }
+
+    /// Whether the same [`Lock`] handle may acquire again while it holds the
+    /// lock (each acquire needs its own release). The owner is the handle,
+    /// not the thread.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().reentrant(true);
+    /// assert!(o.get_reentrant());
+    /// ```
+    pub fn reentrant(mut self, on: bool) -> Self {
+        self.reentrant = on;
+        self
+    }
+
+    /// Upper bound of the random pause before retrying when a holder's lease
+    /// ran out (all waiters notice that at once). Retries after a release
+    /// message are immediate: the message already orders them.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().retry_jitter(std::time::Duration::ZERO);
+    /// # let _ = o;
+    /// ```
+    pub fn retry_jitter(mut self, jitter: Duration) -> Self {
+        self.retry_jitter = jitter;
+        self
+    }
+
+    /// How often the watchdog renews (default: a third of the ttl).
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().renew_every(std::time::Duration::from_secs(2));
+    /// # let _ = o;
+    /// ```
+    pub fn renew_every(mut self, period: Duration) -> Self {
+        self.renew_every = Some(period);
+        self
+    }
+
+    /// A callback the watchdog thread runs when an auto-renewed lease is
+    /// lost. It must not block for long: it delays other renewals.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().on_lost(|lost| eprintln!("lost {}: {}", lost.name, lost.reason));
+    /// # let _ = o;
+    /// ```
+    pub fn on_lost(mut self, callback: impl Fn(&LostLease) + Send + Sync + 'static) -> Self {
+        self.on_lost = Some(Arc::new(callback));
+        self
+    }
+
+    /// The configured ttl.
+    ///
+    /// ```
+    /// assert_eq!(latchkey::LockOptions::new().get_ttl().as_secs(), 30);
+    /// ```
+    pub fn get_ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Whether auto-renewal is on.
+    ///
+    /// ```
+    /// assert!(latchkey::LockOptions::new().get_auto_renew());
+    /// ```
+    pub fn get_auto_renew(&self) -> bool {
+        self.auto_renew
+    }
+
+    /// Whether the lock is reentrant.
+    ///
+    /// ```
+    /// assert!(!latchkey::LockOptions::new().get_reentrant());
+    /// ```
+    pub fn get_reentrant(&self) -> bool {
+        self.reentrant
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        check_ttl(self.ttl)?;
+        if self.retry_jitter > Duration::from_secs(10) {
+            return Err(Error::invalid("the retry jitter must be at most 10 s"));
+        }
+        if let Some(period) = self.renew_every {
+            if period.is_zero() || period >= self.ttl {
+                return Err(Error::invalid(format!(
+                    "the renewal period must be greater than zero and shorter than the ttl ({:?}); got {period:?}",
+                    self.ttl
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
+    if ttl < MIN_TTL || ttl > MAX_TTL {
+        return Err(Error::invalid(format!(
+            "a ttl must be between {MIN_TTL:?} and 30 days; got {ttl:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// A named distributed lock. Make one with [`Client::lock`](crate::Client::lock).
+///
+/// A `Lock` is `Send + Sync`; share it or make one per thread. For a
+/// reentrant lock the handle is the owner: two handles for the same name
+/// exclude each other, one handle may nest.
+///
+/// ```no_run
+/// # fn main() -> latchkey::Result<()> {
+/// use std::time::Duration;
+/// let client = latchkey::Client::open("redis://127.0.0.1:6379")?;
+/// let lock = client.lock("orders:42")?;
+/// if let Some(guard) = lock.try_acquire()? {
+///     // ... critical section ...
+///     guard.release()?;
+/// }
+/// let guard = lock.acquire_timeout(Duration::from_secs(5))?;
+/// guard.check()?; // still ours?
+/// # Ok(()) }
+/// ```
+pub struct Lock {
+    client: Arc<ClientInner>,
+    keys: LockKeys,
+    options: LockOptions,
+    /// The owner token of a reentrant lock (plain locks draw one per acquire).
+    handle_token: String,
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock")
+            .field("name", &self.keys.name)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+enum Attempt {
+    Acquired(u64),
+    Held(Duration),
+}
+
+fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Lock {
+    pub(crate) fn new(client: Arc<ClientInner>, keys: LockKeys, options: LockOptions) -> Self {
+        Lock {
+            client,
+            keys,
+            options,
+            handle_token: new_token(),
+        }
+    }
+
+    /// The lock's name.
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert_eq!(client.lock("a").unwrap().name(), "a");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.keys.name
+    }
+
+    /// The options the lock was made with.
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert!(client.lock("a").unwrap().options().get_auto_renew());
+    /// ```
+    pub fn options(&self) -> &LockOptions {
+        &self.options
+    }
+
+    /// Blocks until the lock is acquired (or Redis fails).
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let guard = client.lock("a").unwrap().acquire().unwrap();
+    /// # drop(guard);
+    /// ```
+    pub fn acquire(&self) -> Result<Guard> {
+        self.acquire_with(None, None)
+    }
+
+    /// Blocks at most `timeout`; `ErrorKind::Timeout` if the lock stayed held.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let guard = client.lock("a").unwrap().acquire_timeout(std::time::Duration::from_secs(2));
+    /// # drop(guard);
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Guard> {
+        self.acquire_with(Some(timeout), None)
+    }
+
+    /// One attempt, no waiting: `Ok(None)` if someone else holds the lock.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// match client.lock("a").unwrap().try_acquire().unwrap() {
+    ///     Some(guard) => drop(guard),
+    ///     None => println!("busy"),
+    /// }
+    /// ```
+    pub fn try_acquire(&self) -> Result<Option<Guard>> {
+        self.acquire_inner(None, true, None)
+    }
+
+    /// The general form: wait at most `timeout` (`None`: for ever; zero: one
+    /// attempt, `Timeout` if held), and give up with `ErrorKind::Cancelled`
+    /// as soon as `cancel` is triggered from another thread.
+    ///
+    /// ```no_run
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let cancel = latchkey::CancelToken::new();
+    /// let guard = client.lock("a").unwrap().acquire_with(None, Some(&cancel));
+    /// # drop(guard);
+    /// ```
+    pub fn acquire_with(
+        &self,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Guard> {
+        let started = Instant::now();
+        let deadline = timeout.map(|t| started.checked_add(t).unwrap_or(started + MAX_TTL));
+        match self.acquire_inner(deadline, false, cancel)? {
+            Some(guard) => Ok(guard),
+            None => Err(Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "lock '{}' is held by another owner; not acquired within {:?}",
+                    self.keys.name,
+                    timeout.unwrap_or_default()
+                ),
+            )),
+        }
+    }
+
+    fn acquire_inner(
+        &self,
+        deadline: Option<Instant>,
+        try_once: bool,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<Guard>> {
+        let token = if self.options.reentrant {
+            self.handle_token.clone()
+        } else {
+            new_token()
+        };
+        let parker = Parker::new();
+        let _registration = cancel.map(|c| c.register(&parker));
+        let mut watch = None;
+        // A single try may take the lock even while a handoff to woken
+        // waiters is pending; so may anyone who has already waited.
+        let mut waited = try_once;
+        loop {
+            if cancel.is_some_and(|c| c.is_cancelled()) {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    format!("acquiring lock '{}' was cancelled", self.keys.name),
+                ));
+            }
+            let seen = parker.wakeups();
+            let sent = Instant::now();
+            let holder_ttl = match self.attempt(&token, waited) {
+                Ok(Attempt::Acquired(fencing_token)) => {
+                    return Ok(Some(self.guard(token, fencing_token, sent)))
+                }
+                Ok(Attempt::Held(ttl)) => ttl,
+                Err(e) => {
+                    self.clean_up_unknown_outcome(&token, &e);
+                    return Err(e);
+                }
+            };
+            let now = Instant::now();
+            if try_once || deadline.is_some_and(|d| now >= d) {
+                return Ok(None);
+            }
+            // Subscribe before sleeping, then try again at once: a release
+            // between our attempt and the subscription is not missed.
+            if !watch.as_ref().is_some_and(crate::pubsub::Watch::is_live) {
+                watch = None;
+                if let Ok(w) = self.client.subscriber.watch(&self.keys.channel, &parker) {
+                    watch = Some(w);
+                    waited = true;
+                    continue;
+                }
+            }
+            waited = true;
+            let sleep = if watch.is_none() || holder_ttl.is_zero() {
+                holder_ttl.clamp(Duration::from_millis(1), BLIND_WAIT)
+            } else {
+                holder_ttl + Duration::from_millis(1)
+            };
+            let mut wake_at = now + sleep;
+            if let Some(d) = deadline {
+                wake_at = wake_at.min(d);
+            }
+            let woken = parker.park(seen, wake_at);
+            if !woken && deadline.is_none_or(|d| Instant::now() < d) {
+                // The holder's lease ran out: every waiter noticed at once.
+                let pause = jitter(self.options.retry_jitter);
+                parker.park(parker.wakeups(), Instant::now() + pause);
+            }
+        }
+    }
+
+    fn attempt(&self, token: &str, waited: bool) -> Result<Attempt> {
+        let script = if self.options.reentrant {
+            scripts::reentrant_acquire()
+        } else {
+            scripts::acquire()
+        };
+        let call = Call {
+            script,
+            keys: vec![&self.keys.lock, &self.keys.fence, &self.keys.handoff],
+            args: vec![
+                token.as_bytes().to_vec(),
+                millis(self.options.ttl).into_bytes(),
+                if waited { b"1".to_vec() } else { b"0".to_vec() },
+            ],
+        };
+        let what = format!("acquiring lock '{}'", self.keys.name);
+        let (flag, number) = parse_flag_and_token(&what, self.client.backend.eval(&what, &call)?)?;
+        Ok(if flag == 1 {
+            Attempt::Acquired(number)
+        } else {
+            Attempt::Held(Duration::from_millis(number))
+        })
+    }
+
+    /// An acquire that timed out or lost its connection may still have
+    /// taken the lock: give it back by token so it does not sit there for a
+    /// whole ttl. (A reentrant handle may hold the lock already, so its
+    /// stray hold is left to expire instead.)
+    fn clean_up_unknown_outcome(&self, token: &str, err: &Error) {
+        if self.options.reentrant
+            || !matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection)
+        {
+            return;
+        }
+        let _ = release_script(&self.client, &self.keys, token, false);
+    }
+
+    fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
+        let lease = Lease::new(NewLease {
+            keys: self.keys.clone(),
+            token,
+            fencing_token,
+            reentrant: self.options.reentrant,
+            ttl: self.options.ttl,
+            sent,
+            renew_every: self.options.renew_every,
+            on_lost: self.options.on_lost.clone(),
+        });
+        if self.options.auto_renew {
+            self.client.watchdog.watch(&lease);
+        }
+        Guard {
+            client: self.client.clone(),
+            lease,
+            done: false,
+        }
+    }
+}
+
+fn release_script(
+    client: &ClientInner,
+    keys: &LockKeys,
+    token: &str,
+    reentrant: bool,
+) -> Result<i64> {
+    let script = if reentrant {
+        scripts::reentrant_release()
+    } else {
+        scripts::release()
+    };
+    let call = Call {
+        script,
+        keys: vec![&keys.lock, &keys.handoff],
+        args: vec![
+            token.as_bytes().to_vec(),
+            keys.channel.clone(),
+            millis(HANDOFF_WINDOW).into_bytes(),
+        ],
+    };
+    let what = format!("releasing lock '{}'", keys.name);
+    match client.backend.eval(&what, &call)? {
+        redis::Value::Int(n) => Ok(n),
+        other => Err(Error::new(
+            ErrorKind::Server,
+            format!("{what}: unexpected reply from Redis: {other:?}"),
+        )),
+    }
+}
+
+/// Proof of holding a lock. Dropping it releases the lock (best effort,
+/// errors ignored); call [`release`](Guard::release) to see the outcome.
+///
+/// A Guard is `Send + Sync`: it may be released from another thread.
+///
+/// ```no_run
+/// # fn main() -> latchkey::Result<()> {
+/// let client = latchkey::Client::open("redis://127.0.0.1")?;
+/// let guard = client.lock("orders:42")?.acquire()?;
+/// println!("token {} fencing {} valid for {:?}", guard.token(), guard.fencing_token(), guard.remaining());
+/// guard.check()?;
+/// guard.release()?;
+/// # Ok(()) }
+/// ```
+pub struct Guard {
+    client: Arc<ClientInner>,
+    lease: Arc<Lease>,
+    done: bool,
+}
+
+impl fmt::Debug for Guard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Guard")
+            .field("name", &self.lease.name())
+            .field("fencing_token", &self.lease.fencing_token())
+            .field("remaining", &self.remaining())
+            .finish()
+    }
+}
+
+impl Guard {
+    /// The lock's name.
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// assert_eq!(guard.name(), "a");
+    /// ```
+    pub fn name(&self) -> &str {
+        self.lease.name()
+    }
+
+    /// The owner token stored in Redis (32 hex digits, from the OS random source).
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// assert_eq!(guard.token().len(), 32);
+    /// ```
+    pub fn token(&self) -> &str {
+        self.lease.token()
+    }
+
+    /// The fencing token: strictly greater than every token issued before
+    /// for this name. Pass it to the resource you protect.
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// assert!(guard.fencing_token() > 0);
+    /// ```
+    pub fn fencing_token(&self) -> u64 {
+        self.lease.fencing_token()
+    }
+
+    /// How long the lease is certainly still ours, on the local monotonic
+    /// clock: ttl minus the time since the acquire (or last renewal) was
+    /// sent, minus a drift allowance. Zero once lost or expired.
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// assert!(guard.remaining() > std::time::Duration::ZERO);
+    /// ```
+    pub fn remaining(&self) -> Duration {
+        self.lease.remaining()
+    }
+
+    /// Whether the lease is lost: renewal found it gone or taken, or its
+    /// validity ran out.
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// assert!(!guard.lost());
+    /// ```
+    pub fn lost(&self) -> bool {
+        self.lease.lost_reason().is_some()
+    }
+
+    /// `Ok(())` while the lease is held, `Err(Lost)` with the reason once not.
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// guard.check().expect("still ours");
+    /// ```
+    pub fn check(&self) -> Result<()> {
+        match self.lease.lost_reason() {
+            None => Ok(()),
+            Some(reason) => Err(Error::new(ErrorKind::Lost, reason)),
+        }
+    }
+
+    /// Sets the lease to `ttl` from now, if it is still ours; `NotHeld` if
+    /// not (the lease is then reported lost). Auto-renewal continues with
+    /// the new ttl.
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// guard.extend(std::time::Duration::from_secs(60)).unwrap();
+    /// ```
+    pub fn extend(&self, ttl: Duration) -> Result<()> {
+        check_ttl(ttl)?;
+        if let Some(reason) = self.lease.lost_reason() {
+            return Err(Error::new(
+                ErrorKind::NotHeld,
+                format!("cannot extend: {reason}"),
+            ));
+        }
+        let sent = Instant::now();
+        let what = format!("extending lock '{}'", self.name());
+        let value = self
+            .client
+            .backend
+            .eval(&what, &self.lease.extend_call(ttl))?;
+        if matches!(value, redis::Value::Int(1)) {
+            self.lease.renewed(sent, ttl);
+            return Ok(());
+        }
+        let reason = format!("lock '{}' expired or is held by another owner", self.name());
+        self.lease.mark_lost(reason.clone(), false);
+        Err(Error::new(
+            ErrorKind::NotHeld,
+            format!("cannot extend: {reason}"),
+        ))
+    }
+
+    /// Releases the lock and says whether it was still ours: `NotHeld` if
+    /// the lease had been lost (someone else may have held the lock since).
+    ///
+    /// ```no_run
+    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// guard.release().unwrap();
+    /// ```
+    pub fn release(mut self) -> Result<()> {
+        self.done = true;
+        self.release_now()
+    }
+
+    fn release_now(&self) -> Result<()> {
+        let expired = self.lease.lost_reason();
+        let lost = self.lease.mark_released().or(expired);
+        let outcome = release_script(
+            &self.client,
+            self.lease.keys(),
+            self.lease.token(),
+            self.lease.reentrant(),
+        )?;
+        match (outcome, lost) {
+            (0, reason) => Err(Error::new(
+                ErrorKind::NotHeld,
+                reason.unwrap_or_else(|| {
+                    format!(
+                        "lock '{}' was no longer held by this owner (it expired or was taken)",
+                        self.name()
+                    )
+                }),
+            )),
+            (_, Some(reason)) => Err(Error::new(
+                ErrorKind::NotHeld,
+                format!("{reason}; the lock was released now, but it was not held throughout"),
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.release_now();
+        }
+    }
+}

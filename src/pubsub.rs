@@ -1,0 +1,517 @@
+//! The release listener: one subscriber connection and one reader thread per
+//! Client, started when the first waiter needs it.
+//!
+//! The redis crate's synchronous `PubSub` owns its connection while it reads,
+//! so a waiter could not subscribe to a new channel while the reader is
+//! blocked. This module speaks the few RESP2 replies of pub/sub itself over a
+//! socket split in two: waiters write SUBSCRIBE on one half, the reader
+//! thread reads the other. A waiter only parks after Redis confirmed its
+//! subscription, so no release published after that can be missed.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::backend::PubSubEndpoint;
+use crate::error::{Error, ErrorKind, Result};
+use crate::wait::Parker;
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn try_clone(&self) -> std::io::Result<Stream> {
+        Ok(match self {
+            Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
+            Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+        })
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Stream::Tcp(s) => s.shutdown(Shutdown::Both),
+            Stream::Unix(s) => s.shutdown(Shutdown::Both),
+        };
+    }
+
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => {
+                s.set_read_timeout(read)?;
+                s.set_write_timeout(write)
+            }
+            Stream::Unix(s) => {
+                s.set_read_timeout(read)?;
+                s.set_write_timeout(write)
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+        }
+    }
+}
+
+/// A RESP2 reply, as far as pub/sub needs it.
+#[derive(Debug)]
+enum Reply {
+    Simple,
+    Error(Vec<u8>),
+    Int,
+    Bulk(Option<Vec<u8>>),
+    Array(Vec<Reply>),
+}
+
+fn bad_reply(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+}
+
+fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
+    let mut line = Vec::new();
+    reader.read_until(b'\n', &mut line)?;
+    if line.len() < 3 || !line.ends_with(b"\r\n") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "subscriber connection closed",
+        ));
+    }
+    line.truncate(line.len() - 2);
+    let (kind, rest) = (line[0], &line[1..]);
+    let number = || -> std::io::Result<i64> {
+        std::str::from_utf8(rest)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| bad_reply("malformed length in a pub/sub reply"))
+    };
+    match kind {
+        b'+' => Ok(Reply::Simple),
+        b'-' => Ok(Reply::Error(rest.to_vec())),
+        b':' => {
+            number()?;
+            Ok(Reply::Int)
+        }
+        b'$' => {
+            let len = number()?;
+            if len < 0 {
+                return Ok(Reply::Bulk(None));
+            }
+            let mut data = vec![0; len as usize + 2];
+            reader.read_exact(&mut data)?;
+            data.truncate(len as usize);
+            Ok(Reply::Bulk(Some(data)))
+        }
+        b'*' => {
+            let len = number()?;
+            let mut items = Vec::with_capacity(len.clamp(0, 16) as usize);
+            for _ in 0..len.max(0) {
+                items.push(read_reply(reader)?);
+            }
+            Ok(Reply::Array(items))
+        }
+        _ => Err(bad_reply(
+            "unexpected reply type on the subscriber connection",
+        )),
+    }
+}
+
+fn encode_command(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+    for part in parts {
+        out.extend_from_slice(format!("${}\r\n", part.len()).as_bytes());
+        out.extend_from_slice(part);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Per channel: who waits on it and how far Redis has confirmed our
+/// SUBSCRIBE commands (replies come in order, so counting is enough).
+#[derive(Default)]
+struct Channel {
+    watchers: Vec<(u64, Arc<Parker>)>,
+    subscribed: bool,
+    subs_sent: u64,
+    subs_confirmed: u64,
+}
+
+struct Connected {
+    writer: Stream,
+}
+
+#[derive(Default)]
+struct State {
+    conn: Option<Connected>,
+    epoch: u64,
+    next_watch_id: u64,
+    channels: HashMap<Vec<u8>, Channel>,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    confirmed: Condvar,
+}
+
+/// The Client's release listener. Dropping it closes the connection, which
+/// ends the reader thread.
+pub(crate) struct Subscriber {
+    endpoint: PubSubEndpoint,
+    shared: Arc<Shared>,
+}
+
+/// A waiter's interest in one channel; dropping it unsubscribes when it was
+/// the last one.
+pub(crate) struct Watch {
+    shared: Arc<Shared>,
+    channel: Vec<u8>,
+    id: u64,
+    epoch: u64,
+}
+
+impl Subscriber {
+    pub(crate) fn new(endpoint: PubSubEndpoint) -> Self {
+        Subscriber {
+            endpoint,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                confirmed: Condvar::new(),
+            }),
+        }
+    }
+
+    /// Subscribes `parker` to `channel` and returns once Redis confirmed the
+    /// subscription (or fails after the command timeout).
+    pub(crate) fn watch(&self, channel: &[u8], parker: &Arc<Parker>) -> Result<Watch> {
+        let mut state = self.shared.state.lock();
+        if state.conn.is_none() {
+            let writer = self.connect(&mut state)?;
+            state.conn = Some(Connected { writer });
+        }
+        let epoch = state.epoch;
+        let id = state.next_watch_id;
+        state.next_watch_id += 1;
+        let entry = state.channels.entry(channel.to_vec()).or_default();
+        entry.watchers.push((id, parker.clone()));
+        let watch = Watch {
+            shared: self.shared.clone(),
+            channel: channel.to_vec(),
+            id,
+            epoch,
+        };
+        let target = if entry.subscribed {
+            entry.subs_sent
+        } else {
+            entry.subscribed = true;
+            entry.subs_sent += 1;
+            let target = entry.subs_sent;
+            let command = encode_command(&[b"SUBSCRIBE", channel]);
+            if let Err(e) = write_all(&mut state, &command) {
+                drop(state);
+                drop(watch);
+                return Err(e);
+            }
+            target
+        };
+        let deadline = Instant::now() + self.endpoint.command_timeout;
+        loop {
+            if state.epoch != epoch || state.closed {
+                drop(state);
+                drop(watch);
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    "the subscriber connection closed while subscribing",
+                ));
+            }
+            let confirmed = state
+                .channels
+                .get(channel)
+                .is_some_and(|c| c.subs_confirmed >= target);
+            if confirmed {
+                return Ok(watch);
+            }
+            if self
+                .shared
+                .confirmed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                drop(state);
+                drop(watch);
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    "Redis did not confirm a SUBSCRIBE within the command timeout",
+                ));
+            }
+        }
+    }
+
+    fn connect(&self, state: &mut State) -> Result<Stream> {
+        if state.closed {
+            return Err(Error::new(ErrorKind::Connection, "the client is closed"));
+        }
+        let stream = open_stream(&self.endpoint)?;
+        let reader = stream.try_clone().map_err(io_error)?;
+        state.epoch += 1;
+        let epoch = state.epoch;
+        let shared = self.shared.clone();
+        std::thread::Builder::new()
+            .name("latchkey-pubsub".into())
+            .spawn(move || read_loop(shared, reader, epoch))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Connection,
+                    format!("cannot start the pub/sub thread: {e}"),
+                )
+            })?;
+        Ok(stream)
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        state.closed = true;
+        if let Some(conn) = state.conn.take() {
+            conn.writer.shutdown();
+        }
+    }
+}
+
+impl Watch {
+    /// False once the subscriber connection this watch was made on is gone:
+    /// the waiter must watch again to hear releases.
+    pub(crate) fn is_live(&self) -> bool {
+        let state = self.shared.state.lock();
+        state.epoch == self.epoch && state.conn.is_some()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock();
+        let same_connection = state.epoch == self.epoch && state.conn.is_some();
+        let Some(entry) = state.channels.get_mut(&self.channel) else {
+            return;
+        };
+        entry.watchers.retain(|(id, _)| *id != self.id);
+        if !entry.watchers.is_empty() {
+            return;
+        }
+        let unsubscribe = entry.subscribed && same_connection;
+        entry.subscribed = false;
+        if entry.subs_confirmed >= entry.subs_sent {
+            state.channels.remove(&self.channel);
+        }
+        if unsubscribe {
+            let command = encode_command(&[b"UNSUBSCRIBE", &self.channel]);
+            let _ = write_all(&mut state, &command);
+        }
+    }
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    let kind = if matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+    ) {
+        ErrorKind::Timeout
+    } else {
+        ErrorKind::Connection
+    };
+    Error::new(kind, format!("pub/sub connection: {e}"))
+}
+
+fn write_all(state: &mut State, bytes: &[u8]) -> Result<()> {
+    let Some(conn) = state.conn.as_mut() else {
+        return Err(Error::new(
+            ErrorKind::Connection,
+            "pub/sub connection is closed",
+        ));
+    };
+    if let Err(e) = conn.writer.write_all(bytes) {
+        conn.writer.shutdown();
+        return Err(io_error(e));
+    }
+    Ok(())
+}
+
+fn open_stream(endpoint: &PubSubEndpoint) -> Result<Stream> {
+    let stream = match endpoint.info.addr() {
+        redis::ConnectionAddr::Tcp(host, port) => {
+            let addrs = (host.as_str(), *port).to_socket_addrs().map_err(io_error)?;
+            let mut last = None;
+            let mut connected = None;
+            for addr in addrs {
+                match TcpStream::connect_timeout(&addr, endpoint.connect_timeout) {
+                    Ok(s) => {
+                        connected = Some(s);
+                        break;
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            let s = connected.ok_or_else(|| {
+                io_error(last.unwrap_or_else(|| bad_reply("the host name resolved to no address")))
+            })?;
+            let _ = s.set_nodelay(true);
+            Stream::Tcp(s)
+        }
+        redis::ConnectionAddr::Unix(path) => {
+            Stream::Unix(UnixStream::connect(path).map_err(io_error)?)
+        }
+        _ => {
+            return Err(Error::invalid(
+                "waiting on this kind of connection (TLS) is not supported yet",
+            ))
+        }
+    };
+    stream
+        .set_timeouts(
+            Some(endpoint.command_timeout),
+            Some(endpoint.command_timeout),
+        )
+        .map_err(io_error)?;
+    let mut stream = stream;
+    authenticate(&mut stream, endpoint)?;
+    // From now on the reader blocks until a message comes, however long.
+    stream
+        .set_timeouts(None, Some(endpoint.command_timeout))
+        .map_err(io_error)?;
+    Ok(stream)
+}
+
+fn authenticate(stream: &mut Stream, endpoint: &PubSubEndpoint) -> Result<()> {
+    let settings = endpoint.info.redis_settings();
+    let Some(password) = settings.password() else {
+        return Ok(());
+    };
+    let command = match settings.username() {
+        Some(user) => encode_command(&[b"AUTH", user.as_bytes(), password.as_bytes()]),
+        None => encode_command(&[b"AUTH", password.as_bytes()]),
+    };
+    stream.write_all(&command).map_err(io_error)?;
+    let mut reader = BufReader::new(stream.try_clone().map_err(io_error)?);
+    match read_reply(&mut reader).map_err(io_error)? {
+        Reply::Simple => Ok(()),
+        // The server's message names no password; we never echo ours.
+        Reply::Error(text) => Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "pub/sub connection: authentication failed: {}",
+                String::from_utf8_lossy(&text)
+            ),
+        )),
+        _ => Err(Error::new(
+            ErrorKind::Connection,
+            "pub/sub connection: unexpected reply to AUTH",
+        )),
+    }
+}
+
+fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
+    let mut reader = BufReader::new(reader);
+    while let Ok(reply) = read_reply(&mut reader) {
+        let Reply::Array(items) = reply else { continue };
+        let mut items = items.into_iter();
+        let (Some(Reply::Bulk(Some(kind))), Some(Reply::Bulk(Some(channel)))) =
+            (items.next(), items.next())
+        else {
+            continue;
+        };
+        let mut state = shared.state.lock();
+        match kind.as_slice() {
+            b"message" => {
+                if let Some(entry) = state.channels.get(&channel) {
+                    for (_, parker) in &entry.watchers {
+                        parker.wake();
+                    }
+                }
+            }
+            b"subscribe" => {
+                if let Some(entry) = state.channels.get_mut(&channel) {
+                    entry.subs_confirmed += 1;
+                    if entry.watchers.is_empty() && entry.subs_confirmed >= entry.subs_sent {
+                        state.channels.remove(&channel);
+                    }
+                }
+                shared.confirmed.notify_all();
+            }
+            _ => {}
+        }
+    }
+    // The connection is gone: forget it and wake everyone, so waiters retry
+    // at once and subscribe again on a new connection.
+    let mut state = shared.state.lock();
+    if state.epoch == epoch {
+        if let Some(conn) = state.conn.take() {
+            conn.writer.shutdown();
+        }
+        for entry in state.channels.values_mut() {
+            entry.subscribed = false;
+            entry.subs_sent = 0;
+            entry.subs_confirmed = 0;
+            for (_, parker) in &entry.watchers {
+                parker.wake();
+            }
+        }
+        state.channels.retain(|_, c| !c.watchers.is_empty());
+        shared.confirmed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_message_reply() {
+        let bytes = b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$8\r\nreleased\r\n";
+        let reply = read_reply(&mut &bytes[..]).unwrap();
+        match reply {
+            Reply::Array(items) => assert_eq!(items.len(), 3),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejects_a_truncated_reply() {
+        assert!(read_reply(&mut &b"*3\r\n$7\r\nmess"[..]).is_err());
+        assert!(read_reply(&mut &b""[..]).is_err());
+        assert!(read_reply(&mut &b"$x\r\n"[..]).is_err());
+    }
+
+    #[test]
+    fn encodes_commands_as_resp_arrays() {
+        assert_eq!(
+            encode_command(&[b"SUBSCRIBE", b"a b"]),
+            b"*2\r\n$9\r\nSUBSCRIBE\r\n$3\r\na b\r\n"
+        );
+    }
+}

@@ -1,0 +1,167 @@
+//! Waiting without polling: parkers that a release message, a deadline or a
+//! cancellation wakes, and the [`CancelToken`] that another thread triggers.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+/// Where one waiting thread sleeps. Every wake-up bumps a counter, so a
+/// waiter that read the counter before its last acquire attempt can never
+/// miss a release that happened after that attempt.
+pub(crate) struct Parker {
+    wakeups: Mutex<u64>,
+    cond: Condvar,
+}
+
+impl Parker {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Parker {
+            wakeups: Mutex::new(0),
+            cond: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn wakeups(&self) -> u64 {
+        *self.wakeups.lock()
+    }
+
+    pub(crate) fn wake(&self) {
+        *self.wakeups.lock() += 1;
+        self.cond.notify_all();
+    }
+
+    /// Sleeps until the counter differs from `seen` or `until` passes.
+    /// Returns true when woken, false on the deadline.
+    pub(crate) fn park(&self, seen: u64, until: Instant) -> bool {
+        let mut wakeups = self.wakeups.lock();
+        while *wakeups == seen {
+            if self.cond.wait_until(&mut wakeups, until).timed_out() {
+                return *wakeups != seen;
+            }
+        }
+        true
+    }
+}
+
+/// Lets one thread interrupt another thread's blocking acquire.
+///
+/// Cloning gives another handle to the same token. Once cancelled, every
+/// acquire that was given the token returns `ErrorKind::Cancelled`
+/// promptly, now and later, until [`reset`](CancelToken::reset).
+///
+/// ```no_run
+/// # fn main() -> latchkey::Result<()> {
+/// use latchkey::{CancelToken, Client, ErrorKind};
+/// let client = Client::open("redis://127.0.0.1:6379")?;
+/// let lock = client.lock("report")?;
+/// let cancel = CancelToken::new();
+/// let stopper = cancel.clone();
+/// std::thread::spawn(move || stopper.cancel());
+/// match lock.acquire_with(None, Some(&cancel)) {
+///     Ok(guard) => drop(guard),
+///     Err(e) => assert_eq!(e.kind(), ErrorKind::Cancelled),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Default)]
+pub struct CancelToken {
+    inner: Arc<CancelInner>,
+}
+
+#[derive(Default)]
+struct CancelInner {
+    cancelled: AtomicBool,
+    next_id: AtomicU64,
+    parked: Mutex<Vec<(u64, Arc<Parker>)>>,
+}
+
+impl std::fmt::Debug for CancelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CancelToken")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}
+
+impl CancelToken {
+    /// A token that is not cancelled.
+    ///
+    /// ```
+    /// assert!(!latchkey::CancelToken::new().is_cancelled());
+    /// ```
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Cancels: wakes every acquire waiting with this token.
+    ///
+    /// ```
+    /// let t = latchkey::CancelToken::new();
+    /// t.cancel();
+    /// assert!(t.is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        for (_, parker) in self.inner.parked.lock().iter() {
+            parker.wake();
+        }
+    }
+
+    /// Whether [`cancel`](CancelToken::cancel) was called (since the last reset).
+    ///
+    /// ```
+    /// assert!(!latchkey::CancelToken::new().is_cancelled());
+    /// ```
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// Makes the token usable again after a cancellation.
+    ///
+    /// ```
+    /// let t = latchkey::CancelToken::new();
+    /// t.cancel();
+    /// t.reset();
+    /// assert!(!t.is_cancelled());
+    /// ```
+    pub fn reset(&self) {
+        self.inner.cancelled.store(false, Ordering::SeqCst);
+    }
+
+    /// Registers a parker to be woken by `cancel` until the registration drops.
+    pub(crate) fn register(&self, parker: &Arc<Parker>) -> CancelRegistration {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.parked.lock().push((id, parker.clone()));
+        CancelRegistration {
+            token: self.clone(),
+            id,
+        }
+    }
+}
+
+pub(crate) struct CancelRegistration {
+    token: CancelToken,
+    id: u64,
+}
+
+impl Drop for CancelRegistration {
+    fn drop(&mut self) {
+        self.token
+            .inner
+            .parked
+            .lock()
+            .retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// A small random duration in `[0, max)`, to spread simultaneous retries.
+pub(crate) fn jitter(max: Duration) -> Duration {
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    let random = uuid::Uuid::new_v4().as_u128() as u64;
+    let nanos = max.as_nanos().min(u128::from(u64::MAX)) as u64;
+    Duration::from_nanos(random % nanos)
+}
