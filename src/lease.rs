@@ -3,7 +3,6 @@
 //! the moment the acquire (or the last renewal) was sent, minus a drift
 //! allowance, so a lease never claims more time than Redis gives it.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +48,6 @@ struct LeaseState {
 }
 
 pub(crate) struct Lease {
-    pub(crate) id: u64,
     keys: LockKeys,
     token: String,
     fencing_token: u64,
@@ -58,8 +56,6 @@ pub(crate) struct Lease {
     on_lost: Option<LostCallback>,
     state: Mutex<LeaseState>,
 }
-
-static NEXT_LEASE_ID: AtomicU64 = AtomicU64::new(1);
 
 pub(crate) struct NewLease {
     pub(crate) keys: LockKeys,
@@ -75,7 +71,6 @@ pub(crate) struct NewLease {
 impl Lease {
     pub(crate) fn new(new: NewLease) -> Arc<Self> {
         Arc::new(Lease {
-            id: NEXT_LEASE_ID.fetch_add(1, Ordering::Relaxed),
             keys: new.keys,
             token: new.token,
             fencing_token: new.fencing_token,
@@ -208,6 +203,29 @@ impl Lease {
         let mut state = self.state.lock();
         state.released = true;
         state.lost.clone()
+    }
+}
+
+/// After a release that woke waiters, fresh acquirers (that were not
+/// waiting) stand back this long so a woken waiter gets the lock: without it
+/// a holder that releases and re-acquires in a loop wins almost every time.
+const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
+
+/// The owner-checked release of `token` on the lock `keys`.
+pub(crate) fn release_call<'a>(keys: &'a LockKeys, token: &str, reentrant: bool) -> Call<'a> {
+    let script = if reentrant {
+        scripts::reentrant_release()
+    } else {
+        scripts::release()
+    };
+    Call {
+        script,
+        keys: vec![&keys.lock, &keys.handoff],
+        args: vec![
+            token.as_bytes().to_vec(),
+            keys.channel.clone(),
+            millis(HANDOFF_WINDOW).into_bytes(),
+        ],
     }
 }
 

@@ -8,7 +8,7 @@ use crate::backend::Call;
 use crate::client::{parse_flag_and_token, ClientInner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
-use crate::lease::{millis, Lease, LostCallback, LostLease, NewLease};
+use crate::lease::{millis, release_call, Lease, LostCallback, LostLease, NewLease};
 use crate::scripts;
 use crate::wait::{jitter, CancelToken, Parker};
 
@@ -17,10 +17,6 @@ pub const MIN_TTL: Duration = Duration::from_millis(10);
 /// The longest ttl accepted (30 days).
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// After a release that woke waiters, fresh acquirers (that were not
-/// waiting) stand back this long so a woken waiter gets the lock: without it
-/// a holder that releases and re-acquires in a loop wins almost every time.
-const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
 /// Longest sleep between attempts when no release message can arrive (the
 /// holder's key has no expiry, or the listener is unavailable).
 const BLIND_WAIT: Duration = Duration::from_millis(100);
@@ -245,6 +241,33 @@ impl fmt::Debug for Lock {
     }
 }
 
+/// What an acquire knows about Redis being unreachable while it waits.
+#[derive(Default)]
+struct Outage {
+    answered: bool,
+    /// When the first attempt with an unknown outcome was sent.
+    first_unknown: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Outage {
+    fn ever_answered(&self) -> bool {
+        self.answered
+    }
+
+    fn answered(&mut self) {
+        self.answered = true;
+        self.backoff = Duration::ZERO;
+    }
+
+    /// Records a failed attempt; returns how long to wait before the next.
+    fn failed(&mut self, sent: Instant) -> Duration {
+        self.first_unknown.get_or_insert(sent);
+        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        self.backoff
+    }
+}
+
 enum Attempt {
     Acquired(u64),
     Held(Duration),
@@ -366,8 +389,10 @@ impl Lock {
         // A single try may take the lock even while a handoff to woken
         // waiters is pending; so may anyone who has already waited.
         let mut waited = try_once;
+        let mut outage = Outage::default();
         loop {
             if cancel.is_some_and(|c| c.is_cancelled()) {
+                self.abandon(&token, &outage);
                 return Err(Error::new(
                     ErrorKind::Cancelled,
                     format!("acquiring lock '{}' was cancelled", self.keys.name),
@@ -375,18 +400,37 @@ impl Lock {
             }
             let seen = parker.wakeups();
             let sent = Instant::now();
-            let holder_ttl = match self.attempt(&token, waited) {
+            let result = self.attempt(&token, waited);
+            let now = Instant::now();
+            let out_of_time = try_once || deadline.is_some_and(|d| now >= d);
+            let holder_ttl = match result {
                 Ok(Attempt::Acquired(fencing_token)) => {
                     return Ok(Some(self.guard(token, fencing_token, sent)))
                 }
-                Ok(Attempt::Held(ttl)) => ttl,
+                Ok(Attempt::Held(ttl)) => {
+                    outage.answered();
+                    ttl
+                }
                 Err(e) => {
-                    self.clean_up_unknown_outcome(&token, &e);
-                    return Err(e);
+                    let transient = matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection);
+                    if !transient || out_of_time || !outage.ever_answered() {
+                        if transient {
+                            outage.failed(sent);
+                        }
+                        self.abandon(&token, &outage);
+                        return Err(e);
+                    }
+                    // Redis went away while we waited: ride the outage out
+                    // until our deadline, retrying with the same token (the
+                    // acquire script recognises a retry that already won).
+                    let pause = outage.failed(sent);
+                    let wake_at = deadline.map_or(now + pause, |d| d.min(now + pause));
+                    parker.park(seen, wake_at);
+                    continue;
                 }
             };
-            let now = Instant::now();
-            if try_once || deadline.is_some_and(|d| now >= d) {
+            if out_of_time {
+                self.abandon(&token, &outage);
                 return Ok(None);
             }
             // Subscribe before sleeping, then try again at once: a release
@@ -418,6 +462,22 @@ impl Lock {
         }
     }
 
+    /// Giving up after an attempt whose outcome is unknown (it timed out or
+    /// lost its connection, so Redis may yet run it): the watchdog releases
+    /// that token once Redis answers, so it cannot sit there for a whole ttl.
+    /// A reentrant handle may legitimately hold the lock already, so its
+    /// stray hold is left to expire instead.
+    fn abandon(&self, token: &str, outage: &Outage) {
+        if let Some(first_unknown) = outage.first_unknown {
+            if !self.options.reentrant {
+                let until = first_unknown + self.options.ttl;
+                self.client
+                    .watchdog
+                    .release_later(self.keys.clone(), token.to_string(), until);
+            }
+        }
+    }
+
     fn attempt(&self, token: &str, waited: bool) -> Result<Attempt> {
         let script = if self.options.reentrant {
             scripts::reentrant_acquire()
@@ -440,19 +500,6 @@ impl Lock {
         } else {
             Attempt::Held(Duration::from_millis(number))
         })
-    }
-
-    /// An acquire that timed out or lost its connection may still have
-    /// taken the lock: give it back by token so it does not sit there for a
-    /// whole ttl. (A reentrant handle may hold the lock already, so its
-    /// stray hold is left to expire instead.)
-    fn clean_up_unknown_outcome(&self, token: &str, err: &Error) {
-        if self.options.reentrant
-            || !matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection)
-        {
-            return;
-        }
-        let _ = release_script(&self.client, &self.keys, token, false);
     }
 
     fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
@@ -483,22 +530,11 @@ fn release_script(
     token: &str,
     reentrant: bool,
 ) -> Result<i64> {
-    let script = if reentrant {
-        scripts::reentrant_release()
-    } else {
-        scripts::release()
-    };
-    let call = Call {
-        script,
-        keys: vec![&keys.lock, &keys.handoff],
-        args: vec![
-            token.as_bytes().to_vec(),
-            keys.channel.clone(),
-            millis(HANDOFF_WINDOW).into_bytes(),
-        ],
-    };
     let what = format!("releasing lock '{}'", keys.name);
-    match client.backend.eval(&what, &call)? {
+    match client
+        .backend
+        .eval(&what, &release_call(keys, token, reentrant))?
+    {
         redis::Value::Int(n) => Ok(n),
         other => Err(Error::new(
             ErrorKind::Server,

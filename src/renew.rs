@@ -2,6 +2,9 @@
 //! renewing all leases that are due in one pipelined round trip, and marks a
 //! lease lost (loudly: flag, `check()` error, callback) the moment renewal
 //! shows it is no longer ours or cannot be confirmed before it runs out.
+//!
+//! The same thread also gives back locks that an acquire may have taken
+//! without hearing about it (the command timed out, Redis ran it later).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -10,7 +13,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Backend, Call};
-use crate::lease::Lease;
+use crate::keys::LockKeys;
+use crate::lease::{release_call, Lease};
 
 /// How many renewals go into one pipelined round trip.
 const BATCH: usize = 1000;
@@ -18,13 +22,35 @@ const BATCH: usize = 1000;
 /// so many leases taken at slightly different times share renewals.
 const COALESCE: Duration = Duration::from_millis(20);
 
+enum Task {
+    /// Renew this lease (skipped if released or dropped meanwhile).
+    Renew(Weak<Lease>),
+    /// Release a token whose acquire had an unknown outcome.
+    Release(Box<StrayToken>),
+}
+
+struct StrayToken {
+    keys: LockKeys,
+    token: String,
+    /// After this the key has expired anyway.
+    until: Instant,
+    backoff: Duration,
+}
+
 #[derive(Default)]
 struct Schedule {
-    /// Next renewal time and lease id -> the lease. A released or dropped
-    /// lease is skipped when its turn comes.
-    due: BTreeMap<(Instant, u64), Weak<Lease>>,
+    /// Due time and a unique id -> what to do.
+    due: BTreeMap<(Instant, u64), Task>,
+    next_id: u64,
     stop: bool,
     started: bool,
+}
+
+impl Schedule {
+    fn push(&mut self, when: Instant, task: Task) {
+        self.next_id += 1;
+        self.due.insert((when, self.next_id), task);
+    }
 }
 
 pub(crate) struct Watchdog {
@@ -48,11 +74,26 @@ impl Watchdog {
         }
     }
 
-    /// Starts renewing `lease` (the thread starts with the first lease).
+    /// Starts renewing `lease`.
     pub(crate) fn watch(&self, lease: &Arc<Lease>) {
+        self.schedule(lease.next_renewal(), Task::Renew(Arc::downgrade(lease)));
+    }
+
+    /// Releases `token` on `keys` as soon as Redis answers, retrying until
+    /// `until` (when the key would have expired anyway).
+    pub(crate) fn release_later(&self, keys: LockKeys, token: String, until: Instant) {
+        let stray = StrayToken {
+            keys,
+            token,
+            until,
+            backoff: Duration::from_millis(100),
+        };
+        self.schedule(Instant::now(), Task::Release(Box::new(stray)));
+    }
+
+    fn schedule(&self, when: Instant, task: Task) {
         let mut schedule = self.shared.schedule.lock();
-        let next = lease.next_renewal();
-        schedule.due.insert((next, lease.id), Arc::downgrade(lease));
+        schedule.push(when, task);
         if !schedule.started {
             schedule.started = true;
             let shared = self.shared.clone();
@@ -61,8 +102,8 @@ impl Watchdog {
                 .name("latchkey-watchdog".into())
                 .spawn(move || run(shared, backend));
             if spawned.is_err() {
-                // Without a thread the lease cannot be renewed; it will run
-                // out and `check()` reports it, as documented.
+                // Without a thread nothing is renewed: leases run out and
+                // `check()` reports it, as documented. Try again next time.
                 schedule.started = false;
             }
         }
@@ -79,13 +120,13 @@ impl Drop for Watchdog {
 
 fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
     loop {
-        let batch = {
+        let tasks = {
             let mut schedule = shared.schedule.lock();
             loop {
                 if schedule.stop {
                     return;
                 }
-                let Some((&(first, _), _)) = schedule.due.first_key_value() else {
+                let Some(&(first, _)) = schedule.due.keys().next() else {
                     shared.changed.wait(&mut schedule);
                     continue;
                 };
@@ -96,36 +137,58 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
                 break take_due(&mut schedule, first + COALESCE);
             }
         };
-        for chunk in batch.chunks(BATCH) {
-            let next = renew(backend.as_ref(), chunk);
-            let mut schedule = shared.schedule.lock();
-            for (lease, when) in next {
-                schedule
-                    .due
-                    .insert((when, lease.id), Arc::downgrade(&lease));
+        let mut leases = Vec::new();
+        let mut next = Vec::new();
+        for task in tasks {
+            match task {
+                Task::Renew(weak) => match weak.upgrade() {
+                    Some(lease) if lease.is_active() => leases.push(lease),
+                    _ => {}
+                },
+                Task::Release(stray) => next.extend(release_stray(backend.as_ref(), *stray)),
             }
+        }
+        for chunk in leases.chunks(BATCH) {
+            next.extend(renew(backend.as_ref(), chunk));
+        }
+        let mut schedule = shared.schedule.lock();
+        for (when, task) in next {
+            schedule.push(when, task);
         }
     }
 }
 
-fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Arc<Lease>> {
-    let mut batch = Vec::new();
+fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Task> {
+    let mut tasks = Vec::new();
     while let Some(entry) = schedule.due.first_entry() {
         if entry.key().0 > until {
             break;
         }
-        if let Some(lease) = entry.remove().upgrade() {
-            if lease.is_active() {
-                batch.push(lease);
-            }
-        }
+        tasks.push(entry.remove());
     }
-    batch
+    tasks
+}
+
+/// Tries to release a stray token; reschedules it while it may still exist.
+fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instant, Task)> {
+    let call = release_call(&stray.keys, &stray.token, false);
+    let released = matches!(
+        backend.eval("releasing an abandoned acquire", &call),
+        Ok(redis::Value::Int(1))
+    );
+    let now = Instant::now();
+    if released || now >= stray.until {
+        return None;
+    }
+    // Not there (yet): the command may still be queued in a paused server.
+    let when = (now + stray.backoff).min(stray.until);
+    stray.backoff = (stray.backoff * 2).min(Duration::from_secs(2));
+    Some((when, Task::Release(Box::new(stray))))
 }
 
 /// Renews one chunk of leases in one round trip; returns the leases that
 /// stay scheduled, with their next renewal time.
-fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Arc<Lease>, Instant)> {
+fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
     let ttls: Vec<Duration> = leases.iter().map(|l| l.ttl()).collect();
     let calls: Vec<Call<'_>> = leases
         .iter()
@@ -147,7 +210,7 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Arc<Lease>, Insta
         match outcome {
             Ok(true) => {
                 lease.renewed(sent, ttls[i]);
-                keep.push((lease.clone(), lease.next_renewal()));
+                keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
             }
             Ok(false) => lease.mark_lost(
                 format!(
@@ -169,7 +232,7 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Arc<Lease>, Insta
                 } else {
                     // Try again soon, but never after the lease runs out.
                     let retry = (now + lease.ttl() / 10).min(lease.valid_until());
-                    keep.push((lease.clone(), retry));
+                    keep.push((retry, Task::Renew(Arc::downgrade(lease))));
                 }
             }
         }

@@ -157,28 +157,7 @@ fn cancel_interrupts_a_waiting_acquire() {
         lock.acquire_with(None, Some(&cancel)).unwrap_err()
     });
     // Cancel once the waiter is parked: its subscription shows on the server.
-    let mut admin = server.admin();
-    loop {
-        let subs: Vec<(String, i64)> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg("latchkey:{cancel}:ch")
-            .query(&mut admin)
-            .map(|v: Vec<redis::Value>| {
-                v.chunks(2)
-                    .map(|c| match (&c[0], &c[1]) {
-                        (redis::Value::BulkString(n), redis::Value::Int(i)) => {
-                            (String::from_utf8_lossy(n).into_owned(), *i)
-                        }
-                        _ => (String::new(), 0),
-                    })
-                    .collect()
-            })
-            .unwrap();
-        if subs.first().is_some_and(|(_, n)| *n > 0) {
-            break;
-        }
-        thread::yield_now();
-    }
+    support::wait_for_waiter(&server, "cancel");
     remote.cancel();
     let err = waiter.join().unwrap();
     assert_eq!(err.kind(), ErrorKind::Cancelled);
@@ -427,4 +406,59 @@ fn many_threads_share_one_client() {
         t.join().unwrap();
     }
     assert_eq!(counter.lock().0, 800);
+}
+
+/// A holder and a waiter on one client: exercises the pool and the pub/sub
+/// listener over whatever transport the URL names.
+fn handoff_over(url: &str) {
+    let client = Client::open(url).unwrap();
+    let guard = client.lock("transport").unwrap().acquire().unwrap();
+    let waiter_client = client.clone();
+    let waiter = thread::spawn(move || {
+        let lock = waiter_client.lock("transport").unwrap();
+        lock.acquire_timeout(Duration::from_secs(20))
+            .map(|g| g.fencing_token())
+    });
+    // The holder's 30 s lease would outlast the waiter's deadline: only the
+    // release message can hand the lock over in time.
+    let mut admin = redis::Client::open(url).unwrap().get_connection().unwrap();
+    loop {
+        let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("latchkey:{transport}:ch")
+            .query(&mut admin)
+            .unwrap();
+        if matches!(reply.get(1), Some(redis::Value::Int(n)) if *n > 0) {
+            break;
+        }
+    }
+    let token = guard.fencing_token();
+    guard.release().unwrap();
+    assert!(waiter.join().unwrap().unwrap() > token);
+}
+
+#[test]
+fn unix_sockets_work() {
+    let dir = support::TempDir::new("unix");
+    let socket = dir.0.join("redis.sock");
+    let server = RedisServer::start_with(&[
+        "--unixsocket",
+        socket.to_str().unwrap(),
+        "--unixsocketperm",
+        "700",
+    ]);
+    let _ = &server;
+    handoff_over(&format!("unix://{}", socket.display()));
+}
+
+#[test]
+fn passwords_are_used_and_never_shown() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    handoff_over(&format!("redis://:s3cret-pw@127.0.0.1:{}", server.port));
+
+    let wrong = Client::open(&format!("redis://:wrong-pw@127.0.0.1:{}", server.port)).unwrap();
+    let err = wrong.lock("x").unwrap().try_acquire().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(!err.to_string().contains("wrong-pw"), "{err}");
+    assert!(!format!("{wrong:?}").contains("wrong-pw"));
 }

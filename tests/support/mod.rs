@@ -185,3 +185,21 @@ impl Drop for TempDir {
 pub fn tool() -> Command {
     Command::new(env!("CARGO_BIN_EXE_latchkey"))
 }
+
+/// Blocks until some client is subscribed to the release channel of lock
+/// `name` (default prefix): a waiter is parked and listening.
+pub fn wait_for_waiter(server: &RedisServer, name: &str) {
+    let channel = format!("latchkey:{{{name}}}:ch");
+    let mut admin = server.admin();
+    loop {
+        let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query(&mut admin)
+            .unwrap();
+        if matches!(reply.get(1), Some(redis::Value::Int(n)) if *n > 0) {
+            return;
+        }
+        std::thread::yield_now();
+    }
+}
