@@ -48,7 +48,7 @@ lint:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 
 rust-test:
-	$(CARGO) test --release
+	bash tools/with-redis $(CARGO) test --release
 
 ## Demo and benchmarks ---------------------------------------------------------
 

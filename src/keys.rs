@@ -15,7 +15,6 @@ pub(crate) struct LockKeys {
     pub(crate) name: String,
     pub(crate) lock: Vec<u8>,
     pub(crate) fence: Vec<u8>,
-    pub(crate) handoff: Vec<u8>,
     pub(crate) channel: Vec<u8>,
 }
 
@@ -26,7 +25,6 @@ impl LockKeys {
         Ok(LockKeys {
             name: name.to_string(),
             fence: format!("{lock}:fence").into_bytes(),
-            handoff: format!("{lock}:handoff").into_bytes(),
             channel: format!("{lock}:ch").into_bytes(),
             lock: lock.into_bytes(),
         })

@@ -45,6 +45,8 @@ struct LeaseState {
     valid_until: Instant,
     lost: Option<String>,
     released: bool,
+    /// The watchdog's schedule entry, so a release can remove it at once.
+    scheduled: Option<(Instant, u64)>,
 }
 
 pub(crate) struct Lease {
@@ -82,6 +84,7 @@ impl Lease {
                 valid_until: new.sent + new.ttl.saturating_sub(drift(new.ttl)),
                 lost: None,
                 released: false,
+                scheduled: None,
             }),
         })
     }
@@ -197,6 +200,16 @@ impl Lease {
         }
     }
 
+    /// Remembers where the watchdog scheduled this lease (`None`: not now).
+    pub(crate) fn set_scheduled(&self, slot: Option<(Instant, u64)>) {
+        self.state.lock().scheduled = slot;
+    }
+
+    /// The watchdog's schedule entry, taken (the caller removes it).
+    pub(crate) fn take_scheduled(&self) -> Option<(Instant, u64)> {
+        self.state.lock().scheduled.take()
+    }
+
     /// Stops renewal and reporting: the holder is giving the lock back.
     /// Returns the loss reason if the lease was already lost.
     pub(crate) fn mark_released(&self) -> Option<String> {
@@ -220,7 +233,7 @@ pub(crate) fn release_call<'a>(keys: &'a LockKeys, token: &str, reentrant: bool)
     };
     Call {
         script,
-        keys: vec![&keys.lock, &keys.handoff],
+        keys: vec![&keys.lock],
         args: vec![
             token.as_bytes().to_vec(),
             keys.channel.clone(),

@@ -10,12 +10,13 @@
 //! - waiters woken by pub/sub, not by polling;
 //! - the same core behind a C ABI for C, Python and Go.
 //!
-//! ```no_run
+//! ```
 //! # fn main() -> latchkey::Result<()> {
+//! # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
 //! use std::time::Duration;
 //! use latchkey::{Client, LockOptions};
 //!
-//! let client = Client::open("redis://127.0.0.1:6379")?;
+//! let client = Client::open(&url)?;
 //! let lock = client.lock_with("nightly-report", LockOptions::new().ttl(Duration::from_secs(10)))?;
 //! let guard = lock.acquire_timeout(Duration::from_secs(30))?;
 //! // Give the fencing token to the resource, so a stale holder is refused.

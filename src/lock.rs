@@ -211,10 +211,11 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
 /// reentrant lock the handle is the owner: two handles for the same name
 /// exclude each other, one handle may nest.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> latchkey::Result<()> {
+/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
 /// use std::time::Duration;
-/// let client = latchkey::Client::open("redis://127.0.0.1:6379")?;
+/// let client = latchkey::Client::open(&url)?;
 /// let lock = client.lock("orders:42")?;
 /// if let Some(guard) = lock.try_acquire()? {
 ///     // ... critical section ...
@@ -309,8 +310,9 @@ impl Lock {
 
     /// Blocks until the lock is acquired (or Redis fails).
     ///
-    /// ```no_run
-    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// let client = latchkey::Client::open(&url).unwrap();
     /// let guard = client.lock("a").unwrap().acquire().unwrap();
     /// # drop(guard);
     /// ```
@@ -320,8 +322,9 @@ impl Lock {
 
     /// Blocks at most `timeout`; `ErrorKind::Timeout` if the lock stayed held.
     ///
-    /// ```no_run
-    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// let client = latchkey::Client::open(&url).unwrap();
     /// let guard = client.lock("a").unwrap().acquire_timeout(std::time::Duration::from_secs(2));
     /// # drop(guard);
     /// ```
@@ -331,8 +334,9 @@ impl Lock {
 
     /// One attempt, no waiting: `Ok(None)` if someone else holds the lock.
     ///
-    /// ```no_run
-    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// let client = latchkey::Client::open(&url).unwrap();
     /// match client.lock("a").unwrap().try_acquire().unwrap() {
     ///     Some(guard) => drop(guard),
     ///     None => println!("busy"),
@@ -346,8 +350,9 @@ impl Lock {
     /// attempt, `Timeout` if held), and give up with `ErrorKind::Cancelled`
     /// as soon as `cancel` is triggered from another thread.
     ///
-    /// ```no_run
-    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// let client = latchkey::Client::open(&url).unwrap();
     /// let cancel = latchkey::CancelToken::new();
     /// let guard = client.lock("a").unwrap().acquire_with(None, Some(&cancel));
     /// # drop(guard);
@@ -486,7 +491,7 @@ impl Lock {
         };
         let call = Call {
             script,
-            keys: vec![&self.keys.lock, &self.keys.fence, &self.keys.handoff],
+            keys: vec![&self.keys.lock, &self.keys.fence],
             args: vec![
                 token.as_bytes().to_vec(),
                 millis(self.options.ttl).into_bytes(),
@@ -548,9 +553,10 @@ fn release_script(
 ///
 /// A Guard is `Send + Sync`: it may be released from another thread.
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> latchkey::Result<()> {
-/// let client = latchkey::Client::open("redis://127.0.0.1")?;
+/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+/// let client = latchkey::Client::open(&url)?;
 /// let guard = client.lock("orders:42")?.acquire()?;
 /// println!("token {} fencing {} valid for {:?}", guard.token(), guard.fencing_token(), guard.remaining());
 /// guard.check()?;
@@ -576,8 +582,9 @@ impl fmt::Debug for Guard {
 impl Guard {
     /// The lock's name.
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert_eq!(guard.name(), "a");
     /// ```
     pub fn name(&self) -> &str {
@@ -586,8 +593,9 @@ impl Guard {
 
     /// The owner token stored in Redis (32 hex digits, from the OS random source).
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert_eq!(guard.token().len(), 32);
     /// ```
     pub fn token(&self) -> &str {
@@ -597,8 +605,9 @@ impl Guard {
     /// The fencing token: strictly greater than every token issued before
     /// for this name. Pass it to the resource you protect.
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(guard.fencing_token() > 0);
     /// ```
     pub fn fencing_token(&self) -> u64 {
@@ -609,8 +618,9 @@ impl Guard {
     /// clock: ttl minus the time since the acquire (or last renewal) was
     /// sent, minus a drift allowance. Zero once lost or expired.
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(guard.remaining() > std::time::Duration::ZERO);
     /// ```
     pub fn remaining(&self) -> Duration {
@@ -620,8 +630,9 @@ impl Guard {
     /// Whether the lease is lost: renewal found it gone or taken, or its
     /// validity ran out.
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(!guard.lost());
     /// ```
     pub fn lost(&self) -> bool {
@@ -630,8 +641,9 @@ impl Guard {
 
     /// `Ok(())` while the lease is held, `Err(Lost)` with the reason once not.
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// guard.check().expect("still ours");
     /// ```
     pub fn check(&self) -> Result<()> {
@@ -645,8 +657,9 @@ impl Guard {
     /// not (the lease is then reported lost). Auto-renewal continues with
     /// the new ttl.
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// guard.extend(std::time::Duration::from_secs(60)).unwrap();
     /// ```
     pub fn extend(&self, ttl: Duration) -> Result<()> {
@@ -678,8 +691,9 @@ impl Guard {
     /// Releases the lock and says whether it was still ours: `NotHeld` if
     /// the lease had been lost (someone else may have held the lock since).
     ///
-    /// ```no_run
-    /// # let guard = latchkey::Client::open("redis://127.0.0.1").unwrap().lock("a").unwrap().acquire().unwrap();
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// guard.release().unwrap();
     /// ```
     pub fn release(mut self) -> Result<()> {
@@ -690,6 +704,7 @@ impl Guard {
     fn release_now(&self) -> Result<()> {
         let expired = self.lease.lost_reason();
         let lost = self.lease.mark_released().or(expired);
+        self.client.watchdog.unwatch(&self.lease);
         let outcome = release_script(
             &self.client,
             self.lease.keys(),

@@ -172,6 +172,9 @@ struct State {
     next_watch_id: u64,
     channels: HashMap<Vec<u8>, Channel>,
     closed: bool,
+    /// The process that opened `conn`. A forked child must neither use nor
+    /// shut down its parent's socket (shutdown would cut the parent off).
+    pid: u32,
 }
 
 struct Shared {
@@ -210,6 +213,7 @@ impl Subscriber {
     /// subscription (or fails after the command timeout).
     pub(crate) fn watch(&self, channel: &[u8], parker: &Arc<Parker>) -> Result<Watch> {
         let mut state = self.shared.state.lock();
+        forget_parents_connection(&mut state);
         if state.conn.is_none() {
             let writer = self.connect(&mut state)?;
             state.conn = Some(Connected { writer });
@@ -279,6 +283,7 @@ impl Subscriber {
         let stream = open_stream(&self.endpoint)?;
         let reader = stream.try_clone().map_err(io_error)?;
         state.epoch += 1;
+        state.pid = std::process::id();
         let epoch = state.epoch;
         let shared = self.shared.clone();
         std::thread::Builder::new()
@@ -298,6 +303,7 @@ impl Drop for Subscriber {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
         state.closed = true;
+        forget_parents_connection(&mut state);
         if let Some(conn) = state.conn.take() {
             conn.writer.shutdown();
         }
@@ -333,6 +339,17 @@ impl Drop for Watch {
             let command = encode_command(&[b"UNSUBSCRIBE", &self.channel]);
             let _ = write_all(&mut state, &command);
         }
+    }
+}
+
+/// In a forked child, drops (closes, without shutting down) the socket
+/// inherited from the parent, and the parent's waiters with it; the child
+/// subscribes on a connection of its own.
+fn forget_parents_connection(state: &mut State) {
+    if state.conn.is_some() && state.pid != std::process::id() {
+        state.conn = None;
+        state.channels.clear();
+        state.epoch += 1;
     }
 }
 

@@ -44,12 +44,29 @@ struct Schedule {
     next_id: u64,
     stop: bool,
     started: bool,
+    /// The process whose thread runs the schedule: threads do not survive a
+    /// fork, so a child starts its own.
+    thread_pid: u32,
+    /// When the thread will wake by itself (`None`: only when notified).
+    /// A new task due later than that needs no wake-up, which keeps a
+    /// tight acquire/release loop from waking the thread every time.
+    sleeping_until: Option<Instant>,
 }
 
 impl Schedule {
-    fn push(&mut self, when: Instant, task: Task) {
+    /// Adds a task; returns its key and whether the sleeping thread must be
+    /// woken to re-plan (the task is due before the thread would wake).
+    fn push(&mut self, when: Instant, task: Task) -> ((Instant, u64), bool) {
         self.next_id += 1;
-        self.due.insert((when, self.next_id), task);
+        let key = (when, self.next_id);
+        if let Task::Renew(weak) = &task {
+            if let Some(lease) = weak.upgrade() {
+                lease.set_scheduled(Some(key));
+            }
+        }
+        let wake = self.sleeping_until.is_none_or(|until| when < until);
+        self.due.insert(key, task);
+        (key, wake)
     }
 }
 
@@ -79,6 +96,15 @@ impl Watchdog {
         self.schedule(lease.next_renewal(), Task::Renew(Arc::downgrade(lease)));
     }
 
+    /// Stops renewing `lease` (it was released): drops its schedule entry
+    /// now rather than when it comes due, so a client that takes and gives
+    /// back many locks keeps a small schedule.
+    pub(crate) fn unwatch(&self, lease: &Lease) {
+        if let Some(key) = lease.take_scheduled() {
+            self.shared.schedule.lock().due.remove(&key);
+        }
+    }
+
     /// Releases `token` on `keys` as soon as Redis answers, retrying until
     /// `until` (when the key would have expired anyway).
     pub(crate) fn release_later(&self, keys: LockKeys, token: String, until: Instant) {
@@ -93,9 +119,12 @@ impl Watchdog {
 
     fn schedule(&self, when: Instant, task: Task) {
         let mut schedule = self.shared.schedule.lock();
-        schedule.push(when, task);
-        if !schedule.started {
+        let (_, earliest) = schedule.push(when, task);
+        let pid = std::process::id();
+        if !schedule.started || schedule.thread_pid != pid {
             schedule.started = true;
+            schedule.thread_pid = pid;
+            schedule.sleeping_until = None;
             let shared = self.shared.clone();
             let backend = self.backend.clone();
             let spawned = std::thread::Builder::new()
@@ -107,7 +136,9 @@ impl Watchdog {
                 schedule.started = false;
             }
         }
-        self.shared.changed.notify_all();
+        if earliest {
+            self.shared.changed.notify_all();
+        }
     }
 }
 
@@ -127,13 +158,18 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
                     return;
                 }
                 let Some(&(first, _)) = schedule.due.keys().next() else {
+                    schedule.sleeping_until = None;
                     shared.changed.wait(&mut schedule);
                     continue;
                 };
                 if first > Instant::now() {
+                    schedule.sleeping_until = Some(first);
                     shared.changed.wait_until(&mut schedule, first);
                     continue;
                 }
+                // Awake and working: whatever is pushed meanwhile is seen
+                // when the loop comes back here.
+                schedule.sleeping_until = Some(first);
                 break take_due(&mut schedule, first + COALESCE);
             }
         };
@@ -142,7 +178,10 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
         for task in tasks {
             match task {
                 Task::Renew(weak) => match weak.upgrade() {
-                    Some(lease) if lease.is_active() => leases.push(lease),
+                    Some(lease) if lease.is_active() => {
+                        lease.set_scheduled(None);
+                        leases.push(lease);
+                    }
                     _ => {}
                 },
                 Task::Release(stray) => next.extend(release_stray(backend.as_ref(), *stray)),
@@ -153,6 +192,12 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
         }
         let mut schedule = shared.schedule.lock();
         for (when, task) in next {
+            // A lease released while we renewed it stays off the schedule.
+            if let Task::Renew(weak) = &task {
+                if !weak.upgrade().is_some_and(|lease| lease.is_active()) {
+                    continue;
+                }
+            }
             schedule.push(when, task);
         }
     }

@@ -51,10 +51,11 @@ impl Parker {
 /// acquire that was given the token returns `ErrorKind::Cancelled`
 /// promptly, now and later, until [`reset`](CancelToken::reset).
 ///
-/// ```no_run
+/// ```
 /// # fn main() -> latchkey::Result<()> {
+/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
 /// use latchkey::{CancelToken, Client, ErrorKind};
-/// let client = Client::open("redis://127.0.0.1:6379")?;
+/// let client = Client::open(&url)?;
 /// let lock = client.lock("report")?;
 /// let cancel = CancelToken::new();
 /// let stopper = cancel.clone();

@@ -18,7 +18,10 @@ pub(crate) struct SingleNode {
     client: redis::Client,
     connect_timeout: Duration,
     command_timeout: Duration,
-    idle: Mutex<Vec<redis::Connection>>,
+    /// Idle connections and the process they were opened in: after a fork
+    /// the child must not use its parent's sockets (the two would interleave
+    /// commands on one stream), so it starts with an empty pool.
+    idle: Mutex<(u32, Vec<redis::Connection>)>,
     max_idle: usize,
     description: String,
 }
@@ -42,15 +45,24 @@ impl SingleNode {
             client,
             connect_timeout,
             command_timeout,
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new((std::process::id(), Vec::new())),
             max_idle,
             description,
         }
     }
 
     fn borrow(&self, what: &str) -> Result<Loan> {
-        if let Some(conn) = self.idle.lock().pop() {
-            return Ok(Loan { conn, reused: true });
+        {
+            let mut idle = self.idle.lock();
+            let pid = std::process::id();
+            if idle.0 != pid {
+                // Closing the inherited descriptors in the child leaves the
+                // parent's connections alone.
+                *idle = (pid, Vec::new());
+            }
+            if let Some(conn) = idle.1.pop() {
+                return Ok(Loan { conn, reused: true });
+            }
         }
         let conn = self
             .client
@@ -71,8 +83,8 @@ impl SingleNode {
 
     fn give_back(&self, conn: redis::Connection) {
         let mut idle = self.idle.lock();
-        if idle.len() < self.max_idle {
-            idle.push(conn);
+        if idle.0 == std::process::id() && idle.1.len() < self.max_idle {
+            idle.1.push(conn);
         }
     }
 
@@ -94,7 +106,7 @@ impl SingleNode {
                 Err(err) if is_broken(&err) => {
                     // Its siblings in the pool were most likely closed by the
                     // same event; drop them all rather than fail on each.
-                    self.idle.lock().clear();
+                    self.idle.lock().1.clear();
                     if loan.reused && !err.is_timeout() {
                         continue;
                     }

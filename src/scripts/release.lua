@@ -1,12 +1,14 @@
 -- Release a plain lock if, and only if, we still own it.
--- KEYS[1] lock key, KEYS[2] handoff marker
--- ARGV[1] owner token, ARGV[2] channel, ARGV[3] handoff window in ms
+-- KEYS[1] lock key; ARGV[1] owner token, ARGV[2] channel,
+-- ARGV[3] handoff window in ms
 -- Returns 1 when released, 0 when the lock was not ours (expired or taken).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-redis.call('DEL', KEYS[1])
 if redis.call('PUBLISH', ARGV[2], 'released') > 0 then
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[3])
+  -- Someone is waiting: reserve the lock for the woken waiters briefly.
+  redis.call('SET', KEYS[1], 'handoff', 'PX', ARGV[3])
+else
+  redis.call('DEL', KEYS[1])
 end
 return 1
