@@ -5,14 +5,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::redlock::Redlock;
 use crate::backend::single::SingleNode;
-use crate::backend::{Backend, Call};
+use crate::backend::{Backend, Direct};
 use crate::error::{Error, Result};
 use crate::keys::{validate_name, validate_prefix, LockKeys};
 use crate::lock::{Lock, LockOptions};
 use crate::pubsub::Subscriber;
 use crate::renew::Watchdog;
-use crate::scripts;
 
 /// Default time allowed to connect (TCP connect plus handshake).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -45,7 +45,8 @@ pub struct Client {
 pub(crate) struct ClientInner {
     pub(crate) backend: Arc<dyn Backend>,
     pub(crate) prefix: String,
-    pub(crate) subscriber: Subscriber,
+    /// One release listener per server that publishes releases.
+    pub(crate) subscribers: Vec<Subscriber>,
     pub(crate) watchdog: Watchdog,
 }
 
@@ -70,7 +71,9 @@ impl fmt::Debug for Client {
 /// ```
 #[derive(Clone)]
 pub struct ClientBuilder {
-    url: String,
+    /// One URL for a single server; several for Redlock masters.
+    urls: Vec<String>,
+    redlock: bool,
     connect_timeout: Duration,
     command_timeout: Duration,
     prefix: String,
@@ -80,7 +83,11 @@ pub struct ClientBuilder {
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("url", &redact_url(&self.url))
+            .field(
+                "urls",
+                &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
+            )
+            .field("redlock", &self.redlock)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("prefix", &self.prefix)
@@ -153,16 +160,40 @@ impl ClientBuilder {
         if self.pool_size == 0 || self.pool_size > 1024 {
             return Err(Error::invalid("the pool size must be between 1 and 1024"));
         }
-        let redis_client = parse_url(&self.url)?;
-        let backend: Arc<dyn Backend> = Arc::new(SingleNode::new(
-            redis_client,
-            self.connect_timeout,
-            self.command_timeout,
-            self.pool_size,
-        ));
+        let nodes = self
+            .urls
+            .iter()
+            .map(|url| {
+                Ok(SingleNode::new(
+                    parse_url(url)?,
+                    self.connect_timeout,
+                    self.command_timeout,
+                    self.pool_size,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let backend: Arc<dyn Backend> = if self.redlock {
+            if nodes.len() < 3 || nodes.len() % 2 == 0 {
+                return Err(Error::invalid(format!(
+                    "Redlock needs an odd number of independent masters, at least 3; got {} \
+                     (with an even number the quorum N/2+1 tolerates no more failures than N-1)",
+                    nodes.len()
+                )));
+            }
+            Arc::new(Redlock::new(nodes, self.command_timeout))
+        } else {
+            match nodes.into_iter().next() {
+                Some(node) => Arc::new(Direct(node)),
+                None => return Err(Error::invalid("no Redis URL given")),
+            }
+        };
         Ok(Client {
             inner: Arc::new(ClientInner {
-                subscriber: Subscriber::new(backend.pubsub_endpoint()),
+                subscribers: backend
+                    .pubsub_endpoints()
+                    .into_iter()
+                    .map(Subscriber::new)
+                    .collect(),
                 watchdog: Watchdog::new(backend.clone()),
                 backend,
                 prefix: self.prefix,
@@ -240,6 +271,23 @@ pub struct LockInfo {
     pub reentrant: bool,
     /// How many nested holds a reentrant lock has (1 for a plain lock).
     pub hold_count: u64,
+    /// For Redlock: what each master says (empty for a single server).
+    pub masters: Vec<MasterState>,
+}
+
+/// One Redlock master's view of a lock, as reported by [`Client::inspect`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterState {
+    /// Which master ("redis at host:port").
+    pub server: String,
+    /// The owner token this master holds for the lock, if any.
+    pub holder: Option<String>,
+    /// The fencing token this master knows for the holder.
+    pub fencing_token: Option<u64>,
+    /// Time until the key expires on this master.
+    pub ttl: Option<Duration>,
+    /// Why this master did not answer, if it did not.
+    pub error: Option<String>,
 }
 
 /// Whether a fenced write was applied, and the highest token the resource has seen.
@@ -271,12 +319,36 @@ impl Client {
     /// ```
     pub fn builder(url: &str) -> ClientBuilder {
         ClientBuilder {
-            url: url.to_string(),
+            urls: vec![url.to_string()],
+            redlock: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             prefix: DEFAULT_PREFIX.to_string(),
             pool_size: 8,
         }
+    }
+
+    /// Starts configuring a Redlock client over independent masters (an odd
+    /// number, at least 3). A lock is held when a quorum (N/2+1) of masters
+    /// granted it, and only within `ttl - elapsed - drift`; a master that is
+    /// down or slow is a vote against, not a failure.
+    ///
+    /// ```
+    /// let client = latchkey::Client::redlock_builder(&[
+    ///     "redis://10.0.0.1:6379",
+    ///     "redis://10.0.0.2:6379",
+    ///     "redis://10.0.0.3:6379",
+    /// ])
+    /// .build()
+    /// .unwrap();
+    /// # let _ = client;
+    /// assert!(latchkey::Client::redlock_builder(&["redis://a", "redis://b"]).build().is_err());
+    /// ```
+    pub fn redlock_builder<S: AsRef<str>>(urls: &[S]) -> ClientBuilder {
+        let mut builder = Client::builder("");
+        builder.urls = urls.iter().map(|u| u.as_ref().to_string()).collect();
+        builder.redlock = true;
+        builder
     }
 
     /// The key prefix of this client.
@@ -327,14 +399,7 @@ impl Client {
     /// ```
     pub fn inspect(&self, name: &str) -> Result<Option<LockInfo>> {
         let keys = LockKeys::new(&self.inner.prefix, name)?;
-        let call = Call {
-            script: scripts::inspect(),
-            keys: vec![&keys.lock, &keys.fence],
-            args: vec![],
-        };
-        let what = format!("inspecting lock '{name}'");
-        let value = self.inner.backend.eval(&what, &call)?;
-        parse_inspect(name, &what, value)
+        self.inner.backend.inspect(&keys)
     }
 
     /// Whether `name` is currently held by anyone.
@@ -360,16 +425,7 @@ impl Client {
     /// ```
     pub fn force_unlock(&self, name: &str) -> Result<bool> {
         let keys = LockKeys::new(&self.inner.prefix, name)?;
-        let call = Call {
-            script: scripts::force_unlock(),
-            keys: vec![&keys.lock],
-            args: vec![keys.channel.clone()],
-        };
-        let value = self
-            .inner
-            .backend
-            .eval(&format!("force-unlocking lock '{name}'"), &call)?;
-        Ok(matches!(value, redis::Value::Int(n) if n > 0))
+        self.inner.backend.force_unlock(&keys)
     }
 
     /// Writes `value` to the resource `resource` only if `fencing_token` is
@@ -397,18 +453,9 @@ impl Client {
                 "a fencing token is never 0; pass the guard's fencing_token()",
             ));
         }
-        let call = Call {
-            script: scripts::fenced_write(),
-            keys: vec![&key],
-            args: vec![fencing_token.to_string().into_bytes(), value.to_vec()],
-        };
-        let what = format!("fenced write to '{resource}'");
-        let value = self.inner.backend.eval(&what, &call)?;
-        let (flag, token) = parse_flag_and_token(&what, value)?;
-        Ok(FencedWrite {
-            written: flag == 1,
-            highest_token: token,
-        })
+        self.inner
+            .backend
+            .fenced_write(&key, resource, fencing_token, value)
     }
 
     /// Reads a resource written by [`fenced_write`](Client::fenced_write):
@@ -423,99 +470,13 @@ impl Client {
     /// ```
     pub fn fenced_read(&self, resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
         let key = self.fenced_key(resource)?;
-        let call = Call {
-            script: scripts::fenced_read(),
-            keys: vec![&key],
-            args: vec![],
-        };
-        let what = format!("fenced read of '{resource}'");
-        match self.inner.backend.eval(&what, &call)? {
-            redis::Value::Array(items) if items.len() == 2 => {
-                let token = value_to_u64(&what, &items[0])?;
-                let value = match &items[1] {
-                    redis::Value::BulkString(b) => b.clone(),
-                    _ => Vec::new(),
-                };
-                Ok(Some((token, value)))
-            }
-            _ => Ok(None),
-        }
+        self.inner.backend.fenced_read(&key, resource)
     }
 
     fn fenced_key(&self, resource: &str) -> Result<Vec<u8>> {
         validate_name(resource)?;
         Ok(format!("{}:fenced:{{{resource}}}", self.inner.prefix).into_bytes())
     }
-}
-
-fn unexpected(what: &str, value: &redis::Value) -> Error {
-    Error::new(
-        crate::ErrorKind::Server,
-        format!("{what}: unexpected reply from Redis: {value:?}"),
-    )
-}
-
-pub(crate) fn value_to_u64(what: &str, value: &redis::Value) -> Result<u64> {
-    match value {
-        redis::Value::Int(n) => u64::try_from(*n).map_err(|_| unexpected(what, value)),
-        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| unexpected(what, value)),
-        other => Err(unexpected(what, other)),
-    }
-}
-
-pub(crate) fn value_to_i64(what: &str, value: &redis::Value) -> Result<i64> {
-    match value {
-        redis::Value::Int(n) => Ok(*n),
-        other => Err(unexpected(what, other)),
-    }
-}
-
-/// Parses the `{flag, number}` replies of the acquire and fenced-write scripts.
-pub(crate) fn parse_flag_and_token(what: &str, value: redis::Value) -> Result<(i64, u64)> {
-    match &value {
-        redis::Value::Array(items) if items.len() == 2 => {
-            let flag = value_to_i64(what, &items[0])?;
-            let number = match &items[1] {
-                // A negative PTTL (-1: no expiry) means "unknown"; report 0.
-                redis::Value::Int(n) if *n < 0 => 0,
-                other => value_to_u64(what, other)?,
-            };
-            Ok((flag, number))
-        }
-        _ => Err(unexpected(what, &value)),
-    }
-}
-
-fn parse_inspect(name: &str, what: &str, value: redis::Value) -> Result<Option<LockInfo>> {
-    let redis::Value::Array(items) = &value else {
-        return Err(unexpected(what, &value));
-    };
-    if items.is_empty() {
-        return Ok(None);
-    }
-    if items.len() != 5 {
-        return Err(unexpected(what, &value));
-    }
-    let kind = match &items[0] {
-        redis::Value::BulkString(b) => b.as_slice(),
-        _ => return Err(unexpected(what, &value)),
-    };
-    let owner_token = match &items[1] {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
-        _ => String::new(),
-    };
-    let pttl = value_to_i64(what, &items[2])?;
-    Ok(Some(LockInfo {
-        name: name.to_string(),
-        owner_token,
-        fencing_token: value_to_u64(what, &items[3])?,
-        ttl: (pttl >= 0).then(|| Duration::from_millis(pttl as u64)),
-        reentrant: kind == b"reentrant",
-        hold_count: value_to_u64(what, &items[4])?,
-    }))
 }
 
 #[cfg(test)]

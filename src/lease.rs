@@ -8,9 +8,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::backend::Call;
+use crate::backend::ExtendItem;
 use crate::keys::LockKeys;
-use crate::scripts;
 
 /// What a lost-lease callback is told.
 ///
@@ -153,16 +152,13 @@ impl Lease {
         None
     }
 
-    pub(crate) fn extend_call(&self, ttl: Duration) -> Call<'_> {
-        let script = if self.reentrant {
-            scripts::reentrant_extend()
-        } else {
-            scripts::extend()
-        };
-        Call {
-            script,
-            keys: vec![self.keys.lock.as_slice()],
-            args: vec![self.token.as_bytes().to_vec(), millis(ttl).into_bytes()],
+    /// What the backend needs to extend this lease to `ttl`.
+    pub(crate) fn extend_item(&self, ttl: Duration) -> ExtendItem<'_> {
+        ExtendItem {
+            keys: &self.keys,
+            token: &self.token,
+            reentrant: self.reentrant,
+            ttl,
         }
     }
 
@@ -217,32 +213,4 @@ impl Lease {
         state.released = true;
         state.lost.clone()
     }
-}
-
-/// After a release that woke waiters, fresh acquirers (that were not
-/// waiting) stand back this long so a woken waiter gets the lock: without it
-/// a holder that releases and re-acquires in a loop wins almost every time.
-const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
-
-/// The owner-checked release of `token` on the lock `keys`.
-pub(crate) fn release_call<'a>(keys: &'a LockKeys, token: &str, reentrant: bool) -> Call<'a> {
-    let script = if reentrant {
-        scripts::reentrant_release()
-    } else {
-        scripts::release()
-    };
-    Call {
-        script,
-        keys: vec![&keys.lock],
-        args: vec![
-            token.as_bytes().to_vec(),
-            keys.channel.clone(),
-            millis(HANDOFF_WINDOW).into_bytes(),
-        ],
-    }
-}
-
-/// A duration as whole milliseconds for PX/PEXPIRE (at least 1).
-pub(crate) fn millis(d: Duration) -> String {
-    d.as_millis().max(1).to_string()
 }

@@ -38,8 +38,8 @@ mod scripts;
 mod wait;
 
 pub use client::{
-    Client, ClientBuilder, FencedWrite, LockInfo, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_PREFIX,
+    Client, ClientBuilder, FencedWrite, LockInfo, MasterState, DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use keys::MAX_NAME_LEN;

@@ -4,12 +4,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::Call;
-use crate::client::{parse_flag_and_token, ClientInner};
+use crate::backend::{Attempt, Released};
+use crate::client::ClientInner;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
-use crate::lease::{millis, release_call, Lease, LostCallback, LostLease, NewLease};
-use crate::scripts;
+use crate::lease::{Lease, LostCallback, LostLease, NewLease};
 use crate::wait::{jitter, CancelToken, Parker};
 
 /// The shortest ttl accepted.
@@ -269,11 +268,6 @@ impl Outage {
     }
 }
 
-enum Attempt {
-    Acquired(u64),
-    Held(Duration),
-}
-
 fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -390,7 +384,7 @@ impl Lock {
         };
         let parker = Parker::new();
         let _registration = cancel.map(|c| c.register(&parker));
-        let mut watch = None;
+        let mut watches: Vec<crate::pubsub::Watch> = Vec::new();
         // A single try may take the lock even while a handoff to woken
         // waiters is pending; so may anyone who has already waited.
         let mut waited = try_once;
@@ -440,16 +434,22 @@ impl Lock {
             }
             // Subscribe before sleeping, then try again at once: a release
             // between our attempt and the subscription is not missed.
-            if !watch.as_ref().is_some_and(crate::pubsub::Watch::is_live) {
-                watch = None;
-                if let Ok(w) = self.client.subscriber.watch(&self.keys.channel, &parker) {
-                    watch = Some(w);
+            if !watches.iter().any(crate::pubsub::Watch::is_live) {
+                // One listener per server that publishes releases (Redlock:
+                // every master); hearing any one of them is enough.
+                watches = self
+                    .client
+                    .subscribers
+                    .iter()
+                    .filter_map(|s| s.watch(&self.keys.channel, &parker, &token).ok())
+                    .collect();
+                if !watches.is_empty() {
                     waited = true;
                     continue;
                 }
             }
             waited = true;
-            let sleep = if watch.is_none() || holder_ttl.is_zero() {
+            let sleep = if watches.is_empty() || holder_ttl.is_zero() {
                 holder_ttl.clamp(Duration::from_millis(1), BLIND_WAIT)
             } else {
                 holder_ttl + Duration::from_millis(1)
@@ -484,27 +484,13 @@ impl Lock {
     }
 
     fn attempt(&self, token: &str, waited: bool) -> Result<Attempt> {
-        let script = if self.options.reentrant {
-            scripts::reentrant_acquire()
-        } else {
-            scripts::acquire()
-        };
-        let call = Call {
-            script,
-            keys: vec![&self.keys.lock, &self.keys.fence],
-            args: vec![
-                token.as_bytes().to_vec(),
-                millis(self.options.ttl).into_bytes(),
-                if waited { b"1".to_vec() } else { b"0".to_vec() },
-            ],
-        };
-        let what = format!("acquiring lock '{}'", self.keys.name);
-        let (flag, number) = parse_flag_and_token(&what, self.client.backend.eval(&what, &call)?)?;
-        Ok(if flag == 1 {
-            Attempt::Acquired(number)
-        } else {
-            Attempt::Held(Duration::from_millis(number))
-        })
+        self.client.backend.acquire(
+            &self.keys,
+            token,
+            self.options.ttl,
+            self.options.reentrant,
+            waited,
+        )
     }
 
     fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
@@ -526,25 +512,6 @@ impl Lock {
             lease,
             done: false,
         }
-    }
-}
-
-fn release_script(
-    client: &ClientInner,
-    keys: &LockKeys,
-    token: &str,
-    reentrant: bool,
-) -> Result<i64> {
-    let what = format!("releasing lock '{}'", keys.name);
-    match client
-        .backend
-        .eval(&what, &release_call(keys, token, reentrant))?
-    {
-        redis::Value::Int(n) => Ok(n),
-        other => Err(Error::new(
-            ErrorKind::Server,
-            format!("{what}: unexpected reply from Redis: {other:?}"),
-        )),
     }
 }
 
@@ -671,12 +638,8 @@ impl Guard {
             ));
         }
         let sent = Instant::now();
-        let what = format!("extending lock '{}'", self.name());
-        let value = self
-            .client
-            .backend
-            .eval(&what, &self.lease.extend_call(ttl))?;
-        if matches!(value, redis::Value::Int(1)) {
+        let outcome = self.client.backend.extend(&[self.lease.extend_item(ttl)])?;
+        if outcome.into_iter().next().unwrap_or(Ok(false))? {
             self.lease.renewed(sent, ttl);
             return Ok(());
         }
@@ -705,14 +668,13 @@ impl Guard {
         let expired = self.lease.lost_reason();
         let lost = self.lease.mark_released().or(expired);
         self.client.watchdog.unwatch(&self.lease);
-        let outcome = release_script(
-            &self.client,
+        let outcome = self.client.backend.release(
             self.lease.keys(),
             self.lease.token(),
             self.lease.reentrant(),
         )?;
         match (outcome, lost) {
-            (0, reason) => Err(Error::new(
+            (Released::NotOwner, reason) => Err(Error::new(
                 ErrorKind::NotHeld,
                 reason.unwrap_or_else(|| {
                     format!(

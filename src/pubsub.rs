@@ -155,7 +155,11 @@ fn encode_command(parts: &[&[u8]]) -> Vec<u8> {
 /// SUBSCRIBE commands (replies come in order, so counting is enough).
 #[derive(Default)]
 struct Channel {
-    watchers: Vec<(u64, Arc<Parker>)>,
+    /// Watch id, parker, and the waiter's own owner token: a release
+    /// message carries the releasing token, and a waiter is not woken by
+    /// its own release (Redlock gives back a failed partial acquire that
+    /// way; waking ourselves would spin).
+    watchers: Vec<(u64, Arc<Parker>, Vec<u8>)>,
     subscribed: bool,
     subs_sent: u64,
     subs_confirmed: u64,
@@ -211,7 +215,12 @@ impl Subscriber {
 
     /// Subscribes `parker` to `channel` and returns once Redis confirmed the
     /// subscription (or fails after the command timeout).
-    pub(crate) fn watch(&self, channel: &[u8], parker: &Arc<Parker>) -> Result<Watch> {
+    pub(crate) fn watch(
+        &self,
+        channel: &[u8],
+        parker: &Arc<Parker>,
+        own_token: &str,
+    ) -> Result<Watch> {
         let mut state = self.shared.state.lock();
         forget_parents_connection(&mut state);
         if state.conn.is_none() {
@@ -222,7 +231,9 @@ impl Subscriber {
         let id = state.next_watch_id;
         state.next_watch_id += 1;
         let entry = state.channels.entry(channel.to_vec()).or_default();
-        entry.watchers.push((id, parker.clone()));
+        entry
+            .watchers
+            .push((id, parker.clone(), own_token.as_bytes().to_vec()));
         let watch = Watch {
             shared: self.shared.clone(),
             channel: channel.to_vec(),
@@ -326,7 +337,7 @@ impl Drop for Watch {
         let Some(entry) = state.channels.get_mut(&self.channel) else {
             return;
         };
-        entry.watchers.retain(|(id, _)| *id != self.id);
+        entry.watchers.retain(|(id, _, _)| *id != self.id);
         if !entry.watchers.is_empty() {
             return;
         }
@@ -462,12 +473,18 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
         else {
             continue;
         };
+        let payload = match items.next() {
+            Some(Reply::Bulk(Some(payload))) => payload,
+            _ => Vec::new(),
+        };
         let mut state = shared.state.lock();
         match kind.as_slice() {
             b"message" => {
                 if let Some(entry) = state.channels.get(&channel) {
-                    for (_, parker) in &entry.watchers {
-                        parker.wake();
+                    for (_, parker, own_token) in &entry.watchers {
+                        if *own_token != payload {
+                            parker.wake();
+                        }
                     }
                 }
             }
@@ -494,7 +511,7 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             entry.subscribed = false;
             entry.subs_sent = 0;
             entry.subs_confirmed = 0;
-            for (_, parker) in &entry.watchers {
+            for (_, parker, _) in &entry.watchers {
                 parker.wake();
             }
         }

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::backend::{Backend, Call};
+use crate::backend::{Backend, ExtendItem, Released};
 use crate::keys::LockKeys;
-use crate::lease::{release_call, Lease};
+use crate::lease::Lease;
 
 /// How many renewals go into one pipelined round trip.
 const BATCH: usize = 1000;
@@ -216,10 +216,9 @@ fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Task> {
 
 /// Tries to release a stray token; reschedules it while it may still exist.
 fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instant, Task)> {
-    let call = release_call(&stray.keys, &stray.token, false);
     let released = matches!(
-        backend.eval("releasing an abandoned acquire", &call),
-        Ok(redis::Value::Int(1))
+        backend.release(&stray.keys, &stray.token, false),
+        Ok(Released::Free)
     );
     let now = Instant::now();
     if released || now >= stray.until {
@@ -235,21 +234,17 @@ fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instan
 /// stay scheduled, with their next renewal time.
 fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
     let ttls: Vec<Duration> = leases.iter().map(|l| l.ttl()).collect();
-    let calls: Vec<Call<'_>> = leases
+    let items: Vec<ExtendItem<'_>> = leases
         .iter()
         .zip(&ttls)
-        .map(|(lease, ttl)| lease.extend_call(*ttl))
+        .map(|(lease, ttl)| lease.extend_item(*ttl))
         .collect();
     let sent = Instant::now();
-    let results = backend.eval_many("renewing leases", &calls);
+    let results = backend.extend(&items);
     let mut keep = Vec::with_capacity(leases.len());
     for (i, lease) in leases.iter().enumerate() {
         let outcome = match &results {
-            Ok(results) => match &results[i] {
-                Ok(redis::Value::Int(1)) => Ok(true),
-                Ok(_) => Ok(false),
-                Err(e) => Err(e.clone()),
-            },
+            Ok(results) => results[i].clone(),
             Err(e) => Err(e.clone()),
         };
         match outcome {

@@ -1,10 +1,18 @@
-//! How a script reaches Redis. Each deployment shape (one node today;
-//! Redlock masters, Sentinel and Cluster later) implements [`Backend`], and
-//! the lock logic above it does not know which one it talks to.
+//! Where locks live. Every deployment shape implements [`Backend`]: the
+//! lock operations (acquire, release, extend, inspect, ...) on one node
+//! ([`Direct`] over a [`single::SingleNode`]) or by quorum over several
+//! independent masters ([`redlock::Redlock`]). The lock logic above does not
+//! know which one it talks to.
 
+pub(crate) mod redlock;
+pub(crate) mod scripted;
 pub(crate) mod single;
 
+use std::time::Duration;
+
+use crate::client::{FencedWrite, LockInfo};
 use crate::error::Result;
+use crate::keys::LockKeys;
 use crate::scripts::LuaScript;
 
 /// One script invocation: the script, its keys and its arguments.
@@ -14,25 +22,179 @@ pub(crate) struct Call<'a> {
     pub(crate) args: Vec<Vec<u8>>,
 }
 
-/// Where the pub/sub listener should connect, with the credentials it needs.
+/// Where a pub/sub listener should connect, with the credentials it needs.
 #[derive(Clone)]
 pub(crate) struct PubSubEndpoint {
     pub(crate) info: redis::ConnectionInfo,
-    pub(crate) connect_timeout: std::time::Duration,
-    pub(crate) command_timeout: std::time::Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
 }
 
+/// The outcome of one acquire attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Ours, with this fencing token.
+    Acquired(u64),
+    /// Someone else's; their lease ends in about this long (zero: unknown).
+    Held(Duration),
+}
+
+/// The outcome of a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Released {
+    /// Released; the lock is free (or handed to waiters).
+    Free,
+    /// A reentrant hold was given back; outer holds remain.
+    StillHeld,
+    /// The lock was not ours (any more).
+    NotOwner,
+}
+
+/// One lease to extend.
+pub(crate) struct ExtendItem<'a> {
+    pub(crate) keys: &'a LockKeys,
+    pub(crate) token: &'a str,
+    pub(crate) reentrant: bool,
+    pub(crate) ttl: Duration,
+}
+
+/// The lock operations, whatever the deployment.
 pub(crate) trait Backend: Send + Sync + 'static {
+    /// One acquire attempt. `waited`: the caller has been waiting and may
+    /// take the lock while it is reserved for woken waiters.
+    fn acquire(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        ttl: Duration,
+        reentrant: bool,
+        waited: bool,
+    ) -> Result<Attempt>;
+
+    /// Owner-checked release, waking waiters.
+    fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released>;
+
+    /// Owner-checked extension of many leases in one round trip; one
+    /// result per item (true: extended; false: not ours any more). The outer
+    /// error means the round trip itself failed.
+    fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>>;
+
+    /// Who holds the lock, if anyone.
+    fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>>;
+
+    /// Deletes the lock whoever holds it; whether there was one.
+    fn force_unlock(&self, keys: &LockKeys) -> Result<bool>;
+
+    /// Compare-and-set of a resource by fencing token.
+    fn fenced_write(
+        &self,
+        key: &[u8],
+        resource: &str,
+        token: u64,
+        value: &[u8],
+    ) -> Result<FencedWrite>;
+
+    /// Reads a fenced resource.
+    fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>>;
+
+    /// Where waiters subscribe to release messages (one listener each).
+    fn pubsub_endpoints(&self) -> Vec<PubSubEndpoint>;
+
+    /// The server(s), for messages; never with a password.
+    fn describe(&self) -> String;
+}
+
+/// Runs scripts on one Redis node (today a plain server; later a Sentinel-
+/// managed master or a Cluster node chosen by slot).
+pub(crate) trait Runner: Send + Sync + 'static {
     /// Runs one script. `what` describes the operation for error messages.
     fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value>;
 
     /// Runs many scripts in one pipelined round trip; one result per call.
-    /// The outer error means the round trip itself failed.
     fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>>;
 
-    /// Where waiters subscribe to release messages.
+    /// Where to listen for release messages.
     fn pubsub_endpoint(&self) -> PubSubEndpoint;
 
-    /// A description of the server(s) for messages, never with a password.
+    /// The node, for messages.
     fn describe(&self) -> String;
+}
+
+/// The lock operations on one node: each is one script.
+pub(crate) struct Direct<R: Runner>(pub(crate) R);
+
+impl<R: Runner> Backend for Direct<R> {
+    fn acquire(
+        &self,
+        keys: &LockKeys,
+        token: &str,
+        ttl: Duration,
+        reentrant: bool,
+        waited: bool,
+    ) -> Result<Attempt> {
+        let what = scripted::acquire_what(keys);
+        let call = scripted::acquire_call(keys, token, ttl, reentrant, waited);
+        scripted::parse_acquire(&what, self.0.eval(&what, &call)?)
+    }
+
+    fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
+        let what = scripted::release_what(keys);
+        let call = scripted::release_call(keys, token, reentrant);
+        scripted::parse_release(&what, self.0.eval(&what, &call)?)
+    }
+
+    fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
+        let calls: Vec<Call<'_>> = items.iter().map(scripted::extend_call).collect();
+        let what = if items.len() == 1 {
+            format!("extending lock '{}'", items[0].keys.name)
+        } else {
+            format!("renewing {} leases", items.len())
+        };
+        Ok(self
+            .0
+            .eval_many(&what, &calls)?
+            .into_iter()
+            .map(|r| r.map(|v| matches!(v, redis::Value::Int(1))))
+            .collect())
+    }
+
+    fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
+        let what = format!("inspecting lock '{}'", keys.name);
+        let value = self.0.eval(&what, &scripted::inspect_call(keys))?;
+        scripted::parse_inspect(&keys.name, &what, value)
+    }
+
+    fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
+        let what = format!("force-unlocking lock '{}'", keys.name);
+        let value = self.0.eval(&what, &scripted::force_unlock_call(keys))?;
+        Ok(matches!(value, redis::Value::Int(n) if n > 0))
+    }
+
+    fn fenced_write(
+        &self,
+        key: &[u8],
+        resource: &str,
+        token: u64,
+        value: &[u8],
+    ) -> Result<FencedWrite> {
+        let what = format!("fenced write to '{resource}'");
+        let reply = self
+            .0
+            .eval(&what, &scripted::fenced_write_call(key, token, value))?;
+        scripted::parse_fenced_write(&what, reply)
+    }
+
+    fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
+        let what = format!("fenced read of '{resource}'");
+        let reply = self.0.eval(&what, &scripted::fenced_read_call(key))?;
+        scripted::parse_fenced_read(&what, reply)
+    }
+
+    fn pubsub_endpoints(&self) -> Vec<PubSubEndpoint> {
+        vec![self.0.pubsub_endpoint()]
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
 }

@@ -5,14 +5,18 @@
 //! stopped server costs a caller at most that timeout. A connection that saw
 //! an I/O error or a timeout is never reused: its next reply could belong to
 //! the command that timed out.
+//!
+//! Requests are sent and received in two steps ([`SingleNode::send`],
+//! [`SingleNode::receive`]) so that Redlock can write to every master before
+//! reading any reply: an operation then costs the slowest master, not the sum.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::{ConnectionLike, Value};
 
-use super::{Backend, Call, PubSubEndpoint};
-use crate::error::{Error, Result};
+use super::{Call, PubSubEndpoint, Runner};
+use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) struct SingleNode {
     client: redis::Client,
@@ -33,6 +37,15 @@ struct Loan {
     reused: bool,
 }
 
+/// Commands written to a node whose replies are still to be read.
+pub(crate) struct InFlight<'a> {
+    loan: Option<Loan>,
+    /// Why sending failed, reported when the replies are collected.
+    send_error: Option<redis::RedisError>,
+    calls: &'a [Call<'a>],
+    packed: Vec<u8>,
+}
+
 impl SingleNode {
     pub(crate) fn new(
         client: redis::Client,
@@ -51,7 +64,7 @@ impl SingleNode {
         }
     }
 
-    fn borrow(&self, what: &str) -> Result<Loan> {
+    fn borrow(&self) -> redis::RedisResult<Loan> {
         {
             let mut idle = self.idle.lock();
             let pid = std::process::id();
@@ -66,15 +79,9 @@ impl SingleNode {
         }
         let conn = self
             .client
-            .get_connection_with_timeout(self.connect_timeout)
-            .and_then(|conn| {
-                conn.set_read_timeout(Some(self.command_timeout))?;
-                conn.set_write_timeout(Some(self.command_timeout))?;
-                Ok(conn)
-            })
-            .map_err(|e| {
-                Error::from_redis(&format!("{what} (connecting to {})", self.description), &e)
-            })?;
+            .get_connection_with_timeout(self.connect_timeout)?;
+        conn.set_read_timeout(Some(self.command_timeout))?;
+        conn.set_write_timeout(Some(self.command_timeout))?;
         Ok(Loan {
             conn,
             reused: false,
@@ -88,39 +95,166 @@ impl SingleNode {
         }
     }
 
-    /// Runs `op` on a pooled connection. A reused connection that turns out
-    /// to be closed (the server restarted) is replaced and `op` runs once more
-    /// on a fresh one; the scripts are written so that running twice is safe.
-    fn with_connection<T>(
+    /// Writes `calls` (pipelined) to the node. Never fails: a failure to
+    /// connect or write is reported by [`receive`](Self::receive).
+    pub(crate) fn send<'a>(&self, calls: &'a [Call<'a>]) -> InFlight<'a> {
+        let mut pipe = redis::pipe();
+        for call in calls {
+            pipe.add_command(evalsha_cmd(call));
+        }
+        let packed = pipe.get_packed_pipeline();
+        let mut in_flight = InFlight {
+            loan: None,
+            send_error: None,
+            calls,
+            packed,
+        };
+        match self.borrow() {
+            Ok(mut loan) => match loan.conn.send_packed_command(&in_flight.packed) {
+                Ok(()) => in_flight.loan = Some(loan),
+                // A dead pooled connection: try once more on a fresh one.
+                Err(e) if loan.reused && is_broken(&e) => {
+                    self.idle.lock().1.clear();
+                    match self.borrow().and_then(|mut fresh| {
+                        fresh.conn.send_packed_command(&in_flight.packed)?;
+                        Ok(fresh)
+                    }) {
+                        Ok(fresh) => in_flight.loan = Some(fresh),
+                        Err(e) => in_flight.send_error = Some(e),
+                    }
+                }
+                Err(e) => in_flight.send_error = Some(e),
+            },
+            Err(e) => in_flight.send_error = Some(e),
+        }
+        in_flight
+    }
+
+    /// Reads the replies of [`send`](Self::send), waiting at most until
+    /// `deadline` (and never longer than the command timeout). Scripts the
+    /// server forgot (NOSCRIPT) are loaded and run again.
+    pub(crate) fn receive(
         &self,
         what: &str,
-        mut op: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T> {
-        loop {
-            let mut loan = self.borrow(what)?;
-            match op(&mut loan.conn) {
-                Ok(value) => {
-                    self.give_back(loan.conn);
-                    return Ok(value);
-                }
-                Err(err) if is_broken(&err) => {
-                    // Its siblings in the pool were most likely closed by the
-                    // same event; drop them all rather than fail on each.
-                    self.idle.lock().1.clear();
-                    if loan.reused && !err.is_timeout() {
-                        continue;
+        in_flight: InFlight<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Result<Value>>> {
+        let InFlight {
+            loan,
+            send_error,
+            calls,
+            packed,
+        } = in_flight;
+        let mut loan = match (loan, send_error) {
+            (Some(loan), _) => loan,
+            (None, Some(e)) => return Err(self.error(what, &e)),
+            (None, None) => {
+                return Err(Error::new(
+                    ErrorKind::Connection,
+                    format!("{what}: nothing was sent"),
+                ))
+            }
+        };
+        let outcome = self.read_replies(&mut loan.conn, calls, &packed, deadline);
+        let outcome = match outcome {
+            Err(e) if loan.reused && is_broken(&e) && !e.is_timeout() => {
+                // The server restarted since this connection was pooled; the
+                // command never ran. Once more on a fresh connection (the
+                // scripts are safe to repeat).
+                self.idle.lock().1.clear();
+                match self.borrow() {
+                    Ok(fresh) => {
+                        loan = fresh;
+                        loan.conn.send_packed_command(&packed).and_then(|()| {
+                            self.read_replies(&mut loan.conn, calls, &packed, deadline)
+                        })
                     }
-                    return Err(Error::from_redis(
-                        &format!("{what} (on {})", self.description),
-                        &err,
-                    ));
-                }
-                Err(err) => {
-                    self.give_back(loan.conn);
-                    return Err(Error::from_redis(what, &err));
+                    Err(e) => return Err(self.error(what, &e)),
                 }
             }
+            other => other,
+        };
+        match outcome {
+            Ok(values) => {
+                if deadline.is_some() {
+                    let _ = loan.conn.set_read_timeout(Some(self.command_timeout));
+                }
+                self.give_back(loan.conn);
+                Ok(values
+                    .into_iter()
+                    .zip(calls)
+                    .map(|(value, call)| server_error_to_result(what, call.script.name, value))
+                    .collect())
+            }
+            Err(e) => {
+                if is_broken(&e) {
+                    self.idle.lock().1.clear();
+                } else {
+                    self.give_back(loan.conn);
+                }
+                Err(self.error(what, &e))
+            }
         }
+    }
+
+    fn read_replies(
+        &self,
+        conn: &mut redis::Connection,
+        calls: &[Call<'_>],
+        packed: &[u8],
+        deadline: Option<Instant>,
+    ) -> redis::RedisResult<Vec<Value>> {
+        if let Some(deadline) = deadline {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_millis(1), self.command_timeout);
+            conn.set_read_timeout(Some(left))?;
+        }
+        let mut values = Vec::with_capacity(calls.len());
+        for _ in calls {
+            values.push(conn.recv_response()?);
+        }
+        if !values.iter().any(is_noscript) {
+            return Ok(values);
+        }
+        // The server forgot our scripts (restart or SCRIPT FLUSH).
+        for call in calls {
+            call.script.script.load(conn)?;
+        }
+        conn.req_packed_commands(packed, 0, calls.len())
+    }
+
+    fn error(&self, what: &str, err: &redis::RedisError) -> Error {
+        Error::from_redis(&format!("{what} (on {})", self.description), err)
+    }
+}
+
+impl Runner for SingleNode {
+    fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
+        let calls = std::slice::from_ref(call);
+        let mut values = self.receive(what, self.send(calls), None)?;
+        values
+            .pop()
+            .unwrap_or_else(|| Err(Error::new(ErrorKind::Server, format!("{what}: no reply"))))
+    }
+
+    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.receive(what, self.send(calls), None)
+    }
+
+    fn pubsub_endpoint(&self) -> PubSubEndpoint {
+        PubSubEndpoint {
+            info: self.client.get_connection_info().clone(),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.description.clone()
     }
 }
 
@@ -158,60 +292,6 @@ fn server_error_to_result(what: &str, script: &str, value: Value) -> Result<Valu
             ))
         }
         other => Ok(other),
-    }
-}
-
-impl Backend for SingleNode {
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
-        let cmd = evalsha_cmd(call);
-        let value = self.with_connection(what, |conn| {
-            let value = conn.req_command(&cmd)?;
-            if !is_noscript(&value) {
-                return Ok(value);
-            }
-            // The server forgot our scripts (restart or SCRIPT FLUSH).
-            call.script.script.load(conn)?;
-            conn.req_command(&cmd)
-        })?;
-        server_error_to_result(what, call.script.name, value)
-    }
-
-    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
-        if calls.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut pipe = redis::pipe();
-        for call in calls {
-            pipe.add_command(evalsha_cmd(call));
-        }
-        let packed = pipe.get_packed_pipeline();
-        let values = self.with_connection(what, |conn| {
-            let values = conn.req_packed_commands(&packed, 0, calls.len())?;
-            if !values.iter().any(is_noscript) {
-                return Ok(values);
-            }
-            for call in calls {
-                call.script.script.load(conn)?;
-            }
-            conn.req_packed_commands(&packed, 0, calls.len())
-        })?;
-        Ok(values
-            .into_iter()
-            .zip(calls)
-            .map(|(value, call)| server_error_to_result(what, call.script.name, value))
-            .collect())
-    }
-
-    fn pubsub_endpoint(&self) -> PubSubEndpoint {
-        PubSubEndpoint {
-            info: self.client.get_connection_info().clone(),
-            connect_timeout: self.connect_timeout,
-            command_timeout: self.command_timeout,
-        }
-    }
-
-    fn describe(&self) -> String {
-        self.description.clone()
     }
 }
 

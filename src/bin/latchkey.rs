@@ -3,10 +3,13 @@
 //! demo and the benchmarks (contend for a lock, hold one and take orders).
 //!
 //! ```text
-//! latchkey [--url URL] [--prefix P] inspect NAME
+//! latchkey [--url URL]... [--prefix P] inspect NAME
 //! latchkey [--url URL] [--prefix P] unlock NAME
 //! latchkey [--url URL] [--prefix P] hold NAME [--ttl-ms N] [--no-renew]
 //! latchkey [--url URL] [--prefix P] worker NAME --count N --counter FILE [--log FILE] [--ttl-ms N] [--verbose]
+//!
+//! Give `--url` several times (an odd number, at least 3) for Redlock over
+//! independent masters.
 //! ```
 
 use std::io::{BufRead, Write};
@@ -16,7 +19,7 @@ use std::time::Duration;
 use latchkey::{Client, LockOptions};
 
 struct Args {
-    url: String,
+    urls: Vec<String>,
     prefix: Option<String>,
     command: String,
     name: String,
@@ -28,12 +31,13 @@ struct Args {
     verbose: bool,
 }
 
-const USAGE: &str = "usage: latchkey [--url URL] [--prefix P] (inspect|unlock|hold|worker) NAME \
+const USAGE: &str =
+    "usage: latchkey [--url URL]... [--prefix P] (inspect|unlock|hold|worker) NAME \
 [--ttl-ms N] [--no-renew] [--count N] [--counter FILE] [--log FILE] [--verbose]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
-        url: std::env::var("LATCHKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        urls: Vec::new(),
         prefix: None,
         command: String::new(),
         name: String::new(),
@@ -53,7 +57,7 @@ fn parse_args() -> Result<Args, String> {
                 .map_err(|_| format!("{flag} needs a number, got '{v}'"))
         };
         match arg.as_str() {
-            "--url" => args.url = value("--url")?,
+            "--url" => args.urls.push(value("--url")?),
             "--prefix" => args.prefix = Some(value("--prefix")?),
             "--ttl-ms" => args.ttl_ms = number("--ttl-ms", value("--ttl-ms")?)?,
             "--count" => args.count = number("--count", value("--count")?)?,
@@ -67,6 +71,11 @@ fn parse_args() -> Result<Args, String> {
             }
             _ => positional.push(arg),
         }
+    }
+    if args.urls.is_empty() {
+        args.urls.push(
+            std::env::var("LATCHKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+        );
     }
     match positional.as_slice() {
         [command, name] => {
@@ -108,7 +117,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = Client::builder(&args.url);
+    let mut builder = if args.urls.len() > 1 {
+        Client::redlock_builder(&args.urls)
+    } else {
+        Client::builder(&args.urls[0])
+    };
     if let Some(prefix) = &args.prefix {
         builder = builder.prefix(prefix.clone());
     }

@@ -40,3 +40,4 @@ script!(inspect, "inspect.lua");
 script!(force_unlock, "force_unlock.lua");
 script!(fenced_write, "fenced_write.lua");
 script!(fenced_read, "fenced_read.lua");
+script!(raise_fence, "raise_fence.lua");

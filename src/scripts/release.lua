@@ -1,11 +1,12 @@
 -- Release a plain lock if, and only if, we still own it.
 -- KEYS[1] lock key; ARGV[1] owner token, ARGV[2] channel,
--- ARGV[3] handoff window in ms
+-- ARGV[3] handoff window in ms. The release message carries the owner token
+-- (a waiter ignores its own releases).
 -- Returns 1 when released, 0 when the lock was not ours (expired or taken).
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-if redis.call('PUBLISH', ARGV[2], 'released') > 0 then
+if redis.call('PUBLISH', ARGV[2], ARGV[1]) > 0 then
   -- Someone is waiting: reserve the lock for the woken waiters briefly.
   redis.call('SET', KEYS[1], 'handoff', 'PX', ARGV[3])
 else

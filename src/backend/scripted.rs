@@ -1,0 +1,262 @@
+//! The script invocation of each lock operation, and the parsing of its
+//! reply: shared by every backend, so one node and N Redlock masters run
+//! exactly the same scripts.
+
+use std::time::Duration;
+
+use super::{Attempt, Call, ExtendItem, Released};
+use crate::client::{FencedWrite, LockInfo};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::LockKeys;
+use crate::scripts;
+
+/// After a release that woke waiters, fresh acquirers (that were not
+/// waiting) stand back this long so a woken waiter gets the lock: without it
+/// a holder that releases and re-acquires in a loop wins almost every time.
+const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
+
+/// A duration as whole milliseconds for PX/PEXPIRE (at least 1).
+pub(crate) fn millis(d: Duration) -> Vec<u8> {
+    d.as_millis().max(1).to_string().into_bytes()
+}
+
+pub(crate) fn acquire_what(keys: &LockKeys) -> String {
+    format!("acquiring lock '{}'", keys.name)
+}
+
+pub(crate) fn release_what(keys: &LockKeys) -> String {
+    format!("releasing lock '{}'", keys.name)
+}
+
+pub(crate) fn acquire_call<'a>(
+    keys: &'a LockKeys,
+    token: &str,
+    ttl: Duration,
+    reentrant: bool,
+    waited: bool,
+) -> Call<'a> {
+    Call {
+        script: if reentrant {
+            scripts::reentrant_acquire()
+        } else {
+            scripts::acquire()
+        },
+        keys: vec![&keys.lock, &keys.fence],
+        args: vec![
+            token.as_bytes().to_vec(),
+            millis(ttl),
+            if waited { b"1".to_vec() } else { b"0".to_vec() },
+        ],
+    }
+}
+
+pub(crate) fn parse_acquire(what: &str, value: redis::Value) -> Result<Attempt> {
+    let (flag, number) = parse_flag_and_number(what, value)?;
+    Ok(if flag == 1 {
+        Attempt::Acquired(number)
+    } else {
+        Attempt::Held(Duration::from_millis(number))
+    })
+}
+
+pub(crate) fn release_call<'a>(keys: &'a LockKeys, token: &str, reentrant: bool) -> Call<'a> {
+    Call {
+        script: if reentrant {
+            scripts::reentrant_release()
+        } else {
+            scripts::release()
+        },
+        keys: vec![&keys.lock],
+        args: vec![
+            token.as_bytes().to_vec(),
+            keys.channel.clone(),
+            millis(HANDOFF_WINDOW),
+        ],
+    }
+}
+
+pub(crate) fn parse_release(what: &str, value: redis::Value) -> Result<Released> {
+    match value {
+        redis::Value::Int(0) => Ok(Released::NotOwner),
+        redis::Value::Int(1) => Ok(Released::Free),
+        redis::Value::Int(2) => Ok(Released::StillHeld),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
+pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
+    Call {
+        script: if item.reentrant {
+            scripts::reentrant_extend()
+        } else {
+            scripts::extend()
+        },
+        keys: vec![&item.keys.lock],
+        args: vec![item.token.as_bytes().to_vec(), millis(item.ttl)],
+    }
+}
+
+/// Raises a lock's fencing counter to at least `token` (Redlock: so that
+/// any later majority continues above the token just issued).
+pub(crate) fn raise_fence_call(keys: &LockKeys, token: u64) -> Call<'_> {
+    Call {
+        script: scripts::raise_fence(),
+        keys: vec![&keys.fence],
+        args: vec![token.to_string().into_bytes()],
+    }
+}
+
+pub(crate) fn inspect_call(keys: &LockKeys) -> Call<'_> {
+    Call {
+        script: scripts::inspect(),
+        keys: vec![&keys.lock, &keys.fence],
+        args: vec![],
+    }
+}
+
+pub(crate) fn force_unlock_call(keys: &LockKeys) -> Call<'_> {
+    Call {
+        script: scripts::force_unlock(),
+        keys: vec![&keys.lock],
+        args: vec![keys.channel.clone()],
+    }
+}
+
+pub(crate) fn fenced_write_call<'a>(key: &'a [u8], token: u64, value: &[u8]) -> Call<'a> {
+    Call {
+        script: scripts::fenced_write(),
+        keys: vec![key],
+        args: vec![token.to_string().into_bytes(), value.to_vec()],
+    }
+}
+
+pub(crate) fn parse_fenced_write(what: &str, value: redis::Value) -> Result<FencedWrite> {
+    let (flag, token) = parse_flag_and_number(what, value)?;
+    Ok(FencedWrite {
+        written: flag == 1,
+        highest_token: token,
+    })
+}
+
+pub(crate) fn fenced_read_call(key: &[u8]) -> Call<'_> {
+    Call {
+        script: scripts::fenced_read(),
+        keys: vec![key],
+        args: vec![],
+    }
+}
+
+pub(crate) fn parse_fenced_read(what: &str, value: redis::Value) -> Result<Option<(u64, Vec<u8>)>> {
+    match value {
+        redis::Value::Array(items) if items.len() == 2 => {
+            let token = value_to_u64(what, &items[0])?;
+            let value = match &items[1] {
+                redis::Value::BulkString(b) => b.clone(),
+                _ => Vec::new(),
+            };
+            Ok(Some((token, value)))
+        }
+        _ => Ok(None),
+    }
+}
+
+fn unexpected(what: &str, value: &redis::Value) -> Error {
+    Error::new(
+        ErrorKind::Server,
+        format!("{what}: unexpected reply from Redis: {value:?}"),
+    )
+}
+
+fn value_to_u64(what: &str, value: &redis::Value) -> Result<u64> {
+    match value {
+        redis::Value::Int(n) => u64::try_from(*n).map_err(|_| unexpected(what, value)),
+        redis::Value::BulkString(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| unexpected(what, value)),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+fn value_to_i64(what: &str, value: &redis::Value) -> Result<i64> {
+    match value {
+        redis::Value::Int(n) => Ok(*n),
+        other => Err(unexpected(what, other)),
+    }
+}
+
+/// Parses the `{flag, number}` replies of the acquire and fenced-write scripts.
+fn parse_flag_and_number(what: &str, value: redis::Value) -> Result<(i64, u64)> {
+    match &value {
+        redis::Value::Array(items) if items.len() == 2 => {
+            let flag = value_to_i64(what, &items[0])?;
+            let number = match &items[1] {
+                // A negative PTTL (-1: no expiry) means "unknown"; report 0.
+                redis::Value::Int(n) if *n < 0 => 0,
+                other => value_to_u64(what, other)?,
+            };
+            Ok((flag, number))
+        }
+        _ => Err(unexpected(what, &value)),
+    }
+}
+
+pub(crate) fn parse_inspect(
+    name: &str,
+    what: &str,
+    value: redis::Value,
+) -> Result<Option<LockInfo>> {
+    let redis::Value::Array(items) = &value else {
+        return Err(unexpected(what, &value));
+    };
+    if items.is_empty() {
+        return Ok(None);
+    }
+    if items.len() != 5 {
+        return Err(unexpected(what, &value));
+    }
+    let kind = match &items[0] {
+        redis::Value::BulkString(b) => b.as_slice(),
+        _ => return Err(unexpected(what, &value)),
+    };
+    let owner_token = match &items[1] {
+        redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        _ => String::new(),
+    };
+    let pttl = value_to_i64(what, &items[2])?;
+    Ok(Some(LockInfo {
+        name: name.to_string(),
+        owner_token,
+        fencing_token: value_to_u64(what, &items[3])?,
+        ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
+        reentrant: kind == b"reentrant",
+        hold_count: value_to_u64(what, &items[4])?,
+        masters: Vec::new(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::Value;
+
+    #[test]
+    fn replies_parse_or_fail_cleanly() {
+        let ok = Value::Array(vec![Value::Int(1), Value::BulkString(b"42".to_vec())]);
+        assert_eq!(parse_acquire("t", ok).unwrap(), Attempt::Acquired(42));
+        let held = Value::Array(vec![Value::Int(0), Value::Int(-1)]);
+        assert_eq!(
+            parse_acquire("t", held).unwrap(),
+            Attempt::Held(Duration::ZERO)
+        );
+        assert!(parse_acquire("t", Value::Nil).is_err());
+        assert!(parse_acquire(
+            "t",
+            Value::Array(vec![Value::Int(1), Value::BulkString(b"x".to_vec())])
+        )
+        .is_err());
+        assert!(parse_release("t", Value::Int(7)).is_err());
+        assert!(parse_inspect("n", "t", Value::Array(vec![Value::Int(1)])).is_err());
+        assert_eq!(parse_inspect("n", "t", Value::Array(vec![])).unwrap(), None);
+    }
+}
