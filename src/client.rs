@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::redlock::Redlock;
+use crate::backend::sentinel::{SentinelConfig, SentinelNode};
 use crate::backend::single::SingleNode;
-use crate::backend::{Backend, Direct};
+use crate::backend::{Backend, Direct, WaitForReplicas};
 use crate::error::{Error, Result};
 use crate::keys::{validate_name, validate_prefix, LockKeys};
 use crate::lock::{Lock, LockOptions};
@@ -71,9 +72,13 @@ impl fmt::Debug for Client {
 /// ```
 #[derive(Clone)]
 pub struct ClientBuilder {
-    /// One URL for a single server; several for Redlock masters.
+    /// One URL for a single server; several for Redlock masters or
+    /// sentinels.
     urls: Vec<String>,
-    redlock: bool,
+    mode: Mode,
+    master_password: Option<String>,
+    master_db: i64,
+    wait: Option<WaitForReplicas>,
     connect_timeout: Duration,
     command_timeout: Duration,
     prefix: String,
@@ -87,7 +92,13 @@ impl fmt::Debug for ClientBuilder {
                 "urls",
                 &self.urls.iter().map(|u| redact_url(u)).collect::<Vec<_>>(),
             )
-            .field("redlock", &self.redlock)
+            .field("mode", &self.mode)
+            .field(
+                "master_password",
+                &self.master_password.as_ref().map(|_| "***"),
+            )
+            .field("master_db", &self.master_db)
+            .field("wait_for_replicas", &self.wait)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)
             .field("prefix", &self.prefix)
@@ -96,7 +107,54 @@ impl fmt::Debug for ClientBuilder {
     }
 }
 
+/// Which deployment the URLs describe.
+#[derive(Clone, Debug)]
+enum Mode {
+    Single,
+    Redlock,
+    Sentinel { master_name: String },
+}
+
 impl ClientBuilder {
+    /// After each successful acquire, wait until `replicas` replicas have
+    /// the lock (Redis `WAIT`), at most `timeout`; if fewer confirm, the
+    /// lock is released again and the acquire fails with `Timeout`. Narrows
+    /// what a failover can lose (single server or Sentinel; not Redlock).
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("redis://127.0.0.1")
+    ///     .wait_for_replicas(1, std::time::Duration::from_millis(100));
+    /// # let _ = b;
+    /// ```
+    pub fn wait_for_replicas(mut self, replicas: usize, timeout: Duration) -> Self {
+        self.wait = Some(WaitForReplicas { replicas, timeout });
+        self
+    }
+
+    /// The password of the master found through Sentinel (the sentinel URLs
+    /// carry the sentinels' own credentials, if any).
+    ///
+    /// ```
+    /// let b = latchkey::Client::sentinel_builder(&["redis://127.0.0.1:26379"], "mymaster")
+    ///     .master_password("s3cret");
+    /// assert!(!format!("{b:?}").contains("s3cret"));
+    /// ```
+    pub fn master_password(mut self, password: impl Into<String>) -> Self {
+        self.master_password = Some(password.into());
+        self
+    }
+
+    /// The database number on the master found through Sentinel (default 0).
+    ///
+    /// ```
+    /// let b = latchkey::Client::sentinel_builder(&["redis://127.0.0.1:26379"], "mymaster").master_db(2);
+    /// # let _ = b;
+    /// ```
+    pub fn master_db(mut self, db: i64) -> Self {
+        self.master_db = db;
+        self
+    }
+
     /// Time allowed to connect and handshake (default 2 s).
     ///
     /// ```
@@ -160,6 +218,20 @@ impl ClientBuilder {
         if self.pool_size == 0 || self.pool_size > 1024 {
             return Err(Error::invalid("the pool size must be between 1 and 1024"));
         }
+        if let Some(wait) = self.wait {
+            if matches!(self.mode, Mode::Redlock) {
+                return Err(Error::invalid(
+                    "wait_for_replicas applies to a single server or Sentinel, not to Redlock",
+                ));
+            }
+            if wait.replicas == 0 || wait.replicas > 64 {
+                return Err(Error::invalid("wait_for_replicas needs 1 to 64 replicas"));
+            }
+            check_timeout("replica wait timeout", wait.timeout)?;
+        }
+        if let Mode::Sentinel { master_name } = self.mode.clone() {
+            return self.build_sentinel(master_name);
+        }
         let nodes = self
             .urls
             .iter()
@@ -172,7 +244,7 @@ impl ClientBuilder {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let backend: Arc<dyn Backend> = if self.redlock {
+        let backend: Arc<dyn Backend> = if matches!(self.mode, Mode::Redlock) {
             if nodes.len() < 3 || nodes.len() % 2 == 0 {
                 return Err(Error::invalid(format!(
                     "Redlock needs an odd number of independent masters, at least 3; got {} \
@@ -183,22 +255,41 @@ impl ClientBuilder {
             Arc::new(Redlock::new(nodes, self.command_timeout))
         } else {
             match nodes.into_iter().next() {
-                Some(node) => Arc::new(Direct(node)),
+                Some(node) => Arc::new(Direct::new(node, self.wait)),
                 None => return Err(Error::invalid("no Redis URL given")),
             }
         };
-        Ok(Client {
-            inner: Arc::new(ClientInner {
-                subscribers: backend
-                    .pubsub_endpoints()
-                    .into_iter()
-                    .map(Subscriber::new)
-                    .collect(),
-                watchdog: Watchdog::new(backend.clone()),
-                backend,
-                prefix: self.prefix,
-            }),
-        })
+        Ok(Client::with_backend(backend, self.prefix))
+    }
+
+    fn build_sentinel(self, master_name: String) -> Result<Client> {
+        if master_name.is_empty() {
+            return Err(Error::invalid("the Sentinel master name must not be empty"));
+        }
+        if self.urls.is_empty() {
+            return Err(Error::invalid("give at least one sentinel URL"));
+        }
+        let sentinels = self
+            .urls
+            .iter()
+            .map(|u| parse_url(u))
+            .collect::<Result<Vec<_>>>()?;
+        let mut master_settings = redis::RedisConnectionInfo::default().set_db(self.master_db);
+        if let Some(password) = &self.master_password {
+            master_settings = master_settings.set_password(password);
+        }
+        let node = SentinelNode::new(SentinelConfig {
+            sentinels,
+            master_name,
+            master_settings,
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            pool_size: self.pool_size,
+        });
+        Ok(Client::with_backend(
+            Arc::new(Direct::new(node, self.wait)),
+            self.prefix,
+        ))
     }
 }
 
@@ -320,7 +411,10 @@ impl Client {
     pub fn builder(url: &str) -> ClientBuilder {
         ClientBuilder {
             urls: vec![url.to_string()],
-            redlock: false,
+            mode: Mode::Single,
+            master_password: None,
+            master_db: 0,
+            wait: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             prefix: DEFAULT_PREFIX.to_string(),
@@ -347,8 +441,52 @@ impl Client {
     pub fn redlock_builder<S: AsRef<str>>(urls: &[S]) -> ClientBuilder {
         let mut builder = Client::builder("");
         builder.urls = urls.iter().map(|u| u.as_ref().to_string()).collect();
-        builder.redlock = true;
+        builder.mode = Mode::Redlock;
         builder
+    }
+
+    /// Starts configuring a client for the master that Redis Sentinel calls
+    /// `master_name`, found through any of `sentinel_urls`. The client
+    /// follows failovers: a command that finds the old master gone or
+    /// demoted asks the sentinels again.
+    ///
+    /// ```
+    /// let client = latchkey::Client::sentinel_builder(
+    ///     &["redis://10.0.0.1:26379", "redis://10.0.0.2:26379"],
+    ///     "mymaster",
+    /// )
+    /// .build()
+    /// .unwrap();
+    /// # let _ = client;
+    /// ```
+    pub fn sentinel_builder<S: AsRef<str>>(
+        sentinel_urls: &[S],
+        master_name: &str,
+    ) -> ClientBuilder {
+        let mut builder = Client::builder("");
+        builder.urls = sentinel_urls
+            .iter()
+            .map(|u| u.as_ref().to_string())
+            .collect();
+        builder.mode = Mode::Sentinel {
+            master_name: master_name.to_string(),
+        };
+        builder
+    }
+
+    fn with_backend(backend: Arc<dyn Backend>, prefix: String) -> Client {
+        Client {
+            inner: Arc::new(ClientInner {
+                subscribers: backend
+                    .pubsub_sources()
+                    .into_iter()
+                    .map(Subscriber::new)
+                    .collect(),
+                watchdog: Watchdog::new(backend.clone()),
+                backend,
+                prefix,
+            }),
+        }
     }
 
     /// The key prefix of this client.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::backend::PubSubEndpoint;
+use crate::backend::{EndpointSource, PubSubEndpoint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::Parker;
 
@@ -176,6 +176,8 @@ struct State {
     next_watch_id: u64,
     channels: HashMap<Vec<u8>, Channel>,
     closed: bool,
+    /// The command timeout of the endpoint `conn` was opened to.
+    command_timeout: Duration,
     /// The process that opened `conn`. A forked child must neither use nor
     /// shut down its parent's socket (shutdown would cut the parent off).
     pid: u32,
@@ -189,7 +191,7 @@ struct Shared {
 /// The Client's release listener. Dropping it closes the connection, which
 /// ends the reader thread.
 pub(crate) struct Subscriber {
-    endpoint: PubSubEndpoint,
+    source: EndpointSource,
     shared: Arc<Shared>,
 }
 
@@ -203,9 +205,9 @@ pub(crate) struct Watch {
 }
 
 impl Subscriber {
-    pub(crate) fn new(endpoint: PubSubEndpoint) -> Self {
+    pub(crate) fn new(source: EndpointSource) -> Self {
         Subscriber {
-            endpoint,
+            source,
             shared: Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 confirmed: Condvar::new(),
@@ -224,8 +226,9 @@ impl Subscriber {
         let mut state = self.shared.state.lock();
         forget_parents_connection(&mut state);
         if state.conn.is_none() {
-            let writer = self.connect(&mut state)?;
+            let (writer, command_timeout) = self.connect(&mut state)?;
             state.conn = Some(Connected { writer });
+            state.command_timeout = command_timeout;
         }
         let epoch = state.epoch;
         let id = state.next_watch_id;
@@ -254,7 +257,7 @@ impl Subscriber {
             }
             target
         };
-        let deadline = Instant::now() + self.endpoint.command_timeout;
+        let deadline = Instant::now() + state.command_timeout;
         loop {
             if state.epoch != epoch || state.closed {
                 drop(state);
@@ -287,11 +290,12 @@ impl Subscriber {
         }
     }
 
-    fn connect(&self, state: &mut State) -> Result<Stream> {
+    fn connect(&self, state: &mut State) -> Result<(Stream, Duration)> {
         if state.closed {
             return Err(Error::new(ErrorKind::Connection, "the client is closed"));
         }
-        let stream = open_stream(&self.endpoint)?;
+        let endpoint = (self.source)()?;
+        let stream = open_stream(&endpoint)?;
         let reader = stream.try_clone().map_err(io_error)?;
         state.epoch += 1;
         state.pid = std::process::id();
@@ -306,7 +310,7 @@ impl Subscriber {
                     format!("cannot start the pub/sub thread: {e}"),
                 )
             })?;
-        Ok(stream)
+        Ok((stream, endpoint.command_timeout))
     }
 }
 

@@ -6,8 +6,10 @@
 
 pub(crate) mod redlock;
 pub(crate) mod scripted;
+pub(crate) mod sentinel;
 pub(crate) mod single;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{FencedWrite, LockInfo};
@@ -29,6 +31,10 @@ pub(crate) struct PubSubEndpoint {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
 }
+
+/// Says where a release listener should connect; asked at every
+/// (re)connection, so a listener follows a Sentinel failover.
+pub(crate) type EndpointSource = Arc<dyn Fn() -> Result<PubSubEndpoint> + Send + Sync>;
 
 /// The outcome of one acquire attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +104,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>>;
 
     /// Where waiters subscribe to release messages (one listener each).
-    fn pubsub_endpoints(&self) -> Vec<PubSubEndpoint>;
+    fn pubsub_sources(&self) -> Vec<EndpointSource>;
 
     /// The server(s), for messages; never with a password.
     fn describe(&self) -> String;
@@ -113,15 +119,42 @@ pub(crate) trait Runner: Send + Sync + 'static {
     /// Runs many scripts in one pipelined round trip; one result per call.
     fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>>;
 
+    /// Runs one script followed by `WAIT replicas timeout` in the same round
+    /// trip; returns the script's reply and how many replicas confirmed.
+    fn eval_then_wait(
+        &self,
+        what: &str,
+        call: &Call<'_>,
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<(redis::Value, usize)>;
+
     /// Where to listen for release messages.
-    fn pubsub_endpoint(&self) -> PubSubEndpoint;
+    fn pubsub_source(&self) -> EndpointSource;
 
     /// The node, for messages.
     fn describe(&self) -> String;
 }
 
+/// Replicas that must confirm an acquire (Redis `WAIT`), and how long to
+/// wait for them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WaitForReplicas {
+    pub(crate) replicas: usize,
+    pub(crate) timeout: Duration,
+}
+
 /// The lock operations on one node: each is one script.
-pub(crate) struct Direct<R: Runner>(pub(crate) R);
+pub(crate) struct Direct<R: Runner> {
+    pub(crate) runner: R,
+    pub(crate) wait: Option<WaitForReplicas>,
+}
+
+impl<R: Runner> Direct<R> {
+    pub(crate) fn new(runner: R, wait: Option<WaitForReplicas>) -> Self {
+        Direct { runner, wait }
+    }
+}
 
 impl<R: Runner> Backend for Direct<R> {
     fn acquire(
@@ -134,13 +167,31 @@ impl<R: Runner> Backend for Direct<R> {
     ) -> Result<Attempt> {
         let what = scripted::acquire_what(keys);
         let call = scripted::acquire_call(keys, token, ttl, reentrant, waited);
-        scripted::parse_acquire(&what, self.0.eval(&what, &call)?)
+        let Some(wait) = self.wait else {
+            return scripted::parse_acquire(&what, self.runner.eval(&what, &call)?);
+        };
+        let (reply, confirmed) =
+            self.runner
+                .eval_then_wait(&what, &call, wait.replicas, wait.timeout)?;
+        let attempt = scripted::parse_acquire(&what, reply)?;
+        if matches!(attempt, Attempt::Acquired(_)) && confirmed < wait.replicas {
+            // Not durable enough to count as held: give it back.
+            let _ = self.release(keys, token, reentrant);
+            return Err(crate::error::Error::new(
+                crate::error::ErrorKind::Timeout,
+                format!(
+                    "{what}: only {confirmed} of {} replicas confirmed the lock within {:?}; it was released",
+                    wait.replicas, wait.timeout
+                ),
+            ));
+        }
+        Ok(attempt)
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
         let what = scripted::release_what(keys);
         let call = scripted::release_call(keys, token, reentrant);
-        scripted::parse_release(&what, self.0.eval(&what, &call)?)
+        scripted::parse_release(&what, self.runner.eval(&what, &call)?)
     }
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
@@ -151,7 +202,7 @@ impl<R: Runner> Backend for Direct<R> {
             format!("renewing {} leases", items.len())
         };
         Ok(self
-            .0
+            .runner
             .eval_many(&what, &calls)?
             .into_iter()
             .map(|r| r.map(|v| matches!(v, redis::Value::Int(1))))
@@ -160,13 +211,15 @@ impl<R: Runner> Backend for Direct<R> {
 
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
         let what = format!("inspecting lock '{}'", keys.name);
-        let value = self.0.eval(&what, &scripted::inspect_call(keys))?;
+        let value = self.runner.eval(&what, &scripted::inspect_call(keys))?;
         scripted::parse_inspect(&keys.name, &what, value)
     }
 
     fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
         let what = format!("force-unlocking lock '{}'", keys.name);
-        let value = self.0.eval(&what, &scripted::force_unlock_call(keys))?;
+        let value = self
+            .runner
+            .eval(&what, &scripted::force_unlock_call(keys))?;
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 
@@ -179,22 +232,22 @@ impl<R: Runner> Backend for Direct<R> {
     ) -> Result<FencedWrite> {
         let what = format!("fenced write to '{resource}'");
         let reply = self
-            .0
+            .runner
             .eval(&what, &scripted::fenced_write_call(key, token, value))?;
         scripted::parse_fenced_write(&what, reply)
     }
 
     fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
         let what = format!("fenced read of '{resource}'");
-        let reply = self.0.eval(&what, &scripted::fenced_read_call(key))?;
+        let reply = self.runner.eval(&what, &scripted::fenced_read_call(key))?;
         scripted::parse_fenced_read(&what, reply)
     }
 
-    fn pubsub_endpoints(&self) -> Vec<PubSubEndpoint> {
-        vec![self.0.pubsub_endpoint()]
+    fn pubsub_sources(&self) -> Vec<EndpointSource> {
+        vec![self.runner.pubsub_source()]
     }
 
     fn describe(&self) -> String {
-        self.0.describe()
+        self.runner.describe()
     }
 }

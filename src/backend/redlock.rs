@@ -13,7 +13,7 @@ use super::scripted::{
     self, acquire_call, extend_call, parse_acquire, parse_release, release_call,
 };
 use super::single::SingleNode;
-use super::{Attempt, Backend, Call, ExtendItem, PubSubEndpoint, Released, Runner};
+use super::{Attempt, Backend, Call, EndpointSource, ExtendItem, Released, Runner};
 use crate::client::{FencedWrite, LockInfo, MasterState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
@@ -370,8 +370,8 @@ impl Backend for Redlock {
         Ok(best)
     }
 
-    fn pubsub_endpoints(&self) -> Vec<PubSubEndpoint> {
-        self.masters.iter().map(Runner::pubsub_endpoint).collect()
+    fn pubsub_sources(&self) -> Vec<EndpointSource> {
+        self.masters.iter().map(Runner::pubsub_source).collect()
     }
 
     fn describe(&self) -> String {

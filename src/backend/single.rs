@@ -10,12 +10,13 @@
 //! [`SingleNode::receive`]) so that Redlock can write to every master before
 //! reading any reply: an operation then costs the slowest master, not the sum.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::{ConnectionLike, Value};
 
-use super::{Call, PubSubEndpoint, Runner};
+use super::{Call, EndpointSource, PubSubEndpoint, Runner};
 use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) struct SingleNode {
@@ -224,6 +225,15 @@ impl SingleNode {
         conn.req_packed_commands(packed, 0, calls.len())
     }
 
+    /// Where a release listener for this node connects.
+    pub(crate) fn endpoint(&self) -> PubSubEndpoint {
+        PubSubEndpoint {
+            info: self.client.get_connection_info().clone(),
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+        }
+    }
+
     fn error(&self, what: &str, err: &redis::RedisError) -> Error {
         Error::from_redis(&format!("{what} (on {})", self.description), err)
     }
@@ -245,12 +255,56 @@ impl Runner for SingleNode {
         self.receive(what, self.send(calls), None)
     }
 
-    fn pubsub_endpoint(&self) -> PubSubEndpoint {
-        PubSubEndpoint {
-            info: self.client.get_connection_info().clone(),
-            connect_timeout: self.connect_timeout,
-            command_timeout: self.command_timeout,
+    fn eval_then_wait(
+        &self,
+        what: &str,
+        call: &Call<'_>,
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<(Value, usize)> {
+        let mut pipe = redis::pipe();
+        pipe.add_command(evalsha_cmd(call));
+        pipe.cmd("WAIT")
+            .arg(replicas)
+            .arg(timeout.as_millis().max(1) as u64);
+        let packed = pipe.get_packed_pipeline();
+        let mut loan = self.borrow().map_err(|e| self.error(what, &e))?;
+        // WAIT blocks up to its own timeout: allow for it on this read.
+        let patience = self.command_timeout + timeout;
+        let outcome = loan.conn.set_read_timeout(Some(patience)).and_then(|()| {
+            let mut values = loan.conn.req_packed_commands(&packed, 0, 2)?;
+            if is_noscript(&values[0]) {
+                call.script.script.load(&mut loan.conn)?;
+                values = loan.conn.req_packed_commands(&packed, 0, 2)?;
+            }
+            Ok(values)
+        });
+        match outcome {
+            Ok(mut values) => {
+                let _ = loan.conn.set_read_timeout(Some(self.command_timeout));
+                self.give_back(loan.conn);
+                let confirmed = match values.pop() {
+                    Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
+                    _ => 0,
+                };
+                let reply = values.pop().unwrap_or(Value::Nil);
+                Ok((
+                    server_error_to_result(what, call.script.name, reply)?,
+                    confirmed,
+                ))
+            }
+            Err(e) => {
+                if is_broken(&e) {
+                    self.idle.lock().1.clear();
+                }
+                Err(self.error(what, &e))
+            }
         }
+    }
+
+    fn pubsub_source(&self) -> EndpointSource {
+        let endpoint = self.endpoint();
+        Arc::new(move || Ok(endpoint.clone()))
     }
 
     fn describe(&self) -> String {

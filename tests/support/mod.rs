@@ -15,6 +15,8 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: PathBuf,
     extra: Vec<String>,
+    /// For a sentinel: the master it monitors (port) and its quorum.
+    sentinel_of: Option<(u16, u32)>,
 }
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
@@ -44,6 +46,7 @@ impl RedisServer {
             port: 0,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            sentinel_of: None,
         };
         for _ in 0..10 {
             server.port = free_port();
@@ -54,11 +57,56 @@ impl RedisServer {
         panic!("redis-server did not start on any of 10 free ports");
     }
 
-    /// Starts the process on `self.port` and waits for its "Ready" line.
+    /// Starts a sentinel monitoring the master on `master_port` as
+    /// `mymaster`, with quick failure detection.
+    pub fn start_sentinel(master_port: u16, quorum: u32) -> Self {
+        let mut server = Self::start_with_sentinel_of(Some((master_port, quorum)));
+        server.extra.clear();
+        server
+    }
+
+    fn start_with_sentinel_of(sentinel_of: Option<(u16, u32)>) -> Self {
+        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("latchkey-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create the server's temp dir");
+        let mut server = RedisServer {
+            child: None,
+            port: 0,
+            dir,
+            extra: Vec::new(),
+            sentinel_of,
+        };
+        for _ in 0..10 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of 10 free ports");
+    }
+
+    /// Starts the process on `self.port` and waits for its ready line.
     fn spawn(&mut self) -> bool {
         let mut cmd = Command::new(redis_server_binary());
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--dir", self.dir.to_str().unwrap()])
+        let ready_marker = if let Some((master_port, quorum)) = self.sentinel_of {
+            let conf = self.dir.join("sentinel.conf");
+            let text = format!(
+                "port {}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\n\
+                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
+                self.port,
+                self.dir.display()
+            );
+            std::fs::write(&conf, text).expect("write sentinel.conf");
+            cmd.arg(&conf).args(["--sentinel", "--logfile", ""]);
+            "+monitor master"
+        } else {
+            cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
+            "Ready to accept connections"
+        };
+        if self.sentinel_of.is_some() {
+            return self.spawn_command(cmd, ready_marker);
+        }
+        cmd.args(["--dir", self.dir.to_str().unwrap()])
             .args([
                 "--save",
                 "",
@@ -69,8 +117,12 @@ impl RedisServer {
                 "--logfile",
                 "",
             ])
-            .args(&self.extra)
-            .stdin(Stdio::null())
+            .args(&self.extra);
+        self.spawn_command(cmd, ready_marker)
+    }
+
+    fn spawn_command(&mut self, mut cmd: Command, ready_marker: &'static str) -> bool {
+        cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         let mut child = match cmd.spawn() {
@@ -85,7 +137,7 @@ impl RedisServer {
             let mut ready_tx = Some(ready_tx);
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("Ready to accept connections") {
+                if line.contains(ready_marker) {
                     if let Some(tx) = ready_tx.take() {
                         let _ = tx.send(true);
                     }
@@ -202,4 +254,34 @@ pub fn wait_for_waiter(server: &RedisServer, name: &str) {
         }
         std::thread::yield_now();
     }
+}
+
+/// Waits (checking every 20 ms) until `condition` holds; panics with `what`
+/// after `limit`. For states of a server that no message announces.
+pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A field of `INFO replication` on a server.
+pub fn replication_field(server: &RedisServer, field: &str) -> Option<String> {
+    let client = redis::Client::open(server.url()).ok()?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .ok()?;
+    conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut conn)
+        .ok()?;
+    info.lines().find_map(|l| {
+        l.strip_prefix(&format!("{field}:"))
+            .map(|v| v.trim().to_string())
+    })
 }

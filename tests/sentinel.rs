@@ -1,0 +1,170 @@
+//! Redis Sentinel: 1 master, 2 replicas and 3 sentinels, all real
+//! processes. The client finds the master through the sentinels, follows a
+//! `SENTINEL FAILOVER` while it holds a lease, and can wait for replicas.
+
+mod support;
+
+use std::time::Duration;
+
+use latchkey::{Client, ErrorKind, LockOptions};
+use support::{replication_field, wait_until, RedisServer};
+
+struct Deployment {
+    master: RedisServer,
+    replicas: Vec<RedisServer>,
+    sentinels: Vec<RedisServer>,
+}
+
+impl Deployment {
+    fn start() -> Deployment {
+        let master = RedisServer::start();
+        let port = master.port.to_string();
+        let replicas: Vec<RedisServer> = (0..2)
+            .map(|_| RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]))
+            .collect();
+        for replica in &replicas {
+            wait_until("a replica is in sync", Duration::from_secs(30), || {
+                replication_field(replica, "master_link_status").as_deref() == Some("up")
+            });
+        }
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_sentinel(master.port, 2))
+            .collect();
+        for sentinel in &sentinels {
+            wait_until(
+                "a sentinel sees both replicas healthy",
+                Duration::from_secs(60),
+                || {
+                    let mut conn = sentinel.admin();
+                    let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg("mymaster")
+                        .query(&mut conn)
+                        .unwrap_or_default();
+                    let field = |r: &Vec<String>, name: &str| {
+                        r.chunks(2).find(|kv| kv[0] == name).map(|kv| kv[1].clone())
+                    };
+                    replicas.len() == 2
+                        && replicas.iter().all(|r| {
+                            field(r, "flags").as_deref() == Some("slave")
+                                && field(r, "master-link-status").as_deref() == Some("ok")
+                        })
+                },
+            );
+        }
+        Deployment {
+            master,
+            replicas,
+            sentinels,
+        }
+    }
+
+    fn client(&self, wait_for: Option<usize>) -> Client {
+        let urls: Vec<String> = self.sentinels.iter().map(RedisServer::url).collect();
+        let mut builder = Client::sentinel_builder(&urls, "mymaster")
+            .connect_timeout(Duration::from_millis(500))
+            .command_timeout(Duration::from_millis(500));
+        if let Some(n) = wait_for {
+            builder = builder.wait_for_replicas(n, Duration::from_millis(500));
+        }
+        builder.build().unwrap()
+    }
+
+    fn master_port_per_sentinel(&self) -> u16 {
+        let mut conn = self.sentinels[0].admin();
+        let (_, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("get-master-addr-by-name")
+            .arg("mymaster")
+            .query(&mut conn)
+            .unwrap();
+        port
+    }
+}
+
+#[test]
+fn the_client_follows_a_failover_while_holding_a_lease() {
+    let deployment = Deployment::start();
+    let client = deployment.client(Some(2));
+    // The lease must outlast the failover: renewals that reach the old
+    // master after the promotion are not replicated to the new one.
+    let options = LockOptions::new().ttl(Duration::from_secs(30));
+    let guard = client
+        .lock_with("failover", options)
+        .unwrap()
+        .acquire()
+        .unwrap();
+    for replica in &deployment.replicas {
+        let owner: Option<String> = redis::cmd("GET")
+            .arg("latchkey:{failover}")
+            .query(&mut replica.admin())
+            .unwrap();
+        assert_eq!(
+            owner.as_deref(),
+            Some(guard.token()),
+            "WAIT put the lock on every replica"
+        );
+    }
+
+    let _: () = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("mymaster")
+        .query(&mut deployment.sentinels[0].admin())
+        .unwrap();
+    let old_port = deployment.master.port;
+    wait_until(
+        "the sentinels name a new master",
+        Duration::from_secs(30),
+        || deployment.master_port_per_sentinel() != old_port,
+    );
+    wait_until("the old master is demoted", Duration::from_secs(30), || {
+        replication_field(&deployment.master, "role").as_deref() == Some("slave")
+    });
+
+    // Our client reaches the new master: the lease is still ours there.
+    guard
+        .extend(Duration::from_secs(30))
+        .expect("extend on the new master");
+    assert!(guard.check().is_ok());
+    let other = deployment.client(None);
+    assert!(other
+        .lock("failover")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_none());
+    let info = other
+        .inspect("failover")
+        .unwrap()
+        .expect("held on the new master");
+    assert_eq!(info.owner_token, guard.token());
+    guard.release().unwrap();
+    assert!(other
+        .lock("failover")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_some());
+}
+
+#[test]
+fn waiting_for_replicas_fails_and_releases_when_they_cannot_confirm() {
+    let deployment = Deployment::start();
+    let client = deployment.client(Some(2));
+    deployment.replicas[1].signal(libc::SIGSTOP);
+    let err = client.lock("durable").unwrap().try_acquire().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(err.message().contains("replicas"), "{err}");
+    assert!(
+        client.inspect("durable").unwrap().is_none(),
+        "the unconfirmed lock was released"
+    );
+    deployment.replicas[1].signal(libc::SIGCONT);
+
+    let one = deployment.client(Some(1));
+    assert!(one
+        .lock("durable")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_some());
+}
