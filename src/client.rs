@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::cluster::{ClusterConfig, ClusterNode};
 use crate::backend::redlock::Redlock;
 use crate::backend::sentinel::{SentinelConfig, SentinelNode};
 use crate::backend::single::SingleNode;
@@ -113,6 +114,7 @@ enum Mode {
     Single,
     Redlock,
     Sentinel { master_name: String },
+    Cluster,
 }
 
 impl ClientBuilder {
@@ -232,6 +234,9 @@ impl ClientBuilder {
         if let Mode::Sentinel { master_name } = self.mode.clone() {
             return self.build_sentinel(master_name);
         }
+        if matches!(self.mode, Mode::Cluster) {
+            return self.build_cluster();
+        }
         let nodes = self
             .urls
             .iter()
@@ -260,6 +265,27 @@ impl ClientBuilder {
             }
         };
         Ok(Client::with_backend(backend, self.prefix))
+    }
+
+    fn build_cluster(self) -> Result<Client> {
+        if self.urls.is_empty() {
+            return Err(Error::invalid("give at least one cluster node URL"));
+        }
+        let seeds = self
+            .urls
+            .iter()
+            .map(|u| parse_url(u))
+            .collect::<Result<Vec<_>>>()?;
+        let node = ClusterNode::new(ClusterConfig {
+            seeds,
+            connect_timeout: self.connect_timeout,
+            command_timeout: self.command_timeout,
+            pool_size: self.pool_size,
+        })?;
+        Ok(Client::with_backend(
+            Arc::new(Direct::new(node, self.wait)),
+            self.prefix,
+        ))
     }
 
     fn build_sentinel(self, master_name: String) -> Result<Client> {
@@ -471,6 +497,24 @@ impl Client {
         builder.mode = Mode::Sentinel {
             master_name: master_name.to_string(),
         };
+        builder
+    }
+
+    /// Starts configuring a client for a Redis Cluster, given one or more
+    /// of its nodes. Every key of a lock shares a hash tag, so each script
+    /// runs on the one master that owns the lock's slot; `MOVED` and `ASK`
+    /// are followed, and the slot map is reloaded after a failover.
+    ///
+    /// ```
+    /// let client = latchkey::Client::cluster_builder(&["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = client;
+    /// ```
+    pub fn cluster_builder<S: AsRef<str>>(seed_urls: &[S]) -> ClientBuilder {
+        let mut builder = Client::builder("");
+        builder.urls = seed_urls.iter().map(|u| u.as_ref().to_string()).collect();
+        builder.mode = Mode::Cluster;
         builder
     }
 

@@ -1,9 +1,12 @@
 //! Where locks live. Every deployment shape implements [`Backend`]: the
 //! lock operations (acquire, release, extend, inspect, ...) on one node
 //! ([`Direct`] over a [`single::SingleNode`]) or by quorum over several
-//! independent masters ([`redlock::Redlock`]). The lock logic above does not
+//! independent masters ([`redlock::Redlock`]); a Sentinel-managed master
+//! and a Redis Cluster are [`Runner`]s that route each script to the right
+//! node. The lock logic above does not
 //! know which one it talks to.
 
+pub(crate) mod cluster;
 pub(crate) mod redlock;
 pub(crate) mod scripted;
 pub(crate) mod sentinel;

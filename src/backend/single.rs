@@ -45,6 +45,8 @@ pub(crate) struct InFlight<'a> {
     send_error: Option<redis::RedisError>,
     calls: &'a [Call<'a>],
     packed: Vec<u8>,
+    /// Replies to skip first (of the prefix command).
+    skip: usize,
 }
 
 impl SingleNode {
@@ -99,7 +101,20 @@ impl SingleNode {
     /// Writes `calls` (pipelined) to the node. Never fails: a failure to
     /// connect or write is reported by [`receive`](Self::receive).
     pub(crate) fn send<'a>(&self, calls: &'a [Call<'a>]) -> InFlight<'a> {
+        self.send_prefixed(None, calls)
+    }
+
+    /// Like [`send`](Self::send), with a plain command first whose reply is
+    /// dropped (Cluster sends `ASKING` before a command for a migrating slot).
+    pub(crate) fn send_prefixed<'a>(
+        &self,
+        prefix: Option<&str>,
+        calls: &'a [Call<'a>],
+    ) -> InFlight<'a> {
         let mut pipe = redis::pipe();
+        if let Some(command) = prefix {
+            pipe.cmd(command).ignore();
+        }
         for call in calls {
             pipe.add_command(evalsha_cmd(call));
         }
@@ -109,6 +124,7 @@ impl SingleNode {
             send_error: None,
             calls,
             packed,
+            skip: usize::from(prefix.is_some()),
         };
         match self.borrow() {
             Ok(mut loan) => match loan.conn.send_packed_command(&in_flight.packed) {
@@ -140,11 +156,29 @@ impl SingleNode {
         in_flight: InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Result<Value>>> {
+        let calls = in_flight.calls;
+        Ok(self
+            .receive_values(what, in_flight, deadline)?
+            .into_iter()
+            .zip(calls)
+            .map(|(value, call)| server_error_to_result(what, call.script.name, value))
+            .collect())
+    }
+
+    /// Like [`receive`](Self::receive), but a script's error stays a raw
+    /// `Value::ServerError` (Cluster needs to read MOVED and ASK).
+    pub(crate) fn receive_values(
+        &self,
+        what: &str,
+        in_flight: InFlight<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Value>> {
         let InFlight {
             loan,
             send_error,
             calls,
             packed,
+            skip,
         } = in_flight;
         let mut loan = match (loan, send_error) {
             (Some(loan), _) => loan,
@@ -156,7 +190,7 @@ impl SingleNode {
                 ))
             }
         };
-        let outcome = self.read_replies(&mut loan.conn, calls, &packed, deadline);
+        let outcome = self.read_replies(&mut loan.conn, calls, &packed, skip, deadline);
         let outcome = match outcome {
             Err(e) if loan.reused && is_broken(&e) && !e.is_timeout() => {
                 // The server restarted since this connection was pooled; the
@@ -167,7 +201,7 @@ impl SingleNode {
                     Ok(fresh) => {
                         loan = fresh;
                         loan.conn.send_packed_command(&packed).and_then(|()| {
-                            self.read_replies(&mut loan.conn, calls, &packed, deadline)
+                            self.read_replies(&mut loan.conn, calls, &packed, skip, deadline)
                         })
                     }
                     Err(e) => return Err(self.error(what, &e)),
@@ -181,11 +215,7 @@ impl SingleNode {
                     let _ = loan.conn.set_read_timeout(Some(self.command_timeout));
                 }
                 self.give_back(loan.conn);
-                Ok(values
-                    .into_iter()
-                    .zip(calls)
-                    .map(|(value, call)| server_error_to_result(what, call.script.name, value))
-                    .collect())
+                Ok(values)
             }
             Err(e) => {
                 if is_broken(&e) {
@@ -203,6 +233,7 @@ impl SingleNode {
         conn: &mut redis::Connection,
         calls: &[Call<'_>],
         packed: &[u8],
+        skip: usize,
         deadline: Option<Instant>,
     ) -> redis::RedisResult<Vec<Value>> {
         if let Some(deadline) = deadline {
@@ -210,6 +241,9 @@ impl SingleNode {
                 .saturating_duration_since(Instant::now())
                 .clamp(Duration::from_millis(1), self.command_timeout);
             conn.set_read_timeout(Some(left))?;
+        }
+        for _ in 0..skip {
+            conn.recv_response()?;
         }
         let mut values = Vec::with_capacity(calls.len());
         for _ in calls {
@@ -222,7 +256,7 @@ impl SingleNode {
         for call in calls {
             call.script.script.load(conn)?;
         }
-        conn.req_packed_commands(packed, 0, calls.len())
+        conn.req_packed_commands(packed, skip, calls.len())
     }
 
     /// Where a release listener for this node connects.
@@ -336,7 +370,7 @@ fn evalsha_cmd(call: &Call<'_>) -> redis::Cmd {
     cmd
 }
 
-fn server_error_to_result(what: &str, script: &str, value: Value) -> Result<Value> {
+pub(crate) fn server_error_to_result(what: &str, script: &str, value: Value) -> Result<Value> {
     match value {
         Value::ServerError(err) => {
             let err: redis::RedisError = err.into();

@@ -1,0 +1,414 @@
+//! Redis Cluster: every key of a lock shares the hash tag `{name}`, so each
+//! script touches one slot and runs on the master that owns it. The slot map
+//! comes from `CLUSTER SLOTS`; `MOVED` refreshes it, `ASK` sends the one
+//! command to the importing node after `ASKING`. Release messages reach
+//! every node (Redis Cluster broadcasts `PUBLISH`), so the listener may
+//! subscribe on any node.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use redis::{IntoConnectionInfo, Value};
+
+use super::single::{describe_addr, server_error_to_result, SingleNode};
+use super::{Call, EndpointSource, Runner};
+use crate::error::{Error, ErrorKind, Result};
+
+const SLOTS: u16 = 16384;
+/// Redirections followed for one command before giving up.
+const MAX_REDIRECTS: usize = 5;
+
+/// The CRC16 (XMODEM) of the cluster specification.
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// The slot of a key: of its hash tag (the text between the first `{` and
+/// the next `}`, if not empty), else of the whole key.
+pub(crate) fn slot(key: &[u8]) -> u16 {
+    let tagged = key.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = &key[open + 1..];
+        rest.iter()
+            .position(|&b| b == b'}')
+            .filter(|&close| close > 0)
+            .map(|close| &rest[..close])
+    });
+    crc16(tagged.unwrap_or(key)) % SLOTS
+}
+
+type Addr = (String, u16);
+
+pub(crate) struct ClusterNode {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    seeds: Vec<Addr>,
+    settings: redis::RedisConnectionInfo,
+    connect_timeout: Duration,
+    command_timeout: Duration,
+    pool_size: usize,
+    /// (first slot, last slot, master) ranges, sorted.
+    slots: Mutex<Vec<(u16, u16, Addr)>>,
+    nodes: Mutex<HashMap<Addr, Arc<SingleNode>>>,
+    /// Which node the release listener tries next.
+    next_listener: AtomicUsize,
+}
+
+pub(crate) struct ClusterConfig {
+    pub(crate) seeds: Vec<redis::Client>,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+    pub(crate) pool_size: usize,
+}
+
+/// Where a command must go instead, from a MOVED or ASK reply.
+enum Redirect {
+    Moved,
+    Ask(Addr),
+}
+
+fn redirect_of(value: &Value) -> Option<Redirect> {
+    let Value::ServerError(err) = value else {
+        return None;
+    };
+    let target = || {
+        let addr = err.details()?.split_whitespace().nth(1)?;
+        let (host, port) = addr.rsplit_once(':')?;
+        Some((host.to_string(), port.parse().ok()?))
+    };
+    match err.code() {
+        "MOVED" => Some(Redirect::Moved),
+        "ASK" => target().map(Redirect::Ask),
+        _ => None,
+    }
+}
+
+impl ClusterNode {
+    pub(crate) fn new(config: ClusterConfig) -> Result<Self> {
+        let mut seeds = Vec::new();
+        let mut settings = None;
+        for seed in &config.seeds {
+            let info = seed.get_connection_info();
+            match info.addr() {
+                redis::ConnectionAddr::Tcp(host, port) => seeds.push((host.clone(), *port)),
+                _ => {
+                    return Err(Error::invalid(
+                        "cluster seeds must be redis://host:port URLs",
+                    ))
+                }
+            }
+            settings.get_or_insert_with(|| info.redis_settings().clone());
+        }
+        Ok(ClusterNode {
+            inner: Arc::new(Inner {
+                seeds,
+                settings: settings.unwrap_or_default(),
+                connect_timeout: config.connect_timeout,
+                command_timeout: config.command_timeout,
+                pool_size: config.pool_size,
+                slots: Mutex::new(Vec::new()),
+                nodes: Mutex::new(HashMap::new()),
+                next_listener: AtomicUsize::new(0),
+            }),
+        })
+    }
+}
+
+impl Inner {
+    fn node(&self, addr: &Addr) -> Result<Arc<SingleNode>> {
+        let mut nodes = self.nodes.lock();
+        if let Some(node) = nodes.get(addr) {
+            return Ok(node.clone());
+        }
+        let info = redis::ConnectionAddr::Tcp(addr.0.clone(), addr.1)
+            .into_connection_info()
+            .map_err(|e| Error::from_redis("building a cluster node's address", &e))?
+            .set_redis_settings(self.settings.clone());
+        let client = redis::Client::open(info)
+            .map_err(|e| Error::from_redis("opening a cluster node", &e))?;
+        let node = Arc::new(SingleNode::new(
+            client,
+            self.connect_timeout,
+            self.command_timeout,
+            self.pool_size,
+        ));
+        nodes.insert(addr.clone(), node.clone());
+        Ok(node)
+    }
+
+    /// The master that owns `slot`, loading the slot map if needed.
+    fn master_for(&self, slot: u16) -> Result<Addr> {
+        if let Some(addr) = self.lookup(slot) {
+            return Ok(addr);
+        }
+        self.refresh()?;
+        self.lookup(slot).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Server,
+                format!("no cluster node serves slot {slot} (is the cluster fully set up?)"),
+            )
+        })
+    }
+
+    fn lookup(&self, slot: u16) -> Option<Addr> {
+        self.slots
+            .lock()
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map(|(_, _, addr)| addr.clone())
+    }
+
+    /// Reloads the slot map from the first node that answers.
+    fn refresh(&self) -> Result<()> {
+        let mut candidates: Vec<Addr> = self
+            .slots
+            .lock()
+            .iter()
+            .map(|(_, _, a)| a.clone())
+            .collect();
+        candidates.extend(self.seeds.iter().cloned());
+        candidates.dedup();
+        let mut failures = Vec::new();
+        for addr in candidates {
+            match self.ask_slots(&addr) {
+                Ok(map) if !map.is_empty() => {
+                    *self.slots.lock() = map;
+                    return Ok(());
+                }
+                Ok(_) => failures.push(format!("{}:{} serves no slots", addr.0, addr.1)),
+                Err(e) => failures.push(format!("{}:{}: {e}", addr.0, addr.1)),
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Connection,
+            format!(
+                "no cluster node gave its slot map ({})",
+                failures.join("; ")
+            ),
+        ))
+    }
+
+    fn ask_slots(&self, addr: &Addr) -> redis::RedisResult<Vec<(u16, u16, Addr)>> {
+        let info = redis::ConnectionAddr::Tcp(addr.0.clone(), addr.1)
+            .into_connection_info()?
+            .set_redis_settings(self.settings.clone());
+        let client = redis::Client::open(info)?;
+        let mut conn = client.get_connection_with_timeout(self.connect_timeout)?;
+        conn.set_read_timeout(Some(self.command_timeout))?;
+        let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn)?;
+        let mut map = Vec::new();
+        for range in ranges {
+            let Value::Array(fields) = range else {
+                continue;
+            };
+            let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+                (fields.first(), fields.get(1), fields.get(2))
+            else {
+                continue;
+            };
+            let host = match master.first() {
+                Some(Value::BulkString(h)) if !h.is_empty() => {
+                    String::from_utf8_lossy(h).into_owned()
+                }
+                // An empty host means "the node you asked".
+                _ => addr.0.clone(),
+            };
+            let Some(Value::Int(port)) = master.get(1) else {
+                continue;
+            };
+            let (Ok(first), Ok(last), Ok(port)) = (
+                u16::try_from(*first),
+                u16::try_from(*last),
+                u16::try_from(*port),
+            ) else {
+                continue;
+            };
+            map.push((first, last, (host, port)));
+        }
+        map.sort();
+        Ok(map)
+    }
+
+    /// Runs `calls` (all in one slot) on the slot's master, following
+    /// redirections and riding out a failover until the command timeout.
+    fn run_in_slot(&self, what: &str, slot: u16, calls: &[Call<'_>]) -> Result<Vec<Value>> {
+        let deadline = Instant::now() + self.command_timeout;
+        let mut ask: Option<Addr> = None;
+        let mut redirects = 0;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let addr = match ask.clone() {
+                Some(addr) => addr,
+                None => self.master_for(slot)?,
+            };
+            let node = self.node(&addr)?;
+            let prefix = ask.as_ref().map(|_| "ASKING");
+            ask = None;
+            let outcome = node.receive_values(what, node.send_prefixed(prefix, calls), None);
+            let retry = match &outcome {
+                Ok(values) => match values.iter().find_map(redirect_of) {
+                    Some(Redirect::Moved) => {
+                        self.refresh()?;
+                        true
+                    }
+                    Some(Redirect::Ask(target)) => {
+                        ask = Some(target);
+                        true
+                    }
+                    None => false,
+                },
+                // The master may be failing over: look again, briefly.
+                Err(e)
+                    if matches!(e.kind(), ErrorKind::Connection) && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                    let _ = self.refresh();
+                    true
+                }
+                Err(_) => false,
+            };
+            if !retry {
+                return outcome;
+            }
+            redirects += 1;
+            if redirects > MAX_REDIRECTS && Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Server,
+                    format!("{what}: too many cluster redirections for slot {slot}"),
+                ));
+            }
+        }
+    }
+}
+
+fn slot_of(call: &Call<'_>) -> u16 {
+    call.keys.first().map_or(0, |key| slot(key))
+}
+
+impl Runner for ClusterNode {
+    fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
+        let calls = std::slice::from_ref(call);
+        let mut values = self.inner.run_in_slot(what, slot_of(call), calls)?;
+        let value = values.pop().unwrap_or(Value::Nil);
+        server_error_to_result(what, call.script.name, value)
+    }
+
+    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
+        // Renewals of many locks span many slots: one pipeline per slot.
+        let mut by_slot: HashMap<u16, Vec<usize>> = HashMap::new();
+        for (i, call) in calls.iter().enumerate() {
+            by_slot.entry(slot_of(call)).or_default().push(i);
+        }
+        let mut results: Vec<Option<Result<Value>>> = calls.iter().map(|_| None).collect();
+        for (slot, indexes) in by_slot {
+            let group: Vec<Call<'_>> = indexes
+                .iter()
+                .map(|&i| Call {
+                    script: calls[i].script,
+                    keys: calls[i].keys.clone(),
+                    args: calls[i].args.clone(),
+                })
+                .collect();
+            match self.inner.run_in_slot(what, slot, &group) {
+                Ok(values) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        results[i] =
+                            Some(server_error_to_result(what, calls[i].script.name, value));
+                    }
+                }
+                Err(e) => {
+                    for &i in &indexes {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorKind::Server, "no reply"))))
+            .collect())
+    }
+
+    fn eval_then_wait(
+        &self,
+        what: &str,
+        call: &Call<'_>,
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<(Value, usize)> {
+        let addr = self.inner.master_for(slot_of(call))?;
+        self.inner
+            .node(&addr)?
+            .eval_then_wait(what, call, replicas, timeout)
+    }
+
+    fn pubsub_source(&self) -> EndpointSource {
+        let inner = self.inner.clone();
+        Arc::new(move || {
+            // Any node hears every release; take them in turn, so that a
+            // dead node is skipped at the next reconnection.
+            if inner.slots.lock().is_empty() {
+                let _ = inner.refresh();
+            }
+            let mut addrs: Vec<Addr> = inner
+                .slots
+                .lock()
+                .iter()
+                .map(|(_, _, a)| a.clone())
+                .collect();
+            addrs.dedup();
+            if addrs.is_empty() {
+                addrs = inner.seeds.clone();
+            }
+            let pick = inner.next_listener.fetch_add(1, Ordering::Relaxed) % addrs.len().max(1);
+            let addr = addrs
+                .get(pick)
+                .ok_or_else(|| Error::new(ErrorKind::Connection, "no cluster node known"))?;
+            Ok(inner.node(addr)?.endpoint())
+        })
+    }
+
+    fn describe(&self) -> String {
+        let seeds: Vec<String> = self
+            .inner
+            .seeds
+            .iter()
+            .map(|(h, p)| describe_addr(&redis::ConnectionAddr::Tcp(h.clone(), *p)))
+            .collect();
+        format!("redis cluster (seeds: {})", seeds.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_cluster_specification() {
+        assert_eq!(crc16(b"123456789"), 0x31c3);
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
+        assert_eq!(
+            slot(b"latchkey:{orders:42}"),
+            slot(b"latchkey:{orders:42}:fence")
+        );
+    }
+}

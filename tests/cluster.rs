@@ -1,0 +1,239 @@
+//! Redis Cluster: six real nodes (three masters, three replicas) created
+//! with `redis-cli --cluster create`. Locks whose names fall in slots of
+//! different masters, waiters woken across nodes, and a manual
+//! `CLUSTER FAILOVER` while a lock is held.
+
+mod support;
+
+use std::process::Command;
+use std::thread;
+use std::time::Duration;
+
+use latchkey::{Client, LockOptions};
+use support::{replication_field, wait_until, RedisServer};
+
+struct Cluster {
+    nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli is needed (make test installs redis-tools)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        for node in &nodes {
+            wait_until(
+                "the cluster is up on every node",
+                Duration::from_secs(60),
+                || {
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query(&mut node.admin())
+                        .unwrap_or_default();
+                    info.contains("cluster_state:ok")
+                },
+            );
+        }
+        Cluster { nodes }
+    }
+
+    fn client(&self) -> Client {
+        let urls: Vec<String> = self.nodes.iter().map(RedisServer::url).collect();
+        Client::cluster_builder(&urls)
+            .command_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    }
+
+    /// The node serving the slot of `key` as master.
+    fn master_of(&self, key: &str) -> &RedisServer {
+        let mut admin = self.nodes[0].admin();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut admin)
+            .unwrap();
+        let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut admin)
+            .unwrap();
+        for range in ranges {
+            let redis::Value::Array(f) = range else {
+                continue;
+            };
+            let (redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(master)) =
+                (&f[0], &f[1], &f[2])
+            else {
+                continue;
+            };
+            if (*first..=*last).contains(&slot) {
+                let redis::Value::Int(port) = master[1] else {
+                    continue;
+                };
+                return self
+                    .nodes
+                    .iter()
+                    .find(|n| i64::from(n.port) == port)
+                    .unwrap();
+            }
+        }
+        panic!("no master for slot {slot}");
+    }
+
+    /// A replica of `master`.
+    fn replica_of(&self, master: &RedisServer) -> &RedisServer {
+        let port = master.port.to_string();
+        self.nodes
+            .iter()
+            .find(|n| replication_field(n, "master_port").as_deref() == Some(port.as_str()))
+            .expect("every master has a replica")
+    }
+}
+
+fn key(name: &str) -> String {
+    format!("latchkey:{{{name}}}")
+}
+
+#[test]
+fn locks_spread_over_masters_and_waiters_wake_across_nodes() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    // Three names whose slots belong to three different masters.
+    let mut names: Vec<String> = Vec::new();
+    let mut masters: Vec<u16> = Vec::new();
+    for i in 0..200 {
+        let name = format!("spread-{i}");
+        let port = cluster.master_of(&key(&name)).port;
+        if !masters.contains(&port) {
+            masters.push(port);
+            names.push(name);
+        }
+        if names.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(names.len(), 3);
+    let guards: Vec<_> = names
+        .iter()
+        .map(|n| {
+            client
+                .lock_with(n, LockOptions::new().ttl(Duration::from_secs(60)))
+                .unwrap()
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    for (name, guard) in names.iter().zip(&guards) {
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(key(name))
+            .query(&mut cluster.master_of(&key(name)).admin())
+            .unwrap();
+        assert_eq!(owner.as_deref(), Some(guard.token()));
+    }
+
+    // A waiter on each lock, woken by the release wherever it subscribed.
+    let waiters: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let client = cluster.client();
+            let name = name.clone();
+            thread::spawn(move || {
+                client
+                    .lock(&name)
+                    .unwrap()
+                    .acquire_timeout(Duration::from_secs(30))
+                    .map(|g| g.fencing_token())
+            })
+        })
+        .collect();
+    for name in &names {
+        // PUBSUB NUMSUB counts a node's own subscribers: ask every node.
+        wait_until("a waiter listens", Duration::from_secs(30), || {
+            cluster.nodes.iter().any(|node| {
+                let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(format!("{}:ch", key(name)))
+                    .query(&mut node.admin())
+                    .unwrap_or_default();
+                matches!(reply.get(1), Some(redis::Value::Int(n)) if *n > 0)
+            })
+        });
+    }
+    let tokens: Vec<u64> = guards.iter().map(|g| g.fencing_token()).collect();
+    for guard in guards {
+        guard.release().unwrap();
+    }
+    for (waiter, token) in waiters.into_iter().zip(tokens) {
+        assert!(waiter.join().unwrap().expect("woken by the release") > token);
+    }
+}
+
+#[test]
+fn a_manual_failover_during_a_hold_is_followed() {
+    let cluster = Cluster::start();
+    let client = cluster.client();
+    let guard = client
+        .lock_with("failover", LockOptions::new().ttl(Duration::from_secs(30)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let old_master = cluster.master_of(&key("failover"));
+    let replica = cluster.replica_of(old_master);
+    wait_until("the replica has the lock", Duration::from_secs(30), || {
+        let mut conn = replica.admin();
+        let _: () = redis::cmd("READONLY").query(&mut conn).unwrap();
+        let owner: Option<String> = redis::cmd("GET")
+            .arg(key("failover"))
+            .query(&mut conn)
+            .unwrap();
+        owner.as_deref() == Some(guard.token())
+    });
+    let _: () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .query(&mut replica.admin())
+        .unwrap();
+    wait_until("the replica is promoted", Duration::from_secs(30), || {
+        replication_field(replica, "role").as_deref() == Some("master")
+            && replication_field(old_master, "role").as_deref() == Some("slave")
+    });
+
+    guard
+        .extend(Duration::from_secs(30))
+        .expect("extend reaches the new master");
+    assert!(guard.check().is_ok());
+    let other = cluster.client();
+    assert!(other
+        .lock("failover")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_none());
+    guard.release().unwrap();
+    assert!(other
+        .lock("failover")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_some());
+}
