@@ -40,7 +40,7 @@ release: deps
 
 ## Tests ----------------------------------------------------------------------
 
-test: deps lint rust-test
+test: deps lint rust-test ffi-test
 
 lint:
 	$(CARGO) fmt --check
@@ -52,7 +52,7 @@ rust-test:
 
 ## Demo and benchmarks ---------------------------------------------------------
 
-demo: release
+demo: release c-example
 	@bash examples/demo.sh
 
 bench: release
@@ -60,3 +60,79 @@ bench: release
 
 clean:
 	$(CARGO) clean
+
+## C ABI: tests, header, install, example ---------------------------------------
+
+.PHONY: ffi-test header install c-example valgrind pkg-config
+
+# valgrind and pkg-config (for the C tests) come from the system package manager.
+valgrind:
+	@if ! command -v valgrind >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing valgrind with apt-get"; \
+	    (apt-get install -y valgrind >/dev/null 2>&1 || \
+	     (apt-get update >/dev/null && apt-get install -y valgrind >/dev/null)) || \
+	     { echo "apt-get could not install valgrind; install it yourself" >&2; exit 1; }; \
+	  else \
+	    echo "valgrind is missing: install it (Debian/Ubuntu: sudo apt-get install -y valgrind)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+	@valgrind --version
+
+pkg-config:
+	@if ! command -v pkg-config >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing pkg-config with apt-get"; \
+	    (apt-get install -y pkg-config >/dev/null 2>&1 || \
+	     (apt-get update >/dev/null && apt-get install -y pkg-config >/dev/null)) || \
+	     { echo "apt-get could not install pkg-config; install it yourself" >&2; exit 1; }; \
+	  else \
+	    echo "pkg-config is missing: install it (Debian/Ubuntu: sudo apt-get install -y pkg-config)" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
+
+# The C tests (ffi-tests/): shared, static, valgrind, ASan+UBSan, install.
+ffi-test: deps valgrind pkg-config target/native-static-libs.txt
+	$(CARGO) build --release
+	$(MAKE) -C ffi-tests test
+
+# Regenerates include/latchkey.h from src/ffi (a unit test fails while the
+# committed header is stale).
+header:
+	LATCHKEY_WRITE_HEADER=1 $(CARGO) build --lib
+
+# The system libraries that a program linking liblatchkey.a needs, as rustc
+# reports them; used for the .pc file's Libs.private and the static C tests.
+# rustc prints them only when it builds the crate, hence the clean first.
+target/native-static-libs.txt: Cargo.toml Cargo.lock build.rs
+	@mkdir -p target
+	$(CARGO) clean --release -p latchkey --quiet
+	$(CARGO) rustc --release --lib --crate-type staticlib --quiet -- --print native-static-libs 2>&1 \
+	  | sed -n 's/^note: native-static-libs: //p' > $@.tmp
+	@test -s $@.tmp || { rm -f $@.tmp; echo "rustc did not report the native static libraries" >&2; exit 1; }
+	@mv $@.tmp $@
+	$(CARGO) build --release --quiet
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the header, liblatchkey.so.X.Y.Z
+# with its .so.X and .so links, liblatchkey.a and latchkey.pc.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+SOVERSION := $(firstword $(subst ., ,$(VERSION)))
+INSTALL_LIB := $(DESTDIR)$(PREFIX)/lib
+install: target/native-static-libs.txt
+	$(CARGO) build --release --lib
+	install -d $(DESTDIR)$(PREFIX)/include $(INSTALL_LIB)/pkgconfig
+	install -m 644 include/latchkey.h $(DESTDIR)$(PREFIX)/include/latchkey.h
+	install -m 755 target/release/liblatchkey.so $(INSTALL_LIB)/liblatchkey.so.$(VERSION)
+	ln -sfn liblatchkey.so.$(VERSION) $(INSTALL_LIB)/liblatchkey.so.$(SOVERSION)
+	ln -sfn liblatchkey.so.$(SOVERSION) $(INSTALL_LIB)/liblatchkey.so
+	install -m 644 target/release/liblatchkey.a $(INSTALL_LIB)/liblatchkey.a
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e "s|@LIBS_PRIVATE@|$$(cat target/native-static-libs.txt)|g" \
+	    latchkey.pc.in > $(INSTALL_LIB)/pkgconfig/latchkey.pc
+	chmod 644 $(INSTALL_LIB)/pkgconfig/latchkey.pc
+
+# examples/c/contend.c, into target/examples-c/contend (static: runs anywhere).
+c-example: deps
+	$(MAKE) -C examples/c

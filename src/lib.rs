@@ -29,6 +29,10 @@
 mod backend;
 mod client;
 mod error;
+// The C ABI (`include/latchkey.h`). Public only so that its symbols are
+// exported; Rust callers use the API above.
+#[doc(hidden)]
+pub mod ffi;
 mod keys;
 mod lease;
 mod lock;

@@ -1,0 +1,27 @@
+/*
+ * A private redis-server for one test program: a free port on 127.0.0.1,
+ * a temporary directory, no persistence. Started before any thread of the
+ * test, stopped (and its directory removed) at the end.
+ */
+#ifndef LATCHKEY_REDIS_FIXTURE_H
+#define LATCHKEY_REDIS_FIXTURE_H
+
+#include <sys/types.h>
+
+typedef struct redis_fixture {
+    pid_t pid;
+    int port;
+    char dir[256];  /* the server's temporary directory, also usable by tests */
+    char url[64];   /* "redis://127.0.0.1:PORT" */
+} redis_fixture;
+
+/*
+ * Starts redis-server (or $REDIS_SERVER) and returns once it logged
+ * "Ready to accept connections". Returns 0, or -1 with a message on stderr.
+ */
+int redis_fixture_start(redis_fixture *fixture);
+
+/* Stops the server and removes its directory. Safe to call twice. */
+void redis_fixture_stop(redis_fixture *fixture);
+
+#endif

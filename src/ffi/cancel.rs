@@ -1,0 +1,126 @@
+//! `latchkey_cancel`: lets one thread interrupt another's waiting acquire.
+
+use super::args::{self, Out};
+use super::boundary::{call, infallible};
+use super::error::latchkey_error;
+use super::status::latchkey_status;
+use crate::CancelToken;
+
+/// Interrupts waiting acquires. Once triggered, every latchkey_lock_acquire
+/// given this handle returns LATCHKEY_CANCELLED promptly, now and later,
+/// until latchkey_cancel_reset.
+///
+/// Threads: fully thread-safe: trigger it from any thread (a signal-handling
+/// thread, a Go context's goroutine) while others wait on it. It must not be
+/// freed while an acquire uses it.
+pub struct latchkey_cancel {
+    token: CancelToken,
+}
+
+impl latchkey_cancel {
+    pub(crate) fn token(&self) -> &CancelToken {
+        &self.token
+    }
+}
+
+/// Makes a cancel handle that is not triggered.
+///
+/// Ownership: on success `*cancel_out` is new; free it with
+/// latchkey_cancel_free.
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`cancel_out` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `cancel_out` and `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_cancel_new(
+    cancel_out: *mut *mut latchkey_cancel,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_cancel_new", err_out, || {
+        let handle = latchkey_cancel {
+            token: CancelToken::new(),
+        };
+        Out::new(cancel_out, "cancel_out")?.write(Box::into_raw(Box::new(handle)));
+        Ok(())
+    })
+}
+
+/// Frees a cancel handle. NULL is ignored.
+///
+/// Threads: any thread, once, when no acquire uses it any more.
+/// Blocks: no.
+///
+/// # Safety
+/// `cancel` is NULL or from latchkey_cancel_new, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_cancel_free(cancel: *mut latchkey_cancel) {
+    infallible((), || {
+        if !cancel.is_null() {
+            // SAFETY: made by Box::into_raw in latchkey_cancel_new.
+            drop(unsafe { Box::from_raw(cancel) });
+        }
+    })
+}
+
+/// Triggers the handle: wakes every acquire waiting with it.
+///
+/// Threads: any thread. Blocks: no (takes a short internal lock; not
+/// async-signal-safe, so call it from a thread rather than a signal handler).
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`cancel` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `cancel` is NULL or a live cancel handle; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_cancel_trigger(
+    cancel: *mut latchkey_cancel,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_cancel_trigger", err_out, || {
+        args::borrow(cancel.cast_const(), "cancel")?.token.cancel();
+        Ok(())
+    })
+}
+
+/// Makes a triggered handle usable again.
+///
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`cancel` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `cancel` is NULL or a live cancel handle; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_cancel_reset(
+    cancel: *mut latchkey_cancel,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_cancel_reset", err_out, || {
+        args::borrow(cancel.cast_const(), "cancel")?.token.reset();
+        Ok(())
+    })
+}
+
+/// Writes whether the handle is triggered (since its last reset).
+///
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `cancel` is NULL or a live cancel handle; `triggered_out` and `err_out`
+/// are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_cancel_is_triggered(
+    cancel: *const latchkey_cancel,
+    triggered_out: *mut bool,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_cancel_is_triggered", err_out, || {
+        let cancel = args::borrow(cancel, "cancel")?;
+        Out::new(triggered_out, "triggered_out")?.write(cancel.token.is_cancelled());
+        Ok(())
+    })
+}

@@ -1,0 +1,240 @@
+//! `latchkey_client`: where Redis is (one server, Redlock masters, Sentinel
+//! or Cluster), shared by any number of locks.
+
+use std::ffi::{c_char, CString};
+
+use super::args::{self, c_string, Out};
+use super::boundary::{call, infallible};
+use super::client_options::latchkey_client_options;
+use super::error::{latchkey_error, Failure};
+use super::status::latchkey_status;
+use crate::{Client, ClientBuilder};
+
+/// A connection to Redis (pools of connections, a release listener and a
+/// renewal thread), shared by any number of locks.
+///
+/// Threads: fully thread-safe; share one client between all threads.
+/// Freeing it does not invalidate locks or guards made from it: they keep
+/// the connections alive until the last of them is freed.
+pub struct latchkey_client {
+    client: Client,
+    prefix: CString,
+}
+
+impl latchkey_client {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// Makes a client for the Redis at `url`
+/// (`redis://[user:password@]host[:port][/db]` or `unix:///path`), with
+/// `options` (NULL for the defaults). No connection is made yet: the first
+/// command connects, so a client can be made before Redis is up. Error
+/// messages never show the password.
+///
+/// Ownership: on success `*client_out` is new; free it with
+/// latchkey_client_free. `url` and `options` are only read during the call.
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `url` or
+/// `client_out`, `url` not UTF-8 or not a Redis URL, an option out of
+/// range); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `url` is NULL or a NUL-terminated string; `options` is NULL or a live
+/// options object; `client_out` and `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_open(
+    url: *const c_char,
+    options: *const latchkey_client_options,
+    client_out: *mut *mut latchkey_client,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_open", err_out, || {
+        let url = args::string(url, "url")?;
+        let options = args::optional(options, "options")?;
+        let out = Out::new(client_out, "client_out")?;
+        out.write(build(Client::builder(url), options)?);
+        Ok(())
+    })
+}
+
+/// Makes a Redlock client over `url_count` independent masters (an odd
+/// number, at least 3), given as an array of URLs in the form
+/// latchkey_client_open takes, with `options` (NULL for the defaults). A
+/// lock is held when a quorum (N/2+1) of masters granted it, and only within
+/// ttl - elapsed - drift; a master that is down or slow is a vote against,
+/// not a failure. Everything else (locks, guards, fencing) works as with
+/// one server.
+///
+/// Ownership: as latchkey_client_open; `urls` is only read during the call.
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `urls`, a NULL,
+/// non-UTF-8 or bad URL in it, an even number or fewer than 3 URLs, an
+/// option out of range, NULL `client_out`); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `urls` is NULL or points to `url_count` pointers, each NULL or a
+/// NUL-terminated string; `options` is NULL or a live options object;
+/// `client_out` and `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_open_redlock(
+    urls: *const *const c_char,
+    url_count: usize,
+    options: *const latchkey_client_options,
+    client_out: *mut *mut latchkey_client,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_open_redlock", err_out, || {
+        let urls = url_list(urls, url_count, "urls")?;
+        let options = args::optional(options, "options")?;
+        let out = Out::new(client_out, "client_out")?;
+        out.write(build(Client::redlock_builder(&urls), options)?);
+        Ok(())
+    })
+}
+
+/// Makes the client handle from a builder and the options that were set.
+fn build(
+    builder: ClientBuilder,
+    options: Option<&latchkey_client_options>,
+) -> Result<*mut latchkey_client, Failure> {
+    let builder = match options {
+        Some(options) => options.apply(builder),
+        None => builder,
+    };
+    let client = builder.build()?;
+    let prefix = c_string(client.prefix());
+    Ok(Box::into_raw(Box::new(latchkey_client { client, prefix })))
+}
+
+/// Reads an array of `count` URL strings.
+///
+/// # Safety
+/// As [`args::array`] and [`args::string`].
+unsafe fn url_list<'a>(
+    urls: *const *const c_char,
+    count: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, Failure> {
+    args::array(urls, count, what)?
+        .iter()
+        .enumerate()
+        .map(|(i, url)| args::string(*url, &format!("{what}[{i}]")))
+        .collect()
+}
+
+/// Makes a client that finds the master through Redis Sentinel: `url_count`
+/// sentinel URLs and the monitored master's name. The client follows
+/// failovers: a command that finds the old master gone or demoted asks the
+/// sentinels again. The master's own password and database are options
+/// (latchkey_client_options_set_master_password, _set_master_db).
+///
+/// Ownership: as latchkey_client_open; the strings are only read during the
+/// call.
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `sentinel_urls`,
+/// `master_name` or `client_out`; no URLs; a NULL, non-UTF-8 or bad URL; an
+/// empty master name; an option out of range); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `sentinel_urls` is NULL or points to `url_count` pointers, each NULL or
+/// a NUL-terminated string; `master_name` is NULL or a NUL-terminated
+/// string; `options` is NULL or a live options object; `client_out` and
+/// `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_open_sentinel(
+    sentinel_urls: *const *const c_char,
+    url_count: usize,
+    master_name: *const c_char,
+    options: *const latchkey_client_options,
+    client_out: *mut *mut latchkey_client,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_open_sentinel", err_out, || {
+        let urls = url_list(sentinel_urls, url_count, "sentinel_urls")?;
+        let master_name = args::string(master_name, "master_name")?;
+        let options = args::optional(options, "options")?;
+        let out = Out::new(client_out, "client_out")?;
+        out.write(build(
+            Client::sentinel_builder(&urls, master_name),
+            options,
+        )?);
+        Ok(())
+    })
+}
+
+/// Makes a client for a Redis Cluster, given `url_count` of its nodes.
+/// Every key of a lock shares a hash tag, so each script runs on the master
+/// that owns the lock's slot; MOVED and ASK are followed and the slot map
+/// is reloaded after a failover.
+///
+/// Ownership: as latchkey_client_open; `seed_urls` is only read during the
+/// call.
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `seed_urls` or
+/// `client_out`; no URLs; a NULL, non-UTF-8 or bad URL; an option out of
+/// range); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `seed_urls` is NULL or points to `url_count` pointers, each NULL or a
+/// NUL-terminated string; `options` is NULL or a live options object;
+/// `client_out` and `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_open_cluster(
+    seed_urls: *const *const c_char,
+    url_count: usize,
+    options: *const latchkey_client_options,
+    client_out: *mut *mut latchkey_client,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_open_cluster", err_out, || {
+        let urls = url_list(seed_urls, url_count, "seed_urls")?;
+        let options = args::optional(options, "options")?;
+        let out = Out::new(client_out, "client_out")?;
+        out.write(build(Client::cluster_builder(&urls), options)?);
+        Ok(())
+    })
+}
+
+/// Frees a client handle. NULL is ignored. Locks and guards made from it
+/// stay usable; the connections close when the last of them is freed.
+///
+/// Threads: any thread, once, when no other call uses this handle.
+/// Blocks: no.
+///
+/// # Safety
+/// `client` is NULL or from latchkey_client_open, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_free(client: *mut latchkey_client) {
+    infallible((), || {
+        if !client.is_null() {
+            // SAFETY: made by Box::into_raw in latchkey_client_open.
+            drop(unsafe { Box::from_raw(client) });
+        }
+    })
+}
+
+/// The client's key prefix.
+///
+/// Ownership: `*prefix_out` belongs to the client; valid until
+/// latchkey_client_free.
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `client` is NULL or a live client; `prefix_out` and `err_out` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_prefix(
+    client: *const latchkey_client,
+    prefix_out: *mut *const c_char,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_prefix", err_out, || {
+        let client = args::borrow(client, "client")?;
+        Out::new(prefix_out, "prefix_out")?.write(client.prefix.as_ptr());
+        Ok(())
+    })
+}

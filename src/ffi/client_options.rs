@@ -1,0 +1,274 @@
+//! `latchkey_client_options`: how to connect, set one option at a time so
+//! that new options never change the ABI.
+
+use std::ffi::c_char;
+use std::time::Duration;
+
+use super::args::{self, Out};
+use super::boundary::call;
+use super::error::latchkey_error;
+use super::status::latchkey_status;
+use crate::ClientBuilder;
+
+/// Options for the latchkey_client_open* functions. Options not set keep
+/// the library's defaults (connect timeout 2 s, command timeout 2 s, prefix
+/// "latchkey", pool size 8, no replica wait). New options come as new
+/// setters, so the ABI can grow.
+///
+/// Values are checked when the client is opened, not by the setters.
+/// Threads: not thread-safe; set it up on one thread, then it may be read
+/// by the latchkey_client_open* functions from any thread.
+#[derive(Default)]
+pub struct latchkey_client_options {
+    connect_timeout: Option<Duration>,
+    command_timeout: Option<Duration>,
+    prefix: Option<String>,
+    pool_size: Option<usize>,
+    wait_for_replicas: Option<(usize, Duration)>,
+    master_password: Option<String>,
+    master_db: Option<i64>,
+}
+
+/// Makes an options object with every option unset.
+///
+/// Ownership: on success `*options_out` is new; free it with
+/// latchkey_client_options_free (any time after opening the client).
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options_out` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options_out` is NULL or writable; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_new(
+    options_out: *mut *mut latchkey_client_options,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_options_new", err_out, || {
+        let out = Out::new(options_out, "options_out")?;
+        out.write(Box::into_raw(Box::default()));
+        Ok(())
+    })
+}
+
+/// Frees an options object. NULL is ignored.
+///
+/// Threads: any thread, once. Blocks: no.
+///
+/// # Safety
+/// `options` is NULL or from latchkey_client_options_new, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_free(options: *mut latchkey_client_options) {
+    super::boundary::infallible((), || {
+        if !options.is_null() {
+            // SAFETY: made by Box::into_raw in latchkey_client_options_new.
+            drop(unsafe { Box::from_raw(options) });
+        }
+    })
+}
+
+/// Sets the time allowed to connect and handshake, in milliseconds
+/// (1 to 86400000; checked when the client is opened).
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_connect_timeout_ms(
+    options: *mut latchkey_client_options,
+    timeout_ms: u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_connect_timeout_ms",
+        err_out,
+        || {
+            args::borrow_mut(options, "options")?.connect_timeout =
+                Some(Duration::from_millis(timeout_ms));
+            Ok(())
+        },
+    )
+}
+
+/// Sets the time allowed for Redis to answer one command, in milliseconds
+/// (1 to 86400000; checked when the client is opened). A stopped server makes
+/// a call fail with LATCHKEY_TIMEOUT after this long instead of hanging.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_command_timeout_ms(
+    options: *mut latchkey_client_options,
+    timeout_ms: u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_command_timeout_ms",
+        err_out,
+        || {
+            args::borrow_mut(options, "options")?.command_timeout =
+                Some(Duration::from_millis(timeout_ms));
+            Ok(())
+        },
+    )
+}
+
+/// Sets the prefix of every Redis key (1 to 256 bytes, no '{', '}';
+/// checked when the client is opened). The string is copied.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `prefix`
+/// not UTF-8); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread;
+/// `prefix` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_prefix(
+    options: *mut latchkey_client_options,
+    prefix: *const c_char,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_options_set_prefix", err_out, || {
+        let options = args::borrow_mut(options, "options")?;
+        options.prefix = Some(args::string(prefix, "prefix")?.to_string());
+        Ok(())
+    })
+}
+
+/// Sets how many idle connections the pool keeps (1 to 1024; checked when
+/// the client is opened). More threads may use the client at once; extra
+/// connections are closed after use.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_pool_size(
+    options: *mut latchkey_client_options,
+    pool_size: usize,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_options_set_pool_size", err_out, || {
+        args::borrow_mut(options, "options")?.pool_size = Some(pool_size);
+        Ok(())
+    })
+}
+
+/// After each successful acquire, waits until `replicas` replicas have the
+/// lock (Redis WAIT), at most `timeout_ms` milliseconds; if fewer confirm,
+/// the lock is released again and the acquire fails with LATCHKEY_TIMEOUT.
+/// Narrows what a failover can lose. For a single server, Sentinel or
+/// Cluster, not Redlock (1 to 64 replicas; checked when the client is
+/// opened).
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_wait_for_replicas(
+    options: *mut latchkey_client_options,
+    replicas: usize,
+    timeout_ms: u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_wait_for_replicas",
+        err_out,
+        || {
+            args::borrow_mut(options, "options")?.wait_for_replicas =
+                Some((replicas, Duration::from_millis(timeout_ms)));
+            Ok(())
+        },
+    )
+}
+
+/// Sets the password of the master found through Sentinel (the sentinel
+/// URLs carry the sentinels' own credentials, if any). The string is copied
+/// and never shown in messages.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument,
+/// `password` not UTF-8); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread;
+/// `password` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_master_password(
+    options: *mut latchkey_client_options,
+    password: *const c_char,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_master_password",
+        err_out,
+        || {
+            let options = args::borrow_mut(options, "options")?;
+            options.master_password = Some(args::string(password, "password")?.to_string());
+            Ok(())
+        },
+    )
+}
+
+/// Sets the database number on the master found through Sentinel
+/// (default 0).
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_master_db(
+    options: *mut latchkey_client_options,
+    db: i64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_options_set_master_db", err_out, || {
+        args::borrow_mut(options, "options")?.master_db = Some(db);
+        Ok(())
+    })
+}
+
+impl latchkey_client_options {
+    /// Applies the options that were set to `builder`.
+    pub(crate) fn apply(&self, mut builder: ClientBuilder) -> ClientBuilder {
+        if let Some(timeout) = self.connect_timeout {
+            builder = builder.connect_timeout(timeout);
+        }
+        if let Some(timeout) = self.command_timeout {
+            builder = builder.command_timeout(timeout);
+        }
+        if let Some(prefix) = &self.prefix {
+            builder = builder.prefix(prefix.clone());
+        }
+        if let Some(size) = self.pool_size {
+            builder = builder.pool_size(size);
+        }
+        if let Some((replicas, timeout)) = self.wait_for_replicas {
+            builder = builder.wait_for_replicas(replicas, timeout);
+        }
+        if let Some(password) = &self.master_password {
+            builder = builder.master_password(password.clone());
+        }
+        if let Some(db) = self.master_db {
+            builder = builder.master_db(db);
+        }
+        builder
+    }
+}

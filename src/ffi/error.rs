@@ -1,0 +1,169 @@
+//! Failures as C sees them: a status and a message. The message reaches the
+//! caller two ways: through the optional `err_out` argument of the same
+//! call (a `latchkey_error` the caller frees; needed where consecutive calls
+//! may run on different threads, as with Go's goroutines), and through
+//! `latchkey_last_error`, kept per thread for C callers who pass NULL.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+
+use super::args::c_string;
+use super::boundary;
+use super::status::latchkey_status;
+
+/// A failed call as the FFI layer builds it, before it is handed to C.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: latchkey_status,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn new(status: latchkey_status, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Failure::new(latchkey_status::LATCHKEY_INVALID_ARGUMENT, message)
+    }
+}
+
+impl From<crate::Error> for Failure {
+    fn from(err: crate::Error) -> Self {
+        // The kind travels as the status; the message is the Rust message.
+        Failure::new(err.kind().into(), err.message())
+    }
+}
+
+/// The error of one failed call: its status and message. Returned through
+/// the `err_out` argument that every fallible function takes last.
+///
+/// Ownership: the caller owns it and frees it with latchkey_error_free.
+/// Threads: immutable; read it from any thread.
+pub struct latchkey_error {
+    status: latchkey_status,
+    message: CString,
+}
+
+thread_local! {
+    /// The message of this thread's latest fallible call, if it failed.
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+/// Hands the outcome of a call to C: the thread's last error, `*err_out`,
+/// and the status. Invalid-argument and panic messages name the function,
+/// since they point at the calling code rather than at Redis.
+pub(crate) fn report(
+    function: &str,
+    outcome: Result<(), Failure>,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    let failure = match outcome {
+        Ok(()) => {
+            let _ = LAST_ERROR.try_with(|last| last.borrow_mut().take());
+            set_err_out(err_out, std::ptr::null_mut());
+            return latchkey_status::LATCHKEY_OK;
+        }
+        Err(failure) => failure,
+    };
+    let message = match failure.status {
+        latchkey_status::LATCHKEY_INVALID_ARGUMENT | latchkey_status::LATCHKEY_PANIC => {
+            c_string(&format!("{function}: {}", failure.message))
+        }
+        _ => c_string(&failure.message),
+    };
+    let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some(message.clone()));
+    if !err_out.is_null() {
+        let error = Box::new(latchkey_error {
+            status: failure.status,
+            message,
+        });
+        set_err_out(err_out, Box::into_raw(error));
+    }
+    failure.status
+}
+
+fn set_err_out(err_out: *mut *mut latchkey_error, value: *mut latchkey_error) {
+    // A misaligned err_out cannot be written; the message is still left for
+    // latchkey_last_error.
+    if !err_out.is_null() && err_out.is_aligned() {
+        // SAFETY: the header asks for err_out to be NULL or writable.
+        unsafe { err_out.write(value) }
+    }
+}
+
+/// The message of the calling thread's most recent failed call, or "" if
+/// that thread's most recent call returning a latchkey_status succeeded.
+///
+/// Ownership: owned by the library; valid until the calling thread's next
+/// call that returns a latchkey_status. Copy it to keep it.
+/// Threads: per thread. Callers whose consecutive calls may run on
+/// different threads (Go) must use `err_out` instead.
+/// Blocks: no. Never fails.
+#[no_mangle]
+pub extern "C" fn latchkey_last_error() -> *const c_char {
+    boundary::infallible(c"".as_ptr(), || {
+        LAST_ERROR
+            .try_with(|last| last.borrow().as_ref().map(|m| m.as_ptr()))
+            .ok()
+            .flatten()
+            .unwrap_or(c"".as_ptr())
+    })
+}
+
+/// The status of `err`; LATCHKEY_OK when `err` is NULL.
+///
+/// Threads: any thread. Blocks: no. Never fails.
+///
+/// # Safety
+/// `err` is NULL or an error not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_error_status(err: *const latchkey_error) -> latchkey_status {
+    boundary::infallible(latchkey_status::LATCHKEY_OK, || {
+        super::args::borrow(err, "err").map_or(latchkey_status::LATCHKEY_OK, |e| e.status)
+    })
+}
+
+/// The message of `err`: what happened and, where it helps, what to do.
+/// "" when `err` is NULL.
+///
+/// Ownership: owned by `err`; valid until latchkey_error_free(err).
+/// Threads: any thread. Blocks: no. Never fails.
+///
+/// # Safety
+/// `err` is NULL or an error not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_error_message(err: *const latchkey_error) -> *const c_char {
+    boundary::infallible(c"".as_ptr(), || {
+        super::args::borrow(err, "err").map_or(c"".as_ptr(), |e| e.message.as_ptr())
+    })
+}
+
+/// Frees an error returned through `err_out`. NULL is ignored.
+///
+/// Threads: any thread, once. Blocks: no.
+///
+/// # Safety
+/// `err` is NULL or an error from `err_out` not yet freed; it is invalid
+/// afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_error_free(err: *mut latchkey_error) {
+    boundary::infallible((), || {
+        if !err.is_null() {
+            // SAFETY: made by Box::into_raw in `report`; freed once.
+            drop(unsafe { Box::from_raw(err) });
+        }
+    })
+}
+
+/// The message of the last failure on this thread, for tests.
+#[cfg(test)]
+pub(crate) fn last_message() -> String {
+    // SAFETY: latchkey_last_error returns a valid NUL-terminated string.
+    unsafe { std::ffi::CStr::from_ptr(latchkey_last_error()) }
+        .to_string_lossy()
+        .into_owned()
+}

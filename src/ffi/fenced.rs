@@ -1,0 +1,116 @@
+//! The fenced-write helper: a resource that refuses writers with an older
+//! fencing token than one it has accepted, and its reader.
+
+use std::ffi::c_char;
+
+use super::args::{self, Out};
+use super::boundary::{call, infallible};
+use super::client::latchkey_client;
+use super::error::latchkey_error;
+use super::status::latchkey_status;
+
+/// Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
+/// resource `resource` only if `fencing_token` is at least the highest
+/// token the resource has accepted, so a holder that was paused past its
+/// lease (and has an older token) is refused. `*written_out` tells whether
+/// it was written, `*highest_token_out` the highest token accepted so far.
+///
+/// Threads: any thread. Blocks: for one Redis round trip.
+/// Returns: LATCHKEY_OK (also when refused: see `*written_out`);
+/// LATCHKEY_INVALID_ARGUMENT (NULL argument, bad `resource`, token 0);
+/// LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_PANIC.
+///
+/// # Safety
+/// `client` is NULL or a live client; `resource` is NULL or a
+/// NUL-terminated string; `value` points to `value_len` readable bytes;
+/// the out pointers are NULL or writable.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // C has no tuples: one argument per output.
+pub unsafe extern "C" fn latchkey_client_fenced_write(
+    client: *const latchkey_client,
+    resource: *const c_char,
+    fencing_token: u64,
+    value: *const u8,
+    value_len: usize,
+    written_out: *mut bool,
+    highest_token_out: *mut u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_fenced_write", err_out, || {
+        let client = args::borrow(client, "client")?;
+        let resource = args::string(resource, "resource")?;
+        let value = args::bytes(value, value_len, "value")?;
+        let written = Out::new(written_out, "written_out")?;
+        let highest = Out::new(highest_token_out, "highest_token_out")?;
+        let outcome = client
+            .client()
+            .fenced_write(resource, fencing_token, value)?;
+        written.write(outcome.written);
+        highest.write(outcome.highest_token);
+        Ok(())
+    })
+}
+
+/// Reads a resource written by latchkey_client_fenced_write. If it exists,
+/// `*found_out` is true, `*fencing_token_out` is the token that wrote it and
+/// `*value_out`/`*value_len_out` a copy of the value; otherwise `*found_out`
+/// is false, the token 0 and the value NULL with length 0.
+///
+/// Ownership: free `*value_out` with latchkey_bytes_free(*value_out,
+/// *value_len_out). An empty value is returned as NULL.
+/// Threads: any thread. Blocks: for one Redis round trip.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
+/// `resource`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `client` is NULL or a live client; `resource` is NULL or a
+/// NUL-terminated string; the out pointers are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_fenced_read(
+    client: *const latchkey_client,
+    resource: *const c_char,
+    found_out: *mut bool,
+    fencing_token_out: *mut u64,
+    value_out: *mut *mut u8,
+    value_len_out: *mut usize,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_fenced_read", err_out, || {
+        let client = args::borrow(client, "client")?;
+        let resource = args::string(resource, "resource")?;
+        let found = Out::new(found_out, "found_out")?;
+        let token = Out::new(fencing_token_out, "fencing_token_out")?;
+        let value_ptr = Out::new(value_out, "value_out")?;
+        let value_len = Out::new(value_len_out, "value_len_out")?;
+        let read = client.client().fenced_read(resource)?;
+        found.write(read.is_some());
+        let (fencing_token, value) = read.unwrap_or_default();
+        token.write(fencing_token);
+        value_len.write(value.len());
+        value_ptr.write(if value.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            Box::into_raw(value.into_boxed_slice()).cast::<u8>()
+        });
+        Ok(())
+    })
+}
+
+/// Frees a buffer returned by latchkey_client_fenced_read, given with the
+/// length returned with it. NULL is ignored.
+///
+/// Threads: any thread, once. Blocks: no.
+///
+/// # Safety
+/// `bytes` is NULL or a buffer from latchkey_client_fenced_read, not yet
+/// freed, and `len` its length.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_bytes_free(bytes: *mut u8, len: usize) {
+    infallible((), || {
+        if !bytes.is_null() {
+            // SAFETY: made by Box::into_raw of a boxed slice of `len` bytes.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(bytes, len)) });
+        }
+    })
+}
