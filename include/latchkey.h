@@ -139,6 +139,11 @@ enum latchkey_status
    * message says where. The library stays usable.
    */
   LATCHKEY_PANIC = 8,
+  /**
+   * Redlock: too few masters answered (fewer than N/2+1) for the outcome
+   * to be known; the others are down, paused or unreachable.
+   */
+  LATCHKEY_NO_QUORUM = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

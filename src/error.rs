@@ -33,6 +33,9 @@ pub enum ErrorKind {
     Connection,
     /// Redis answered with an error.
     Server,
+    /// Redlock: too few masters answered for the outcome to be known (fewer
+    /// than N/2+1); the others are down, paused or unreachable.
+    NoQuorum,
 }
 
 impl ErrorKind {
@@ -50,6 +53,7 @@ impl ErrorKind {
             ErrorKind::Cancelled => "cancelled",
             ErrorKind::Connection => "connection error",
             ErrorKind::Server => "redis error",
+            ErrorKind::NoQuorum => "no quorum",
         }
     }
 }

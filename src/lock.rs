@@ -411,7 +411,10 @@ impl Lock {
                     ttl
                 }
                 Err(e) => {
-                    let transient = matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection);
+                    let transient = matches!(
+                        e.kind(),
+                        ErrorKind::Timeout | ErrorKind::Connection | ErrorKind::NoQuorum
+                    );
                     if !transient || out_of_time || !outage.ever_answered() {
                         if transient {
                             outage.failed(sent);

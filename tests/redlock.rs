@@ -61,6 +61,7 @@ fn a_quorum_survives_two_of_five_masters_down_but_not_three() {
     servers[2].kill();
     let started = Instant::now();
     let err = lock.acquire_timeout(Duration::from_secs(2)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoQuorum, "{err}");
     assert!(err.message().contains("no quorum"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(10),

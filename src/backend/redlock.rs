@@ -70,7 +70,7 @@ impl Redlock {
             .map(|e| format!("; first failure: {e}"))
             .unwrap_or_default();
         Error::new(
-            ErrorKind::Connection,
+            ErrorKind::NoQuorum,
             format!(
                 "{what}: no quorum: {answered} of {} masters answered, {} needed{first}",
                 self.masters.len(),

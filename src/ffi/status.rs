@@ -33,6 +33,9 @@ pub enum latchkey_status {
     /// A bug inside latchkey was caught at the C boundary (a Rust panic); the
     /// message says where. The library stays usable.
     LATCHKEY_PANIC = 8,
+    /// Redlock: too few masters answered (fewer than N/2+1) for the outcome
+    /// to be known; the others are down, paused or unreachable.
+    LATCHKEY_NO_QUORUM = 9,
 }
 
 /// How C passes a status back in (to latchkey_status_name): a plain
@@ -50,6 +53,7 @@ impl From<ErrorKind> for latchkey_status {
             ErrorKind::Cancelled => latchkey_status::LATCHKEY_CANCELLED,
             ErrorKind::Connection => latchkey_status::LATCHKEY_CONNECTION,
             ErrorKind::Server => latchkey_status::LATCHKEY_SERVER,
+            ErrorKind::NoQuorum => latchkey_status::LATCHKEY_NO_QUORUM,
         }
     }
 }
@@ -67,6 +71,7 @@ pub(crate) fn name(status: StatusCode) -> &'static CStr {
         6 => c"connection error",
         7 => c"redis error",
         8 => c"internal panic",
+        9 => c"no quorum",
         _ => c"unknown status",
     }
 }

@@ -82,6 +82,7 @@ fn kinds_map_to_statuses_with_the_same_names() {
         ErrorKind::Cancelled,
         ErrorKind::Connection,
         ErrorKind::Server,
+        ErrorKind::NoQuorum,
     ];
     for kind in kinds {
         let status = latchkey_status::from(kind);
