@@ -374,6 +374,18 @@ pub(crate) fn redact_url(url: &str) -> String {
 }
 
 /// What [`Client::inspect`] reports about a held lock.
+///
+/// ```
+/// # fn main() -> latchkey::Result<()> {
+/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+/// let client = latchkey::Client::open(&url)?;
+/// let guard = client.lock("inspected")?.acquire()?;
+/// let info = client.inspect("inspected")?.expect("held");
+/// assert_eq!(info.owner_token, guard.token());
+/// assert_eq!(info.fencing_token, guard.fencing_token());
+/// assert!(info.masters.is_empty()); // one server, not Redlock
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockInfo {
     /// The lock's name.
@@ -393,6 +405,17 @@ pub struct LockInfo {
 }
 
 /// One Redlock master's view of a lock, as reported by [`Client::inspect`].
+///
+/// ```no_run
+/// # fn main() -> latchkey::Result<()> {
+/// let client = latchkey::Client::redlock_builder(&["redis://a:6379", "redis://b:6379", "redis://c:6379"]).build()?;
+/// if let Some(info) = client.inspect("orders:42")? {
+///     for master in &info.masters {
+///         println!("{}: {:?} {:?}", master.server, master.holder, master.error);
+///     }
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MasterState {
     /// Which master ("redis at host:port").
@@ -408,6 +431,18 @@ pub struct MasterState {
 }
 
 /// Whether a fenced write was applied, and the highest token the resource has seen.
+///
+/// ```
+/// # fn main() -> latchkey::Result<()> {
+/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+/// let client = latchkey::Client::open(&url)?;
+/// let outcome = client.fenced_write("doc-resource", 1000, b"newest")?;
+/// assert!(outcome.written);
+/// let stale = client.fenced_write("doc-resource", 999, b"stale")?;
+/// assert!(!stale.written);
+/// assert_eq!(stale.highest_token, 1000);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FencedWrite {
     /// True when the value was written.
