@@ -462,3 +462,46 @@ fn passwords_are_used_and_never_shown() {
     assert!(!err.to_string().contains("wrong-pw"), "{err}");
     assert!(!format!("{wrong:?}").contains("wrong-pw"));
 }
+
+#[test]
+fn a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() {
+    let server = RedisServer::start();
+    let releaser = client(&server);
+    let waiter_client = client(&server);
+    let mut waiter_first = 0;
+    let rounds = 20;
+    for round in 0..rounds {
+        let name = format!("fair-{round}");
+        let lock = releaser.lock(&name).unwrap();
+        let guard = lock.acquire().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let waiter = {
+            let client = waiter_client.clone();
+            let name = name.clone();
+            thread::spawn(move || {
+                let guard = client
+                    .lock(&name)
+                    .unwrap()
+                    .acquire_timeout(Duration::from_secs(20))
+                    .unwrap();
+                tx.send("waiter").unwrap();
+                guard.release().unwrap();
+            })
+        };
+        support::wait_for_waiter(&server, &name);
+        // Release and at once try to take it back, as a busy loop would.
+        guard.release().unwrap();
+        let again = lock.acquire_timeout(Duration::from_secs(20)).unwrap();
+        if rx.try_recv() == Ok("waiter") {
+            waiter_first += 1;
+        }
+        drop(again);
+        waiter.join().unwrap();
+    }
+    // Without the handoff reservation the releaser, one round trip ahead,
+    // wins nearly every round; with it the woken waiter does.
+    assert!(
+        waiter_first >= rounds * 3 / 4,
+        "the waiter went first in only {waiter_first} of {rounds} rounds"
+    );
+}
