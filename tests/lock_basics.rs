@@ -505,3 +505,46 @@ fn a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() {
         "the waiter went first in only {waiter_first} of {rounds} rounds"
     );
 }
+
+/// How many scripts the server has run so far.
+fn scripts_run(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.admin())
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[test]
+fn a_waiter_does_not_poll() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let _held = client
+        .lock_with("quiet", LockOptions::new().ttl(Duration::from_secs(60)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let before = scripts_run(&server);
+    let err = client
+        .lock("quiet")
+        .unwrap()
+        .acquire_timeout(Duration::from_millis(1500))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout);
+    // One attempt, one more right after subscribing, one at the deadline.
+    let attempts = scripts_run(&server) - before;
+    assert!(
+        attempts <= 3,
+        "a waiter ran {attempts} scripts while the lock stayed held"
+    );
+}
