@@ -18,6 +18,7 @@ use crate::client::{FencedWrite, LockInfo, MasterState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
 use crate::lease::drift;
+use crate::wait::jitter;
 
 pub(crate) struct Redlock {
     masters: Vec<SingleNode>,
@@ -172,6 +173,15 @@ impl Backend for Redlock {
         if issued.len() + held_for.len() < self.quorum {
             // Too few masters answered for any outcome to be certain.
             return Err(self.no_quorum(&what, issued.len() + held_for.len(), &errors));
+        }
+        if !issued.is_empty() && held_for.len() < self.quorum {
+            // A split vote: contenders each took some masters, none holds a
+            // quorum. Retry after a short random pause, so they do not split
+            // again in lockstep. (When others hold a quorum, wait for their
+            // release message or lease end instead.)
+            return Ok(Attempt::Held(
+                Duration::from_millis(1) + jitter(Duration::from_millis(20)),
+            ));
         }
         let wait = held_for
             .iter()
