@@ -40,7 +40,7 @@ release: deps
 
 ## Tests ----------------------------------------------------------------------
 
-test: deps lint rust-test ffi-test
+test: deps lint rust-test ffi-test python-test
 
 lint:
 	$(CARGO) fmt --check
@@ -136,3 +136,13 @@ install: target/native-static-libs.txt
 # examples/c/contend.c, into target/examples-c/contend (static: runs anywhere).
 c-example: deps
 	$(MAKE) -C examples/c
+
+## Python binding: tests --------------------------------------------------------
+
+# bindings/python (ctypes over target/release/liblatchkey.so): the tests
+# start their own redis-server processes and use the Rust tool
+# target/release/latchkey for interop, hence the cargo build.
+python-test: deps
+	@python3 -c 'import pytest' 2>/dev/null || { echo "pytest is missing: python3 -m pip install pytest" >&2; exit 1; }
+	$(CARGO) build --release
+	PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests

@@ -109,8 +109,8 @@ enum latchkey_status
    */
   LATCHKEY_INVALID_ARGUMENT = 1,
   /**
-   * The lock was still held by another owner at the deadline, or Redis
-   * did not answer within the command timeout.
+   * The lock was still held by another owner at the deadline (or, with
+   * wait-for-replicas, too few replicas confirmed it in time).
    */
   LATCHKEY_TIMEOUT = 2,
   /**
@@ -127,7 +127,8 @@ enum latchkey_status
    */
   LATCHKEY_CANCELLED = 5,
   /**
-   * Redis could not be reached or the connection broke.
+   * Redis could not be reached, the connection broke, or Redis did not
+   * answer within the command timeout.
    */
   LATCHKEY_CONNECTION = 6,
   /**

@@ -18,8 +18,8 @@ use std::fmt;
 pub enum ErrorKind {
     /// The caller passed something unusable: an empty name, a zero TTL, a bad URL.
     InvalidArgument,
-    /// The lock was not acquired before the deadline, or Redis did not answer
-    /// within the command timeout.
+    /// The lock was not acquired before the deadline (someone else held it,
+    /// or, with `wait_for_replicas`, too few replicas confirmed in time).
     Timeout,
     /// A release or extend found that this owner does not hold the lock (it
     /// expired, or someone force-unlocked it).
@@ -29,7 +29,8 @@ pub enum ErrorKind {
     Lost,
     /// The wait was cancelled through a [`CancelToken`](crate::CancelToken).
     Cancelled,
-    /// Redis could not be reached or the connection broke.
+    /// Redis could not be reached, the connection broke, or Redis did not
+    /// answer within the command timeout (stopped or overloaded).
     Connection,
     /// Redis answered with an error.
     Server,
@@ -115,9 +116,11 @@ impl Error {
     /// message reads "acquiring lock 'x': ...". The redis crate never puts a
     /// password into its error text, and neither do we.
     pub(crate) fn from_redis(what: &str, err: &redis::RedisError) -> Self {
-        let kind = if err.is_timeout() {
-            ErrorKind::Timeout
-        } else if err.is_io_error()
+        // A command timeout is a connection problem, not a lock held past
+        // the caller's deadline: callers that treat Timeout as "busy, try
+        // later" must not mistake a stopped Redis for a held lock.
+        let kind = if err.is_timeout()
+            || err.is_io_error()
             || err.is_connection_dropped()
             || err.is_connection_refusal()
             || matches!(
@@ -129,12 +132,12 @@ impl Error {
         } else {
             ErrorKind::Server
         };
-        let hint = match kind {
-            ErrorKind::Timeout => {
-                "; Redis did not answer within the command timeout (is it overloaded or stopped?)"
-            }
-            ErrorKind::Connection => "; check that Redis is running and reachable",
-            _ => "",
+        let hint = if err.is_timeout() {
+            "; Redis did not answer within the command timeout (is it overloaded or stopped?)"
+        } else if kind == ErrorKind::Connection {
+            "; check that Redis is running and reachable"
+        } else {
+            ""
         };
         Error::new(kind, format!("{what}: {err}{hint}"))
     }

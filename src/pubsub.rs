@@ -283,7 +283,7 @@ impl Subscriber {
                 drop(state);
                 drop(watch);
                 return Err(Error::new(
-                    ErrorKind::Timeout,
+                    ErrorKind::Connection,
                     "Redis did not confirm a SUBSCRIBE within the command timeout",
                 ));
             }
@@ -369,15 +369,7 @@ fn forget_parents_connection(state: &mut State) {
 }
 
 fn io_error(e: std::io::Error) -> Error {
-    let kind = if matches!(
-        e.kind(),
-        std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-    ) {
-        ErrorKind::Timeout
-    } else {
-        ErrorKind::Connection
-    };
-    Error::new(kind, format!("pub/sub connection: {e}"))
+    Error::new(ErrorKind::Connection, format!("pub/sub connection: {e}"))
 }
 
 fn write_all(state: &mut State, bytes: &[u8]) -> Result<()> {

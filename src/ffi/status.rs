@@ -16,8 +16,8 @@ pub enum latchkey_status {
     /// An argument was unusable: a NULL or misaligned pointer, a string that
     /// is not UTF-8, an empty name, a number out of range, a bad URL.
     LATCHKEY_INVALID_ARGUMENT = 1,
-    /// The lock was still held by another owner at the deadline, or Redis
-    /// did not answer within the command timeout.
+    /// The lock was still held by another owner at the deadline (or, with
+    /// wait-for-replicas, too few replicas confirmed it in time).
     LATCHKEY_TIMEOUT = 2,
     /// A release or extend found that this owner does not hold the lock (it
     /// expired, was force-unlocked, or the guard was already released).
@@ -26,7 +26,8 @@ pub enum latchkey_status {
     LATCHKEY_LOST = 4,
     /// The wait was cancelled through a latchkey_cancel handle.
     LATCHKEY_CANCELLED = 5,
-    /// Redis could not be reached or the connection broke.
+    /// Redis could not be reached, the connection broke, or Redis did not
+    /// answer within the command timeout.
     LATCHKEY_CONNECTION = 6,
     /// Redis answered with an error.
     LATCHKEY_SERVER = 7,

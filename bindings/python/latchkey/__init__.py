@@ -1,0 +1,70 @@
+"""latchkey: distributed locks over Redis that never lose a lease silently.
+
+The Python binding of the latchkey library (one Rust implementation shared
+with C, Go and Rust through its C ABI, loaded here with ctypes)::
+
+    import latchkey
+
+    with latchkey.Client("redis://127.0.0.1:6379") as client:
+        lock = client.lock("nightly-report", ttl=10)
+        with lock:                      # waits; renewed every ttl/3 while held
+            client.fenced_write("report", lock.fencing_token, b"done")
+            lock.check()                # LostError if the lease was lost
+
+        if lock.acquire(timeout=2.5):   # False if still held by someone else
+            try:
+                ...
+            finally:
+                lock.release()          # NotHeld if the lease was lost meanwhile
+
+The shared library is found through the environment variable
+``LATCHKEY_LIBRARY``, then a copy inside this package, then the
+``target/release`` directory of the repository the package sits in.
+"""
+
+from ._lib import LibraryNotFound, library_path
+from ._lib import version as _library_version
+from .client import Client, FencedValue, FencedWrite, LockInfo, MasterState
+from .errors import (
+    Cancelled,
+    ConnectionFailed,
+    InternalPanic,
+    InvalidArgument,
+    LatchkeyError,
+    LockTimeout,
+    LostError,
+    NoQuorum,
+    NotHeld,
+    ServerError,
+)
+from .lock import Lock, LostLease
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "Lock",
+    "LockInfo",
+    "LostLease",
+    "MasterState",
+    "FencedWrite",
+    "FencedValue",
+    "LatchkeyError",
+    "InvalidArgument",
+    "LockTimeout",
+    "NotHeld",
+    "LostError",
+    "Cancelled",
+    "ConnectionFailed",
+    "ServerError",
+    "NoQuorum",
+    "InternalPanic",
+    "LibraryNotFound",
+    "library_path",
+    "library_version",
+]
+
+
+def library_version() -> str:
+    """The version of the loaded liblatchkey ("MAJOR.MINOR.PATCH")."""
+    return _library_version()

@@ -1,0 +1,567 @@
+"""The Client: where Redis is (one server, Redlock masters, Sentinel or
+Cluster), and what to ask it about a lock by name."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint64, c_void_p, string_at
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, NoReturn, Optional, Union
+
+from . import _args, _lib
+from ._lib import lib, raise_error
+from .errors import LatchkeyError
+
+if TYPE_CHECKING:
+    from .lock import Lock, LostLease
+
+__all__ = ["Client", "LockInfo", "MasterState", "FencedWrite", "FencedValue"]
+
+_client_free = lib.latchkey_client_free
+
+Bytes = Union[bytes, bytearray, memoryview]
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds a lock, from :meth:`Client.inspect`."""
+
+    owner_token: str
+    """The holder's owner token (32 hex digits)."""
+    fencing_token: int
+    """The fencing token issued to the holder."""
+    ttl: Optional[float]
+    """Seconds until the lease expires in Redis; None if it has no expiry."""
+    reentrant: bool
+    """Whether it is a reentrant lock."""
+    hold_count: int
+    """How many nested holds a reentrant lock has (1 for a plain lock)."""
+
+
+@dataclass(frozen=True)
+class MasterState:
+    """One Redlock master's view of a lock, from :meth:`Client.inspect_masters`."""
+
+    server: str
+    """Which master ("redis at host:port")."""
+    holder: Optional[str]
+    """The owner token this master holds for the lock, or None."""
+    fencing_token: Optional[int]
+    """The holder's fencing token on this master, if it knows one."""
+    ttl: Optional[float]
+    """Seconds until the key expires on this master; None if unknown or no expiry."""
+    error: Optional[str]
+    """Why this master did not answer, or None if it did."""
+
+
+class FencedWrite(NamedTuple):
+    """The outcome of :meth:`Client.fenced_write`."""
+
+    written: bool
+    """Whether the value was written (False: refused, the token was stale)."""
+    highest_token: int
+    """The highest fencing token the resource has accepted so far."""
+
+
+class FencedValue(NamedTuple):
+    """A resource's value, from :meth:`Client.fenced_read`."""
+
+    fencing_token: int
+    """The fencing token that wrote the value."""
+    value: bytes
+    """The value."""
+
+
+# Live clients, so that a forked child can disown the ones it inherited.
+_LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
+
+
+class Client:
+    """A connection to Redis shared by any number of locks: a pool of
+    connections, a release listener and one renewal thread.
+
+    ``Client(url)`` talks to one server (``redis://[user:password@]host[:port][/db]``
+    or ``unix:///path``); :meth:`redlock`, :meth:`sentinel` and
+    :meth:`cluster` make clients for the other deployments. No connection is
+    made until the first command. Durations are in seconds; options left at
+    None keep the library's defaults (connect and command timeout 2 s,
+    prefix ``"latchkey"``, pool size 8).
+
+    A client is thread-safe: share one between all threads. Use it as a
+    context manager, or call :meth:`close`; locks made from it stay usable
+    after it is closed (except :meth:`Lock.locked` and :meth:`Lock.owned`,
+    which ask Redis through the client). After ``os.fork()`` the child must
+    open its own client: one inherited from the parent refuses to work.
+
+    >>> with latchkey.Client("redis://127.0.0.1:6379") as client:  # doctest: +SKIP
+    ...     with client.lock("nightly-report", ttl=10):
+    ...         run_report()
+    """
+
+    _handle: Optional[int]
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: Optional[float] = None,
+        command_timeout: Optional[float] = None,
+        prefix: Optional[str] = None,
+        pool_size: Optional[int] = None,
+        wait_for_replicas: Optional[tuple[int, float]] = None,
+    ) -> None:
+        url_b = _args.text(url, "url")
+        self._open(
+            "redis",
+            lambda options, out, err: lib.latchkey_client_open(url_b, options, out, err),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            prefix=prefix,
+            pool_size=pool_size,
+            wait_for_replicas=wait_for_replicas,
+        )
+
+    @classmethod
+    def redlock(
+        cls,
+        urls: Iterable[str],
+        *,
+        connect_timeout: Optional[float] = None,
+        command_timeout: Optional[float] = None,
+        prefix: Optional[str] = None,
+        pool_size: Optional[int] = None,
+    ) -> "Client":
+        """A Redlock client over independent masters (an odd number, at
+        least 3). A lock is held when a quorum (N/2+1) granted it, and only
+        within ttl - elapsed - drift; a master that is down is a vote
+        against, and too few answers raise :class:`NoQuorum`."""
+        encoded = _args.text_list(urls, "urls")
+        array = (c_char_p * len(encoded))(*encoded)
+        self = cls.__new__(cls)
+        self._open(
+            "redlock",
+            lambda options, out, err: lib.latchkey_client_open_redlock(
+                array, len(encoded), options, out, err
+            ),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            prefix=prefix,
+            pool_size=pool_size,
+        )
+        return self
+
+    @classmethod
+    def sentinel(
+        cls,
+        sentinel_urls: Iterable[str],
+        master_name: str,
+        *,
+        master_password: Optional[str] = None,
+        master_db: Optional[int] = None,
+        connect_timeout: Optional[float] = None,
+        command_timeout: Optional[float] = None,
+        prefix: Optional[str] = None,
+        pool_size: Optional[int] = None,
+        wait_for_replicas: Optional[tuple[int, float]] = None,
+    ) -> "Client":
+        """A client that finds the master ``master_name`` through Redis
+        Sentinel and follows failovers. ``master_password`` and
+        ``master_db`` are the master's own (the sentinel URLs carry the
+        sentinels' credentials). ``wait_for_replicas=(n, seconds)`` makes
+        each acquire wait until n replicas have the lock."""
+        encoded = _args.text_list(sentinel_urls, "sentinel_urls")
+        master = _args.text(master_name, "master_name")
+        array = (c_char_p * len(encoded))(*encoded)
+        self = cls.__new__(cls)
+        self._open(
+            "sentinel",
+            lambda options, out, err: lib.latchkey_client_open_sentinel(
+                array, len(encoded), master, options, out, err
+            ),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            prefix=prefix,
+            pool_size=pool_size,
+            wait_for_replicas=wait_for_replicas,
+            master_password=master_password,
+            master_db=master_db,
+        )
+        return self
+
+    @classmethod
+    def cluster(
+        cls,
+        seed_urls: Iterable[str],
+        *,
+        connect_timeout: Optional[float] = None,
+        command_timeout: Optional[float] = None,
+        prefix: Optional[str] = None,
+        pool_size: Optional[int] = None,
+        wait_for_replicas: Optional[tuple[int, float]] = None,
+    ) -> "Client":
+        """A client for a Redis Cluster, given some of its nodes. Every key
+        of a lock shares a hash tag, so each lock lives on one slot; MOVED
+        and ASK are followed."""
+        encoded = _args.text_list(seed_urls, "seed_urls")
+        array = (c_char_p * len(encoded))(*encoded)
+        self = cls.__new__(cls)
+        self._open(
+            "cluster",
+            lambda options, out, err: lib.latchkey_client_open_cluster(
+                array, len(encoded), options, out, err
+            ),
+            connect_timeout=connect_timeout,
+            command_timeout=command_timeout,
+            prefix=prefix,
+            pool_size=pool_size,
+            wait_for_replicas=wait_for_replicas,
+        )
+        return self
+
+    # --- lifetime -----------------------------------------------------------------
+
+    def _open(
+        self,
+        kind: str,
+        opener: Callable[[Any, Any, Any], int],
+        *,
+        connect_timeout: Optional[float] = None,
+        command_timeout: Optional[float] = None,
+        prefix: Optional[str] = None,
+        pool_size: Optional[int] = None,
+        wait_for_replicas: Optional[tuple[int, float]] = None,
+        master_password: Optional[str] = None,
+        master_db: Optional[int] = None,
+    ) -> None:
+        self._handle = None
+        self._kind = kind
+        self._mutex = threading.Lock()
+        self._users = 0
+        self._closing = False
+        self._pid = os.getpid()
+        self._forked = False
+        # Check every argument before allocating anything in C.
+        settings: list[tuple[Any, tuple[Any, ...]]] = []
+        connect_ms = _args.optional_positive_ms(connect_timeout, "connect_timeout")
+        if connect_ms is not None:
+            settings.append((lib.latchkey_client_options_set_connect_timeout_ms, (connect_ms,)))
+        command_ms = _args.optional_positive_ms(command_timeout, "command_timeout")
+        if command_ms is not None:
+            settings.append((lib.latchkey_client_options_set_command_timeout_ms, (command_ms,)))
+        if prefix is not None:
+            settings.append(
+                (lib.latchkey_client_options_set_prefix, (_args.text(prefix, "prefix"),))
+            )
+        if pool_size is not None:
+            size = _args.count(pool_size, "pool_size", maximum=2**32)
+            settings.append((lib.latchkey_client_options_set_pool_size, (size,)))
+        if wait_for_replicas is not None:
+            if not isinstance(wait_for_replicas, tuple) or len(wait_for_replicas) != 2:
+                raise TypeError(
+                    "wait_for_replicas must be a tuple (replicas, timeout in seconds), "
+                    f"not {wait_for_replicas!r}"
+                )
+            replicas = _args.count(wait_for_replicas[0], "wait_for_replicas[0]", maximum=2**32)
+            wait_ms = _args.non_negative_ms(wait_for_replicas[1], "wait_for_replicas[1]")
+            settings.append(
+                (lib.latchkey_client_options_set_wait_for_replicas, (replicas, wait_ms))
+            )
+        if master_password is not None:
+            password = _args.text(master_password, "master_password")
+            settings.append((lib.latchkey_client_options_set_master_password, (password,)))
+        if master_db is not None:
+            db = _args.count(master_db, "master_db", maximum=2**63 - 1)
+            settings.append((lib.latchkey_client_options_set_master_db, (db,)))
+
+        options = c_void_p()
+        err = c_void_p()
+        if settings:
+            status = lib.latchkey_client_options_new(options, err)
+            if status:
+                raise_error(status, err)
+        try:
+            for setter, values in settings:
+                status = setter(options, *values, err)
+                if status:
+                    raise_error(status, err)
+            client = c_void_p()
+            status = opener(options, client, err)
+            if status:
+                raise_error(status, err)
+        finally:
+            lib.latchkey_client_options_free(options)
+        self._handle = client.value
+        self._finalizer = weakref.finalize(self, _client_free, client.value)
+        # At exit a daemon thread may still be inside a call on it: leave
+        # it to the end of the process (see lock._at_exit).
+        self._finalizer.atexit = False
+        _LIVE.add(self)
+
+    def close(self) -> None:
+        """Frees the client (idempotent). Calls already running finish
+        first; later calls raise :class:`LatchkeyError`. Locks made from it
+        keep working: they hold on to the connections they need."""
+        with self._mutex:
+            if self._handle is None:
+                return
+            self._handle = None
+            self._closing = True
+            if self._users:
+                return  # the last running call frees it
+        self._finalizer()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the client was inherited
+        through a fork)."""
+        return self._handle is None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a latchkey.Client cannot be pickled or copied: open a new Client in the other process"
+        )
+
+    def __repr__(self) -> str:
+        state = "closed" if self._handle is None else "open"
+        return f"<latchkey.Client {self._kind} {state}>"
+
+    def _unusable(self) -> LatchkeyError:
+        if self._forked:
+            return LatchkeyError(
+                f"this latchkey.Client was opened in process {self._pid}, before a fork; "
+                "a forked child must open its own Client"
+            )
+        return LatchkeyError("the latchkey.Client is closed")
+
+    def _enter(self) -> int:
+        """Marks a call as using the handle, which close() then waits for."""
+        with self._mutex:
+            handle = self._handle
+            if handle is None:
+                raise self._unusable()
+            self._users += 1
+            return handle
+
+    def _exit(self) -> None:
+        with self._mutex:
+            self._users -= 1
+            if self._users or not self._closing:
+                return
+        self._finalizer()
+
+    def _after_fork_in_child(self) -> None:
+        # The parent's handle stays the parent's: never used or freed here.
+        self._finalizer.detach()
+        self._mutex = threading.Lock()
+        self._users = 0
+        if self._handle is not None:
+            self._handle = None
+            self._forked = True
+
+    # --- locks --------------------------------------------------------------------
+
+    def lock(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        reentrant: bool = False,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        blocking_timeout: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> "Lock":
+        """A handle for the distributed lock ``name``; see :class:`Lock`
+        for the arguments. Nothing is sent to Redis until it is acquired."""
+        from .lock import Lock
+
+        return Lock(
+            self,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            reentrant=reentrant,
+            on_lost=on_lost,
+            blocking_timeout=blocking_timeout,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
+        )
+
+    # --- inspection ---------------------------------------------------------------
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every Redis key of this client."""
+        out = c_char_p()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_prefix(handle, out, err)
+            if status:
+                raise_error(status, err)
+            return (out.value or b"").decode("utf-8")
+        finally:
+            self._exit()
+
+    def inspect(self, name: str) -> Optional[LockInfo]:
+        """Who holds the lock ``name``: a :class:`LockInfo`, or None if
+        nobody does. One round trip (Redlock: to every master, reporting
+        the quorum's holder)."""
+        name_b = _args.text(name, "name")
+        info = _lib.LockInfoC()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_inspect(handle, name_b, info, err)
+        finally:
+            self._exit()
+        if status:
+            raise_error(status, err)
+        if not info.locked:
+            return None
+        return LockInfo(
+            owner_token=info.owner_token.decode("utf-8", "replace"),
+            fencing_token=info.fencing_token,
+            ttl=None if info.ttl_ms < 0 else info.ttl_ms / 1000.0,
+            reentrant=info.reentrant,
+            hold_count=info.hold_count,
+        )
+
+    def inspect_masters(self, name: str) -> list[MasterState]:
+        """Redlock: each master's view of the lock ``name`` (an empty list
+        for other clients, or when nobody holds the lock)."""
+        name_b = _args.text(name, "name")
+        states = POINTER(_lib.MasterStateC)()
+        count = c_size_t()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_inspect_masters(handle, name_b, states, count, err)
+        finally:
+            self._exit()
+        if status:
+            raise_error(status, err)
+        result = []
+        try:
+            for i in range(count.value):
+                s = states[i]
+                result.append(
+                    MasterState(
+                        server=_decode(s.server) or "",
+                        holder=_decode(s.holder),
+                        fencing_token=s.fencing_token if s.has_fencing_token else None,
+                        ttl=None if s.ttl_ms < 0 else s.ttl_ms / 1000.0,
+                        error=_decode(s.error),
+                    )
+                )
+        finally:
+            lib.latchkey_master_states_free(states, count.value)
+        return result
+
+    def is_locked(self, name: str) -> bool:
+        """Whether anyone holds the lock ``name`` (one round trip)."""
+        name_b = _args.text(name, "name")
+        out = c_bool()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_is_locked(handle, name_b, out, err)
+        finally:
+            self._exit()
+        if status:
+            raise_error(status, err)
+        return bool(out.value)
+
+    def force_unlock(self, name: str) -> bool:
+        """Administrative unlock: deletes the lock ``name`` whoever holds it
+        and wakes its waiters; the holder finds out at its next renewal (its
+        lease is reported lost). Returns whether a lock was deleted."""
+        name_b = _args.text(name, "name")
+        out = c_bool()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_force_unlock(handle, name_b, out, err)
+        finally:
+            self._exit()
+        if status:
+            raise_error(status, err)
+        return bool(out.value)
+
+    # --- fencing ------------------------------------------------------------------
+
+    def fenced_write(self, resource: str, token: int, value: Bytes) -> FencedWrite:
+        """Writes ``value`` to the Redis resource ``resource`` only if
+        ``token`` is at least the highest fencing token the resource has
+        accepted, so a holder paused past its lease is refused. Returns
+        ``(written, highest_token)``."""
+        resource_b = _args.text(resource, "resource")
+        token = _args.count(token, "token")
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise TypeError(f"value must be bytes, not {type(value).__name__}")
+        data = bytes(value)
+        written = c_bool()
+        highest = c_uint64()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_fenced_write(
+                handle,
+                resource_b,
+                token,
+                data,
+                len(data),
+                written,
+                highest,
+                err,
+            )
+        finally:
+            self._exit()
+        if status:
+            raise_error(status, err)
+        return FencedWrite(bool(written.value), highest.value)
+
+    def fenced_read(self, resource: str) -> Optional[FencedValue]:
+        """Reads a resource written by :meth:`fenced_write`:
+        ``(fencing_token, value)``, or None if it does not exist."""
+        resource_b = _args.text(resource, "resource")
+        found = c_bool()
+        token = c_uint64()
+        data = c_void_p()
+        length = c_size_t()
+        err = c_void_p()
+        handle = self._enter()
+        try:
+            status = lib.latchkey_client_fenced_read(
+                handle,
+                resource_b,
+                found,
+                token,
+                data,
+                length,
+                err,
+            )
+        finally:
+            self._exit()
+        if status:
+            raise_error(status, err)
+        if not found.value:
+            return None
+        try:
+            value = string_at(data.value, length.value) if data.value else b""
+        finally:
+            lib.latchkey_bytes_free(data, length.value)
+        return FencedValue(token.value, value)
+
+
+def _decode(raw: Optional[bytes]) -> Optional[str]:
+    return None if raw is None else raw.decode("utf-8", "replace")

@@ -1,0 +1,56 @@
+"""Redlock over three redis-server processes: acquire and release on a
+quorum; NoQuorum once two of the three are down."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+import latchkey
+from latchkey import Client
+
+from conftest import RedisServer
+
+
+@pytest.fixture
+def masters() -> Iterator[list[RedisServer]]:
+    servers: list[RedisServer] = []
+    try:
+        for _ in range(3):
+            servers.append(RedisServer())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_redlock_acquire_release_and_no_quorum(masters: list[RedisServer], name: str) -> None:
+    with Client.redlock(
+        [m.url for m in masters], connect_timeout=0.5, command_timeout=0.5
+    ) as client:
+        lock = client.lock(name, ttl=5)
+        with lock:
+            assert lock.owned()
+            token = lock.fencing_token
+            info = client.inspect(name)
+            assert info is not None and info.owner_token == lock.token
+            states = client.inspect_masters(name)
+            assert len(states) == 3
+            assert all(s.holder == lock.token and s.error is None for s in states)
+            assert all(s.fencing_token is not None for s in states)
+            other = client.lock(name)
+            assert other.acquire(blocking=False) is False
+        assert not lock.locked()
+
+        masters[0].kill()
+        with lock:  # 2 of 3 is a quorum
+            assert lock.fencing_token > token
+            states = client.inspect_masters(name)
+            assert sum(s.error is not None for s in states) == 1
+
+        masters[1].kill()
+        with pytest.raises(latchkey.NoQuorum, match="quorum") as raised:
+            lock.acquire(timeout=2)
+        assert raised.value.status == 9
+        assert lock.holds == 0
