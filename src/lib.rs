@@ -35,6 +35,7 @@ mod error;
 // exported; Rust callers use the API above.
 #[doc(hidden)]
 pub mod ffi;
+mod fork;
 mod keys;
 mod lease;
 mod lock;

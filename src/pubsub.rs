@@ -178,9 +178,9 @@ struct State {
     closed: bool,
     /// The command timeout of the endpoint `conn` was opened to.
     command_timeout: Duration,
-    /// The process that opened `conn`. A forked child must neither use nor
+    /// The fork generation that opened `conn`. A forked child must neither use nor
     /// shut down its parent's socket (shutdown would cut the parent off).
-    pid: u32,
+    generation: u64,
 }
 
 struct Shared {
@@ -298,7 +298,7 @@ impl Subscriber {
         let stream = open_stream(&endpoint)?;
         let reader = stream.try_clone().map_err(io_error)?;
         state.epoch += 1;
-        state.pid = std::process::id();
+        state.generation = crate::fork::generation();
         let epoch = state.epoch;
         let shared = self.shared.clone();
         std::thread::Builder::new()
@@ -361,7 +361,7 @@ impl Drop for Watch {
 /// inherited from the parent, and the parent's waiters with it; the child
 /// subscribes on a connection of its own.
 fn forget_parents_connection(state: &mut State) {
-    if state.conn.is_some() && state.pid != std::process::id() {
+    if state.conn.is_some() && state.generation != crate::fork::generation() {
         state.conn = None;
         state.channels.clear();
         state.epoch += 1;

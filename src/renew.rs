@@ -44,9 +44,9 @@ struct Schedule {
     next_id: u64,
     stop: bool,
     started: bool,
-    /// The process whose thread runs the schedule: threads do not survive a
+    /// The fork generation whose thread runs the schedule: threads do not survive a
     /// fork, so a child starts its own.
-    thread_pid: u32,
+    thread_generation: u64,
     /// When the thread will wake by itself (`None`: only when notified).
     /// A new task due later than that needs no wake-up, which keeps a
     /// tight acquire/release loop from waking the thread every time.
@@ -120,10 +120,10 @@ impl Watchdog {
     fn schedule(&self, when: Instant, task: Task) {
         let mut schedule = self.shared.schedule.lock();
         let (_, earliest) = schedule.push(when, task);
-        let pid = std::process::id();
-        if !schedule.started || schedule.thread_pid != pid {
+        let generation = crate::fork::generation();
+        if !schedule.started || schedule.thread_generation != generation {
             schedule.started = true;
-            schedule.thread_pid = pid;
+            schedule.thread_generation = generation;
             schedule.sleeping_until = None;
             let shared = self.shared.clone();
             let backend = self.backend.clone();

@@ -548,3 +548,36 @@ fn a_waiter_does_not_poll() {
         "a waiter ran {attempts} scripts while the lock stayed held"
     );
 }
+
+#[test]
+fn many_leases_are_renewed_together_and_only_the_lost_one_is_reported() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let (tx, rx) = mpsc::channel();
+    let guards: Vec<_> = (0..300)
+        .map(|i| {
+            let tx = tx.clone();
+            let options = LockOptions::new()
+                .ttl(Duration::from_millis(900))
+                .reentrant(i % 2 == 0)
+                .on_lost(move |lost| tx.send(lost.name.clone()).unwrap());
+            client
+                .lock_with(&format!("many-{i}"), options)
+                .unwrap()
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    assert!(client.force_unlock("many-7").unwrap());
+    assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "many-7");
+    // Several more renewal rounds: nobody else is lost.
+    let until = Instant::now() + Duration::from_millis(2000);
+    while Instant::now() < until {
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert!(rx.try_recv().is_err(), "only many-7 was lost");
+    for (i, guard) in guards.iter().enumerate() {
+        assert_eq!(guard.lost(), i == 7, "lease {i}");
+    }
+    assert!(client.is_locked("many-299").unwrap());
+}

@@ -384,6 +384,10 @@ impl Runner for ClusterNode {
         })
     }
 
+    fn multi_key_scripts(&self) -> bool {
+        false
+    }
+
     fn describe(&self) -> String {
         let seeds: Vec<String> = self
             .inner

@@ -113,6 +113,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn describe(&self) -> String;
 }
 
+/// Leases extended by one script during renewal: large enough to make the
+/// per-script cost vanish, small enough that one script blocks Redis for
+/// well under a millisecond.
+pub(crate) const EXTEND_BATCH: usize = 200;
+
 /// Runs scripts on one Redis node (today a plain server; later a Sentinel-
 /// managed master or a Cluster node chosen by slot).
 pub(crate) trait Runner: Send + Sync + 'static {
@@ -134,6 +139,12 @@ pub(crate) trait Runner: Send + Sync + 'static {
 
     /// Where to listen for release messages.
     fn pubsub_source(&self) -> EndpointSource;
+
+    /// Whether one script may touch keys of different locks (false for a
+    /// Cluster, where they live in different slots).
+    fn multi_key_scripts(&self) -> bool {
+        true
+    }
 
     /// The node, for messages.
     fn describe(&self) -> String;
@@ -198,18 +209,36 @@ impl<R: Runner> Backend for Direct<R> {
     }
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
-        let calls: Vec<Call<'_>> = items.iter().map(scripted::extend_call).collect();
-        let what = if items.len() == 1 {
-            format!("extending lock '{}'", items[0].keys.name)
-        } else {
-            format!("renewing {} leases", items.len())
-        };
-        Ok(self
-            .runner
-            .eval_many(&what, &calls)?
-            .into_iter()
-            .map(|r| r.map(|v| matches!(v, redis::Value::Int(1))))
-            .collect())
+        if items.len() == 1 {
+            let what = format!("extending lock '{}'", items[0].keys.name);
+            let call = scripted::extend_call(&items[0]);
+            let value = self.runner.eval(&what, &call)?;
+            return Ok(vec![Ok(matches!(value, redis::Value::Int(1)))]);
+        }
+        let what = format!("renewing {} leases", items.len());
+        if !self.runner.multi_key_scripts() {
+            let calls: Vec<Call<'_>> = items.iter().map(scripted::extend_call).collect();
+            return Ok(self
+                .runner
+                .eval_many(&what, &calls)?
+                .into_iter()
+                .map(|r| r.map(|v| matches!(v, redis::Value::Int(1))))
+                .collect());
+        }
+        // Many leases per script, several scripts per round trip.
+        let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
+        let calls: Vec<Call<'_>> = chunks
+            .iter()
+            .map(|c| scripted::extend_batch_call(c))
+            .collect();
+        let mut outcomes = Vec::with_capacity(items.len());
+        for (chunk, reply) in chunks.iter().zip(self.runner.eval_many(&what, &calls)?) {
+            match reply.and_then(|v| scripted::parse_extend_batch(&what, chunk.len(), v)) {
+                Ok(flags) => outcomes.extend(flags.into_iter().map(Ok)),
+                Err(e) => outcomes.extend(chunk.iter().map(|_| Err(e.clone()))),
+            }
+        }
+        Ok(outcomes)
     }
 
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {

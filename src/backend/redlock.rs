@@ -9,11 +9,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::scripted::{
-    self, acquire_call, extend_call, parse_acquire, parse_release, release_call,
-};
+use super::scripted::{self, acquire_call, parse_acquire, parse_release, release_call};
 use super::single::SingleNode;
-use super::{Attempt, Backend, Call, EndpointSource, ExtendItem, Released, Runner};
+use super::{Attempt, Backend, Call, EndpointSource, ExtendItem, Released, Runner, EXTEND_BATCH};
 use crate::client::{FencedWrite, LockInfo, MasterState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
@@ -225,22 +223,46 @@ impl Backend for Redlock {
     }
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
-        let calls: Vec<Call<'_>> = items.iter().map(extend_call).collect();
         let what = format!(
             "extending {} lease(s) on {} masters",
             items.len(),
             self.masters.len()
         );
-        let per_master = self.on_all(&what, &calls);
+        // Per master: one batch script per chunk of leases, all chunks in
+        // one round trip; then each lease's answer from every master.
+        let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
+        let calls: Vec<Call<'_>> = chunks
+            .iter()
+            .map(|c| scripted::extend_batch_call(c))
+            .collect();
+        let per_master: Vec<Vec<Result<bool>>> = self
+            .on_all(&what, &calls)
+            .into_iter()
+            .map(|replies| match replies {
+                Ok(replies) => chunks
+                    .iter()
+                    .zip(replies)
+                    .flat_map(|(chunk, reply)| {
+                        match reply
+                            .and_then(|v| scripted::parse_extend_batch(&what, chunk.len(), v))
+                        {
+                            Ok(flags) => flags.into_iter().map(Ok).collect::<Vec<_>>(),
+                            Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
+                        }
+                    })
+                    .collect(),
+                Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+            })
+            .collect();
         let outcomes = (0..items.len())
             .map(|i| {
                 let mut confirmed = 0;
                 let mut errors = Vec::new();
-                for replies in &per_master {
-                    match replies.as_ref().map(|values| &values[i]) {
-                        Ok(Ok(redis::Value::Int(1))) => confirmed += 1,
-                        Ok(Ok(_)) => {}
-                        Ok(Err(e)) | Err(e) => errors.push(e.clone()),
+                for answers in &per_master {
+                    match &answers[i] {
+                        Ok(true) => confirmed += 1,
+                        Ok(false) => {}
+                        Err(e) => errors.push(e.clone()),
                     }
                 }
                 if confirmed >= self.quorum {

@@ -96,6 +96,41 @@ pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
     }
 }
 
+/// One script extending many leases (all keys must be on one node and,
+/// in a cluster, in one slot).
+pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
+    let mut args: Vec<Vec<u8>> = Vec::with_capacity(items.len() * 3);
+    args.extend(items.iter().map(|i| i.token.as_bytes().to_vec()));
+    args.extend(items.iter().map(|i| millis(i.ttl)));
+    args.extend(items.iter().map(|i| {
+        if i.reentrant {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        }
+    }));
+    Call {
+        script: scripts::extend_batch(),
+        keys: items.iter().map(|i| i.keys.lock.as_slice()).collect(),
+        args,
+    }
+}
+
+/// Splits the reply of [`extend_batch_call`] into one outcome per lease.
+pub(crate) fn parse_extend_batch(
+    what: &str,
+    count: usize,
+    value: redis::Value,
+) -> Result<Vec<bool>> {
+    match value {
+        redis::Value::Array(items) if items.len() == count => Ok(items
+            .iter()
+            .map(|v| matches!(v, redis::Value::Int(1)))
+            .collect()),
+        other => Err(unexpected(what, &other)),
+    }
+}
+
 /// Raises a lock's fencing counter to at least `token` (Redlock: so that
 /// any later majority continues above the token just issued).
 pub(crate) fn raise_fence_call(keys: &LockKeys, token: u64) -> Call<'_> {

@@ -23,10 +23,10 @@ pub(crate) struct SingleNode {
     client: redis::Client,
     connect_timeout: Duration,
     command_timeout: Duration,
-    /// Idle connections and the process they were opened in: after a fork
+    /// Idle connections and the fork generation they were opened in: after a fork
     /// the child must not use its parent's sockets (the two would interleave
     /// commands on one stream), so it starts with an empty pool.
-    idle: Mutex<(u32, Vec<redis::Connection>)>,
+    idle: Mutex<(u64, Vec<redis::Connection>)>,
     max_idle: usize,
     description: String,
 }
@@ -61,7 +61,7 @@ impl SingleNode {
             client,
             connect_timeout,
             command_timeout,
-            idle: Mutex::new((std::process::id(), Vec::new())),
+            idle: Mutex::new((crate::fork::generation(), Vec::new())),
             max_idle,
             description,
         }
@@ -70,11 +70,11 @@ impl SingleNode {
     fn borrow(&self) -> redis::RedisResult<Loan> {
         {
             let mut idle = self.idle.lock();
-            let pid = std::process::id();
-            if idle.0 != pid {
+            let generation = crate::fork::generation();
+            if idle.0 != generation {
                 // Closing the inherited descriptors in the child leaves the
                 // parent's connections alone.
-                *idle = (pid, Vec::new());
+                *idle = (generation, Vec::new());
             }
             if let Some(conn) = idle.1.pop() {
                 return Ok(Loan { conn, reused: true });
@@ -93,7 +93,7 @@ impl SingleNode {
 
     fn give_back(&self, conn: redis::Connection) {
         let mut idle = self.idle.lock();
-        if idle.0 == std::process::id() && idle.1.len() < self.max_idle {
+        if idle.0 == crate::fork::generation() && idle.1.len() < self.max_idle {
             idle.1.push(conn);
         }
     }

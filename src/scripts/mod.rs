@@ -41,3 +41,4 @@ script!(force_unlock, "force_unlock.lua");
 script!(fenced_write, "fenced_write.lua");
 script!(fenced_read, "fenced_read.lua");
 script!(raise_fence, "raise_fence.lua");
+script!(extend_batch, "extend_batch.lua");
