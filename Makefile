@@ -55,6 +55,10 @@ rust-test:
 demo: release c-example
 	@bash examples/demo.sh
 
+# latchkey against the floor and the peer libraries (Rust, C, Python, Go) in
+# one run on the same redis-server processes, about 5-10 minutes; writes
+# bench/results/latest.jsonl, bench/results/latency.png and BENCHMARKS.md.
+# The peers live in bench-only environments that bench/run.sh creates.
 bench: release
 	@bash bench/run.sh
 

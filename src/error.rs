@@ -126,8 +126,7 @@ impl Error {
             || matches!(
                 err.kind(),
                 redis::ErrorKind::AuthenticationFailed | redis::ErrorKind::Io
-            )
-        {
+            ) {
             ErrorKind::Connection
         } else {
             ErrorKind::Server

@@ -1,41 +1,77 @@
-//! latchkey-rust benchmarks: the floor (one plain Redis round trip on one
-//! connection), the uncontended acquire+release cycle, the handoff to a
-//! waiter blocked in another process, and 4 processes contending for one
-//! lock. Prints one JSON object per line; `bench/run.sh` collects them.
+//! latchkey-rust benchmarks, run by `bench/run.sh` (`make bench`). Every
+//! subcommand prints JSON lines, one per result row; every latency is a
+//! median over batches, shown next to the floor (a plain `PING` round trip
+//! on one connection) measured interleaved in the same process.
 //!
 //! ```text
-//! latchkey-bench all URL            run every scenario, print JSON lines
-//! latchkey-bench waiter URL NAME    (internal) the blocked waiter of `handoff`
+//! latchkey-bench cycle URL CYCLES         floor, latchkey cycle and the bare
+//!                                         Lua scripts, interleaved
+//! latchkey-bench handoff URL ROUNDS       release -> waiter in another
+//!                                         process, latchkey and the bare
+//!                                         pub/sub handoff, interleaved
+//! latchkey-bench many-locks URL THREADS SECONDS FLOOR_OPS_PER_S
+//!                                         N threads, one lock each
+//! latchkey-bench renewal URL LEASES SECONDS
+//!                                         LEASES auto-renewed leases held
+//! latchkey-bench cycle-redlock SCENARIO CYCLES URL...
+//!                                         Redlock cycle (hook, see below)
+//! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
+//! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
-//!                                   (internal) one contender of `contended-4`
+//!                                         (internal) one contender of
+//!                                         `contended-4` (bench/contend.py)
 //! ```
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use latchkey::{Client, LockOptions};
+use latchkey::{Client, Guard, LockOptions};
 
-const CYCLES: usize = 20_000;
-const HANDOFFS: usize = 2_000;
-const CONTENDERS: usize = 4;
-const CONTENDED_FOR: Duration = Duration::from_secs(3);
+/// Samples are cut into this many consecutive batches; a figure is the
+/// median of the batch medians, its spread the smallest and largest batch
+/// median.
+const BATCHES: usize = 10;
+
+/// How long a handoff waiter is left parked before the release, and the
+/// holder's floor PING is taken right after that pause, so that both see the
+/// same idle machine (on a VM, waking an idle process costs tens of µs).
+const SETTLE: Duration = Duration::from_millis(1);
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let result = match args.get(1).map(String::as_str) {
-        Some("all") if args.len() == 3 => all(&args[2]),
-        Some("waiter") if args.len() == 4 => waiter(&args[2], &args[3]),
-        Some("contend") if args.len() == 7 => contend(&args[2..]),
-        _ => Err("usage: latchkey-bench all URL".into()),
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let result = match (arg(1), args.len()) {
+        ("cycle", 4) => arg(3)
+            .parse()
+            .map_err(Into::into)
+            .and_then(|n| cycle(arg(2), n)),
+        ("handoff", 4) => arg(3)
+            .parse()
+            .map_err(Into::into)
+            .and_then(|n| handoff(arg(2), n)),
+        ("many-locks", 6) => many_locks(&args[2..]),
+        ("renewal", 5) => renewal(&args[2..]),
+        ("cycle-redlock", n) if n >= 5 => arg(3)
+            .parse()
+            .map_err(Into::into)
+            .and_then(|cycles| cycle_redlock(arg(2), cycles, &args[4..])),
+        ("waiter", 4) => waiter(arg(2), arg(3)),
+        ("bare-waiter", 3) => bare_waiter(arg(2)),
+        ("contend", 7) => contend(&args[2..]),
+        _ => Err("usage: see the comment at the top of bench/rust/main.rs".into()),
     };
     if let Err(e) = result {
         eprintln!("latchkey-bench: {e}");
         std::process::exit(1);
     }
 }
+
+// --- clocks, statistics, output ------------------------------------------------
 
 /// CLOCK_MONOTONIC in ns: comparable between processes on one machine.
 fn monotonic_ns() -> u64 {
@@ -55,41 +91,121 @@ fn sleep_until_ns(t: u64) {
     }
 }
 
-struct Stats {
-    median_us: f64,
-    p90_us: f64,
+/// Nearest-rank quantile of sorted values.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-fn stats(mut samples_ns: Vec<u64>) -> Stats {
-    samples_ns.sort_unstable();
-    let at =
-        |q: f64| samples_ns[((samples_ns.len() - 1) as f64 * q).round() as usize] as f64 / 1000.0;
+fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+struct Stats {
+    median_us: f64,
+    mean_us: f64,
+    p90_us: f64,
+    /// Smallest and largest batch median.
+    spread_us: (f64, f64),
+    samples: usize,
+}
+
+/// Samples in ns, in the order they were taken.
+fn stats(samples_ns: &[u64]) -> Stats {
+    let us: Vec<f64> = samples_ns.iter().map(|&ns| ns as f64 / 1000.0).collect();
+    let batches = BATCHES.min(us.len()).max(1);
+    let size = us.len() / batches;
+    let medians = sorted(
+        (0..batches)
+            .map(|b| {
+                let end = if b + 1 == batches {
+                    us.len()
+                } else {
+                    (b + 1) * size
+                };
+                quantile(&sorted(us[b * size..end].to_vec()), 0.5)
+            })
+            .collect(),
+    );
+    let mean_us = us.iter().sum::<f64>() / us.len() as f64;
+    let all = sorted(us);
     Stats {
-        median_us: at(0.5),
-        p90_us: at(0.9),
+        median_us: quantile(&medians, 0.5),
+        mean_us,
+        p90_us: quantile(&all, 0.9),
+        spread_us: (medians[0], medians[medians.len() - 1]),
+        samples: all.len(),
     }
 }
 
-fn row(scenario: &str, implementation: &str, s: &Stats, floor_us: f64) {
-    println!(
-        "{{\"scenario\": \"{scenario}\", \"impl\": \"{implementation}\", \"median_us\": {:.2}, \"p90_us\": {:.2}, \"floor_us\": {floor_us:.2}, \"ratio\": {:.3}, \"ops_per_s\": {:.0}}}",
-        s.median_us,
-        s.p90_us,
-        s.median_us / floor_us,
-        1e6 / s.median_us
-    );
+/// One JSON object, printed as one line.
+struct Row(Vec<(String, String)>);
+
+impl Row {
+    fn new(scenario: &str, implementation: &str) -> Row {
+        Row(Vec::new())
+            .str("scenario", scenario)
+            .str("impl", implementation)
+    }
+    fn str(mut self, key: &str, value: &str) -> Row {
+        let escaped = value.replace('\\', "\\\\").replace('"', "\\\"");
+        self.0.push((key.into(), format!("\"{escaped}\"")));
+        self
+    }
+    fn num(mut self, key: &str, value: f64) -> Row {
+        let v = if value.is_finite() {
+            format!("{}", (value * 1000.0).round() / 1000.0)
+        } else {
+            "null".into()
+        };
+        self.0.push((key.into(), v));
+        self
+    }
+    fn int(mut self, key: &str, value: u64) -> Row {
+        self.0.push((key.into(), value.to_string()));
+        self
+    }
+    fn raw(mut self, key: &str, json: String) -> Row {
+        self.0.push((key.into(), json));
+        self
+    }
+    /// median, p90, spread, floor and ratio of a latency.
+    fn latency(self, s: &Stats, floor_us: f64) -> Row {
+        self.num("median_us", s.median_us)
+            .num("p90_us", s.p90_us)
+            .raw(
+                "spread_us",
+                format!("[{:.2}, {:.2}]", s.spread_us.0, s.spread_us.1),
+            )
+            .num("mean_us", s.mean_us)
+            .num("floor_us", floor_us)
+            .num("ratio", s.median_us / floor_us)
+            .num("ops_per_s", 1e6 / s.median_us)
+            .int("samples", s.samples as u64)
+    }
+    fn print(self) {
+        let body: Vec<String> = self
+            .0
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {v}"))
+            .collect();
+        println!("{{{}}}", body.join(", "));
+    }
 }
 
-fn all(url: &str) -> Res<()> {
-    // The floor, the cycle and the bare scripts are measured interleaved,
-    // one of each per iteration, so that all three see the same machine:
-    // on a shared machine the round trip drifts by tens of percent.
+// --- cycle ----------------------------------------------------------------------
+
+/// The floor, the latchkey cycle and the bare scripts, measured interleaved
+/// (one of each per iteration) so that all three see the same machine: on a
+/// shared machine the round trip drifts by tens of percent.
+fn cycle(url: &str, cycles: usize) -> Res<()> {
     let mut conn = redis::Client::open(url)?.get_connection()?;
     let client = Client::open(url)?;
     let lock = client.lock("bench:cycle")?;
     let bare = BareScripts::new();
+    let warm_up = cycles / 20 + 100;
     let (mut floor, mut cycle, mut lua) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0..CYCLES + 1000 {
+    for i in 0..cycles + warm_up {
         let t = Instant::now();
         redis::cmd("PING").query::<String>(&mut conn)?;
         let t1 = Instant::now();
@@ -97,19 +213,27 @@ fn all(url: &str) -> Res<()> {
         let t2 = Instant::now();
         bare.cycle(&mut conn, i)?;
         let t3 = Instant::now();
-        if i >= 1000 {
+        if i >= warm_up {
             floor.push((t1 - t).as_nanos() as u64);
             cycle.push((t2 - t1).as_nanos() as u64);
             lua.push((t3 - t2).as_nanos() as u64);
         }
     }
-    let floor = stats(floor);
+    let floor = stats(&floor);
     let f = floor.median_us;
-    row("floor", "latchkey-rust", &floor, f);
-    row("cycle", "latchkey-rust", &stats(cycle), f);
-    row("cycle", "bare-lua-scripts", &stats(lua), f);
-    row("handoff", "latchkey-rust", &handoff(url, &client)?, f);
-    contended(url)?;
+    let how = "PING on one connection, interleaved with the cycles";
+    Row::new("floor", "latchkey-rust")
+        .latency(&floor, f)
+        .str("floor_source", how)
+        .print();
+    Row::new("cycle", "latchkey-rust")
+        .latency(&stats(&cycle), f)
+        .str("floor_source", how)
+        .print();
+    Row::new("cycle", "bare-lua-scripts")
+        .latency(&stats(&lua), f)
+        .str("floor_source", how)
+        .print();
     Ok(())
 }
 
@@ -134,43 +258,59 @@ impl BareScripts {
     }
 
     fn cycle(&self, conn: &mut redis::Connection, i: usize) -> Res<()> {
-        let _: redis::Value = self
+        let token = i.to_string();
+        self.take(conn, "bench:{lua}", &token)?;
+        self.give(conn, "bench:{lua}", &token, true)?;
+        Ok(())
+    }
+
+    /// true: taken.
+    fn take(&self, conn: &mut redis::Connection, key: &str, token: &str) -> Res<bool> {
+        let reply: Vec<i64> = self
             .take
-            .key("bench:{lua}")
-            .key("bench:{lua}:f")
-            .arg(i)
+            .key(key)
+            .key(format!("{key}:f"))
+            .arg(token)
             .arg(30_000)
             .invoke(conn)?;
-        let _: i64 = self
-            .give
-            .key("bench:{lua}")
-            .arg(i)
-            .arg("bench:{lua}:ch")
-            .invoke(conn)?;
+        Ok(reply.first() == Some(&1))
+    }
+
+    /// `publish`: name the channel (`KEY:ch`), else a channel nobody reads.
+    fn give(&self, conn: &mut redis::Connection, key: &str, token: &str, publish: bool) -> Res<()> {
+        let channel = if publish {
+            format!("{key}:ch")
+        } else {
+            format!("{key}:nobody")
+        };
+        let _: i64 = self.give.key(key).arg(token).arg(channel).invoke(conn)?;
         Ok(())
     }
 }
 
+// --- handoff ----------------------------------------------------------------------
+
 /// Time from the holder's release call to the return of an acquire blocked
-/// in another process.
-fn handoff(url: &str, client: &Client) -> Res<Stats> {
+/// in another process, both read on CLOCK_MONOTONIC. Rounds alternate
+/// between latchkey and the bare pub/sub handoff (see [`BareHandoff`]), and
+/// every round takes one PING just before its release: the floor of the
+/// same moment, shared by both rows.
+fn handoff(url: &str, rounds: usize) -> Res<()> {
     let name = "bench:handoff";
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["waiter", url, name])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()?;
-    let mut to_waiter = child.stdin.take().ok_or("no stdin")?;
-    let mut from_waiter = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    let client = Client::open(url)?;
+    let (mut latchkey_waiter, mut to_waiter, mut from_waiter) = spawn(&["waiter", url, name])?;
     let lock = client.lock(name)?;
+    let mut bare = BareHandoff::new(url)?;
     let mut admin = redis::Client::open(url)?.get_connection()?;
     let channel = format!("latchkey:{{{name}}}:ch");
-    let mut samples = Vec::with_capacity(HANDOFFS);
-    for round in 0..HANDOFFS + 100 {
+    let warm_up = rounds / 10 + 10;
+    let (mut samples, mut bare_samples, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds + warm_up {
         let guard = lock.acquire()?;
         writeln!(to_waiter, "go")?;
         to_waiter.flush()?;
-        // Release only once the waiter is subscribed, i.e. blocked.
+        // Release only once the waiter is subscribed, and give it a moment
+        // to park: the figure is the wake-up of a blocked waiter.
         loop {
             let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
                 .arg("NUMSUB")
@@ -180,18 +320,62 @@ fn handoff(url: &str, client: &Client) -> Res<Stats> {
                 break;
             }
         }
+        std::thread::sleep(SETTLE);
+        let ping = ping_ns(&mut admin)?;
         let t0 = monotonic_ns();
         guard.release()?;
-        let mut line = String::new();
-        from_waiter.read_line(&mut line)?;
-        let t1: u64 = line.trim().parse()?;
-        if round >= 100 {
+        let t1 = read_ns(&mut from_waiter)?;
+        let (bare_ping, bare_ns) = bare.round(round, &mut admin)?;
+        if round >= warm_up {
             samples.push(t1.saturating_sub(t0));
+            bare_samples.push(bare_ns);
+            floor.extend([ping, bare_ping]);
         }
     }
     drop(to_waiter);
-    child.wait()?;
-    Ok(stats(samples))
+    latchkey_waiter.wait()?;
+    bare.finish()?;
+    let floor = stats(&floor);
+    let how = "PING from the holder just before each release";
+    Row::new("handoff", "bare-pubsub-scripts")
+        .latency(&stats(&bare_samples), floor.median_us)
+        .str("floor_source", how)
+        .print();
+    Row::new("handoff", "latchkey-rust")
+        .latency(&stats(&samples), floor.median_us)
+        .str("floor_source", how)
+        .print();
+    Ok(())
+}
+
+type Child = (
+    std::process::Child,
+    std::process::ChildStdin,
+    BufReader<std::process::ChildStdout>,
+);
+
+/// This program again, with `args`, talking over its stdin and stdout.
+fn spawn(args: &[&str]) -> Res<Child> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdin = child.stdin.take().ok_or("no stdin")?;
+    let stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
+    Ok((child, stdin, stdout))
+}
+
+fn read_ns(from: &mut impl BufRead) -> Res<u64> {
+    let mut line = String::new();
+    from.read_line(&mut line)?;
+    Ok(line.trim().parse()?)
+}
+
+fn ping_ns(conn: &mut redis::Connection) -> Res<u64> {
+    let t = Instant::now();
+    redis::cmd("PING").query::<String>(conn)?;
+    Ok(t.elapsed().as_nanos() as u64)
 }
 
 fn waiter(url: &str, name: &str) -> Res<()> {
@@ -209,47 +393,97 @@ fn waiter(url: &str, name: &str) -> Res<()> {
     Ok(())
 }
 
-/// 4 processes on one lock for a few seconds: throughput, fairness
-/// (smallest share / mean share) and lost updates of a non-atomic counter.
-fn contended(url: &str) -> Res<()> {
-    let dir = std::env::temp_dir().join(format!("latchkey-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let counter = dir.join("counter");
-    std::fs::write(&counter, "0")?;
-    let start = monotonic_ns() + 500_000_000;
-    let end = start + CONTENDED_FOR.as_nanos() as u64;
-    let children: Vec<_> = (0..CONTENDERS)
-        .map(|_| {
-            Command::new(std::env::current_exe()?)
-                .args(["contend", url, "bench:contended"])
-                .args([
-                    start.to_string(),
-                    end.to_string(),
-                    counter.display().to_string(),
-                ])
-                .stdout(Stdio::piped())
-                .spawn()
+/// The least a pub/sub handoff can cost here: the holder gives back with
+/// the bare release script (which publishes), the waiter sits in a plain
+/// blocking read of its SUBSCRIBE connection and, on the message, runs the
+/// bare acquire script. No pool, no listener thread, no condition variable:
+/// what latchkey's handoff adds shows against this row.
+struct BareHandoff {
+    child: Child,
+    scripts: BareScripts,
+    conn: redis::Connection,
+}
+
+impl BareHandoff {
+    fn new(url: &str) -> Res<Self> {
+        let mut child = spawn(&["bare-waiter", url])?;
+        let mut line = String::new();
+        child.2.read_line(&mut line)?; // "subscribed"
+        Ok(BareHandoff {
+            child,
+            scripts: BareScripts::new(),
+            conn: redis::Client::open(url)?.get_connection()?,
         })
-        .collect::<std::io::Result<_>>()?;
-    let mut counts = Vec::new();
-    for child in children {
-        let output = child.wait_with_output()?;
-        counts.push(String::from_utf8(output.stdout)?.trim().parse::<u64>()?);
     }
-    let total: u64 = counts.iter().sum();
-    let final_count: u64 = std::fs::read_to_string(&counter)?.trim().parse()?;
-    let _ = std::fs::remove_dir_all(&dir);
-    let mean = total as f64 / counts.len() as f64;
-    let fairness = *counts.iter().min().unwrap_or(&0) as f64 / mean;
-    let per_op_us = CONTENDED_FOR.as_secs_f64() * 1e6 / total as f64;
-    println!(
-        "{{\"scenario\": \"contended-4\", \"impl\": \"latchkey-rust\", \"ops_per_s\": {:.0}, \"median_us\": {per_op_us:.2}, \"fairness\": {fairness:.3}, \"violations\": {}, \"per_process\": {counts:?}}}",
-        total as f64 / CONTENDED_FOR.as_secs_f64(),
-        total.abs_diff(final_count),
-    );
+
+    /// One handoff: the floor PING just before the release, and the handoff.
+    fn round(&mut self, round: usize, admin: &mut redis::Connection) -> Res<(u64, u64)> {
+        let token = format!("holder-{round}");
+        if !self.scripts.take(&mut self.conn, BARE_KEY, &token)? {
+            return Err("bare lock unexpectedly held".into());
+        }
+        let (_, to_waiter, from_waiter) = &mut self.child;
+        writeln!(to_waiter, "go")?;
+        to_waiter.flush()?;
+        let mut line = String::new();
+        from_waiter.read_line(&mut line)?; // "waiting": tried, failed, reading
+        std::thread::sleep(SETTLE);
+        let ping = ping_ns(admin)?;
+        let t0 = monotonic_ns();
+        self.scripts.give(&mut self.conn, BARE_KEY, &token, true)?;
+        let t1 = read_ns(from_waiter)?;
+        Ok((ping, t1.saturating_sub(t0)))
+    }
+
+    fn finish(self) -> Res<()> {
+        let (mut child, to_waiter, _) = self.child;
+        drop(to_waiter);
+        child.wait()?;
+        Ok(())
+    }
+}
+
+const BARE_KEY: &str = "bench:{bare-handoff}";
+
+fn bare_waiter(url: &str) -> Res<()> {
+    let bare = BareScripts::new();
+    let client = redis::Client::open(url)?;
+    let mut conn = client.get_connection()?;
+    let mut sub_conn = client.get_connection()?;
+    let mut sub = sub_conn.as_pubsub();
+    sub.subscribe(format!("{BARE_KEY}:ch"))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "subscribed")?;
+    out.flush()?;
+    for (round, line) in std::io::stdin().lock().lines().enumerate() {
+        line?;
+        let token = format!("waiter-{round}");
+        let mut tried = false;
+        loop {
+            if bare.take(&mut conn, BARE_KEY, &token)? {
+                break;
+            }
+            if !tried {
+                tried = true;
+                writeln!(out, "waiting")?;
+                out.flush()?;
+            }
+            sub.get_message()?;
+        }
+        let t1 = monotonic_ns();
+        // Give back without publishing: nobody waits, and our own
+        // subscription must not see a stale message next round.
+        bare.give(&mut conn, BARE_KEY, &token, false)?;
+        writeln!(out, "{t1}")?;
+        out.flush()?;
+    }
     Ok(())
 }
 
+// --- contended-4 (driven by bench/contend.py) -----------------------------------
+
+/// One contender: acquire, read-modify-write the counter file (not atomic:
+/// only the lock keeps it right), release, until END_NS. Prints its count.
 fn contend(args: &[String]) -> Res<()> {
     let (url, name) = (&args[0], &args[1]);
     let start: u64 = args[2].parse()?;
@@ -257,6 +491,8 @@ fn contend(args: &[String]) -> Res<()> {
     let counter = &args[4];
     let client = Client::open(url)?;
     let lock = client.lock_with(name, LockOptions::new())?;
+    // Connect and load the scripts before the start.
+    drop(lock.try_acquire()?);
     sleep_until_ns(start);
     let mut count = 0u64;
     while monotonic_ns() < end {
@@ -270,5 +506,318 @@ fn contend(args: &[String]) -> Res<()> {
         count += 1;
     }
     println!("{count}");
+    Ok(())
+}
+
+// --- many-locks ---------------------------------------------------------------------
+
+/// THREADS threads of one client, each taking and giving back its own lock
+/// as fast as it can: aggregate cycles per second, sampled once a second.
+/// The floor is `redis-benchmark -c THREADS -P 1 -t ping` of the same run
+/// (FLOOR_OPS_PER_S, measured by bench/run.sh just before).
+fn many_locks(args: &[String]) -> Res<()> {
+    let url = args[0].as_str();
+    let threads: usize = args[1].parse()?;
+    let seconds: usize = args[2].parse()?;
+    let floor_ops: f64 = args[3].parse()?;
+    let client = Client::builder(url).pool_size(threads.max(8)).build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..threads)
+        .map(|i| {
+            let lock = client.lock(&format!("bench:many:{i}"));
+            let (done, stop) = (done.clone(), stop.clone());
+            std::thread::spawn(move || -> Result<(), String> {
+                let lock = lock.map_err(|e| e.to_string())?;
+                while !stop.load(Ordering::Relaxed) {
+                    let guard = lock.acquire().map_err(|e| e.to_string())?;
+                    guard.release().map_err(|e| e.to_string())?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut per_second = Vec::new();
+    let (mut last, mut at) = (done.load(Ordering::Relaxed), Instant::now());
+    for _ in 0..seconds {
+        std::thread::sleep(Duration::from_secs(1));
+        let (now_done, now) = (done.load(Ordering::Relaxed), Instant::now());
+        per_second.push((now_done - last) as f64 / (now - at).as_secs_f64());
+        (last, at) = (now_done, now);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().map_err(|_| "worker panicked")??;
+    }
+    let per_second = sorted(per_second);
+    let ops = quantile(&per_second, 0.5);
+    let floor_us = 1e6 / floor_ops;
+    Row::new("many-locks", "latchkey-rust")
+        .int("threads", threads as u64)
+        .num("ops_per_s", ops)
+        .raw(
+            "spread_ops_per_s",
+            format!(
+                "[{:.0}, {:.0}]",
+                per_second[0],
+                per_second[per_second.len() - 1]
+            ),
+        )
+        .num("median_us", 1e6 / ops)
+        .num("floor_us", floor_us)
+        .num("floor_ops_per_s", floor_ops)
+        .num("ratio", floor_ops / ops)
+        .str(
+            "floor_source",
+            &format!("redis-benchmark -c {threads} -P 1 -t ping, same run"),
+        )
+        .print();
+    Ok(())
+}
+
+// --- renewal --------------------------------------------------------------------------
+
+/// LEASES auto-renewed leases (ttl 3 s, renewed every 1 s) held by one
+/// process: what the watchdog costs in CPU, round trips and memory.
+fn renewal(args: &[String]) -> Res<()> {
+    let url = args[0].as_str();
+    let leases: usize = args[1].parse()?;
+    let seconds: u64 = args[2].parse()?;
+    let ttl = Duration::from_secs(3);
+    let period = ttl / 3;
+    let client = Client::builder(url).pool_size(8).build()?;
+    let options = move || LockOptions::new().ttl(ttl);
+    // Start the pool and the watchdog before the first RSS reading.
+    client
+        .lock_with("bench:renew:warm", options())?
+        .acquire()?
+        .release()?;
+    let mut admin = redis::Client::open(url)?.get_connection()?;
+    let rss_before = rss_bytes()?;
+
+    let started = Instant::now();
+    let acquirers = 4;
+    let handles: Vec<_> = (0..acquirers)
+        .map(|a| {
+            let client = client.clone();
+            std::thread::spawn(move || -> Result<Vec<Guard>, String> {
+                (a..leases)
+                    .step_by(acquirers)
+                    .map(|i| {
+                        client
+                            .lock_with(&format!("bench:renew:{i}"), options())
+                            .and_then(|lock| lock.acquire())
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect()
+            })
+        })
+        .collect();
+    let mut guards = Vec::with_capacity(leases);
+    for handle in handles {
+        guards.extend(handle.join().map_err(|_| "acquirer panicked")??);
+    }
+    let acquire_s = started.elapsed().as_secs_f64();
+    // Let renewals settle into their rhythm (leases taken over several
+    // seconds are coalesced into shared round trips).
+    std::thread::sleep(2 * period);
+    let rss_after = rss_bytes()?;
+
+    let watchdog = find_thread("latchkey-watchd");
+    let windows = seconds.div_ceil(3).max(2) as usize;
+    let window = 3 * period;
+    let (mut cpu, mut wd_cpu, mut redis_cpu, mut renewals, mut trips) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for _ in 0..windows {
+        let (c0, w0, e0, r0) = (
+            process_cpu_s(),
+            watchdog.map(thread_cpu_s),
+            redis_cpu_s(&mut admin)?,
+            evalsha_calls(&mut admin)?,
+        );
+        let wall = Instant::now();
+        // The window itself: perf counts the watchdog's sendto calls (one
+        // per pipelined round trip) when it can, else a plain sleep.
+        let sends = watchdog.and_then(|tid| count_sends(tid, window));
+        if sends.is_none() {
+            std::thread::sleep(window.saturating_sub(wall.elapsed()));
+        }
+        let (c1, w1, e1, r1) = (
+            process_cpu_s(),
+            watchdog.map(thread_cpu_s),
+            redis_cpu_s(&mut admin)?,
+            evalsha_calls(&mut admin)?,
+        );
+        let wall = wall.elapsed().as_secs_f64();
+        let periods = wall / period.as_secs_f64();
+        cpu.push((c1 - c0) / wall);
+        if let (Some(w0), Some(w1)) = (w0, w1) {
+            wd_cpu.push((w1 - w0) / wall);
+        }
+        redis_cpu.push((e1 - e0) / wall);
+        // The two INFO calls of the window are EVALSHA-free.
+        renewals.push((r1 - r0) as f64 / periods);
+        if let Some(sends) = sends {
+            trips.push(sends as f64 / periods);
+        }
+    }
+    let lost = guards.iter().filter(|g| g.lost()).count();
+    let median = |v: Vec<f64>| {
+        if v.is_empty() {
+            f64::NAN
+        } else {
+            quantile(&sorted(v), 0.5)
+        }
+    };
+    let spread = |v: &[f64]| {
+        let v = sorted(v.to_vec());
+        format!("[{:.4}, {:.4}]", v[0], v[v.len() - 1])
+    };
+    Row::new("renewal", "latchkey-rust")
+        .int("leases", leases as u64)
+        .int("ttl_ms", ttl.as_millis() as u64)
+        .int("period_ms", period.as_millis() as u64)
+        .int("windows", windows as u64)
+        .raw("cpu_fraction_spread", spread(&cpu))
+        .num("cpu_fraction", median(cpu))
+        .num("watchdog_cpu_fraction", median(wd_cpu))
+        .num("redis_cpu_fraction", median(redis_cpu))
+        .num("renewals_per_period", median(renewals))
+        .num("round_trips_per_period", median(trips))
+        .num(
+            "rss_bytes_per_lease",
+            rss_after.saturating_sub(rss_before) as f64 / leases as f64,
+        )
+        .int("rss_before_bytes", rss_before)
+        .int("rss_after_bytes", rss_after)
+        .num("acquire_s", acquire_s)
+        .int("lost", lost as u64)
+        .print();
+    // Leave without releasing: 100,000 releases would take longer than the
+    // measurement, and the keys expire by themselves within the ttl.
+    std::process::exit(0);
+}
+
+fn rss_bytes() -> Res<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm.split_whitespace().nth(1).ok_or("statm")?.parse()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
+    Ok(pages * page)
+}
+
+/// User + system CPU time of the whole process, in seconds.
+fn process_cpu_s() -> f64 {
+    // SAFETY: getrusage fills the struct we own.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The id of this process's thread named `comm` (as the kernel truncates it).
+fn find_thread(comm: &str) -> Option<u32> {
+    std::fs::read_dir("/proc/self/task").ok()?.find_map(|e| {
+        let e = e.ok()?;
+        let name = std::fs::read_to_string(e.path().join("comm")).ok()?;
+        (name.trim() == comm).then(|| e.file_name().to_str()?.parse().ok())?
+    })
+}
+
+/// User + system CPU time of one thread, in seconds (clock-tick resolution).
+fn thread_cpu_s(tid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map(|(_, s)| s).unwrap_or("");
+    // Fields after the command: state is field 3, utime 14, stime 15.
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// Runs `perf stat` on one thread for `window`; the number of `sendto`
+/// system calls it made (the redis crate sends each pipeline with one).
+/// `None` when perf is missing or not allowed to trace.
+fn count_sends(tid: u32, window: Duration) -> Option<u64> {
+    let output = Command::new("perf")
+        .args(["stat", "-x,", "-e", "syscalls:sys_enter_sendto", "-t"])
+        .arg(tid.to_string())
+        .args(["--", "sleep"])
+        .arg(format!("{:.3}", window.as_secs_f64()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stderr);
+    let line = text.lines().find(|l| l.contains("sys_enter_sendto"))?;
+    line.split(',').next()?.trim().parse().ok()
+}
+
+fn info(admin: &mut redis::Connection, section: &str) -> Res<String> {
+    Ok(redis::cmd("INFO").arg(section).query(admin)?)
+}
+
+fn evalsha_calls(admin: &mut redis::Connection) -> Res<u64> {
+    let text = info(admin, "commandstats")?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0))
+}
+
+fn redis_cpu_s(admin: &mut redis::Connection) -> Res<f64> {
+    let text = info(admin, "cpu")?;
+    Ok(text
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            matches!(k, "used_cpu_sys" | "used_cpu_user").then(|| v.trim().parse::<f64>().ok())?
+        })
+        .sum())
+}
+
+// --- Redlock ------------------------------------------------------------------------------
+
+/// latchkey-rust's Redlock over N masters (`cycle-redlock3`, `cycle-redlock5`):
+/// a PING on the first master (the floor), a single-master cycle on that
+/// master and a Redlock cycle over all of them, interleaved, so that the
+/// Redlock cost is compared with the single-master cost of the same moment.
+fn cycle_redlock(scenario: &str, cycles: usize, urls: &[String]) -> Res<()> {
+    let mut conn = redis::Client::open(urls[0].as_str())?.get_connection()?;
+    let single = Client::open(&urls[0])?;
+    let single_lock = single.lock("bench:redlock-single")?;
+    let redlock = Client::redlock_builder(urls).build()?;
+    let lock = redlock.lock("bench:redlock")?;
+    let warmup = cycles / 10 + 10;
+    let (mut floor, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..cycles + warmup {
+        let t0 = Instant::now();
+        redis::cmd("PING").query::<String>(&mut conn)?;
+        let t1 = Instant::now();
+        single_lock.acquire()?.release()?;
+        let t2 = Instant::now();
+        lock.acquire()?.release()?;
+        let t3 = Instant::now();
+        if i >= warmup {
+            floor.push((t1 - t0).as_nanos() as u64);
+            one.push((t2 - t1).as_nanos() as u64);
+            many.push((t3 - t2).as_nanos() as u64);
+        }
+    }
+    let floor = stats(&floor);
+    let one = stats(&one);
+    let many = stats(&many);
+    Row::new(scenario, "latchkey-rust")
+        .latency(&many, floor.median_us)
+        .int("masters", urls.len() as u64)
+        .num("single_master_cycle_us", one.median_us)
+        .num("vs_single_master", many.median_us / one.median_us)
+        .print();
     Ok(())
 }

@@ -190,7 +190,14 @@ impl SingleNode {
                 ))
             }
         };
-        let outcome = self.read_replies(&mut loan.conn, calls, &packed, skip, deadline);
+        // A shared deadline (Redlock reads master after master) shortens
+        // this read only when much of it is used up: a setsockopt per read
+        // would cost more than the whole difference in the common case.
+        let shortened = deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .filter(|left| *left < self.command_timeout * 9 / 10)
+            .map(|left| left.max(Duration::from_millis(1)));
+        let outcome = self.read_replies(&mut loan.conn, calls, &packed, skip, shortened);
         let outcome = match outcome {
             Err(e) if loan.reused && is_broken(&e) && !e.is_timeout() => {
                 // The server restarted since this connection was pooled; the
@@ -201,7 +208,7 @@ impl SingleNode {
                     Ok(fresh) => {
                         loan = fresh;
                         loan.conn.send_packed_command(&packed).and_then(|()| {
-                            self.read_replies(&mut loan.conn, calls, &packed, skip, deadline)
+                            self.read_replies(&mut loan.conn, calls, &packed, skip, shortened)
                         })
                     }
                     Err(e) => return Err(self.error(what, &e)),
@@ -211,7 +218,7 @@ impl SingleNode {
         };
         match outcome {
             Ok(values) => {
-                if deadline.is_some() {
+                if shortened.is_some() {
                     let _ = loan.conn.set_read_timeout(Some(self.command_timeout));
                 }
                 self.give_back(loan.conn);
@@ -234,12 +241,9 @@ impl SingleNode {
         calls: &[Call<'_>],
         packed: &[u8],
         skip: usize,
-        deadline: Option<Instant>,
+        shortened: Option<Duration>,
     ) -> redis::RedisResult<Vec<Value>> {
-        if let Some(deadline) = deadline {
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), self.command_timeout);
+        if let Some(left) = shortened {
             conn.set_read_timeout(Some(left))?;
         }
         for _ in 0..skip {

@@ -1,0 +1,419 @@
+#!/usr/bin/env python3
+"""Turns bench/results/latest.jsonl into BENCHMARKS.md and
+bench/results/latency.png, and prints the table. Run by bench/run.sh.
+
+  report.py RESULTS_JSONL ENVIRONMENT_JSON BENCHMARKS_MD PLOT_PNG ELAPSED_S
+"""
+
+import json
+import sys
+
+LANGUAGE = {
+    "latchkey-rust": "Rust",
+    "bare-lua-scripts": "Rust",
+    "bare-pubsub-scripts": "Rust",
+    "redlock-rs": "Rust",
+    "latchkey-c": "C",
+    "latchkey-python": "Python",
+    "redis-py": "Python",
+    "python-redis-lock": "Python",
+    "pottery": "Python",
+    "latchkey-go": "Go",
+    "redsync": "Go",
+}
+LATCHKEY = ("latchkey-rust", "latchkey-c", "latchkey-python", "latchkey-go")
+PEERS = ("redlock-rs", "redis-py", "python-redis-lock", "pottery", "redsync")
+BARE = ("bare-lua-scripts", "bare-pubsub-scripts")
+ORDER = LATCHKEY + BARE + PEERS
+
+CYCLE_TARGET = 2.2
+HANDOFF_TARGET = 2.5
+FAIRNESS_TARGET = 0.7
+RENEWAL_CPU_TARGET = 0.10
+RENEWAL_RSS_TARGET = 1024
+RENEWAL_LEASES = 100_000
+
+
+def load(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip().startswith("{")]
+
+
+def measured(rows, scenario):
+    out = [r for r in rows if r["scenario"] == scenario and "skipped" not in r]
+    return sorted(out, key=lambda r: (ORDER.index(r["impl"]) if r["impl"] in ORDER else 99, r.get("threads", 0), r.get("leases", 0)))
+
+
+def find(rows, scenario, impl):
+    for r in measured(rows, scenario):
+        if r["impl"] == impl:
+            return r
+    return None
+
+
+def us(x):
+    if x is None:
+        return "–"
+    if x >= 100_000:
+        return f"{x / 1000:,.0f} ms"
+    if x >= 10_000:
+        return f"{x / 1000:,.1f} ms"
+    return f"{x:,.1f} µs"
+
+
+def ratio(x):
+    return "–" if x is None else f"{x:.2f}×"
+
+
+def spread(r, key="spread_us", fmt=us):
+    s = r.get(key)
+    return "–" if not s else f"{fmt(s[0])} – {fmt(s[1])}"
+
+
+def table(header, lines):
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def name(impl):
+    return f"**{impl}**" if impl in LATCHKEY else impl
+
+
+# --- targets ------------------------------------------------------------------------
+
+
+def targets(rows):
+    """(target, verdict, evidence) triples."""
+    out = []
+    bare = find(rows, "cycle", "bare-lua-scripts")
+
+    r = find(rows, "cycle", "latchkey-rust")
+    if r:
+        ok = r["ratio"] <= CYCLE_TARGET
+        why = f"{r['median_us']:.1f} µs = {r['ratio']:.2f}× the floor of {r['floor_us']:.1f} µs"
+        if not ok and bare:
+            why += (
+                f". Missed because Redis itself is slower: the bare minimum of two Lua scripts "
+                f"(acquire, owner-checked release; `bare-lua-scripts`) costs {bare['ratio']:.2f}× "
+                f"the same floor, so {CYCLE_TARGET}× cannot be reached with two script round trips; "
+                f"latchkey adds {r['median_us'] - bare['median_us']:.1f} µs "
+                f"({(r['median_us'] / bare['median_us'] - 1) * 100:.0f} %) on top of the bare scripts"
+            )
+        out.append((f"`cycle` ≤ {CYCLE_TARGET}× floor (latchkey-rust)", ok, why))
+    else:
+        out.append((f"`cycle` ≤ {CYCLE_TARGET}× floor (latchkey-rust)", None, "not measured"))
+
+    r = find(rows, "handoff", "latchkey-rust")
+    if r:
+        ok = r["ratio"] <= HANDOFF_TARGET
+        why = (
+            f"{r['median_us']:.1f} µs = {r['ratio']:.2f}× the floor of {r['floor_us']:.1f} µs "
+            f"(a PING from the holder at the same moment)"
+        )
+        cyc = find(rows, "cycle", "latchkey-rust")
+        if cyc:
+            why += f"; {r['median_us'] / cyc['floor_us']:.1f}× the hot floor of the `cycle` scenario"
+        bare_h = find(rows, "handoff", "bare-pubsub-scripts")
+        if bare_h:
+            why += (
+                f"; the least a pub/sub handoff costs at the same moments (`bare-pubsub-scripts`) is "
+                f"{bare_h['median_us']:.1f} µs = {bare_h['ratio']:.2f}×, so latchkey adds "
+                f"{r['median_us'] - bare_h['median_us']:.1f} µs"
+            )
+        out.append((f"`handoff` ≤ {HANDOFF_TARGET}× floor (latchkey-rust)", ok, why))
+    else:
+        out.append((f"`handoff` ≤ {HANDOFF_TARGET}× floor (latchkey-rust)", None, "not measured"))
+
+    lk = [r for r in measured(rows, "contended-4") if r["impl"] in LATCHKEY]
+    if lk:
+        ok = all(r["fairness"] >= FAIRNESS_TARGET for r in lk) and all(r["violations"] == 0 for r in lk)
+        why = "; ".join(
+            f"{r['impl']} {r['fairness']:.2f} (worst round {r['fairness_min']:.2f}, {r['violations']} violations)"
+            for r in lk
+        )
+        skipped = [i for i in LATCHKEY if i != "latchkey-c" and not find(rows, "contended-4", i)]
+        if skipped:
+            why += f"; not measured: {', '.join(skipped)}"
+        out.append((f"`contended-4` fairness ≥ {FAIRNESS_TARGET} for every latchkey row", ok, why))
+
+    for scenario in ("cycle", "handoff"):
+        verdicts, notes = [], []
+        for lang in ("Rust", "C", "Python", "Go"):
+            mine = [r for r in measured(rows, scenario) if r["impl"] in LATCHKEY and LANGUAGE[r["impl"]] == lang]
+            peers = [r for r in measured(rows, scenario) if r["impl"] in PEERS and LANGUAGE[r["impl"]] == lang]
+            expected = [i for i in LATCHKEY if LANGUAGE[i] == lang]
+            if not peers:
+                continue
+            if not mine:
+                notes.append(f"{lang}: {', '.join(expected)} not measured")
+                verdicts.append(None)
+                continue
+            for m in mine:
+                best = min(peers, key=lambda p: p["median_us"])
+                beat = all(m["median_us"] < p["median_us"] for p in peers)
+                verdicts.append(beat)
+                notes.append(
+                    f"{lang}: {m['impl']} {us(m['median_us'])} vs best peer {best['impl']} {us(best['median_us'])}"
+                    + ("" if beat else " (slower)")
+                )
+        ok = None if not verdicts or all(v is None for v in verdicts) else (
+            False if any(v is False for v in verdicts) else (True if all(verdicts) else None)
+        )
+        out.append((f"every latchkey row beats every peer of its language in `{scenario}`", ok, "; ".join(notes)))
+
+    r = next((x for x in measured(rows, "renewal") if x.get("leases") == RENEWAL_LEASES), None)
+    if r:
+        cpu_ok = r["cpu_fraction"] < RENEWAL_CPU_TARGET
+        rss_ok = r["rss_bytes_per_lease"] < RENEWAL_RSS_TARGET
+        why = (
+            f"{r['leases']:,} leases: {r['cpu_fraction'] * 100:.1f} % of one core "
+            f"(watchdog thread {r['watchdog_cpu_fraction'] * 100:.1f} %), "
+            f"{r['rss_bytes_per_lease']:.0f} B of RSS per lease, {r['lost']} lost"
+        )
+        if not cpu_ok:
+            why += (
+                f". CPU missed: every lease is renewed by its own EVALSHA "
+                f"({r['renewals_per_period']:,.0f} per period in ~{r['round_trips_per_period'] or 0:.0f} "
+                f"pipelined round trips), so the client builds and parses "
+                f"{r['renewals_per_period']:,.0f} commands a second; Redis spends "
+                f"{r['redis_cpu_fraction'] * 100:.0f} % of a core running them"
+            )
+        out.append(("`renewal`: 100,000 leases, watchdog < 10 % of a core", cpu_ok, why))
+        out.append(("`renewal`: < 1 KiB resident memory per lease", rss_ok, f"{r['rss_bytes_per_lease']:.0f} B per lease"))
+    else:
+        out.append(("`renewal`: 100,000 leases under 10 % of a core and 1 KiB each", None, "not measured"))
+    return out
+
+
+def verdict(ok):
+    return {True: "met", False: "**missed**", None: "not measured"}[ok]
+
+
+# --- plot --------------------------------------------------------------------------------
+
+
+def plot(rows, path):
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(14, 6))
+    for ax, scenario, title in (
+        (axes[0], "cycle", "Uncontended acquire + release (cycle)"),
+        (axes[1], "handoff", "Release → a waiter blocked in another process returns (handoff)"),
+    ):
+        data = [r for r in measured(rows, scenario)]
+        data.reverse()
+        labels = [f"{r['impl']} ({LANGUAGE.get(r['impl'], '?')})" for r in data]
+        med = [r["median_us"] for r in data]
+        p90 = [max(0.0, r["p90_us"] - r["median_us"]) for r in data]
+        colors = ["#1f77b4" if r["impl"] in LATCHKEY else ("#999999" if r["impl"] in BARE else "#ff7f0e") for r in data]
+        ax.barh(labels, med, xerr=[[0] * len(p90), p90], color=colors, capsize=3)
+        floor = find(rows, scenario, "latchkey-rust")
+        if floor:
+            ax.axvline(floor["floor_us"], color="black", linestyle="--", linewidth=1)
+            ax.text(floor["floor_us"] * 1.05, len(data) - 0.45, "Rust PING floor", fontsize=8)
+        for y, r in enumerate(data):
+            x = max(r["median_us"], r["p90_us"]) * 1.15
+            ax.text(x, y, f"{us(r['median_us'])}  ({r['ratio']:.1f}× floor)", va="center", fontsize=8)
+        ax.set_xscale("log")
+        ax.set_xlabel("median µs, log scale (whisker: p90)")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlim(right=max([r["p90_us"] for r in data] + [1]) * 30)
+    fig.suptitle(
+        "latchkey (blue) vs the bare scripts (grey) and peer libraries (orange): one run, same redis-server;\n"
+        "ratios are to the floor (one PING round trip) measured in the same process",
+        fontsize=11,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+# --- the document -------------------------------------------------------------------------
+
+
+def markdown(rows, env, plotted, elapsed_s):
+    md = []
+    w = md.append
+    w("# latchkey benchmarks\n")
+    w(
+        "Generated by `make bench` (bench/run.sh) on "
+        f"{env.get('date', '?')} in {elapsed_s / 60:.1f} minutes. Every figure comes from one run, against the "
+        "same redis-server processes, and every latency is shown next to the **floor**: one plain "
+        "Redis round trip (`PING`) on one connection, measured in the same process, interleaved "
+        "with the operation (or, for handoff, at the same moment). Raw rows: "
+        "[bench/results/latest.jsonl](bench/results/latest.jsonl). Quote ratios, not microseconds: "
+        "the machine below is a shared 2-core VM.\n"
+    )
+    w("## Machine and versions\n")
+    w(table(["what", "value"], [[k, v] for k, v in env.get("machine", {}).items()]))
+    w("")
+    w(table(["library / tool", "version"], [[k, v] for k, v in env.get("versions", {}).items()]))
+    w("")
+
+    w("## Targets\n")
+    w(table(["target", "result", "evidence"], [[t, verdict(ok), why] for t, ok, why in targets(rows)]))
+    w("")
+
+    if plotted:
+        w("## Picture\n")
+        w("![cycle and handoff per implementation](bench/results/latency.png)\n")
+
+    w("## Floor\n")
+    w(table(
+        ["measured by", "median", "p90", "spread (batch medians)", "ops/s"],
+        [[r["impl"], us(r["median_us"]), us(r.get("p90_us")), spread(r), f"{r['ops_per_s']:,.0f}"]
+         for r in measured(rows, "floor")],
+    ))
+    w(
+        "\nThe `latchkey-rust` floor is the PING interleaved with the Rust cycle; redis-benchmark's "
+        "figure is 1 / its throughput with one client and no pipelining. Each other process "
+        "measures its own floor with its language's usual client (redis-py, go-redis, redis 0.23 "
+        "for redlock-rs): that is the floor its rows are divided by.\n"
+    )
+
+    def latency_table(scenario):
+        rust = find(rows, scenario, "latchkey-rust") or find(rows, "cycle", "latchkey-rust")
+        rust_floor = rust["floor_us"] if rust else None
+        return table(
+            ["implementation", "language", "median", "p90", "spread (batch medians)", "mean", "floor (own process)",
+             "× floor", "× Rust floor", "samples"],
+            [[name(r["impl"]), LANGUAGE.get(r["impl"], "?"), us(r["median_us"]), us(r.get("p90_us")), spread(r),
+              us(r.get("mean_us")), us(r.get("floor_us")), ratio(r.get("ratio")),
+              ratio(r["median_us"] / rust_floor if rust_floor else None), r.get("samples", "–")]
+             for r in measured(rows, scenario)],
+        )
+
+    w("## cycle: uncontended acquire + release\n")
+    w(latency_table("cycle"))
+    w(
+        "\n`bare-lua-scripts` is the least any script-based lock can cost on this Redis: a bare "
+        "`SET NX PX` + `INCR` script and a bare compare-`DEL`-`PUBLISH` script, on the same "
+        "connection as the floor. latchkey-c's figures are the median and p90 of 20 batch *means* "
+        "(bench/c/cycle.c), so compare them with the other rows' `mean` column; it has no floor of "
+        "its own and is divided by the run's floor (the Rust one). redlock-rs opens a new "
+        "connection for every command (that is how the crate works). `× Rust floor` divides "
+        "every row by the Rust process's floor, to compare across languages; `× floor` by the "
+        "floor of the row's own process, measured with its language's usual client: a redis-py "
+        "PING costs more than a latchkey cycle through ctypes, hence latchkey-python's ratio "
+        "near 1.\n"
+    )
+    w("## handoff: release → a waiter blocked in another process returns\n")
+    w(latency_table("handoff"))
+    w(
+        "\nTimes are CLOCK_MONOTONIC readings taken in the two processes (release call in the "
+        "holder → acquire returned in the waiter). Event-driven waiters (latchkey's pub/sub, "
+        "python-redis-lock's BLPOP) are released 1 ms after they are seen blocked; polling waiters "
+        "(redis-py, pottery, redsync, redlock-rs) at a random moment of their polling cycle, which "
+        "is what a release at an arbitrary time costs them; their rounds are limited (see "
+        "`samples`) to keep the run short. The floor is a PING from the holder just before the "
+        "release, so it sees the same idle machine as the handoff: on this VM a round trip to "
+        "processes that slept for a millisecond costs several times a hot one (compare with the "
+        "floor of the `cycle` table). `bare-pubsub-scripts` is the least a pub/sub handoff costs: "
+        "the bare release script publishes, the waiter sits in a plain blocking read of its "
+        "SUBSCRIBE connection and then runs the bare acquire script.\n"
+    )
+    w("## contended-4: 4 processes on one lock\n")
+    w(table(
+        ["implementation", "language", "acquisitions/s", "spread (rounds)", "fairness (median)", "fairness (worst round)", "violations", "per process (each round)"],
+        [[name(r["impl"]), LANGUAGE.get(r["impl"], "?"), f"{r['ops_per_s']:,.0f}", spread(r, "spread_ops_per_s", lambda x: f"{x:,.0f}"),
+          f"{r['fairness']:.2f}", f"{r['fairness_min']:.2f}", r["violations"], " / ".join(str(c) for c in r["per_process"])]
+         for r in measured(rows, "contended-4")],
+    ))
+    w(
+        "\nEach round: 4 processes, 2 s, each doing a non-atomic read-modify-write of a counter "
+        "file under the lock. Fairness = smallest share / mean share; violations = acquisitions "
+        "counted by the processes minus the final counter (must be 0).\n"
+    )
+    for scenario, masters in (("cycle-redlock3", 3), ("cycle-redlock5", 5)):
+        w(f"## {scenario}: Redlock over {masters} independent redis-server processes\n")
+        w(latency_table(scenario))
+        w("")
+    w("## many-locks: N threads, each on its own lock (latchkey-rust)\n")
+    lines = []
+    for r in measured(rows, "many-locks"):
+        if r["impl"] != "latchkey-rust":
+            continue
+        lines.append([r["threads"], f"{r['ops_per_s']:,.0f}", spread(r, "spread_ops_per_s", lambda x: f"{x:,.0f}"),
+                      f"{r['floor_ops_per_s']:,.0f}", f"{r['ratio']:.2f}×"])
+    w(table(["threads", "cycles/s (all threads)", "spread (1 s samples)", "redis-benchmark -c N -P 1 PING/s", "PING/s ÷ cycles/s"], lines))
+    w(
+        "\nA cycle is two round trips (acquire, release), so 2× the PING rate is the floor-level "
+        "figure. Both share the machine's 2 cores with redis-server.\n"
+    )
+    w("## renewal: auto-renewed leases held by one latchkey-rust process\n")
+    w(table(
+        ["leases", "process CPU (of one core)", "spread (windows)", "watchdog thread", "redis-server CPU", "renewals / period", "round trips / period", "RSS / lease", "lost"],
+        [[f"{r['leases']:,}", f"{r['cpu_fraction'] * 100:.1f} %", spread(r, "cpu_fraction_spread", lambda x: f"{x * 100:.1f} %"),
+          f"{r['watchdog_cpu_fraction'] * 100:.1f} %", f"{r['redis_cpu_fraction'] * 100:.1f} %",
+          f"{r['renewals_per_period']:,.0f}",
+          "–" if r.get("round_trips_per_period") is None else f"{r['round_trips_per_period']:,.1f}",
+          f"{r['rss_bytes_per_lease']:,.0f} B", r["lost"]]
+         for r in measured(rows, "renewal")],
+    ))
+    w(
+        "\nttl 3 s, renewed every 1 s (ttl/3). CPU = (user + system time of the process) / wall "
+        "time over 3 s windows, after the leases were taken; renewals = EVALSHA calls counted by "
+        "Redis (`INFO commandstats`) per period; round trips = `sendto` calls of the watchdog "
+        "thread counted by `perf` (– when perf is missing); RSS per lease = growth of the "
+        "resident set (`/proc/self/statm`) from before taking the leases to after, divided by "
+        "their number (the guards are held by the benchmark, the `Lock` handles dropped).\n"
+    )
+    skipped = [r for r in rows if "skipped" in r]
+    if skipped:
+        w("## Skipped\n")
+        w(table(["scenario", "implementation", "why"], [[r["scenario"], r["impl"], r["skipped"]] for r in skipped]))
+        w("")
+    w("## Method\n")
+    w(
+        "- Latencies: per-operation samples cut into 10 consecutive batches; the figure is the "
+        "median of the batch medians, the spread the smallest and largest batch median, p90 over "
+        "all samples. Ratios are taken against the floor of the same process and run.\n"
+        "- Every implementation uses a 30 s lease and otherwise its defaults: redis-py's Lock "
+        "polls every 0.1 s; pottery retries 0–0.2 s apart; redsync 50–250 ms apart (tries raised "
+        "so that a waiter never gives up); redlock-rs 0–200 ms apart.\n"
+        "- Peers live in bench-only environments (bench/.venv, bench/go, bench/peers-rust) and "
+        "are never dependencies of latchkey.\n"
+    )
+    return "\n".join(md) + "\n"
+
+
+def print_table(rows):
+    print(f"{'scenario':<16}{'impl':<28}{'median':>12}{'p90':>12}{'floor':>10}{'× floor':>9}{'ops/s':>10}{'fair':>6}  other")
+    for r in rows:
+        if "skipped" in r:
+            print(f"{r['scenario']:<16}{r['impl']:<28}  skipped: {r['skipped']}")
+            continue
+        extra = []
+        for k in ("threads", "leases", "masters", "cpu_fraction", "rss_bytes_per_lease", "renewals_per_period", "round_trips_per_period", "violations", "lost"):
+            if k in r and r[k] is not None and not (k == "masters" and r[k] == 1):
+                extra.append(f"{k}={r[k]}")
+        fair = f"{r['fairness']:.2f}" if "fairness" in r else "-"
+        print(
+            f"{r['scenario']:<16}{r['impl']:<28}{us(r.get('median_us')):>12}{us(r.get('p90_us')):>12}"
+            f"{us(r.get('floor_us')):>10}{ratio(r.get('ratio')):>9}{r.get('ops_per_s', 0):>10,.0f}{fair:>6}  {' '.join(extra)}"
+        )
+
+
+def main(argv):
+    if len(argv) != 6:
+        sys.exit(__doc__)
+    rows = load(argv[1])
+    with open(argv[2]) as f:
+        env = json.load(f)
+    plotted = plot(rows, argv[4])
+    with open(argv[3], "w") as f:
+        f.write(markdown(rows, env, plotted, float(argv[5])))
+    print_table(rows)
+    print()
+    for t, ok, why in targets(rows):
+        print(f"  [{verdict(ok).strip('*')}] {t}: {why}")
+
+
+if __name__ == "__main__":
+    main(sys.argv)
