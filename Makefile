@@ -40,7 +40,7 @@ release: deps
 
 ## Tests ----------------------------------------------------------------------
 
-test: deps lint rust-test ffi-test python-test
+test: deps lint rust-test ffi-test go-test python-test
 
 lint:
 	$(CARGO) fmt --check
@@ -52,7 +52,7 @@ rust-test:
 
 ## Demo and benchmarks ---------------------------------------------------------
 
-demo: release c-example
+demo: release c-example go-example
 	@bash examples/demo.sh
 
 # latchkey against the floor and the peer libraries (Rust, C, Python, Go) in
@@ -67,7 +67,7 @@ clean:
 
 ## C ABI: tests, header, install, example ---------------------------------------
 
-.PHONY: ffi-test header install c-example valgrind pkg-config
+.PHONY: ffi-test header install c-example valgrind pkg-config go-test go-example python-test
 
 # valgrind and pkg-config (for the C tests) come from the system package manager.
 valgrind:
@@ -140,6 +140,32 @@ install: target/native-static-libs.txt
 # examples/c/contend.c, into target/examples-c/contend (static: runs anywhere).
 c-example: deps
 	$(MAKE) -C examples/c
+
+## Go binding: tests and example ----------------------------------------------
+
+# bindings/go: gofmt, go vet, then go test -race (the tests start their own
+# redis-server and use the Rust tool target/release/latchkey for interop).
+# The binding links target/release/liblatchkey.a, hence the cargo build.
+go-test: deps
+	@command -v go >/dev/null || { echo "go is missing: install Go 1.24 or newer (Debian: apt-get install golang)" >&2; exit 1; }
+	$(CARGO) build --release
+	@unformatted=$$(gofmt -l bindings/go examples/go); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted: $$unformatted" >&2; exit 1; fi
+	cd bindings/go && go vet ./... && cd ../../examples/go && go vet ./...
+	cd bindings/go && go test -race -count=1 ./...
+
+# examples/go/contend, into target/examples-go/contend (static: runs
+# anywhere). Without Go the demo runs without its Go workers.
+go-example: deps
+	@if ! command -v go >/dev/null; then \
+	  echo "go is missing: the demo runs without Go workers (install Go 1.24 or newer)"; \
+	else \
+	  set -e; \
+	  echo "$(CARGO) build --release --lib"; $(CARGO) build --release --lib; \
+	  mkdir -p target/examples-go; \
+	  echo "go build -o target/examples-go/contend ./contend (in examples/go)"; \
+	  cd examples/go && go build -o ../../target/examples-go/contend ./contend; \
+	fi
 
 ## Python binding: tests --------------------------------------------------------
 

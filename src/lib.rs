@@ -42,6 +42,7 @@ mod lock;
 mod pubsub;
 mod renew;
 mod scripts;
+mod signals;
 mod wait;
 
 pub use client::{

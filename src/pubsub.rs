@@ -223,6 +223,7 @@ impl Subscriber {
         parker: &Arc<Parker>,
         own_token: &str,
     ) -> Result<Watch> {
+        let _masked = crate::signals::mask();
         let mut state = self.shared.state.lock();
         forget_parents_connection(&mut state);
         if state.conn.is_none() {
@@ -460,6 +461,7 @@ fn authenticate(stream: &mut Stream, endpoint: &PubSubEndpoint) -> Result<()> {
 }
 
 fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
+    crate::signals::mask_for_this_thread();
     let mut reader = BufReader::new(reader);
     while let Ok(reply) = read_reply(&mut reader) {
         let Reply::Array(items) = reply else { continue };

@@ -150,6 +150,7 @@ impl Drop for Watchdog {
 }
 
 fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
+    crate::signals::mask_for_this_thread();
     loop {
         let tasks = {
             let mut schedule = shared.schedule.lock();

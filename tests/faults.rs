@@ -251,3 +251,44 @@ fn a_paused_redis_never_hangs_a_caller() {
         .expect("works again after SIGCONT");
     fresh.release().unwrap();
 }
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+#[test]
+fn signals_to_the_calling_thread_do_not_break_calls() {
+    let server = RedisServer::start();
+    // A handler without SA_RESTART, as hosts install them (Go's SIGURG
+    // preemption, Python's handlers): an interrupted socket call with a
+    // timeout fails with EINTR unless the library keeps signals out.
+    // SAFETY: installs a handler that does nothing, for a signal this test owns.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = ignore_signal as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGUSR2, &action, std::ptr::null_mut());
+    }
+    let client = Client::open(&server.url()).unwrap();
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let worker = {
+        let done = done.clone();
+        thread::spawn(move || {
+            // SAFETY: pthread_self has no preconditions.
+            tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+            let lock = client.lock("signalled").unwrap();
+            let result = (0..2000).try_for_each(|_| lock.acquire()?.release());
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            result
+        })
+    };
+    let tid = tid_rx.recv().unwrap();
+    while !done.load(std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: the worker thread is alive until `done` is set.
+        unsafe { libc::pthread_kill(tid, libc::SIGUSR2) };
+        thread::yield_now();
+    }
+    worker
+        .join()
+        .unwrap()
+        .expect("every cycle succeeds despite the signals");
+}

@@ -204,6 +204,7 @@ impl Inner {
     }
 
     fn ask_slots(&self, addr: &Addr) -> redis::RedisResult<Vec<(u16, u16, Addr)>> {
+        let _masked = crate::signals::mask();
         let info = redis::ConnectionAddr::Tcp(addr.0.clone(), addr.1)
             .into_connection_info()?
             .set_redis_settings(self.settings.clone());

@@ -111,6 +111,7 @@ impl SingleNode {
         prefix: Option<&str>,
         calls: &'a [Call<'a>],
     ) -> InFlight<'a> {
+        let _masked = crate::signals::mask();
         let mut pipe = redis::pipe();
         if let Some(command) = prefix {
             pipe.cmd(command).ignore();
@@ -130,7 +131,7 @@ impl SingleNode {
             Ok(mut loan) => match loan.conn.send_packed_command(&in_flight.packed) {
                 Ok(()) => in_flight.loan = Some(loan),
                 // A dead pooled connection: try once more on a fresh one.
-                Err(e) if loan.reused && is_broken(&e) => {
+                Err(e) if loan.reused && e.is_connection_dropped() => {
                     self.idle.lock().1.clear();
                     match self.borrow().and_then(|mut fresh| {
                         fresh.conn.send_packed_command(&in_flight.packed)?;
@@ -173,6 +174,7 @@ impl SingleNode {
         in_flight: InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Value>> {
+        let _masked = crate::signals::mask();
         let InFlight {
             loan,
             send_error,
@@ -199,7 +201,7 @@ impl SingleNode {
             .map(|left| left.max(Duration::from_millis(1)));
         let outcome = self.read_replies(&mut loan.conn, calls, &packed, skip, shortened);
         let outcome = match outcome {
-            Err(e) if loan.reused && is_broken(&e) && !e.is_timeout() => {
+            Err(e) if loan.reused && e.is_connection_dropped() => {
                 // The server restarted since this connection was pooled; the
                 // command never ran. Once more on a fresh connection (the
                 // scripts are safe to repeat).
@@ -306,6 +308,7 @@ impl Runner for SingleNode {
             .arg(replicas)
             .arg(timeout.as_millis().max(1) as u64);
         let packed = pipe.get_packed_pipeline();
+        let _masked = crate::signals::mask();
         let mut loan = self.borrow().map_err(|e| self.error(what, &e))?;
         // WAIT blocks up to its own timeout: allow for it on this read.
         let patience = self.command_timeout + timeout;

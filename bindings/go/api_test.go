@@ -1,0 +1,753 @@
+package latchkey_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"latchkey"
+)
+
+func TestVersion(t *testing.T) {
+	t.Logf("library %s, header %s, linked %s", latchkey.Version(), latchkey.HeaderVersion, latchkey.LinkMode)
+	if latchkey.Version() == "" || latchkey.Version() != latchkey.HeaderVersion {
+		t.Fatalf("Version() = %q, header says %q", latchkey.Version(), latchkey.HeaderVersion)
+	}
+}
+
+func TestLockUnlock(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name)
+	if m.Name() != name {
+		t.Fatalf("Name() = %q, want %q", m.Name(), name)
+	}
+	if m.FencingToken() != 0 || m.Token() != "" {
+		t.Fatalf("unlocked mutex has tokens %d %q", m.FencingToken(), m.Token())
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := m.FencingToken()
+	if first == 0 || len(m.Token()) != 32 {
+		t.Fatalf("FencingToken() = %d, Token() = %q", first, m.Token())
+	}
+	if err := m.Check(); err != nil {
+		t.Fatalf("Check() = %v", err)
+	}
+	if r := m.Remaining(); r <= 0 || r > 30*time.Second {
+		t.Fatalf("Remaining() = %v", r)
+	}
+	locked, err := c.IsLocked(name)
+	if err != nil || !locked {
+		t.Fatalf("IsLocked = %v, %v", locked, err)
+	}
+	info, err := c.Inspect(name)
+	if err != nil || info == nil {
+		t.Fatalf("Inspect = %v, %v", info, err)
+	}
+	if info.Owner != m.Token() || info.FencingToken != first || info.TTL <= 0 || info.Reentrant || info.HoldCount != 1 {
+		t.Fatalf("Inspect = %+v; mutex token %s fencing %d", *info, m.Token(), first)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatalf("Unlock() = %v", err)
+	}
+	if m.FencingToken() != 0 || m.Token() != "" {
+		t.Fatalf("after Unlock: tokens %d %q", m.FencingToken(), m.Token())
+	}
+	if info, err := c.Inspect(name); err != nil || info != nil {
+		t.Fatalf("Inspect after Unlock = %+v, %v", info, err)
+	}
+	if locked, err := c.IsLocked(name); err != nil || locked {
+		t.Fatalf("IsLocked after Unlock = %v, %v", locked, err)
+	}
+	err = m.Unlock()
+	if !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("second Unlock() = %v, want ErrNotHeld", err)
+	}
+	if err := m.Check(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("Check() when unlocked = %v, want ErrNotHeld", err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if m.FencingToken() <= first {
+		t.Fatalf("fencing token did not grow: %d then %d", first, m.FencingToken())
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestTryLock(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	a, b := newMutex(t, c, name), newMutex(t, c, name)
+	if ok, err := a.TryLock(); !ok || err != nil {
+		t.Fatalf("a.TryLock() = %v, %v", ok, err)
+	}
+	if ok, err := b.TryLock(); ok || err != nil {
+		t.Fatalf("b.TryLock() while a holds = %v, %v; want false, nil", ok, err)
+	}
+	// A plain Mutex that holds the lock does not take it again.
+	if ok, err := a.TryLock(); ok || err != nil {
+		t.Fatalf("a.TryLock() while a holds = %v, %v; want false, nil", ok, err)
+	}
+	if b.FencingToken() != 0 {
+		t.Fatalf("b has a fencing token without holding")
+	}
+	if err := a.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := b.TryLock(); !ok || err != nil {
+		t.Fatalf("b.TryLock() after a's Unlock = %v, %v", ok, err)
+	}
+	if err := b.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReentrant(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithReentrant(true))
+	other := newMutex(t, c, name, latchkey.WithReentrant(true))
+	ctx := context.Background()
+	if err := m.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Lock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := m.TryLock(); !ok || err != nil {
+		t.Fatalf("nested TryLock = %v, %v", ok, err)
+	}
+	info, err := c.Inspect(name)
+	if err != nil || info == nil || !info.Reentrant || info.HoldCount != 3 || info.Owner != m.Token() {
+		t.Fatalf("Inspect = %+v, %v (token %s)", info, err, m.Token())
+	}
+	if ok, err := other.TryLock(); ok || err != nil {
+		t.Fatalf("other handle TryLock = %v, %v; want false", ok, err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := m.Unlock(); err != nil {
+			t.Fatalf("Unlock %d: %v", i, err)
+		}
+		if i < 2 {
+			if locked, _ := c.IsLocked(name); !locked {
+				t.Fatalf("released after %d of 3 unlocks", i+1)
+			}
+		}
+	}
+	if err := m.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("fourth Unlock = %v, want ErrNotHeld", err)
+	}
+	if ok, err := other.TryLock(); !ok || err != nil {
+		t.Fatalf("other TryLock after full release = %v, %v", ok, err)
+	}
+}
+
+func TestExtend(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithTTL(time.Second), latchkey.WithAutoRenew(false))
+	if err := m.Extend(time.Minute); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("Extend when unlocked = %v, want ErrNotHeld", err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Extend(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Inspect(name)
+	if err != nil || info == nil || info.TTL < 30*time.Second {
+		t.Fatalf("after Extend(1m): Inspect = %+v, %v", info, err)
+	}
+	for _, bad := range []time.Duration{0, -time.Second, time.Millisecond} {
+		if err := m.Extend(bad); !errors.Is(err, latchkey.ErrInvalidArgument) {
+			t.Fatalf("Extend(%v) = %v, want ErrInvalidArgument", bad, err)
+		}
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	c := openClient(t)
+	cases := []struct {
+		what string
+		err  func() error
+	}{
+		{"empty name", func() error { _, err := c.NewMutex(""); return err }},
+		{"name with NUL", func() error { _, err := c.NewMutex("a\x00b"); return err }},
+		{"name too long", func() error { _, err := c.NewMutex(strings.Repeat("x", 5000)); return err }},
+		{"zero ttl", func() error { _, err := c.NewMutex("x", latchkey.WithTTL(0)); return err }},
+		{"negative ttl", func() error { _, err := c.NewMutex("x", latchkey.WithTTL(-time.Second)); return err }},
+		{"ttl below 10 ms", func() error { _, err := c.NewMutex("x", latchkey.WithTTL(5*time.Millisecond)); return err }},
+		{"renewal not below ttl", func() error {
+			_, err := c.NewMutex("x", latchkey.WithTTL(time.Second), latchkey.WithRenewEvery(2*time.Second))
+			return err
+		}},
+		{"bad url", func() error { _, err := latchkey.Open("not a url"); return err }},
+		{"url with NUL", func() error { _, err := latchkey.Open("redis://u:secret\x00@h"); return err }},
+		{"prefix with brace", func() error { _, err := latchkey.Open(redisURL, latchkey.WithPrefix("a{b")); return err }},
+		{"zero pool", func() error { _, err := latchkey.Open(redisURL, latchkey.WithPoolSize(0)); return err }},
+		{"zero command timeout", func() error { _, err := latchkey.Open(redisURL, latchkey.WithCommandTimeout(0)); return err }},
+		{"redlock of two", func() error { _, err := latchkey.OpenRedlock([]string{redisURL, redisURL}); return err }},
+		{"cluster without seeds", func() error { _, err := latchkey.OpenCluster(nil); return err }},
+		{"sentinel without name", func() error { _, err := latchkey.OpenSentinel([]string{redisURL}, ""); return err }},
+		{"inspect empty name", func() error { _, err := c.Inspect(""); return err }},
+		{"force unlock empty name", func() error { _, err := c.ForceUnlock(""); return err }},
+		{"fenced write token 0", func() error { _, _, err := c.FencedWrite("r", 0, nil); return err }},
+	}
+	for _, tc := range cases {
+		err := tc.err()
+		if !errors.Is(err, latchkey.ErrInvalidArgument) {
+			t.Errorf("%s: err = %v, want ErrInvalidArgument", tc.what, err)
+			continue
+		}
+		var e *latchkey.Error
+		if !errors.As(err, &e) || e.Status != latchkey.StatusInvalidArgument || e.Message == "" {
+			t.Errorf("%s: err = %#v, want an *Error with status and message", tc.what, err)
+		}
+		if strings.Contains(err.Error(), "secret") {
+			t.Errorf("%s: message shows a password: %v", tc.what, err)
+		}
+		if errors.Is(err, latchkey.ErrTimeout) || errors.Is(err, context.Canceled) {
+			t.Errorf("%s: %v matches the wrong sentinels", tc.what, err)
+		}
+	}
+}
+
+func TestClientOptions(t *testing.T) {
+	c := openClient(t, latchkey.WithPrefix("gotest"), latchkey.WithPoolSize(2),
+		latchkey.WithConnectTimeout(time.Second), latchkey.WithCommandTimeout(time.Second))
+	if p, err := c.Prefix(); err != nil || p != "gotest" {
+		t.Fatalf("Prefix() = %q, %v", p, err)
+	}
+	plain := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name)
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Another prefix is another lock.
+	if locked, err := plain.IsLocked(name); err != nil || locked {
+		t.Fatalf("IsLocked under the default prefix = %v, %v", locked, err)
+	}
+	if locked, err := c.IsLocked(name); err != nil || !locked {
+		t.Fatalf("IsLocked under the same prefix = %v, %v", locked, err)
+	}
+	// A single server has no per-master view.
+	if states, err := c.InspectMasters(name); err != nil || len(states) != 0 {
+		t.Fatalf("InspectMasters = %v, %v", states, err)
+	}
+}
+
+func TestConnectionError(t *testing.T) {
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := openClientAt(t, fmt.Sprintf("redis://127.0.0.1:%d", port), latchkey.WithConnectTimeout(500*time.Millisecond))
+	m, err := dead.NewMutex(uniqueName(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	err = m.Lock(context.Background())
+	if !errors.Is(err, latchkey.ErrConnection) && !errors.Is(err, latchkey.ErrTimeout) {
+		t.Fatalf("Lock against a closed port = %v, want ErrConnection", err)
+	}
+	if ok, err := m.TryLock(); ok || err == nil {
+		t.Fatalf("TryLock against a closed port = %v, %v", ok, err)
+	}
+}
+
+func TestClose(t *testing.T) {
+	c, err := latchkey.Open(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := uniqueName(t)
+	m, err := c.NewMutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := c.NewMutex("x"); !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("NewMutex on a closed client = %v", err)
+	}
+	if _, err := c.Inspect("x"); !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("Inspect on a closed client = %v", err)
+	}
+	// Mutexes outlive their client.
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatalf("Lock after the client's Close: %v", err)
+	}
+	admin := openClient(t)
+	if locked, _ := admin.IsLocked(name); !locked {
+		t.Fatal("not locked")
+	}
+	// Close releases what the Mutex holds.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if locked, _ := admin.IsLocked(name); locked {
+		t.Fatal("Close did not release the lock")
+	}
+	if err := m.Lock(context.Background()); !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("Lock on a closed mutex = %v", err)
+	}
+	if ok, err := m.TryLock(); ok || !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("TryLock on a closed mutex = %v, %v", ok, err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// Closing a Mutex while another goroutine waits in Lock: the waiter keeps
+// the handle alive, and gives back what it acquires.
+func TestCloseWhileLocking(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	holder := newMutex(t, c, name)
+	if err := holder.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.NewMutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- m.Lock(context.Background()) }()
+	time.Sleep(50 * time.Millisecond) // let it block in the library
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("Lock that acquired after Close = %v, want the closed error", err)
+	}
+	waitUntil(t, "the lock to be given back", func() bool {
+		locked, _ := c.IsLocked(name)
+		return !locked
+	})
+}
+
+func TestFenced(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	resource := name + ":resource"
+	m := newMutex(t, c, name)
+	if _, _, found, err := c.FencedRead(resource); err != nil || found {
+		t.Fatalf("FencedRead of nothing = %v, %v", found, err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	old := m.FencingToken()
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	current := m.FencingToken()
+	written, highest, err := c.FencedWrite(resource, current, []byte("new"))
+	if err != nil || !written || highest != current {
+		t.Fatalf("FencedWrite(current) = %v, %d, %v", written, highest, err)
+	}
+	written, highest, err = c.FencedWrite(resource, old, []byte("stale"))
+	if err != nil || written || highest != current {
+		t.Fatalf("FencedWrite(old) = %v, %d, %v; want refused", written, highest, err)
+	}
+	value, token, found, err := c.FencedRead(resource)
+	if err != nil || !found || token != current || !bytes.Equal(value, []byte("new")) {
+		t.Fatalf("FencedRead = %q, %d, %v, %v", value, token, found, err)
+	}
+	if written, _, err := c.FencedWrite(resource, current, nil); err != nil || !written {
+		t.Fatalf("FencedWrite(empty) = %v, %v", written, err)
+	}
+	if value, _, found, err := c.FencedRead(resource); err != nil || !found || len(value) != 0 {
+		t.Fatalf("FencedRead(empty) = %q, %v, %v", value, found, err)
+	}
+}
+
+func TestContextCancel(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	holder, waiter := newMutex(t, c, name), newMutex(t, c, name)
+	if err := holder.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- waiter.Lock(ctx) }()
+	time.Sleep(150 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("Lock returned while held: %v", err)
+	default:
+	}
+	cancelled := time.Now()
+	cancel()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lock did not return within 5 s of the cancellation")
+	}
+	if d := time.Since(cancelled); d > time.Second {
+		t.Fatalf("Lock returned %v after the cancellation", d)
+	}
+	if !errors.Is(err, context.Canceled) || !errors.Is(err, latchkey.ErrCancelled) {
+		t.Fatalf("err = %v, want context.Canceled and ErrCancelled", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, latchkey.ErrTimeout) {
+		t.Fatalf("err = %v also matches the deadline errors", err)
+	}
+	if waiter.FencingToken() != 0 {
+		t.Fatal("a cancelled Lock left a hold")
+	}
+	// Already cancelled: no attempt at all.
+	start := time.Now()
+	if err := waiter.Lock(ctx); !errors.Is(err, context.Canceled) || !errors.Is(err, latchkey.ErrCancelled) {
+		t.Fatalf("Lock(cancelled ctx) = %v", err)
+	}
+	if time.Since(start) > 100*time.Millisecond {
+		t.Fatal("Lock(cancelled ctx) waited")
+	}
+	// The holder is unaffected, and the waiter can still lock later.
+	if err := holder.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	if err := waiter.Lock(ctx2); err != nil {
+		t.Fatalf("Lock with a live cancellable ctx: %v", err)
+	}
+	if err := waiter.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContextDeadline(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	holder, waiter := newMutex(t, c, name), newMutex(t, c, name)
+	if err := holder.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	const wait = 300 * time.Millisecond
+	for _, cancellable := range []bool{true, false} {
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if cancellable {
+			ctx, cancel = context.WithTimeout(context.Background(), wait)
+		} else {
+			// A deadline without a Done channel: only the library's
+			// timeout ends the wait.
+			ctx, cancel = deadlineOnly{time.Now().Add(wait)}, func() {}
+		}
+		start := time.Now()
+		err := waiter.Lock(ctx)
+		elapsed := time.Since(start)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, latchkey.ErrTimeout) {
+			t.Fatalf("cancellable=%v: err = %v, want DeadlineExceeded and ErrTimeout", cancellable, err)
+		}
+		if errors.Is(err, context.Canceled) || errors.Is(err, latchkey.ErrCancelled) {
+			t.Fatalf("cancellable=%v: err = %v also matches the cancellation errors", cancellable, err)
+		}
+		if elapsed < wait-5*time.Millisecond || elapsed > wait+time.Second {
+			t.Fatalf("cancellable=%v: Lock returned after %v, deadline %v", cancellable, elapsed, wait)
+		}
+	}
+	// Already past the deadline.
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if err := waiter.Lock(ctx); !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, latchkey.ErrTimeout) {
+		t.Fatalf("Lock(expired ctx) = %v", err)
+	}
+	// A deadline that is not reached: Lock succeeds once the holder lets go.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		holder.Unlock()
+	}()
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel3()
+	if err := waiter.Lock(ctx3); err != nil {
+		t.Fatalf("Lock within the deadline: %v", err)
+	}
+	if err := waiter.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deadlineOnly is a context with a deadline but no Done channel.
+type deadlineOnly struct{ d time.Time }
+
+func (c deadlineOnly) Deadline() (time.Time, bool) { return c.d, true }
+func (c deadlineOnly) Done() <-chan struct{}       { return nil }
+func (c deadlineOnly) Err() error                  { return nil }
+func (c deadlineOnly) Value(any) any               { return nil }
+
+func TestLost(t *testing.T) {
+	c := openClient(t)
+	admin := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithTTL(600*time.Millisecond), latchkey.WithAutoRenew(true))
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lost := m.Lost()
+	// Renewal (every 200 ms) keeps it past its ttl.
+	time.Sleep(800 * time.Millisecond)
+	select {
+	case <-lost:
+		t.Fatal("Lost closed while the lease was renewed")
+	default:
+	}
+	if err := m.Check(); err != nil {
+		t.Fatalf("Check() = %v", err)
+	}
+	if deleted, err := admin.ForceUnlock(name); err != nil || !deleted {
+		t.Fatalf("ForceUnlock = %v, %v", deleted, err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Lost not closed 5 s after ForceUnlock")
+	}
+	if m.Lost() != lost {
+		t.Fatal("Lost() changed channel for the same hold")
+	}
+	if err := m.Check(); !errors.Is(err, latchkey.ErrLost) {
+		t.Fatalf("Check() after the loss = %v, want ErrLost", err)
+	}
+	if err := m.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("Unlock() after the loss = %v, want ErrNotHeld", err)
+	}
+	select {
+	case <-m.Lost():
+	default:
+		t.Fatal("Lost() of a Mutex that holds nothing is not closed")
+	}
+	// A new hold has a new, open channel.
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-m.Lost():
+		t.Fatal("the new hold's Lost channel is closed")
+	default:
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A failed Extend reports the loss too (no watchdog involved).
+func TestLostByExtend(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithAutoRenew(false))
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ForceUnlock(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Extend(time.Minute); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("Extend after ForceUnlock = %v, want ErrNotHeld", err)
+	}
+	select {
+	case <-m.Lost():
+	default:
+		t.Fatal("Lost not closed after a failed Extend")
+	}
+}
+
+// One Mutex shared by goroutines: after its lease is lost and another
+// goroutine acquires through the same Mutex, the stale hold is dropped.
+func TestSharedMutexReplacesLostHold(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithAutoRenew(false))
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	first := m.FencingToken()
+	lost := m.Lost()
+	done := make(chan error)
+	go func() { done <- m.Lock(context.Background()) }()
+	time.Sleep(50 * time.Millisecond)
+	if _, err := c.ForceUnlock(name); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if m.FencingToken() <= first {
+		t.Fatalf("fencing token %d after %d", m.FencingToken(), first)
+	}
+	select {
+	case <-lost:
+	default:
+		t.Fatal("the replaced hold was not reported lost")
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("Unlock of nothing = %v", err)
+	}
+}
+
+// Every method at once on one Mutex: nothing crashes, races or deadlocks.
+func TestConcurrentMethods(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithTTL(time.Second))
+	deadline := time.Now().Add(500 * time.Millisecond)
+	var wg sync.WaitGroup
+	calls := []func(){
+		func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+			if m.Lock(ctx) == nil {
+				m.Unlock()
+			}
+			cancel()
+		},
+		func() {
+			if ok, _ := m.TryLock(); ok {
+				m.Unlock()
+			}
+		},
+		func() { m.Extend(time.Second) },
+		func() { m.Check() },
+		func() { m.Remaining() },
+		func() { m.FencingToken(); m.Token(); m.Name() },
+		func() {
+			select {
+			case <-m.Lost():
+			default:
+			}
+		},
+		func() { c.Inspect(name) },
+	}
+	for _, call := range calls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				call()
+			}
+		}()
+	}
+	wg.Wait()
+	for m.Unlock() == nil {
+	}
+}
+
+// Every cgo handle given to the library comes back through user_free, and
+// a Mutex dropped without Close is closed by the garbage collector
+// (releasing its lock).
+func TestHandlesAndCleanup(t *testing.T) {
+	c := openClient(t)
+	admin := openClient(t)
+	before := latchkey.LiveHandles()
+	for i := 0; i < 20; i++ {
+		m, err := c.NewMutex(uniqueName(t), latchkey.WithTTL(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := m.Lock(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if i%4 == 0 {
+				m.Unlock()
+			}
+		}
+		m.Close()
+	}
+	waitUntil(t, "every handle to come back", func() bool { return latchkey.LiveHandles() == before })
+
+	name := uniqueName(t)
+	func() {
+		m, err := c.NewMutex(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Lock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	waitUntil(t, "the collected Mutex to release its lock", func() bool {
+		runtime.GC()
+		locked, _ := admin.IsLocked(name)
+		return !locked
+	})
+	waitUntil(t, "its handle to come back", func() bool {
+		runtime.GC()
+		return latchkey.LiveHandles() == before
+	})
+}
+
+func waitUntil(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The system libraries in link_static.go's cgo directive are the ones rustc
+// reports for the static library (make target/native-static-libs.txt).
+func TestNativeStaticLibs(t *testing.T) {
+	want, err := os.ReadFile("../../target/native-static-libs.txt")
+	if err != nil {
+		t.Skipf("no target/native-static-libs.txt (make target/native-static-libs.txt): %v", err)
+	}
+	src, err := os.ReadFile("link_static.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var directive string
+	for _, line := range strings.Split(string(src), "\n") {
+		if strings.HasPrefix(line, "#cgo LDFLAGS:") {
+			directive = line
+		}
+	}
+	have := map[string]bool{}
+	for _, f := range strings.Fields(directive) {
+		have[f] = true
+	}
+	for _, lib := range strings.Fields(string(want)) {
+		if !have[lib] {
+			t.Errorf("rustc lists %s for liblatchkey.a, link_static.go does not link it: %s", lib, directive)
+		}
+	}
+}

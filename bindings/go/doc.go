@@ -1,0 +1,58 @@
+// Package latchkey is the Go binding of latchkey: distributed locks over
+// Redis that never lose a lease silently, with fencing tokens, waiting
+// without polling, Redlock, Sentinel and Cluster. The lock logic is the
+// library's (Rust, through its C ABI); this package translates it to Go:
+// errors usable with errors.Is, context.Context for waiting, a channel for
+// a lost lease.
+//
+//	client, err := latchkey.Open("redis://127.0.0.1:6379")
+//	if err != nil { ... }
+//	defer client.Close()
+//	m, err := client.NewMutex("orders:42", latchkey.WithTTL(10*time.Second))
+//	if err != nil { ... }
+//	defer m.Close()
+//	if err := m.Lock(ctx); err != nil { ... } // ctx: cancellation and deadline
+//	defer m.Unlock()
+//	client.FencedWrite("orders:42:report", m.FencingToken(), data)
+//
+// # Semantics
+//
+// A lease lasts its ttl (WithTTL) in Redis and is renewed at ttl/3 by the
+// client's watchdog thread. When renewal finds the lock gone or taken, or
+// cannot reach Redis before the lease runs out, the lease is lost: Lost's
+// channel closes, Check returns ErrLost, and Unlock returns ErrNotHeld.
+// Every acquisition gets a fencing token, strictly increasing per lock
+// name; give it to the resource you protect so that it can refuse a holder
+// that was paused past its lease. See the repository's README for the
+// guarantees of each deployment.
+//
+// # Concurrency and lifetimes
+//
+// A Client is safe for concurrent use; share one. A Mutex is safe for
+// concurrent use too, with the semantics of sync.Mutex (see Mutex). Close
+// frees a Client or Mutex; a garbage-collected one is closed as a backstop
+// only. Closing a Client does not invalidate its Mutexes.
+//
+// # Signals
+//
+// Calls that talk to Redis run with asynchronous signals blocked on their
+// thread (delivered when the call returns), and the library's threads
+// inherit that mask: a signal (such as the Go runtime's preemption signal)
+// interrupting a socket read inside the library would otherwise fail the
+// call. See the README for details.
+//
+// # Linking
+//
+// The package uses cgo and by default links the static library
+// target/release/liblatchkey.a of the repository it lives in (build it with
+// `cargo build --release` at the repository root), so programs need no
+// LD_LIBRARY_PATH. To link the shared library instead, build with the tag
+// latchkey_shared:
+//
+//	go build -tags latchkey_shared ./...
+//
+// which links -L../../target/release -llatchkey with an rpath to that
+// directory. The program then needs liblatchkey.so.0 (the soname) at run
+// time: `make install` (and ldconfig), or
+// `ln -s liblatchkey.so target/release/liblatchkey.so.0`.
+package latchkey

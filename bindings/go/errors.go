@@ -1,0 +1,132 @@
+package latchkey
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Status is the library's status code (latchkey_status in latchkey.h). The
+// numbers are fixed by the C ABI and never reused.
+type Status int32
+
+// The statuses of the C ABI.
+const (
+	StatusOK              Status = 0
+	StatusInvalidArgument Status = 1
+	StatusTimeout         Status = 2
+	StatusNotHeld         Status = 3
+	StatusLost            Status = 4
+	StatusCancelled       Status = 5
+	StatusConnection      Status = 6
+	StatusServer          Status = 7
+	StatusPanic           Status = 8
+	StatusNoQuorum        Status = 9
+)
+
+var statusNames = [...]string{
+	StatusOK:              "ok",
+	StatusInvalidArgument: "invalid argument",
+	StatusTimeout:         "timeout",
+	StatusNotHeld:         "not held",
+	StatusLost:            "lost",
+	StatusCancelled:       "cancelled",
+	StatusConnection:      "connection",
+	StatusServer:          "server",
+	StatusPanic:           "panic",
+	StatusNoQuorum:        "no quorum",
+}
+
+// String is the status's short English name, as latchkey_status_name gives it.
+func (s Status) String() string {
+	if s >= 0 && int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("unknown status %d", int32(s))
+}
+
+// Sentinel errors, one per failure status, for errors.Is. Every error the
+// package returns is an *Error whose Is method matches the sentinel of its
+// status.
+var (
+	// ErrInvalidArgument: an unusable argument (an empty name, a ttl out of
+	// range, a bad URL, a closed Client or Mutex, ...).
+	ErrInvalidArgument = errors.New("latchkey: invalid argument")
+	// ErrTimeout: the lock was still held by another owner at the deadline
+	// (including a context's deadline), or Redis did not answer within the
+	// command timeout.
+	ErrTimeout = errors.New("latchkey: timeout")
+	// ErrNotHeld: Unlock or Extend found that this owner does not hold the
+	// lock (it expired, was force-unlocked, or was never locked).
+	ErrNotHeld = errors.New("latchkey: not held")
+	// ErrLost: the lease was lost while it was supposed to be held.
+	ErrLost = errors.New("latchkey: lost")
+	// ErrCancelled: a waiting Lock was cancelled through its context.
+	ErrCancelled = errors.New("latchkey: cancelled")
+	// ErrConnection: Redis could not be reached or the connection broke.
+	ErrConnection = errors.New("latchkey: connection")
+	// ErrServer: Redis answered with an error.
+	ErrServer = errors.New("latchkey: server")
+	// ErrPanic: a bug inside the library was caught at the C boundary.
+	ErrPanic = errors.New("latchkey: panic")
+	// ErrNoQuorum: Redlock could not reach a quorum of masters.
+	ErrNoQuorum = errors.New("latchkey: no quorum")
+)
+
+var sentinels = [...]error{
+	StatusInvalidArgument: ErrInvalidArgument,
+	StatusTimeout:         ErrTimeout,
+	StatusNotHeld:         ErrNotHeld,
+	StatusLost:            ErrLost,
+	StatusCancelled:       ErrCancelled,
+	StatusConnection:      ErrConnection,
+	StatusServer:          ErrServer,
+	StatusPanic:           ErrPanic,
+	StatusNoQuorum:        ErrNoQuorum,
+}
+
+// Error is the error of a failed call: the library's status and message
+// (both from the same C call). A Lock ended by its context also wraps the
+// context's error, so errors.Is(err, context.Canceled) or
+// errors.Is(err, context.DeadlineExceeded) holds as well as
+// errors.Is(err, ErrCancelled) or errors.Is(err, ErrTimeout).
+type Error struct {
+	Status  Status
+	Message string
+	cause   error
+}
+
+func (e *Error) Error() string {
+	return "latchkey: " + e.Message
+}
+
+// Is matches the sentinel error of e's status.
+func (e *Error) Is(target error) bool {
+	if e.Status > 0 && int(e.Status) < len(sentinels) {
+		return target == sentinels[e.Status]
+	}
+	return false
+}
+
+// Unwrap returns the context error of a Lock ended by its context, or nil.
+func (e *Error) Unwrap() error {
+	return e.cause
+}
+
+func invalidArgument(msg string) error {
+	return &Error{Status: StatusInvalidArgument, Message: msg}
+}
+
+// contextError is the error of a Lock ended by ctx (or by ctx's deadline
+// reached in the library just before ctx's own timer fired).
+func contextError(ctx context.Context, name string, cause error) error {
+	status := StatusCancelled
+	if errors.Is(cause, context.DeadlineExceeded) {
+		status = StatusTimeout
+	}
+	msg := fmt.Sprintf("lock '%s' not acquired: %v", name, cause)
+	if c := context.Cause(ctx); c != nil && c != cause {
+		msg += " (" + c.Error() + ")"
+	}
+	return &Error{Status: status, Message: msg, cause: cause}
+}
