@@ -53,8 +53,8 @@ var (
 	// range, a bad URL, a closed Client or Mutex, ...).
 	ErrInvalidArgument = errors.New("latchkey: invalid argument")
 	// ErrTimeout: the lock was still held by another owner at the deadline
-	// (including a context's deadline), or Redis did not answer within the
-	// command timeout.
+	// (including a context's deadline). A Redis that does not answer within
+	// the command timeout is ErrConnection.
 	ErrTimeout = errors.New("latchkey: timeout")
 	// ErrNotHeld: Unlock or Extend found that this owner does not hold the
 	// lock (it expired, was force-unlocked, or was never locked).

@@ -195,10 +195,10 @@ func (m *Mutex) Name() string {
 // context.Canceled; a ctx deadline, both ErrTimeout and
 // context.DeadlineExceeded. context.Background() waits for ever.
 //
-// Lock fails with ErrTimeout (without a context error) if Redis did not
-// answer within the client's command timeout, and with ErrConnection or
-// ErrServer when Redis fails; an outage while waiting is ridden out until
-// ctx ends.
+// Lock fails with ErrConnection when Redis cannot be reached or does not
+// answer within the client's command timeout, and with ErrServer when Redis
+// answers with an error; an outage while waiting is ridden out until ctx
+// ends.
 func (m *Mutex) Lock(ctx context.Context) error {
 	st := m.st
 	if err := ctx.Err(); err != nil {
@@ -260,9 +260,8 @@ func (m *Mutex) Lock(ctx context.Context) error {
 }
 
 // TryLock makes one attempt, without waiting: true if it acquired the lock,
-// false (and no error) if someone else holds it. (The C ABI reports a Redis
-// command timeout with the same status as "held", so a Redis that does not
-// answer within the command timeout also gives false.)
+// false (and no error) if someone else holds it; an error (ErrConnection)
+// if Redis cannot be reached or does not answer within the command timeout.
 func (m *Mutex) TryLock() (bool, error) {
 	st := m.st
 	if !st.rc.acquire() {
