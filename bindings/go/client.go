@@ -244,7 +244,7 @@ func Open(url string, opts ...Option) (*Client, error) {
 	}
 	defer freeCString(curl)
 	return open(opts, func(o *C.latchkey_client_options, out **C.latchkey_client, cerr **C.latchkey_error) C.latchkey_status {
-		return C.lkq_client_open(curl, o, out, cerr)
+		return C.latchkey_client_open(curl, o, out, cerr)
 	})
 }
 
@@ -258,7 +258,7 @@ func OpenRedlock(urls []string, opts ...Option) (*Client, error) {
 	}
 	defer free()
 	return open(opts, func(o *C.latchkey_client_options, out **C.latchkey_client, cerr **C.latchkey_error) C.latchkey_status {
-		return C.lkq_client_open_redlock(arr, C.size_t(len(urls)), o, out, cerr)
+		return C.latchkey_client_open_redlock(arr, C.size_t(len(urls)), o, out, cerr)
 	})
 }
 
@@ -276,7 +276,7 @@ func OpenSentinel(sentinels []string, masterName string, opts ...Option) (*Clien
 	}
 	defer freeCString(cname)
 	return open(opts, func(o *C.latchkey_client_options, out **C.latchkey_client, cerr **C.latchkey_error) C.latchkey_status {
-		return C.lkq_client_open_sentinel(arr, C.size_t(len(sentinels)), cname, o, out, cerr)
+		return C.latchkey_client_open_sentinel(arr, C.size_t(len(sentinels)), cname, o, out, cerr)
 	})
 }
 
@@ -288,7 +288,7 @@ func OpenCluster(seeds []string, opts ...Option) (*Client, error) {
 	}
 	defer free()
 	return open(opts, func(o *C.latchkey_client_options, out **C.latchkey_client, cerr **C.latchkey_error) C.latchkey_status {
-		return C.lkq_client_open_cluster(arr, C.size_t(len(seeds)), o, out, cerr)
+		return C.latchkey_client_open_cluster(arr, C.size_t(len(seeds)), o, out, cerr)
 	})
 }
 
@@ -361,7 +361,7 @@ func (c *Client) Inspect(name string) (*LockInfo, error) {
 	err := c.withName("name", name, func(p *C.latchkey_client, cname *C.char) error {
 		var ci C.latchkey_lock_info
 		var cerr *C.latchkey_error
-		if st := C.lkq_client_inspect(p, cname, &ci, &cerr); st != C.LATCHKEY_OK {
+		if st := C.latchkey_client_inspect(p, cname, &ci, &cerr); st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
 		if !bool(ci.locked) {
@@ -388,7 +388,7 @@ func (c *Client) IsLocked(name string) (bool, error) {
 	var locked C.bool
 	err := c.withName("name", name, func(p *C.latchkey_client, cname *C.char) error {
 		var cerr *C.latchkey_error
-		if st := C.lkq_client_is_locked(p, cname, &locked, &cerr); st != C.LATCHKEY_OK {
+		if st := C.latchkey_client_is_locked(p, cname, &locked, &cerr); st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
 		return nil
@@ -404,7 +404,7 @@ func (c *Client) ForceUnlock(name string) (bool, error) {
 	var deleted C.bool
 	err := c.withName("name", name, func(p *C.latchkey_client, cname *C.char) error {
 		var cerr *C.latchkey_error
-		if st := C.lkq_client_force_unlock(p, cname, &deleted, &cerr); st != C.LATCHKEY_OK {
+		if st := C.latchkey_client_force_unlock(p, cname, &deleted, &cerr); st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
 		return nil
@@ -437,7 +437,7 @@ func (c *Client) InspectMasters(name string) ([]MasterState, error) {
 		var arr *C.latchkey_master_state
 		var n C.size_t
 		var cerr *C.latchkey_error
-		if st := C.lkq_client_inspect_masters(p, cname, &arr, &n, &cerr); st != C.LATCHKEY_OK {
+		if st := C.latchkey_client_inspect_masters(p, cname, &arr, &n, &cerr); st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
 		defer C.latchkey_master_states_free(arr, n)
@@ -479,7 +479,7 @@ func (c *Client) FencedWrite(resource string, fencingToken uint64, value []byte)
 		if len(value) > 0 {
 			ptr = (*C.uint8_t)(unsafe.Pointer(unsafe.SliceData(value)))
 		}
-		st := C.lkq_client_fenced_write(p, cres, C.uint64_t(fencingToken), ptr, C.size_t(len(value)), &written, &highest, &cerr)
+		st := C.latchkey_client_fenced_write(p, cres, C.uint64_t(fencingToken), ptr, C.size_t(len(value)), &written, &highest, &cerr)
 		if st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
@@ -497,7 +497,7 @@ func (c *Client) FencedRead(resource string) (value []byte, fencingToken uint64,
 		var ptr *C.uint8_t
 		var n C.size_t
 		var cerr *C.latchkey_error
-		if st := C.lkq_client_fenced_read(p, cres, &cfound, &token, &ptr, &n, &cerr); st != C.LATCHKEY_OK {
+		if st := C.latchkey_client_fenced_read(p, cres, &cfound, &token, &ptr, &n, &cerr); st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
 		defer C.latchkey_bytes_free(ptr, n)

@@ -35,11 +35,11 @@
 //
 // # Signals
 //
-// Calls that talk to Redis run with asynchronous signals blocked on their
-// thread (delivered when the call returns), and the library's threads
-// inherit that mask: a signal (such as the Go runtime's preemption signal)
-// interrupting a socket read inside the library would otherwise fail the
-// call. See the README for details.
+// The library blocks asynchronous signals on a thread while it talks to
+// Redis (they are delivered when the round trip ends) and on its own
+// threads: a signal such as the Go runtime's preemption signal interrupting
+// a socket read with a timeout would otherwise fail the call. Nothing is
+// needed from Go code.
 //
 // # Linking
 //

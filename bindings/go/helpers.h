@@ -8,47 +8,8 @@
 #ifndef LATCHKEY_GO_HELPERS_H
 #define LATCHKEY_GO_HELPERS_H
 
-#include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include "latchkey.h"
-
-/*
- * Quiet sections. The Go runtime interrupts threads with signals (SIGURG
- * for goroutine preemption, also while a thread runs C code, plus SIGPROF,
- * SIGCHLD, ...). The library's sockets have read timeouts (SO_RCVTIMEO),
- * and such reads are never restarted after a signal handler: they fail
- * with EINTR, which the library takes for a broken connection, and on a
- * pooled connection it then re-sends the command on a fresh one. For a
- * release that already ran, the repeat finds the lock gone and reports
- * LATCHKEY_NOT_HELD (seen in a plain Lock/Unlock loop within seconds).
- *
- * So every call that talks to Redis runs with asynchronous signals blocked
- * on its thread; they are delivered when the call returns (the Go runtime
- * copes with late preemption signals; process-wide signals go to another
- * thread meanwhile). Threads the library starts during such a call (the
- * watchdog, the release listener) inherit the mask, so their reads are
- * quiet too. Fault signals stay unblocked, so a crash is still reported.
- */
-typedef struct {
-	sigset_t old;
-} lk_quiet;
-
-static inline void lk_quiet_begin(lk_quiet *q) {
-	sigset_t all;
-	sigfillset(&all);
-	sigdelset(&all, SIGSEGV);
-	sigdelset(&all, SIGBUS);
-	sigdelset(&all, SIGFPE);
-	sigdelset(&all, SIGILL);
-	sigdelset(&all, SIGTRAP);
-	sigdelset(&all, SIGABRT);
-	pthread_sigmask(SIG_BLOCK, &all, &q->old);
-}
-
-static inline void lk_quiet_end(const lk_quiet *q) {
-	pthread_sigmask(SIG_SETMASK, &q->old, NULL);
-}
 
 /* Exported from callbacks.go. */
 extern void latchkeyGoLost(uintptr_t user, char *name, uint64_t fencing_token, char *reason);
@@ -87,10 +48,7 @@ static inline void lk_fill_guard(lk_acquired *r) {
 // Acquire, then read the new guard's tokens: one cgo call.
 static inline lk_acquired lk_acquire(const latchkey_lock *lock, int64_t timeout_ms, const latchkey_cancel *cancel) {
 	lk_acquired r = {0};
-	lk_quiet q;
-	lk_quiet_begin(&q);
 	r.status = latchkey_lock_acquire(lock, timeout_ms, cancel, &r.guard, &r.err);
-	lk_quiet_end(&q);
 	if (r.status == LATCHKEY_OK) lk_fill_guard(&r);
 	return r;
 }
@@ -99,10 +57,7 @@ static inline lk_acquired lk_acquire(const latchkey_lock *lock, int64_t timeout_
 // so its error object is freed here rather than in a second cgo call.
 static inline lk_acquired lk_try_acquire(const latchkey_lock *lock) {
 	lk_acquired r = {0};
-	lk_quiet q;
-	lk_quiet_begin(&q);
 	r.status = latchkey_lock_try_acquire(lock, &r.guard, &r.err);
-	lk_quiet_end(&q);
 	if (r.status == LATCHKEY_OK) {
 		lk_fill_guard(&r);
 	} else if (r.status == LATCHKEY_TIMEOUT) {
@@ -115,20 +70,14 @@ static inline lk_acquired lk_try_acquire(const latchkey_lock *lock) {
 // Release, then free the guard: one cgo call.
 static inline lk_result lk_release_free(latchkey_guard *guard) {
 	lk_result r = {0};
-	lk_quiet q;
-	lk_quiet_begin(&q);
 	r.status = latchkey_guard_release(guard, &r.err);
 	latchkey_guard_free(guard);
-	lk_quiet_end(&q);
 	return r;
 }
 
 static inline lk_result lk_extend(latchkey_guard *guard, uint64_t ttl_ms) {
 	lk_result r = {0};
-	lk_quiet q;
-	lk_quiet_begin(&q);
 	r.status = latchkey_guard_extend(guard, ttl_ms, &r.err);
-	lk_quiet_end(&q);
 	return r;
 }
 
@@ -200,10 +149,7 @@ static inline lk_lock_made lk_lock_new(const latchkey_client *client, const char
 		if (r.status == LATCHKEY_OK) r.handle_taken = 1;
 	}
 	if (r.status == LATCHKEY_OK) {
-		lk_quiet q;
-		lk_quiet_begin(&q);
 		r.status = latchkey_lock_new(client, name, options, &r.lock, &r.err);
-		lk_quiet_end(&q);
 	}
 	// The lock keeps what it needs; if it was not made, this is where the
 	// library lets go of `handle` (lk_user_free runs during this call).
@@ -224,104 +170,6 @@ static inline lk_error_view lk_error_read(latchkey_error *err) {
 	v.message = latchkey_error_message(err);
 	v.err = err;
 	return v;
-}
-
-/* The client calls that talk to Redis (or may start threads), quietly. */
-
-static inline latchkey_status lkq_client_open(const char *url, const latchkey_client_options *o,
-                                              latchkey_client **out, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_open(url, o, out, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_open_redlock(const char *const *urls, size_t n,
-                                                      const latchkey_client_options *o,
-                                                      latchkey_client **out, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_open_redlock(urls, n, o, out, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_open_sentinel(const char *const *urls, size_t n, const char *master,
-                                                       const latchkey_client_options *o,
-                                                       latchkey_client **out, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_open_sentinel(urls, n, master, o, out, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_open_cluster(const char *const *urls, size_t n,
-                                                      const latchkey_client_options *o,
-                                                      latchkey_client **out, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_open_cluster(urls, n, o, out, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_inspect(const latchkey_client *c, const char *name,
-                                                 latchkey_lock_info *info, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_inspect(c, name, info, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_is_locked(const latchkey_client *c, const char *name,
-                                                   bool *locked, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_is_locked(c, name, locked, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_force_unlock(const latchkey_client *c, const char *name,
-                                                      bool *deleted, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_force_unlock(c, name, deleted, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_inspect_masters(const latchkey_client *c, const char *name,
-                                                         latchkey_master_state **masters, size_t *count,
-                                                         latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_inspect_masters(c, name, masters, count, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_fenced_write(const latchkey_client *c, const char *resource,
-                                                      uint64_t token, const uint8_t *value, size_t len,
-                                                      bool *written, uint64_t *highest, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_fenced_write(c, resource, token, value, len, written, highest, err);
-	lk_quiet_end(&q);
-	return s;
-}
-
-static inline latchkey_status lkq_client_fenced_read(const latchkey_client *c, const char *resource,
-                                                     bool *found, uint64_t *token, uint8_t **value,
-                                                     size_t *len, latchkey_error **err) {
-	lk_quiet q;
-	lk_quiet_begin(&q);
-	latchkey_status s = latchkey_client_fenced_read(c, resource, found, token, value, len, err);
-	lk_quiet_end(&q);
-	return s;
 }
 
 #endif

@@ -18,10 +18,10 @@ import (
 // while they run C code; other signals (SIGCHLD, SIGWINCH, ...) go to any
 // thread. A read on a socket with a timeout fails with EINTR when a signal
 // handler runs, and the library would take that for a broken connection
-// (and re-send a release that already ran: "no longer held"). The binding
-// blocks signals during its C calls (helpers.h); this storm of SIGURG to
-// the process checks it, for the callers' threads and for the library's
-// own watchdog and listener threads.
+// (and re-send a release that already ran: "no longer held"). The library
+// blocks signals during its socket I/O and on its own threads
+// (src/signals.rs); this storm of SIGURG to the process checks it, for the
+// callers' threads and for the library's watchdog and listener threads.
 func TestSignalsDuringCalls(t *testing.T) {
 	c := openClient(t)
 	contended := uniqueName(t)
