@@ -18,7 +18,8 @@ use super::{Call, EndpointSource, Runner};
 use crate::error::{Error, ErrorKind, Result};
 
 const SLOTS: u16 = 16384;
-/// Redirections followed for one command before giving up.
+/// Redirections always followed for one command; past these it gives up
+/// once the command timeout is spent too (a failover may need more tries).
 const MAX_REDIRECTS: usize = 5;
 
 /// The CRC16 (XMODEM) of the cluster specification.
