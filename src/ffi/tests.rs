@@ -19,7 +19,9 @@ fn text(ptr: *const c_char) -> String {
     assert!(!ptr.is_null());
     // SAFETY: the library returns NUL-terminated strings.
     // Lossy: a test compares the text, an invalid byte would show as U+FFFD.
-    unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned()
+    unsafe { CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[test]
