@@ -9,9 +9,11 @@ typedef char owner_token_fits[LATCHKEY_OWNER_TOKEN_SIZE == 33 ? 1 : -1];
 typedef char major_is_a_number[LATCHKEY_VERSION_MAJOR >= 0 ? 1 : -1];
 
 /* Every callback type accepts a plain C function. */
-static void on_lost(void *user, const char *name, uint64_t token, const char *reason) {
+static void on_lost(void *user, const char *name, const char *owner_token, uint64_t token,
+                    const char *reason) {
     (void)user;
     (void)name;
+    (void)owner_token;
     (void)token;
     (void)reason;
 }

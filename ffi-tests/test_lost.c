@@ -25,8 +25,10 @@ struct lost_report {
 static struct lost_report report = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0,
                                     "", "", 0};
 
-static void on_lost(void *user, const char *name, uint64_t fencing_token, const char *reason) {
+static void on_lost(void *user, const char *name, const char *owner_token, uint64_t fencing_token,
+                    const char *reason) {
     struct lost_report *r = user;
+    (void)owner_token;
     pthread_mutex_lock(&r->mutex);
     r->calls++;
     snprintf(r->name, sizeof r->name, "%s", name);

@@ -297,9 +297,12 @@ typedef struct latchkey_master_state {
 
 /**
  * Called when an auto-renewed lease is lost: with the `user` pointer given
- * to latchkey_lock_options_set_on_lost, the lock's name, the lost lease's
- * fencing token and why it was lost. `name` and `reason` are valid only
- * during the call.
+ * to latchkey_lock_options_set_on_lost, the lock's name, the lost hold's
+ * owner token (the same string latchkey_guard_owner_token gives for that
+ * guard: unique per acquisition, nested reentrant ones included, so it
+ * names exactly one guard), its fencing token and why it was lost. `name`,
+ * `owner_token` and `reason` are valid only during the call. Each hold is
+ * reported at most once.
  *
  * It runs on the client's renewal (watchdog) thread, not on a thread of
  * yours, possibly while your threads use the guard. Keep it short: it
@@ -308,6 +311,7 @@ typedef struct latchkey_master_state {
  */
 typedef void (*latchkey_lost_callback)(void *user,
                                        const char *name,
+                                       const char *owner_token,
                                        uint64_t fencing_token,
                                        const char *reason);
 

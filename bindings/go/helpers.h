@@ -15,7 +15,9 @@
 extern void latchkeyGoLost(uintptr_t user, char *name, uint64_t fencing_token, char *reason);
 extern void latchkeyGoUserFree(uintptr_t user);
 
-static inline void lk_on_lost(void *user, const char *name, uint64_t fencing_token, const char *reason) {
+static inline void lk_on_lost(void *user, const char *name, const char *owner_token, uint64_t fencing_token,
+                              const char *reason) {
+	(void)owner_token;
 	latchkeyGoLost((uintptr_t)user, (char *)name, fencing_token, (char *)reason);
 }
 

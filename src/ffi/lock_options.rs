@@ -12,9 +12,12 @@ use super::status::latchkey_status;
 use crate::{LockOptions, LostLease};
 
 /// Called when an auto-renewed lease is lost: with the `user` pointer given
-/// to latchkey_lock_options_set_on_lost, the lock's name, the lost lease's
-/// fencing token and why it was lost. `name` and `reason` are valid only
-/// during the call.
+/// to latchkey_lock_options_set_on_lost, the lock's name, the lost hold's
+/// owner token (the same string latchkey_guard_owner_token gives for that
+/// guard: unique per acquisition, nested reentrant ones included, so it
+/// names exactly one guard), its fencing token and why it was lost. `name`,
+/// `owner_token` and `reason` are valid only during the call. Each hold is
+/// reported at most once.
 ///
 /// It runs on the client's renewal (watchdog) thread, not on a thread of
 /// yours, possibly while your threads use the guard. Keep it short: it
@@ -24,6 +27,7 @@ pub type latchkey_lost_callback = Option<
     unsafe extern "C" fn(
         user: *mut c_void,
         name: *const c_char,
+        owner_token: *const c_char,
         fencing_token: u64,
         reason: *const c_char,
     ),
@@ -36,7 +40,7 @@ pub type latchkey_user_free = Option<unsafe extern "C" fn(user: *mut c_void)>;
 /// from them and their leases. Dropping the last reference calls
 /// `user_free`: only then can no callback run any more.
 struct LostHook {
-    callback: unsafe extern "C" fn(*mut c_void, *const c_char, u64, *const c_char),
+    callback: unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char, u64, *const c_char),
     user: *mut c_void,
     user_free: latchkey_user_free,
 }
@@ -50,6 +54,7 @@ unsafe impl Sync for LostHook {}
 impl LostHook {
     fn call(&self, lost: &LostLease) {
         let name = c_string(&lost.name);
+        let owner_token = c_string(&lost.token);
         let reason = c_string(&lost.reason);
         // SAFETY: the caller gave a valid function; the strings live
         // through the call.
@@ -57,6 +62,7 @@ impl LostHook {
             (self.callback)(
                 self.user,
                 name.as_ptr(),
+                owner_token.as_ptr(),
                 lost.fencing_token,
                 reason.as_ptr(),
             )

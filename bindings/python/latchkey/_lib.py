@@ -188,7 +188,7 @@ class MasterStateC(Structure):
     ]
 
 
-LOST_CALLBACK = CFUNCTYPE(None, c_void_p, c_char_p, c_uint64, c_char_p)
+LOST_CALLBACK = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_uint64, c_char_p)
 USER_FREE = CFUNCTYPE(None, c_void_p)
 
 

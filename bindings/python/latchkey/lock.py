@@ -83,7 +83,11 @@ _CALLBACK_IDS = itertools.count(1)
 
 
 def _dispatch_lost(
-    user: Optional[int], name: Optional[bytes], token: int, reason: Optional[bytes]
+    user: Optional[int],
+    name: Optional[bytes],
+    owner_token: Optional[bytes],
+    token: int,
+    reason: Optional[bytes],
 ) -> None:
     # Runs on the library's renewal thread. Nothing may escape: an
     # exception is logged, never raised into C.
