@@ -760,9 +760,13 @@ void latchkey_master_states_free(struct latchkey_master_state *masters, size_t c
 
 /**
  * Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
- * resource `resource` only if `fencing_token` is at least the highest
- * token the resource has accepted, so a holder that was paused past its
- * lease (and has an older token) is refused. `*written_out` tells whether
+ * resource `resource` only if `fencing_token` is above the highest token
+ * the resource has accepted, so a holder that was paused past its lease
+ * (and has an older token) is refused. An equal token is accepted only
+ * if the previous write also came through this function with it (a
+ * writer with only a token cannot prove it is the same hold); a holder
+ * that writes several times uses latchkey_guard_fenced_write. Tokens
+ * compare exactly over the whole uint64_t range. `*written_out` tells whether
  * it was written, `*highest_token_out` the highest token accepted so far.
  *
  * Threads: any thread. Blocks: for one Redis round trip.
@@ -1207,6 +1211,53 @@ latchkey_status latchkey_guard_owner_token(const struct latchkey_guard *guard,
 latchkey_status latchkey_guard_name(const struct latchkey_guard *guard,
                                     const char **name_out,
                                     struct latchkey_error **err_out);
+
+/**
+ * Asks Redis whether this hold still owns the lock: `*held_out` is true
+ * when it does. Unlike latchkey_guard_check (local state only), this sees
+ * a force-unlock or an expiry at once. A guard that is released, lost or
+ * inherited across fork() writes false without asking.
+ *
+ * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
+ * trip (Redlock: one to every master, a quorum must agree).
+ * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+ * LATCHKEY_NO_QUORUM (Redis could not tell); LATCHKEY_INVALID_ARGUMENT
+ * (NULL argument); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `held_out` and `err_out` are NULL or
+ * writable.
+ */
+latchkey_status latchkey_guard_confirm(const struct latchkey_guard *guard,
+                                       bool *held_out,
+                                       struct latchkey_error **err_out);
+
+/**
+ * Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
+ * resource `resource`, fenced by this hold: refused when the resource has
+ * accepted a higher fencing token, or an equal token from another hold;
+ * accepted again for this same hold. `*written_out` tells whether it was
+ * written, `*highest_token_out` the highest token accepted so far.
+ *
+ * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
+ * trip.
+ * Returns: LATCHKEY_OK (also when refused: see `*written_out`);
+ * LATCHKEY_NOT_HELD (the guard was released); LATCHKEY_INVALID_ARGUMENT
+ * (NULL argument, bad `resource`); LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+ * LATCHKEY_NO_QUORUM; LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `resource` is NULL or a NUL-terminated
+ * string; `value` points to `value_len` readable bytes; the out pointers
+ * are NULL or writable.
+ */
+latchkey_status latchkey_guard_fenced_write(const struct latchkey_guard *guard,
+                                            const char *resource,
+                                            const uint8_t *value,
+                                            size_t value_len,
+                                            bool *written_out,
+                                            uint64_t *highest_token_out,
+                                            struct latchkey_error **err_out);
 
 /**
  * Makes a cancel handle that is not triggered.

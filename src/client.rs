@@ -9,9 +9,9 @@ use crate::backend::cluster::{ClusterConfig, ClusterNode};
 use crate::backend::redlock::Redlock;
 use crate::backend::sentinel::{SentinelConfig, SentinelNode};
 use crate::backend::single::SingleNode;
-use crate::backend::{Backend, Direct, WaitForReplicas};
+use crate::backend::{Backend, Direct, FencedWriteArgs, WaitForReplicas};
 use crate::error::{Error, Result};
-use crate::keys::{validate_name, validate_prefix, LockKeys};
+use crate::keys::{validate_name, validate_prefix, LockKeys, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
 use crate::pubsub::Subscriber;
 use crate::renew::Watchdog;
@@ -50,6 +50,45 @@ pub(crate) struct ClientInner {
     /// One release listener per server that publishes releases.
     pub(crate) subscribers: Vec<Subscriber>,
     pub(crate) watchdog: Watchdog,
+    /// See [`ClientBuilder::fence_retention`].
+    pub(crate) fence_retention: Duration,
+}
+
+impl ClientInner {
+    fn fenced_key(&self, resource: &str) -> Result<Vec<u8>> {
+        validate_name(resource)?;
+        Ok(format!("{}:fenced:{{{resource}}}", self.prefix).into_bytes())
+    }
+
+    /// A fenced write by the hold `holder` ("" when only a token is known).
+    pub(crate) fn fenced_write(
+        &self,
+        resource: &str,
+        token: u64,
+        holder: &str,
+        value: &[u8],
+    ) -> Result<FencedWrite> {
+        let key = self.fenced_key(resource)?;
+        if token == 0 {
+            return Err(Error::invalid(
+                "a fencing token is never 0; pass the guard's fencing_token()",
+            ));
+        }
+        self.backend.fenced_write(&FencedWriteArgs {
+            key: &key,
+            resource,
+            token,
+            holder,
+            value,
+        })
+    }
+
+    /// The keys of lock `name` on this client.
+    pub(crate) fn keys(&self, name: &str) -> Result<LockKeys> {
+        let mut keys = LockKeys::new(&self.prefix, name)?;
+        keys.fence_retention = self.fence_retention;
+        Ok(keys)
+    }
 }
 
 impl fmt::Debug for Client {
@@ -84,6 +123,7 @@ pub struct ClientBuilder {
     command_timeout: Duration,
     prefix: String,
     pool_size: usize,
+    fence_retention: Duration,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -104,6 +144,7 @@ impl fmt::Debug for ClientBuilder {
             .field("command_timeout", &self.command_timeout)
             .field("prefix", &self.prefix)
             .field("pool_size", &self.pool_size)
+            .field("fence_retention", &self.fence_retention)
             .finish()
     }
 }
@@ -203,6 +244,22 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a lock name's fencing counter stays in Redis after its last
+    /// acquire (default one day; 1 s to 365 days). After that a free name
+    /// leaves no key behind; fencing tokens keep increasing regardless,
+    /// because each token is at least the server's clock in microseconds
+    /// (see the README's safety section for the clock assumption).
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("redis://127.0.0.1")
+    ///     .fence_retention(std::time::Duration::from_secs(3600));
+    /// # let _ = b;
+    /// ```
+    pub fn fence_retention(mut self, retention: Duration) -> Self {
+        self.fence_retention = retention;
+        self
+    }
+
     /// Checks the options and makes the client. No connection is opened
     /// yet: the first command connects, so a client can be made before
     /// Redis is up.
@@ -217,6 +274,14 @@ impl ClientBuilder {
         check_timeout("connect timeout", self.connect_timeout)?;
         check_timeout("command timeout", self.command_timeout)?;
         validate_prefix(&self.prefix)?;
+        if self.fence_retention < Duration::from_secs(1)
+            || self.fence_retention > Duration::from_secs(365 * 24 * 3600)
+        {
+            return Err(Error::invalid(format!(
+                "the fence retention must be between 1 s and 365 days; got {:?}",
+                self.fence_retention
+            )));
+        }
         if self.pool_size == 0 || self.pool_size > 1024 {
             return Err(Error::invalid("the pool size must be between 1 and 1024"));
         }
@@ -264,7 +329,11 @@ impl ClientBuilder {
                 None => return Err(Error::invalid("no Redis URL given")),
             }
         };
-        Ok(Client::with_backend(backend, self.prefix))
+        Ok(Client::with_backend(
+            backend,
+            self.prefix,
+            self.fence_retention,
+        ))
     }
 
     fn build_cluster(self) -> Result<Client> {
@@ -285,6 +354,7 @@ impl ClientBuilder {
         Ok(Client::with_backend(
             Arc::new(Direct::new(node, self.wait)),
             self.prefix,
+            self.fence_retention,
         ))
     }
 
@@ -315,6 +385,7 @@ impl ClientBuilder {
         Ok(Client::with_backend(
             Arc::new(Direct::new(node, self.wait)),
             self.prefix,
+            self.fence_retention,
         ))
     }
 }
@@ -480,6 +551,7 @@ impl Client {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             prefix: DEFAULT_PREFIX.to_string(),
             pool_size: 8,
+            fence_retention: DEFAULT_FENCE_RETENTION,
         }
     }
 
@@ -553,7 +625,11 @@ impl Client {
         builder
     }
 
-    fn with_backend(backend: Arc<dyn Backend>, prefix: String) -> Client {
+    fn with_backend(
+        backend: Arc<dyn Backend>,
+        prefix: String,
+        fence_retention: Duration,
+    ) -> Client {
         Client {
             inner: Arc::new(ClientInner {
                 subscribers: backend
@@ -564,6 +640,7 @@ impl Client {
                 watchdog: Watchdog::new(backend.clone()),
                 backend,
                 prefix,
+                fence_retention,
             }),
         }
     }
@@ -601,7 +678,7 @@ impl Client {
     /// ```
     pub fn lock_with(&self, name: &str, options: LockOptions) -> Result<Lock> {
         options.validate()?;
-        let keys = LockKeys::new(&self.inner.prefix, name)?;
+        let keys = self.inner.keys(name)?;
         Ok(Lock::new(self.inner.clone(), keys, options))
     }
 
@@ -615,7 +692,7 @@ impl Client {
     /// }
     /// ```
     pub fn inspect(&self, name: &str) -> Result<Option<LockInfo>> {
-        let keys = LockKeys::new(&self.inner.prefix, name)?;
+        let keys = self.inner.keys(name)?;
         self.inner.backend.inspect(&keys)
     }
 
@@ -641,13 +718,18 @@ impl Client {
     /// # let _ = deleted;
     /// ```
     pub fn force_unlock(&self, name: &str) -> Result<bool> {
-        let keys = LockKeys::new(&self.inner.prefix, name)?;
+        let keys = self.inner.keys(name)?;
         self.inner.backend.force_unlock(&keys)
     }
 
     /// Writes `value` to the resource `resource` only if `fencing_token` is
-    /// at least the highest token the resource has accepted: a holder that
-    /// was paused past its lease (and so has an older token) is refused.
+    /// above the highest token the resource has accepted: a holder that was
+    /// paused past its lease (and so has an older token) is refused. A
+    /// writer with only a token cannot prove it is the hold that wrote
+    /// before, so an equal token is accepted only if the previous write
+    /// also came with only that token; a holder that writes several times
+    /// uses [`Guard::fenced_write`](crate::Guard::fenced_write), which is
+    /// accepted again for the same hold and refused for any other.
     ///
     /// ```
     /// # fn main() -> latchkey::Result<()> {
@@ -664,15 +746,7 @@ impl Client {
         fencing_token: u64,
         value: &[u8],
     ) -> Result<FencedWrite> {
-        let key = self.fenced_key(resource)?;
-        if fencing_token == 0 {
-            return Err(Error::invalid(
-                "a fencing token is never 0; pass the guard's fencing_token()",
-            ));
-        }
-        self.inner
-            .backend
-            .fenced_write(&key, resource, fencing_token, value)
+        self.inner.fenced_write(resource, fencing_token, "", value)
     }
 
     /// Reads a resource written by [`fenced_write`](Client::fenced_write):
@@ -691,8 +765,7 @@ impl Client {
     }
 
     fn fenced_key(&self, resource: &str) -> Result<Vec<u8>> {
-        validate_name(resource)?;
-        Ok(format!("{}:fenced:{{{resource}}}", self.inner.prefix).into_bytes())
+        self.inner.fenced_key(resource)
     }
 }
 

@@ -4,10 +4,15 @@
 //! a single Redis Cluster slot. Names reach scripts only through KEYS and
 //! ARGV, never by building script text, so no name can change what runs.
 
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 
 /// The longest lock name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 4096;
+
+/// How long a lock's fencing counter outlives its last acquire by default.
+pub const DEFAULT_FENCE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
 /// The keys and channel of one lock.
 #[derive(Clone, Debug)]
@@ -16,6 +21,9 @@ pub(crate) struct LockKeys {
     pub(crate) lock: Vec<u8>,
     pub(crate) fence: Vec<u8>,
     pub(crate) channel: Vec<u8>,
+    /// How long the fencing counter stays after the last acquire (tokens
+    /// keep increasing without it: see src/scripts/prelude.lua).
+    pub(crate) fence_retention: Duration,
 }
 
 impl LockKeys {
@@ -27,6 +35,7 @@ impl LockKeys {
             fence: format!("{lock}:fence").into_bytes(),
             channel: format!("{lock}:ch").into_bytes(),
             lock: lock.into_bytes(),
+            fence_retention: DEFAULT_FENCE_RETENTION,
         })
     }
 }

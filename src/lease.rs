@@ -49,6 +49,9 @@ struct LeaseState {
 }
 
 pub(crate) struct Lease {
+    /// The fork generation that took the hold: in a forked child the hold
+    /// is its parent's, and every operation through it is inert.
+    generation: u64,
     keys: LockKeys,
     token: String,
     fencing_token: u64,
@@ -72,6 +75,7 @@ pub(crate) struct NewLease {
 impl Lease {
     pub(crate) fn new(new: NewLease) -> Arc<Self> {
         Arc::new(Lease {
+            generation: crate::fork::generation(),
             keys: new.keys,
             token: new.token,
             fencing_token: new.fencing_token,
@@ -110,8 +114,20 @@ impl Lease {
         self.state.lock().valid_until
     }
 
-    /// Neither released nor lost: the watchdog should keep renewing it.
+    /// Whether this process inherited the hold across `fork()` (it is the
+    /// parent's: never released, renewed or vouched for here). Checked
+    /// before any mutex is touched: a lock held by another thread at the
+    /// fork stays locked for ever in the child.
+    pub(crate) fn inherited(&self) -> bool {
+        crate::fork::generation() != self.generation
+    }
+
+    /// Neither released nor lost nor inherited: the watchdog should keep
+    /// renewing it.
     pub(crate) fn is_active(&self) -> bool {
+        if self.inherited() {
+            return false;
+        }
         let state = self.state.lock();
         !state.released && state.lost.is_none()
     }
@@ -127,6 +143,9 @@ impl Lease {
 
     /// The time left on the local clock, zero once lost or expired.
     pub(crate) fn remaining(&self) -> Duration {
+        if self.inherited() {
+            return Duration::ZERO;
+        }
         let state = self.state.lock();
         if state.lost.is_some() || state.released {
             return Duration::ZERO;
@@ -136,6 +155,12 @@ impl Lease {
 
     /// Why the lease is no longer held, if it is not.
     pub(crate) fn lost_reason(&self) -> Option<String> {
+        if self.inherited() {
+            return Some(format!(
+                "the hold on lock '{}' belongs to the parent process: it was inherited across fork(), and a child never holds, renews or releases its parent's locks",
+                self.keys.name
+            ));
+        }
         let state = self.state.lock();
         if let Some(reason) = &state.lost {
             return Some(reason.clone());

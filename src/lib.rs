@@ -50,7 +50,7 @@ pub use client::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use keys::MAX_NAME_LEN;
+pub use keys::{DEFAULT_FENCE_RETENTION, MAX_NAME_LEN};
 pub use lease::{LostCallback, LostLease};
 pub use lock::{Guard, Lock, LockOptions, MAX_TTL, MIN_TTL};
 pub use wait::CancelToken;

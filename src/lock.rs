@@ -4,8 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::{Attempt, Released};
-use crate::client::ClientInner;
+use parking_lot::Mutex;
+
+use crate::backend::{AcquireArgs, Attempt, Released};
+use crate::client::{ClientInner, FencedWrite};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
 use crate::lease::{Lease, LostCallback, LostLease, NewLease};
@@ -104,7 +106,9 @@ impl LockOptions {
 
     /// Whether the same [`Lock`] handle may acquire again while it holds the
     /// lock (each acquire needs its own release). The owner is the handle,
-    /// not the thread.
+    /// not the thread; each nested acquire is still a hold of its own, with
+    /// its own [`Guard`] that Redis checks on release, extend and renewal,
+    /// so a stale guard never touches a later hold of the same handle.
     ///
     /// ```
     /// let o = latchkey::LockOptions::new().reentrant(true);
@@ -206,9 +210,11 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
 
 /// A named distributed lock. Make one with [`Client::lock`](crate::Client::lock).
 ///
-/// A `Lock` is `Send + Sync`; share it or make one per thread. For a
-/// reentrant lock the handle is the owner: two handles for the same name
-/// exclude each other, one handle may nest.
+/// A `Lock` is `Send + Sync`; share it or make one per thread. Every
+/// acquire returns a [`Guard`] for that hold alone. For a reentrant lock
+/// the handle is the owner: two handles for the same name exclude each
+/// other, one handle may nest. After `fork()`, a handle used in the child
+/// is a different owner from the same handle in the parent.
 ///
 /// ```
 /// # fn main() -> latchkey::Result<()> {
@@ -228,8 +234,10 @@ pub struct Lock {
     client: Arc<ClientInner>,
     keys: LockKeys,
     options: LockOptions,
-    /// The owner token of a reentrant lock (plain locks draw one per acquire).
-    handle_token: String,
+    /// The reentrant owner token and the fork generation it was drawn in
+    /// (a forked child draws its own, so it never nests into its parent's
+    /// hold). Plain locks use only hold tokens.
+    owner: Mutex<(u64, String)>,
 }
 
 impl fmt::Debug for Lock {
@@ -278,8 +286,18 @@ impl Lock {
             client,
             keys,
             options,
-            handle_token: new_token(),
+            owner: Mutex::new((crate::fork::generation(), new_token())),
         }
+    }
+
+    /// This process's reentrant owner token for the handle.
+    fn owner_token(&self) -> String {
+        let generation = crate::fork::generation();
+        let mut owner = self.owner.lock();
+        if owner.0 != generation {
+            *owner = (generation, new_token());
+        }
+        owner.1.clone()
     }
 
     /// The lock's name.
@@ -377,10 +395,14 @@ impl Lock {
         try_once: bool,
         cancel: Option<&CancelToken>,
     ) -> Result<Option<Guard>> {
-        let token = if self.options.reentrant {
-            self.handle_token.clone()
+        // Every acquisition is a hold of its own, with its own token; the
+        // same token is used by every attempt of this acquisition, so a
+        // retry finds what an earlier attempt with a lost reply took.
+        let token = new_token();
+        let owner = if self.options.reentrant {
+            self.owner_token()
         } else {
-            new_token()
+            token.clone()
         };
         let parker = Parker::new();
         let _registration = cancel.map(|c| c.register(&parker));
@@ -390,6 +412,10 @@ impl Lock {
         let mut waited = try_once;
         let mut outage = Outage::default();
         loop {
+            // Read the wake-up counter before looking at the cancel flag: a
+            // cancel after this read bumps the counter, so every park below
+            // returns at once; a cancel before it is seen by the check.
+            let seen = parker.wakeups();
             if cancel.is_some_and(|c| c.is_cancelled()) {
                 self.abandon(&token, &outage);
                 return Err(Error::new(
@@ -397,9 +423,8 @@ impl Lock {
                     format!("acquiring lock '{}' was cancelled", self.keys.name),
                 ));
             }
-            let seen = parker.wakeups();
             let sent = Instant::now();
-            let result = self.attempt(&token, waited);
+            let result = self.attempt(&owner, &token, waited);
             let now = Instant::now();
             let out_of_time = try_once || deadline.is_some_and(|d| now >= d);
             let holder_ttl = match result {
@@ -464,36 +489,39 @@ impl Lock {
             let woken = parker.park(seen, wake_at);
             if !woken && deadline.is_none_or(|d| Instant::now() < d) {
                 // The holder's lease ran out: every waiter noticed at once.
+                // (Parked on the same counter: a cancel or release since the
+                // last attempt ends the pause.)
                 let pause = jitter(self.options.retry_jitter);
-                parker.park(parker.wakeups(), Instant::now() + pause);
+                parker.park(seen, Instant::now() + pause);
             }
         }
     }
 
     /// Giving up after an attempt whose outcome is unknown (it timed out or
     /// lost its connection, so Redis may yet run it): the watchdog releases
-    /// that token once Redis answers, so it cannot sit there for a whole ttl.
-    /// A reentrant handle may legitimately hold the lock already, so its
-    /// stray hold is left to expire instead.
+    /// that hold once Redis answers, so it cannot sit there for a whole ttl.
+    /// The hold's token is its own, so this never touches another hold
+    /// (not even one of the same reentrant handle).
     fn abandon(&self, token: &str, outage: &Outage) {
         if let Some(first_unknown) = outage.first_unknown {
-            if !self.options.reentrant {
-                let until = first_unknown + self.options.ttl;
-                self.client
-                    .watchdog
-                    .release_later(self.keys.clone(), token.to_string(), until);
-            }
+            self.client.watchdog.release_later(
+                self.keys.clone(),
+                token.to_string(),
+                self.options.reentrant,
+                first_unknown + self.options.ttl,
+            );
         }
     }
 
-    fn attempt(&self, token: &str, waited: bool) -> Result<Attempt> {
-        self.client.backend.acquire(
-            &self.keys,
-            token,
-            self.options.ttl,
-            self.options.reentrant,
+    fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+        self.client.backend.acquire(&AcquireArgs {
+            keys: &self.keys,
+            owner,
+            hold,
+            ttl: self.options.ttl,
+            reentrant: self.options.reentrant,
             waited,
-        )
+        })
     }
 
     fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
@@ -518,10 +546,20 @@ impl Lock {
     }
 }
 
-/// Proof of holding a lock. Dropping it releases the lock (best effort,
-/// errors ignored); call [`release`](Guard::release) to see the outcome.
+/// Proof of one hold of a lock. Dropping it releases that hold (best
+/// effort, errors ignored); call [`release`](Guard::release) to see the
+/// outcome.
 ///
-/// A Guard is `Send + Sync`: it may be released from another thread.
+/// A guard speaks only for its own hold: its token is unique to this
+/// acquisition (nested reentrant ones included) and Redis checks it on
+/// every release, extend and renewal, so a stale guard can never release,
+/// extend or vouch for a later hold. A Guard is `Send + Sync`: it may be
+/// released from another thread.
+///
+/// In a process forked from the one that acquired it, a guard is inert: it
+/// reports the lock as not held, its release does nothing in Redis (it
+/// returns `NotHeld`) and dropping it does nothing; the parent keeps its
+/// hold.
 ///
 /// ```
 /// # fn main() -> latchkey::Result<()> {
@@ -561,7 +599,9 @@ impl Guard {
         self.lease.name()
     }
 
-    /// The owner token stored in Redis (32 hex digits, from the OS random source).
+    /// This hold's token, which Redis checks (32 hex digits, from the OS
+    /// random source); unique per acquisition, and the token a lost-lease
+    /// report names.
     ///
     /// ```
     /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
@@ -634,6 +674,7 @@ impl Guard {
     /// ```
     pub fn extend(&self, ttl: Duration) -> Result<()> {
         check_ttl(ttl)?;
+        // An inherited guard says why here without touching a mutex.
         if let Some(reason) = self.lease.lost_reason() {
             return Err(Error::new(
                 ErrorKind::NotHeld,
@@ -667,7 +708,54 @@ impl Guard {
         self.release_now()
     }
 
+    /// Asks Redis whether this hold still owns the lock (one round trip;
+    /// Redlock: a quorum of masters). Unlike [`check`](Guard::check), which
+    /// is local, this sees a force-unlock or an expiry at once; a lease that
+    /// is lost or released locally answers `false` without asking.
+    ///
+    /// ```
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
+    /// assert!(guard.confirm().unwrap());
+    /// ```
+    pub fn confirm(&self) -> Result<bool> {
+        if self.lease.lost_reason().is_some() {
+            return Ok(false);
+        }
+        self.client.backend.hold_exists(
+            self.lease.keys(),
+            self.lease.token(),
+            self.lease.reentrant(),
+        )
+    }
+
+    /// Writes `value` to `resource` fenced by this hold's token (see
+    /// [`Client::fenced_write`](crate::Client::fenced_write)): refused when
+    /// the resource has seen a higher token, or an equal token from another
+    /// hold; accepted again for this hold.
+    ///
+    /// ```
+    /// # fn main() -> latchkey::Result<()> {
+    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+    /// let client = latchkey::Client::open(&url)?;
+    /// let guard = client.lock("ledger")?.acquire()?;
+    /// assert!(guard.fenced_write("ledger-state", b"v1")?.written);
+    /// assert!(guard.fenced_write("ledger-state", b"v2")?.written);
+    /// # Ok(()) }
+    /// ```
+    pub fn fenced_write(&self, resource: &str, value: &[u8]) -> Result<FencedWrite> {
+        self.client.fenced_write(
+            resource,
+            self.lease.fencing_token(),
+            self.lease.token(),
+            value,
+        )
+    }
+
     fn release_now(&self) -> Result<()> {
+        if let Some(reason) = self.lease.lost_reason().filter(|_| self.lease.inherited()) {
+            return Err(Error::new(ErrorKind::NotHeld, reason));
+        }
         let expired = self.lease.lost_reason();
         let lost = self.lease.mark_released().or(expired);
         self.client.watchdog.unwatch(&self.lease);
@@ -675,7 +763,27 @@ impl Guard {
             self.lease.keys(),
             self.lease.token(),
             self.lease.reentrant(),
-        )?;
+        );
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if matches!(
+                    e.kind(),
+                    ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::NoQuorum
+                ) {
+                    // The release may not have run (or may run later): give
+                    // the hold back in the background as soon as Redis
+                    // answers, rather than leave it held for its whole ttl.
+                    self.client.watchdog.release_later(
+                        self.lease.keys().clone(),
+                        self.lease.token().to_string(),
+                        self.lease.reentrant(),
+                        Instant::now() + self.lease.ttl(),
+                    );
+                }
+                return Err(e);
+            }
+        };
         match (outcome, lost) {
             (Released::NotOwner, reason) => Err(Error::new(
                 ErrorKind::NotHeld,
@@ -697,7 +805,7 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !self.lease.inherited() {
             let _ = self.release_now();
         }
     }

@@ -3,8 +3,13 @@
 //! lease lost (loudly: flag, `check()` error, callback) the moment renewal
 //! shows it is no longer ours or cannot be confirmed before it runs out.
 //!
-//! The same thread also gives back locks that an acquire may have taken
-//! without hearing about it (the command timed out, Redis ran it later).
+//! The same thread also gives back holds whose acquire or release had an
+//! unknown outcome (the command timed out, Redis may run it later), as soon
+//! as Redis answers.
+//!
+//! After `fork()` the child's watchdog starts empty: the parent's leases
+//! and pending give-backs are the parent's, never renewed or released by
+//! the child.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
@@ -25,13 +30,14 @@ const COALESCE: Duration = Duration::from_millis(20);
 enum Task {
     /// Renew this lease (skipped if released or dropped meanwhile).
     Renew(Weak<Lease>),
-    /// Release a token whose acquire had an unknown outcome.
+    /// Release a hold whose acquire or release had an unknown outcome.
     Release(Box<StrayToken>),
 }
 
 struct StrayToken {
     keys: LockKeys,
     token: String,
+    reentrant: bool,
     /// After this the key has expired anyway.
     until: Instant,
     backoff: Duration,
@@ -105,12 +111,19 @@ impl Watchdog {
         }
     }
 
-    /// Releases `token` on `keys` as soon as Redis answers, retrying until
-    /// `until` (when the key would have expired anyway).
-    pub(crate) fn release_later(&self, keys: LockKeys, token: String, until: Instant) {
+    /// Releases the hold `token` on `keys` as soon as Redis answers,
+    /// retrying until `until` (when the key would have expired anyway).
+    pub(crate) fn release_later(
+        &self,
+        keys: LockKeys,
+        token: String,
+        reentrant: bool,
+        until: Instant,
+    ) {
         let stray = StrayToken {
             keys,
             token,
+            reentrant,
             until,
             backoff: Duration::from_millis(100),
         };
@@ -119,8 +132,12 @@ impl Watchdog {
 
     fn schedule(&self, when: Instant, task: Task) {
         let mut schedule = self.shared.schedule.lock();
-        let (_, earliest) = schedule.push(when, task);
         let generation = crate::fork::generation();
+        if schedule.started && schedule.thread_generation != generation {
+            // A forked child: everything scheduled is the parent's.
+            schedule.due.clear();
+        }
+        let (_, earliest) = schedule.push(when, task);
         if !schedule.started || schedule.thread_generation != generation {
             schedule.started = true;
             schedule.thread_generation = generation;
@@ -218,8 +235,8 @@ fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Task> {
 /// Tries to release a stray token; reschedules it while it may still exist.
 fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instant, Task)> {
     let released = matches!(
-        backend.release(&stray.keys, &stray.token, false),
-        Ok(Released::Free)
+        backend.release(&stray.keys, &stray.token, stray.reentrant),
+        Ok(Released::Free | Released::StillHeld)
     );
     let now = Instant::now();
     if released || now >= stray.until {

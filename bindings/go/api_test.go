@@ -130,7 +130,7 @@ func TestReentrant(t *testing.T) {
 		t.Fatalf("nested TryLock = %v, %v", ok, err)
 	}
 	info, err := c.Inspect(name)
-	if err != nil || info == nil || !info.Reentrant || info.HoldCount != 3 || info.Owner != m.Token() {
+	if err != nil || info == nil || !info.Reentrant || info.HoldCount != 3 || info.Owner == m.Token() {
 		t.Fatalf("Inspect = %+v, %v (token %s)", info, err, m.Token())
 	}
 	if ok, err := other.TryLock(); ok || err != nil {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::{IntoConnectionInfo, Value};
 
-use super::single::{describe_addr, server_error_to_result, SingleNode};
+use super::single::{describe_addr, resend_safe, server_error_to_result, SingleNode};
 use super::{Call, EndpointSource, Runner};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -274,9 +274,13 @@ impl Inner {
                     }
                     None => false,
                 },
-                // The master may be failing over: look again, briefly.
+                // The master may be failing over: look again, briefly, if
+                // the scripts may run twice (after a timeout or a dropped
+                // connection they may have run already).
                 Err(e)
-                    if matches!(e.kind(), ErrorKind::Connection) && Instant::now() < deadline =>
+                    if matches!(e.kind(), ErrorKind::Connection)
+                        && Instant::now() < deadline
+                        && resend_safe(calls) =>
                 {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(500));

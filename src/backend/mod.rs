@@ -59,6 +59,30 @@ pub(crate) enum Released {
     NotOwner,
 }
 
+/// One acquire attempt: which hold asks for which lock.
+pub(crate) struct AcquireArgs<'a> {
+    pub(crate) keys: &'a LockKeys,
+    /// The reentrant owner (the Lock handle's token); unused by plain locks.
+    pub(crate) owner: &'a str,
+    /// The new hold's token: unique per acquisition, the same on every
+    /// retry of one acquisition (so a retry finds what it took).
+    pub(crate) hold: &'a str,
+    pub(crate) ttl: Duration,
+    pub(crate) reentrant: bool,
+    /// The caller has been waiting and may take the lock while it is
+    /// reserved for woken waiters.
+    pub(crate) waited: bool,
+}
+
+/// One fenced write.
+pub(crate) struct FencedWriteArgs<'a> {
+    pub(crate) key: &'a [u8],
+    pub(crate) resource: &'a str,
+    pub(crate) token: u64,
+    pub(crate) holder: &'a str,
+    pub(crate) value: &'a [u8],
+}
+
 /// One lease to extend.
 pub(crate) struct ExtendItem<'a> {
     pub(crate) keys: &'a LockKeys,
@@ -69,19 +93,12 @@ pub(crate) struct ExtendItem<'a> {
 
 /// The lock operations, whatever the deployment.
 pub(crate) trait Backend: Send + Sync + 'static {
-    /// One acquire attempt. `waited`: the caller has been waiting and may
-    /// take the lock while it is reserved for woken waiters.
-    fn acquire(
-        &self,
-        keys: &LockKeys,
-        token: &str,
-        ttl: Duration,
-        reentrant: bool,
-        waited: bool,
-    ) -> Result<Attempt>;
+    /// One acquire attempt.
+    fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt>;
 
-    /// Owner-checked release, waking waiters.
-    fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released>;
+    /// Release of one hold (by its token), waking waiters when the lock
+    /// becomes free.
+    fn release(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<Released>;
 
     /// Owner-checked extension of many leases in one round trip; one
     /// result per item (true: extended; false: not ours any more). The outer
@@ -91,17 +108,16 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// Who holds the lock, if anyone.
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>>;
 
+    /// Whether the hold `hold` still owns the lock (read only).
+    fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool>;
+
     /// Deletes the lock whoever holds it; whether there was one.
     fn force_unlock(&self, keys: &LockKeys) -> Result<bool>;
 
-    /// Compare-and-set of a resource by fencing token.
-    fn fenced_write(
-        &self,
-        key: &[u8],
-        resource: &str,
-        token: u64,
-        value: &[u8],
-    ) -> Result<FencedWrite>;
+    /// Compare-and-set of a resource by fencing token; `holder` is the
+    /// writing hold's token ("" when unknown): an equal token is accepted
+    /// only from the same holder.
+    fn fenced_write(&self, write: &FencedWriteArgs<'_>) -> Result<FencedWrite>;
 
     /// Reads a fenced resource.
     fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>>;
@@ -118,8 +134,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
 /// well under a millisecond.
 pub(crate) const EXTEND_BATCH: usize = 200;
 
-/// Runs scripts on one Redis node (today a plain server; later a Sentinel-
-/// managed master or a Cluster node chosen by slot).
+/// Runs scripts on one Redis node: a plain server, a Sentinel-managed
+/// master, or the Cluster node that serves the scripts' slot.
 pub(crate) trait Runner: Send + Sync + 'static {
     /// Runs one script. `what` describes the operation for error messages.
     fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value>;
@@ -171,16 +187,9 @@ impl<R: Runner> Direct<R> {
 }
 
 impl<R: Runner> Backend for Direct<R> {
-    fn acquire(
-        &self,
-        keys: &LockKeys,
-        token: &str,
-        ttl: Duration,
-        reentrant: bool,
-        waited: bool,
-    ) -> Result<Attempt> {
-        let what = scripted::acquire_what(keys);
-        let call = scripted::acquire_call(keys, token, ttl, reentrant, waited);
+    fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
+        let what = scripted::acquire_what(args.keys);
+        let call = scripted::acquire_call(args);
         let Some(wait) = self.wait else {
             return scripted::parse_acquire(&what, self.runner.eval(&what, &call)?);
         };
@@ -190,7 +199,7 @@ impl<R: Runner> Backend for Direct<R> {
         let attempt = scripted::parse_acquire(&what, reply)?;
         if matches!(attempt, Attempt::Acquired(_)) && confirmed < wait.replicas {
             // Not durable enough to count as held: give it back.
-            let _ = self.release(keys, token, reentrant);
+            let _ = self.release(args.keys, args.hold, args.reentrant);
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::Timeout,
                 format!(
@@ -247,6 +256,14 @@ impl<R: Runner> Backend for Direct<R> {
         scripted::parse_inspect(&keys.name, &what, value)
     }
 
+    fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
+        let what = format!("confirming a hold of lock '{}'", keys.name);
+        let value = self
+            .runner
+            .eval(&what, &scripted::hold_exists_call(keys, hold, reentrant))?;
+        Ok(matches!(value, redis::Value::Int(1)))
+    }
+
     fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
         let what = format!("force-unlocking lock '{}'", keys.name);
         let value = self
@@ -255,17 +272,11 @@ impl<R: Runner> Backend for Direct<R> {
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 
-    fn fenced_write(
-        &self,
-        key: &[u8],
-        resource: &str,
-        token: u64,
-        value: &[u8],
-    ) -> Result<FencedWrite> {
-        let what = format!("fenced write to '{resource}'");
+    fn fenced_write(&self, write: &FencedWriteArgs<'_>) -> Result<FencedWrite> {
+        let what = format!("fenced write to '{}'", write.resource);
         let reply = self
             .runner
-            .eval(&what, &scripted::fenced_write_call(key, token, value))?;
+            .eval(&what, &scripted::fenced_write_call(write))?;
         scripted::parse_fenced_write(&what, reply)
     }
 

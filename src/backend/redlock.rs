@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use super::scripted::{self, acquire_call, parse_acquire, parse_release, release_call};
 use super::single::SingleNode;
-use super::{Attempt, Backend, Call, EndpointSource, ExtendItem, Released, Runner, EXTEND_BATCH};
+use super::{
+    AcquireArgs, Attempt, Backend, Call, EndpointSource, ExtendItem, FencedWriteArgs, Released,
+    Runner, EXTEND_BATCH,
+};
 use crate::client::{FencedWrite, LockInfo, MasterState};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
@@ -127,17 +130,11 @@ impl Redlock {
 }
 
 impl Backend for Redlock {
-    fn acquire(
-        &self,
-        keys: &LockKeys,
-        token: &str,
-        ttl: Duration,
-        reentrant: bool,
-        waited: bool,
-    ) -> Result<Attempt> {
+    fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
+        let (keys, ttl) = (args.keys, args.ttl);
         let what = scripted::acquire_what(keys);
         let sent = Instant::now();
-        let replies = self.first_replies(&what, acquire_call(keys, token, ttl, reentrant, waited));
+        let replies = self.first_replies(&what, acquire_call(args));
         let mut issued = Vec::new();
         let mut held_for = Vec::new();
         let mut unknown = Vec::new();
@@ -154,20 +151,25 @@ impl Backend for Redlock {
                 }
             }
         }
-        let validity = ttl
-            .checked_sub(sent.elapsed())
-            .and_then(|left| left.checked_sub(drift(ttl)));
-        if issued.len() >= self.quorum && validity.is_some_and(|v| !v.is_zero()) {
+        // Validity is counted after every round trip of the attempt (the
+        // fence write-back included): a guard is never handed out with its
+        // time already spent.
+        let still_valid = || {
+            ttl.checked_sub(sent.elapsed())
+                .and_then(|left| left.checked_sub(drift(ttl)))
+                .is_some_and(|v| !v.is_zero())
+        };
+        if issued.len() >= self.quorum && still_valid() {
             let fence = issued.iter().map(|(_, f)| *f).max().unwrap_or(0);
-            if self.write_back_fence(keys, fence, &issued) {
+            if self.write_back_fence(keys, fence, &issued) && still_valid() {
                 return Ok(Attempt::Acquired(fence));
             }
         }
+        // Every hold has its own token, so giving back a hold whose outcome
+        // is unknown can never touch another (reentrant ones included).
         let mut to_undo: Vec<usize> = issued.iter().map(|(i, _)| *i).collect();
-        if !reentrant {
-            to_undo.extend(&unknown);
-        }
-        self.undo(keys, token, reentrant, &to_undo);
+        to_undo.extend(&unknown);
+        self.undo(keys, args.hold, args.reentrant, &to_undo);
         if issued.len() + held_for.len() < self.quorum {
             // Too few masters answered for any outcome to be certain.
             return Err(self.no_quorum(&what, issued.len() + held_for.len(), &errors));
@@ -339,6 +341,31 @@ impl Backend for Redlock {
         }))
     }
 
+    fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
+        let what = format!("confirming a hold of lock '{}'", keys.name);
+        let mut holding = 0;
+        let mut answered = 0;
+        let mut errors = Vec::new();
+        let call = scripted::hold_exists_call(keys, hold, reentrant);
+        for reply in self.first_replies(&what, call) {
+            match reply {
+                Ok(value) => {
+                    answered += 1;
+                    holding += usize::from(matches!(value, redis::Value::Int(1)));
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if holding >= self.quorum {
+            return Ok(true);
+        }
+        // Held on fewer than a quorum: certain only if enough masters said so.
+        if answered - holding >= self.masters.len() + 1 - self.quorum {
+            return Ok(false);
+        }
+        Err(self.no_quorum(&what, answered, &errors))
+    }
+
     fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
         let what = format!("force-unlocking lock '{}'", keys.name);
         let replies = self.first_replies(&what, scripted::force_unlock_call(keys));
@@ -354,18 +381,12 @@ impl Backend for Redlock {
             .any(|r| matches!(r, Ok(redis::Value::Int(n)) if *n > 0)))
     }
 
-    fn fenced_write(
-        &self,
-        key: &[u8],
-        resource: &str,
-        token: u64,
-        value: &[u8],
-    ) -> Result<FencedWrite> {
-        let what = format!("fenced write to '{resource}'");
+    fn fenced_write(&self, write: &FencedWriteArgs<'_>) -> Result<FencedWrite> {
+        let what = format!("fenced write to '{}'", write.resource);
         let mut written = 0;
         let mut highest = 0;
         let mut errors = Vec::new();
-        for reply in self.first_replies(&what, scripted::fenced_write_call(key, token, value)) {
+        for reply in self.first_replies(&what, scripted::fenced_write_call(write)) {
             match reply.and_then(|v| scripted::parse_fenced_write(&what, v)) {
                 Ok(w) => {
                     written += usize::from(w.written);

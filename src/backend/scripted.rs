@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{Attempt, Call, ExtendItem, Released};
+use super::{AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Released};
 use crate::client::{FencedWrite, LockInfo};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
@@ -28,25 +28,33 @@ pub(crate) fn release_what(keys: &LockKeys) -> String {
     format!("releasing lock '{}'", keys.name)
 }
 
-pub(crate) fn acquire_call<'a>(
-    keys: &'a LockKeys,
-    token: &str,
-    ttl: Duration,
-    reentrant: bool,
-    waited: bool,
-) -> Call<'a> {
+fn flag(on: bool) -> Vec<u8> {
+    if on {
+        b"1".to_vec()
+    } else {
+        b"0".to_vec()
+    }
+}
+
+pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
+    let keys = args.keys;
+    let mut script_args = Vec::with_capacity(5);
+    let script = if args.reentrant {
+        script_args.push(args.owner.as_bytes().to_vec());
+        scripts::reentrant_acquire()
+    } else {
+        scripts::acquire()
+    };
+    script_args.extend([
+        args.hold.as_bytes().to_vec(),
+        millis(args.ttl),
+        flag(args.waited),
+        millis(keys.fence_retention),
+    ]);
     Call {
-        script: if reentrant {
-            scripts::reentrant_acquire()
-        } else {
-            scripts::acquire()
-        },
+        script,
         keys: vec![&keys.lock, &keys.fence],
-        args: vec![
-            token.as_bytes().to_vec(),
-            millis(ttl),
-            if waited { b"1".to_vec() } else { b"0".to_vec() },
-        ],
+        args: script_args,
     }
 }
 
@@ -86,13 +94,13 @@ pub(crate) fn parse_release(what: &str, value: redis::Value) -> Result<Released>
 
 pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
     Call {
-        script: if item.reentrant {
-            scripts::reentrant_extend()
-        } else {
-            scripts::extend()
-        },
+        script: scripts::extend(),
         keys: vec![&item.keys.lock],
-        args: vec![item.token.as_bytes().to_vec(), millis(item.ttl)],
+        args: vec![
+            item.token.as_bytes().to_vec(),
+            millis(item.ttl),
+            flag(item.reentrant),
+        ],
     }
 }
 
@@ -102,13 +110,7 @@ pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
     let mut args: Vec<Vec<u8>> = Vec::with_capacity(items.len() * 3);
     args.extend(items.iter().map(|i| i.token.as_bytes().to_vec()));
     args.extend(items.iter().map(|i| millis(i.ttl)));
-    args.extend(items.iter().map(|i| {
-        if i.reentrant {
-            b"1".to_vec()
-        } else {
-            b"0".to_vec()
-        }
-    }));
+    args.extend(items.iter().map(|i| flag(i.reentrant)));
     Call {
         script: scripts::extend_batch(),
         keys: items.iter().map(|i| i.keys.lock.as_slice()).collect(),
@@ -137,7 +139,15 @@ pub(crate) fn raise_fence_call(keys: &LockKeys, token: u64) -> Call<'_> {
     Call {
         script: scripts::raise_fence(),
         keys: vec![&keys.fence],
-        args: vec![token.to_string().into_bytes()],
+        args: vec![token.to_string().into_bytes(), millis(keys.fence_retention)],
+    }
+}
+
+pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &str, reentrant: bool) -> Call<'a> {
+    Call {
+        script: scripts::hold_exists(),
+        keys: vec![&keys.lock],
+        args: vec![hold.as_bytes().to_vec(), flag(reentrant)],
     }
 }
 
@@ -157,11 +167,15 @@ pub(crate) fn force_unlock_call(keys: &LockKeys) -> Call<'_> {
     }
 }
 
-pub(crate) fn fenced_write_call<'a>(key: &'a [u8], token: u64, value: &[u8]) -> Call<'a> {
+pub(crate) fn fenced_write_call<'a>(write: &FencedWriteArgs<'a>) -> Call<'a> {
     Call {
         script: scripts::fenced_write(),
-        keys: vec![key],
-        args: vec![token.to_string().into_bytes(), value.to_vec()],
+        keys: vec![write.key],
+        args: vec![
+            write.token.to_string().into_bytes(),
+            write.value.to_vec(),
+            write.holder.as_bytes().to_vec(),
+        ],
     }
 }
 

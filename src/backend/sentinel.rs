@@ -16,7 +16,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::IntoConnectionInfo;
 
-use super::single::SingleNode;
+use super::single::{resend_safe, SingleNode};
 use super::{Call, Runner};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -59,14 +59,27 @@ impl SentinelNode {
         }
     }
 
-    /// Runs `op` on the current master; after a failover-looking error,
-    /// finds the master again and runs `op` once more.
-    fn with_master<T>(&self, op: impl Fn(&SingleNode) -> Result<T>) -> Result<T> {
+    /// Runs `op` (the scripts `calls`) on the current master; after a
+    /// failover-looking error, finds the master again and runs `op` once
+    /// more, if that cannot run a script twice: a refusal (a replica's
+    /// READONLY, LOADING) ran nothing, but after a timeout or a dropped
+    /// connection the scripts may have run, so only scripts that are
+    /// [`resend_safe`] go again; the others report the error (their effect
+    /// is reconciled above) and the next call finds the new master.
+    fn with_master<T>(
+        &self,
+        calls: &[Call<'_>],
+        op: impl Fn(&SingleNode) -> Result<T>,
+    ) -> Result<T> {
         let node = self.inner.master(false)?;
         match op(&node) {
             Err(e) if looks_like_failover(&e) => {
                 let fresh = self.inner.master(true)?;
-                op(&fresh)
+                if was_refused(&e) || resend_safe(calls) {
+                    op(&fresh)
+                } else {
+                    Err(e)
+                }
             }
             other => other,
         }
@@ -137,20 +150,25 @@ impl Inner {
 
 /// Errors after which the master may have moved.
 fn looks_like_failover(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) || was_refused(e)
+}
+
+/// A server that is not (or not yet) the master refused the command: it
+/// did not run.
+fn was_refused(e: &Error) -> bool {
     let message = e.message().to_ascii_lowercase();
-    matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout)
-        || ["readonly", "read only replica", "loading", "masterdown"]
-            .iter()
-            .any(|sign| message.contains(sign))
+    ["readonly", "read only replica", "loading", "masterdown"]
+        .iter()
+        .any(|sign| message.contains(sign))
 }
 
 impl Runner for SentinelNode {
     fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value> {
-        self.with_master(|node| node.eval(what, call))
+        self.with_master(std::slice::from_ref(call), |node| node.eval(what, call))
     }
 
     fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>> {
-        self.with_master(|node| {
+        self.with_master(calls, |node| {
             let replies = node.eval_many(what, calls)?;
             // A demoted master refuses each script: treat that as the node
             // failing, so the whole batch runs again on the new master.
@@ -171,7 +189,9 @@ impl Runner for SentinelNode {
         replicas: usize,
         timeout: Duration,
     ) -> Result<(redis::Value, usize)> {
-        self.with_master(|node| node.eval_then_wait(what, call, replicas, timeout))
+        self.with_master(std::slice::from_ref(call), |node| {
+            node.eval_then_wait(what, call, replicas, timeout)
+        })
     }
 
     fn pubsub_source(&self) -> super::EndpointSource {

@@ -201,10 +201,11 @@ impl SingleNode {
             .map(|left| left.max(Duration::from_millis(1)));
         let outcome = self.read_replies(&mut loan.conn, calls, &packed, skip, shortened);
         let outcome = match outcome {
-            Err(e) if loan.reused && e.is_connection_dropped() => {
-                // The server restarted since this connection was pooled; the
-                // command never ran. Once more on a fresh connection (the
-                // scripts are safe to repeat).
+            Err(e) if loan.reused && e.is_connection_dropped() && resend_safe(calls) => {
+                // Most likely the server restarted since this connection was
+                // pooled and the command never ran; but it may have run
+                // before the connection died, so only scripts whose second
+                // run changes nothing are sent again on a fresh connection.
                 self.idle.lock().1.clear();
                 match self.borrow() {
                     Ok(fresh) => {
@@ -351,6 +352,12 @@ impl Runner for SingleNode {
     fn describe(&self) -> String {
         self.description.clone()
     }
+}
+
+/// Whether every call may be sent again when its outcome is unknown (see
+/// [`LuaScript::resend_safe`](crate::scripts::LuaScript)).
+pub(crate) fn resend_safe(calls: &[Call<'_>]) -> bool {
+    calls.iter().all(|call| call.script.resend_safe)
 }
 
 /// Whether a connection must be thrown away after this error.

@@ -10,9 +10,13 @@ use super::error::latchkey_error;
 use super::status::latchkey_status;
 
 /// Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
-/// resource `resource` only if `fencing_token` is at least the highest
-/// token the resource has accepted, so a holder that was paused past its
-/// lease (and has an older token) is refused. `*written_out` tells whether
+/// resource `resource` only if `fencing_token` is above the highest token
+/// the resource has accepted, so a holder that was paused past its lease
+/// (and has an older token) is refused. An equal token is accepted only
+/// if the previous write also came through this function with it (a
+/// writer with only a token cannot prove it is the same hold); a holder
+/// that writes several times uses latchkey_guard_fenced_write. Tokens
+/// compare exactly over the whole uint64_t range. `*written_out` tells whether
 /// it was written, `*highest_token_out` the highest token accepted so far.
 ///
 /// Threads: any thread. Blocks: for one Redis round trip.

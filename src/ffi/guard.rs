@@ -282,3 +282,75 @@ pub unsafe extern "C" fn latchkey_guard_name(
         Ok(())
     })
 }
+
+/// Asks Redis whether this hold still owns the lock: `*held_out` is true
+/// when it does. Unlike latchkey_guard_check (local state only), this sees
+/// a force-unlock or an expiry at once. A guard that is released, lost or
+/// inherited across fork() writes false without asking.
+///
+/// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
+/// trip (Redlock: one to every master, a quorum must agree).
+/// Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+/// LATCHKEY_NO_QUORUM (Redis could not tell); LATCHKEY_INVALID_ARGUMENT
+/// (NULL argument); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `held_out` and `err_out` are NULL or
+/// writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_guard_confirm(
+    guard: *const latchkey_guard,
+    held_out: *mut bool,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_guard_confirm", err_out, || {
+        let handle = args::borrow(guard, "guard")?;
+        let out = Out::new(held_out, "held_out")?;
+        let held = match handle.guard.read().as_ref() {
+            Some(g) => g.confirm()?,
+            None => false,
+        };
+        out.write(held);
+        Ok(())
+    })
+}
+
+/// Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
+/// resource `resource`, fenced by this hold: refused when the resource has
+/// accepted a higher fencing token, or an equal token from another hold;
+/// accepted again for this same hold. `*written_out` tells whether it was
+/// written, `*highest_token_out` the highest token accepted so far.
+///
+/// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
+/// trip.
+/// Returns: LATCHKEY_OK (also when refused: see `*written_out`);
+/// LATCHKEY_NOT_HELD (the guard was released); LATCHKEY_INVALID_ARGUMENT
+/// (NULL argument, bad `resource`); LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+/// LATCHKEY_NO_QUORUM; LATCHKEY_PANIC.
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `resource` is NULL or a NUL-terminated
+/// string; `value` points to `value_len` readable bytes; the out pointers
+/// are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_guard_fenced_write(
+    guard: *const latchkey_guard,
+    resource: *const c_char,
+    value: *const u8,
+    value_len: usize,
+    written_out: *mut bool,
+    highest_token_out: *mut u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_guard_fenced_write", err_out, || {
+        let handle = args::borrow(guard, "guard")?;
+        let resource = args::string(resource, "resource")?;
+        let value = args::bytes(value, value_len, "value")?;
+        let written = Out::new(written_out, "written_out")?;
+        let highest = Out::new(highest_token_out, "highest_token_out")?;
+        let outcome = handle.with(|g| Ok(g.fenced_write(resource, value)?))?;
+        written.write(outcome.written);
+        highest.write(outcome.highest_token);
+        Ok(())
+    })
+}

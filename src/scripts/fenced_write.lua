@@ -1,11 +1,20 @@
--- Write a value only if the writer's fencing token is at least every token
--- seen before on this resource (the same holder may write again; an older
--- holder, paused past its lease, is refused).
--- KEYS[1] resource hash {fence, value}; ARGV[1] fencing token, ARGV[2] value
+-- Write a value only if the writer's fencing token is above every token
+-- seen before on this resource, or equal to the highest one and written by
+-- the same hold (the same holder may write again; another hold with an
+-- equal token, or an older holder paused past its lease, is refused).
+-- Tokens compare exactly as decimal strings over the whole u64 range.
+-- KEYS[1] resource hash {fence, holder, value}; ARGV[1] fencing token
+-- (decimal, no leading zeros), ARGV[2] value, ARGV[3] the writing hold's
+-- token ('' when the writer gave only a fencing token).
 -- Returns {1, token} when written, {0, highest token seen} when refused.
 local seen = redis.call('HGET', KEYS[1], 'fence')
-if seen and tonumber(seen) > tonumber(ARGV[1]) then
-  return {0, seen}
+if seen then
+  if decimal_less(ARGV[1], seen) then
+    return {0, seen}
+  end
+  if ARGV[1] == seen and (redis.call('HGET', KEYS[1], 'holder') or '') ~= ARGV[3] then
+    return {0, seen}
+  end
 end
-redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'value', ARGV[2])
+redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'holder', ARGV[3], 'value', ARGV[2])
 return {1, ARGV[1]}

@@ -1,9 +1,9 @@
--- Release a plain lock if, and only if, we still own it.
--- KEYS[1] lock key; ARGV[1] owner token, ARGV[2] channel,
--- ARGV[3] handoff window in ms. The release message carries the owner token
--- (a waiter ignores its own releases).
+-- Release a plain lock if, and only if, this hold still owns it.
+-- KEYS[1] lock key; ARGV[1] the hold's token, ARGV[2] channel,
+-- ARGV[3] handoff window in ms. The release message carries the hold's
+-- token (a waiter ignores its own releases).
 -- Returns 1 when released, 0 when the lock was not ours (expired or taken).
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 if redis.call('PUBLISH', ARGV[2], ARGV[1]) > 0 then

@@ -285,6 +285,12 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_guard_fencing_token", _S, [_H, POINTER(c_uint64), _ERR]),
     ("latchkey_guard_owner_token", _S, [_H, POINTER(c_char_p), _ERR]),
     ("latchkey_guard_name", _S, [_H, POINTER(c_char_p), _ERR]),
+    ("latchkey_guard_confirm", _S, [_H, POINTER(c_bool), _ERR]),
+    (
+        "latchkey_guard_fenced_write",
+        _S,
+        [_H, c_char_p, c_char_p, c_size_t, POINTER(c_bool), POINTER(c_uint64), _ERR],
+    ),
     # cancel handles
     ("latchkey_cancel_new", _S, [_OUT, _ERR]),
     ("latchkey_cancel_free", None, [_H]),

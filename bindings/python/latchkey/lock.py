@@ -466,29 +466,17 @@ class Lock:
             raise_error(status, err)
 
     def owned(self) -> bool:
-        """Whether this Lock holds the lock: its lease is neither lost,
-        released nor expired on the local clock, and Redis names it as the
-        owner (one round trip, through the client)."""
-        lost = c_bool()
-        remaining = c_uint64()
-        token = c_char_p()
+        """Whether this Lock holds the lock: its current hold is neither
+        lost nor released, and Redis confirms that hold (one round trip)."""
+        held = c_bool()
         err = c_void_p()
         with self._mutex:
             if not self._guards:
                 return False
-            guard = self._guards[-1]
-            status = (
-                lib.latchkey_guard_lost(guard, lost, err)
-                or lib.latchkey_guard_remaining_ms(guard, remaining, err)
-                or lib.latchkey_guard_owner_token(guard, token, err)
-            )
-            if status:
-                raise_error(status, err)
-            if lost.value or remaining.value == 0:
-                return False
-            mine = (token.value or b"").decode("ascii", "replace")
-        info = self._client.inspect(self._name)
-        return info is not None and info.owner_token == mine
+            status = lib.latchkey_guard_confirm(self._guards[-1], held, err)
+        if status:
+            raise_error(status, err)
+        return bool(held.value)
 
     def locked(self) -> bool:
         """Whether anyone holds the lock (one round trip, through the client)."""

@@ -1,0 +1,85 @@
+-- Shared prelude, prepended to every script that takes or inspects a lock.
+--
+-- A plain lock is a string key holding the hold's token. A reentrant lock
+-- is a hash {owner = the Lock handle's token, fence = its fencing token,
+-- ['h:' .. hold token] = 1 per hold}: every acquisition, nested ones too,
+-- has its own field, so a release, extend or renewal through one hold can
+-- never touch another. The key's ttl is the longest any hold was granted:
+-- one hold never shortens another's lease.
+-- The value 'handoff' (string) or owner 'handoff' (hash) reserves a just
+-- released lock for the waiters its release woke.
+
+-- The number of fields of a reentrant lock that are not holds.
+local NON_HOLD_FIELDS = 2
+
+local function key_type(key)
+  return redis.call('TYPE', key)['ok']
+end
+
+-- Whether the key is reserved for woken waiters.
+local function is_handoff(key, kind)
+  if kind == 'string' then
+    return redis.call('GET', key) == 'handoff'
+  end
+  if kind == 'hash' then
+    return redis.call('HGET', key, 'owner') == 'handoff'
+  end
+  return false
+end
+
+-- Sets the key's ttl to at least `ttl` ms (never shorter than now).
+local function expire_at_least(key, ttl)
+  if redis.call('PTTL', key) < tonumber(ttl) then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
+-- Whether decimal string a < decimal string b (no leading zeros), exactly
+-- over the whole u64 range (Lua numbers are doubles: 2^64-1 and 2^64-2
+-- compare equal as numbers).
+local function decimal_less(a, b)
+  if #a ~= #b then
+    return #a < #b
+  end
+  return a < b
+end
+
+-- Issues the next fencing token of a lock: max(counter + 1, server clock in
+-- microseconds). The clock term keeps tokens increasing when the counter
+-- is lost or rolled back (restart, older snapshot, lost AOF tail, failover
+-- to a lagging replica, eviction), assuming the server clock never steps
+-- back across such an event and tokens are not issued faster than one per
+-- microsecond per name for long. The counter expires after `retention` ms
+-- without an acquire, so a free name leaves nothing behind.
+-- Tokens stay below 2^53, where doubles are exact.
+local function next_fence(fence_key, retention)
+  local now = redis.call('TIME')
+  local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local token = (tonumber(redis.call('GET', fence_key) or '0') or 0) + 1
+  if clock > token then
+    token = clock
+  end
+  local text = string.format('%.0f', token)
+  redis.call('SET', fence_key, text, 'PX', retention)
+  return text
+end
+
+-- Extends one hold to `ttl` ms if it still owns its lock; 1 or 0. A
+-- reentrant lock with other holds is never shortened by this one.
+local function extend_hold(key, hold, ttl, reentrant)
+  local kind = key_type(key)
+  if reentrant then
+    if kind ~= 'hash' or redis.call('HEXISTS', key, 'h:' .. hold) == 0 then
+      return 0
+    end
+    if redis.call('HLEN', key) > NON_HOLD_FIELDS + 1 then
+      expire_at_least(key, ttl)
+      return 1
+    end
+    return redis.call('PEXPIRE', key, ttl)
+  end
+  if kind ~= 'string' or redis.call('GET', key) ~= hold then
+    return 0
+  end
+  return redis.call('PEXPIRE', key, ttl)
+end

@@ -1,7 +1,0 @@
--- Extend a reentrant lock if we own it.
--- KEYS[1] lock key; ARGV[1] owner token, ARGV[2] new ttl in ms
--- Returns 1 when extended, 0 when the lock is gone or someone else's.
-if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
