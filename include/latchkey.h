@@ -42,6 +42,20 @@
  * cancel handles are thread-safe; options objects are not. The lost-lease
  * callback runs on a library thread.
  *
+ * Holds. Every successful acquire (nested reentrant ones too) returns a
+ * latchkey_guard for that hold alone, with its own owner token that Redis
+ * checks on release, extend and renewal: a stale guard never releases,
+ * extends or vouches for a later hold. The lost-lease callback names the
+ * hold by that token. Retries, unknown outcomes and cancellation follow
+ * the README's Semantics section.
+ *
+ * fork(). Holds are not inherited: in a forked child, a guard taken by the
+ * parent is inert (latchkey_guard_check returns LATCHKEY_LOST,
+ * latchkey_guard_release returns LATCHKEY_NOT_HELD without touching Redis,
+ * latchkey_guard_free releases nothing) and the child never renews or
+ * reports the parent's holds. The child may use inherited clients and
+ * locks to take holds of its own.
+ *
  * Blocking. Functions that talk to Redis block the calling thread for a
  * round trip, bounded by the client's command timeout (plus the connect
  * timeout when a new connection is made). latchkey_lock_acquire blocks
