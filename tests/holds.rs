@@ -287,12 +287,14 @@ fn a_release_with_unknown_outcome_gives_the_lock_back_once_redis_answers() {
 }
 
 /// A master, one sentinel; a client that finds the master through it with a
-/// command timeout shorter than a `DEBUG SLEEP` on the master.
+/// command timeout shorter than a pause of the master, and a connect
+/// timeout long enough to reconnect to it once it resumes (so a re-send,
+/// if the library made one, would reach the server).
 fn sentinel_client() -> (RedisServer, RedisServer, Client) {
     let master = RedisServer::start();
     let sentinel = RedisServer::start_sentinel(master.port, 1);
     let client = Client::sentinel_builder(&[sentinel.url()], "mymaster")
-        .connect_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_secs(2))
         .command_timeout(Duration::from_millis(300))
         .build()
         .unwrap();
