@@ -40,9 +40,10 @@ release: deps
 
 ## Tests ----------------------------------------------------------------------
 
-test: deps lint rust-test ffi-test go-test python-test
+test: deps lint rust-test ffi-test c-example go-test python-test
 
 lint:
+	python3 tools/check-claims.py
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
