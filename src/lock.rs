@@ -508,6 +508,7 @@ impl Lock {
                 self.keys.clone(),
                 token.to_string(),
                 self.options.reentrant,
+                true,
                 first_unknown + self.options.ttl,
             );
         }
@@ -778,6 +779,7 @@ impl Guard {
                         self.lease.keys().clone(),
                         self.lease.token().to_string(),
                         self.lease.reentrant(),
+                        false,
                         Instant::now() + self.lease.ttl(),
                     );
                 }

@@ -38,6 +38,10 @@ struct StrayToken {
     keys: LockKeys,
     token: String,
     reentrant: bool,
+    /// The hold may not exist yet (its acquire may still be queued in a
+    /// stalled server), so "not ours" does not settle it before `until`.
+    /// Otherwise any answer settles it.
+    may_appear_later: bool,
     /// After this the key has expired anyway.
     until: Instant,
     backoff: Duration,
@@ -113,17 +117,22 @@ impl Watchdog {
 
     /// Releases the hold `token` on `keys` as soon as Redis answers,
     /// retrying until `until` (when the key would have expired anyway).
+    /// `may_appear_later`: the hold's acquire had an unknown outcome and may
+    /// still run, so keep trying until `until` even if Redis says it is not
+    /// there.
     pub(crate) fn release_later(
         &self,
         keys: LockKeys,
         token: String,
         reentrant: bool,
+        may_appear_later: bool,
         until: Instant,
     ) {
         let stray = StrayToken {
             keys,
             token,
             reentrant,
+            may_appear_later,
             until,
             backoff: Duration::from_millis(100),
         };
@@ -234,12 +243,13 @@ fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Task> {
 
 /// Tries to release a stray token; reschedules it while it may still exist.
 fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instant, Task)> {
-    let released = matches!(
-        backend.release(&stray.keys, &stray.token, stray.reentrant),
-        Ok(Released::Free | Released::StillHeld)
-    );
+    let settled = match backend.release(&stray.keys, &stray.token, stray.reentrant) {
+        Ok(Released::Free | Released::StillHeld) => true,
+        Ok(Released::NotOwner) => !stray.may_appear_later,
+        Err(_) => false,
+    };
     let now = Instant::now();
-    if released || now >= stray.until {
+    if settled || now >= stray.until {
         return None;
     }
     // Not there (yet): the command may still be queued in a paused server.
@@ -287,6 +297,19 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
                         ),
                         true,
                     );
+                    // Redis may still keep this hold (another hold of a
+                    // reentrant lock can keep the key alive): take it out as
+                    // soon as Redis answers, so it does not hold the lock
+                    // for nobody.
+                    let stray = StrayToken {
+                        keys: lease.keys().clone(),
+                        token: lease.token().to_string(),
+                        reentrant: lease.reentrant(),
+                        may_appear_later: false,
+                        until: now + lease.ttl(),
+                        backoff: Duration::from_millis(100),
+                    };
+                    keep.push((now, Task::Release(Box::new(stray))));
                 } else {
                     // Try again soon, but never after the lease runs out.
                     let retry = (now + lease.ttl() / 10).min(lease.valid_until());
