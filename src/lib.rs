@@ -28,6 +28,7 @@
 
 #![warn(missing_docs)]
 
+mod acquire;
 mod backend;
 mod client;
 mod error;

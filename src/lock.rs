@@ -6,21 +6,19 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use crate::acquire::Acquisition;
 use crate::backend::{AcquireArgs, Attempt, Released};
 use crate::client::{ClientInner, FencedWrite};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
 use crate::lease::{Lease, LostCallback, LostLease, NewLease};
-use crate::wait::{jitter, CancelToken, Parker};
+use crate::pubsub::Watch;
+use crate::wait::{CancelToken, Parker};
 
 /// The shortest ttl accepted.
 pub const MIN_TTL: Duration = Duration::from_millis(10);
 /// The longest ttl accepted (30 days).
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// Longest sleep between attempts when no release message can arrive (the
-/// holder's key has no expiry, or the listener is unavailable).
-const BLIND_WAIT: Duration = Duration::from_millis(100);
 
 /// How a lock behaves: lease length, renewal, reentrancy, retry jitter, and
 /// what to do when a lease is lost.
@@ -182,6 +180,10 @@ impl LockOptions {
         self.reentrant
     }
 
+    pub(crate) fn retry_jitter_bound(&self) -> Duration {
+        self.retry_jitter
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         check_ttl(self.ttl)?;
         if self.retry_jitter > Duration::from_secs(10) {
@@ -246,33 +248,6 @@ impl fmt::Debug for Lock {
             .field("name", &self.keys.name)
             .field("options", &self.options)
             .finish()
-    }
-}
-
-/// What an acquire knows about Redis being unreachable while it waits.
-#[derive(Default)]
-struct Outage {
-    answered: bool,
-    /// When the first attempt with an unknown outcome was sent.
-    first_unknown: Option<Instant>,
-    backoff: Duration,
-}
-
-impl Outage {
-    fn ever_answered(&self) -> bool {
-        self.answered
-    }
-
-    fn answered(&mut self) {
-        self.answered = true;
-        self.backoff = Duration::ZERO;
-    }
-
-    /// Records a failed attempt; returns how long to wait before the next.
-    fn failed(&mut self, sent: Instant) -> Duration {
-        self.first_unknown.get_or_insert(sent);
-        self.backoff = (self.backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
-        self.backoff
     }
 }
 
@@ -398,123 +373,39 @@ impl Lock {
         // Every acquisition is a hold of its own, with its own token; the
         // same token is used by every attempt of this acquisition, so a
         // retry finds what an earlier attempt with a lost reply took.
-        let token = new_token();
+        let hold = new_token();
         let owner = if self.options.reentrant {
             self.owner_token()
         } else {
-            token.clone()
+            hold.clone()
         };
-        let parker = Parker::new();
-        let _registration = cancel.map(|c| c.register(&parker));
-        let mut watches: Vec<crate::pubsub::Watch> = Vec::new();
-        // A single try may take the lock even while a handoff to woken
-        // waiters is pending; so may anyone who has already waited.
-        let mut waited = try_once;
-        let mut outage = Outage::default();
-        loop {
-            // Read the wake-up counter before looking at the cancel flag: a
-            // cancel after this read bumps the counter, so every park below
-            // returns at once; a cancel before it is seen by the check.
-            let seen = parker.wakeups();
-            if cancel.is_some_and(|c| c.is_cancelled()) {
-                self.abandon(&token, &outage);
-                return Err(Error::new(
-                    ErrorKind::Cancelled,
-                    format!("acquiring lock '{}' was cancelled", self.keys.name),
-                ));
-            }
-            let sent = Instant::now();
-            let result = self.attempt(&owner, &token, waited);
-            let now = Instant::now();
-            let out_of_time = try_once || deadline.is_some_and(|d| now >= d);
-            let holder_ttl = match result {
-                Ok(Attempt::Acquired(fencing_token)) => {
-                    return Ok(Some(self.guard(token, fencing_token, sent)))
-                }
-                Ok(Attempt::Held(ttl)) => {
-                    outage.answered();
-                    ttl
-                }
-                Err(e) => {
-                    let transient = matches!(
-                        e.kind(),
-                        ErrorKind::Timeout | ErrorKind::Connection | ErrorKind::NoQuorum
-                    );
-                    if !transient || out_of_time || !outage.ever_answered() {
-                        if transient {
-                            outage.failed(sent);
-                        }
-                        self.abandon(&token, &outage);
-                        return Err(e);
-                    }
-                    // Redis went away while we waited: ride the outage out
-                    // until our deadline, retrying with the same token (the
-                    // acquire script recognises a retry that already won).
-                    let pause = outage.failed(sent);
-                    let wake_at = deadline.map_or(now + pause, |d| d.min(now + pause));
-                    parker.park(seen, wake_at);
-                    continue;
-                }
-            };
-            if out_of_time {
-                self.abandon(&token, &outage);
-                return Ok(None);
-            }
-            // Subscribe before sleeping, then try again at once: a release
-            // between our attempt and the subscription is not missed.
-            if !watches.iter().any(crate::pubsub::Watch::is_live) {
-                // One listener per server that publishes releases (Redlock:
-                // every master); hearing any one of them is enough.
-                watches = self
-                    .client
-                    .subscribers
-                    .iter()
-                    .filter_map(|s| s.watch(&self.keys.channel, &parker, &token).ok())
-                    .collect();
-                if !watches.is_empty() {
-                    waited = true;
-                    continue;
-                }
-            }
-            waited = true;
-            let sleep = if watches.is_empty() || holder_ttl.is_zero() {
-                holder_ttl.clamp(Duration::from_millis(1), BLIND_WAIT)
-            } else {
-                holder_ttl + Duration::from_millis(1)
-            };
-            let mut wake_at = now + sleep;
-            if let Some(d) = deadline {
-                wake_at = wake_at.min(d);
-            }
-            let woken = parker.park(seen, wake_at);
-            if !woken && deadline.is_none_or(|d| Instant::now() < d) {
-                // The holder's lease ran out: every waiter noticed at once.
-                // (Parked on the same counter: a cancel or release since the
-                // last attempt ends the pause.)
-                let pause = jitter(self.options.retry_jitter);
-                parker.park(seen, Instant::now() + pause);
-            }
-        }
+        Acquisition::new(self, deadline, try_once, cancel, owner, hold).run()
     }
 
-    /// Giving up after an attempt whose outcome is unknown (it timed out or
-    /// lost its connection, so Redis may yet run it): the watchdog releases
-    /// that hold once Redis answers, so it cannot sit there for a whole ttl.
-    /// The hold's token is its own, so this never touches another hold
-    /// (not even one of the same reentrant handle).
-    fn abandon(&self, token: &str, outage: &Outage) {
-        if let Some(first_unknown) = outage.first_unknown {
-            self.client.watchdog.release_later(
-                self.keys.clone(),
-                token.to_string(),
-                self.options.reentrant,
-                true,
-                first_unknown + self.options.ttl,
-            );
-        }
+    /// Gives back, in the background, a hold whose acquire had an unknown
+    /// outcome (first sent at `first_unknown`): it may still appear.
+    pub(crate) fn give_back_later(&self, hold: &str, first_unknown: Instant) {
+        self.client.watchdog.release_later(
+            self.keys.clone(),
+            hold.to_string(),
+            self.options.reentrant,
+            true,
+            first_unknown + self.options.ttl,
+        );
     }
 
-    fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+    /// Listens for release messages of this lock on every server that
+    /// publishes them; the listeners wake `parker`, ignoring releases of
+    /// the hold `hold` itself.
+    pub(crate) fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch> {
+        self.client
+            .subscribers
+            .iter()
+            .filter_map(|s| s.watch(&self.keys.channel, parker, hold).ok())
+            .collect()
+    }
+
+    pub(crate) fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
         self.client.backend.acquire(&AcquireArgs {
             keys: &self.keys,
             owner,
@@ -525,7 +416,7 @@ impl Lock {
         })
     }
 
-    fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
+    pub(crate) fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
         let lease = Lease::new(NewLease {
             keys: self.keys.clone(),
             token,
