@@ -44,6 +44,7 @@ test: deps lint rust-test ffi-test c-example go-test python-test
 
 lint:
 	python3 tools/check-claims.py
+	python3 tools/check-cycles.py
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet

@@ -10,13 +10,34 @@
 //! acquisition abandoned with an unknown outcome is given back in the
 //! background.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::Attempt;
 use crate::error::{Error, ErrorKind, Result};
-use crate::lock::{Guard, Lock};
 use crate::pubsub::Watch;
 use crate::wait::{jitter, CancelRegistration, CancelToken, Parker};
+
+/// What the loop needs from the lock it acquires (the `Lock` implements it;
+/// the loop knows nothing else about it, so it depends on no lock module).
+pub(crate) trait Target {
+    /// What a successful acquisition yields (a `Guard`).
+    type Held;
+
+    /// The lock's name, for messages.
+    fn name(&self) -> &str;
+    /// One acquire attempt of the hold `hold` (reentrant owner `owner`).
+    fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt>;
+    /// Makes the guard of a hold that was just acquired.
+    fn held(&self, hold: String, fencing_token: u64, sent: Instant) -> Self::Held;
+    /// Listens for this lock's release messages, waking `parker`.
+    fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch>;
+    /// Gives back, in the background, a hold whose acquire had an unknown
+    /// outcome (first sent at `first_unknown`).
+    fn give_back_later(&self, hold: &str, first_unknown: Instant);
+    /// The bound of the random pause after a holder's lease ran out.
+    fn retry_jitter(&self) -> Duration;
+}
 
 /// Longest sleep between attempts when no release message can arrive (the
 /// holder's key has no expiry, or the listener is unavailable).
@@ -46,8 +67,8 @@ impl Outage {
 }
 
 /// What to do after an attempt.
-enum Next {
-    Done(Result<Option<Guard>>),
+enum Next<H> {
+    Done(Result<Option<H>>),
     /// Try again now (subscribed meanwhile, or the outage pause is over).
     Retry,
     /// Held by someone else whose lease ends in about this long.
@@ -55,14 +76,14 @@ enum Next {
 }
 
 /// One acquisition in progress.
-pub(crate) struct Acquisition<'a> {
-    lock: &'a Lock,
+pub(crate) struct Acquisition<'a, T: Target> {
+    lock: &'a T,
     deadline: Option<Instant>,
     try_once: bool,
     cancel: Option<&'a CancelToken>,
     owner: String,
     hold: String,
-    parker: std::sync::Arc<Parker>,
+    parker: Arc<Parker>,
     _registration: Option<CancelRegistration>,
     watches: Vec<Watch>,
     /// A single try may take the lock even while a handoff to woken waiters
@@ -71,9 +92,9 @@ pub(crate) struct Acquisition<'a> {
     outage: Outage,
 }
 
-impl<'a> Acquisition<'a> {
+impl<'a, T: Target> Acquisition<'a, T> {
     pub(crate) fn new(
-        lock: &'a Lock,
+        lock: &'a T,
         deadline: Option<Instant>,
         try_once: bool,
         cancel: Option<&'a CancelToken>,
@@ -99,7 +120,7 @@ impl<'a> Acquisition<'a> {
 
     /// Runs the loop: `Ok(None)` when the lock stayed held until the
     /// deadline (or on the single try).
-    pub(crate) fn run(mut self) -> Result<Option<Guard>> {
+    pub(crate) fn run(mut self) -> Result<Option<T::Held>> {
         loop {
             // Read the wake-up counter before looking at the cancel flag: a
             // cancel after this read bumps the counter, so every park below
@@ -124,14 +145,14 @@ impl<'a> Acquisition<'a> {
     }
 
     /// One attempt and what follows from its outcome.
-    fn attempt(&mut self, seen: u64) -> Next {
+    fn attempt(&mut self, seen: u64) -> Next<T::Held> {
         let sent = Instant::now();
         let result = self.lock.attempt(&self.owner, &self.hold, self.waited);
         let now = Instant::now();
         match result {
             Ok(Attempt::Acquired(fencing_token)) => {
                 let hold = std::mem::take(&mut self.hold);
-                Next::Done(Ok(Some(self.lock.guard(hold, fencing_token, sent))))
+                Next::Done(Ok(Some(self.lock.held(hold, fencing_token, sent))))
             }
             Ok(Attempt::Held(holder_ttl)) => {
                 self.outage.answered();
@@ -151,7 +172,7 @@ impl<'a> Acquisition<'a> {
     /// A failed attempt: give up, or (when Redis went away while we were
     /// already waiting) ride the outage out until the deadline, retrying
     /// with the same hold token.
-    fn outage_policy(&mut self, e: Error, sent: Instant, now: Instant, seen: u64) -> Next {
+    fn outage_policy(&mut self, e: Error, sent: Instant, now: Instant, seen: u64) -> Next<T::Held> {
         let transient = matches!(
             e.kind(),
             ErrorKind::Timeout | ErrorKind::Connection | ErrorKind::NoQuorum
@@ -202,7 +223,7 @@ impl<'a> Acquisition<'a> {
             // The holder's lease ran out: every waiter noticed at once.
             // (Parked on the same counter: a cancel or release since the
             // last attempt ends the pause.)
-            let pause = jitter(self.lock.options().retry_jitter_bound());
+            let pause = jitter(self.lock.retry_jitter());
             self.parker.park(seen, Instant::now() + pause);
         }
     }
@@ -212,7 +233,7 @@ impl<'a> Acquisition<'a> {
     /// run it), the watchdog gives that hold back once Redis answers, so it
     /// cannot sit there for a whole ttl; the hold's token is its own, so
     /// this never touches another hold.
-    fn give_up(&self, outcome: Result<Option<Guard>>) -> Result<Option<Guard>> {
+    fn give_up(&self, outcome: Result<Option<T::Held>>) -> Result<Option<T::Held>> {
         if let Some(first_unknown) = self.outage.first_unknown {
             self.lock.give_back_later(&self.hold, first_unknown);
         }

@@ -9,12 +9,14 @@ use crate::backend::cluster::{ClusterConfig, ClusterNode};
 use crate::backend::redlock::Redlock;
 use crate::backend::sentinel::{SentinelConfig, SentinelNode};
 use crate::backend::single::SingleNode;
-use crate::backend::{Backend, Direct, FencedWriteArgs, WaitForReplicas};
+use crate::backend::{Backend, Direct, WaitForReplicas};
 use crate::error::{Error, Result};
-use crate::keys::{validate_name, validate_prefix, LockKeys, DEFAULT_FENCE_RETENTION};
+use crate::info::{FencedWrite, LockInfo};
+use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
 use crate::pubsub::Subscriber;
 use crate::renew::Watchdog;
+use crate::shared::ClientShared;
 
 /// Default time allowed to connect (TCP connect plus handshake).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -41,54 +43,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    pub(crate) inner: Arc<ClientInner>,
-}
-
-pub(crate) struct ClientInner {
-    pub(crate) backend: Arc<dyn Backend>,
-    pub(crate) prefix: String,
-    /// One release listener per server that publishes releases.
-    pub(crate) subscribers: Vec<Subscriber>,
-    pub(crate) watchdog: Watchdog,
-    /// See [`ClientBuilder::fence_retention`].
-    pub(crate) fence_retention: Duration,
-}
-
-impl ClientInner {
-    fn fenced_key(&self, resource: &str) -> Result<Vec<u8>> {
-        validate_name(resource)?;
-        Ok(format!("{}:fenced:{{{resource}}}", self.prefix).into_bytes())
-    }
-
-    /// A fenced write by the hold `holder` ("" when only a token is known).
-    pub(crate) fn fenced_write(
-        &self,
-        resource: &str,
-        token: u64,
-        holder: &str,
-        value: &[u8],
-    ) -> Result<FencedWrite> {
-        let key = self.fenced_key(resource)?;
-        if token == 0 {
-            return Err(Error::invalid(
-                "a fencing token is never 0; pass the guard's fencing_token()",
-            ));
-        }
-        self.backend.fenced_write(&FencedWriteArgs {
-            key: &key,
-            resource,
-            token,
-            holder,
-            value,
-        })
-    }
-
-    /// The keys of lock `name` on this client.
-    pub(crate) fn keys(&self, name: &str) -> Result<LockKeys> {
-        let mut keys = LockKeys::new(&self.prefix, name)?;
-        keys.fence_retention = self.fence_retention;
-        Ok(keys)
-    }
+    pub(crate) inner: Arc<ClientShared>,
 }
 
 impl fmt::Debug for Client {
@@ -444,84 +399,6 @@ pub(crate) fn redact_url(url: &str) -> String {
     format!("{}://{}{}", &url[..scheme_end], redacted, &rest[at..])
 }
 
-/// What [`Client::inspect`] reports about a held lock.
-///
-/// ```
-/// # fn main() -> latchkey::Result<()> {
-/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
-/// let client = latchkey::Client::open(&url)?;
-/// let guard = client.lock("inspected")?.acquire()?;
-/// let info = client.inspect("inspected")?.expect("held");
-/// assert_eq!(info.owner_token, guard.token());
-/// assert_eq!(info.fencing_token, guard.fencing_token());
-/// assert!(info.masters.is_empty()); // one server, not Redlock
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockInfo {
-    /// The lock's name.
-    pub name: String,
-    /// The holder's owner token.
-    pub owner_token: String,
-    /// The fencing token issued to the holder.
-    pub fencing_token: u64,
-    /// Time until the lease expires in Redis; `None` if the key has no expiry.
-    pub ttl: Option<Duration>,
-    /// Whether it is a reentrant lock.
-    pub reentrant: bool,
-    /// How many nested holds a reentrant lock has (1 for a plain lock).
-    pub hold_count: u64,
-    /// For Redlock: what each master says (empty for a single server).
-    pub masters: Vec<MasterState>,
-}
-
-/// One Redlock master's view of a lock, as reported by [`Client::inspect`].
-///
-/// ```no_run
-/// # fn main() -> latchkey::Result<()> {
-/// let client = latchkey::Client::redlock_builder(&["redis://a:6379", "redis://b:6379", "redis://c:6379"]).build()?;
-/// if let Some(info) = client.inspect("orders:42")? {
-///     for master in &info.masters {
-///         println!("{}: {:?} {:?}", master.server, master.holder, master.error);
-///     }
-/// }
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MasterState {
-    /// Which master ("redis at host:port").
-    pub server: String,
-    /// The owner token this master holds for the lock, if any.
-    pub holder: Option<String>,
-    /// The fencing token this master knows for the holder.
-    pub fencing_token: Option<u64>,
-    /// Time until the key expires on this master.
-    pub ttl: Option<Duration>,
-    /// Why this master did not answer, if it did not.
-    pub error: Option<String>,
-}
-
-/// Whether a fenced write was applied, and the highest token the resource has seen.
-///
-/// ```
-/// # fn main() -> latchkey::Result<()> {
-/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
-/// let client = latchkey::Client::open(&url)?;
-/// let outcome = client.fenced_write("doc-resource", 1000, b"newest")?;
-/// assert!(outcome.written);
-/// let stale = client.fenced_write("doc-resource", 999, b"stale")?;
-/// assert!(!stale.written);
-/// assert_eq!(stale.highest_token, 1000);
-/// # Ok(()) }
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FencedWrite {
-    /// True when the value was written.
-    pub written: bool,
-    /// The highest fencing token the resource has accepted.
-    pub highest_token: u64,
-}
-
 impl Client {
     /// Opens a client with default options. See [`ClientBuilder::build`].
     ///
@@ -631,7 +508,7 @@ impl Client {
         fence_retention: Duration,
     ) -> Client {
         Client {
-            inner: Arc::new(ClientInner {
+            inner: Arc::new(ClientShared {
                 subscribers: backend
                     .pubsub_sources()
                     .into_iter()

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::backend::ExtendItem;
 use crate::keys::LockKeys;
+use crate::validity::drift;
 
 /// What a lost-lease callback is told.
 ///
@@ -33,11 +33,6 @@ pub struct LostLease {
 
 /// A user callback run on the watchdog thread when a lease is lost.
 pub type LostCallback = Arc<dyn Fn(&LostLease) + Send + Sync>;
-
-/// Clock skew and latency allowance for a ttl: 1 % plus 2 ms (as in Redlock).
-pub(crate) fn drift(ttl: Duration) -> Duration {
-    ttl / 100 + Duration::from_millis(2)
-}
 
 struct LeaseState {
     ttl: Duration,
@@ -175,16 +170,6 @@ impl Lease {
             ));
         }
         None
-    }
-
-    /// What the backend needs to extend this lease to `ttl`.
-    pub(crate) fn extend_item(&self, ttl: Duration) -> ExtendItem<'_> {
-        ExtendItem {
-            keys: &self.keys,
-            token: &self.token,
-            reentrant: self.reentrant,
-            ttl,
-        }
     }
 
     /// Records a renewal (or extend) that Redis confirmed; `sent` is when the

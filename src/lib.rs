@@ -37,20 +37,23 @@ mod error;
 #[doc(hidden)]
 pub mod ffi;
 mod fork;
+mod info;
 mod keys;
 mod lease;
 mod lock;
 mod pubsub;
 mod renew;
 mod scripts;
+mod shared;
 mod signals;
+mod validity;
 mod wait;
 
 pub use client::{
-    Client, ClientBuilder, FencedWrite, LockInfo, MasterState, DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
+    Client, ClientBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use info::{FencedWrite, LockInfo, MasterState};
 pub use keys::{DEFAULT_FENCE_RETENTION, MAX_NAME_LEN};
 pub use lease::{LostCallback, LostLease};
 pub use lock::{Guard, Lock, LockOptions, MAX_TTL, MIN_TTL};

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::acquire::Acquisition;
-use crate::backend::{AcquireArgs, Attempt, Released};
-use crate::client::{ClientInner, FencedWrite};
+use crate::acquire::{Acquisition, Target};
+use crate::backend::{AcquireArgs, Attempt, ExtendItem, Released};
 use crate::error::{Error, ErrorKind, Result};
+use crate::info::FencedWrite;
 use crate::keys::LockKeys;
 use crate::lease::{Lease, LostCallback, LostLease, NewLease};
 use crate::pubsub::Watch;
+use crate::shared::ClientShared;
 use crate::wait::{CancelToken, Parker};
 
 /// The shortest ttl accepted.
@@ -180,10 +181,6 @@ impl LockOptions {
         self.reentrant
     }
 
-    pub(crate) fn retry_jitter_bound(&self) -> Duration {
-        self.retry_jitter
-    }
-
     pub(crate) fn validate(&self) -> Result<()> {
         check_ttl(self.ttl)?;
         if self.retry_jitter > Duration::from_secs(10) {
@@ -233,7 +230,7 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
 /// # Ok(()) }
 /// ```
 pub struct Lock {
-    client: Arc<ClientInner>,
+    client: Arc<ClientShared>,
     keys: LockKeys,
     options: LockOptions,
     /// The reentrant owner token and the fork generation it was drawn in
@@ -256,7 +253,7 @@ fn new_token() -> String {
 }
 
 impl Lock {
-    pub(crate) fn new(client: Arc<ClientInner>, keys: LockKeys, options: LockOptions) -> Self {
+    pub(crate) fn new(client: Arc<ClientShared>, keys: LockKeys, options: LockOptions) -> Self {
         Lock {
             client,
             keys,
@@ -382,41 +379,7 @@ impl Lock {
         Acquisition::new(self, deadline, try_once, cancel, owner, hold).run()
     }
 
-    /// Gives back, in the background, a hold whose acquire had an unknown
-    /// outcome (first sent at `first_unknown`): it may still appear.
-    pub(crate) fn give_back_later(&self, hold: &str, first_unknown: Instant) {
-        self.client.watchdog.release_later(
-            self.keys.clone(),
-            hold.to_string(),
-            self.options.reentrant,
-            true,
-            first_unknown + self.options.ttl,
-        );
-    }
-
-    /// Listens for release messages of this lock on every server that
-    /// publishes them; the listeners wake `parker`, ignoring releases of
-    /// the hold `hold` itself.
-    pub(crate) fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch> {
-        self.client
-            .subscribers
-            .iter()
-            .filter_map(|s| s.watch(&self.keys.channel, parker, hold).ok())
-            .collect()
-    }
-
-    pub(crate) fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
-        self.client.backend.acquire(&AcquireArgs {
-            keys: &self.keys,
-            owner,
-            hold,
-            ttl: self.options.ttl,
-            reentrant: self.options.reentrant,
-            waited,
-        })
-    }
-
-    pub(crate) fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
+    fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
         let lease = Lease::new(NewLease {
             keys: self.keys.clone(),
             token,
@@ -435,6 +398,56 @@ impl Lock {
             lease,
             done: false,
         }
+    }
+}
+
+impl Target for Lock {
+    type Held = Guard;
+
+    fn name(&self) -> &str {
+        &self.keys.name
+    }
+
+    fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+        self.client.backend.acquire(&AcquireArgs {
+            keys: &self.keys,
+            owner,
+            hold,
+            ttl: self.options.ttl,
+            reentrant: self.options.reentrant,
+            waited,
+        })
+    }
+
+    fn held(&self, hold: String, fencing_token: u64, sent: Instant) -> Guard {
+        self.guard(hold, fencing_token, sent)
+    }
+
+    /// Gives back, in the background, a hold whose acquire had an unknown
+    /// outcome (first sent at `first_unknown`): it may still appear.
+    fn give_back_later(&self, hold: &str, first_unknown: Instant) {
+        self.client.watchdog.release_later(
+            self.keys.clone(),
+            hold.to_string(),
+            self.options.reentrant,
+            true,
+            first_unknown + self.options.ttl,
+        );
+    }
+
+    /// Listens for release messages of this lock on every server that
+    /// publishes them; the listeners wake `parker`, ignoring releases of
+    /// the hold `hold` itself.
+    fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch> {
+        self.client
+            .subscribers
+            .iter()
+            .filter_map(|s| s.watch(&self.keys.channel, parker, hold).ok())
+            .collect()
+    }
+
+    fn retry_jitter(&self) -> Duration {
+        self.options.retry_jitter
     }
 }
 
@@ -464,7 +477,7 @@ impl Lock {
 /// # Ok(()) }
 /// ```
 pub struct Guard {
-    client: Arc<ClientInner>,
+    client: Arc<ClientShared>,
     lease: Arc<Lease>,
     done: bool,
 }
@@ -574,7 +587,10 @@ impl Guard {
             ));
         }
         let sent = Instant::now();
-        let outcome = self.client.backend.extend(&[self.lease.extend_item(ttl)])?;
+        let outcome = self
+            .client
+            .backend
+            .extend(&[ExtendItem::of(&self.lease, ttl)])?;
         if outcome.into_iter().next().unwrap_or(Ok(false))? {
             self.lease.renewed(sent, ttl);
             return Ok(());

@@ -17,9 +17,20 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-use crate::backend::{EndpointSource, PubSubEndpoint};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::Parker;
+
+/// Where a pub/sub listener should connect, with the credentials it needs.
+#[derive(Clone)]
+pub(crate) struct PubSubEndpoint {
+    pub(crate) info: redis::ConnectionInfo,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) command_timeout: Duration,
+}
+
+/// Says where a release listener should connect; asked at every
+/// (re)connection, so a listener follows a Sentinel failover.
+pub(crate) type EndpointSource = Arc<dyn Fn() -> Result<PubSubEndpoint> + Send + Sync>;
 
 enum Stream {
     Tcp(TcpStream),

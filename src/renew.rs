@@ -265,7 +265,7 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
     let items: Vec<ExtendItem<'_>> = leases
         .iter()
         .zip(&ttls)
-        .map(|(lease, ttl)| lease.extend_item(*ttl))
+        .map(|(lease, ttl)| ExtendItem::of(lease, *ttl))
         .collect();
     let sent = Instant::now();
     let results = backend.extend(&items);

@@ -12,12 +12,12 @@ pub(crate) mod scripted;
 pub(crate) mod sentinel;
 pub(crate) mod single;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::client::{FencedWrite, LockInfo};
 use crate::error::Result;
+use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
+use crate::lease::Lease;
 use crate::scripts::LuaScript;
 
 /// One script invocation: the script, its keys and its arguments.
@@ -27,17 +27,9 @@ pub(crate) struct Call<'a> {
     pub(crate) args: Vec<Vec<u8>>,
 }
 
-/// Where a pub/sub listener should connect, with the credentials it needs.
-#[derive(Clone)]
-pub(crate) struct PubSubEndpoint {
-    pub(crate) info: redis::ConnectionInfo,
-    pub(crate) connect_timeout: Duration,
-    pub(crate) command_timeout: Duration,
-}
-
-/// Says where a release listener should connect; asked at every
-/// (re)connection, so a listener follows a Sentinel failover.
-pub(crate) type EndpointSource = Arc<dyn Fn() -> Result<PubSubEndpoint> + Send + Sync>;
+// Where release listeners connect: the listener module defines it, each
+// backend says it.
+pub(crate) use crate::pubsub::{EndpointSource, PubSubEndpoint};
 
 /// The outcome of one acquire attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +81,18 @@ pub(crate) struct ExtendItem<'a> {
     pub(crate) token: &'a str,
     pub(crate) reentrant: bool,
     pub(crate) ttl: Duration,
+}
+
+impl<'a> ExtendItem<'a> {
+    /// What the backend needs to extend `lease` to `ttl`.
+    pub(crate) fn of(lease: &'a Lease, ttl: Duration) -> Self {
+        ExtendItem {
+            keys: lease.keys(),
+            token: lease.token(),
+            reentrant: lease.reentrant(),
+            ttl,
+        }
+    }
 }
 
 /// The lock operations, whatever the deployment.

@@ -15,10 +15,10 @@ use super::{
     AcquireArgs, Attempt, Backend, Call, EndpointSource, ExtendItem, FencedWriteArgs, Released,
     Runner, EXTEND_BATCH,
 };
-use crate::client::{FencedWrite, LockInfo, MasterState};
 use crate::error::{Error, ErrorKind, Result};
+use crate::info::{FencedWrite, LockInfo, MasterState};
 use crate::keys::LockKeys;
-use crate::lease::drift;
+use crate::validity::drift;
 use crate::wait::jitter;
 
 pub(crate) struct Redlock {

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use super::{AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Released};
-use crate::client::{FencedWrite, LockInfo};
 use crate::error::{Error, ErrorKind, Result};
+use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
 use crate::scripts;
 

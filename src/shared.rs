@@ -1,0 +1,61 @@
+//! The state a client shares with its locks and guards. The lock code talks
+//! to this narrow handle, never to the client's builder or API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::backend::{Backend, FencedWriteArgs};
+use crate::error::{Error, Result};
+use crate::info::FencedWrite;
+use crate::keys::{validate_name, LockKeys};
+use crate::pubsub::Subscriber;
+use crate::renew::Watchdog;
+
+/// What a [`Client`](crate::Client) shares with every lock it makes: the
+/// backend, the release listeners, the watchdog and the key settings.
+pub(crate) struct ClientShared {
+    pub(crate) backend: Arc<dyn Backend>,
+    pub(crate) prefix: String,
+    /// One release listener per server that publishes releases.
+    pub(crate) subscribers: Vec<Subscriber>,
+    pub(crate) watchdog: Watchdog,
+    /// See [`ClientBuilder::fence_retention`](crate::ClientBuilder::fence_retention).
+    pub(crate) fence_retention: Duration,
+}
+
+impl ClientShared {
+    pub(crate) fn fenced_key(&self, resource: &str) -> Result<Vec<u8>> {
+        validate_name(resource)?;
+        Ok(format!("{}:fenced:{{{resource}}}", self.prefix).into_bytes())
+    }
+
+    /// A fenced write by the hold `holder` ("" when only a token is known).
+    pub(crate) fn fenced_write(
+        &self,
+        resource: &str,
+        token: u64,
+        holder: &str,
+        value: &[u8],
+    ) -> Result<FencedWrite> {
+        let key = self.fenced_key(resource)?;
+        if token == 0 {
+            return Err(Error::invalid(
+                "a fencing token is never 0; pass the guard's fencing_token()",
+            ));
+        }
+        self.backend.fenced_write(&FencedWriteArgs {
+            key: &key,
+            resource,
+            token,
+            holder,
+            value,
+        })
+    }
+
+    /// The keys of lock `name` on this client.
+    pub(crate) fn keys(&self, name: &str) -> Result<LockKeys> {
+        let mut keys = LockKeys::new(&self.prefix, name)?;
+        keys.fence_retention = self.fence_retention;
+        Ok(keys)
+    }
+}
