@@ -240,3 +240,172 @@ impl<'a, T: Target> Acquisition<'a, T> {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The loop against a scripted lock: no server, tiny holder ttls.
+    use super::*;
+    use parking_lot::Mutex;
+    use std::collections::VecDeque;
+
+    /// A lock whose attempts answer from a script, recording what the loop
+    /// asked of it.
+    #[derive(Default)]
+    struct Scripted {
+        answers: Mutex<VecDeque<Result<Attempt>>>,
+        holds_tried: Mutex<Vec<(String, bool)>>,
+        given_back: Mutex<Vec<String>>,
+    }
+
+    impl Scripted {
+        fn new(answers: Vec<Result<Attempt>>) -> Self {
+            Scripted {
+                answers: Mutex::new(answers.into()),
+                ..Default::default()
+            }
+        }
+    }
+
+    impl Target for Scripted {
+        type Held = (String, u64);
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn attempt(&self, _owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+            self.holds_tried.lock().push((hold.to_string(), waited));
+            self.answers
+                .lock()
+                .pop_front()
+                .unwrap_or(Ok(Attempt::Held(Duration::from_millis(1))))
+        }
+        fn held(&self, hold: String, fencing_token: u64, _sent: Instant) -> (String, u64) {
+            (hold, fencing_token)
+        }
+        fn watch_releases(&self, _parker: &Arc<Parker>, _hold: &str) -> Vec<Watch> {
+            Vec::new()
+        }
+        fn give_back_later(&self, hold: &str, _first_unknown: Instant) {
+            self.given_back.lock().push(hold.to_string());
+        }
+        fn retry_jitter(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    fn held(ms: u64) -> Result<Attempt> {
+        Ok(Attempt::Held(Duration::from_millis(ms)))
+    }
+
+    fn lost_reply() -> Result<Attempt> {
+        Err(Error::new(ErrorKind::Connection, "reply lost"))
+    }
+
+    fn run(
+        lock: &Scripted,
+        deadline: Option<Duration>,
+        try_once: bool,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<(String, u64)>> {
+        let deadline = deadline.map(|d| Instant::now() + d);
+        Acquisition::new(
+            lock,
+            deadline,
+            try_once,
+            cancel,
+            "owner".into(),
+            "hold-1".into(),
+        )
+        .run()
+    }
+
+    #[test]
+    fn every_attempt_of_one_acquisition_uses_one_hold_token() {
+        let lock = Scripted::new(vec![held(1), held(1), Ok(Attempt::Acquired(7))]);
+        let got = run(&lock, None, false, None).unwrap();
+        assert_eq!(got, Some(("hold-1".to_string(), 7)));
+        let tried = lock.holds_tried.lock();
+        assert!(tried.iter().all(|(hold, _)| hold == "hold-1"));
+        // Only the first attempt was made without having waited.
+        assert!(!tried[0].1 && tried[1..].iter().all(|(_, waited)| *waited));
+    }
+
+    #[test]
+    fn a_single_try_makes_one_attempt_that_may_take_a_handoff() {
+        let lock = Scripted::new(vec![held(1000)]);
+        assert_eq!(run(&lock, None, true, None).unwrap(), None);
+        assert_eq!(*lock.holds_tried.lock(), vec![("hold-1".to_string(), true)]);
+    }
+
+    #[test]
+    fn the_deadline_ends_the_wait_without_a_give_back() {
+        let lock = Scripted::new(vec![]);
+        let outcome = run(&lock, Some(Duration::from_millis(30)), false, None).unwrap();
+        assert_eq!(outcome, None);
+        assert!(lock.given_back.lock().is_empty(), "every answer was known");
+    }
+
+    #[test]
+    fn an_outage_while_waiting_is_ridden_out_with_the_same_hold() {
+        let lock = Scripted::new(vec![
+            held(1),
+            lost_reply(),
+            lost_reply(),
+            Ok(Attempt::Acquired(9)),
+        ]);
+        let got = run(&lock, Some(Duration::from_secs(10)), false, None).unwrap();
+        assert_eq!(got, Some(("hold-1".to_string(), 9)));
+        assert!(lock.given_back.lock().is_empty());
+    }
+
+    #[test]
+    fn a_first_attempt_with_an_unknown_outcome_fails_and_is_given_back() {
+        let lock = Scripted::new(vec![lost_reply()]);
+        let err = run(&lock, Some(Duration::from_secs(10)), false, None).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Connection);
+        assert_eq!(*lock.given_back.lock(), vec!["hold-1".to_string()]);
+    }
+
+    #[test]
+    fn giving_up_after_an_unknown_outcome_gives_the_hold_back() {
+        let lock = Scripted::new(vec![held(1), lost_reply()]);
+        let cancel = CancelToken::new();
+        let stopper = cancel.clone();
+        let waiter = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            stopper.cancel();
+        });
+        let err = run(&lock, None, false, Some(&cancel)).unwrap_err();
+        waiter.join().unwrap();
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
+        assert_eq!(*lock.given_back.lock(), vec!["hold-1".to_string()]);
+    }
+
+    #[test]
+    fn a_cancel_at_any_moment_ends_the_wait() {
+        // The holder's lease is an hour long: only the cancel can end it.
+        for delay_us in [0u64, 1, 10, 50, 100, 500, 1000, 5000] {
+            let lock = Scripted {
+                answers: Mutex::new(
+                    std::iter::repeat_with(|| held(3_600_000))
+                        .take(100)
+                        .collect(),
+                ),
+                ..Default::default()
+            };
+            let cancel = CancelToken::new();
+            let stopper = cancel.clone();
+            let started = Instant::now();
+            let canceller = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_micros(delay_us));
+                stopper.cancel();
+            });
+            let err = run(&lock, None, false, Some(&cancel)).unwrap_err();
+            canceller.join().unwrap();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "cancel after {delay_us} us was missed"
+            );
+        }
+    }
+}

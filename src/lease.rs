@@ -224,3 +224,65 @@ impl Lease {
         state.lost.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(ttl: Duration, sent: Instant) -> Arc<Lease> {
+        Lease::new(NewLease {
+            keys: LockKeys::new("t", "n").unwrap(),
+            token: "hold".into(),
+            fencing_token: 1,
+            reentrant: false,
+            ttl,
+            sent,
+            renew_every: None,
+            on_lost: None,
+        })
+    }
+
+    #[test]
+    fn validity_counts_from_the_send_minus_the_drift() {
+        let ttl = Duration::from_secs(10);
+        let sent = Instant::now();
+        let held = lease(ttl, sent);
+        // 10 s - (1 % + 2 ms) = 9.898 s at most.
+        assert!(held.remaining() <= Duration::from_millis(9898));
+        assert_eq!(held.valid_until(), sent + Duration::from_millis(9898));
+        // A third of the ttl after the acquire was sent.
+        assert_eq!(held.next_renewal(), sent + ttl / 3);
+    }
+
+    #[test]
+    fn a_lease_past_its_validity_says_why_and_has_no_time_left() {
+        let held = lease(
+            Duration::from_secs(1),
+            Instant::now() - Duration::from_secs(2),
+        );
+        assert_eq!(held.remaining(), Duration::ZERO);
+        assert!(held.lost_reason().is_some_and(|r| r.contains("ran out")));
+    }
+
+    #[test]
+    fn a_lost_or_released_lease_is_never_renewed_or_reported_again() {
+        let held = lease(Duration::from_secs(10), Instant::now());
+        held.mark_lost("first".into(), false);
+        held.mark_lost("second".into(), false);
+        assert_eq!(held.lost_reason().as_deref(), Some("first"));
+        assert!(!held.is_active());
+        let before = held.valid_until();
+        held.renewed(Instant::now(), Duration::from_secs(60));
+        assert_eq!(
+            held.valid_until(),
+            before,
+            "a renewal after a loss changed nothing"
+        );
+        let released = lease(Duration::from_secs(10), Instant::now());
+        assert_eq!(released.mark_released(), None);
+        released.mark_lost("late".into(), false);
+        assert!(released
+            .lost_reason()
+            .is_some_and(|r| r.contains("released")));
+    }
+}

@@ -320,3 +320,159 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
     }
     keep
 }
+
+#[cfg(test)]
+mod tests {
+    //! The watchdog's decisions against an in-memory backend: no server.
+    use super::*;
+    use crate::backend::{AcquireArgs, Attempt, EndpointSource, FencedWriteArgs};
+    use crate::error::{Error, ErrorKind, Result};
+    use crate::info::{FencedWrite, LockInfo};
+    use crate::lease::NewLease;
+    use parking_lot::Mutex;
+    use std::collections::HashMap;
+
+    /// Answers renewals per hold token: Some(true) extended, Some(false)
+    /// gone, None an error for that lease alone; `down` fails the round trip.
+    #[derive(Default)]
+    struct Memory {
+        renewals: Mutex<HashMap<String, Option<bool>>>,
+        down: Mutex<bool>,
+        released: Mutex<Vec<String>>,
+        release_answer: Mutex<Option<Released>>,
+    }
+
+    fn unused<T>() -> Result<T> {
+        Err(Error::new(ErrorKind::Server, "not used by these tests"))
+    }
+
+    impl Backend for Memory {
+        fn acquire(&self, _: &AcquireArgs<'_>) -> Result<Attempt> {
+            unused()
+        }
+        fn release(&self, _: &LockKeys, hold: &str, _: bool) -> Result<Released> {
+            self.released.lock().push(hold.to_string());
+            self.release_answer
+                .lock()
+                .ok_or_else(|| Error::new(ErrorKind::Connection, "down"))
+        }
+        fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
+            if *self.down.lock() {
+                return Err(Error::new(ErrorKind::Connection, "down"));
+            }
+            let renewals = self.renewals.lock();
+            Ok(items
+                .iter()
+                .map(|i| match renewals.get(i.token).copied().flatten() {
+                    Some(extended) => Ok(extended),
+                    None => Err(Error::new(ErrorKind::Server, "WRONGTYPE")),
+                })
+                .collect())
+        }
+        fn inspect(&self, _: &LockKeys) -> Result<Option<LockInfo>> {
+            unused()
+        }
+        fn hold_exists(&self, _: &LockKeys, _: &str, _: bool) -> Result<bool> {
+            unused()
+        }
+        fn force_unlock(&self, _: &LockKeys) -> Result<bool> {
+            unused()
+        }
+        fn fenced_write(&self, _: &FencedWriteArgs<'_>) -> Result<FencedWrite> {
+            unused()
+        }
+        fn fenced_read(&self, _: &[u8], _: &str) -> Result<Option<(u64, Vec<u8>)>> {
+            unused()
+        }
+        fn pubsub_sources(&self) -> Vec<EndpointSource> {
+            Vec::new()
+        }
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+    }
+
+    fn lease(token: &str, ttl_ms: u64, sent_ago_ms: u64) -> Arc<Lease> {
+        Lease::new(NewLease {
+            keys: LockKeys::new("t", token).unwrap(),
+            token: token.to_string(),
+            fencing_token: 1,
+            reentrant: false,
+            ttl: Duration::from_millis(ttl_ms),
+            sent: Instant::now() - Duration::from_millis(sent_ago_ms),
+            renew_every: None,
+            on_lost: None,
+        })
+    }
+
+    #[test]
+    fn one_leases_error_neither_loses_nor_delays_another() {
+        let memory = Memory::default();
+        memory.renewals.lock().insert("healthy".into(), Some(true));
+        memory.renewals.lock().insert("broken".into(), None);
+        memory.renewals.lock().insert("gone".into(), Some(false));
+        let leases = [
+            lease("healthy", 3000, 0),
+            lease("broken", 3000, 0),
+            lease("gone", 3000, 0),
+        ];
+        let next = renew(&memory, &leases);
+        assert!(leases[0].lost_reason().is_none());
+        // An error on one lease is retried, its lease not yet lost.
+        assert!(leases[1].lost_reason().is_none());
+        assert!(
+            leases[2].lost_reason().is_some(),
+            "a lease found gone is lost at once"
+        );
+        let renewed: Vec<_> = next
+            .iter()
+            .filter_map(|(_, t)| match t {
+                Task::Renew(w) => w.upgrade().map(|l| l.token().to_string()),
+                Task::Release(_) => None,
+            })
+            .collect();
+        assert_eq!(renewed, vec!["healthy".to_string(), "broken".to_string()]);
+    }
+
+    #[test]
+    fn a_lease_that_cannot_be_renewed_in_time_is_lost_and_given_back() {
+        let memory = Memory::default();
+        *memory.down.lock() = true;
+        // Sent 3 s ago with a 3 s ttl: its validity has run out.
+        let expired = lease("late", 3000, 3000);
+        let next = renew(&memory, std::slice::from_ref(&expired));
+        assert!(expired.lost_reason().is_some());
+        assert!(matches!(next.as_slice(), [(_, Task::Release(stray))] if stray.token == "late"));
+    }
+
+    #[test]
+    fn a_renewal_never_extends_a_lease_past_what_redis_confirmed() {
+        let memory = Memory::default();
+        memory.renewals.lock().insert("held".into(), Some(true));
+        let held = lease("held", 3000, 2000);
+        let before = held.remaining();
+        renew(&memory, std::slice::from_ref(&held));
+        let after = held.remaining();
+        assert!(after > before, "{after:?} <= {before:?}");
+        // ttl minus the drift allowance (1 % + 2 ms), at most.
+        assert!(after <= Duration::from_millis(3000 - 32), "{after:?}");
+    }
+
+    #[test]
+    fn a_give_back_is_settled_by_an_answer_unless_the_hold_may_still_appear() {
+        let memory = Memory::default();
+        *memory.release_answer.lock() = Some(Released::NotOwner);
+        let stray = |may_appear_later| StrayToken {
+            keys: LockKeys::new("t", "x").unwrap(),
+            token: "x".into(),
+            reentrant: false,
+            may_appear_later,
+            until: Instant::now() + Duration::from_secs(30),
+            backoff: Duration::from_millis(100),
+        };
+        assert!(release_stray(&memory, stray(false)).is_none());
+        assert!(release_stray(&memory, stray(true)).is_some());
+        *memory.release_answer.lock() = None; // Redis down: keep trying
+        assert!(release_stray(&memory, stray(false)).is_some());
+    }
+}
