@@ -174,12 +174,19 @@ impl Lease {
 
     /// Records a renewal (or extend) that Redis confirmed; `sent` is when the
     /// command left this process.
-    pub(crate) fn renewed(&self, sent: Instant, ttl: Duration) {
+    ///
+    /// Returns false, changing nothing, when the lease is lost or released
+    /// or its validity ran out before the confirmation arrived: `check()`
+    /// may already have said it was lost, and a lost lease never comes back
+    /// (the caller reports it and gives the hold back).
+    pub(crate) fn renewed(&self, sent: Instant, ttl: Duration) -> bool {
         let mut state = self.state.lock();
-        if state.lost.is_none() && !state.released {
-            state.ttl = ttl;
-            state.valid_until = sent + ttl.saturating_sub(drift(ttl));
+        if state.lost.is_some() || state.released || Instant::now() >= state.valid_until {
+            return false;
         }
+        state.ttl = ttl;
+        state.valid_until = sent + ttl.saturating_sub(drift(ttl));
+        true
     }
 
     /// Marks the lease lost and, when `notify`, runs the callback (once). A
@@ -255,13 +262,16 @@ mod tests {
     }
 
     #[test]
-    fn a_lease_past_its_validity_says_why_and_has_no_time_left() {
+    fn a_lease_past_its_validity_says_why_and_never_comes_back() {
         let held = lease(
             Duration::from_secs(1),
             Instant::now() - Duration::from_secs(2),
         );
         assert_eq!(held.remaining(), Duration::ZERO);
         assert!(held.lost_reason().is_some_and(|r| r.contains("ran out")));
+        // A confirmation that arrives after the validity ran out revives nothing.
+        assert!(!held.renewed(Instant::now(), Duration::from_secs(10)));
+        assert_eq!(held.remaining(), Duration::ZERO);
     }
 
     #[test]
@@ -272,7 +282,7 @@ mod tests {
         assert_eq!(held.lost_reason().as_deref(), Some("first"));
         assert!(!held.is_active());
         let before = held.valid_until();
-        held.renewed(Instant::now(), Duration::from_secs(60));
+        assert!(!held.renewed(Instant::now(), Duration::from_secs(60)));
         assert_eq!(
             held.valid_until(),
             before,

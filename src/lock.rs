@@ -380,6 +380,14 @@ impl Lock {
     }
 
     fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
+        // Who wrote with this fencing token, for fenced writes: the hold of
+        // a plain lock; the owning handle of a reentrant one, whose nested
+        // holds share the token of their uninterrupted tenure.
+        let fence_holder = if self.options.reentrant {
+            self.owner_token()
+        } else {
+            token.clone()
+        };
         let lease = Lease::new(NewLease {
             keys: self.keys.clone(),
             token,
@@ -396,6 +404,7 @@ impl Lock {
         Guard {
             client: self.client.clone(),
             lease,
+            fence_holder,
             done: false,
         }
     }
@@ -479,6 +488,7 @@ impl Target for Lock {
 pub struct Guard {
     client: Arc<ClientShared>,
     lease: Arc<Lease>,
+    fence_holder: String,
     done: bool,
 }
 
@@ -570,7 +580,10 @@ impl Guard {
 
     /// Sets the lease to `ttl` from now, if it is still ours; `NotHeld` if
     /// not (the lease is then reported lost). Auto-renewal continues with
-    /// the new ttl.
+    /// the new ttl. Redis never shortens a lease: asking for less than is
+    /// left shortens only this guard's own view (`remaining()`), so that a
+    /// late extension or renewal can never cut short a lease in Redis that
+    /// a guard still counts on.
     ///
     /// ```
     /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
@@ -591,11 +604,27 @@ impl Guard {
             .client
             .backend
             .extend(&[ExtendItem::of(&self.lease, ttl)])?;
-        if outcome.into_iter().next().unwrap_or(Ok(false))? {
-            self.lease.renewed(sent, ttl);
+        let extended = outcome.into_iter().next().unwrap_or(Ok(false))?;
+        if extended && self.lease.renewed(sent, ttl) {
             return Ok(());
         }
-        let reason = format!("lock '{}' expired or is held by another owner", self.name());
+        let reason = if extended {
+            // Redis kept the hold, but the lease had already run out here
+            // (check() may have said so): it stays lost; give the hold back.
+            self.client.watchdog.release_later(
+                self.lease.keys().clone(),
+                self.lease.token().to_string(),
+                self.lease.reentrant(),
+                false,
+                Instant::now() + ttl,
+            );
+            format!(
+                "the lease on lock '{}' ran out before the extension was confirmed",
+                self.name()
+            )
+        } else {
+            format!("lock '{}' expired or is held by another owner", self.name())
+        };
         self.lease.mark_lost(reason.clone(), false);
         Err(Error::new(
             ErrorKind::NotHeld,
@@ -640,7 +669,8 @@ impl Guard {
     /// Writes `value` to `resource` fenced by this hold's token (see
     /// [`Client::fenced_write`](crate::Client::fenced_write)): refused when
     /// the resource has seen a higher token, or an equal token from another
-    /// hold; accepted again for this hold.
+    /// holder; accepted again for this hold (and, for a reentrant lock, for
+    /// the other holds of the same handle's tenure, which share its token).
     ///
     /// ```
     /// # fn main() -> latchkey::Result<()> {
@@ -655,7 +685,7 @@ impl Guard {
         self.client.fenced_write(
             resource,
             self.lease.fencing_token(),
-            self.lease.token(),
+            &self.fence_holder,
             value,
         )
     }

@@ -258,6 +258,18 @@ fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instan
     Some((when, Task::Release(Box::new(stray))))
 }
 
+/// The give-back of a lease that was lost while Redis may still keep it.
+fn give_back(lease: &Lease) -> StrayToken {
+    StrayToken {
+        keys: lease.keys().clone(),
+        token: lease.token().to_string(),
+        reentrant: lease.reentrant(),
+        may_appear_later: false,
+        until: Instant::now() + lease.ttl(),
+        backoff: Duration::from_millis(100),
+    }
+}
+
 /// Renews one chunk of leases in one round trip; returns the leases that
 /// stay scheduled, with their next renewal time.
 fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
@@ -276,9 +288,21 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
             Err(e) => Err(e.clone()),
         };
         match outcome {
-            Ok(true) => {
-                lease.renewed(sent, ttls[i]);
+            Ok(true) if lease.renewed(sent, ttls[i]) => {
                 keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
+            }
+            Ok(true) => {
+                // Confirmed only after the lease's validity ran out (check()
+                // may have said so already): a lost lease stays lost, and
+                // the hold Redis still keeps is given back.
+                lease.mark_lost(
+                    format!(
+                        "the renewal of lock '{}' was confirmed only after the lease ran out",
+                        lease.name()
+                    ),
+                    true,
+                );
+                keep.push((Instant::now(), Task::Release(Box::new(give_back(lease)))));
             }
             Ok(false) => lease.mark_lost(
                 format!(
@@ -301,15 +325,7 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
                     // reentrant lock can keep the key alive): take it out as
                     // soon as Redis answers, so it does not hold the lock
                     // for nobody.
-                    let stray = StrayToken {
-                        keys: lease.keys().clone(),
-                        token: lease.token().to_string(),
-                        reentrant: lease.reentrant(),
-                        may_appear_later: false,
-                        until: now + lease.ttl(),
-                        backoff: Duration::from_millis(100),
-                    };
-                    keep.push((now, Task::Release(Box::new(stray))));
+                    keep.push((now, Task::Release(Box::new(give_back(lease)))));
                 } else {
                     // Try again soon, but never after the lease runs out.
                     let retry = (now + lease.ttl() / 10).min(lease.valid_until());

@@ -4,8 +4,9 @@
 -- is a hash {owner = the Lock handle's token, fence = its fencing token,
 -- ['h:' .. hold token] = 1 per hold}: every acquisition, nested ones too,
 -- has its own field, so a release, extend or renewal through one hold can
--- never touch another. The key's ttl is the longest any hold was granted:
--- one hold never shortens another's lease.
+-- never touch another. The key's expiry only grows (extend, renewal and a
+-- nested acquire set it to at least what they ask): one hold never
+-- shortens another's lease, and a late command never shortens a lease.
 -- The value 'handoff' (string) or owner 'handoff' (hash) reserves a just
 -- released lock for the waiters its release woke.
 
@@ -64,22 +65,19 @@ local function next_fence(fence_key, retention)
   return text
 end
 
--- Extends one hold to `ttl` ms if it still owns its lock; 1 or 0. A
--- reentrant lock with other holds is never shortened by this one.
+-- Extends one hold to at least `ttl` ms if it still owns its lock; 1 or
+-- 0. The key's expiry only ever grows: a renewal or extension that
+-- arrives late (its sender gave up waiting) can never cut short a lease
+-- that was extended since, nor one hold shorten another's.
 local function extend_hold(key, hold, ttl, reentrant)
   local kind = key_type(key)
   if reentrant then
     if kind ~= 'hash' or redis.call('HEXISTS', key, 'h:' .. hold) == 0 then
       return 0
     end
-    if redis.call('HLEN', key) > NON_HOLD_FIELDS + 1 then
-      expire_at_least(key, ttl)
-      return 1
-    end
-    return redis.call('PEXPIRE', key, ttl)
-  end
-  if kind ~= 'string' or redis.call('GET', key) ~= hold then
+  elseif kind ~= 'string' or redis.call('GET', key) ~= hold then
     return 0
   end
-  return redis.call('PEXPIRE', key, ttl)
+  expire_at_least(key, ttl)
+  return 1
 end
