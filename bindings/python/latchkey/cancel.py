@@ -12,6 +12,8 @@ handle.
 from __future__ import annotations
 
 import threading
+import time
+import weakref
 from ctypes import c_void_p
 from typing import Optional
 
@@ -23,7 +25,9 @@ _trigger = lib.latchkey_cancel_trigger
 _cancel_free = lib.latchkey_cancel_free
 
 _REGISTRY_MUTEX = threading.Lock()
-_WAITS: "set[Wait]" = set()
+# Weak: a Wait that nothing references any more (its acquire was cut short
+# before it started waiting) is no wait in progress.
+_WAITS: "weakref.WeakSet[Wait]" = weakref.WeakSet()
 _IDLE = threading.Condition(_REGISTRY_MUTEX)
 _shutting_down = False
 
@@ -80,11 +84,14 @@ class Cancel:
 
 class Wait:
     """One blocking acquire's C cancel handle, registered so that
-    :class:`Cancel`, Ctrl-C and interpreter exit can end the wait."""
+    :class:`Cancel`, Ctrl-C and interpreter exit can end the wait. It has
+    `users` users (the waiting thread, and the main thread that hands its
+    wait to a helper thread); the handle is freed when the last one calls
+    :meth:`close`, so each of them may trigger it until then."""
 
-    __slots__ = ("handle", "_mutex", "_user", "__weakref__")
+    __slots__ = ("handle", "_mutex", "_user", "_users", "__weakref__")
 
-    def __init__(self, user: Optional[Cancel]) -> None:
+    def __init__(self, user: Optional[Cancel], users: int = 1) -> None:
         handle = c_void_p()
         err = c_void_p()
         status = lib.latchkey_cancel_new(handle, err)
@@ -93,6 +100,7 @@ class Wait:
         self.handle: Optional[int] = handle.value
         self._mutex = threading.Lock()
         self._user = user
+        self._users = users
         cancelled = False
         with _REGISTRY_MUTEX:
             _WAITS.add(self)
@@ -109,16 +117,35 @@ class Wait:
                 _trigger(self.handle, None)
 
     def close(self) -> None:
-        """Unregisters and frees the C handle; the wait is over."""
+        """One user is done; the last one unregisters and frees the handle."""
+        with self._mutex:
+            self._users -= 1
+            if self._users > 0:
+                return
+            handle, self.handle = self.handle, None
         if self._user is not None:
             self._user._remove(self)
         with _REGISTRY_MUTEX:
             _WAITS.discard(self)
             _IDLE.notify_all()
-        with self._mutex:
-            handle, self.handle = self.handle, None
         if handle is not None:
             _cancel_free(handle)
+
+    def __del__(self) -> None:
+        # Unreachable, so no thread can be waiting on it: a handle left by
+        # an acquire cut short before its wait started is freed here.
+        try:
+            handle, self.handle = self.handle, None
+            if handle is not None:
+                _cancel_free(handle)
+        except BaseException:  # pragma: no cover - interpreter shutting down
+            pass
+
+
+def trigger_handle(handle: int) -> None:
+    """Triggers a C cancel handle that the caller keeps alive (a user of
+    its Wait that has not closed it yet)."""
+    _trigger(handle, None)
 
 
 _exiting = False
@@ -151,8 +178,15 @@ def refuse_new_waits(exiting: bool = False) -> None:
 
 def wait_for_waits_to_end(limit: float) -> bool:
     """Waits (at most `limit` seconds) until no wait is in progress."""
+    deadline = time.monotonic() + limit
     with _IDLE:
-        return _IDLE.wait_for(lambda: not _WAITS, timeout=limit)
+        while len(_WAITS):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # A collected Wait leaves the set without a notification.
+            _IDLE.wait(min(left, 0.05))
+    return True
 
 
 def _after_fork_in_child() -> None:

@@ -516,10 +516,11 @@ class Lock:
         """
         slot = _Slot()
         try:
-            return self._acquire_into(slot, blocking, timeout, False, cancel)
+            acquired = self._acquire_into(slot, blocking, timeout, False, cancel)
         except BaseException:
             self._abandon(slot)
             raise
+        return acquired
 
     def _abandon(self, slot: _Slot) -> None:
         # Gives back what an interrupted acquire took (see _Slot.abandoned).
@@ -583,9 +584,9 @@ class Lock:
         discard_error(err)
         if ms > 0:
             ms = max(1, ms - int((time.monotonic() - started) * 1000.0))
-        wait = Wait(cancel)
         if _get_ident() == _main_thread().ident:
-            return self._wait_on_helper(handle, ms, slot, err, wait)
+            return self._wait_on_helper(handle, ms, slot, err, Wait(cancel, users=2))
+        wait = Wait(cancel)
         try:
             status = int(_acquire(handle, ms, wait.handle, slot.guard, err))
         finally:
@@ -598,18 +599,20 @@ class Lock:
         """Waits for the lock on a helper thread while this (main) thread
         waits on a threading lock, which signals interrupt: Ctrl-C raises
         KeyboardInterrupt here and cancels the wait. (A ctypes call itself
-        cannot be interrupted by a signal.) The helper owns the wait and a
-        use of the handle, and gives back a grant that arrives after the
-        acquire was abandoned."""
+        cannot be interrupted by a signal.) Both threads use `wait` until
+        they close it, and the helper a use of the lock handle; a grant
+        that reaches the helper after the acquire was abandoned is given
+        back by the helper."""
         outcome: list[int] = []
         done = _allocate_lock()
         done.acquire()
         shared = self._handle
         shared.enter("Lock")
+        cancel_handle = wait.handle
 
         def run() -> None:
             try:
-                outcome.append(int(_acquire(handle, ms, wait.handle, slot.guard, err)))
+                outcome.append(int(_acquire(handle, ms, cancel_handle, slot.guard, err)))
                 if slot.abandoned:
                     slot.give_back()
             finally:
@@ -620,15 +623,20 @@ class Lock:
         try:
             _start_new_thread(run, ())
         except RuntimeError:
-            # No helper thread: it will never close the wait.
+            # No helper thread: close its use of the wait and the handle.
+            wait.close()
             wait.close()
             shared.exit()
             raise
         try:
             done.acquire()
         except BaseException:
-            wait.trigger()
+            # Trigger first, in the handler's first call: no further signal
+            # can be handled before it (the handle lives until our close).
+            _cancel.trigger_handle(cancel_handle or 0)
+            wait.close()
             raise
+        wait.close()
         if not outcome:  # pragma: no cover - the helper cannot fail otherwise
             raise LatchkeyError(f"acquiring lock {self._name!r}: the waiting thread failed")
         return outcome[0]
