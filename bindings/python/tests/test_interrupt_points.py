@@ -165,3 +165,89 @@ def test_ctrl_c_at_every_point_of_a_contended_wait(client: Client, name: str) ->
     info = client.inspect(name)
     assert info is not None and info.owner_token == holder.token
     holder.release()
+
+
+class _InjectAfterFirst(_InjectAt):
+    """Raises a second KeyboardInterrupt at the n-th signal-handling point
+    after a first one (a real SIGINT) has been raised in the package: two
+    quick Ctrl-C, the second swept over every point of the cleanup."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.armed = False
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Optional[Callable[..., Any]]:
+        if (
+            event == "exception"
+            and not self.armed
+            and frame.f_code.co_filename.startswith(PACKAGE)
+            and isinstance(arg[1], KeyboardInterrupt)
+        ):
+            self.armed = True
+            self.previous.clear()
+        if not self.armed and event == "opcode":
+            return self
+        return super().__call__(frame, event, arg)
+
+
+def test_a_second_ctrl_c_at_every_point_after_the_first(client: Client, name: str) -> None:
+    import signal
+    import threading
+    import time
+
+    try:
+        from latchkey import cancel as registry
+    except ImportError:  # a binding without a wait registry (to show the old defect)
+        registry = None  # type: ignore[assignment]
+    holder = client.lock(name, ttl=3)
+    lock = client.lock(name, ttl=3)
+    main = threading.main_thread().ident
+    assert main is not None
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    n = 0
+    try:
+        while True:
+            n += 1
+            assert n < 500, "the sweep does not end"
+            assert holder.acquire(timeout=10)
+
+            def first_ctrl_c() -> None:
+                if registry is None:
+                    time.sleep(0.3)
+                deadline = time.monotonic() + 30
+                while registry and not len(registry._WAITS) and time.monotonic() < deadline:
+                    time.sleep(0.001)
+                signal.pthread_kill(main, signal.SIGINT)  # type: ignore[arg-type]
+
+            sender = threading.Thread(target=first_ctrl_c)
+            inject = _InjectAfterFirst(n)
+            sender.start()
+            started = time.monotonic()
+            sys.settrace(inject)
+            try:
+                lock.acquire(timeout=30)
+                pytest.fail("the acquire was not interrupted")
+            except KeyboardInterrupt:
+                pass
+            finally:
+                sys.settrace(None)
+                sender.join(30)
+            took = time.monotonic() - started
+            # Generous, but well below the acquire's own 30 s timeout: the
+            # wait was cancelled, not run out.
+            assert took < 15, (
+                f"second Ctrl-C at point {n} ({inject.where}): returned after {took:.0f} s"
+            )
+            assert lock.holds == 0
+            if registry is not None:
+                assert registry.wait_for_waits_to_end(10.0), f"point {n}: the wait goes on"
+            holder.release()
+            if registry is None:
+                time.sleep(0.3)  # the old binding: give a stray waiter time to take it
+            info = client.inspect(name)
+            assert info is None, f"second Ctrl-C at point {n} ({inject.where}): orphan {info}"
+            if not inject.fired:
+                break
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert n > 2
