@@ -249,6 +249,18 @@ def _forget(owner: _Owner, slot: _Slot) -> None:
             _HELD.pop(owner, None)
 
 
+def _drop_lost_before(owner: _Owner, newest: _Slot) -> None:
+    """A plain lock granted to an owner again: its older holds hold nothing
+    any more (lost or expired, or the core would not have granted it), so
+    their records go (their guards are freed when the last user drops
+    them) rather than pile up in a long-running loop."""
+    for slot in list(owner.slots):
+        if slot is newest:
+            break
+        if slot.guard.value and int(_guard_check(slot.guard.value, None)) != OK:
+            _forget(owner, slot)
+
+
 def _free_lock_handles(extra: list[int], options: int, handle: int) -> None:
     """Frees a Lock's C handles once nothing uses them (see SharedHandle)."""
     while extra:
@@ -553,6 +565,8 @@ class Lock:
             _record(owner, self, slot)
             status = self._take(owner.handle or handle, blocking, ms, slot, err, cancel)
             if status == OK:
+                if not self._reentrant:
+                    _drop_lost_before(owner, slot)
                 return True
             _forget(owner, slot)
         finally:

@@ -188,6 +188,8 @@ def test_plain_lock_reacquired_after_expiry_keeps_one_hold(client: Client, name:
     assert lock.acquire(timeout=2)
     assert lock.holds == 1
     assert lock.fencing_token > first
+    owner = lock._current()
+    assert owner is not None and len(owner.slots) == 1, "the expired hold's record went"
     lock.release()
     assert lock.holds == 0
 
