@@ -151,6 +151,9 @@ _USER_FREE_TRAMPOLINE = USER_FREE(_drop_callback)
 # --- recorded holds -----------------------------------------------------------------
 
 
+_PENDING, _LIVE, _DEAD = range(3)
+
+
 class _Slot:
     """One acquisition: the C guard, written by the acquire call itself."""
 
@@ -167,10 +170,18 @@ class _Slot:
     def live(self) -> bool:
         """Whether it holds a guard that was not released (a lost lease
         still counts: a release must say NotHeld)."""
+        return self.state() == _LIVE
+
+    def state(self) -> int:
+        """_PENDING (no guard yet: an acquire may still be filling it),
+        _LIVE, or _DEAD (it holds nothing any more). The guard is read once:
+        another thread's acquire may write it at any moment."""
         guard = self.guard.value
-        if not guard or self.released:
-            return False
-        return int(_guard_check(guard, None)) != NOT_HELD
+        if not guard:
+            return _DEAD if self.released or self.abandoned else _PENDING
+        if self.released or int(_guard_check(guard, None)) == NOT_HELD:
+            return _DEAD
+        return _LIVE
 
     def give_back(self) -> None:
         """Releases the lease if this slot took one (no-op otherwise)."""
@@ -209,10 +220,11 @@ class _Owner:
         dropped; slots still being filled by an acquire are left alone."""
         found: Optional[_Slot] = None
         for slot in reversed(list(self.slots)):
-            if slot.live():
+            state = slot.state()
+            if state == _LIVE:
                 found = slot
                 break
-            if slot.guard.value or slot.released:
+            if state == _DEAD:
                 _forget(self, slot)
         return found
 

@@ -147,3 +147,30 @@ def test_thread_local_false_shares_holds_between_threads(client: Client, name: s
     _in_thread(lock.release)
     assert lock.holds == 0
     assert not client.is_locked(name)
+
+
+def test_a_shared_hold_used_by_two_threads_at_once(client: Client, name: str) -> None:
+    # thread_local=False: one thread acquires and releases in a loop while
+    # another extends whatever hold there is; neither may lose the other's
+    # record (a grant written by C while the other thread looks at it).
+    lock = client.lock(name, ttl=2, thread_local=False)
+    stop = threading.Event()
+
+    def extend() -> None:
+        while not stop.is_set():
+            try:
+                lock.extend(2)
+            except latchkey.NotHeld:
+                time.sleep(0.0005)
+
+    t = threading.Thread(target=extend)
+    t.start()
+    try:
+        for _ in range(3000):
+            assert lock.acquire(timeout=5)
+            lock.release()
+    finally:
+        stop.set()
+        t.join(30)
+    assert lock.holds == 0
+    assert not client.is_locked(name)
