@@ -736,30 +736,19 @@ class Lock:
             raise_error(status, err)
 
     def owned(self) -> bool:
-        """Whether the calling thread holds the lock: its newest lease is
-        neither lost, released nor expired on the local clock, and Redis
-        names it as the owner (one round trip, through the client)."""
+        """Whether the calling thread holds the lock: its newest hold is
+        neither lost nor released, and Redis confirms that very hold (one
+        round trip)."""
         owner = self._current()
         slot = owner.newest() if owner is not None else None
         if slot is None:
             return False
-        lost = c_bool()
-        remaining = c_uint64()
-        token = c_char_p()
+        held = c_bool()
         err = c_void_p()
-        guard = slot.guard
-        status = (
-            lib.latchkey_guard_lost(guard, lost, err)
-            or lib.latchkey_guard_remaining_ms(guard, remaining, err)
-            or lib.latchkey_guard_owner_token(guard, token, err)
-        )
+        status = lib.latchkey_guard_confirm(slot.guard, held, err)
         if status:
             raise_error(status, err)
-        if lost.value or remaining.value == 0:
-            return False
-        mine = (token.value or b"").decode("ascii", "replace")
-        info = self._client.inspect(self._name)
-        return info is not None and info.owner_token == mine
+        return bool(held.value)
 
     def locked(self) -> bool:
         """Whether anyone holds the lock (one round trip, through the client)."""
