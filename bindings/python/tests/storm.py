@@ -71,9 +71,11 @@ class Interrupter:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        # Disarmed first: a failure that ends the storm while armed must not
+        # be replaced by a KeyboardInterrupt from a signal still on its way.
+        self.disarm()
         self.stop.set()
         self.thread.join(10)
-        self.disarm()
         signal.signal(signal.SIGINT, self.previous)
 
 
