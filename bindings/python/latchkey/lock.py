@@ -206,13 +206,33 @@ class _Slot:
 class _Owner:
     """The holds of one owner (a thread, or the whole Lock), newest last."""
 
-    __slots__ = ("slots", "handle", "mutex", "__weakref__")
+    __slots__ = ("slots", "handle", "mutex", "_handles", "_pid", "__weakref__")
 
-    def __init__(self, handle: Optional[int]) -> None:
+    def __init__(self, handle: Optional[int], handles: Optional[list[int]] = None) -> None:
         self.slots: list[_Slot] = []
         # Its own C lock handle (reentrant locks), or None: the Lock's.
         self.handle = handle
         self.mutex = threading.Lock()
+        # The Lock's list of per-owner handles (which the Lock frees if it
+        # goes first), so a thread's handle is freed when its owner goes.
+        self._handles = handles
+        self._pid = _getpid()
+
+    def __del__(self) -> None:
+        # Unreachable: its thread ended and it holds nothing (a holding
+        # owner is kept in _HELD), so no call uses its handle. Whoever takes
+        # the handle out of the list frees it (this or the Lock's free).
+        try:
+            handle, handles = self.handle, self._handles
+            if handle is None or handles is None or self._pid != _getpid():
+                return
+            try:
+                handles.remove(handle)
+            except ValueError:
+                return
+            _lock_free(handle)
+        except BaseException:  # pragma: no cover - interpreter shutting down
+            pass
 
     def newest(self) -> Optional[_Slot]:
         """The newest live hold. Records of guards that hold nothing any
@@ -490,7 +510,7 @@ class Lock:
                     self._extra_handles.append(handle)
                 finally:
                     self._handle.exit()
-            owner = _Owner(handle)
+            owner = _Owner(handle, self._extra_handles)
             self._local.owner = owner
         return owner
 

@@ -174,3 +174,23 @@ def test_a_shared_hold_used_by_two_threads_at_once(client: Client, name: str) ->
         t.join(30)
     assert lock.holds == 0
     assert not client.is_locked(name)
+
+
+def test_a_reentrant_lock_frees_the_handles_of_ended_threads(client: Client, name: str) -> None:
+    import gc
+
+    lock = client.lock(name, ttl=5, reentrant=True)
+
+    def nest() -> None:
+        with lock:
+            with lock:
+                pass
+
+    for _ in range(50):
+        t = threading.Thread(target=nest)
+        t.start()
+        t.join(30)
+    gc.collect()
+    assert len(lock._extra_handles) <= 1, "one C handle per live thread, not per thread ever"
+    nest()
+    assert not client.is_locked(name)
