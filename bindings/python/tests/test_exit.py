@@ -132,3 +132,42 @@ def test_a_wait_on_another_thread_is_cancelled(client: Client, name: str) -> Non
     assert waiting.acquire(timeout=10, cancel=stop)
     waiting.release()
     assert not client.is_locked(name)
+
+
+def test_exit_gives_back_the_holds_of_other_threads(
+    client: Client, url: str, name: str, subprocess_env: dict[str, str]
+) -> None:
+    # A thread that ended holding (its hold stays recorded and renewed) and
+    # a daemon thread still inside its critical section at exit: both
+    # locks are given back at exit, not left to their ttl.
+    script = textwrap.dedent(
+        """
+        import sys, threading, latchkey
+        client = latchkey.Client(sys.argv[1])
+        ended = client.lock(sys.argv[2] + "-ended", ttl=30, reentrant=True)
+        t = threading.Thread(target=lambda: (ended.acquire(), ended.acquire()))
+        t.start(); t.join()
+        assert ended.holds == 0  # this thread holds none of them
+        busy = client.lock(sys.argv[2] + "-busy", ttl=30)
+        inside = threading.Event()
+        def work():
+            with busy:
+                inside.set()
+                threading.Event().wait()  # never leaves its critical section
+        threading.Thread(target=work, daemon=True).start()
+        assert inside.wait(30)
+        print("exiting", flush=True)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, url, name],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "exiting"
+    assert out.stderr == ""
+    assert client.inspect(name + "-ended") is None
+    assert client.inspect(name + "-busy") is None
