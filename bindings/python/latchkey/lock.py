@@ -661,6 +661,7 @@ class Lock:
                 outcome.append(int(_acquire(handle, ms, cancel_handle, slot.guard, err)))
                 if slot.abandoned:
                     slot.give_back()
+                    discard_error(err)  # nobody will read it
             finally:
                 wait.close()
                 shared.exit()
