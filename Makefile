@@ -69,7 +69,7 @@ clean:
 
 ## C ABI: tests, header, install, example ---------------------------------------
 
-.PHONY: ffi-test header install c-example valgrind pkg-config go-test go-example python-test
+.PHONY: ffi-test header install c-example valgrind pkg-config go-test go-example python-test python-lint python-stress
 
 # valgrind and pkg-config (for the C tests) come from the system package manager.
 valgrind:
@@ -174,7 +174,21 @@ go-example: deps
 # bindings/python (ctypes over target/release/liblatchkey.so): the tests
 # start their own redis-server processes and use the Rust tool
 # target/release/latchkey for interop, hence the cargo build.
-python-test: deps
+python-test: deps python-lint
 	@python3 -c 'import pytest' 2>/dev/null || { echo "pytest is missing: python3 -m pip install pytest" >&2; exit 1; }
 	$(CARGO) build --release
 	PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
+
+# mypy --strict and ruff, as configured in bindings/python/pyproject.toml.
+python-lint:
+	@python3 -m mypy --version >/dev/null 2>&1 && python3 -m ruff --version >/dev/null 2>&1 || \
+	  { echo "mypy or ruff is missing: python3 -m pip install mypy ruff" >&2; exit 1; }
+	cd bindings/python && python3 -m mypy && python3 -m ruff check latchkey tests && python3 -m ruff format --check latchkey tests
+
+# Longer seeded storms of Ctrl-C and garbage collections against real
+# servers (LATCHKEY_STRESS_ITERATIONS cycles per storm; the suite runs fewer).
+LATCHKEY_STRESS_ITERATIONS ?= 20000
+python-stress: deps
+	$(CARGO) build --release
+	LATCHKEY_STRESS_ITERATIONS=$(LATCHKEY_STRESS_ITERATIONS) PYTHONPATH=bindings/python \
+	  python3 -m pytest -q bindings/python/tests/test_signals.py

@@ -24,6 +24,7 @@ The shared library is found through the environment variable
 
 from ._lib import LibraryNotFound, library_path
 from ._lib import version as _library_version
+from .cancel import Cancel
 from .client import Client, FencedValue, FencedWrite, LockInfo, MasterState
 from .errors import (
     Cancelled,
@@ -42,6 +43,7 @@ from .lock import Lock, LostLease
 __version__ = "0.1.0"
 
 __all__ = [
+    "Cancel",
     "Client",
     "Lock",
     "LockInfo",

@@ -3,14 +3,13 @@ Cluster), and what to ask it about a lock by name."""
 
 from __future__ import annotations
 
-import os
-import threading
 import weakref
 from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint64, c_void_p, string_at
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, NoReturn, Optional, Union
 
 from . import _args, _lib
+from ._handle import SharedHandle
 from ._lib import lib, raise_error
 from .errors import LatchkeyError
 
@@ -74,10 +73,6 @@ class FencedValue(NamedTuple):
     """The value."""
 
 
-# Live clients, so that a forked child can disown the ones it inherited.
-_LIVE: "weakref.WeakSet[Client]" = weakref.WeakSet()
-
-
 class Client:
     """A connection to Redis shared by any number of locks: a pool of
     connections, a release listener and one renewal thread.
@@ -92,15 +87,14 @@ class Client:
     A client is thread-safe: share one between all threads. Use it as a
     context manager, or call :meth:`close`; locks made from it stay usable
     after it is closed (except :meth:`Lock.locked` and :meth:`Lock.owned`,
-    which ask Redis through the client). After ``os.fork()`` the child must
+    which ask Redis through the client, and a reentrant thread-local Lock's
+    first acquire on a new thread, which needs the client). After ``os.fork()`` the child must
     open its own client: one inherited from the parent refuses to work.
 
     >>> with latchkey.Client("redis://127.0.0.1:6379") as client:  # doctest: +SKIP
     ...     with client.lock("nightly-report", ttl=10):
     ...         run_report()
     """
-
-    _handle: Optional[int]
 
     def __init__(
         self,
@@ -235,13 +229,7 @@ class Client:
         master_password: Optional[str] = None,
         master_db: Optional[int] = None,
     ) -> None:
-        self._handle = None
         self._kind = kind
-        self._mutex = threading.Lock()
-        self._users = 0
-        self._closing = False
-        self._pid = os.getpid()
-        self._forked = False
         # Check every argument before allocating anything in C.
         settings: list[tuple[Any, tuple[Any, ...]]] = []
         connect_ms = _args.optional_positive_ms(connect_timeout, "connect_timeout")
@@ -292,31 +280,30 @@ class Client:
                 raise_error(status, err)
         finally:
             lib.latchkey_client_options_free(options)
-        self._handle = client.value
-        self._finalizer = weakref.finalize(self, _client_free, client.value)
+        if not client.value:  # pragma: no cover - the ABI promises a handle
+            raise LatchkeyError("opening a client succeeded without a client handle")
+        self._state = SharedHandle(client.value, _client_free)
+        from .lock import _HANDLES
+
+        _HANDLES.add(self._state)
+        # The finalizer sees only the SharedHandle, never this object, so it
+        # may run in any order within a reference cycle.
+        self._finalizer = weakref.finalize(self, self._state.close, "is closed (garbage-collected)")
         # At exit a daemon thread may still be inside a call on it: leave
         # it to the end of the process (see lock._at_exit).
         self._finalizer.atexit = False
-        _LIVE.add(self)
 
     def close(self) -> None:
         """Frees the client (idempotent). Calls already running finish
         first; later calls raise :class:`LatchkeyError`. Locks made from it
         keep working: they hold on to the connections they need."""
-        with self._mutex:
-            if self._handle is None:
-                return
-            self._handle = None
-            self._closing = True
-            if self._users:
-                return  # the last running call frees it
-        self._finalizer()
+        self._state.close()
 
     @property
     def closed(self) -> bool:
-        """Whether :meth:`close` was called (or the client was inherited
-        through a fork)."""
-        return self._handle is None
+        """Whether the client may no longer be used: :meth:`close` was
+        called, it was inherited through a fork, or it is being collected."""
+        return self._state.closed
 
     def __enter__(self) -> "Client":
         return self
@@ -330,41 +317,15 @@ class Client:
         )
 
     def __repr__(self) -> str:
-        state = "closed" if self._handle is None else "open"
+        state = "closed" if self._state.closed else "open"
         return f"<latchkey.Client {self._kind} {state}>"
-
-    def _unusable(self) -> LatchkeyError:
-        if self._forked:
-            return LatchkeyError(
-                f"this latchkey.Client was opened in process {self._pid}, before a fork; "
-                "a forked child must open its own Client"
-            )
-        return LatchkeyError("the latchkey.Client is closed")
 
     def _enter(self) -> int:
         """Marks a call as using the handle, which close() then waits for."""
-        with self._mutex:
-            handle = self._handle
-            if handle is None:
-                raise self._unusable()
-            self._users += 1
-            return handle
+        return self._state.enter("Client")
 
     def _exit(self) -> None:
-        with self._mutex:
-            self._users -= 1
-            if self._users or not self._closing:
-                return
-        self._finalizer()
-
-    def _after_fork_in_child(self) -> None:
-        # The parent's handle stays the parent's: never used or freed here.
-        self._finalizer.detach()
-        self._mutex = threading.Lock()
-        self._users = 0
-        if self._handle is not None:
-            self._handle = None
-            self._forked = True
+        self._state.exit()
 
     # --- locks --------------------------------------------------------------------
 
@@ -375,6 +336,7 @@ class Client:
         ttl: float = 30.0,
         auto_renew: bool = True,
         reentrant: bool = False,
+        thread_local: bool = True,
         on_lost: Optional[Callable[["LostLease"], object]] = None,
         blocking_timeout: Optional[float] = None,
         retry_jitter: Optional[float] = None,
@@ -390,6 +352,7 @@ class Client:
             ttl=ttl,
             auto_renew=auto_renew,
             reentrant=reentrant,
+            thread_local=thread_local,
             on_lost=on_lost,
             blocking_timeout=blocking_timeout,
             retry_jitter=retry_jitter,

@@ -1,6 +1,27 @@
 """The Lock: a named distributed lock, acquired and released like
 ``threading.Lock`` or redis-py's ``Lock``, with fencing tokens and a loud
-lost-lease callback."""
+lost-lease callback.
+
+How holds are kept (the rules users see are in README.md, "Threads,
+garbage collection, signals, fork and exit"):
+
+- Every acquisition is one C guard with its own owner token (the core's
+  model); the binding records it in a :class:`_Slot` *before* the C call
+  that fills it in, so the moment the library grants the lock, the grant is
+  already recorded: no Python code runs between the two, so no signal can
+  fall between them.
+- Slots belong to an owner: the acquiring thread (``thread_local=True``,
+  the default) or the Lock (``thread_local=False``). For a reentrant Lock
+  each owner has its own C lock handle, because the C handle is the
+  reentrant owner.
+- While an owner has slots it is in ``_HELD``, a module-level registry, so a
+  held Lock stays reachable: the garbage collector never frees or releases
+  a hold. Interpreter exit cancels every wait and then releases what
+  ``_HELD`` still has.
+- An interrupted acquire gives back what it took: the slot is forgotten and
+  its lease released, by the interrupted thread or, for a wait that runs on
+  a helper thread, by whichever of the two sees the grant last.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +30,7 @@ import atexit
 import itertools
 import logging
 import os
+import sys
 import threading
 import time
 import weakref
@@ -18,8 +40,12 @@ from types import TracebackType
 from typing import Callable, NoReturn, Optional
 
 from . import _args
+from . import cancel as _cancel
+from ._handle import SharedHandle
 from ._lib import (
+    CANCELLED,
     LOST_CALLBACK,
+    NOT_HELD,
     OK,
     TIMEOUT,
     USER_FREE,
@@ -27,8 +53,9 @@ from ._lib import (
     lib,
     raise_error,
 )
+from .cancel import Cancel, Wait
 from .client import Client
-from .errors import LatchkeyError, NotHeld
+from .errors import Cancelled, LatchkeyError, NotHeld
 
 __all__ = ["Lock", "LostLease"]
 
@@ -38,22 +65,20 @@ _allocate_lock = _thread.allocate_lock
 _start_new_thread = _thread.start_new_thread
 _get_ident = threading.get_ident
 _main_thread = threading.main_thread
+_getpid = os.getpid
 
 # Prebound entry points of the hot path.
 _acquire = lib.latchkey_lock_acquire
 _try_acquire = lib.latchkey_lock_try_acquire
 _release = lib.latchkey_guard_release
 _guard_free = lib.latchkey_guard_free
+_guard_check = lib.latchkey_guard_check
 _lock_free = lib.latchkey_lock_free
 
-# How long an interrupted wait gives its helper thread to finish after the
-# cancellation (it ends at once unless a Redis command is in flight, which
-# the command timeout bounds).
-_HELPER_GRACE_S = 60.0
-
-# A wait longer than this on the main thread runs where Ctrl-C can stop it
-# (see Lock._wait_interruptibly); shorter ones are one plain call.
-_SHORT_WAIT_MS = 100
+# How long interpreter exit waits for cancelled waits to return before it
+# releases the holds (a wait returns at once unless a Redis command is in
+# flight, which the command timeout bounds).
+_EXIT_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +92,9 @@ class LostLease:
     reason: str
     """Why it was lost (the lock was gone or taken, or Redis could not
     confirm it before it ran out)."""
+    owner_token: str = ""
+    """The owner token of the lost hold (what :attr:`Lock.token` gave for
+    it): each acquisition has its own, so it names exactly one hold."""
 
 
 # --- the lost-lease callback ---------------------------------------------------------
@@ -99,6 +127,7 @@ def _dispatch_lost(
             (name or b"").decode("utf-8", "replace"),
             int(token),
             (reason or b"").decode("utf-8", "replace"),
+            (owner_token or b"").decode("ascii", "replace"),
         )
         try:
             callback(lost)
@@ -119,44 +148,210 @@ _LOST_TRAMPOLINE = LOST_CALLBACK(_dispatch_lost)
 _USER_FREE_TRAMPOLINE = USER_FREE(_drop_callback)
 
 
-def _free_lock(handle: int, guards: list[int]) -> None:
-    """Finalizer of a garbage-collected Lock (nothing else can use it any
-    more): frees its guards, which releases any lock still held (best
-    effort), and the lock handle."""
-    while guards:
-        _guard_free(guards.pop())
+# --- recorded holds -----------------------------------------------------------------
+
+
+_PENDING, _LIVE, _DEAD = range(3)
+
+
+class _Slot:
+    """One acquisition: the C guard, written by the acquire call itself."""
+
+    __slots__ = ("guard", "released", "abandoned", "pid")
+
+    def __init__(self) -> None:
+        self.guard = c_void_p()
+        self.released = False
+        # Set when the acquire that fills this slot was interrupted: a
+        # grant that arrives afterwards is given back at once.
+        self.abandoned = False
+        self.pid = _getpid()
+
+    def live(self) -> bool:
+        """Whether it holds a guard that was not released (a lost lease
+        still counts: a release must say NotHeld)."""
+        return self.state() == _LIVE
+
+    def state(self) -> int:
+        """_PENDING (no guard yet: an acquire may still be filling it),
+        _LIVE, or _DEAD (it holds nothing any more). The guard is read once:
+        another thread's acquire may write it at any moment."""
+        guard = self.guard.value
+        if not guard:
+            return _DEAD if self.released or self.abandoned else _PENDING
+        if self.released or int(_guard_check(guard, None)) == NOT_HELD:
+            return _DEAD
+        return _LIVE
+
+    def give_back(self) -> None:
+        """Releases the lease if this slot took one (no-op otherwise)."""
+        guard = self.guard.value
+        if guard and not self.released:
+            self.released = True
+            _release(guard, None)
+
+    def __del__(self) -> None:
+        # The last reference is gone, so no call uses the guard any more.
+        # A guard inherited through fork() is left alone (the core makes it
+        # inert; the child never touches the parent's holds).
+        try:
+            guard = self.guard.value
+            if guard and self.pid == _getpid():
+                self.guard.value = None
+                _guard_free(guard)
+        except BaseException:  # pragma: no cover - interpreter shutting down
+            pass
+
+
+class _Owner:
+    """The holds of one owner (a thread, or the whole Lock), newest last."""
+
+    __slots__ = ("slots", "handle", "mutex", "_handles", "_pid", "__weakref__")
+
+    def __init__(self, handle: Optional[int], handles: Optional[list[int]] = None) -> None:
+        self.slots: list[_Slot] = []
+        # Its own C lock handle (reentrant locks), or None: the Lock's.
+        self.handle = handle
+        self.mutex = threading.Lock()
+        # The Lock's list of per-owner handles (which the Lock frees if it
+        # goes first), so a thread's handle is freed when its owner goes.
+        self._handles = handles
+        self._pid = _getpid()
+
+    def __del__(self) -> None:
+        # Unreachable: its thread ended and it holds nothing (a holding
+        # owner is kept in _HELD), so no call uses its handle. Whoever takes
+        # the handle out of the list frees it (this or the Lock's free).
+        try:
+            handle, handles = self.handle, self._handles
+            if handle is None or handles is None or self._pid != _getpid():
+                return
+            try:
+                handles.remove(handle)
+            except ValueError:
+                return
+            _lock_free(handle)
+        except BaseException:  # pragma: no cover - interpreter shutting down
+            pass
+
+    def newest(self) -> Optional[_Slot]:
+        """The newest live hold. Records of guards that hold nothing any
+        more (released, maybe by a release that a signal cut short) are
+        dropped; slots still being filled by an acquire are left alone."""
+        found: Optional[_Slot] = None
+        for slot in reversed(list(self.slots)):
+            state = slot.state()
+            if state == _LIVE:
+                found = slot
+                break
+            if state == _DEAD:
+                _forget(self, slot)
+        return found
+
+    def count(self) -> int:
+        """Holds whose lease is neither released nor lost."""
+        return sum(
+            1 for slot in self.slots if slot.live() and int(_guard_check(slot.guard, None)) == OK
+        )
+
+
+# Owners that may hold something, and their Lock: what keeps a held Lock
+# reachable, and what interpreter exit releases.
+_HELD_MUTEX = threading.Lock()
+_HELD: "dict[_Owner, Lock]" = {}
+
+# Every live Lock's and Client's handle, so that a forked child disowns them.
+_HANDLES: "weakref.WeakSet[SharedHandle]" = weakref.WeakSet()
+
+
+def _record(owner: _Owner, lock: "Lock", slot: _Slot) -> None:
+    with _HELD_MUTEX:
+        _HELD[owner] = lock
+        owner.slots.append(slot)
+
+
+def _forget(owner: _Owner, slot: _Slot) -> None:
+    """Removes a slot, and the owner from _HELD once it has none."""
+    with _HELD_MUTEX:
+        try:
+            owner.slots.remove(slot)
+        except ValueError:
+            pass
+        if not owner.slots:
+            _HELD.pop(owner, None)
+
+
+def _drop_lost_before(owner: _Owner, newest: _Slot) -> None:
+    """A plain lock granted to an owner again: its older holds hold nothing
+    any more (lost or expired, or the core would not have granted it), so
+    their records go (their guards are freed when the last user drops
+    them) rather than pile up in a long-running loop."""
+    for slot in list(owner.slots):
+        if slot is newest:
+            break
+        if slot.guard.value and int(_guard_check(slot.guard.value, None)) != OK:
+            _forget(owner, slot)
+
+
+def _free_lock_handles(extra: list[int], options: int, handle: int) -> None:
+    """Frees a Lock's C handles once nothing uses them (see SharedHandle)."""
+    while extra:
+        _lock_free(extra.pop())
     _lock_free(handle)
-
-
-# Live locks: disowned by a forked child, given back at interpreter exit.
-_LIVE: "weakref.WeakSet[Lock]" = weakref.WeakSet()
+    lib.latchkey_lock_options_free(options)
 
 
 def _after_fork_in_child() -> None:
-    from .client import _LIVE as live_clients
-
-    for client in list(live_clients):
-        client._after_fork_in_child()
-    for lock in list(_LIVE):
-        lock._after_fork_in_child()
+    # The parent's handles and holds stay the parent's: the child neither
+    # uses, releases nor frees them (the core makes them inert anyway).
+    global _HELD_MUTEX
+    _HELD_MUTEX = threading.Lock()
+    for owner in list(_HELD):
+        for slot in owner.slots:
+            slot.guard.value = None
+        owner.slots = []
+        owner.mutex = threading.Lock()
+    _HELD.clear()
+    for handle in list(_HANDLES):
+        handle.disown(
+            f"was made in process {handle.pid}, before a fork; "
+            "a forked child must open its own Client and Lock"
+        )
+    _cancel._after_fork_in_child()
 
 
 def _at_exit() -> None:
-    """At interpreter exit, gives back every lock still held (best effort),
-    as garbage collection would have. Handles are not freed: a daemon
-    thread may still be inside a call that uses them, and the process is
-    ending anyway. Clients are left alone for the same reason."""
-    for lock in list(_LIVE):
-        lock._release_all_at_exit()
-    from .client import _LIVE as live_clients
+    """At interpreter exit: cancel every wait (so no lock is handed to a
+    thread that dies with the interpreter), let the waits return, then give
+    back every lock still held, whichever thread holds it. Handles are not
+    freed: a daemon thread may still be inside a call that uses them, and
+    the process is ending anyway."""
+    _cancel.refuse_new_waits(exiting=True)
+    _cancel.wait_for_waits_to_end(_EXIT_GRACE_S)
+    with _HELD_MUTEX:
+        held = [(owner, list(owner.slots)) for owner in _HELD]
+    for owner, slots in held:
+        for slot in reversed(slots):
+            slot.give_back()
+            _forget(owner, slot)
 
-    for client in list(live_clients):
-        client._finalizer.detach()
+
+def _at_main_thread_end() -> None:
+    """Before the interpreter joins the remaining threads: if the main
+    thread ended with Ctrl-C, cancel every wait, so a worker waiting for a
+    lock cannot keep the process alive for ever."""
+    if isinstance(getattr(sys, "last_value", None), KeyboardInterrupt):
+        _cancel.refuse_new_waits()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 atexit.register(_at_exit)
+try:
+    # Runs before non-daemon threads are joined (atexit runs after).
+    threading._register_atexit(_at_main_thread_end)  # type: ignore[attr-defined]
+except (AttributeError, RuntimeError):  # pragma: no cover - other interpreters
+    pass
 
 
 class Lock:
@@ -168,9 +363,18 @@ class Lock:
       10 ms to 30 days). With ``auto_renew`` (the default) the client's
       renewal thread renews it every ttl/3 while it is held, so the ttl only
       bounds how long a crashed holder blocks others.
-    - ``reentrant``: this Lock may acquire again while it holds the lock
-      (nested ``with`` blocks); each acquire needs its own release. The
-      owner is the Lock object, not the thread.
+    - ``reentrant``: the owner may acquire again while it holds the lock
+      (nested ``with`` blocks); each acquire needs its own release.
+    - ``thread_local`` (default True, as in redis-py): a hold belongs to
+      the thread that acquired it. :meth:`release`, :meth:`extend`,
+      :meth:`check`, :meth:`owned`, :attr:`fencing_token`, :attr:`token`,
+      :attr:`remaining` and :attr:`holds` act on the calling thread's
+      newest hold; on a thread that holds nothing they raise
+      :class:`NotHeld` (or return False / 0). For a reentrant Lock each
+      thread is its own reentrant owner: another thread waits like any
+      other owner. With ``thread_local=False`` the holds belong to the Lock
+      object, and any thread acts on its newest hold (to hand a hold from
+      one thread to another); a reentrant Lock then nests across threads.
     - ``on_lost``: called with a :class:`LostLease` when a held lease is
       lost (renewal found the key gone or taken, or could not confirm it in
       time). It runs on the library's renewal thread: keep it short, and do
@@ -180,17 +384,16 @@ class Lock:
     - ``retry_jitter``, ``renew_every``: seconds; the library's defaults
       (up to 5 ms; ttl/3) when None.
 
-    Acquire with :meth:`acquire` / :meth:`release`, or ``with lock:``. A
-    plain (non-reentrant) Lock holds at most one lease at a time: like
-    ``threading.Lock``, acquiring it again while it is held waits for the
-    release, which may come from another thread. A lock still held when the
-    Lock is garbage-collected is released (best effort).
+    A plain (non-reentrant) Lock acquired again by its owner while held
+    waits for the release, like ``threading.Lock``. A Lock that holds the
+    lock stays alive (reachable from the module) until it is released, so
+    the garbage collector never releases a hold behind its holder's back;
+    interpreter exit gives back every hold.
 
-    A Lock is thread-safe. Blocking calls release the GIL, and a wait on the
-    main thread can be interrupted with Ctrl-C.
+    A Lock is thread-safe. Blocking calls release the GIL; a wait can be
+    cancelled from another thread with a :class:`Cancel`, and a wait on
+    the main thread with Ctrl-C.
     """
-
-    _handle: Optional[int]
 
     def __init__(
         self,
@@ -200,16 +403,12 @@ class Lock:
         ttl: float = 30.0,
         auto_renew: bool = True,
         reentrant: bool = False,
+        thread_local: bool = True,
         on_lost: Optional[Callable[[LostLease], object]] = None,
         blocking_timeout: Optional[float] = None,
         retry_jitter: Optional[float] = None,
         renew_every: Optional[float] = None,
     ) -> None:
-        self._handle = None
-        self._guards: list[int] = []
-        self._mutex = threading.Lock()
-        self._forked = False
-        self._pid = os.getpid()
         if not isinstance(client, Client):
             raise TypeError(f"client must be a latchkey.Client, not {type(client).__name__}")
         name_b = _args.text(name, "name")
@@ -224,7 +423,9 @@ class Lock:
         renew_ms = _args.optional_positive_ms(renew_every, "renew_every")
         self._client = client
         self._name = name
+        self._name_b = name_b
         self._reentrant = bool(reentrant)
+        self._thread_local = bool(thread_local)
         self._blocking_timeout = blocking_timeout
 
         options = c_void_p()
@@ -253,27 +454,96 @@ class Lock:
                 if status:
                     _CALLBACKS.pop(key, None)  # on failure the library did not take it
                     raise_error(status, err)
-            handle = c_void_p()
-            client_handle = client._enter()
-            try:
-                status = lib.latchkey_lock_new(client_handle, name_b, options, handle, err)
-            finally:
-                client._exit()
-            if status:
-                raise_error(status, err)
-        finally:
-            # The lock keeps what it needs of the options (and the callback).
+            handle = self._new_handle(options.value)
+        except BaseException:
             lib.latchkey_lock_options_free(options)
+            raise
+        # The options stay alive: a reentrant thread-local Lock makes one
+        # more C handle per thread from them. They are freed with the Lock.
+        self._extra_handles: list[int] = []
+        self._options = options.value
+        extra = self._extra_handles
+        opts = int(options.value or 0)
+
+        def free(value: int) -> None:
+            _free_lock_handles(extra, opts, value)
+
+        self._handle = SharedHandle(handle, free)
+        _HANDLES.add(self._handle)
+        self._local = threading.local()
+        self._shared = None if self._thread_local else _Owner(None)
+        # The finalizer sees only the SharedHandle, never this object, so it
+        # may run in any order within a reference cycle.
+        why = "is closed (garbage-collected)"
+        self._finalizer = weakref.finalize(self, self._handle.close, why)
+        self._finalizer.atexit = False  # see _at_exit
+
+    def _new_handle(self, options: Optional[int]) -> int:
+        handle = c_void_p()
+        err = c_void_p()
+        client_handle = self._client._enter()
+        try:
+            status = lib.latchkey_lock_new(client_handle, self._name_b, options, handle, err)
+        finally:
+            self._client._exit()
+        if status:
+            raise_error(status, err)
         if not handle.value:  # pragma: no cover - the ABI promises a handle
             raise LatchkeyError("latchkey_lock_new succeeded without a lock handle")
-        self._handle = handle.value
-        self._finalizer = weakref.finalize(self, _free_lock, handle.value, self._guards)
-        self._finalizer.atexit = False  # see _at_exit
-        _LIVE.add(self)
+        return int(handle.value)
+
+    # --- owners -------------------------------------------------------------------
+
+    def _owner(self) -> _Owner:
+        """The calling thread's owner, made on first use."""
+        shared = self._shared
+        if shared is not None:
+            return shared
+        owner: Optional[_Owner] = getattr(self._local, "owner", None)
+        if owner is None:
+            handle: Optional[int] = None
+            if self._reentrant:
+                # The C lock handle is the reentrant owner: one per thread.
+                self._handle.enter("Lock")
+                try:
+                    handle = self._new_handle(self._options)
+                    self._extra_handles.append(handle)
+                finally:
+                    self._handle.exit()
+            owner = _Owner(handle, self._extra_handles)
+            self._local.owner = owner
+        return owner
+
+    def _current(self) -> Optional[_Owner]:
+        """The calling thread's owner if it has one (never makes one)."""
+        if self._shared is not None:
+            return self._shared
+        return getattr(self._local, "owner", None)
+
+    def _newest(self) -> _Slot:
+        owner = self._current()
+        slot = owner.newest() if owner is not None else None
+        if slot is None:
+            raise self._not_held()
+        return slot
+
+    def _not_held(self) -> NotHeld:
+        if self._shared is not None:
+            return NotHeld(f"lock {self._name!r} is not held by this Lock")
+        return NotHeld(
+            f"lock {self._name!r} is not held by this thread (a Lock's holds belong to "
+            "the thread that acquired them; use thread_local=False to share them)"
+        )
 
     # --- acquiring ----------------------------------------------------------------
 
-    def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
+    def acquire(
+        self,
+        blocking: bool = True,
+        timeout: Optional[float] = None,
+        *,
+        cancel: Optional[Cancel] = None,
+    ) -> bool:
         """Acquires the lock: True when acquired, False if it stayed held by
         another owner (or Redis did not answer in the command timeout).
 
@@ -281,150 +551,177 @@ class Lock:
         was just released to a woken waiter). Otherwise it waits, without
         polling (woken by the holder's release), at most ``timeout`` seconds
         (None or -1: for ever; 0: one attempt that leaves a lock being handed
-        to a woken waiter to that waiter). Other failures raise a
-        :class:`LatchkeyError`. A wait on the main thread can be interrupted
-        by Ctrl-C (KeyboardInterrupt), leaving the lock not acquired.
+        to a woken waiter to that waiter). ``cancel``: a :class:`Cancel`
+        whose ``cancel()``, from any thread, ends the wait with
+        :class:`Cancelled`. Other failures raise a :class:`LatchkeyError`.
+        A wait on the main thread can be interrupted by Ctrl-C
+        (KeyboardInterrupt); an interrupted or cancelled acquire leaves the
+        lock not acquired (a grant that raced with it is given back).
         """
-        return self._acquire(blocking, timeout, False)
+        slot = _Slot()
+        try:
+            acquired = self._acquire_into(slot, blocking, timeout, False, cancel)
+        except BaseException:
+            self._abandon(slot)
+            raise
+        return acquired
 
-    def _acquire(self, blocking: bool, timeout: Optional[float], raise_timeout: bool) -> bool:
-        handle = self._handle
-        if handle is None:
-            raise self._unusable()
+    def _abandon(self, slot: _Slot) -> None:
+        # Gives back what an interrupted acquire took (see _Slot.abandoned).
+        slot.abandoned = True
+        owner = self._current()
+        if owner is not None:
+            _forget(owner, slot)
+        slot.give_back()
+
+    def _acquire_into(
+        self,
+        slot: _Slot,
+        blocking: bool,
+        timeout: Optional[float],
+        raise_timeout: bool,
+        cancel: Optional[Cancel],
+    ) -> bool:
         if not blocking:
             if timeout is not None:
                 raise ValueError("can't specify a timeout for a non-blocking call")
             ms = 0
         else:
-            ms = -1 if timeout is None else _args.wait_ms(timeout)
-        guard = c_void_p()
+            ms = _args.wait_ms(timeout)
+        if cancel is not None and not isinstance(cancel, Cancel):
+            raise TypeError(f"cancel must be a latchkey.Cancel, not {type(cancel).__name__}")
+        owner = self._owner()
+        handle = self._handle.enter("Lock")
         err = c_void_p()
         try:
-            if not blocking:
-                status = _try_acquire(handle, guard, err)
-            elif (ms < 0 or ms > _SHORT_WAIT_MS) and _get_ident() == _main_thread().ident:
-                # On the main thread a long wait must not hold off signals:
-                # first one attempt (the uncontended case: a single call),
-                # then wait where Ctrl-C can interrupt the wait.
-                started = time.monotonic() if ms > 0 else 0.0
-                status = _acquire(handle, 0, None, guard, err)
-                if status == TIMEOUT:
-                    if ms > 0:
-                        ms = max(0, ms - int((time.monotonic() - started) * 1000.0))
-                    if ms != 0:
-                        discard_error(err)
-                        status = self._wait_interruptibly(handle, ms, guard, err)
-            else:
-                status = _acquire(handle, ms, None, guard, err)
+            _record(owner, self, slot)
+            status = self._take(owner.handle or handle, blocking, ms, slot, err, cancel)
             if status == OK:
-                self._keep(guard.value)  # type: ignore[arg-type]
+                if not self._reentrant:
+                    _drop_lost_before(owner, slot)
                 return True
-        except BaseException:
-            # Say, KeyboardInterrupt right after the library granted the
-            # lock: give it back rather than leave a lease nobody releases.
-            if guard.value and guard.value not in self._guards:
-                _guard_free(guard)
-            raise
+            _forget(owner, slot)
+        finally:
+            self._handle.exit()
         if status == TIMEOUT and not raise_timeout:
             discard_error(err)
             return False
         raise_error(status, err)
 
-    def _wait_interruptibly(self, handle: int, ms: int, guard: c_void_p, err: c_void_p) -> int:
+    def _take(
+        self,
+        handle: int,
+        blocking: bool,
+        ms: int,
+        slot: _Slot,
+        err: c_void_p,
+        cancel: Optional[Cancel],
+    ) -> int:
+        """One C acquire (or a first attempt and then a cancellable wait)
+        that writes the guard straight into `slot`."""
+        if not blocking:
+            return int(_try_acquire(handle, slot.guard, err))
+        if (cancel is not None and cancel.cancelled) or _cancel.shutting_down():
+            raise Cancelled(f"acquiring lock {self._name!r}: cancelled")
+        started = time.monotonic()
+        status = int(_acquire(handle, 0, None, slot.guard, err))
+        if status != TIMEOUT or ms == 0:
+            return status
+        discard_error(err)
+        if ms > 0:
+            ms = max(1, ms - int((time.monotonic() - started) * 1000.0))
+        if _get_ident() == _main_thread().ident:
+            return self._wait_on_helper(handle, ms, slot, err, Wait(cancel, users=2))
+        wait = Wait(cancel)
+        try:
+            status = int(_acquire(handle, ms, wait.handle, slot.guard, err))
+        finally:
+            wait.close()
+        if status == CANCELLED:
+            _cancel.park_if_exiting()
+        return status
+
+    def _wait_on_helper(self, handle: int, ms: int, slot: _Slot, err: c_void_p, wait: Wait) -> int:
         """Waits for the lock on a helper thread while this (main) thread
         waits on a threading lock, which signals interrupt: Ctrl-C raises
-        KeyboardInterrupt here, the wait is cancelled through a
-        latchkey_cancel handle, and a lock acquired meanwhile is given back.
-        (A ctypes call itself cannot be interrupted by a signal.)"""
-        cancel = c_void_p()
-        status = lib.latchkey_cancel_new(cancel, err)
-        if status:
-            return int(status)
+        KeyboardInterrupt here and cancels the wait. (A ctypes call itself
+        cannot be interrupted by a signal.) Both threads use `wait` until
+        they close it, and the helper a use of the lock handle; a grant
+        that reaches the helper after the acquire was abandoned is given
+        back by the helper."""
         outcome: list[int] = []
         done = _allocate_lock()
         done.acquire()
+        shared = self._handle
+        shared.enter("Lock")
+        cancel_handle = wait.handle
 
-        def wait(owner: Lock = self) -> None:
-            # `owner` keeps the Lock (and so `handle`) alive while this runs.
+        def run() -> None:
             try:
-                outcome.append(_acquire(handle, ms, cancel, guard, err))
+                outcome.append(int(_acquire(handle, ms, cancel_handle, slot.guard, err)))
+                if slot.abandoned:
+                    slot.give_back()
+                    discard_error(err)  # nobody will read it
             finally:
+                wait.close()
+                shared.exit()
                 done.release()
 
-        started = False
         try:
-            _start_new_thread(wait, ())
-            started = True
-            done.acquire()
-        except BaseException as e:
-            if not started and isinstance(e, RuntimeError):
-                # The helper thread could not be created.
-                lib.latchkey_cancel_free(cancel)
-                raise
-            # Interrupted (KeyboardInterrupt, or whatever a signal handler
-            # raised): stop the wait and let the helper finish, without
-            # letting further signals cut this short; then give back a lock
-            # that was acquired meanwhile.
-            lib.latchkey_cancel_trigger(cancel, None)
-            finished = False
-            deadline = time.monotonic() + _HELPER_GRACE_S
-            while not finished and time.monotonic() < deadline:
-                try:
-                    finished = done.acquire(timeout=0.1)
-                except BaseException:
-                    pass
-            if finished:
-                if outcome and outcome[0] == OK and guard.value:
-                    _guard_free(guard)
-                discard_error(err)
-                lib.latchkey_cancel_free(cancel)
-            # else: the helper never ran or is stuck; leak its small cancel
-            # handle rather than free it under its feet.
-            guard.value = None
+            _start_new_thread(run, ())
+        except RuntimeError:
+            # No helper thread: close its use of the wait and the handle.
+            wait.close()
+            wait.close()
+            shared.exit()
             raise
-        lib.latchkey_cancel_free(cancel)
-        if not outcome:
+        try:
+            done.acquire()
+        except BaseException:
+            # Trigger first, in the handler's first call: no further signal
+            # can be handled before it (the handle lives until our close).
+            _cancel.trigger_handle(cancel_handle or 0)
+            wait.close()
+            raise
+        wait.close()
+        if not outcome:  # pragma: no cover - the helper cannot fail otherwise
             raise LatchkeyError(f"acquiring lock {self._name!r}: the waiting thread failed")
         return outcome[0]
 
-    def _keep(self, guard: int) -> None:
-        with self._mutex:
-            guards = self._guards
-            if self._reentrant or not guards:
-                guards.append(guard)
-                return
-            # A plain lock has one lease at a time: an older guard still
-            # here was lost or expired (the library gave the lock to a new
-            # owner token), so it is dropped.
-            stale = guards[:]
-            guards[:] = [guard]
-        for old in stale:
-            _guard_free(old)
-
     def release(self) -> None:
-        """Releases the lock (for a reentrant lock, the innermost hold).
+        """Releases the calling thread's newest hold (see ``thread_local``).
 
-        Raises :class:`NotHeld` if this Lock does not hold it, or if the
-        lease had been lost meanwhile (expired or force-unlocked, so someone
-        else may have held it: the lock is never deleted from under another
-        owner). Redis failures raise too; the lease then runs out at its
-        ttl. After any outcome the hold counts as released.
+        Raises :class:`NotHeld` if it holds none, or if the lease had been
+        lost meanwhile (expired or force-unlocked, so someone else may have
+        held it: the lock is never deleted from under another owner). Redis
+        failures raise too; the lease then runs out at its ttl. After any
+        outcome the hold counts as released.
         """
+        owner = self._current()
+        if owner is None:
+            raise self._not_held()
         err = c_void_p()
-        with self._mutex:
-            guards = self._guards
-            if not guards:
-                raise NotHeld(f"lock {self._name!r} is not held by this Lock")
-            guard = guards.pop()
+        with owner.mutex:
+            slot = owner.newest()
+            if slot is None:
+                raise self._not_held()
             try:
-                status = _release(guard, err)
+                status = int(_release(slot.guard, err))
+                slot.released = True
             finally:
-                _guard_free(guard)
+                _forget(owner, slot)
         if status:
             raise_error(status, err)
 
     def __enter__(self) -> "Lock":
-        self._acquire(True, self._blocking_timeout, True)
+        slot = _Slot()
+        try:
+            self._acquire_into(slot, True, self._blocking_timeout, True, None)
+        except BaseException:
+            # Also a Ctrl-C that lands after the grant, before the block:
+            # __exit__ will not run, so give the lock back here.
+            self._abandon(slot)
+            raise
         return self
 
     def __exit__(
@@ -437,43 +734,39 @@ class Lock:
 
     # --- the current hold ---------------------------------------------------------
 
-    def _top(self) -> int:
-        # Call with self._mutex held.
-        if not self._guards:
-            raise NotHeld(f"lock {self._name!r} is not held by this Lock")
-        return self._guards[-1]
-
     def extend(self, ttl: float) -> None:
-        """Sets the lease to ``ttl`` seconds from now, if it is still ours
-        (unlike redis-py's ``extend``, which adds time). Auto-renewal goes
-        on with the new ttl. :class:`NotHeld` if the lease was lost or
-        released."""
+        """Sets the calling thread's newest lease to ``ttl`` seconds from
+        now, if it is still ours (unlike redis-py's ``extend``, which adds
+        time). Auto-renewal goes on with the new ttl. :class:`NotHeld` if
+        the lease was lost or released, or this thread holds none."""
         ttl_ms = _args.positive_ms(ttl, "ttl")
         err = c_void_p()
-        with self._mutex:
-            status = lib.latchkey_guard_extend(self._top(), ttl_ms, err)
+        slot = self._newest()
+        status = lib.latchkey_guard_extend(slot.guard, ttl_ms, err)
         if status:
             raise_error(status, err)
 
     def check(self) -> None:
-        """Raises :class:`LostError` (with the reason) if the lease was
-        lost, :class:`NotHeld` if this Lock does not hold the lock. Asks the
-        local state only, not Redis."""
+        """Raises :class:`LostError` (with the reason) if the calling
+        thread's newest lease was lost, :class:`NotHeld` if it holds none.
+        Asks the local state only, not Redis."""
         err = c_void_p()
-        with self._mutex:
-            status = lib.latchkey_guard_check(self._top(), err)
+        slot = self._newest()
+        status = _guard_check(slot.guard, err)
         if status:
             raise_error(status, err)
 
     def owned(self) -> bool:
-        """Whether this Lock holds the lock: its current hold is neither
-        lost nor released, and Redis confirms that hold (one round trip)."""
+        """Whether the calling thread holds the lock: its newest hold is
+        neither lost nor released, and Redis confirms that very hold (one
+        round trip)."""
+        owner = self._current()
+        slot = owner.newest() if owner is not None else None
+        if slot is None:
+            return False
         held = c_bool()
         err = c_void_p()
-        with self._mutex:
-            if not self._guards:
-                return False
-            status = lib.latchkey_guard_confirm(self._guards[-1], held, err)
+        status = lib.latchkey_guard_confirm(slot.guard, held, err)
         if status:
             raise_error(status, err)
         return bool(held.value)
@@ -484,39 +777,41 @@ class Lock:
 
     @property
     def fencing_token(self) -> int:
-        """The fencing token of the current hold: strictly greater than
-        every token issued before for this name. Hand it to the resource
-        you write to. :class:`NotHeld` if this Lock does not hold the lock."""
+        """The fencing token of the calling thread's newest hold: strictly
+        greater than every token issued before for this name. Hand it to the
+        resource you write to. :class:`NotHeld` if this thread holds none."""
         out = c_uint64()
         err = c_void_p()
-        with self._mutex:
-            status = lib.latchkey_guard_fencing_token(self._top(), out, err)
+        slot = self._newest()
+        status = lib.latchkey_guard_fencing_token(slot.guard, out, err)
         if status:
             raise_error(status, err)
         return int(out.value)
 
     @property
     def token(self) -> str:
-        """The owner token of the current hold, as stored in Redis (32 hex
-        digits). :class:`NotHeld` if this Lock does not hold the lock."""
+        """The owner token of the calling thread's newest hold, as stored in
+        Redis (32 hex digits; each acquisition has its own).
+        :class:`NotHeld` if this thread holds none."""
         out = c_char_p()
         err = c_void_p()
-        with self._mutex:
-            status = lib.latchkey_guard_owner_token(self._top(), out, err)
-            if status:
-                raise_error(status, err)
-            return (out.value or b"").decode("ascii", "replace")
+        slot = self._newest()
+        status = lib.latchkey_guard_owner_token(slot.guard, out, err)
+        if status:
+            raise_error(status, err)
+        return (out.value or b"").decode("ascii", "replace")
 
     @property
     def remaining(self) -> float:
-        """Seconds the current lease is certainly still ours on the local
-        monotonic clock (0.0 when lost, expired or not held)."""
+        """Seconds the calling thread's newest lease is certainly still ours
+        on the local monotonic clock (0.0 when lost, expired or not held)."""
+        owner = self._current()
+        slot = owner.newest() if owner is not None else None
+        if slot is None:
+            return 0.0
         out = c_uint64()
         err = c_void_p()
-        with self._mutex:
-            if not self._guards:
-                return 0.0
-            status = lib.latchkey_guard_remaining_ms(self._guards[-1], out, err)
+        status = lib.latchkey_guard_remaining_ms(slot.guard, out, err)
         if status:
             raise_error(status, err)
         return out.value / 1000.0
@@ -532,9 +827,16 @@ class Lock:
         return self._reentrant
 
     @property
+    def thread_local(self) -> bool:
+        """Whether holds belong to the acquiring thread (see the class docs)."""
+        return self._thread_local
+
+    @property
     def holds(self) -> int:
-        """How many holds this Lock has (at most 1 for a plain lock)."""
-        return len(self._guards)
+        """How many holds the calling thread has (the Lock, with
+        ``thread_local=False``); at most 1 for a plain lock."""
+        owner = self._current()
+        return 0 if owner is None else owner.count()
 
     def __reduce__(self) -> NoReturn:
         raise TypeError(
@@ -544,34 +846,4 @@ class Lock:
 
     def __repr__(self) -> str:
         kind = "reentrant " if self._reentrant else ""
-        return f"<latchkey.Lock {kind}{self._name!r} holds={len(self._guards)}>"
-
-    # --- lifetime -----------------------------------------------------------------
-
-    def _unusable(self) -> LatchkeyError:
-        if self._forked:
-            return LatchkeyError(
-                f"this latchkey.Lock was made in process {self._pid}, before a fork; "
-                "a forked child must open its own Client and Lock"
-            )
-        return LatchkeyError("the latchkey.Lock is not usable")  # pragma: no cover
-
-    def _release_all_at_exit(self) -> None:
-        self._finalizer.detach()
-        # A thread stuck in a call on a guard holds the mutex: leave it be.
-        if not self._mutex.acquire(timeout=1.0):
-            return
-        try:
-            while self._guards:
-                _guard_free(self._guards.pop())
-        finally:
-            self._mutex.release()
-
-    def _after_fork_in_child(self) -> None:
-        # The parent's handles and leases stay the parent's: the child
-        # neither uses nor releases them.
-        self._finalizer.detach()
-        self._mutex = threading.Lock()
-        self._guards = []
-        self._handle = None
-        self._forked = True
+        return f"<latchkey.Lock {kind}{self._name!r} holds={self.holds}>"

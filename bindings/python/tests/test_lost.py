@@ -27,12 +27,14 @@ def test_on_lost_is_called_from_the_renewal_thread(client: Client, url: str, nam
     lock = client.lock(name, ttl=0.5, auto_renew=True, on_lost=on_lost)
     assert lock.acquire()
     token = lock.fencing_token
+    owner_token = lock.token
     with Client(url) as operator:
         assert operator.force_unlock(name)
     assert lost_event.wait(5), "the callback did not arrive"
     lost, thread_name = seen[0]
     assert lost.name == name
     assert lost.fencing_token == token
+    assert lost.owner_token == owner_token, "the report names exactly this hold"
     assert name in lost.reason
     assert thread_name != threading.main_thread().name
     with pytest.raises(latchkey.LostError):
