@@ -179,10 +179,13 @@ python-test: deps python-lint
 	$(CARGO) build --release
 	PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
 
-# mypy --strict and ruff, as configured in bindings/python/pyproject.toml.
+# mypy --strict and ruff, as configured in bindings/python/pyproject.toml;
+# installed with pip when missing (the versions they were last run with).
+PYTHON_LINTERS := mypy==2.4.1 ruff==0.17.6
 python-lint:
 	@python3 -m mypy --version >/dev/null 2>&1 && python3 -m ruff --version >/dev/null 2>&1 || \
-	  { echo "mypy or ruff is missing: python3 -m pip install mypy ruff" >&2; exit 1; }
+	  { echo "installing $(PYTHON_LINTERS) with pip"; python3 -m pip install -q $(PYTHON_LINTERS); } || \
+	  { echo "mypy or ruff is missing and pip could not install them: python3 -m pip install $(PYTHON_LINTERS)" >&2; exit 1; }
 	cd bindings/python && python3 -m mypy && python3 -m ruff check latchkey tests && python3 -m ruff format --check latchkey tests
 
 # Longer seeded storms of Ctrl-C and garbage collections against real
