@@ -104,9 +104,25 @@ fn bad_reply(what: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
 }
 
+/// Bounds on what the listener accepts from the server, so a broken or
+/// hostile peer cannot make it allocate without limit or recurse without
+/// end: pub/sub replies here are a few short strings (a channel name of at
+/// most a lock name plus the prefix, a token) in arrays of three or four.
+const MAX_LINE: u64 = 64 * 1024;
+const MAX_BULK: i64 = 1024 * 1024;
+const MAX_ARRAY: i64 = 1024;
+const MAX_DEPTH: usize = 4;
+
 fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
+    read_reply_at(reader, 0)
+}
+
+fn read_reply_at(reader: &mut impl BufRead, depth: usize) -> std::io::Result<Reply> {
+    if depth > MAX_DEPTH {
+        return Err(bad_reply("pub/sub reply nested too deeply"));
+    }
     let mut line = Vec::new();
-    reader.read_until(b'\n', &mut line)?;
+    reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut line)?;
     if line.len() < 3 || !line.ends_with(b"\r\n") {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
@@ -133,6 +149,9 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
             if len < 0 {
                 return Ok(Reply::Bulk(None));
             }
+            if len > MAX_BULK {
+                return Err(bad_reply("oversized bulk string in a pub/sub reply"));
+            }
             let mut data = vec![0; len as usize + 2];
             reader.read_exact(&mut data)?;
             data.truncate(len as usize);
@@ -140,9 +159,12 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
         }
         b'*' => {
             let len = number()?;
+            if len > MAX_ARRAY {
+                return Err(bad_reply("oversized array in a pub/sub reply"));
+            }
             let mut items = Vec::with_capacity(len.clamp(0, 16) as usize);
             for _ in 0..len.max(0) {
-                items.push(read_reply(reader)?);
+                items.push(read_reply_at(reader, depth + 1)?);
             }
             Ok(Reply::Array(items))
         }
@@ -548,6 +570,20 @@ mod tests {
         assert!(read_reply(&mut &b"*3\r\n$7\r\nmess"[..]).is_err());
         assert!(read_reply(&mut &b""[..]).is_err());
         assert!(read_reply(&mut &b"$x\r\n"[..]).is_err());
+    }
+
+    #[test]
+    fn refuses_replies_that_would_exhaust_memory_or_the_stack() {
+        // A huge bulk length, an endless line, deep nesting, a huge array.
+        assert!(read_reply(&mut &b"$9223372036854775807\r\n"[..]).is_err());
+        let endless = vec![b'+'; 10 * 1024 * 1024];
+        assert!(read_reply(&mut &endless[..]).is_err());
+        let deep = b"*1\r\n".repeat(100_000);
+        assert!(read_reply(&mut &deep[..]).is_err());
+        assert!(read_reply(&mut &b"*9223372036854775807\r\n"[..]).is_err());
+        // What Redis really sends still parses.
+        let pmessage = b"*4\r\n$8\r\npmessage\r\n$1\r\n*\r\n$2\r\nch\r\n$1\r\nx\r\n";
+        assert!(read_reply(&mut &pmessage[..]).is_ok());
     }
 
     #[test]
