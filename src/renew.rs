@@ -201,6 +201,7 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
             }
         };
         let mut leases = Vec::new();
+        let mut strays = Vec::new();
         let mut next = Vec::new();
         for task in tasks {
             match task {
@@ -211,8 +212,11 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
                     }
                     _ => {}
                 },
-                Task::Release(stray) => next.extend(release_stray(backend.as_ref(), *stray)),
+                Task::Release(stray) => strays.push(*stray),
             }
+        }
+        if !strays.is_empty() {
+            give_back_in_background(&shared, &backend, strays);
         }
         for chunk in leases.chunks(BATCH) {
             next.extend(renew(backend.as_ref(), chunk));
@@ -228,6 +232,41 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
             schedule.push(when, task);
         }
     }
+}
+
+/// Gives holds back on a thread of their own: a give-back whose server
+/// does not answer waits up to the command timeout, and the renewals of
+/// every other lease must not wait with it. What is not settled yet goes
+/// back on the schedule.
+fn give_back_in_background(
+    shared: &Arc<Shared>,
+    backend: &Arc<dyn Backend>,
+    strays: Vec<StrayToken>,
+) {
+    let (shared, backend) = (shared.clone(), backend.clone());
+    let give_back = move || {
+        crate::signals::mask_for_this_thread();
+        let again: Vec<(Instant, Task)> = strays
+            .into_iter()
+            .filter_map(|stray| release_stray(backend.as_ref(), stray))
+            .collect();
+        let mut schedule = shared.schedule.lock();
+        if schedule.stop {
+            return;
+        }
+        let mut wake = false;
+        for (when, task) in again {
+            wake |= schedule.push(when, task).1;
+        }
+        if wake {
+            shared.changed.notify_all();
+        }
+    };
+    // Without a thread the give-backs are dropped: the holds then expire
+    // at the end of their ttl, as they would have without the give-back.
+    let _ = std::thread::Builder::new()
+        .name("latchkey-giveback".into())
+        .spawn(give_back);
 }
 
 fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Task> {
