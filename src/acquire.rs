@@ -28,8 +28,16 @@ pub(crate) trait Target {
     fn name(&self) -> &str;
     /// One acquire attempt of the hold `hold` (reentrant owner `owner`).
     fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt>;
-    /// Makes the guard of a hold that was just acquired.
-    fn held(&self, hold: String, fencing_token: u64, sent: Instant) -> Self::Held;
+    /// Makes the guard of a hold that was just acquired. `unheard_since`:
+    /// an earlier attempt of this acquisition, sent then, was never
+    /// answered and may still reach Redis (after the hold is released).
+    fn held(
+        &self,
+        hold: String,
+        fencing_token: u64,
+        sent: Instant,
+        unheard_since: Option<Instant>,
+    ) -> Self::Held;
     /// Listens for this lock's release messages, waking `parker`.
     fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch>;
     /// Gives back, in the background, a hold whose acquire had an unknown
@@ -37,6 +45,9 @@ pub(crate) trait Target {
     fn give_back_later(&self, hold: &str, first_unknown: Instant);
     /// The bound of the random pause after a holder's lease ran out.
     fn retry_jitter(&self) -> Duration;
+    /// A new hold token when each attempt needs its own (see
+    /// `Backend::undoes_failed_attempts`), else `None`.
+    fn hold_for_next_attempt(&self) -> Option<String>;
 }
 
 /// Longest sleep between attempts when no release message can arrive (the
@@ -90,6 +101,7 @@ pub(crate) struct Acquisition<'a, T: Target> {
     /// is pending; so may anyone who has already waited.
     waited: bool,
     outage: Outage,
+    attempts: u32,
 }
 
 impl<'a, T: Target> Acquisition<'a, T> {
@@ -115,6 +127,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
             watches: Vec::new(),
             waited: try_once,
             outage: Outage::default(),
+            attempts: 0,
         }
     }
 
@@ -146,13 +159,26 @@ impl<'a, T: Target> Acquisition<'a, T> {
 
     /// One attempt and what follows from its outcome.
     fn attempt(&mut self, seen: u64) -> Next<T::Held> {
+        if self.attempts > 0 {
+            if let Some(fresh) = self.lock.hold_for_next_attempt() {
+                // The failed attempt's token may still be given back late.
+                self.hold = fresh;
+            }
+        }
+        self.attempts += 1;
         let sent = Instant::now();
         let result = self.lock.attempt(&self.owner, &self.hold, self.waited);
         let now = Instant::now();
         match result {
             Ok(Attempt::Acquired(fencing_token)) => {
                 let hold = std::mem::take(&mut self.hold);
-                Next::Done(Ok(Some(self.lock.held(hold, fencing_token, sent))))
+                let unheard_since = self.outage.first_unknown;
+                Next::Done(Ok(Some(self.lock.held(
+                    hold,
+                    fencing_token,
+                    sent,
+                    unheard_since,
+                ))))
             }
             Ok(Attempt::Held(holder_ttl)) => {
                 self.outage.answered();
@@ -278,7 +304,13 @@ mod tests {
                 .pop_front()
                 .unwrap_or(Ok(Attempt::Held(Duration::from_millis(1))))
         }
-        fn held(&self, hold: String, fencing_token: u64, _sent: Instant) -> (String, u64) {
+        fn held(
+            &self,
+            hold: String,
+            fencing_token: u64,
+            _sent: Instant,
+            _unheard_since: Option<Instant>,
+        ) -> (String, u64) {
             (hold, fencing_token)
         }
         fn watch_releases(&self, _parker: &Arc<Parker>, _hold: &str) -> Vec<Watch> {
@@ -289,6 +321,9 @@ mod tests {
         }
         fn retry_jitter(&self) -> Duration {
             Duration::ZERO
+        }
+        fn hold_for_next_attempt(&self) -> Option<String> {
+            None
         }
     }
 

@@ -237,6 +237,34 @@ pub struct Lock {
     /// (a forked child draws its own, so it never nests into its parent's
     /// hold). Plain locks use only hold tokens.
     owner: Mutex<(u64, String)>,
+    /// Reentrant: this handle's holds in this process (see [`Tenure`]).
+    tenure: Arc<Tenure>,
+}
+
+/// A reentrant handle's holds in this process, and the order of its
+/// acquire attempts and releases: an attempt may nest into the handle's
+/// tenure in Redis only while one of its holds is live here, and that is
+/// decided and acted on with no release or other attempt of the handle in
+/// between (a stale tenure, left by a late release or brought back by an
+/// older snapshot, is replaced by a new one with a new fencing token).
+#[derive(Default)]
+struct Tenure {
+    state: Mutex<TenureState>,
+}
+
+#[derive(Default)]
+struct TenureState {
+    holds: Vec<std::sync::Weak<Lease>>,
+    /// Acquired, guard not yet made.
+    pending: usize,
+}
+
+impl TenureState {
+    fn live(&mut self) -> bool {
+        self.holds
+            .retain(|weak| weak.upgrade().is_some_and(|lease| lease.is_active()));
+        self.pending > 0 || !self.holds.is_empty()
+    }
 }
 
 impl fmt::Debug for Lock {
@@ -259,6 +287,7 @@ impl Lock {
             keys,
             options,
             owner: Mutex::new((crate::fork::generation(), new_token())),
+            tenure: Arc::default(),
         }
     }
 
@@ -401,10 +430,18 @@ impl Lock {
         if self.options.auto_renew {
             self.client.watchdog.watch(&lease);
         }
+        let tenure = self.options.reentrant.then(|| {
+            let mut state = self.tenure.state.lock();
+            state.pending = state.pending.saturating_sub(1);
+            state.holds.push(Arc::downgrade(&lease));
+            self.tenure.clone()
+        });
         Guard {
             client: self.client.clone(),
             lease,
             fence_holder,
+            unheard_attempt_since: None,
+            tenure,
             done: false,
         }
     }
@@ -418,18 +455,37 @@ impl Target for Lock {
     }
 
     fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
-        self.client.backend.acquire(&AcquireArgs {
+        let mut args = AcquireArgs {
             keys: &self.keys,
             owner,
             hold,
             ttl: self.options.ttl,
             reentrant: self.options.reentrant,
             waited,
-        })
+            nest: false,
+        };
+        if !self.options.reentrant {
+            return self.client.backend.acquire(&args);
+        }
+        let mut tenure = self.tenure.state.lock();
+        args.nest = tenure.live();
+        let attempt = self.client.backend.acquire(&args);
+        if matches!(attempt, Ok(Attempt::Acquired(_))) {
+            tenure.pending += 1;
+        }
+        attempt
     }
 
-    fn held(&self, hold: String, fencing_token: u64, sent: Instant) -> Guard {
-        self.guard(hold, fencing_token, sent)
+    fn held(
+        &self,
+        hold: String,
+        fencing_token: u64,
+        sent: Instant,
+        unheard_since: Option<Instant>,
+    ) -> Guard {
+        let mut guard = self.guard(hold, fencing_token, sent);
+        guard.unheard_attempt_since = unheard_since;
+        guard
     }
 
     /// Gives back, in the background, a hold whose acquire had an unknown
@@ -457,6 +513,10 @@ impl Target for Lock {
 
     fn retry_jitter(&self) -> Duration {
         self.options.retry_jitter
+    }
+
+    fn hold_for_next_attempt(&self) -> Option<String> {
+        self.client.backend.undoes_failed_attempts().then(new_token)
     }
 }
 
@@ -489,6 +549,13 @@ pub struct Guard {
     client: Arc<ClientShared>,
     lease: Arc<Lease>,
     fence_holder: String,
+    /// When an attempt of this hold's acquisition was sent that was never
+    /// answered: it may still reach Redis after the release and take the
+    /// lock for this (released) hold, so the release is followed by a
+    /// give-back that watches for it.
+    unheard_attempt_since: Option<Instant>,
+    /// Reentrant: the handle's tenure, whose order a release keeps.
+    tenure: Option<Arc<Tenure>>,
     done: bool,
 }
 
@@ -611,13 +678,7 @@ impl Guard {
         let reason = if extended {
             // Redis kept the hold, but the lease had already run out here
             // (check() may have said so): it stays lost; give the hold back.
-            self.client.watchdog.release_later(
-                self.lease.keys().clone(),
-                self.lease.token().to_string(),
-                self.lease.reentrant(),
-                false,
-                Instant::now() + ttl,
-            );
+            self.give_back_later(false, Instant::now() + ttl);
             format!(
                 "the lease on lock '{}' ran out before the extension was confirmed",
                 self.name()
@@ -690,10 +751,24 @@ impl Guard {
         )
     }
 
+    /// Gives this hold back in the background (see `Watchdog::release_later`).
+    fn give_back_later(&self, may_appear_later: bool, until: Instant) {
+        self.client.watchdog.release_later(
+            self.lease.keys().clone(),
+            self.lease.token().to_string(),
+            self.lease.reentrant(),
+            may_appear_later,
+            until,
+        );
+    }
+
     fn release_now(&self) -> Result<()> {
         if let Some(reason) = self.lease.lost_reason().filter(|_| self.lease.inherited()) {
             return Err(Error::new(ErrorKind::NotHeld, reason));
         }
+        // A reentrant release waits for the handle's attempt in flight, so
+        // that attempt never judges the tenure while this hold is half gone.
+        let _order = self.tenure.as_ref().map(|t| t.state.lock());
         let expired = self.lease.lost_reason();
         let lost = self.lease.mark_released().or(expired);
         self.client.watchdog.unwatch(&self.lease);
@@ -702,6 +777,12 @@ impl Guard {
             self.lease.token(),
             self.lease.reentrant(),
         );
+        if let Some(since) = self.unheard_attempt_since {
+            // An unanswered attempt of this hold's acquisition may still
+            // reach Redis and take the lock for this released hold: watch
+            // for it (after this release, which it must not race).
+            self.give_back_later(true, since + self.lease.ttl());
+        }
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
@@ -712,13 +793,7 @@ impl Guard {
                     // The release may not have run (or may run later): give
                     // the hold back in the background as soon as Redis
                     // answers, rather than leave it held for its whole ttl.
-                    self.client.watchdog.release_later(
-                        self.lease.keys().clone(),
-                        self.lease.token().to_string(),
-                        self.lease.reentrant(),
-                        false,
-                        Instant::now() + self.lease.ttl(),
-                    );
+                    self.give_back_later(false, Instant::now() + self.lease.ttl());
                 }
                 return Err(e);
             }

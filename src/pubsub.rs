@@ -122,7 +122,10 @@ fn read_reply_at(reader: &mut impl BufRead, depth: usize) -> std::io::Result<Rep
         return Err(bad_reply("pub/sub reply nested too deeply"));
     }
     let mut line = Vec::new();
-    reader.by_ref().take(MAX_LINE).read_until(b'\n', &mut line)?;
+    reader
+        .by_ref()
+        .take(MAX_LINE)
+        .read_until(b'\n', &mut line)?;
     if line.len() < 3 || !line.ends_with(b"\r\n") {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,

@@ -26,6 +26,10 @@ const BATCH: usize = 1000;
 /// Leases due this soon after the earliest one ride along in its round trip,
 /// so many leases taken at slightly different times share renewals.
 const COALESCE: Duration = Duration::from_millis(20);
+/// How long a give-back keeps trying (when the hold's ttl is not shorter):
+/// a command delayed in the network longer than this, or a Redis
+/// unreachable longer than this, leaves the hold to expire at its ttl.
+const GIVE_BACK_HORIZON: Duration = Duration::from_secs(60);
 
 enum Task {
     /// Renew this lease (skipped if released or dropped meanwhile).
@@ -128,15 +132,16 @@ impl Watchdog {
         may_appear_later: bool,
         until: Instant,
     ) {
+        let now = Instant::now();
         let stray = StrayToken {
             keys,
             token,
             reentrant,
             may_appear_later,
-            until,
+            until: until.min(now + GIVE_BACK_HORIZON),
             backoff: Duration::from_millis(100),
         };
-        self.schedule(Instant::now(), Task::Release(Box::new(stray)));
+        self.schedule(now, Task::Release(Box::new(stray)));
     }
 
     fn schedule(&self, when: Instant, task: Task) {

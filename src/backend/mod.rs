@@ -64,6 +64,9 @@ pub(crate) struct AcquireArgs<'a> {
     /// The caller has been waiting and may take the lock while it is
     /// reserved for woken waiters.
     pub(crate) waited: bool,
+    /// Reentrant: the handle has a live hold here, so a tenure it owns in
+    /// Redis may be nested into (otherwise it is stale: start a new one).
+    pub(crate) nest: bool,
 }
 
 /// One fenced write.
@@ -128,6 +131,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Where waiters subscribe to release messages (one listener each).
     fn pubsub_sources(&self) -> Vec<EndpointSource>;
+
+    /// Whether a failed attempt gives back what it took (Redlock undoes a
+    /// minority). The next attempt then needs a hold token of its own: an
+    /// undo that reaches a master late must not release the retry that won.
+    fn undoes_failed_attempts(&self) -> bool {
+        false
+    }
 
     /// The server(s), for messages; never with a password.
     fn describe(&self) -> String;

@@ -341,6 +341,10 @@ impl Backend for Redlock {
         }))
     }
 
+    fn undoes_failed_attempts(&self) -> bool {
+        true
+    }
+
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
         let what = format!("confirming a hold of lock '{}'", keys.name);
         let mut holding = 0;

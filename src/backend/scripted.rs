@@ -51,6 +51,9 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
         flag(args.waited),
         millis(keys.fence_retention),
     ]);
+    if args.reentrant {
+        script_args.push(flag(args.nest));
+    }
     Call {
         script,
         keys: vec![&keys.lock, &keys.fence],
