@@ -30,12 +30,13 @@ func deleteHandle(h cgo.Handle) {
 }
 
 // latchkeyGoLost is the lost-lease callback of every Mutex. It runs on the
-// client's watchdog thread, so it only records the loss and closes channels.
+// client's watchdog thread, so it only records the loss and closes the
+// channel of the one hold that the owner token names.
 //
 //export latchkeyGoLost
-func latchkeyGoLost(user C.uintptr_t, name *C.char, fencingToken C.uint64_t, reason *C.char) {
-	if st, ok := cgo.Handle(user).Value().(*mutexState); ok {
-		st.onLost(uint64(fencingToken))
+func latchkeyGoLost(user C.uintptr_t, ownerToken *C.char, reason *C.char) {
+	if st, ok := cgo.Handle(user).Value().(*mutexState); ok && ownerToken != nil && st.client != nil {
+		st.client.lost(C.GoString(ownerToken), C.GoString(reason))
 	}
 }
 

@@ -12,13 +12,14 @@
 #include "latchkey.h"
 
 /* Exported from callbacks.go. */
-extern void latchkeyGoLost(uintptr_t user, char *name, uint64_t fencing_token, char *reason);
+extern void latchkeyGoLost(uintptr_t user, char *owner_token, char *reason);
 extern void latchkeyGoUserFree(uintptr_t user);
 
 static inline void lk_on_lost(void *user, const char *name, const char *owner_token, uint64_t fencing_token,
                               const char *reason) {
-	(void)owner_token;
-	latchkeyGoLost((uintptr_t)user, (char *)name, fencing_token, (char *)reason);
+	(void)name;
+	(void)fencing_token;
+	latchkeyGoLost((uintptr_t)user, (char *)owner_token, (char *)reason);
 }
 
 static inline void lk_user_free(void *user) {
