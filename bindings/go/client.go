@@ -347,7 +347,7 @@ func (c *Client) withName(what, name string, f func(p *C.latchkey_client, cname 
 
 // LockInfo is the state of a held lock in Redis, from Client.Inspect.
 type LockInfo struct {
-	// Owner is the holder's owner token (32 hex digits); Mutex.Token of
+	// Owner is the holder's owner token (32 hex digits); Hold.Token of
 	// the holder.
 	Owner string
 	// FencingToken is the fencing token issued to the holder.
