@@ -12,7 +12,8 @@ import (
 )
 
 // redisDo sends one command to the Redis at rawURL over a fresh connection
-// and returns its reply: a string, an int64, nil, or a []any of those. The
+// (after AUTH and SELECT when the URL has a password or a database) and
+// returns its reply: a string, an int64, nil, or a []any of those. The
 // tests use it to look at Redis from outside the library (who holds a key,
 // who is subscribed), so a bug in the library cannot hide itself.
 func redisDo(rawURL string, args ...string) (any, error) {
@@ -28,15 +29,31 @@ func redisDo(rawURL string, args ...string) (any, error) {
 	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		return nil, err
 	}
+	commands := [][]string{args}
+	if db := strings.TrimPrefix(u.Path, "/"); db != "" && db != "0" {
+		commands = append([][]string{{"SELECT", db}}, commands...)
+	}
+	if pw, ok := u.User.Password(); ok {
+		commands = append([][]string{{"AUTH", pw}}, commands...)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	for _, cmd := range commands {
+		fmt.Fprintf(&b, "*%d\r\n", len(cmd))
+		for _, a := range cmd {
+			fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+		}
 	}
 	if _, err := conn.Write([]byte(b.String())); err != nil {
 		return nil, err
 	}
-	return readReply(bufio.NewReader(conn))
+	r := bufio.NewReader(conn)
+	var reply any
+	for range commands {
+		if reply, err = readReply(r); err != nil {
+			return nil, err
+		}
+	}
+	return reply, nil
 }
 
 func readReply(r *bufio.Reader) (any, error) {
