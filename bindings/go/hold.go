@@ -83,18 +83,34 @@ func newHold(m *mutexState, r C.lk_acquired) (*Hold, error) {
 		h.guard.releaseFree()
 		return nil, m.closedError()
 	}
-	// The garbage collector may free the guard of a hold that ended (a lost
-	// lease the program forgot); a live hold is in its client's registry,
-	// so this cannot run before the hold ends.
-	runtime.AddCleanup(h, func(g *guardRef) { go g.releaseFree() }, h.guard)
+	runtime.AddCleanup(h, freeEndedGuard, h.guard)
 	// The watchdog may have reported the loss before the hold was
-	// recorded, when nobody could match the report: ask the guard now.
-	if r := C.lk_check(r.guard); r.status == C.LATCHKEY_LOST {
-		h.end(endLost, messageOf(resultError(r)))
-	} else {
-		_ = resultError(r) // frees an unexpected error's message
+	// recorded, when nobody could match the report: ask the guard now
+	// (unless a concurrent Close already released and freed it).
+	h.guard.mu.RLock()
+	if h.guard.p != nil {
+		if r := C.lk_check(h.guard.p); r.status == C.LATCHKEY_LOST {
+			defer h.end(endLost, messageOf(resultError(r)))
+		} else {
+			_ = resultError(r) // frees an unexpected error's message
+		}
 	}
+	h.guard.mu.RUnlock()
 	return h, nil
+}
+
+// freeEndedGuard is the cleanup of a Hold the program dropped. A live hold
+// is in its client's registry, so this runs only for a hold that ended;
+// the guard of a lost one is still allocated. Freeing it sends a release
+// (which Redis refuses, by token, if someone else holds the lock), so not
+// on the cleanup goroutine itself.
+func freeEndedGuard(g *guardRef) {
+	g.mu.RLock()
+	allocated := g.p != nil
+	g.mu.RUnlock()
+	if allocated {
+		go g.releaseFree()
+	}
 }
 
 // messageOf is the library's message of err.
