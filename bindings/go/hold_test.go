@@ -169,7 +169,7 @@ func TestStressGarbageCollection(t *testing.T) {
 		lockNames[i] = uniqueName(t)
 	}
 	var holds [names]*latchkey.Hold
-	var acquired, unlocked, losses, collections int
+	var acquired, unlocked, losses, expired, collections int
 	fail := func(format string, args ...any) {
 		t.Helper()
 		t.Fatalf("seed %d: "+format, append([]any{seed}, args...)...)
@@ -184,7 +184,21 @@ func TestStressGarbageCollection(t *testing.T) {
 			case h == nil && owner != "":
 				fail("%s is held by %q, which nobody holds here", lockNames[i], owner)
 			case h != nil && owner != h.Token():
-				fail("%s: Redis owner %q while hold %q is live", lockNames[i], owner, h.Token())
+				// Only a loss the hold reports is allowed (a renewal that
+				// came too late on a loaded machine): its Lost channel
+				// closes and Check says ErrLost. A release behind the
+				// holder's back would say nothing, or not ErrLost.
+				select {
+				case <-h.Lost():
+				case <-time.After(10 * time.Second):
+					fail("%s: Redis owner %q while hold %q is live, and no loss reported", lockNames[i], owner, h.Token())
+				}
+				if err := h.Check(); !errors.Is(err, latchkey.ErrLost) {
+					fail("%s: Redis owner %q, hold %q ended with %v", lockNames[i], owner, h.Token(), err)
+				}
+				t.Logf("%s: lost on its own: %v", lockNames[i], h.Check())
+				holds[i] = nil
+				expired++
 			case h != nil && isClosed(h.Lost()):
 				fail("%s: Lost closed while held (%v)", lockNames[i], h.Check())
 			}
@@ -254,7 +268,8 @@ func TestStressGarbageCollection(t *testing.T) {
 		}
 	}
 	verify()
-	t.Logf("%d acquired, %d unlocked, %d lost, %d collections", acquired, unlocked, losses, collections)
+	t.Logf("%d acquired, %d unlocked, %d force-unlocked and reported lost, %d lost on their own, %d collections",
+		acquired, unlocked, losses, expired, collections)
 	waitUntil(t, "every handle to come back", func() bool {
 		runtime.GC()
 		return latchkey.LiveHandles() == before
