@@ -275,3 +275,50 @@ func TestStressGarbageCollection(t *testing.T) {
 		return latchkey.LiveHandles() == before
 	})
 }
+
+// Nested holds of a reentrant Mutex are holds of their own: distinct owner
+// tokens, an inner Unlock leaves the outer hold alone, and a loss of the
+// lock closes the Lost channel of every live hold exactly once.
+func TestReentrantHolds(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithReentrant(true), latchkey.WithTTL(600*time.Millisecond))
+	var holds []*latchkey.Hold
+	for i := 0; i < 3; i++ {
+		h, err := m.Acquire(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range holds {
+			if o.Token() == h.Token() {
+				t.Fatalf("nested holds share the token %s", h.Token())
+			}
+		}
+		holds = append(holds, h)
+	}
+	if err := holds[1].Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	if !isClosed(holds[1].Lost()) || isClosed(holds[0].Lost()) || isClosed(holds[2].Lost()) {
+		t.Fatal("an inner Unlock ended the wrong holds")
+	}
+	if err := holds[0].Check(); err != nil {
+		t.Fatalf("outer Check after an inner Unlock = %v", err)
+	}
+	if _, err := c.ForceUnlock(name); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "outer Lost after ForceUnlock", holds[0].Lost())
+	waitClosed(t, "inner Lost after ForceUnlock", holds[2].Lost())
+	for _, i := range []int{0, 2} {
+		if err := holds[i].Check(); !errors.Is(err, latchkey.ErrLost) {
+			t.Errorf("hold %d Check = %v, want ErrLost", i, err)
+		}
+		if err := holds[i].Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
+			t.Errorf("hold %d Unlock = %v, want ErrNotHeld", i, err)
+		}
+	}
+	if err := holds[1].Check(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Errorf("unlocked hold's Check = %v, want ErrNotHeld", err)
+	}
+}
