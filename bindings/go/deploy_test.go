@@ -334,3 +334,17 @@ func TestSharedLibraryBuild(t *testing.T) {
 		t.Errorf("no version line:\n%s", out)
 	}
 }
+
+// The binding's own C (reports.c, helpers.h) compiles cleanly with the
+// project's C warnings as errors (cgo itself builds it with its defaults).
+func TestCHelpersCompileCleanly(t *testing.T) {
+	cc := os.Getenv("CC")
+	if cc == "" {
+		cc = "cc"
+	}
+	out, err := exec.Command(cc, "-std=c11", "-Wall", "-Wextra", "-Wpedantic", "-Werror",
+		"-I../../include", "-c", "reports.c", "-o", filepath.Join(t.TempDir(), "reports.o")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s reports.c: %v\n%s", cc, err, out)
+	}
+}

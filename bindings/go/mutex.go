@@ -147,6 +147,7 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 		st.reentrant = *cfg.reentrant
 		cc.set_reentrant, cc.reentrant = 1, cbool(*cfg.reentrant)
 	}
+	startDispatch.Do(func() { go dispatchReports() })
 	err := c.withName("lock name", name, func(p *C.latchkey_client, cname *C.char) error {
 		h := newHandle(st)
 		cc.handle = C.uintptr_t(h)

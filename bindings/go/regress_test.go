@@ -265,3 +265,46 @@ func TestClosedIsItsOwnError(t *testing.T) {
 		t.Errorf("Inspect on a closed Client = %v, must not match ErrInvalidArgument", err)
 	}
 }
+
+// A lost-lease report that the Go side cannot take at once (the scheduler,
+// a stop-the-world pause, a busy lock) must not stall the library's
+// watchdog thread, which renews every other lease of the client: a loss of
+// one lock never costs another lock its lease.
+func TestSlowLostReportDoesNotStallRenewals(t *testing.T) {
+	c := openClient(t)
+	admin := openClient(t)
+	keep, drop := uniqueName(t), uniqueName(t)
+	mk := newMutex(t, c, keep, latchkey.WithTTL(300*time.Millisecond))
+	md := newMutex(t, c, drop, latchkey.WithTTL(300*time.Millisecond))
+	if err := mk.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := md.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	owner, err := lockOwner(redisURL, keep)
+	if err != nil || owner != mk.Token() {
+		t.Fatalf("owner %q (%v)", owner, err)
+	}
+	lost := md.Lost()
+	resume := latchkey.StallClient(c)
+	if _, err := admin.ForceUnlock(drop); err != nil {
+		resume()
+		t.Fatal(err)
+	}
+	// The watchdog finds drop gone within a renewal period (100 ms) and
+	// reports it; keep must stay renewed for many of its ttls meanwhile.
+	until := time.Now().Add(2 * time.Second)
+	for time.Now().Before(until) {
+		if now, err := lockOwner(redisURL, keep); err != nil || now != owner {
+			resume()
+			t.Fatalf("while a loss report waited, the other lock's owner became %q (%v), was %q", now, err, owner)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	resume()
+	waitClosed(t, "Lost of the force-unlocked lock", lost)
+	if err := mk.Check(); err != nil {
+		t.Fatalf("the other lock's Check() = %v", err)
+	}
+}
