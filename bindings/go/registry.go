@@ -114,7 +114,7 @@ func (st *clientState) lost(ownerToken, reason string) {
 	}
 }
 
-// holdsOf takes the live holds made through m out of the registry (all of
+// takeHolds takes the live holds made through m out of the registry (all of
 // them when m is nil).
 func (st *clientState) takeHolds(m *mutexState) []*Hold {
 	st.mu.Lock()
@@ -160,7 +160,7 @@ func (st *clientState) endWait(cancel *C.latchkey_cancel) {
 	st.mu.Unlock()
 }
 
-// interruptWaits triggers the cancel handles of the waits through m (all
+// interruptWaitsLocked triggers the cancel handles of the waits through m (all
 // of them when m is nil). Called under st.mu, after the closed flag is set,
 // so no new wait can start unseen.
 func (st *clientState) interruptWaitsLocked(m *mutexState) {
