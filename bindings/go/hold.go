@@ -223,6 +223,9 @@ func (h *Hold) Extend(ttl time.Duration) error {
 // gone or taken, or could not confirm it before it ran out); ErrNotHeld once
 // unlocked, ErrClosed once its Mutex or Client was closed.
 func (h *Hold) Check() error {
+	if kind, _ := h.state(); kind == endUnlocked || kind == endClosed {
+		return h.endedError() // even while its release is still under way
+	}
 	h.guard.mu.RLock()
 	if h.guard.p == nil {
 		h.guard.mu.RUnlock()

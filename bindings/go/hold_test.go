@@ -322,3 +322,33 @@ func TestReentrantHolds(t *testing.T) {
 		t.Errorf("unlocked hold's Check = %v, want ErrNotHeld", err)
 	}
 }
+
+// A Lock waiting here for the Mutex's own hold ends with ErrClosed when the
+// Mutex is closed (which also releases that hold).
+func TestCloseEndsALocalWait(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m, err := c.NewMutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Lock(context.Background()) }()
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, latchkey.ErrClosed) {
+			t.Fatalf("the waiting Lock = %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end the local wait within 10 s")
+	}
+	if owner, err := lockOwner(redisURL, name); err != nil || owner != "" {
+		t.Fatalf("after Close the lock is held by %q (%v)", owner, err)
+	}
+}
