@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -278,51 +279,91 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := uniqueName(t)
+	admin := openClient(t)
+	name, other := uniqueName(t), uniqueName(t)
 	m, err := c.NewMutex(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	spare, err := c.NewMutex(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h, err := spare.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Client.Close releases what its Mutexes hold and closes them.
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := c.NewMutex("x"); !errors.Is(err, latchkey.ErrInvalidArgument) {
-		t.Fatalf("NewMutex on a closed client = %v", err)
+	for _, n := range []string{name, other} {
+		if locked, _ := admin.IsLocked(n); locked {
+			t.Fatalf("Client.Close did not release %s", n)
+		}
 	}
-	if _, err := c.Inspect("x"); !errors.Is(err, latchkey.ErrInvalidArgument) {
-		t.Fatalf("Inspect on a closed client = %v", err)
+	closed := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, latchkey.ErrClosed) || errors.Is(err, latchkey.ErrInvalidArgument) {
+			t.Errorf("%s after Close = %v, want ErrClosed only", what, err)
+		}
 	}
-	// Mutexes outlive their client.
-	if err := m.Lock(context.Background()); err != nil {
-		t.Fatalf("Lock after the client's Close: %v", err)
-	}
-	admin := openClient(t)
-	if locked, _ := admin.IsLocked(name); !locked {
-		t.Fatal("not locked")
-	}
-	// Close releases what the Mutex holds.
+	_, err = c.NewMutex("x")
+	closed("NewMutex", err)
+	_, err = c.Inspect("x")
+	closed("Inspect", err)
+	closed("Lock", m.Lock(context.Background()))
+	_, err = m.TryLock()
+	closed("TryLock", err)
+	_, err = m.Acquire(context.Background())
+	closed("Acquire", err)
+	closed("Mutex.Unlock of a hold Close released", m.Unlock())
+	closed("Hold.Unlock of a hold Close released", h.Unlock())
+	closed("Hold.Check of a hold Close released", h.Check())
 	if err := m.Close(); err != nil {
+		t.Fatalf("Mutex.Close after Client.Close: %v", err)
+	}
+
+	// Mutex.Close releases what the Mutex holds, its Lock's and its
+	// Acquire's holds alike, and leaves other Mutexes alone.
+	c2 := openClient(t)
+	m2, err := c2.NewMutex(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := newMutex(t, c2, other)
+	if err := m2.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := keep.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if locked, _ := admin.IsLocked(name); locked {
-		t.Fatal("Close did not release the lock")
+		t.Fatal("Mutex.Close did not release the lock")
 	}
-	if err := m.Lock(context.Background()); !errors.Is(err, latchkey.ErrInvalidArgument) {
-		t.Fatalf("Lock on a closed mutex = %v", err)
+	if locked, _ := admin.IsLocked(other); !locked {
+		t.Fatal("Mutex.Close released another Mutex's lock")
 	}
-	if ok, err := m.TryLock(); ok || !errors.Is(err, latchkey.ErrInvalidArgument) {
-		t.Fatalf("TryLock on a closed mutex = %v, %v", ok, err)
-	}
-	if err := m.Close(); err != nil {
+	closed("Lock on a closed Mutex", m2.Lock(context.Background()))
+	if err := m2.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+	if err := keep.Unlock(); err != nil {
+		t.Fatal(err)
 	}
 }
 
-// Closing a Mutex while another goroutine waits in Lock: the waiter keeps
-// the handle alive, and gives back what it acquires.
+// Closing a Mutex while another goroutine waits in Lock: the wait ends with
+// ErrClosed, and nothing is left held.
 func TestCloseWhileLocking(t *testing.T) {
 	c := openClient(t)
 	name := uniqueName(t)
@@ -336,20 +377,27 @@ func TestCloseWhileLocking(t *testing.T) {
 	}
 	done := make(chan error)
 	go func() { done <- m.Lock(context.Background()) }()
-	time.Sleep(50 * time.Millisecond) // let it block in the library
+	waitUntil(t, "the waiter to subscribe", func() bool {
+		n, err := subscribers(redisURL, name)
+		return err == nil && n > 0
+	})
 	if err := m.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, latchkey.ErrClosed) {
+			t.Fatalf("Lock interrupted by Close = %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Mutex.Close did not interrupt Lock within 10 s")
 	}
 	if err := holder.Unlock(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; !errors.Is(err, latchkey.ErrInvalidArgument) {
-		t.Fatalf("Lock that acquired after Close = %v, want the closed error", err)
+	if locked, _ := c.IsLocked(name); locked {
+		t.Fatal("still locked")
 	}
-	waitUntil(t, "the lock to be given back", func() bool {
-		locked, _ := c.IsLocked(name)
-		return !locked
-	})
 }
 
 func TestFenced(t *testing.T) {
@@ -546,10 +594,8 @@ func TestLost(t *testing.T) {
 	if err := m.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
 		t.Fatalf("Unlock() after the loss = %v, want ErrNotHeld", err)
 	}
-	select {
-	case <-m.Lost():
-	default:
-		t.Fatal("Lost() of a Mutex that holds nothing is not closed")
+	if !isClosed(lost) {
+		t.Fatal("the lost hold's channel is open")
 	}
 	// A new hold has a new, open channel.
 	if err := m.Lock(context.Background()); err != nil {
@@ -586,73 +632,88 @@ func TestLostByExtend(t *testing.T) {
 	}
 }
 
-// One Mutex shared by goroutines: after its lease is lost and another
-// goroutine acquires through the same Mutex, the stale hold is dropped.
-func TestSharedMutexReplacesLostHold(t *testing.T) {
-	c := openClient(t)
-	name := uniqueName(t)
-	m := newMutex(t, c, name, latchkey.WithAutoRenew(false))
-	if err := m.Lock(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	first := m.FencingToken()
-	lost := m.Lost()
-	done := make(chan error)
-	go func() { done <- m.Lock(context.Background()) }()
-	time.Sleep(50 * time.Millisecond)
-	if _, err := c.ForceUnlock(name); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if m.FencingToken() <= first {
-		t.Fatalf("fencing token %d after %d", m.FencingToken(), first)
-	}
-	select {
-	case <-lost:
-	default:
-		t.Fatal("the replaced hold was not reported lost")
-	}
-	if err := m.Unlock(); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
-		t.Fatalf("Unlock of nothing = %v", err)
-	}
-}
-
-// Every method at once on one Mutex: nothing crashes, races or deadlocks.
+// Every method at once on one Mutex: the Lock/TryLock holders exclude each
+// other, each sees its own hold (the one Redis has), every other call gives
+// a result or error that its documentation allows, and nothing is left held.
 func TestConcurrentMethods(t *testing.T) {
 	c := openClient(t)
 	name := uniqueName(t)
 	m := newMutex(t, c, name, latchkey.WithTTL(time.Second))
 	deadline := time.Now().Add(500 * time.Millisecond)
 	var wg sync.WaitGroup
+	var inside, acquired atomic.Int64
+	errs := make(chan error, 100)
+	report := func(format string, args ...any) {
+		select {
+		case errs <- fmt.Errorf(format, args...):
+		default:
+		}
+	}
+	critical := func(how string) {
+		acquired.Add(1)
+		if !inside.CompareAndSwap(0, 1) {
+			report("%s: two holders of one Mutex at once", how)
+		}
+		if owner, err := lockOwner(redisURL, name); err != nil || owner != m.Token() {
+			report("%s: Redis owner %q (%v), Mutex token %q", how, owner, err, m.Token())
+		}
+		if err := m.Check(); err != nil {
+			report("%s: Check() = %v while held", how, err)
+		}
+		inside.Store(0)
+		if err := m.Unlock(); err != nil {
+			report("%s: Unlock() = %v", how, err)
+		}
+	}
+	notHeldOr := func(what string, err error) {
+		if err != nil && !errors.Is(err, latchkey.ErrNotHeld) {
+			report("%s = %v, want nil or ErrNotHeld", what, err)
+		}
+	}
 	calls := []func(){
 		func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			if m.Lock(ctx) == nil {
-				m.Unlock()
+			defer cancel()
+			if err := m.Lock(ctx); err == nil {
+				critical("Lock")
+			} else if !errors.Is(err, latchkey.ErrTimeout) {
+				report("Lock = %v, want nil or ErrTimeout", err)
 			}
-			cancel()
 		},
 		func() {
-			if ok, _ := m.TryLock(); ok {
-				m.Unlock()
+			if ok, err := m.TryLock(); ok {
+				critical("TryLock")
+			} else if err != nil {
+				report("TryLock = %v", err)
 			}
 		},
-		func() { m.Extend(time.Second) },
-		func() { m.Check() },
-		func() { m.Remaining() },
-		func() { m.FencingToken(); m.Token(); m.Name() },
+		func() { notHeldOr("Extend", m.Extend(time.Second)) },
+		func() { notHeldOr("Check", m.Check()) },
+		func() {
+			if r := m.Remaining(); r < 0 || r > time.Second {
+				report("Remaining() = %v", r)
+			}
+		},
+		func() {
+			if tok := m.Token(); tok != "" && len(tok) != 32 {
+				report("Token() = %q", tok)
+			}
+			m.FencingToken()
+			if m.Name() != name {
+				report("Name() = %q", m.Name())
+			}
+		},
 		func() {
 			select {
 			case <-m.Lost():
 			default:
 			}
 		},
-		func() { c.Inspect(name) },
+		func() {
+			if info, err := c.Inspect(name); err != nil || (info != nil && len(info.Owner) != 32) {
+				report("Inspect = %+v, %v", info, err)
+			}
+		},
 	}
 	for _, call := range calls {
 		wg.Add(1)
@@ -664,17 +725,29 @@ func TestConcurrentMethods(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	for m.Unlock() == nil {
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if acquired.Load() == 0 {
+		t.Error("no Lock or TryLock succeeded")
+	}
+	if err := m.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Errorf("Unlock() after all = %v, want ErrNotHeld", err)
+	}
+	if locked, err := c.IsLocked(name); err != nil || locked {
+		t.Errorf("IsLocked after all = %v, %v", locked, err)
 	}
 }
 
 // Every cgo handle given to the library comes back through user_free, and
-// a Mutex dropped without Close is closed by the garbage collector
-// (releasing its lock).
+// the garbage collector frees only what holds nothing: a dropped Mutex that
+// holds nothing gives its handle back, a dropped Mutex whose lock is held
+// keeps it until the hold ends (here: lost), and then gives it back too.
 func TestHandlesAndCleanup(t *testing.T) {
 	c := openClient(t)
 	admin := openClient(t)
-	before := latchkey.LiveHandles()
+	before := settledHandles()
 	for i := 0; i < 20; i++ {
 		m, err := c.NewMutex(uniqueName(t), latchkey.WithTTL(time.Second))
 		if err != nil {
@@ -692,25 +765,69 @@ func TestHandlesAndCleanup(t *testing.T) {
 	}
 	waitUntil(t, "every handle to come back", func() bool { return latchkey.LiveHandles() == before })
 
-	name := uniqueName(t)
+	// Dropped without Close, holding nothing.
 	func() {
-		m, err := c.NewMutex(name)
+		m, err := c.NewMutex(uniqueName(t))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := m.Lock(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+		if err := m.Unlock(); err != nil {
+			t.Fatal(err)
+		}
 	}()
-	waitUntil(t, "the collected Mutex to release its lock", func() bool {
-		runtime.GC()
-		locked, _ := admin.IsLocked(name)
-		return !locked
-	})
-	waitUntil(t, "its handle to come back", func() bool {
+	waitUntil(t, "the handle of a collected Mutex that held nothing to come back", func() bool {
 		runtime.GC()
 		return latchkey.LiveHandles() == before
 	})
+
+	// Dropped without Close while holding: the lock stays held.
+	name := uniqueName(t)
+	lost := func() <-chan struct{} {
+		m, err := c.NewMutex(name, latchkey.WithTTL(300*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Lock(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return m.Lost()
+	}()
+	for i := 0; i < 5; i++ {
+		runtime.GC()
+	}
+	if locked, _ := admin.IsLocked(name); !locked {
+		t.Fatal("the garbage collector released a held lock")
+	}
+	if latchkey.LiveHandles() == before {
+		t.Fatal("the handle of a held lock came back")
+	}
+	if _, err := admin.ForceUnlock(name); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "Lost after ForceUnlock", lost)
+	waitUntil(t, "the handle of the lost hold to come back", func() bool {
+		runtime.GC()
+		return latchkey.LiveHandles() == before
+	})
+}
+
+// settledHandles is LiveHandles once the Mutexes that earlier tests dropped
+// have been collected (the count stopped changing across collections).
+func settledHandles() int64 {
+	n := latchkey.LiveHandles()
+	for same := 0; same < 5; {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+		if m := latchkey.LiveHandles(); m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
 }
 
 func waitUntil(t *testing.T, what string, ok func() bool) {

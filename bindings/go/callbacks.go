@@ -1,17 +1,22 @@
 package latchkey
 
-// The functions the library calls back, from its own threads (the renewal
-// watchdog, or whichever thread frees the last reference). The file holds
-// only //export functions: cgo copies this preamble into a header, so it may
-// declare but not define C code.
+// What the library reports from its own threads (the renewal watchdog, or
+// whichever thread frees the last reference): a lost lease, a handle it no
+// longer needs. Its callbacks queue the reports (reports.c) and one
+// goroutine, dispatchReports, delivers them, so the watchdog never waits
+// for Go. The //export functions are the delivery; C calls them directly
+// only when it cannot allocate a queue entry. The preamble may declare but
+// not define C code (cgo copies it into a header).
 
 /*
 #include <stdint.h>
+#include "helpers.h"
 */
 import "C"
 
 import (
 	"runtime/cgo"
+	"sync"
 	"sync/atomic"
 )
 
@@ -29,13 +34,30 @@ func deleteHandle(h cgo.Handle) {
 	liveHandles.Add(-1)
 }
 
-// latchkeyGoLost is the lost-lease callback of every Mutex. It runs on the
-// client's watchdog thread, so it only records the loss and closes channels.
+var startDispatch sync.Once
+
+// dispatchReports delivers the library's queued reports, in order, for the
+// life of the process (one goroutine, blocked in C between reports). It is
+// started before the first lock is made.
+func dispatchReports() {
+	for {
+		r := C.lk_report_pop()
+		if r.kind == C.LK_REPORT_LOST {
+			latchkeyGoLost(C.uintptr_t(r.user), (*C.char)(r.owner_token), (*C.char)(r.reason))
+		} else {
+			latchkeyGoUserFree(C.uintptr_t(r.user))
+		}
+		C.lk_report_free(r.report)
+	}
+}
+
+// latchkeyGoLost delivers a lost-lease report of a Mutex: it records the
+// loss and closes the Lost channel of the one hold the owner token names.
 //
 //export latchkeyGoLost
-func latchkeyGoLost(user C.uintptr_t, name *C.char, fencingToken C.uint64_t, reason *C.char) {
-	if st, ok := cgo.Handle(user).Value().(*mutexState); ok {
-		st.onLost(uint64(fencingToken))
+func latchkeyGoLost(user C.uintptr_t, ownerToken *C.char, reason *C.char) {
+	if st, ok := cgo.Handle(user).Value().(*mutexState); ok && ownerToken != nil && st.client != nil {
+		st.client.lost(C.GoString(ownerToken), C.GoString(reason))
 	}
 }
 

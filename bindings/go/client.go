@@ -19,16 +19,18 @@ import (
 // Mutexes. It is safe for concurrent use by multiple goroutines: make one
 // per deployment and share it.
 //
-// Close frees it. Mutexes made from it stay usable after Close: they keep the
-// connections alive until the last of them is closed.
+// Close ends it: it interrupts every Lock or Acquire still waiting, releases
+// every lock still held through it (their Lost channels close), closes its
+// Mutexes, and frees it. Everything used afterwards fails with ErrClosed.
+//
+// A Client keeps every live hold (acquired and not yet unlocked, lost or
+// closed) reachable, so a lock is never released behind its holder's back:
+// a Client or Mutex the program no longer references is freed by the
+// garbage collector only as far as it holds nothing. See the package
+// documentation.
 type Client struct {
-	h       *clientHandle
+	st      *clientState
 	cleanup runtime.Cleanup
-}
-
-type clientHandle struct {
-	p  *C.latchkey_client
-	rc refcount
 }
 
 // Option configures Open, OpenRedlock, OpenSentinel and OpenCluster. Values
@@ -226,11 +228,11 @@ func open(opts []Option, call func(o *C.latchkey_client_options, out **C.latchke
 	if st := call(o, &p, &cerr); st != C.LATCHKEY_OK {
 		return nil, takeError(st, cerr)
 	}
-	h := &clientHandle{p: p}
-	h.rc.init(func() { C.latchkey_client_free(h.p) })
-	c := &Client{h: h}
-	// A backstop for a forgotten Close; Close is the contract.
-	c.cleanup = runtime.AddCleanup(c, func(h *clientHandle) { h.rc.close() }, h)
+	st := newClientState(p)
+	c := &Client{st: st}
+	// A forgotten Close: free what holds nothing (the C client; live holds
+	// keep working and renewing until they are unlocked or lost).
+	c.cleanup = runtime.AddCleanup(c, func(st *clientState) { st.abandon() }, st)
 	return c, nil
 }
 
@@ -292,26 +294,30 @@ func OpenCluster(seeds []string, opts ...Option) (*Client, error) {
 	})
 }
 
-var errClientClosed = &Error{Status: StatusInvalidArgument, Message: "the client is closed"}
-
 // use runs f with the live C client, or fails once the client is closed.
 func (c *Client) use(f func(p *C.latchkey_client) error) error {
-	if c == nil || c.h == nil || !c.h.rc.acquire() {
-		return errClientClosed
+	if c == nil || c.st == nil {
+		return invalidArgument("nil Client")
 	}
-	defer c.h.rc.release()
-	return f(c.h.p)
+	st := c.st
+	if !st.rc.acquire() {
+		return st.closedError()
+	}
+	defer st.rc.release()
+	return f(st.p)
 }
 
-// Close frees the client. It does not wait for calls in progress (the
-// handle is freed when the last of them returns) and does not affect
-// Mutexes made from the client. Closing twice is harmless.
+// Close interrupts the waits in progress on this client (they fail with
+// ErrClosed), releases every lock still held through it (each hold's Lost
+// channel closes), closes its Mutexes and frees the client. It returns the
+// errors of those releases (ErrNotHeld for a lease that had been lost).
+// Closing twice is harmless.
 func (c *Client) Close() error {
-	if c != nil && c.h != nil {
-		c.cleanup.Stop()
-		c.h.rc.close()
+	if c == nil || c.st == nil {
+		return nil
 	}
-	return nil
+	c.cleanup.Stop()
+	return c.st.close()
 }
 
 // Prefix is the client's key prefix.
@@ -341,7 +347,7 @@ func (c *Client) withName(what, name string, f func(p *C.latchkey_client, cname 
 
 // LockInfo is the state of a held lock in Redis, from Client.Inspect.
 type LockInfo struct {
-	// Owner is the holder's owner token (32 hex digits); Mutex.Token of
+	// Owner is the holder's owner token (32 hex digits); Hold.Token of
 	// the holder.
 	Owner string
 	// FencingToken is the fencing token issued to the holder.

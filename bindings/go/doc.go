@@ -11,9 +11,10 @@
 //	m, err := client.NewMutex("orders:42", latchkey.WithTTL(10*time.Second))
 //	if err != nil { ... }
 //	defer m.Close()
-//	if err := m.Lock(ctx); err != nil { ... } // ctx: cancellation and deadline
-//	defer m.Unlock()
-//	client.FencedWrite("orders:42:report", m.FencingToken(), data)
+//	h, err := m.Acquire(ctx) // ctx: cancellation and deadline
+//	if err != nil { ... }
+//	defer h.Unlock()
+//	client.FencedWrite("orders:42:report", h.FencingToken(), data)
 //
 // # Semantics
 //
@@ -26,12 +27,22 @@
 // that was paused past its lease. See the repository's README for the
 // guarantees of each deployment.
 //
-// # Concurrency and lifetimes
+// # Holds, garbage collection, Close, Lost and goroutines
 //
-// A Client is safe for concurrent use; share one. A Mutex is safe for
-// concurrent use too, with the semantics of sync.Mutex (see Mutex). Close
-// frees a Client or Mutex; a garbage-collected one is closed as a backstop
-// only. Closing a Client does not invalidate its Mutexes.
+// Every acquisition is its own Hold (Mutex.Acquire, Mutex.TryAcquire) with
+// its own owner token, which Redis checks: nothing done through one Hold
+// touches another. The Lock/Unlock/... methods of Mutex work like
+// sync.Mutex: a second Lock on one Mutex waits here until the first hold is
+// Unlocked, even if its lease was lost, so they never refer to a later hold.
+//
+// A Hold's Lost channel closes exactly once, when the hold ends: lost,
+// unlocked, or closed (Check says which). A live hold stays reachable from
+// its Client until it ends, so the garbage collector never releases a lock:
+// the cleanups of dropped Clients, Mutexes and Holds free only what holds
+// nothing. Client.Close (and Mutex.Close) interrupts waits, releases what
+// is held and makes later calls fail with ErrClosed. Client, Mutex and Hold
+// are safe for concurrent use. The repository's bindings/go/README.md
+// states these rules in full.
 //
 // # Signals
 //

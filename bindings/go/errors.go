@@ -50,7 +50,7 @@ func (s Status) String() string {
 // status.
 var (
 	// ErrInvalidArgument: an unusable argument (an empty name, a ttl out of
-	// range, a bad URL, a closed Client or Mutex, ...).
+	// range, a bad URL, ...).
 	ErrInvalidArgument = errors.New("latchkey: invalid argument")
 	// ErrTimeout: the lock was still held by another owner at the deadline
 	// (including a context's deadline). A Redis that does not answer within
@@ -73,6 +73,11 @@ var (
 	ErrNoQuorum = errors.New("latchkey: no quorum")
 )
 
+// ErrClosed: the Client or Mutex was closed (by its Close, or by its
+// Client's Close). It has no status of the C library: its *Error has
+// Status 0.
+var ErrClosed = errors.New("latchkey: closed")
+
 var sentinels = [...]error{
 	StatusInvalidArgument: ErrInvalidArgument,
 	StatusTimeout:         ErrTimeout,
@@ -94,6 +99,8 @@ type Error struct {
 	Status  Status
 	Message string
 	cause   error
+	// The sentinel of an error that has no C status (ErrClosed).
+	sentinel error
 }
 
 func (e *Error) Error() string {
@@ -102,6 +109,9 @@ func (e *Error) Error() string {
 
 // Is matches the sentinel error of e's status.
 func (e *Error) Is(target error) bool {
+	if e.sentinel != nil {
+		return target == e.sentinel
+	}
 	if e.Status > 0 && int(e.Status) < len(sentinels) {
 		return target == sentinels[e.Status]
 	}

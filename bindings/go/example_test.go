@@ -178,3 +178,37 @@ func ExampleOpenRedlock() {
 	}
 	defer client.Close()
 }
+
+// Each acquisition is its own Hold: two workers acquiring through one Mutex
+// exclude each other through Redis, and each has its own tokens and Lost
+// channel.
+func ExampleMutex_Acquire() {
+	client, err := latchkey.Open(url())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	m, _ := client.NewMutex("example:acquire", latchkey.WithTTL(5*time.Second))
+	defer m.Close()
+
+	h, err := m.Acquire(context.Background())
+	if err != nil {
+		log.Fatal(err)
+	}
+	other, _ := m.TryAcquire() // nil: h holds it
+	fmt.Println("second hold while the first is held:", other != nil)
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-h.Lost() // closes when h ends, for whatever reason
+		fmt.Println("ended:", errors.Is(h.Check(), latchkey.ErrNotHeld))
+	}()
+	if err := h.Unlock(); err != nil {
+		log.Fatal(err)
+	}
+	<-done
+	// Output:
+	// second hold while the first is held: false
+	// ended: true
+}

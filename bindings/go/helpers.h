@@ -3,7 +3,8 @@
  *
  * They bundle several C calls into one cgo call (each cgo call costs tens
  * of nanoseconds), return results by value (so no Go pointer is handed to
- * C on the hot paths), and route the lost-lease callback to Go.
+ * C on the hot paths), and queue the library's callbacks for Go
+ * (reports.c).
  */
 #ifndef LATCHKEY_GO_HELPERS_H
 #define LATCHKEY_GO_HELPERS_H
@@ -12,17 +13,33 @@
 #include "latchkey.h"
 
 /* Exported from callbacks.go. */
-extern void latchkeyGoLost(uintptr_t user, char *name, uint64_t fencing_token, char *reason);
+extern void latchkeyGoLost(uintptr_t user, char *owner_token, char *reason);
 extern void latchkeyGoUserFree(uintptr_t user);
+
+/* The report queue (reports.c): the library's callbacks only append to it;
+ * a goroutine takes reports off it with lk_report_pop. */
+enum { LK_REPORT_LOST = 0, LK_REPORT_USER_FREE = 1 };
+struct lk_report;
+typedef struct {
+	struct lk_report *report; /* free with lk_report_free */
+	int kind;
+	uintptr_t user;
+	const char *owner_token;
+	const char *reason;
+} lk_report_view;
+void lk_report_push(int kind, uintptr_t user, const char *owner_token, const char *reason);
+lk_report_view lk_report_pop(void); /* blocks until there is a report */
+void lk_report_free(struct lk_report *report);
 
 static inline void lk_on_lost(void *user, const char *name, const char *owner_token, uint64_t fencing_token,
                               const char *reason) {
-	(void)owner_token;
-	latchkeyGoLost((uintptr_t)user, (char *)name, fencing_token, (char *)reason);
+	(void)name;
+	(void)fencing_token;
+	lk_report_push(LK_REPORT_LOST, (uintptr_t)user, owner_token, reason);
 }
 
 static inline void lk_user_free(void *user) {
-	latchkeyGoUserFree((uintptr_t)user);
+	lk_report_push(LK_REPORT_USER_FREE, (uintptr_t)user, NULL, NULL);
 }
 
 typedef struct {

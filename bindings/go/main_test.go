@@ -41,9 +41,10 @@ func TestMain(m *testing.M) {
 }
 
 type redisServer struct {
-	cmd *exec.Cmd
-	dir string
-	url string
+	cmd  *exec.Cmd
+	dir  string
+	port int
+	url  string
 }
 
 // startRedis starts redis-server on a free port in a temporary directory,
@@ -55,7 +56,7 @@ func startRedis() (*redisServer, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		srv, err := tryStartRedis(bin)
+		srv, err := tryStartRedis(bin, nil, "")
 		if err == nil {
 			return srv, nil
 		}
@@ -73,7 +74,10 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func tryStartRedis(bin string) (*redisServer, error) {
+// tryStartRedis starts one server with extra arguments, or, when
+// sentinelConf is not empty, a sentinel with that configuration (port, bind
+// and dir are added).
+func tryStartRedis(bin string, extra []string, sentinelConf string) (*redisServer, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -82,8 +86,22 @@ func tryStartRedis(bin string) (*redisServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-		"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
+	marker := "Ready to accept connections"
+	var cmd *exec.Cmd
+	if sentinelConf != "" {
+		conf := filepath.Join(dir, "sentinel.conf")
+		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n%s", port, dir, sentinelConf)
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		cmd = exec.Command(bin, conf, "--sentinel", "--logfile", "")
+		marker = "+monitor master"
+	} else {
+		args := []string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+			"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""}
+		cmd = exec.Command(bin, append(args, extra...)...)
+	}
 	killWithParent(cmd)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -95,14 +113,14 @@ func tryStartRedis(bin string) (*redisServer, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	srv := &redisServer{cmd: cmd, dir: dir, url: fmt.Sprintf("redis://127.0.0.1:%d", port)}
+	srv := &redisServer{cmd: cmd, dir: dir, port: port, url: fmt.Sprintf("redis://127.0.0.1:%d", port)}
 	ready := make(chan error, 1)
 	go func() {
 		var log strings.Builder
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			line := sc.Text()
-			if strings.Contains(line, "Ready to accept connections") {
+			if strings.Contains(line, marker) {
 				ready <- nil
 				io.Copy(io.Discard, out) // keep draining
 				return
@@ -128,6 +146,27 @@ func (s *redisServer) stop() {
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
 	os.RemoveAll(s.dir)
+}
+
+// startServer starts a redis-server (extra arguments) or, with a
+// sentinelConf, a sentinel for the test, and stops it when the test ends.
+func startServer(t testing.TB, sentinelConf string, extra ...string) *redisServer {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server not found (Debian: apt-get install redis-server): %v", err)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		srv, err := tryStartRedis(bin, extra, sentinelConf)
+		if err == nil {
+			t.Cleanup(srv.stop)
+			return srv
+		}
+		lastErr = err
+	}
+	t.Fatal(lastErr)
+	return nil
 }
 
 // Helpers shared by the tests.

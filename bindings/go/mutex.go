@@ -11,28 +11,37 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Mutex is a named distributed lock. Make it with Client.NewMutex; Close it
-// when done (a garbage-collected Mutex is closed as a backstop).
+// when done.
 //
-// Holds. A Mutex records the lock it holds: at most one hold, or for a
-// reentrant Mutex a stack of nested holds. Unlock, Extend, Check,
-// FencingToken, Token and Lost refer to the current (latest) hold.
+// Holds. Every acquisition is its own Hold, with its own owner token (which
+// Redis checks), fencing token, lease and Lost channel. Acquire and
+// TryAcquire return the Hold; keep it and call its methods, and nothing you
+// do can touch another acquisition, whoever made it.
 //
-// Concurrency. All methods are safe for concurrent use. Like sync.Mutex, a
-// Mutex is not tied to a goroutine: one goroutine may Lock and another
-// Unlock, and goroutines sharing one non-reentrant Mutex exclude each other
-// (a Lock waits while the Mutex itself holds the lock, so locking it twice
-// from one goroutine waits for ever, or until the context ends). Goroutines
-// that need their own fencing token or Lost channel should each make their
-// own Mutex for the name: Mutex values are cheap, and two Mutex values for
-// one name exclude each other exactly as two processes do.
+// The Lock, TryLock, Unlock, Extend, Check, Remaining, FencingToken, Token
+// and Lost methods of Mutex are a convenience with the local semantics of
+// sync.Mutex: the Mutex holds at most one hold taken by Lock or TryLock, and
+// a second Lock on the same Mutex waits here, in this process, until that
+// hold is Unlocked, even if its lease was lost meanwhile. So the Mutex
+// methods always refer to the hold Lock took, never to a later one. One
+// goroutine may Lock and another Unlock; locking twice from one goroutine
+// waits for ever (or until the context ends). A reentrant Mutex
+// (WithReentrant) instead nests: every Lock succeeds at once while it holds
+// the lock, needs its own Unlock, and the Mutex methods refer to the latest
+// (innermost) hold.
 //
-// Reentrancy. With WithReentrant(true) the owner is the Mutex, not the
-// goroutine: while it holds the lock, every Lock on it (from any goroutine)
-// succeeds at once and needs its own Unlock.
+// Acquire and TryAcquire do not take part in that local lock: two goroutines
+// acquiring through one Mutex exclude each other through Redis, exactly as
+// two processes do, each with its own Hold.
+//
+// A Mutex is safe for concurrent use. The garbage collector frees a Mutex
+// the program dropped only as far as it holds nothing: a lock it holds stays
+// held (and renewed) until it is unlocked, lost or closed.
 type Mutex struct {
 	st      *mutexState
 	cleanup runtime.Cleanup
@@ -44,28 +53,20 @@ type Mutex struct {
 type mutexState struct {
 	lock      *C.latchkey_lock
 	rc        refcount
+	client    *clientState
 	name      string
 	reentrant bool
+	closed    atomic.Bool   // set under client.mu
+	done      chan struct{} // closed when the Mutex is closed
 
-	mu          sync.Mutex
-	holds       []*hold
-	pendingLost map[uint64]struct{} // losses reported before their hold was recorded
-	closed      bool
-}
+	// The local lock of Lock/TryLock (non-reentrant Mutex): a token in the
+	// channel while a hold taken by Lock is not yet Unlocked.
+	slot chan struct{}
 
-// hold is one acquisition: the C guard and what was read from it.
-type hold struct {
-	// Read-locked while a call uses guard; write-locked to free it. A hold
-	// is taken off the Mutex's stack before it is freed, so nobody new can
-	// find it then.
-	mu    sync.RWMutex
-	guard *C.latchkey_guard // nil once freed
-	fence uint64
-	token string
-
-	// Under the Mutex's mu.
-	lost   bool
-	lostCh chan struct{} // made by Lost
+	mu        sync.Mutex
+	current   []*Hold       // holds taken by Lock/TryLock: one, or nested when reentrant
+	abandoned bool          // the garbage collector freed the Mutex
+	next      chan struct{} // a Lost channel handed out while nothing was held
 }
 
 // MutexOption configures Client.NewMutex. Values are checked by the library
@@ -141,11 +142,12 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 	if cfg.autoRenew != nil {
 		cc.set_auto_renew, cc.auto_renew = 1, cbool(*cfg.autoRenew)
 	}
-	st := &mutexState{name: name}
+	st := &mutexState{name: name, client: c.st, done: make(chan struct{}), slot: make(chan struct{}, 1)}
 	if cfg.reentrant != nil {
 		st.reentrant = *cfg.reentrant
 		cc.set_reentrant, cc.reentrant = 1, cbool(*cfg.reentrant)
 	}
+	startDispatch.Do(func() { go dispatchReports() })
 	err := c.withName("lock name", name, func(p *C.latchkey_client, cname *C.char) error {
 		h := newHandle(st)
 		cc.handle = C.uintptr_t(h)
@@ -164,10 +166,15 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 	}
 	lock := st.lock
 	st.rc.init(func() { C.latchkey_lock_free(lock) })
+	if !c.st.addMutex(st) {
+		st.rc.close()
+		return nil, c.st.closedError()
+	}
 	m := &Mutex{st: st}
-	// A backstop for a forgotten Close (which may release the lock: a
-	// network round trip, so not on the cleanup goroutine itself).
-	m.cleanup = runtime.AddCleanup(m, func(st *mutexState) { go st.close() }, st)
+	// A forgotten Close: free what holds nothing. Holds made through the
+	// Mutex do not need it (the library keeps what they use), stay
+	// registered with the client and keep renewing until they end.
+	m.cleanup = runtime.AddCleanup(m, func(st *mutexState) { st.abandon() }, st)
 	return m, nil
 }
 
@@ -178,10 +185,20 @@ func cbool(b bool) C.uchar {
 	return 0
 }
 
-var errMutexClosed = &Error{Status: StatusInvalidArgument, Message: "the mutex is closed"}
+func (st *mutexState) closedError() error {
+	if st.client != nil {
+		st.client.mu.Lock()
+		closed := st.client.closed
+		st.client.mu.Unlock()
+		if closed {
+			return st.client.closedError()
+		}
+	}
+	return &Error{Message: fmt.Sprintf("the mutex for lock '%s' is closed", st.name), sentinel: ErrClosed}
+}
 
 func (st *mutexState) notLocked() error {
-	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("mutex for lock '%s' is not locked", st.name)}
+	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("the mutex for lock '%s' is not locked", st.name)}
 }
 
 // Name is the lock's name.
@@ -189,11 +206,14 @@ func (m *Mutex) Name() string {
 	return m.st.name
 }
 
-// Lock acquires the lock, waiting (without polling: a release in Redis wakes
-// the waiter) until it is acquired or ctx ends. A cancelled ctx makes Lock
-// return promptly with an error matching both ErrCancelled and
-// context.Canceled; a ctx deadline, both ErrTimeout and
-// context.DeadlineExceeded. context.Background() waits for ever.
+// Lock acquires the lock, waiting until it is acquired or ctx ends: first,
+// unless the Mutex is reentrant, here until the hold of an earlier Lock on
+// this Mutex is Unlocked, then (without polling: a release in Redis wakes
+// the waiter) for the lock in Redis. A cancelled ctx makes Lock return
+// promptly with an error matching both ErrCancelled and context.Canceled; a
+// ctx deadline, both ErrTimeout and context.DeadlineExceeded.
+// context.Background() waits for ever, or until the Mutex or its Client is
+// closed (ErrClosed).
 //
 // Lock fails with ErrConnection when Redis cannot be reached or does not
 // answer within the client's command timeout, and with ErrServer when Redis
@@ -201,267 +221,162 @@ func (m *Mutex) Name() string {
 // ends.
 func (m *Mutex) Lock(ctx context.Context) error {
 	st := m.st
-	if err := ctx.Err(); err != nil {
-		return contextError(ctx, st.name, err)
-	}
-	timeout := C.int64_t(-1)
-	deadline, hasDeadline := ctx.Deadline()
-	if hasDeadline {
-		d := time.Until(deadline)
-		if d <= 0 {
-			return contextError(ctx, st.name, context.DeadlineExceeded)
+	if !st.reentrant {
+		select {
+		case st.slot <- struct{}{}:
+		case <-ctx.Done():
+			return contextError(ctx, st.name, ctx.Err())
+		case <-st.done:
+			return st.closedError()
 		}
-		// Rounded up, so the library never gives up before ctx does.
-		timeout = C.int64_t((d + time.Millisecond - 1) / time.Millisecond)
 	}
-	if !st.rc.acquire() {
-		return errMutexClosed
-	}
-	defer st.rc.release()
-
-	var r C.lk_acquired
-	if ctx.Done() == nil {
-		// A context that can never be cancelled: no cancel handle, no
-		// watcher.
-		r = C.lk_acquire(st.lock, timeout, nil)
-	} else {
-		made := C.lk_cancel_new()
-		if made.status != C.LATCHKEY_OK {
-			return takeError(made.status, made.err)
-		}
-		cancel := made.cancel
-		// context.AfterFunc is the watcher goroutine, started only if ctx
-		// ends: it triggers the C cancel handle, which wakes the acquire.
-		triggered := make(chan struct{})
-		stop := context.AfterFunc(ctx, func() {
-			C.latchkey_cancel_trigger(cancel, nil)
-			close(triggered)
-		})
-		r = C.lk_acquire(st.lock, timeout, cancel)
-		if !stop() {
-			<-triggered // the handle must outlive its trigger call
-		}
-		C.latchkey_cancel_free(cancel)
-	}
-	if r.status != C.LATCHKEY_OK {
-		err := takeError(r.status, r.err)
-		if r.status == C.LATCHKEY_CANCELLED || r.status == C.LATCHKEY_TIMEOUT {
-			if cerr := ctx.Err(); cerr != nil {
-				return contextError(ctx, st.name, cerr)
-			}
-			if hasDeadline && !time.Now().Before(deadline) {
-				// The library's timeout fired just before ctx's timer.
-				return contextError(ctx, st.name, context.DeadlineExceeded)
-			}
+	h, err := st.acquire(ctx)
+	if err != nil {
+		if !st.reentrant {
+			<-st.slot
 		}
 		return err
 	}
-	return st.push(r)
-}
-
-// TryLock makes one attempt, without waiting: true if it acquired the lock,
-// false (and no error) if someone else holds it; an error (ErrConnection)
-// if Redis cannot be reached or does not answer within the command timeout.
-func (m *Mutex) TryLock() (bool, error) {
-	st := m.st
-	if !st.rc.acquire() {
-		return false, errMutexClosed
-	}
-	r := C.lk_try_acquire(st.lock)
-	st.rc.release()
-	switch r.status {
-	case C.LATCHKEY_OK:
-		if err := st.push(r); err != nil {
-			return false, err
-		}
-		return true, nil
-	case C.LATCHKEY_TIMEOUT:
-		return false, nil
-	default:
-		return false, takeError(r.status, r.err)
-	}
-}
-
-// push records a new hold.
-func (st *mutexState) push(r C.lk_acquired) error {
-	h := &hold{guard: r.guard, fence: uint64(r.fencing_token)}
-	if r.owner_token != nil {
-		h.token = C.GoString(r.owner_token)
-	}
-	var stale *hold
-	st.mu.Lock()
-	if st.closed {
-		st.mu.Unlock()
-		_ = h.release()
-		return errMutexClosed
-	}
-	if len(st.pendingLost) > 0 {
-		// The watchdog reported this lease lost before we recorded it.
-		if _, ok := st.pendingLost[h.fence]; ok {
-			h.lost = true
-		}
-		// Fencing tokens grow: older reports can match no future hold.
-		for f := range st.pendingLost {
-			if f <= h.fence {
-				delete(st.pendingLost, f)
-			}
-		}
-	}
-	if !st.reentrant && len(st.holds) > 0 {
-		// A plain lock was acquired again, so the hold we still had was
-		// no longer ours (its lease was lost or expired): drop it.
-		stale = st.holds[0]
-		st.markLostLocked(stale)
-		st.holds[0] = nil
-		st.holds = st.holds[:0]
-	}
-	st.holds = append(st.holds, h)
-	st.mu.Unlock()
-	if stale != nil {
-		_ = stale.release() // NOT_HELD, as expected
-	}
+	st.push(h)
 	return nil
 }
 
-// release releases and frees the hold's guard (once).
-func (h *hold) release() error {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.guard == nil {
-		return nil
+// TryLock makes one attempt, without waiting: true if it acquired the lock,
+// false (and no error) if someone else holds it or, unless the Mutex is
+// reentrant, an earlier Lock on this Mutex is not yet Unlocked; an error
+// (ErrConnection) if Redis cannot be reached or does not answer within the
+// command timeout.
+func (m *Mutex) TryLock() (bool, error) {
+	st := m.st
+	if !st.reentrant {
+		select {
+		case st.slot <- struct{}{}:
+		default:
+			if st.closed.Load() {
+				return false, st.closedError()
+			}
+			return false, nil
+		}
 	}
-	r := C.lk_release_free(h.guard)
-	h.guard = nil
-	return resultError(r)
+	h, err := st.tryAcquire()
+	if h == nil {
+		if !st.reentrant {
+			<-st.slot
+		}
+		return false, err
+	}
+	st.push(h)
+	return true, nil
 }
 
-// Unlock releases the current hold. It fails with ErrNotHeld when the Mutex
-// holds nothing, and also when the lease had been lost (it expired or was
-// force-unlocked, so someone else may have held the lock meanwhile); the
-// lock is never deleted from under another owner. After any outcome the
-// hold is gone.
+// push makes h the Mutex's current hold.
+func (st *mutexState) push(h *Hold) {
+	st.mu.Lock()
+	if st.abandoned {
+		st.mu.Unlock()
+		return
+	}
+	st.current = append(st.current, h)
+	if next := st.next; next != nil && len(st.current) == 1 {
+		// Lost was called while nothing was held: that channel is this
+		// hold's.
+		st.next = nil
+		go func() {
+			<-h.lost
+			close(next)
+		}()
+	}
+	st.mu.Unlock()
+}
+
+// top is the current hold, or nil.
+func (st *mutexState) top() *Hold {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.current) == 0 {
+		return nil
+	}
+	return st.current[len(st.current)-1]
+}
+
+// Unlock releases the hold of the last Lock (see Hold.Unlock for the
+// errors) and lets the next Lock on this Mutex proceed. It fails with
+// ErrNotHeld when the Mutex holds nothing.
 func (m *Mutex) Unlock() error {
 	st := m.st
 	st.mu.Lock()
-	n := len(st.holds)
+	n := len(st.current)
 	if n == 0 {
 		st.mu.Unlock()
+		if st.closed.Load() {
+			return st.closedError()
+		}
 		return st.notLocked()
 	}
-	h := st.holds[n-1]
-	st.holds[n-1] = nil
-	st.holds = st.holds[:n-1]
+	h := st.current[n-1]
+	st.current[n-1] = nil
+	st.current = st.current[:n-1]
 	st.mu.Unlock()
-	return h.release()
-}
-
-// current returns the current hold with its read lock taken (the caller
-// unlocks it), or nil.
-func (st *mutexState) current() *hold {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.holds) == 0 {
-		return nil
+	err := h.Unlock()
+	if !st.reentrant {
+		<-st.slot
 	}
-	h := st.holds[len(st.holds)-1]
-	h.mu.RLock()
-	return h
+	return err
 }
 
-// Extend sets the current hold's lease to ttl from now, if it is still ours;
-// auto-renewal continues with the new ttl. ErrNotHeld means the lease was
-// lost (Lost is then closed).
+// Extend is Hold.Extend of the current hold; ErrNotHeld when the Mutex holds
+// nothing.
 func (m *Mutex) Extend(ttl time.Duration) error {
-	st := m.st
-	ms, err := millis("ttl", ttl)
-	if err != nil {
-		return err
-	}
-	h := st.current()
+	h := m.st.top()
 	if h == nil {
-		return st.notLocked()
+		return m.st.notLocked()
 	}
-	r := C.lk_extend(h.guard, ms)
-	h.mu.RUnlock()
-	if r.status == C.LATCHKEY_NOT_HELD || r.status == C.LATCHKEY_LOST {
-		st.markLost(h)
-	}
-	return resultError(r)
+	return h.Extend(ttl)
 }
 
-// Check tells whether the current hold's lease is still held, from local
-// state (no Redis round trip): nil, or ErrLost with the reason (renewal
-// found the lock gone or taken, or could not confirm it before it ran out);
-// ErrNotHeld when the Mutex holds nothing.
+// Check is Hold.Check of the current hold; ErrNotHeld when the Mutex holds
+// nothing.
 func (m *Mutex) Check() error {
-	st := m.st
-	h := st.current()
+	h := m.st.top()
 	if h == nil {
-		return st.notLocked()
+		return m.st.notLocked()
 	}
-	r := C.lk_check(h.guard)
-	h.mu.RUnlock()
-	if r.status == C.LATCHKEY_LOST {
-		st.markLost(h)
-	}
-	return resultError(r)
+	return h.Check()
 }
 
-// Remaining is how long the current lease is certainly still ours, on this
-// machine's monotonic clock; 0 when lost, expired or not held.
+// Remaining is Hold.Remaining of the current hold; 0 when the Mutex holds
+// nothing.
 func (m *Mutex) Remaining() time.Duration {
-	h := m.st.current()
-	if h == nil {
-		return 0
+	if h := m.st.top(); h != nil {
+		return h.Remaining()
 	}
-	r := C.lk_guard_remaining(h.guard)
-	h.mu.RUnlock()
-	if r.status != C.LATCHKEY_OK {
-		_ = takeError(r.status, r.err)
-		return 0
-	}
-	return time.Duration(r.remaining_ms) * time.Millisecond
+	return 0
 }
 
 // FencingToken is the current hold's fencing token (strictly greater than
 // every token issued before for this lock name), or 0 when the Mutex holds
 // nothing. Pass it to the resource you protect (see Client.FencedWrite).
 func (m *Mutex) FencingToken() uint64 {
-	st := m.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.holds) == 0 {
-		return 0
+	if h := m.st.top(); h != nil {
+		return h.fence
 	}
-	return st.holds[len(st.holds)-1].fence
+	return 0
 }
 
 // Token is the current hold's owner token as stored in Redis (32 hex
 // digits; what Client.Inspect reports as Owner), or "" when the Mutex holds
 // nothing.
 func (m *Mutex) Token() string {
-	st := m.st
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if len(st.holds) == 0 {
-		return ""
+	if h := m.st.top(); h != nil {
+		return h.token
 	}
-	return st.holds[len(st.holds)-1].token
+	return ""
 }
 
-var closedChan = func() chan struct{} {
-	c := make(chan struct{})
-	close(c)
-	return c
-}()
-
-// Lost returns a channel that is closed when the current hold's lease is
-// lost: the renewal thread found the lock gone or taken (say, by
-// Client.ForceUnlock), or could not reach Redis before the lease ran out; a
-// failed Extend closes it too. Only auto-renewed leases (the default) are
-// watched. The channel belongs to the hold that is current when Lost is
-// called; Unlock does not close it. When the Mutex holds nothing, the
-// channel is already closed.
+// Lost is Hold.Lost of the current hold: closed, once, when that hold ends
+// (lost, unlocked, or closed). Called while the Mutex holds nothing, it
+// returns the channel of the next hold Lock or TryLock takes (closed if the
+// Mutex is closed first).
 //
 //	if err := m.Lock(ctx); err != nil { ... }
 //	defer m.Unlock()
@@ -475,81 +390,75 @@ func (m *Mutex) Lost() <-chan struct{} {
 	st := m.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if len(st.holds) == 0 {
-		return closedChan
+	if n := len(st.current); n > 0 {
+		return st.current[n-1].lost
 	}
-	h := st.holds[len(st.holds)-1]
-	if h.lostCh == nil {
-		h.lostCh = make(chan struct{})
-		if h.lost {
-			close(h.lostCh)
+	if st.next == nil {
+		st.next = make(chan struct{})
+		if st.closed.Load() {
+			close(st.next)
 		}
 	}
-	return h.lostCh
+	return st.next
 }
 
-func (st *mutexState) markLost(h *hold) {
-	st.mu.Lock()
-	st.markLostLocked(h)
-	st.mu.Unlock()
-}
-
-func (st *mutexState) markLostLocked(h *hold) {
-	if !h.lost {
-		h.lost = true
-		if h.lostCh != nil {
-			close(h.lostCh)
-		}
-	}
-}
-
-// onLost runs on the watchdog thread (through latchkeyGoLost) when the lease
-// with this fencing token is lost. Nested holds of a reentrant lock share
-// one key and one fencing token, so all of them are lost together.
-func (st *mutexState) onLost(fencingToken uint64) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	found := false
-	for _, h := range st.holds {
-		if h.fence == fencingToken {
-			st.markLostLocked(h)
-			found = true
-		}
-	}
-	if !found && !st.closed {
-		if st.pendingLost == nil {
-			st.pendingLost = make(map[uint64]struct{})
-		}
-		st.pendingLost[fencingToken] = struct{}{}
-	}
-}
-
-// Close releases whatever the Mutex still holds and frees it. A Lock in
-// progress on another goroutine keeps the handle alive until it returns,
-// and then fails (giving back what it acquired). The errors are those of
-// the releases. Closing twice is harmless.
+// Close interrupts the acquires in progress through this Mutex (they fail
+// with ErrClosed), releases every lock still held through it (Lock's and
+// Acquire's holds; their Lost channels close) and frees it. The errors are
+// those of the releases. Closing twice is harmless.
 func (m *Mutex) Close() error {
 	m.cleanup.Stop()
-	return m.st.close()
-}
-
-func (st *mutexState) close() error {
-	st.mu.Lock()
-	if st.closed {
-		st.mu.Unlock()
+	st := m.st
+	if !st.shut() {
 		return nil
 	}
-	st.closed = true
-	holds := st.holds
-	st.holds = nil
-	st.pendingLost = nil
+	errs := releaseAll(st.client.takeHolds(st))
+	st.mu.Lock()
+	st.current = nil
 	st.mu.Unlock()
-	var errs []error
-	for i := len(holds) - 1; i >= 0; i-- {
-		if err := holds[i].release(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	st.rc.close()
 	return errors.Join(errs...)
+}
+
+// shut marks the Mutex closed (once), interrupts its waits and frees its C
+// lock once no call uses it; false if it was closed already. Holds are the
+// caller's business.
+func (st *mutexState) shut() bool {
+	c := st.client
+	c.mu.Lock()
+	if st.closed.Load() {
+		c.mu.Unlock()
+		return false
+	}
+	st.closed.Store(true)
+	c.interruptWaitsLocked(st)
+	delete(c.mutexes, st)
+	c.mu.Unlock()
+	close(st.done)
+	st.mu.Lock()
+	if st.next != nil {
+		close(st.next)
+		st.next = nil
+	}
+	st.mu.Unlock()
+	st.rc.close()
+	return true
+}
+
+// abandon is the garbage collector's Close: the program dropped the Mutex,
+// so nothing can acquire through it any more. It frees the C lock (which
+// holds nothing) and leaves the holds alone.
+func (st *mutexState) abandon() {
+	c := st.client
+	c.mu.Lock()
+	delete(c.mutexes, st)
+	c.mu.Unlock()
+	// Nobody can Unlock through the Mutex any more. Its live holds stay in
+	// the client's registry until they end; forgetting them here lets the
+	// collector free them then (the library's handle to this state lives as
+	// long as their guards, so holds kept here would never be freed).
+	st.mu.Lock()
+	st.abandoned = true
+	st.current = nil
+	st.mu.Unlock()
+	st.rc.close()
 }

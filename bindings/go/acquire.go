@@ -1,0 +1,125 @@
+package latchkey
+
+// Acquiring: the C calls, the context, and the cancel handle through which
+// a context, Mutex.Close or Client.Close interrupts a wait.
+
+/*
+#include "helpers.h"
+*/
+import "C"
+
+import (
+	"context"
+	"time"
+)
+
+// Acquire acquires the lock and returns the new Hold, waiting (without
+// polling: a release in Redis wakes the waiter) until it is acquired or ctx
+// ends. It does not wait for holds taken by Lock on this Mutex: it competes
+// for the lock in Redis like any other owner. The errors are those of Lock;
+// a Mutex or Client closed while waiting ends the wait with ErrClosed.
+func (m *Mutex) Acquire(ctx context.Context) (*Hold, error) {
+	return m.st.acquire(ctx)
+}
+
+// TryAcquire makes one attempt, without waiting: the new Hold, or nil (and
+// no error) if someone else holds the lock; an error (ErrConnection) if
+// Redis cannot be reached or does not answer within the command timeout.
+func (m *Mutex) TryAcquire() (*Hold, error) {
+	return m.st.tryAcquire()
+}
+
+func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, contextError(ctx, st.name, err)
+	}
+	timeout := C.int64_t(-1)
+	deadline, hasDeadline := ctx.Deadline()
+	if hasDeadline {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return nil, contextError(ctx, st.name, context.DeadlineExceeded)
+		}
+		// Rounded up, so the library never gives up before ctx does.
+		timeout = C.int64_t((d + time.Millisecond - 1) / time.Millisecond)
+	}
+	if !st.rc.acquire() {
+		return nil, st.closedError()
+	}
+	defer st.rc.release()
+
+	// Every wait has a cancel handle, registered with the client, so that
+	// Close can interrupt it even when ctx never ends.
+	made := C.lk_cancel_new()
+	if made.status != C.LATCHKEY_OK {
+		return nil, takeError(made.status, made.err)
+	}
+	cancel := made.cancel
+	defer C.latchkey_cancel_free(cancel)
+	if !st.client.startWait(cancel, st) {
+		return nil, st.closedError()
+	}
+	var r C.lk_acquired
+	if ctx.Done() == nil {
+		r = C.lk_acquire(st.lock, timeout, cancel)
+	} else {
+		// context.AfterFunc is the watcher goroutine, started only if ctx
+		// ends: it triggers the cancel handle, which wakes the acquire.
+		triggered := make(chan struct{})
+		stop := context.AfterFunc(ctx, func() {
+			C.latchkey_cancel_trigger(cancel, nil)
+			close(triggered)
+		})
+		r = C.lk_acquire(st.lock, timeout, cancel)
+		if !stop() {
+			<-triggered // the handle must outlive its trigger call
+		}
+	}
+	st.client.endWait(cancel)
+	if r.status != C.LATCHKEY_OK {
+		err := takeError(r.status, r.err)
+		if r.status == C.LATCHKEY_CANCELLED || r.status == C.LATCHKEY_TIMEOUT {
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, contextError(ctx, st.name, cerr)
+			}
+			if r.status == C.LATCHKEY_CANCELLED {
+				// Nothing but ctx and Close trigger the handle.
+				return nil, st.closedError()
+			}
+			if hasDeadline && !time.Now().Before(deadline) {
+				// The library's timeout fired just before ctx's timer.
+				return nil, contextError(ctx, st.name, context.DeadlineExceeded)
+			}
+		}
+		return nil, err
+	}
+	return newHold(st, r)
+}
+
+func (st *mutexState) tryAcquire() (*Hold, error) {
+	if !st.rc.acquire() {
+		return nil, st.closedError()
+	}
+	r := C.lk_try_acquire(st.lock)
+	st.rc.release()
+	switch r.status {
+	case C.LATCHKEY_OK:
+		return newHold(st, r)
+	case C.LATCHKEY_TIMEOUT:
+		return nil, nil
+	default:
+		return nil, takeError(r.status, r.err)
+	}
+}
+
+// addMutex records a new Mutex so that Close can close it; false once the
+// client is closed.
+func (st *clientState) addMutex(m *mutexState) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return false
+	}
+	st.mutexes[m] = struct{}{}
+	return true
+}
