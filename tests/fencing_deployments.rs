@@ -20,7 +20,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use latchkey::{Client, Guard, LockOptions};
+use latchkey::{Client, ErrorKind, Guard, LockOptions};
 use support::{replication_field, wait_until, RedisServer};
 
 /// The lock every test fences with, and the resource it protects.
@@ -128,6 +128,47 @@ impl Storage {
             self.client.fenced_read(NAME).unwrap(),
             Some((new_token, b"new holder".to_vec()))
         );
+    }
+}
+
+/// The same split brain against a resource kept by the lock's own servers
+/// ([`Guard::fenced_write`]): the old holder wrote there before the fault
+/// (the fault may have lost that write), the new holder writes, then the
+/// old holder's late write is refused.
+fn check_split_brain_on_the_lock_servers(old: &Guard, new: &Guard, reader: &Client) {
+    assert!(
+        new.fenced_write(NAME, b"new holder").unwrap().written,
+        "the lock servers refused the new holder's token {}",
+        new.fencing_token()
+    );
+    assert!(
+        !late_write(old).written,
+        "the lock servers accepted the old holder's token {} after the new holder's {}",
+        old.fencing_token(),
+        new.fencing_token()
+    );
+    assert_eq!(
+        reader.fenced_read(NAME).unwrap(),
+        Some((new.fencing_token(), b"new holder".to_vec()))
+    );
+}
+
+/// The old holder's late write to the lock servers. Its client may still
+/// have pooled connections to a master that died: a fenced write on a
+/// dropped connection may have run, so the client reports it instead of
+/// sending it again (see `src/backend/sentinel.rs`), and the holder tries
+/// again, as a caller would. In Redis Cluster only a call that may be sent
+/// twice re-reads the slot map after a connection error (see the ignored
+/// `cluster_client_finds_the_new_master_for_releases_and_fenced_writes`),
+/// so before trying again the holder asks whether it still holds the lock
+/// (an answer it ignores: a paused holder does not know better).
+fn late_write(old: &Guard) -> latchkey::FencedWrite {
+    match old.fenced_write(NAME, b"old holder, late") {
+        Err(e) if e.kind() == ErrorKind::Connection => {
+            let _ = old.confirm();
+            old.fenced_write(NAME, b"old holder, late").unwrap()
+        }
+        outcome => outcome.unwrap(),
     }
 }
 
@@ -260,6 +301,12 @@ fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
     let old_holder = hold(&client);
     before.push(old_holder.fencing_token());
     assert!(storage.write(old_holder.fencing_token(), b"old holder"));
+    assert!(
+        old_holder
+            .fenced_write(NAME, b"old holder")
+            .unwrap()
+            .written
+    );
 
     // The master dies; the sentinels promote the replica that lagged.
     deployment.master.kill();
@@ -299,6 +346,7 @@ fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
     assert_every_token_after_is_above_every_token_before(&before, &after);
     assert!(old_holder.remaining() > Duration::ZERO);
     storage.check_split_brain(old_holder.fencing_token(), new_holder.fencing_token());
+    check_split_brain_on_the_lock_servers(&old_holder, &new_holder, &new_client);
     new_holder.release().unwrap();
     after.extend((0..3).map(|_| take_and_give_back(&new_client)));
     assert_every_token_after_is_above_every_token_before(&before, &after);
@@ -424,6 +472,12 @@ fn cluster_forced_failover_to_a_lagging_replica_never_repeats_a_token() {
     let old_holder = hold(&client);
     before.push(old_holder.fencing_token());
     assert!(storage.write(old_holder.fencing_token(), b"old holder"));
+    assert!(
+        old_holder
+            .fenced_write(NAME, b"old holder")
+            .unwrap()
+            .written
+    );
 
     // The master dies; the lagging replica is forced to take over its slots.
     cluster.nodes[master].kill();
@@ -473,9 +527,78 @@ fn cluster_forced_failover_to_a_lagging_replica_never_repeats_a_token() {
     assert_every_token_after_is_above_every_token_before(&before, &after);
     assert!(old_holder.remaining() > Duration::ZERO);
     storage.check_split_brain(old_holder.fencing_token(), new_holder.fencing_token());
+    check_split_brain_on_the_lock_servers(&old_holder, &new_holder, &new_client);
     new_holder.release().unwrap();
     after.extend((0..3).map(|_| take_and_give_back(&new_client)));
     assert_every_token_after_is_above_every_token_before(&before, &after);
+}
+
+/// After a failover, the client's slot map still names the dead master.
+/// Only scripts that may be sent twice re-read it after a connection error
+/// (`run_in_slot` in `src/backend/cluster.rs`); a release, a fenced write or
+/// a force-unlock returns the error and leaves the map as it was, so every
+/// later such call goes to the dead master again ("Connection refused",
+/// where nothing ran and even a resend would be safe). Sentinel re-resolves
+/// the master after any failover-looking error, so there the next call
+/// works.
+#[test]
+#[ignore = "defect in src/backend/cluster.rs run_in_slot: after a connection error a \
+            script that is not resend-safe (release, fenced_write, force_unlock) neither \
+            re-reads the slot map nor is retried, even when the connection was refused, so \
+            every later such call goes to the dead master"]
+fn cluster_client_finds_the_new_master_for_releases_and_fenced_writes() {
+    let mut cluster = Cluster::start();
+    let master = cluster
+        .master_of_the_lock(&cluster.nodes[0])
+        .expect("the lock's slot has a master");
+    let replica = cluster.replica_of(master);
+    let client = cluster.client(&cluster.nodes.iter().collect::<Vec<_>>());
+    let guard = hold(&client);
+    wait_until("the replica has the lock", Duration::from_secs(20), || {
+        let mut conn = cluster.nodes[replica].admin();
+        let () = redis::cmd("READONLY").query(&mut conn).unwrap();
+        let owner: Option<String> = redis::cmd("GET").arg(lock_key()).query(&mut conn).unwrap();
+        owner.as_deref() == Some(guard.token())
+    });
+
+    cluster.nodes[master].kill();
+    let () = redis::cmd("CLUSTER")
+        .arg("FAILOVER")
+        .arg("FORCE")
+        .query(&mut cluster.nodes[replica].admin())
+        .unwrap();
+    let alive: Vec<&RedisServer> = cluster
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != master)
+        .map(|(_, n)| n)
+        .collect();
+    wait_until(
+        "every live node routes the lock to the promoted replica",
+        Duration::from_secs(25),
+        || {
+            alive
+                .iter()
+                .all(|n| cluster.master_of_the_lock(n) == Some(replica))
+        },
+    );
+    cluster.wait_until_ok(&alive);
+
+    // One failed call is what Sentinel allows too; the next must reach the
+    // new master.
+    let first = guard.fenced_write(NAME, b"v1");
+    if let Err(e) = &first {
+        assert_eq!(e.kind(), ErrorKind::Connection, "{e}");
+    }
+    let second = guard.fenced_write(NAME, b"v2");
+    assert!(
+        second.as_ref().is_ok_and(|w| w.written),
+        "the second fenced write after the failover: {second:?} (the first: {first:?})"
+    );
+    guard
+        .release()
+        .expect("release on the new master, where the lock was replicated");
 }
 
 // --- Redlock -----------------------------------------------------------------------
@@ -519,6 +642,12 @@ fn redlock_with_a_master_restarted_empty_and_one_from_an_old_snapshot_never_repe
     let old_token = old_holder.fencing_token();
     before.push(old_token);
     assert!(storage.write(old_token, b"old holder"));
+    assert!(
+        old_holder
+            .fenced_write(NAME, b"old holder")
+            .unwrap()
+            .written
+    );
     for m in &masters[1..3] {
         let _: i64 = redis::cmd("DEL")
             .arg(lock_key())
@@ -550,6 +679,7 @@ fn redlock_with_a_master_restarted_empty_and_one_from_an_old_snapshot_never_repe
     assert_every_token_after_is_above_every_token_before(&before, &after);
     assert!(old_holder.remaining() > Duration::ZERO);
     storage.check_split_brain(old_token, new_holder.fencing_token());
+    check_split_brain_on_the_lock_servers(&old_holder, &new_holder, &new_client);
     new_holder.release().unwrap();
     after.extend((0..3).map(|_| take_and_give_back(&new_client)));
     assert_every_token_after_is_above_every_token_before(&before, &after);
