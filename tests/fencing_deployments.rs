@@ -16,12 +16,14 @@
 //! a counter alone would have repeated a token here.
 
 mod support;
+#[path = "fencing_deployments/topology.rs"]
+mod topology;
 
-use std::process::Command;
 use std::time::Duration;
 
 use latchkey::{Client, ErrorKind, Guard, LockOptions};
 use support::{replication_field, wait_until, RedisServer};
+use topology::{Cluster, SentinelDeployment};
 
 /// The lock every test fences with, and the resource it protects.
 const NAME: &str = "ledger";
@@ -213,78 +215,6 @@ fn wait_for_replicated_counter(replica: &RedisServer, token: u64, readonly: bool
 
 // --- Sentinel ----------------------------------------------------------------------
 
-/// One master, one replica, three sentinels (quorum 2).
-struct SentinelDeployment {
-    master: RedisServer,
-    replica: RedisServer,
-    sentinels: Vec<RedisServer>,
-}
-
-impl SentinelDeployment {
-    fn start() -> SentinelDeployment {
-        let master = RedisServer::start();
-        let replica =
-            RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
-        wait_until("the replica is in sync", Duration::from_secs(20), || {
-            replication_field(&replica, "master_link_status").as_deref() == Some("up")
-        });
-        let sentinels: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_sentinel(master.port, 2))
-            .collect();
-        for sentinel in &sentinels {
-            wait_until(
-                "a sentinel sees the replica healthy",
-                Duration::from_secs(30),
-                || {
-                    let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
-                        .arg("REPLICAS")
-                        .arg("mymaster")
-                        .query(&mut sentinel.admin())
-                        .unwrap_or_default();
-                    replicas.iter().any(|r| {
-                        let field = |name: &str| {
-                            r.chunks(2).find(|kv| kv[0] == name).map(|kv| kv[1].clone())
-                        };
-                        field("flags").as_deref() == Some("slave")
-                            && field("master-link-status").as_deref() == Some("ok")
-                    })
-                },
-            );
-        }
-        SentinelDeployment {
-            master,
-            replica,
-            sentinels,
-        }
-    }
-
-    fn client(&self) -> Client {
-        let urls: Vec<String> = self.sentinels.iter().map(RedisServer::url).collect();
-        Client::sentinel_builder(&urls, "mymaster")
-            .connect_timeout(Duration::from_millis(500))
-            .command_timeout(Duration::from_millis(500))
-            .build()
-            .unwrap()
-    }
-
-    /// The master's port according to every sentinel, once they agree.
-    fn agreed_master_port(&self) -> Option<u16> {
-        let ports: Vec<Option<u16>> = self
-            .sentinels
-            .iter()
-            .map(|s| {
-                redis::cmd("SENTINEL")
-                    .arg("GET-MASTER-ADDR-BY-NAME")
-                    .arg("mymaster")
-                    .query::<(String, u16)>(&mut s.admin())
-                    .ok()
-                    .map(|(_, port)| port)
-            })
-            .collect();
-        ports.iter().all(|p| *p == ports[0]).then_some(ports[0])?
-    }
-}
-
 #[test]
 fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
     let mut deployment = SentinelDeployment::start();
@@ -354,111 +284,12 @@ fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
 
 // --- Cluster -----------------------------------------------------------------------
 
-/// Six nodes: three masters with a replica each.
-struct Cluster {
-    nodes: Vec<RedisServer>,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let status = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("redis-cli is needed (make test installs redis-tools)");
-        assert!(status.success(), "redis-cli --cluster create failed");
-        let cluster = Cluster { nodes };
-        cluster.wait_until_ok(&cluster.nodes.iter().collect::<Vec<_>>());
-        cluster
-    }
-
-    fn wait_until_ok(&self, nodes: &[&RedisServer]) {
-        for node in nodes {
-            wait_until(
-                "the cluster is ok on every live node",
-                Duration::from_secs(30),
-                || {
-                    let info: String = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query(&mut node.admin())
-                        .unwrap_or_default();
-                    info.contains("cluster_state:ok")
-                },
-            );
-        }
-    }
-
-    fn client(&self, alive: &[&RedisServer]) -> Client {
-        let urls: Vec<String> = alive.iter().map(|n| n.url()).collect();
-        Client::cluster_builder(&urls)
-            .command_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap()
-    }
-
-    /// The index of the node serving the lock's slot as master, as `asked`
-    /// sees it.
-    fn master_of_the_lock(&self, asked: &RedisServer) -> Option<usize> {
-        let mut admin = asked.admin();
-        let slot: i64 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(lock_key())
-            .query(&mut admin)
-            .ok()?;
-        let ranges: Vec<redis::Value> =
-            redis::cmd("CLUSTER").arg("SLOTS").query(&mut admin).ok()?;
-        // Each range: [first slot, last slot, [master ip, port, ...], ...].
-        let port = ranges.into_iter().find_map(|range| {
-            let redis::Value::Array(f) = range else {
-                return None;
-            };
-            let (redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(m)) =
-                (f.first()?, f.get(1)?, f.get(2)?)
-            else {
-                return None;
-            };
-            match m.get(1)? {
-                redis::Value::Int(port) if (*first..=*last).contains(&slot) => Some(*port),
-                _ => None,
-            }
-        })?;
-        self.nodes.iter().position(|n| i64::from(n.port) == port)
-    }
-
-    /// The index of a replica of node `master`.
-    fn replica_of(&self, master: usize) -> usize {
-        let port = self.nodes[master].port.to_string();
-        self.nodes
-            .iter()
-            .position(|n| replication_field(n, "master_port").as_deref() == Some(port.as_str()))
-            .expect("every master has a replica")
-    }
-}
-
 #[test]
 fn cluster_forced_failover_to_a_lagging_replica_never_repeats_a_token() {
     let mut cluster = Cluster::start();
     let storage = Storage::start();
     let master = cluster
-        .master_of_the_lock(&cluster.nodes[0])
+        .master_of(&lock_key(), &cluster.nodes[0])
         .expect("the lock's slot has a master");
     let replica = cluster.replica_of(master);
     let all: Vec<&RedisServer> = cluster.nodes.iter().collect();
@@ -480,30 +311,8 @@ fn cluster_forced_failover_to_a_lagging_replica_never_repeats_a_token() {
     );
 
     // The master dies; the lagging replica is forced to take over its slots.
-    cluster.nodes[master].kill();
-    cluster.nodes[replica].signal(libc::SIGCONT);
-    let () = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .arg("FORCE")
-        .query(&mut cluster.nodes[replica].admin())
-        .unwrap();
-    let alive: Vec<&RedisServer> = cluster
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != master)
-        .map(|(_, n)| n)
-        .collect();
-    wait_until(
-        "every live node routes the lock to the promoted replica",
-        Duration::from_secs(25),
-        || {
-            alive
-                .iter()
-                .all(|n| cluster.master_of_the_lock(n) == Some(replica))
-        },
-    );
-    cluster.wait_until_ok(&alive);
+    cluster.force_failover(master, replica, &lock_key());
+    let alive = cluster.alive_without(master);
     let mut promoted = cluster.nodes[replica].admin();
     let stale = counter_on(&mut promoted).expect("the replica had the early counter");
     assert!(
@@ -549,7 +358,7 @@ fn cluster_forced_failover_to_a_lagging_replica_never_repeats_a_token() {
 fn cluster_client_finds_the_new_master_for_releases_and_fenced_writes() {
     let mut cluster = Cluster::start();
     let master = cluster
-        .master_of_the_lock(&cluster.nodes[0])
+        .master_of(&lock_key(), &cluster.nodes[0])
         .expect("the lock's slot has a master");
     let replica = cluster.replica_of(master);
     let client = cluster.client(&cluster.nodes.iter().collect::<Vec<_>>());
@@ -561,29 +370,7 @@ fn cluster_client_finds_the_new_master_for_releases_and_fenced_writes() {
         owner.as_deref() == Some(guard.token())
     });
 
-    cluster.nodes[master].kill();
-    let () = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .arg("FORCE")
-        .query(&mut cluster.nodes[replica].admin())
-        .unwrap();
-    let alive: Vec<&RedisServer> = cluster
-        .nodes
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| *i != master)
-        .map(|(_, n)| n)
-        .collect();
-    wait_until(
-        "every live node routes the lock to the promoted replica",
-        Duration::from_secs(25),
-        || {
-            alive
-                .iter()
-                .all(|n| cluster.master_of_the_lock(n) == Some(replica))
-        },
-    );
-    cluster.wait_until_ok(&alive);
+    cluster.force_failover(master, replica, &lock_key());
 
     // One failed call is what Sentinel allows too; the next must reach the
     // new master.
