@@ -30,6 +30,10 @@ def summary(row):
         ("violations", "{} violations"),
         ("cpu_fraction", "cpu {:.3f}"),
         ("rss_bytes_per_lease", "{:.0f} B/lease"),
+        ("keys_right_after", "{:,} keys right after"),
+        ("bytes_per_name_right_after", "{:.0f} B/name right after"),
+        ("keys_after_retention", "{:,} keys after the retention"),
+        ("bytes_after_retention", "{:+,.0f} B vs the baseline after it"),
     ):
         if row.get(key) is not None and not (key == "masters" and row[key] == 1):
             parts.append(fmt.format(row[key]))

@@ -15,6 +15,10 @@
 //!                                         LEASES auto-renewed leases held
 //! latchkey-bench cycle-redlock SCENARIO CYCLES URL...
 //!                                         Redlock cycle (hook, see below)
+//! latchkey-bench residue URL NAMES RETENTION_MS
+//!                                         keys and memory left in Redis by
+//!                                         NAMES names taken once (a server
+//!                                         of its own)
 //! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
 //! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
@@ -60,6 +64,7 @@ fn main() {
             .parse()
             .map_err(Into::into)
             .and_then(|cycles| cycle_redlock(arg(2), cycles, &args[4..])),
+        ("residue", 5) => residue(&args[2..]),
         ("waiter", 4) => waiter(arg(2), arg(3)),
         ("bare-waiter", 3) => bare_waiter(arg(2)),
         ("contend", 7) => contend(&args[2..]),
@@ -820,4 +825,137 @@ fn cycle_redlock(scenario: &str, cycles: usize, urls: &[String]) -> Res<()> {
         .num("vs_single_master", many.median_us / one.median_us)
         .print();
     Ok(())
+}
+
+// --- residue ------------------------------------------------------------------------------
+
+/// What NAMES distinct lock names, each acquired and released once, leave
+/// behind in Redis: keys and `used_memory` growth per name right after (the
+/// fencing counters), and once the fence retention has passed (the target
+/// is nothing: 0 keys, memory back to the baseline). The retention is
+/// scaled down from its default of one day to RETENTION_MS so that the row
+/// finishes; choose it longer than taking the names lasts, or some
+/// counters expire before "right after". Needs a server of its own:
+/// `used_memory` is the whole server's. It keeps a fixed remainder of some
+/// tens of KB whatever the number of names, so memory "back to the
+/// baseline" means less than a byte per name left.
+fn residue(args: &[String]) -> Res<()> {
+    let url = args[0].as_str();
+    let names: usize = args[1].parse()?;
+    let retention = Duration::from_millis(args[2].parse()?);
+    // Generous: Redis expires keys by sampling, a little behind their time.
+    let expiry_limit = 2 * retention + Duration::from_secs(120);
+    let client = Client::builder(url)
+        .pool_size(8)
+        .fence_retention(retention)
+        .build()?;
+    let mut admin = redis::Client::open(url)?.get_connection()?;
+    if dbsize(&mut admin)? != 0 {
+        return Err("residue needs a server of its own (this one has keys)".into());
+    }
+    // The scripts loaded and every connection open (the same 4 threads)
+    // before the baseline; the warm-up names' counters are deleted (the
+    // server is ours), which also leaves Redis's key tables at their
+    // smallest.
+    take_names(&client, "bench:residue:warm", 1000)?;
+    let () = redis::cmd("FLUSHALL").arg("SYNC").query(&mut admin)?;
+    // Redis shrinks the query buffer of a client idle for 2 s; the pool's
+    // connections are idle that long again when the counters expire.
+    std::thread::sleep(Duration::from_secs(3));
+    let baseline = used_memory(&mut admin)?;
+
+    let started = Instant::now();
+    take_names(&client, "bench:residue", names)?;
+    let cycles_s = started.elapsed().as_secs_f64();
+    let keys_right_after = dbsize(&mut admin)?;
+    let bytes_right_after = used_memory(&mut admin)? as f64 - baseline as f64;
+
+    let gone_s = wait_for_no_keys(&mut admin, expiry_limit)?.as_secs_f64();
+    // Redis shrinks its emptied key tables in its cron (10 times a second):
+    // give it a few ticks before reading the memory.
+    std::thread::sleep(Duration::from_millis(500));
+    let keys_after_retention = dbsize(&mut admin)?;
+    let bytes_after_retention = used_memory(&mut admin)? as f64 - baseline as f64;
+
+    Row::new("residue", "latchkey-rust")
+        .int("names", names as u64)
+        .int("retention_ms", retention.as_millis() as u64)
+        .str(
+            "retention_note",
+            "fence retention scaled down from its default of one day so that the row finishes",
+        )
+        .int("baseline_used_memory_bytes", baseline)
+        .int("keys_right_after", keys_right_after)
+        .num("bytes_right_after", bytes_right_after)
+        .num(
+            "bytes_per_name_right_after",
+            bytes_right_after / names as f64,
+        )
+        // Per key still there: the cost of one counter, whatever expired
+        // already during the run (a retention shorter than the run).
+        .num(
+            "bytes_per_key_right_after",
+            bytes_right_after / keys_right_after.max(1) as f64,
+        )
+        .int("keys_after_retention", keys_after_retention)
+        .num("bytes_after_retention", bytes_after_retention)
+        .num(
+            "bytes_per_name_after_retention",
+            bytes_after_retention / names as f64,
+        )
+        .num("cycles_s", cycles_s)
+        .num("all_gone_after_s", gone_s)
+        .print();
+    Ok(())
+}
+
+/// Acquires and releases `count` names `{prefix}:{i}` once each, from 4
+/// threads.
+fn take_names(client: &Client, prefix: &str, count: usize) -> Res<()> {
+    let workers = 4;
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let client = client.clone();
+            let prefix = prefix.to_string();
+            std::thread::spawn(move || -> Result<(), String> {
+                for i in (w..count).step_by(workers) {
+                    client
+                        .lock(&format!("{prefix}:{i}"))
+                        .and_then(|lock| lock.acquire())
+                        .and_then(|guard| guard.release())
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().map_err(|_| "worker panicked")??;
+    }
+    Ok(())
+}
+
+fn dbsize(admin: &mut redis::Connection) -> Res<u64> {
+    Ok(redis::cmd("DBSIZE").query(admin)?)
+}
+
+fn used_memory(admin: &mut redis::Connection) -> Res<u64> {
+    let text = info(admin, "memory")?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| "INFO memory has no used_memory".into())
+}
+
+/// Waits (checking every 100 ms) until the server has no key; how long
+/// that took. An error past `limit`.
+fn wait_for_no_keys(admin: &mut redis::Connection, limit: Duration) -> Res<Duration> {
+    let started = Instant::now();
+    while dbsize(admin)? != 0 {
+        if started.elapsed() > limit {
+            return Err(format!("keys still there after {limit:?}").into());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(started.elapsed())
 }

@@ -1,0 +1,215 @@
+//! The Sentinel and Cluster deployments the fencing tests break: real
+//! redis-server processes started by the test, stopped on drop.
+
+use std::process::Command;
+use std::time::Duration;
+
+use latchkey::Client;
+
+use crate::support::{replication_field, wait_until, RedisServer};
+
+/// One master, one replica, three sentinels (quorum 2).
+pub struct SentinelDeployment {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    pub sentinels: Vec<RedisServer>,
+}
+
+impl SentinelDeployment {
+    pub fn start() -> SentinelDeployment {
+        let master = RedisServer::start();
+        let replica =
+            RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+        wait_until("the replica is in sync", Duration::from_secs(20), || {
+            replication_field(&replica, "master_link_status").as_deref() == Some("up")
+        });
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_sentinel(master.port, 2))
+            .collect();
+        for sentinel in &sentinels {
+            wait_until(
+                "a sentinel sees the replica healthy",
+                Duration::from_secs(30),
+                || {
+                    let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg("mymaster")
+                        .query(&mut sentinel.admin())
+                        .unwrap_or_default();
+                    replicas.iter().any(|r| {
+                        let field = |name: &str| {
+                            r.chunks(2).find(|kv| kv[0] == name).map(|kv| kv[1].clone())
+                        };
+                        field("flags").as_deref() == Some("slave")
+                            && field("master-link-status").as_deref() == Some("ok")
+                    })
+                },
+            );
+        }
+        SentinelDeployment {
+            master,
+            replica,
+            sentinels,
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        let urls: Vec<String> = self.sentinels.iter().map(RedisServer::url).collect();
+        Client::sentinel_builder(&urls, "mymaster")
+            .connect_timeout(Duration::from_millis(500))
+            .command_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    }
+
+    /// The master's port according to every sentinel, once they agree.
+    pub fn agreed_master_port(&self) -> Option<u16> {
+        let ports: Vec<Option<u16>> = self
+            .sentinels
+            .iter()
+            .map(|s| {
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg("mymaster")
+                    .query::<(String, u16)>(&mut s.admin())
+                    .ok()
+                    .map(|(_, port)| port)
+            })
+            .collect();
+        ports.iter().all(|p| *p == ports[0]).then_some(ports[0])?
+    }
+}
+
+/// Six nodes: three masters with a replica each.
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ])
+            })
+            .collect();
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let status = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("redis-cli is needed (make test installs redis-tools)");
+        assert!(status.success(), "redis-cli --cluster create failed");
+        let cluster = Cluster { nodes };
+        cluster.wait_until_ok(&cluster.nodes.iter().collect::<Vec<_>>());
+        cluster
+    }
+
+    pub fn wait_until_ok(&self, nodes: &[&RedisServer]) {
+        for node in nodes {
+            wait_until(
+                "the cluster is ok on every live node",
+                Duration::from_secs(30),
+                || {
+                    let info: String = redis::cmd("CLUSTER")
+                        .arg("INFO")
+                        .query(&mut node.admin())
+                        .unwrap_or_default();
+                    info.contains("cluster_state:ok")
+                },
+            );
+        }
+    }
+
+    pub fn client(&self, alive: &[&RedisServer]) -> Client {
+        let urls: Vec<String> = alive.iter().map(|n| n.url()).collect();
+        Client::cluster_builder(&urls)
+            .command_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    }
+
+    /// The index of the node serving the slot of `key` as master, as
+    /// `asked` sees it.
+    pub fn master_of(&self, key: &str, asked: &RedisServer) -> Option<usize> {
+        let mut admin = asked.admin();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query(&mut admin)
+            .ok()?;
+        let ranges: Vec<redis::Value> =
+            redis::cmd("CLUSTER").arg("SLOTS").query(&mut admin).ok()?;
+        // Each range: [first slot, last slot, [master ip, port, ...], ...].
+        let port = ranges.into_iter().find_map(|range| {
+            let redis::Value::Array(f) = range else {
+                return None;
+            };
+            let (redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(m)) =
+                (f.first()?, f.get(1)?, f.get(2)?)
+            else {
+                return None;
+            };
+            match m.get(1)? {
+                redis::Value::Int(port) if (*first..=*last).contains(&slot) => Some(*port),
+                _ => None,
+            }
+        })?;
+        self.nodes.iter().position(|n| i64::from(n.port) == port)
+    }
+
+    /// The index of a replica of node `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let port = self.nodes[master].port.to_string();
+        self.nodes
+            .iter()
+            .position(|n| replication_field(n, "master_port").as_deref() == Some(port.as_str()))
+            .expect("every master has a replica")
+    }
+
+    /// The live nodes once node `dead` is gone.
+    pub fn alive_without(&self, dead: usize) -> Vec<&RedisServer> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != dead)
+            .map(|(_, n)| n)
+            .collect()
+    }
+
+    /// Kills node `master` (`kill -9`), resumes `replica` if it was
+    /// stopped, forces it to take over (`CLUSTER FAILOVER FORCE`: the
+    /// master cannot agree) and waits until every live node routes the
+    /// slot of `key` to it and the cluster is ok again.
+    pub fn force_failover(&mut self, master: usize, replica: usize, key: &str) {
+        self.nodes[master].kill();
+        self.nodes[replica].signal(libc::SIGCONT);
+        let () = redis::cmd("CLUSTER")
+            .arg("FAILOVER")
+            .arg("FORCE")
+            .query(&mut self.nodes[replica].admin())
+            .unwrap();
+        let alive = self.alive_without(master);
+        wait_until(
+            "every live node routes the slot to the promoted replica",
+            Duration::from_secs(25),
+            || {
+                alive
+                    .iter()
+                    .all(|n| self.master_of(key, n) == Some(replica))
+            },
+        );
+        self.wait_until_ok(&alive);
+    }
+}
