@@ -26,9 +26,11 @@ const BATCH: usize = 1000;
 /// Leases due this soon after the earliest one ride along in its round trip,
 /// so many leases taken at slightly different times share renewals.
 const COALESCE: Duration = Duration::from_millis(20);
-/// How long a give-back keeps trying (when the hold's ttl is not shorter):
-/// a command delayed in the network longer than this, or a Redis
-/// unreachable longer than this, leaves the hold to expire at its ttl.
+/// How long a give-back keeps trying: a hold that may still appear (its
+/// acquire was never answered) is watched for this long at least; one that
+/// exists is given up after this long at most. A command delayed in the
+/// network longer than this, or a Redis unreachable longer than this, may
+/// leave a hold held by nobody until its ttl ends.
 const GIVE_BACK_HORIZON: Duration = Duration::from_secs(60);
 
 enum Task {
@@ -138,7 +140,14 @@ impl Watchdog {
             token,
             reentrant,
             may_appear_later,
-            until: until.min(now + GIVE_BACK_HORIZON),
+            // A hold that may still appear is watched for at least the
+            // horizon, even past its ttl (a late command takes a free lock
+            // for a whole ttl); one that exists, at most until its ttl.
+            until: if may_appear_later {
+                until.max(now + GIVE_BACK_HORIZON)
+            } else {
+                until.min(now + GIVE_BACK_HORIZON)
+            },
             backoff: Duration::from_millis(100),
         };
         self.schedule(now, Task::Release(Box::new(stray)));

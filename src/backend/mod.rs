@@ -304,6 +304,11 @@ impl<R: Runner> Backend for Direct<R> {
         vec![self.runner.pubsub_source()]
     }
 
+    fn undoes_failed_attempts(&self) -> bool {
+        // An acquire too few replicas confirmed is given back at once.
+        self.wait.is_some()
+    }
+
     fn describe(&self) -> String {
         self.runner.describe()
     }
