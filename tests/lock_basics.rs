@@ -573,11 +573,19 @@ fn many_leases_are_renewed_together_and_only_the_lost_one_is_reported() {
         .collect();
     assert!(client.force_unlock("many-7").unwrap());
     assert_eq!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "many-7");
-    // Several more renewal rounds: nobody else is lost.
+    // Several more renewal rounds (every 300 ms): nobody else is lost, and
+    // the 299 leases are renewed together, a few scripts per round, not one
+    // script per lease (which would be about 299 per round).
+    let scripts_before = scripts_run(&server);
     let until = Instant::now() + Duration::from_millis(2000);
     while Instant::now() < until {
         thread::sleep(Duration::from_millis(50));
     }
+    let scripts = scripts_run(&server) - scripts_before;
+    assert!(
+        (1..299).contains(&scripts),
+        "{scripts} scripts in 2 s of renewing 299 leases"
+    );
     assert!(rx.try_recv().is_err(), "only many-7 was lost");
     for (i, guard) in guards.iter().enumerate() {
         assert_eq!(guard.lost(), i == 7, "lease {i}");
