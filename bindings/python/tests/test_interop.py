@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
+import time
 
 import pytest
 
@@ -67,7 +69,19 @@ def test_python_sees_a_lock_held_by_the_cli(client: Client, url: str, name: str)
             hold.wait()
 
 
-def test_a_python_waiter_is_woken_by_a_cli_release(client: Client, url: str, name: str) -> None:
+def waiters_on(url: str, name: str) -> int:
+    out = subprocess.run(
+        ["redis-cli", "-u", url, "PUBSUB", "NUMSUB", f"latchkey:{{{name}}}:ch"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return int(out[1])
+
+
+def test_cli_and_python_waiters_are_woken_by_each_others_releases(
+    client: Client, url: str, name: str
+) -> None:
     lock = client.lock(name)
     lock.acquire()
     hold = subprocess.Popen(
@@ -81,11 +95,26 @@ def test_a_python_waiter_is_woken_by_a_cli_release(client: Client, url: str, nam
         lock.release()  # the waiting tool takes it over
         assert hold.stdout is not None and hold.stdin is not None
         assert hold.stdout.readline().startswith("acquired ")
+        # A Python waiter, parked on the lock the tool holds (30 s ttl).
+        got: list[bool] = []
+
+        def wait_for_the_tool() -> None:
+            got.append(lock.acquire(timeout=20))
+            if got[-1]:
+                lock.release()
+
+        waiter = threading.Thread(target=wait_for_the_tool)
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while waiters_on(url, name) == 0:
+            assert time.monotonic() < deadline, "the Python waiter never subscribed"
+            time.sleep(0.01)
         hold.stdin.write("release\n")
         hold.stdin.flush()
         assert hold.stdout.readline().strip() == "released"
-        assert lock.acquire(timeout=5)
-        lock.release()
+        waiter.join(20)
+        # Woken by the tool's release: long before the tool's ttl would end.
+        assert got == [True], "the Python waiter was not woken by the tool's release"
     finally:
         if hold.stdin is not None:
             hold.stdin.close()
