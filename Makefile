@@ -45,6 +45,7 @@ test: deps lint rust-test ffi-test c-example go-test python-test
 lint:
 	python3 tools/check-claims.py
 	python3 tools/check-cycles.py
+	python3 bench/readme_figures.py --check
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet

@@ -294,4 +294,5 @@ mv "$ROWS" "$RESULTS/latest.jsonl"
 elapsed=$((SECONDS - STARTED))
 "$REPORT_PY" bench/report.py "$RESULTS/latest.jsonl" "$WORK/environment.json" BENCHMARKS.md \
   "$RESULTS/latency.png" "$elapsed"
-log "written: $RESULTS/latest.jsonl, $RESULTS/latency.png, BENCHMARKS.md ($((elapsed / 60)) min $((elapsed % 60)) s)"
+python3 bench/readme_figures.py --write
+log "written: $RESULTS/latest.jsonl, $RESULTS/latency.png, BENCHMARKS.md, README.md's figures ($((elapsed / 60)) min $((elapsed % 60)) s)"
