@@ -34,7 +34,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 ///
 /// ```
 /// # fn main() -> latchkey::Result<()> {
-/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
 /// let client = latchkey::Client::open(&url)?;
 /// let guard = client.lock("nightly-report")?.acquire()?;
 /// println!("fencing token {}", guard.fencing_token());
@@ -562,7 +562,7 @@ impl Client {
     /// Who holds `name`, if anyone: owner token, fencing token, remaining ttl.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// if let Some(info) = client.inspect("orders:42").unwrap() {
     ///     println!("held by {} for {:?} more", info.owner_token, info.ttl);
@@ -576,7 +576,7 @@ impl Client {
     /// Whether `name` is currently held by anyone.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// println!("{}", client.is_locked("orders:42").unwrap());
     /// ```
@@ -589,7 +589,7 @@ impl Client {
     /// reported lost). Returns whether a lock was deleted.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// let deleted = client.force_unlock("stuck-job").unwrap();
     /// # let _ = deleted;
@@ -610,7 +610,7 @@ impl Client {
     ///
     /// ```
     /// # fn main() -> latchkey::Result<()> {
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url)?;
     /// let guard = client.lock("ledger")?.acquire()?;
     /// let outcome = client.fenced_write("ledger-state", guard.fencing_token(), b"v2")?;
@@ -630,7 +630,7 @@ impl Client {
     /// its value and the fencing token that wrote it.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// if let Some((token, value)) = client.fenced_read("ledger-state").unwrap() {
     ///     println!("{token}: {value:?}");

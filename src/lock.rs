@@ -217,7 +217,7 @@ pub(crate) fn check_ttl(ttl: Duration) -> Result<()> {
 ///
 /// ```
 /// # fn main() -> latchkey::Result<()> {
-/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
 /// use std::time::Duration;
 /// let client = latchkey::Client::open(&url)?;
 /// let lock = client.lock("orders:42")?;
@@ -324,7 +324,7 @@ impl Lock {
     /// Blocks until the lock is acquired (or Redis fails).
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// let guard = client.lock("a").unwrap().acquire().unwrap();
     /// # drop(guard);
@@ -336,7 +336,7 @@ impl Lock {
     /// Blocks at most `timeout`; `ErrorKind::Timeout` if the lock stayed held.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// let guard = client.lock("a").unwrap().acquire_timeout(std::time::Duration::from_secs(2));
     /// # drop(guard);
@@ -348,7 +348,7 @@ impl Lock {
     /// One attempt, no waiting: `Ok(None)` if someone else holds the lock.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// match client.lock("a").unwrap().try_acquire().unwrap() {
     ///     Some(guard) => drop(guard),
@@ -364,7 +364,7 @@ impl Lock {
     /// as soon as `cancel` is triggered from another thread.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// let cancel = latchkey::CancelToken::new();
     /// let guard = client.lock("a").unwrap().acquire_with(None, Some(&cancel));
@@ -537,7 +537,7 @@ impl Target for Lock {
 ///
 /// ```
 /// # fn main() -> latchkey::Result<()> {
-/// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
 /// let client = latchkey::Client::open(&url)?;
 /// let guard = client.lock("orders:42")?.acquire()?;
 /// println!("token {} fencing {} valid for {:?}", guard.token(), guard.fencing_token(), guard.remaining());
@@ -573,7 +573,7 @@ impl Guard {
     /// The lock's name.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert_eq!(guard.name(), "a");
     /// ```
@@ -586,7 +586,7 @@ impl Guard {
     /// report names.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert_eq!(guard.token().len(), 32);
     /// ```
@@ -598,7 +598,7 @@ impl Guard {
     /// for this name. Pass it to the resource you protect.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(guard.fencing_token() > 0);
     /// ```
@@ -611,7 +611,7 @@ impl Guard {
     /// sent, minus a drift allowance. Zero once lost or expired.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(guard.remaining() > std::time::Duration::ZERO);
     /// ```
@@ -623,7 +623,7 @@ impl Guard {
     /// validity ran out.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(!guard.lost());
     /// ```
@@ -634,7 +634,7 @@ impl Guard {
     /// `Ok(())` while the lease is held, `Err(Lost)` with the reason once not.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// guard.check().expect("still ours");
     /// ```
@@ -653,7 +653,7 @@ impl Guard {
     /// a guard still counts on.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// guard.extend(std::time::Duration::from_secs(60)).unwrap();
     /// ```
@@ -697,7 +697,7 @@ impl Guard {
     /// the lease had been lost (someone else may have held the lock since).
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// guard.release().unwrap();
     /// ```
@@ -712,7 +712,7 @@ impl Guard {
     /// is lost or released locally answers `false` without asking.
     ///
     /// ```
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
     /// assert!(guard.confirm().unwrap());
     /// ```
@@ -735,7 +735,7 @@ impl Guard {
     ///
     /// ```
     /// # fn main() -> latchkey::Result<()> {
-    /// # let Ok(url) = std::env::var("LATCHKEY_TEST_URL") else { return Ok(()) };
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url)?;
     /// let guard = client.lock("ledger")?.acquire()?;
     /// assert!(guard.fenced_write("ledger-state", b"v1")?.written);
