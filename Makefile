@@ -149,7 +149,7 @@ c-example: deps
 # bindings/go: gofmt, go vet, then go test -race (the tests start their own
 # redis-server and use the Rust tool target/release/latchkey for interop).
 # The binding links target/release/liblatchkey.a, hence the cargo build.
-go-test: deps
+go-test: deps target/native-static-libs.txt
 	@command -v go >/dev/null || { echo "go is missing: install Go 1.24 or newer (Debian: apt-get install golang)" >&2; exit 1; }
 	$(CARGO) build --release
 	@unformatted=$$(gofmt -l bindings/go examples/go); \
