@@ -104,7 +104,9 @@ def test_ctrl_c_interrupts_a_blocking_acquire(
         try:
             lock.acquire()
         except KeyboardInterrupt:
-            print("interrupted holds=%d" % lock.holds, flush=True)
+            # CLOCK_MONOTONIC: the same clock in every process on Linux.
+            import time
+            print("interrupted holds=%d at %.6f" % (lock.holds, time.monotonic()), flush=True)
             raise
         print("acquired", flush=True)
         """
@@ -132,6 +134,10 @@ def test_ctrl_c_interrupts_a_blocking_acquire(
     assert "interrupted holds=0" in out, (out, err)
     assert "KeyboardInterrupt" in err
     assert child.returncode != 0
+    # The wait ends within milliseconds of the signal (a generous bound for
+    # a loaded machine); the child's exit takes longer and is not counted.
+    interrupted_at = float(out.split("interrupted holds=0 at ")[1].split()[0])
+    assert interrupted_at - sent < 0.5, interrupted_at - sent
     assert elapsed < 5
     assert holder.owned(), "the lock stayed with its holder"
     holder.release()
