@@ -153,12 +153,14 @@ def targets(rows):
                 notes.append(f"{lang}: {', '.join(expected)} not measured")
                 verdicts.append(None)
                 continue
+            # Ratios to each process's own floor of the same run: raw µs
+            # from processes with different floors do not compare.
             for m in mine:
-                best = min(peers, key=lambda p: p["median_us"])
-                beat = all(m["median_us"] < p["median_us"] for p in peers)
+                best = min(peers, key=lambda p: p["ratio"])
+                beat = all(m["ratio"] < p["ratio"] for p in peers)
                 verdicts.append(beat)
                 notes.append(
-                    f"{lang}: {m['impl']} {us(m['median_us'])} vs best peer {best['impl']} {us(best['median_us'])}"
+                    f"{lang}: {m['impl']} {m['ratio']:.2f}× its floor vs best peer {best['impl']} {best['ratio']:.2f}×"
                     + ("" if beat else " (slower)")
                 )
         ok = None if not verdicts or all(v is None for v in verdicts) else (
@@ -168,7 +170,8 @@ def targets(rows):
 
     r = next((x for x in measured(rows, "renewal") if x.get("leases") == RENEWAL_LEASES), None)
     if r:
-        cpu_ok = r["cpu_fraction"] < RENEWAL_CPU_TARGET
+        # The target is the watchdog thread's; the whole process is shown too.
+        cpu_ok = r.get("watchdog_cpu_fraction", r["cpu_fraction"]) < RENEWAL_CPU_TARGET
         rss_ok = r["rss_bytes_per_lease"] < RENEWAL_RSS_TARGET
         why = (
             f"{r['leases']:,} leases: {r['cpu_fraction'] * 100:.1f} % of one core "
