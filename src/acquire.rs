@@ -58,8 +58,6 @@ const BLIND_WAIT: Duration = Duration::from_millis(100);
 #[derive(Default)]
 struct Outage {
     answered: bool,
-    /// When the first attempt with an unknown outcome was sent.
-    first_unknown: Option<Instant>,
     backoff: Duration,
 }
 
@@ -70,8 +68,7 @@ impl Outage {
     }
 
     /// Records a failed attempt; returns how long to wait before the next.
-    fn failed(&mut self, sent: Instant) -> Duration {
-        self.first_unknown.get_or_insert(sent);
+    fn failed(&mut self) -> Duration {
         self.backoff = (self.backoff * 2).clamp(Duration::from_millis(50), Duration::from_secs(1));
         self.backoff
     }
@@ -102,6 +99,9 @@ pub(crate) struct Acquisition<'a, T: Target> {
     waited: bool,
     outage: Outage,
     attempts: u32,
+    /// When an attempt with the current hold token was first sent whose
+    /// outcome is unknown (it may still take the lock for that token).
+    hold_unheard_since: Option<Instant>,
 }
 
 impl<'a, T: Target> Acquisition<'a, T> {
@@ -128,6 +128,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
             waited: try_once,
             outage: Outage::default(),
             attempts: 0,
+            hold_unheard_since: None,
         }
     }
 
@@ -161,8 +162,13 @@ impl<'a, T: Target> Acquisition<'a, T> {
     fn attempt(&mut self, seen: u64) -> Next<T::Held> {
         if self.attempts > 0 {
             if let Some(fresh) = self.lock.hold_for_next_attempt() {
-                // The failed attempt's token may still be given back late.
-                self.hold = fresh;
+                // A failed attempt's token may still be given back late, so
+                // the next attempt has its own; an earlier token whose
+                // attempt was never answered is given back in the background.
+                let old = std::mem::replace(&mut self.hold, fresh);
+                if let Some(since) = self.hold_unheard_since.take() {
+                    self.lock.give_back_later(&old, since);
+                }
             }
         }
         self.attempts += 1;
@@ -172,7 +178,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
         match result {
             Ok(Attempt::Acquired(fencing_token)) => {
                 let hold = std::mem::take(&mut self.hold);
-                let unheard_since = self.outage.first_unknown;
+                let unheard_since = self.hold_unheard_since;
                 Next::Done(Ok(Some(self.lock.held(
                     hold,
                     fencing_token,
@@ -204,7 +210,8 @@ impl<'a, T: Target> Acquisition<'a, T> {
             ErrorKind::Timeout | ErrorKind::Connection | ErrorKind::NoQuorum
         );
         if transient {
-            let pause = self.outage.failed(sent);
+            self.hold_unheard_since.get_or_insert(sent);
+            let pause = self.outage.failed();
             if !self.out_of_time(now) && self.outage.answered {
                 let wake_at = self.deadline.map_or(now + pause, |d| d.min(now + pause));
                 self.parker.park(seen, wake_at);
@@ -260,8 +267,8 @@ impl<'a, T: Target> Acquisition<'a, T> {
     /// cannot sit there for a whole ttl; the hold's token is its own, so
     /// this never touches another hold.
     fn give_up(&self, outcome: Result<Option<T::Held>>) -> Result<Option<T::Held>> {
-        if let Some(first_unknown) = self.outage.first_unknown {
-            self.lock.give_back_later(&self.hold, first_unknown);
+        if let Some(since) = self.hold_unheard_since {
+            self.lock.give_back_later(&self.hold, since);
         }
         outcome
     }

@@ -212,8 +212,18 @@ impl<R: Runner> Backend for Direct<R> {
                 .eval_then_wait(&what, &call, wait.replicas, wait.timeout)?;
         let attempt = scripted::parse_acquire(&what, reply)?;
         if matches!(attempt, Attempt::Acquired(_)) && confirmed < wait.replicas {
-            // Not durable enough to count as held: give it back.
-            let _ = self.release(args.keys, args.hold, args.reentrant);
+            // Not durable enough to count as held: give it back. If the
+            // give-back fails, the attempt's outcome is unknown to the
+            // caller, who gives this hold back once Redis answers.
+            if let Err(e) = self.release(args.keys, args.hold, args.reentrant) {
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::Connection,
+                    format!(
+                        "{what}: only {confirmed} of {} replicas confirmed the lock, and giving it back failed: {e}",
+                        wait.replicas
+                    ),
+                ));
+            }
             return Err(crate::error::Error::new(
                 crate::error::ErrorKind::Timeout,
                 format!(
