@@ -60,9 +60,6 @@ struct Schedule {
     next_id: u64,
     stop: bool,
     started: bool,
-    /// The fork generation whose thread runs the schedule: threads do not survive a
-    /// fork, so a child starts its own.
-    thread_generation: u64,
     /// When the thread will wake by itself (`None`: only when notified).
     /// A new task due later than that needs no wake-up, which keeps a
     /// tight acquire/release loop from waking the thread every time.
@@ -87,7 +84,12 @@ impl Schedule {
 }
 
 pub(crate) struct Watchdog {
-    shared: Arc<Shared>,
+    /// The schedule shared with the thread, and the fork generation it
+    /// belongs to. A forked child gets a fresh one: the parent's may have
+    /// been locked by the parent's watchdog thread at the fork, and that
+    /// thread does not exist in the child to unlock it. Only callers' threads
+    /// take this outer lock, never the library's own threads.
+    shared: Mutex<(u64, Arc<Shared>)>,
     backend: Arc<dyn Backend>,
 }
 
@@ -96,15 +98,32 @@ struct Shared {
     changed: Condvar,
 }
 
+impl Shared {
+    fn new() -> Arc<Self> {
+        Arc::new(Shared {
+            schedule: Mutex::new(Schedule::default()),
+            changed: Condvar::new(),
+        })
+    }
+}
+
 impl Watchdog {
     pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
         Watchdog {
-            shared: Arc::new(Shared {
-                schedule: Mutex::new(Schedule::default()),
-                changed: Condvar::new(),
-            }),
+            shared: Mutex::new((crate::fork::generation(), Shared::new())),
             backend,
         }
+    }
+
+    /// This process's schedule (a fresh, empty one in a forked child:
+    /// everything scheduled before the fork is the parent's).
+    fn shared(&self) -> Arc<Shared> {
+        let generation = crate::fork::generation();
+        let mut shared = self.shared.lock();
+        if shared.0 != generation {
+            *shared = (generation, Shared::new());
+        }
+        shared.1.clone()
     }
 
     /// Starts renewing `lease`.
@@ -117,7 +136,7 @@ impl Watchdog {
     /// back many locks keeps a small schedule.
     pub(crate) fn unwatch(&self, lease: &Lease) {
         if let Some(key) = lease.take_scheduled() {
-            self.shared.schedule.lock().due.remove(&key);
+            self.shared().schedule.lock().due.remove(&key);
         }
     }
 
@@ -154,18 +173,13 @@ impl Watchdog {
     }
 
     fn schedule(&self, when: Instant, task: Task) {
-        let mut schedule = self.shared.schedule.lock();
-        let generation = crate::fork::generation();
-        if schedule.started && schedule.thread_generation != generation {
-            // A forked child: everything scheduled is the parent's.
-            schedule.due.clear();
-        }
+        let shared = self.shared();
+        let mut schedule = shared.schedule.lock();
         let (_, earliest) = schedule.push(when, task);
-        if !schedule.started || schedule.thread_generation != generation {
+        if !schedule.started {
             schedule.started = true;
-            schedule.thread_generation = generation;
             schedule.sleeping_until = None;
-            let shared = self.shared.clone();
+            let shared = shared.clone();
             let backend = self.backend.clone();
             let spawned = std::thread::Builder::new()
                 .name("latchkey-watchdog".into())
@@ -177,15 +191,16 @@ impl Watchdog {
             }
         }
         if earliest {
-            self.shared.changed.notify_all();
+            shared.changed.notify_all();
         }
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        self.shared.schedule.lock().stop = true;
-        self.shared.changed.notify_all();
+        let shared = self.shared();
+        shared.schedule.lock().stop = true;
+        shared.changed.notify_all();
     }
 }
 
