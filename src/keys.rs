@@ -1,8 +1,30 @@
 //! Names and the Redis keys of one lock.
 //!
-//! All keys of a lock share the hash tag `{<name>}`, so every script touches
-//! a single Redis Cluster slot. Names reach scripts only through KEYS and
-//! ARGV, never by building script text, so no name can change what runs.
+//! All keys of a lock share one Redis Cluster hash tag, so every script
+//! touches a single slot. Names reach scripts only through KEYS and ARGV,
+//! never by building script text, so no name can change what runs.
+//!
+//! The layout, with `P` the prefix (no braces allowed) and `N` the name:
+//!
+//! ```text
+//! P:{N}          the lock        P:{N}:fence   its fencing counter
+//! P:{N}:ch       its channel     (hash tag: N up to its first '}')
+//! ```
+//!
+//! Redis takes the hash tag from the first `{` to the next `}`; when that is
+//! empty it hashes the whole key instead. That happens for exactly one kind
+//! of name: one that begins with `}` (`P:{}x}` has the empty tag `{}`), and
+//! then the lock, fence and channel keys would fall in different slots. Such
+//! names get the keys `P:{\0}{N}`, `P:{\0}{N}:fence` and `P:{\0}{N}:ch`: the
+//! hash tag is the single NUL byte (non-empty, the same for all three), and
+//! the rest is the usual layout. Every other name keeps the layout above,
+//! so existing locks keep their keys.
+//!
+//! Distinct names never share a key: a name never contains NUL, so no
+//! ordinary key starts with `P:{\0}`, and after that prefix both forms are
+//! `{N}` followed by a suffix; the closing brace is the last `}` before the
+//! suffix, so `N` and the suffix are recovered from the key. The price of
+//! the rule is that all names beginning with `}` share one slot.
 
 use std::time::Duration;
 
@@ -29,7 +51,10 @@ pub(crate) struct LockKeys {
 impl LockKeys {
     pub(crate) fn new(prefix: &str, name: &str) -> Result<Self> {
         validate_name(name)?;
-        let lock = format!("{prefix}:{{{name}}}");
+        // See the module notes: a name starting with '}' would leave the
+        // hash tag empty, so it gets a non-empty tag of its own.
+        let escape = if name.starts_with('}') { "{\0}" } else { "" };
+        let lock = format!("{prefix}:{escape}{{{name}}}");
         Ok(LockKeys {
             name: name.to_string(),
             fence: format!("{lock}:fence").into_bytes(),
@@ -84,6 +109,54 @@ mod tests {
         assert_eq!(keys.lock, b"latchkey:{orders:42}");
         assert_eq!(keys.fence, b"latchkey:{orders:42}:fence");
         assert_eq!(keys.channel, b"latchkey:{orders:42}:ch");
+    }
+
+    /// The slot rule of Redis Cluster: the text between the first `{` and
+    /// the next `}` when not empty, else the whole key.
+    fn hash_tag(key: &[u8]) -> &[u8] {
+        let Some(open) = key.iter().position(|&b| b == b'{') else {
+            return key;
+        };
+        let rest = &key[open + 1..];
+        match rest.iter().position(|&b| b == b'}') {
+            Some(close) if close > 0 => &rest[..close],
+            _ => key,
+        }
+    }
+
+    #[test]
+    fn every_name_keeps_its_keys_in_one_slot() {
+        for name in ["}x", "}", "}}", "{}", "{a}", "a}b{c", "}x:fence", "ключ"] {
+            let keys = LockKeys::new("latchkey", name).unwrap();
+            let tag = hash_tag(&keys.lock);
+            assert!(!tag.is_empty(), "{name}");
+            assert_ne!(tag, keys.lock.as_slice(), "{name}: no hash tag");
+            assert_eq!(hash_tag(&keys.fence), tag, "{name}");
+            assert_eq!(hash_tag(&keys.channel), tag, "{name}");
+        }
+    }
+
+    #[test]
+    fn names_without_a_leading_brace_keep_their_keys() {
+        let keys = LockKeys::new("p", "a}b{c").unwrap();
+        assert_eq!(keys.lock, b"p:{a}b{c}");
+        let keys = LockKeys::new("p", "}x").unwrap();
+        assert_eq!(keys.lock, b"p:{\0}{}x}");
+        assert_eq!(keys.fence, b"p:{\0}{}x}:fence");
+    }
+
+    #[test]
+    fn distinct_names_never_share_a_key() {
+        let names = [
+            "}x", "}x}", "}x:fence", "x", "{\u{1}}x", "}", "}}", "{}", "a}:fence",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for name in names {
+            let keys = LockKeys::new("p", name).unwrap();
+            for key in [keys.lock, keys.fence, keys.channel] {
+                assert!(seen.insert(key.clone()), "{name}: {key:?} taken twice");
+            }
+        }
     }
 
     #[test]

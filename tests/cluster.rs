@@ -3,6 +3,7 @@
 //! different masters, waiters woken across nodes, and a manual
 //! `CLUSTER FAILOVER` while a lock is held.
 
+mod name_table;
 mod support;
 
 use std::process::Command;
@@ -236,4 +237,10 @@ fn a_manual_failover_during_a_hold_is_followed() {
         .try_acquire()
         .unwrap()
         .is_some());
+}
+
+#[test]
+fn awkward_names_work_on_a_cluster() {
+    let cluster = Cluster::start();
+    name_table::check_every_name(&cluster.client());
 }

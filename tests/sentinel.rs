@@ -2,6 +2,7 @@
 //! processes. The client finds the master through the sentinels, follows a
 //! `SENTINEL FAILOVER` while it holds a lease, and can wait for replicas.
 
+mod name_table;
 mod support;
 
 use std::time::Duration;
@@ -167,4 +168,10 @@ fn waiting_for_replicas_fails_and_releases_when_they_cannot_confirm() {
         .try_acquire()
         .unwrap()
         .is_some());
+}
+
+#[test]
+fn awkward_names_work_through_sentinel() {
+    let deployment = Deployment::start();
+    name_table::check_every_name(&deployment.client(None));
 }
