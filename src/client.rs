@@ -270,14 +270,8 @@ impl ClientBuilder {
             })
             .collect::<Result<Vec<_>>>()?;
         let backend: Arc<dyn Backend> = if matches!(self.mode, Mode::Redlock) {
-            if nodes.len() < 3 || nodes.len() % 2 == 0 {
-                return Err(Error::invalid(format!(
-                    "Redlock needs an odd number of independent masters, at least 3; got {} \
-                     (with an even number the quorum N/2+1 tolerates no more failures than N-1)",
-                    nodes.len()
-                )));
-            }
-            Arc::new(Redlock::new(nodes, self.command_timeout))
+            // Checks the number of masters and that they are all different.
+            Arc::new(Redlock::new(nodes, self.command_timeout)?)
         } else {
             match nodes.into_iter().next() {
                 Some(node) => Arc::new(Direct::new(node, self.wait)),

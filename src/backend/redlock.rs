@@ -1,14 +1,31 @@
 //! Redlock: one lock over N independent masters.
 //!
 //! Each operation runs the same script as on one node, on every master at
-//! once: every request is written before any reply is read, so an operation
-//! costs the slowest master, not the sum, and a stopped master costs at most
-//! the command timeout. A master that errors or times out is a vote against,
-//! never an abort. The lock counts as held on a quorum (N/2+1) only, and
-//! only within `ttl - elapsed - drift` of sending the acquire.
+//! once. Masters with a pooled connection get their request written before
+//! any reply is read; masters that need a new connection are connected on
+//! threads of their own at the same time, so a master that does not answer
+//! its connect costs at most one connect timeout, in parallel with the
+//! others, never one after another. A master that errors or times out is a
+//! vote against, never an abort.
+//!
+//! A master that failed to answer (refused, stopped, blackholed, timed out)
+//! is remembered as down: while a quorum of the others is healthy the next
+//! operations skip it (a fast "no") instead of paying its timeout again,
+//! and a recovery thread re-probes it with back-off until it answers. When
+//! the outcome of a command on a master is unknown (it may yet run there),
+//! the recovery thread also takes back our token on that master once it
+//! answers again, so a stray acquire does not sit there for a whole ttl.
+//!
+//! The lock counts as held on a quorum (N/2+1) only, and only within
+//! `ttl - elapsed - drift` of sending the acquire. Every operation that
+//! hears from fewer than a quorum fails with `NoQuorum` rather than guess.
 
+mod health;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::health::{Cleanup, Master};
 use super::scripted::{self, acquire_call, parse_acquire, parse_release, release_call};
 use super::single::SingleNode;
 use super::{
@@ -21,8 +38,14 @@ use crate::keys::LockKeys;
 use crate::validity::drift;
 use crate::wait::jitter;
 
+/// How long a release (by token) owed to a master whose outcome was unknown
+/// keeps being retried. A release does not know the lease's ttl; past this
+/// the key has expired in all but very long leases, and the next holder's
+/// acquire is not disturbed by it either way (the release checks our token).
+const RELEASE_PATIENCE: Duration = Duration::from_secs(60);
+
 pub(crate) struct Redlock {
-    masters: Vec<SingleNode>,
+    masters: Vec<Arc<Master>>,
     quorum: usize,
     command_timeout: Duration,
 }
@@ -30,38 +53,184 @@ pub(crate) struct Redlock {
 /// The replies of one master: all its calls' results, or why it failed.
 type MasterReplies = Result<Vec<Result<redis::Value>>>;
 
-impl Redlock {
-    pub(crate) fn new(masters: Vec<SingleNode>, command_timeout: Duration) -> Self {
-        let quorum = masters.len() / 2 + 1;
-        Redlock {
-            masters,
-            quorum,
-            command_timeout,
-        }
+/// What one master said to one operation.
+struct Answer {
+    replies: MasterReplies,
+    /// False when the master was skipped (remembered down): nothing was
+    /// sent, so nothing can have happened there.
+    asked: bool,
+}
+
+impl Answer {
+    /// The first reply, or why there is none.
+    fn first(self, what: &str) -> Result<redis::Value> {
+        self.replies.and_then(|mut values| {
+            if values.is_empty() {
+                return Err(Error::new(ErrorKind::Server, format!("{what}: no reply")));
+            }
+            values.swap_remove(0)
+        })
     }
 
-    /// Sends `calls` to every master, then reads every master's replies,
-    /// all against one deadline.
-    fn on_all(&self, what: &str, calls: &[Call<'_>]) -> Vec<MasterReplies> {
-        let deadline = Instant::now() + self.command_timeout;
-        let in_flight: Vec<_> = self.masters.iter().map(|m| m.send(calls)).collect();
-        self.masters
+    /// Whether the request may have run without our hearing of it.
+    fn outcome_unknown(&self) -> bool {
+        self.asked && matches!(&self.replies, Err(e) if is_transport(e))
+    }
+}
+
+/// One reply per master, and whether the master was asked.
+struct FirstReply {
+    reply: Result<redis::Value>,
+    asked: bool,
+}
+
+impl FirstReply {
+    fn outcome_unknown(&self) -> bool {
+        self.asked && matches!(&self.reply, Err(e) if is_transport(e))
+    }
+}
+
+/// Errors that say nothing about what the server did (timeouts, dropped or
+/// refused connections), as opposed to a reply from the server.
+fn is_transport(err: &Error) -> bool {
+    matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection)
+}
+
+impl Redlock {
+    /// A Redlock over `masters`: an odd number, at least 3, all different
+    /// servers (two URLs of one server would let it vote twice).
+    pub(crate) fn new(masters: Vec<SingleNode>, command_timeout: Duration) -> Result<Self> {
+        let n = masters.len();
+        if n < 3 || n % 2 == 0 {
+            return Err(Error::invalid(format!(
+                "Redlock needs an odd number of independent masters, at least 3 (3, 5, 7, ...); \
+                 got {n} (with an even number the quorum N/2+1 tolerates no more failures \
+                 than N-1)"
+            )));
+        }
+        let identities: Vec<String> = masters.iter().map(SingleNode::server_identity).collect();
+        for (i, identity) in identities.iter().enumerate() {
+            if let Some(j) = identities[..i].iter().position(|other| other == identity) {
+                return Err(Error::invalid(format!(
+                    "Redlock masters {} and {} are the same server ({identity}); every master \
+                     must be a different server, or one server would vote more than once \
+                     (two databases of one server count as the same server)",
+                    j + 1,
+                    i + 1
+                )));
+            }
+        }
+        Ok(Redlock {
+            quorum: n / 2 + 1,
+            masters: masters.into_iter().map(Master::new).collect(),
+            command_timeout,
+        })
+    }
+
+    /// Runs `calls` on the masters numbered in `which`, all at once; one
+    /// answer per master of `which`, in that order. Masters remembered down
+    /// are skipped, unless that would leave too few for a quorum (then
+    /// every master is asked, paying at most one timeout).
+    fn run_on(&self, what: &str, calls: &[Call<'_>], which: &[usize]) -> Vec<Answer> {
+        let up: Vec<usize> = which
             .iter()
-            .zip(in_flight)
-            .map(|(master, sent)| master.receive(what, sent, Some(deadline)))
+            .copied()
+            .filter(|&i| !self.masters[i].is_down())
+            .collect();
+        let partial = which.len() < self.masters.len();
+        let asked: Vec<usize> = if partial || up.len() >= self.quorum {
+            up
+        } else {
+            which.to_vec()
+        };
+        let (pooled, unconnected): (Vec<usize>, Vec<usize>) = asked
+            .iter()
+            .copied()
+            .partition(|&i| self.masters[i].node.has_idle());
+        let mut replies: Vec<Option<MasterReplies>> = vec![None; self.masters.len()];
+        let on_pooled = |replies: &mut Vec<Option<MasterReplies>>| {
+            let deadline = Instant::now() + self.command_timeout;
+            let in_flight: Vec<_> = pooled
+                .iter()
+                .map(|&i| (i, self.masters[i].node.send(calls)))
+                .collect();
+            for (i, sent) in in_flight {
+                replies[i] = Some(self.masters[i].node.receive(what, sent, Some(deadline)));
+            }
+        };
+        if unconnected.is_empty() {
+            on_pooled(&mut replies);
+        } else {
+            std::thread::scope(|scope| {
+                let connecting: Vec<_> = unconnected
+                    .iter()
+                    .map(|&i| {
+                        let node = &self.masters[i].node;
+                        let spawned = std::thread::Builder::new()
+                            .name("latchkey-redlock-connect".into())
+                            .spawn_scoped(scope, move || {
+                                node.receive(what, node.send(calls), None)
+                            });
+                        (i, spawned)
+                    })
+                    .collect();
+                on_pooled(&mut replies);
+                for (i, spawned) in connecting {
+                    let node = &self.masters[i].node;
+                    replies[i] = Some(match spawned {
+                        Ok(handle) => handle.join().unwrap_or_else(|_| {
+                            Err(Error::new(
+                                ErrorKind::Server,
+                                format!("{what}: the connecting thread panicked"),
+                            ))
+                        }),
+                        // No thread to spare: connect here, one at a time.
+                        Err(_) => node.receive(what, node.send(calls), None),
+                    });
+                }
+            });
+        }
+        which
+            .iter()
+            .map(|&i| {
+                let master = &self.masters[i];
+                match replies[i].take() {
+                    Some(replies) => {
+                        match &replies {
+                            Ok(_) => master.answered(),
+                            Err(e) if is_transport(e) => master.failed(e.clone()),
+                            Err(_) => {}
+                        }
+                        Answer {
+                            replies,
+                            asked: true,
+                        }
+                    }
+                    None => Answer {
+                        replies: Err(master.skipped(what)),
+                        asked: false,
+                    },
+                }
+            })
             .collect()
     }
 
+    fn all(&self) -> Vec<usize> {
+        (0..self.masters.len()).collect()
+    }
+
+    /// Runs `calls` on every master.
+    fn on_all(&self, what: &str, calls: &[Call<'_>]) -> Vec<Answer> {
+        self.run_on(what, calls, &self.all())
+    }
+
     /// The first reply of each master.
-    fn first_replies(&self, what: &str, call: Call<'_>) -> Vec<Result<redis::Value>> {
+    fn first_replies(&self, what: &str, call: Call<'_>) -> Vec<FirstReply> {
         self.on_all(what, std::slice::from_ref(&call))
             .into_iter()
-            .map(|replies| {
-                replies.and_then(|mut values| {
-                    values.pop().unwrap_or_else(|| {
-                        Err(Error::new(ErrorKind::Server, format!("{what}: no reply")))
-                    })
-                })
+            .map(|answer| FirstReply {
+                asked: answer.asked,
+                reply: answer.first(what),
             })
             .collect()
     }
@@ -81,21 +250,41 @@ impl Redlock {
         )
     }
 
-    /// After a failed attempt: give back what we may have taken, on every
-    /// master that granted it or whose answer we did not hear.
-    fn undo(&self, keys: &LockKeys, token: &str, reentrant: bool, granted_or_unknown: &[usize]) {
-        if granted_or_unknown.is_empty() {
+    /// Hands the release of hold `hold` on master `i` to its recovery
+    /// thread, which sends it once the master answers again: our acquire
+    /// may still run there, so it keeps trying until `until` (when the key
+    /// would have expired anyway).
+    fn release_later(&self, i: usize, args: &AcquireArgs<'_>, until: Instant) {
+        self.masters[i].owe(Cleanup::after_acquire(
+            args.keys.clone(),
+            args.hold.to_string(),
+            args.reentrant,
+            until,
+        ));
+    }
+
+    /// After a failed attempt: give back what we took, at once on the
+    /// masters that granted it, in the background where the outcome is
+    /// unknown.
+    fn undo(&self, args: &AcquireArgs<'_>, granted: &[usize]) {
+        if granted.is_empty() {
             return;
         }
-        let call = release_call(keys, token, reentrant);
-        let calls = std::slice::from_ref(&call);
-        let deadline = Instant::now() + self.command_timeout;
-        let sent: Vec<_> = granted_or_unknown
-            .iter()
-            .map(|&i| (i, self.masters[i].send(calls)))
-            .collect();
-        for (i, in_flight) in sent {
-            let _ = self.masters[i].receive("undoing a failed acquire", in_flight, Some(deadline));
+        let call = release_call(args.keys, args.hold, args.reentrant);
+        let answers = self.run_on(
+            "undoing a failed acquire",
+            std::slice::from_ref(&call),
+            granted,
+        );
+        for (&i, answer) in granted.iter().zip(answers) {
+            if answer.outcome_unknown() {
+                self.masters[i].owe(Cleanup::after_release(
+                    args.keys.clone(),
+                    args.hold.to_string(),
+                    args.reentrant,
+                    Instant::now() + RELEASE_PATIENCE,
+                ));
+            }
         }
     }
 
@@ -112,18 +301,14 @@ impl Redlock {
             return already >= self.quorum;
         }
         let call = scripted::raise_fence_call(keys, token);
-        let calls = std::slice::from_ref(&call);
-        let deadline = Instant::now() + self.command_timeout;
-        let sent: Vec<_> = behind
-            .iter()
-            .map(|&i| (i, self.masters[i].send(calls)))
-            .collect();
-        let raised = sent
+        let raised = self
+            .run_on(
+                "raising the fencing counter",
+                std::slice::from_ref(&call),
+                &behind,
+            )
             .into_iter()
-            .map(|(i, in_flight)| {
-                self.masters[i].receive("raising the fencing counter", in_flight, Some(deadline))
-            })
-            .filter(|r| matches!(r, Ok(v) if v.iter().all(|x| x.is_ok())))
+            .filter(|a| matches!(&a.replies, Ok(v) if v.iter().all(|x| x.is_ok())))
             .count();
         already + raised >= self.quorum
     }
@@ -139,16 +324,14 @@ impl Backend for Redlock {
         let mut held_for = Vec::new();
         let mut unknown = Vec::new();
         let mut errors = Vec::new();
-        for (i, reply) in replies.into_iter().enumerate() {
-            match reply.and_then(|v| parse_acquire(&what, v)) {
+        for (i, answer) in replies.into_iter().enumerate() {
+            if answer.outcome_unknown() {
+                unknown.push(i);
+            }
+            match answer.reply.and_then(|v| parse_acquire(&what, v)) {
                 Ok(Attempt::Acquired(fence)) => issued.push((i, fence)),
                 Ok(Attempt::Held(left)) => held_for.push(left),
-                Err(e) => {
-                    if matches!(e.kind(), ErrorKind::Timeout | ErrorKind::Connection) {
-                        unknown.push(i);
-                    }
-                    errors.push(e);
-                }
+                Err(e) => errors.push(e),
             }
         }
         // Validity is counted after every round trip of the attempt (the
@@ -165,11 +348,16 @@ impl Backend for Redlock {
                 return Ok(Attempt::Acquired(fence));
             }
         }
-        // Every hold has its own token, so giving back a hold whose outcome
-        // is unknown can never touch another (reentrant ones included).
-        let mut to_undo: Vec<usize> = issued.iter().map(|(i, _)| *i).collect();
-        to_undo.extend(&unknown);
-        self.undo(keys, args.hold, args.reentrant, &to_undo);
+        let granted: Vec<usize> = issued.iter().map(|(i, _)| *i).collect();
+        self.undo(args, &granted);
+        // The acquire may still run on these masters (a stopped server
+        // resumes, a slow one catches up): take it back there once they
+        // answer, at the latest until the key would have expired. Every hold
+        // has its own token, so this never touches another hold (reentrant
+        // ones included).
+        for &i in &unknown {
+            self.release_later(i, args, sent + ttl);
+        }
         if issued.len() + held_for.len() < self.quorum {
             // Too few masters answered for any outcome to be certain.
             return Err(self.no_quorum(&what, issued.len() + held_for.len(), &errors));
@@ -196,30 +384,39 @@ impl Backend for Redlock {
         let what = scripted::release_what(keys);
         let mut freed = 0;
         let mut still_held = 0;
-        let mut answered = 0;
         let mut errors = Vec::new();
-        for reply in self.first_replies(&what, release_call(keys, token, reentrant)) {
-            match reply.and_then(|v| parse_release(&what, v)) {
-                Ok(outcome) => {
-                    answered += 1;
-                    match outcome {
-                        Released::Free => freed += 1,
-                        Released::StillHeld => still_held += 1,
-                        Released::NotOwner => {}
-                    }
-                }
+        let replies = self.first_replies(&what, release_call(keys, token, reentrant));
+        for (i, answer) in replies.into_iter().enumerate() {
+            // The release may be stuck on a master that stopped or slowed
+            // down: make sure of it there once it answers (by the hold's own
+            // token, so a late run touches no other hold).
+            if answer.outcome_unknown() {
+                self.masters[i].owe(Cleanup::after_release(
+                    keys.clone(),
+                    token.to_string(),
+                    reentrant,
+                    Instant::now() + RELEASE_PATIENCE,
+                ));
+            }
+            match answer.reply.and_then(|v| parse_release(&what, v)) {
+                Ok(Released::Free) => freed += 1,
+                Ok(Released::StillHeld) => still_held += 1,
+                Ok(Released::NotOwner) => {}
                 Err(e) => errors.push(e),
             }
         }
-        if freed + still_held >= self.quorum {
+        let ours = freed + still_held;
+        if ours >= self.quorum {
             return Ok(if still_held > freed {
                 Released::StillHeld
             } else {
                 Released::Free
             });
         }
-        if answered == 0 {
-            return Err(self.no_quorum(&what, 0, &errors));
+        if ours + errors.len() >= self.quorum {
+            // The masters we did not hear from might have made it a quorum:
+            // "not the owner" would be a guess.
+            return Err(self.no_quorum(&what, self.masters.len() - errors.len(), &errors));
         }
         Ok(Released::NotOwner)
     }
@@ -240,7 +437,7 @@ impl Backend for Redlock {
         let per_master: Vec<Vec<Result<bool>>> = self
             .on_all(&what, &calls)
             .into_iter()
-            .map(|replies| match replies {
+            .map(|answer| match answer.replies {
                 Ok(replies) => chunks
                     .iter()
                     .zip(replies)
@@ -261,10 +458,14 @@ impl Backend for Redlock {
                 let mut confirmed = 0;
                 let mut errors = Vec::new();
                 for answers in &per_master {
-                    match &answers[i] {
-                        Ok(true) => confirmed += 1,
-                        Ok(false) => {}
-                        Err(e) => errors.push(e.clone()),
+                    match answers.get(i) {
+                        Some(Ok(true)) => confirmed += 1,
+                        Some(Ok(false)) => {}
+                        Some(Err(e)) => errors.push(e.clone()),
+                        None => errors.push(Error::new(
+                            ErrorKind::Server,
+                            format!("{what}: a master sent too few replies"),
+                        )),
                     }
                 }
                 if confirmed >= self.quorum {
@@ -284,45 +485,43 @@ impl Backend for Redlock {
         let what = format!("inspecting lock '{}'", keys.name);
         let mut states = Vec::new();
         let mut owners: Vec<LockInfo> = Vec::new();
-        for (master, reply) in self
+        let mut errors = Vec::new();
+        for (master, answer) in self
             .masters
             .iter()
             .zip(self.first_replies(&what, scripted::inspect_call(keys)))
         {
-            let parsed = reply.and_then(|v| scripted::parse_inspect(&keys.name, &what, v));
+            let parsed = answer
+                .reply
+                .and_then(|v| scripted::parse_inspect(&keys.name, &what, v));
+            let held = parsed.as_ref().ok().and_then(Option::as_ref);
             states.push(MasterState {
-                server: master.describe(),
-                holder: parsed
-                    .as_ref()
-                    .ok()
-                    .and_then(|h| h.as_ref().map(|i| i.owner_token.clone())),
-                fencing_token: parsed
-                    .as_ref()
-                    .ok()
-                    .and_then(|h| h.as_ref().map(|i| i.fencing_token)),
-                ttl: parsed
-                    .as_ref()
-                    .ok()
-                    .and_then(|h| h.as_ref().and_then(|i| i.ttl)),
+                server: master.node.describe(),
+                holder: held.map(|i| i.owner_token.clone()),
+                fencing_token: held.map(|i| i.fencing_token),
+                ttl: held.and_then(|i| i.ttl),
                 error: parsed.as_ref().err().map(|e| e.to_string()),
             });
-            if let Ok(Some(info)) = parsed {
-                owners.push(info);
+            match parsed {
+                Ok(Some(info)) => owners.push(info),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
             }
         }
-        let quorum_owner = owners.iter().find(|candidate| {
-            owners
-                .iter()
-                .filter(|o| o.owner_token == candidate.owner_token)
-                .count()
-                >= self.quorum
-        });
+        let silent = errors.len();
+        if self.masters.len() - silent < self.quorum {
+            return Err(self.no_quorum(&what, self.masters.len() - silent, &errors));
+        }
+        let votes = |token: &str| owners.iter().filter(|o| o.owner_token == token).count();
+        let quorum_owner = owners.iter().find(|o| votes(&o.owner_token) >= self.quorum);
         let Some(owner) = quorum_owner else {
-            if states.iter().all(|s| s.error.is_some()) {
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    format!("{what}: no master answered"),
-                ));
+            // Free only if no owner could reach a quorum with the votes of
+            // the masters we did not hear from.
+            if owners
+                .iter()
+                .any(|o| votes(&o.owner_token) + silent >= self.quorum)
+            {
+                return Err(self.no_quorum(&what, self.masters.len() - silent, &errors));
             }
             return Ok(None);
         };
@@ -351,8 +550,8 @@ impl Backend for Redlock {
         let mut answered = 0;
         let mut errors = Vec::new();
         let call = scripted::hold_exists_call(keys, hold, reentrant);
-        for reply in self.first_replies(&what, call) {
-            match reply {
+        for answer in self.first_replies(&what, call) {
+            match answer.reply {
                 Ok(value) => {
                     answered += 1;
                     holding += usize::from(matches!(value, redis::Value::Int(1)));
@@ -371,18 +570,35 @@ impl Backend for Redlock {
     }
 
     fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
+        // No background retry for the masters we miss: a late delete could
+        // remove the next holder's key there, whoever that is.
         let what = format!("force-unlocking lock '{}'", keys.name);
-        let replies = self.first_replies(&what, scripted::force_unlock_call(keys));
-        if let Some(Err(e)) = replies
-            .iter()
-            .find(|r| r.is_err())
-            .filter(|_| replies.iter().all(|r| r.is_err()))
-        {
-            return Err(e.clone());
+        let up = self.masters.iter().filter(|m| !m.is_down()).count();
+        if up < self.quorum {
+            // Deleting on a minority would change what inspect reports
+            // without freeing the lock: refuse before touching any master.
+            let errors: Vec<Error> = self
+                .masters
+                .iter()
+                .filter(|m| m.is_down())
+                .map(|m| m.skipped(&what))
+                .collect();
+            return Err(self.no_quorum(&what, up, &errors));
         }
-        Ok(replies
-            .iter()
-            .any(|r| matches!(r, Ok(redis::Value::Int(n)) if *n > 0)))
+        let mut deleted = false;
+        let mut errors = Vec::new();
+        for answer in self.first_replies(&what, scripted::force_unlock_call(keys)) {
+            match answer.reply {
+                Ok(redis::Value::Int(n)) => deleted |= n > 0,
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        let answered = self.masters.len() - errors.len();
+        if answered < self.quorum {
+            return Err(self.no_quorum(&what, answered, &errors));
+        }
+        Ok(deleted)
     }
 
     fn fenced_write(&self, write: &FencedWriteArgs<'_>) -> Result<FencedWrite> {
@@ -390,8 +606,11 @@ impl Backend for Redlock {
         let mut written = 0;
         let mut highest = 0;
         let mut errors = Vec::new();
-        for reply in self.first_replies(&what, scripted::fenced_write_call(write)) {
-            match reply.and_then(|v| scripted::parse_fenced_write(&what, v)) {
+        for answer in self.first_replies(&what, scripted::fenced_write_call(write)) {
+            match answer
+                .reply
+                .and_then(|v| scripted::parse_fenced_write(&what, v))
+            {
                 Ok(w) => {
                     written += usize::from(w.written);
                     highest = highest.max(w.highest_token);
@@ -412,8 +631,11 @@ impl Backend for Redlock {
         let what = format!("fenced read of '{resource}'");
         let mut best: Option<(u64, Vec<u8>)> = None;
         let mut errors = Vec::new();
-        for reply in self.first_replies(&what, scripted::fenced_read_call(key)) {
-            match reply.and_then(|v| scripted::parse_fenced_read(&what, v)) {
+        for answer in self.first_replies(&what, scripted::fenced_read_call(key)) {
+            match answer
+                .reply
+                .and_then(|v| scripted::parse_fenced_read(&what, v))
+            {
                 Ok(Some(found)) if best.as_ref().is_none_or(|b| found.0 > b.0) => {
                     best = Some(found)
                 }
@@ -428,11 +650,18 @@ impl Backend for Redlock {
     }
 
     fn pubsub_sources(&self) -> Vec<EndpointSource> {
-        self.masters.iter().map(Runner::pubsub_source).collect()
+        self.masters
+            .iter()
+            .map(|m| Runner::pubsub_source(&m.node))
+            .collect()
     }
 
     fn describe(&self) -> String {
-        let all: Vec<String> = self.masters.iter().map(Runner::describe).collect();
+        let all: Vec<String> = self
+            .masters
+            .iter()
+            .map(|m| Runner::describe(&m.node))
+            .collect();
         format!(
             "redlock over {} masters ({})",
             self.masters.len(),

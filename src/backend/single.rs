@@ -21,6 +21,8 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) struct SingleNode {
     client: redis::Client,
+    /// `client` without the setup commands (see [`SingleNode::open`]).
+    bare: redis::Client,
     connect_timeout: Duration,
     command_timeout: Duration,
     /// Idle connections and the fork generation they were opened in: after a fork
@@ -57,7 +59,16 @@ impl SingleNode {
         max_idle: usize,
     ) -> Self {
         let description = describe_addr(client.get_connection_info().addr());
+        let info = client.get_connection_info();
+        // The same address, without credentials, database or client name:
+        // `open` does that part of the handshake within the connect timeout.
+        let bare_settings = redis::RedisConnectionInfo::default()
+            .set_protocol(info.redis_settings().protocol())
+            .set_skip_set_lib_name();
+        let bare = redis::Client::open(info.clone().set_redis_settings(bare_settings))
+            .unwrap_or_else(|_| client.clone());
         SingleNode {
+            bare,
             client,
             connect_timeout,
             command_timeout,
@@ -80,15 +91,107 @@ impl SingleNode {
                 return Ok(Loan { conn, reused: true });
             }
         }
-        let conn = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)?;
+        let conn = self.open()?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         conn.set_write_timeout(Some(self.command_timeout))?;
         Ok(Loan {
             conn,
             reused: false,
         })
+    }
+
+    /// Opens a connection within the connect timeout, handshake included.
+    /// The redis crate would apply the timeout to each reply of its setup
+    /// pipeline (`CLIENT SETINFO` twice, `AUTH`, `SELECT`), so a server that
+    /// accepts and never answers cost several timeouts: it connects here
+    /// with no setup at all, and `AUTH`/`SELECT` are read against one
+    /// deadline.
+    fn open(&self) -> redis::RedisResult<redis::Connection> {
+        let deadline = Instant::now() + self.connect_timeout;
+        let mut conn = self
+            .bare
+            .get_connection_with_timeout(self.connect_timeout)?;
+        let settings = self.client.get_connection_info().redis_settings();
+        let mut setup = redis::pipe();
+        if let Some(password) = settings.password() {
+            let auth = setup.cmd("AUTH");
+            if let Some(username) = settings.username() {
+                auth.arg(username);
+            }
+            auth.arg(password);
+        }
+        if settings.db() != 0 {
+            setup.cmd("SELECT").arg(settings.db());
+        }
+        let count = setup.cmd_iter().count();
+        if count == 0 {
+            return Ok(conn);
+        }
+        conn.send_packed_command(&setup.get_packed_pipeline())?;
+        for _ in 0..count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the connection handshake timed out",
+                )
+                .into());
+            }
+            conn.set_read_timeout(Some(left))?;
+            if let Value::ServerError(e) = conn.recv_response()? {
+                return Err(e.into());
+            }
+        }
+        Ok(conn)
+    }
+
+    /// Whether a pooled connection is ready, so that sending costs no
+    /// connect (Redlock opens the missing connections in parallel).
+    pub(crate) fn has_idle(&self) -> bool {
+        let idle = self.idle.lock();
+        idle.0 == crate::fork::generation() && !idle.1.is_empty()
+    }
+
+    /// Connects if needed and checks that the server answers a `PING`
+    /// within the command timeout; the connection goes back to the pool.
+    pub(crate) fn ping(&self) -> Result<()> {
+        let _masked = crate::signals::mask();
+        let what = "probing the server";
+        let mut loan = self.borrow().map_err(|e| self.error(what, &e))?;
+        match redis::cmd("PING").query::<Value>(&mut loan.conn) {
+            Ok(Value::ServerError(e)) => {
+                self.give_back(loan.conn);
+                let e: redis::RedisError = e.into();
+                Err(self.error(what, &e))
+            }
+            Ok(_) => {
+                self.give_back(loan.conn);
+                Ok(())
+            }
+            Err(e) => {
+                if is_broken(&e) {
+                    self.idle.lock().1.clear();
+                } else {
+                    self.give_back(loan.conn);
+                }
+                Err(self.error(what, &e))
+            }
+        }
+    }
+
+    /// The server this node talks to, in a form where two spellings of one
+    /// address compare equal (`localhost` is `127.0.0.1`; host names are
+    /// compared without case; IPv6 in canonical form); the database is left
+    /// out, since two databases of one server share its fate.
+    pub(crate) fn server_identity(&self) -> String {
+        match self.client.get_connection_info().addr() {
+            redis::ConnectionAddr::Tcp(host, port)
+            | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+                format!("{}:{port}", canonical_host(host))
+            }
+            redis::ConnectionAddr::Unix(path) => format!("unix:{}", path.display()),
+            other => format!("{other:?}"),
+        }
     }
 
     fn give_back(&self, conn: redis::Connection) {
@@ -404,5 +507,18 @@ pub(crate) fn describe_addr(addr: &redis::ConnectionAddr) -> String {
         redis::ConnectionAddr::TcpTls { host, port, .. } => format!("redis (TLS) at {host}:{port}"),
         redis::ConnectionAddr::Unix(path) => format!("redis at unix:{}", path.display()),
         _ => "redis".to_string(),
+    }
+}
+
+/// A host as an identity: the loopback name and address are one host, an
+/// IP address is written the canonical way, a name is compared without case.
+fn canonical_host(host: &str) -> String {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") {
+        return "127.0.0.1".to_string();
+    }
+    match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => bare.to_ascii_lowercase(),
     }
 }

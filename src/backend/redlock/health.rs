@@ -1,0 +1,238 @@
+//! What a Redlock client remembers about each master: whether it is down
+//! (so operations skip it instead of paying its timeout again), and which
+//! releases it is owed (commands whose outcome there was unknown). One
+//! recovery thread per master that needs it re-probes the master with
+//! back-off, marks it up when it answers, and then sends what it is owed;
+//! the thread ends when the master is up and owes nothing.
+
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::is_transport;
+use crate::backend::scripted::{parse_release, release_call, release_what};
+use crate::backend::single::SingleNode;
+use crate::backend::{Released, Runner};
+use crate::error::{Error, ErrorKind, Result};
+use crate::keys::LockKeys;
+
+/// The first pause between probes of a master that is down; it doubles up
+/// to [`MAX_BACKOFF`], so a master that comes back is used again within
+/// about a second, and a dead one costs a probe a second in the background.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Clean-ups one master may owe at most; past this the oldest are dropped
+/// (they are the likeliest to have expired on their own).
+const MAX_OWED: usize = 4096;
+
+/// One master, its health and what it is owed.
+pub(super) struct Master {
+    pub(super) node: SingleNode,
+    health: Mutex<Health>,
+    /// Handed to the recovery thread, which must not keep a master (and
+    /// its client) alive after the client is dropped.
+    me: Weak<Master>,
+}
+
+#[derive(Default)]
+struct Health {
+    /// Since when, and why, the master does not answer; `None` while it does.
+    down: Option<(Instant, Error)>,
+    /// The fork generation the recovery thread runs in, if one runs (a
+    /// forked child has no such thread even if its parent had one).
+    recovering: Option<u64>,
+    owed: Vec<Cleanup>,
+}
+
+/// A release to send to a master once it answers again.
+pub(super) struct Cleanup {
+    keys: LockKeys,
+    /// The hold's own token: a late release touches no other hold.
+    token: String,
+    reentrant: bool,
+    until: Instant,
+    /// After an acquire with an unknown outcome, the acquire may still run
+    /// after our release (a stopped server resumes with it queued), so "not
+    /// ours" proves nothing: keep trying until `until`.
+    retry_absent: bool,
+}
+
+impl Cleanup {
+    /// Takes back an acquire that may run on the master later.
+    pub(super) fn after_acquire(
+        keys: LockKeys,
+        token: String,
+        reentrant: bool,
+        until: Instant,
+    ) -> Self {
+        Cleanup {
+            keys,
+            token,
+            reentrant,
+            until,
+            retry_absent: true,
+        }
+    }
+
+    /// Makes sure of a release whose reply was lost; one answer settles it.
+    pub(super) fn after_release(
+        keys: LockKeys,
+        token: String,
+        reentrant: bool,
+        until: Instant,
+    ) -> Self {
+        Cleanup {
+            keys,
+            token,
+            reentrant,
+            until,
+            retry_absent: false,
+        }
+    }
+}
+
+impl Master {
+    pub(super) fn new(node: SingleNode) -> Arc<Master> {
+        Arc::new_cyclic(|me| Master {
+            node,
+            health: Mutex::new(Health::default()),
+            me: me.clone(),
+        })
+    }
+
+    /// Whether operations should skip this master for now.
+    pub(super) fn is_down(&self) -> bool {
+        let mut health = self.health.lock();
+        if health.down.is_none() {
+            return false;
+        }
+        // A forked child inherits "down" but not the thread that would
+        // ever say "up" again.
+        self.ensure_recovery(&mut health);
+        health.down.is_some()
+    }
+
+    /// The master answered an operation.
+    pub(super) fn answered(&self) {
+        let mut health = self.health.lock();
+        health.down = None;
+    }
+
+    /// The master did not answer (timeout, refused or dropped connection).
+    pub(super) fn failed(&self, error: Error) {
+        let mut health = self.health.lock();
+        let since = health.down.as_ref().map_or_else(Instant::now, |d| d.0);
+        health.down = Some((since, error));
+        self.ensure_recovery(&mut health);
+    }
+
+    /// Why an operation did not ask this master.
+    pub(super) fn skipped(&self, what: &str) -> Error {
+        let health = self.health.lock();
+        let why = health.down.as_ref().map_or_else(String::new, |(since, e)| {
+            format!(" for {:.1?} ({e})", since.elapsed())
+        });
+        Error::new(
+            ErrorKind::Connection,
+            format!(
+                "{what}: skipped {}: it has not answered{why}; it is probed again in the background",
+                self.node.describe()
+            ),
+        )
+    }
+
+    /// Queues a release for the recovery thread.
+    pub(super) fn owe(&self, cleanup: Cleanup) {
+        let mut health = self.health.lock();
+        if health.owed.len() >= MAX_OWED {
+            health.owed.remove(0);
+        }
+        health.owed.push(cleanup);
+        self.ensure_recovery(&mut health);
+    }
+
+    fn ensure_recovery(&self, health: &mut Health) {
+        let generation = crate::fork::generation();
+        if health.recovering == Some(generation) {
+            return;
+        }
+        let me = self.me.clone();
+        let spawned = std::thread::Builder::new()
+            .name("latchkey-redlock-probe".into())
+            .spawn(move || recover(me));
+        if spawned.is_ok() {
+            health.recovering = Some(generation);
+        } else {
+            // Without a thread nobody would say "up" again: ask the master
+            // inline (paying its timeout) rather than skip it for ever.
+            health.down = None;
+            health.recovering = None;
+        }
+    }
+
+    /// Sends what the master is owed; true when it is up, owes nothing
+    /// more and the recovery thread may end (decided under the lock, so a
+    /// clean-up queued meanwhile is never stranded).
+    fn settle(&self) -> bool {
+        let owed = std::mem::take(&mut self.health.lock().owed);
+        let mut kept = Vec::new();
+        for cleanup in owed {
+            if Instant::now() >= cleanup.until {
+                continue;
+            }
+            match self.release(&cleanup) {
+                Ok(Released::Free | Released::StillHeld) => {}
+                Ok(_) if !cleanup.retry_absent => {}
+                Ok(_) => kept.push(cleanup),
+                Err(e) => {
+                    if is_transport(&e) {
+                        self.failed(e);
+                    }
+                    kept.push(cleanup);
+                }
+            }
+        }
+        let mut health = self.health.lock();
+        health.owed.extend(kept);
+        if health.owed.is_empty() && health.down.is_none() {
+            health.recovering = None;
+            return true;
+        }
+        false
+    }
+
+    fn release(&self, cleanup: &Cleanup) -> Result<Released> {
+        let what = format!("{} (clean-up)", release_what(&cleanup.keys));
+        let call = release_call(&cleanup.keys, &cleanup.token, cleanup.reentrant);
+        let value = self.node.eval(&what, &call)?;
+        parse_release(&what, value)
+    }
+}
+
+/// The recovery thread of one master.
+fn recover(me: Weak<Master>) {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let Some(master) = me.upgrade() else {
+            return;
+        };
+        let down = master.health.lock().down.is_some();
+        if down {
+            // The probe runs first on its connection: once it is answered,
+            // a command that was queued in a stopped server has run too,
+            // so our release comes after the acquire it takes back.
+            match master.node.ping() {
+                Ok(()) => master.answered(),
+                Err(e) => master.failed(e),
+            }
+        }
+        if master.health.lock().down.is_none() && master.settle() {
+            return;
+        }
+        drop(master);
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
