@@ -123,12 +123,13 @@ impl SingleNode {
         if settings.db() != 0 {
             setup.cmd("SELECT").arg(settings.db());
         }
+        let authenticates = settings.password().is_some();
         let count = setup.cmd_iter().count();
         if count == 0 {
             return Ok(conn);
         }
         conn.send_packed_command(&setup.get_packed_pipeline())?;
-        for _ in 0..count {
+        for i in 0..count {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return Err(std::io::Error::new(
@@ -139,6 +140,15 @@ impl SingleNode {
             }
             conn.set_read_timeout(Some(left))?;
             if let Value::ServerError(e) = conn.recv_response()? {
+                if authenticates && i == 0 {
+                    // Like the redis crate: a refused password is a failure
+                    // to connect. The server's text never holds the password.
+                    return Err(redis::RedisError::from((
+                        redis::ErrorKind::AuthenticationFailed,
+                        "authentication failed",
+                        format!("{}: {}", e.code(), e.details().unwrap_or_default()),
+                    )));
+                }
                 return Err(e.into());
             }
         }
