@@ -3,6 +3,7 @@
 //! different masters, waiters woken across nodes, and a manual
 //! `CLUSTER FAILOVER` while a lock is held.
 
+mod failover_check;
 mod name_table;
 mod support;
 
@@ -243,4 +244,64 @@ fn a_manual_failover_during_a_hold_is_followed() {
 fn awkward_names_work_on_a_cluster() {
     let cluster = Cluster::start();
     name_table::check_every_name(&cluster.client());
+}
+
+/// Subscribers of lock `name`'s release channel, over all nodes (plain
+/// and sharded pub/sub).
+fn listeners(cluster: &Cluster, name: &str) -> i64 {
+    let channel = format!("{}:ch", key(name));
+    let mut total = 0;
+    for node in &cluster.nodes {
+        for command in ["NUMSUB", "SHARDNUMSUB"] {
+            let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+                .arg(command)
+                .arg(&channel)
+                .query(&mut node.admin())
+                .unwrap_or_default();
+            if let Some(redis::Value::Int(n)) = reply.get(1) {
+                total += n;
+            }
+        }
+    }
+    total
+}
+
+#[test]
+fn a_failover_loses_neither_waiters_nor_a_renewed_lease() {
+    let cluster = Cluster::start();
+    let holder = cluster.client();
+    let waiters = vec![cluster.client(), cluster.client()];
+    let name = "failover-waiters";
+    failover_check::nobody_is_lost(
+        name,
+        &holder,
+        waiters,
+        || {
+            wait_until("both waiters listen", Duration::from_secs(30), || {
+                listeners(&cluster, name) >= 2
+            })
+        },
+        || {
+            let old_master = cluster.master_of(&key(name));
+            let replica = cluster.replica_of(old_master);
+            // A manual failover needs a replica in sync.
+            wait_until("the replica has the lock", Duration::from_secs(30), || {
+                let mut conn = replica.admin();
+                let _: () = redis::cmd("READONLY").query(&mut conn).unwrap();
+                let exists: i64 = redis::cmd("EXISTS")
+                    .arg(key(name))
+                    .query(&mut conn)
+                    .unwrap();
+                exists == 1
+            });
+            let _: () = redis::cmd("CLUSTER")
+                .arg("FAILOVER")
+                .query(&mut replica.admin())
+                .unwrap();
+            wait_until("the replica is promoted", Duration::from_secs(30), || {
+                replication_field(replica, "role").as_deref() == Some("master")
+                    && replication_field(old_master, "role").as_deref() == Some("slave")
+            });
+        },
+    );
 }

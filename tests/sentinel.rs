@@ -2,6 +2,7 @@
 //! processes. The client finds the master through the sentinels, follows a
 //! `SENTINEL FAILOVER` while it holds a lease, and can wait for replicas.
 
+mod failover_check;
 mod name_table;
 mod support;
 
@@ -174,4 +175,50 @@ fn waiting_for_replicas_fails_and_releases_when_they_cannot_confirm() {
 fn awkward_names_work_through_sentinel() {
     let deployment = Deployment::start();
     name_table::check_every_name(&deployment.client(None));
+}
+
+/// Subscribers of lock `name`'s release channel on `server`.
+fn listeners(server: &RedisServer, name: &str) -> i64 {
+    let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+        .arg("NUMSUB")
+        .arg(format!("latchkey:{{{name}}}:ch"))
+        .query(&mut server.admin())
+        .unwrap_or_default();
+    match reply.get(1) {
+        Some(redis::Value::Int(n)) => *n,
+        _ => 0,
+    }
+}
+
+#[test]
+fn a_failover_loses_neither_waiters_nor_a_renewed_lease() {
+    let deployment = Deployment::start();
+    let holder = deployment.client(None);
+    let waiters = vec![deployment.client(None), deployment.client(None)];
+    failover_check::nobody_is_lost(
+        "failover-waiters",
+        &holder,
+        waiters,
+        || {
+            wait_until("both waiters listen", Duration::from_secs(30), || {
+                listeners(&deployment.master, "failover-waiters") >= 2
+            })
+        },
+        || {
+            let _: () = redis::cmd("SENTINEL")
+                .arg("FAILOVER")
+                .arg("mymaster")
+                .query(&mut deployment.sentinels[0].admin())
+                .unwrap();
+            let old_port = deployment.master.port;
+            wait_until(
+                "the sentinels name a new master",
+                Duration::from_secs(30),
+                || deployment.master_port_per_sentinel() != old_port,
+            );
+            wait_until("the old master is demoted", Duration::from_secs(30), || {
+                replication_field(&deployment.master, "role").as_deref() == Some("slave")
+            });
+        },
+    );
 }
