@@ -266,6 +266,9 @@ for masters in 3 5; do
   done
 done
 
+log "cycle-redlock5-2down: Redlock over 5 masters, 2 of them blackholed, next to all 5 up"
+run cycle-redlock5-2down latchkey-rust cycle-redlock-down cycle-redlock5-2down "$(n 1000)" 2 "${MASTERS[@]:0:5}"
+
 log "many-locks: N threads, each on its own lock, against redis-benchmark -c N"
 for threads in 1 2 4 8; do
   before=$(wc -l <"$ROWS")

@@ -19,6 +19,10 @@
 //!                                         keys and memory left in Redis by
 //!                                         NAMES names taken once (a server
 //!                                         of its own)
+//! latchkey-bench cycle-redlock-down SCENARIO CYCLES DOWN URL...
+//!                                         Redlock cycle with DOWN of the
+//!                                         masters blackholed, next to the
+//!                                         cycle with all of them up
 //! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
 //! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
@@ -65,6 +69,10 @@ fn main() {
             .map_err(Into::into)
             .and_then(|cycles| cycle_redlock(arg(2), cycles, &args[4..])),
         ("residue", 5) => residue(&args[2..]),
+        ("cycle-redlock-down", n) if n >= 8 => match (arg(3).parse(), arg(4).parse()) {
+            (Ok(cycles), Ok(down)) => cycle_redlock_down(arg(2), cycles, down, &args[5..]),
+            _ => Err("CYCLES and DOWN must be numbers".into()),
+        },
         ("waiter", 4) => waiter(arg(2), arg(3)),
         ("bare-waiter", 3) => bare_waiter(arg(2)),
         ("contend", 7) => contend(&args[2..]),
@@ -958,4 +966,57 @@ fn wait_for_no_keys(admin: &mut redis::Connection, limit: Duration) -> Res<Durat
         std::thread::sleep(Duration::from_millis(100));
     }
     Ok(started.elapsed())
+}
+
+/// Redlock over N masters with DOWN of them dead (`cycle-redlock5-2down`),
+/// interleaved with the same cycle over N healthy masters, so the ratio of
+/// the two comes from one moment of one run. A dead master is a listening
+/// socket that accepts nothing (a blackholed server: connects hang until
+/// their timeout), standing in for the last DOWN masters.
+fn cycle_redlock_down(scenario: &str, cycles: usize, down: usize, urls: &[String]) -> Res<()> {
+    if down == 0 || down >= urls.len() {
+        return Err("DOWN must be between 1 and the number of masters - 1".into());
+    }
+    let holes: Vec<std::net::TcpListener> = (0..down)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<_>>()?;
+    let mut degraded_urls: Vec<String> = urls[..urls.len() - down].to_vec();
+    for hole in &holes {
+        degraded_urls.push(format!("redis://127.0.0.1:{}", hole.local_addr()?.port()));
+    }
+    let mut conn = redis::Client::open(urls[0].as_str())?.get_connection()?;
+    let healthy = Client::redlock_builder(urls).build()?;
+    let healthy_lock = healthy.lock("bench:redlock-up")?;
+    let degraded = Client::redlock_builder(&degraded_urls).build()?;
+    let degraded_lock = degraded.lock("bench:redlock-down")?;
+    // The first cycle finds the dead masters (one connect timeout); the
+    // warm-up keeps it out of the figures.
+    let warmup = cycles / 10 + 10;
+    let (mut floor, mut up, mut with_down) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..cycles + warmup {
+        let t0 = Instant::now();
+        redis::cmd("PING").query::<String>(&mut conn)?;
+        let t1 = Instant::now();
+        healthy_lock.acquire()?.release()?;
+        let t2 = Instant::now();
+        degraded_lock.acquire()?.release()?;
+        let t3 = Instant::now();
+        if i >= warmup {
+            floor.push((t1 - t0).as_nanos() as u64);
+            up.push((t2 - t1).as_nanos() as u64);
+            with_down.push((t3 - t2).as_nanos() as u64);
+        }
+    }
+    let floor = stats(&floor);
+    let up = stats(&up);
+    let with_down = stats(&with_down);
+    Row::new(scenario, "latchkey-rust")
+        .latency(&with_down, floor.median_us)
+        .int("masters", urls.len() as u64)
+        .int("down", down as u64)
+        .num("all_up_cycle_us", up.median_us)
+        .num("vs_all_up", with_down.median_us / up.median_us)
+        .print();
+    drop(holes);
+    Ok(())
 }
