@@ -29,6 +29,7 @@ ORDER = LATCHKEY + BARE + PEERS
 CYCLE_TARGET = 2.2
 HANDOFF_TARGET = 2.5
 FAIRNESS_TARGET = 0.7
+REDLOCK_DOWN_TARGET = 1.5
 RENEWAL_CPU_TARGET = 0.10
 RENEWAL_RSS_TARGET = 1024
 RENEWAL_LEASES = 100_000
@@ -128,6 +129,18 @@ def targets(rows):
         out.append((f"`handoff` ≤ {HANDOFF_TARGET}× floor (latchkey-rust)", ok, why))
     else:
         out.append((f"`handoff` ≤ {HANDOFF_TARGET}× floor (latchkey-rust)", None, "not measured"))
+
+    r = find(rows, "cycle-redlock5-2down", "latchkey-rust")
+    name_down = f"`cycle-redlock5-2down` ≤ {REDLOCK_DOWN_TARGET}× `cycle-redlock5` (same run)"
+    if r and "skipped" not in r:
+        ok = r["vs_all_up"] <= REDLOCK_DOWN_TARGET
+        why = (
+            f"{r['median_us']:.1f} µs with 2 of 5 masters blackholed vs {r['all_up_cycle_us']:.1f} µs "
+            f"with all 5 up, interleaved: {r['vs_all_up']:.2f}×"
+        )
+        out.append((name_down, ok, why))
+    else:
+        out.append((name_down, None, "not measured"))
 
     lk = [r for r in measured(rows, "contended-4") if r["impl"] in LATCHKEY]
     if lk:
