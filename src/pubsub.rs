@@ -7,6 +7,13 @@
 //! socket split in two: waiters write SUBSCRIBE on one half, the reader
 //! thread reads the other. A waiter only parks after Redis confirmed its
 //! subscription, so no release published after that can be missed.
+//!
+//! On a Redis 7 Cluster releases are published with `SPUBLISH`, which
+//! stays on the shard that owns the channel's slot instead of being
+//! broadcast to every node; waiters then listen with `SSUBSCRIBE` on the
+//! slot's master, one connection ("lane") per master. A lane that loses its
+//! slot (the server unsubscribes it, or refuses with `MOVED`) is closed, so
+//! its waiters wake and subscribe again where the slot now lives.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -26,7 +33,14 @@ pub(crate) struct PubSubEndpoint {
     pub(crate) info: redis::ConnectionInfo,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
+    /// Set when releases are published with `SPUBLISH` (Redis 7 Cluster):
+    /// where to listen for each channel instead.
+    pub(crate) shard_router: Option<ShardRouter>,
 }
+
+/// The endpoint of the master that owns a channel's slot; `true` asks to
+/// read the slot map again first (the last subscription there failed).
+pub(crate) type ShardRouter = Arc<dyn Fn(&[u8], bool) -> Result<PubSubEndpoint> + Send + Sync>;
 
 /// Says where a release listener should connect; asked at every
 /// (re)connection, so a listener follows a Sentinel failover.
@@ -222,11 +236,63 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     confirmed: Condvar,
+    kind: Kind,
 }
 
-/// The Client's release listener. Dropping it closes the connection, which
-/// ends the reader thread.
+/// Plain pub/sub (heard on any node of a Cluster) or sharded pub/sub (heard
+/// on the shard that owns the channel's slot).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Plain,
+    Sharded,
+}
+
+impl Kind {
+    fn subscribe(self) -> &'static [u8] {
+        match self {
+            Kind::Plain => b"SUBSCRIBE",
+            Kind::Sharded => b"SSUBSCRIBE",
+        }
+    }
+
+    fn unsubscribe(self) -> &'static [u8] {
+        match self {
+            Kind::Plain => b"UNSUBSCRIBE",
+            Kind::Sharded => b"SUNSUBSCRIBE",
+        }
+    }
+
+    fn message(self) -> &'static [u8] {
+        match self {
+            Kind::Plain => b"message",
+            Kind::Sharded => b"smessage",
+        }
+    }
+
+    fn confirmation(self) -> &'static [u8] {
+        match self {
+            Kind::Plain => b"subscribe",
+            Kind::Sharded => b"ssubscribe",
+        }
+    }
+}
+
+/// The Client's release listener for one source of releases: one lane
+/// (connection and reader thread) for plain pub/sub, or one lane per shard
+/// master when the source says releases are sharded. Dropping it closes the
+/// connections, which ends the reader threads.
 pub(crate) struct Subscriber {
+    source: EndpointSource,
+    plain: Lane,
+    /// Learned from the source's first endpoint: where each channel's
+    /// shard lives, when releases are sharded.
+    router: Mutex<Option<Option<ShardRouter>>>,
+    /// Sharded lanes by master address.
+    shards: Mutex<HashMap<String, Arc<Lane>>>,
+}
+
+/// One subscriber connection and its reader thread.
+struct Lane {
     source: EndpointSource,
     shared: Arc<Shared>,
 }
@@ -243,11 +309,10 @@ pub(crate) struct Watch {
 impl Subscriber {
     pub(crate) fn new(source: EndpointSource) -> Self {
         Subscriber {
+            plain: Lane::new(source.clone(), Kind::Plain),
             source,
-            shared: Arc::new(Shared {
-                state: Mutex::new(State::default()),
-                confirmed: Condvar::new(),
-            }),
+            router: Mutex::new(None),
+            shards: Mutex::new(HashMap::new()),
         }
     }
 
@@ -259,6 +324,59 @@ impl Subscriber {
         parker: &Arc<Parker>,
         own_token: &str,
     ) -> Result<Watch> {
+        let Some(router) = self.router()? else {
+            return self.plain.watch(channel, parker, own_token);
+        };
+        let endpoint = router(channel, false)?;
+        let lane_key = format!("{:?}", endpoint.info.addr());
+        let lane = self
+            .shards
+            .lock()
+            .entry(lane_key)
+            .or_insert_with(|| {
+                let fixed = endpoint.clone();
+                Arc::new(Lane::new(
+                    Arc::new(move || Ok(fixed.clone())),
+                    Kind::Sharded,
+                ))
+            })
+            .clone();
+        let watched = lane.watch(channel, parker, own_token);
+        if watched.is_err() {
+            // The slot may have moved (failover, resharding): read the slot
+            // map again, so the next attempt goes where the slot is now.
+            let _ = router(channel, true);
+        }
+        watched
+    }
+
+    /// Whether releases of this source are sharded, asked of the source once.
+    fn router(&self) -> Result<Option<ShardRouter>> {
+        let mut router = self.router.lock();
+        if let Some(known) = router.as_ref() {
+            return Ok(known.clone());
+        }
+        let endpoint = (self.source)()?;
+        *router = Some(endpoint.shard_router.clone());
+        Ok(endpoint.shard_router)
+    }
+}
+
+impl Lane {
+    fn new(source: EndpointSource, kind: Kind) -> Self {
+        Lane {
+            source,
+            shared: Arc::new(Shared {
+                state: Mutex::new(State::default()),
+                confirmed: Condvar::new(),
+                kind,
+            }),
+        }
+    }
+
+    /// Subscribes `parker` to `channel` and returns once Redis confirmed the
+    /// subscription (or fails after the command timeout).
+    fn watch(&self, channel: &[u8], parker: &Arc<Parker>, own_token: &str) -> Result<Watch> {
         let _masked = crate::signals::mask();
         let mut state = self.shared.state.lock();
         forget_parents_connection(&mut state);
@@ -286,7 +404,7 @@ impl Subscriber {
             entry.subscribed = true;
             entry.subs_sent += 1;
             let target = entry.subs_sent;
-            let command = encode_command(&[b"SUBSCRIBE", channel]);
+            let command = encode_command(&[self.shared.kind.subscribe(), channel]);
             if let Err(e) = write_all(&mut state, &command) {
                 drop(state);
                 drop(watch);
@@ -351,7 +469,7 @@ impl Subscriber {
     }
 }
 
-impl Drop for Subscriber {
+impl Drop for Lane {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock();
         state.closed = true;
@@ -388,7 +506,7 @@ impl Drop for Watch {
             state.channels.remove(&self.channel);
         }
         if unsubscribe {
-            let command = encode_command(&[b"UNSUBSCRIBE", &self.channel]);
+            let command = encode_command(&[self.shared.kind.unsubscribe(), &self.channel]);
             let _ = write_all(&mut state, &command);
         }
     }
@@ -496,13 +614,42 @@ fn authenticate(stream: &mut Stream, endpoint: &PubSubEndpoint) -> Result<()> {
     }
 }
 
+/// What a pub/sub reply of a lane of `kind` is.
+enum Heard {
+    Message,
+    Confirmation,
+    /// The server unsubscribed a shard channel (`sunsubscribe`).
+    Dropped,
+    Other,
+}
+
+fn kind_of_reply(kind: Kind, reply_kind: &[u8]) -> Heard {
+    if reply_kind == kind.message() {
+        Heard::Message
+    } else if reply_kind == kind.confirmation() {
+        Heard::Confirmation
+    } else if kind == Kind::Sharded && reply_kind == b"sunsubscribe" {
+        Heard::Dropped
+    } else {
+        Heard::Other
+    }
+}
+
 fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
     crate::signals::mask_for_this_thread();
     let mut reader = BufReader::new(reader);
+    let kind = shared.kind;
     while let Ok(reply) = read_reply(&mut reader) {
-        let Reply::Array(items) = reply else { continue };
+        let items = match reply {
+            Reply::Array(items) => items,
+            // A sharded subscription refused (MOVED after a failover or a
+            // resharding): start over on a fresh connection, where the
+            // waiters ask for the slot's master again.
+            Reply::Error(_) if kind == Kind::Sharded => break,
+            _ => continue,
+        };
         let mut items = items.into_iter();
-        let (Some(Reply::Bulk(Some(kind))), Some(Reply::Bulk(Some(channel)))) =
+        let (Some(Reply::Bulk(Some(message_kind))), Some(Reply::Bulk(Some(channel)))) =
             (items.next(), items.next())
         else {
             continue;
@@ -512,8 +659,8 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             _ => Vec::new(),
         };
         let mut state = shared.state.lock();
-        match kind.as_slice() {
-            b"message" => {
+        match kind_of_reply(kind, &message_kind) {
+            Heard::Message => {
                 if let Some(entry) = state.channels.get(&channel) {
                     for (_, parker, own_token) in &entry.watchers {
                         if *own_token != payload {
@@ -522,7 +669,7 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
                     }
                 }
             }
-            b"subscribe" => {
+            Heard::Confirmation => {
                 if let Some(entry) = state.channels.get_mut(&channel) {
                     entry.subs_confirmed += 1;
                     if entry.watchers.is_empty() && entry.subs_confirmed >= entry.subs_sent {
@@ -531,7 +678,18 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
                 }
                 shared.confirmed.notify_all();
             }
-            _ => {}
+            Heard::Dropped => {
+                // The server gave up a shard channel we still listen on (its
+                // slot moved away): start over where the slot is now.
+                if state
+                    .channels
+                    .get(&channel)
+                    .is_some_and(|c| c.subscribed && !c.watchers.is_empty())
+                {
+                    break;
+                }
+            }
+            Heard::Other => {}
         }
     }
     // The connection is gone: forget it and wake everyone, so waiters retry
@@ -566,6 +724,36 @@ mod tests {
             Reply::Array(items) => assert_eq!(items.len(), 3),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn sharded_lanes_hear_sharded_replies_only() {
+        assert!(matches!(
+            kind_of_reply(Kind::Plain, b"message"),
+            Heard::Message
+        ));
+        assert!(matches!(
+            kind_of_reply(Kind::Plain, b"smessage"),
+            Heard::Other
+        ));
+        assert!(matches!(
+            kind_of_reply(Kind::Sharded, b"smessage"),
+            Heard::Message
+        ));
+        assert!(matches!(
+            kind_of_reply(Kind::Sharded, b"ssubscribe"),
+            Heard::Confirmation
+        ));
+        assert!(matches!(
+            kind_of_reply(Kind::Sharded, b"sunsubscribe"),
+            Heard::Dropped
+        ));
+        assert!(matches!(
+            kind_of_reply(Kind::Plain, b"unsubscribe"),
+            Heard::Other
+        ));
+        assert_eq!(Kind::Sharded.subscribe(), b"SSUBSCRIBE");
+        assert_eq!(Kind::Sharded.unsubscribe(), b"SUNSUBSCRIBE");
     }
 
     #[test]

@@ -1,9 +1,14 @@
-//! Redis Cluster: every key of a lock shares the hash tag `{name}`, so each
-//! script touches one slot and runs on the master that owns it. The slot map
-//! comes from `CLUSTER SLOTS`; `MOVED` refreshes it, `ASK` sends the one
-//! command to the importing node after `ASKING`. Release messages reach
-//! every node (Redis Cluster broadcasts `PUBLISH`), so the listener may
-//! subscribe on any node.
+//! Redis Cluster: every key of a lock shares one hash tag, so each script
+//! touches one slot and runs on the master that owns it. The slot map comes
+//! from `CLUSTER SLOTS`; `MOVED` refreshes it, `ASK` sends the one command
+//! to the importing node after `ASKING`.
+//!
+//! Release messages: Redis Cluster broadcasts a `PUBLISH` to every node, so
+//! each release would cost a message to every node of the cluster. On Redis
+//! 7 and later the release scripts publish with `SPUBLISH` instead (passed
+//! to them as their last argument), which stays on the shard of the lock's
+//! slot, and waiters listen with `SSUBSCRIBE` on the slot's master. Older
+//! servers keep `PUBLISH`, heard on any node.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,8 +19,9 @@ use parking_lot::Mutex;
 use redis::{IntoConnectionInfo, Value};
 
 use super::single::{describe_addr, resend_safe, server_error_to_result, SingleNode};
-use super::{Call, EndpointSource, Runner};
+use super::{Call, EndpointSource, Runner, ShardRouter};
 use crate::error::{Error, ErrorKind, Result};
+use crate::scripts;
 
 const SLOTS: u16 = 16384;
 /// Redirections always followed for one command; past these it gives up
@@ -68,6 +74,8 @@ struct Inner {
     nodes: Mutex<HashMap<Addr, Arc<SingleNode>>>,
     /// Which node the release listener tries next.
     next_listener: AtomicUsize,
+    /// Whether releases use sharded pub/sub, once a node told its version.
+    sharded: Mutex<Option<bool>>,
 }
 
 pub(crate) struct ClusterConfig {
@@ -125,6 +133,7 @@ impl ClusterNode {
                 slots: Mutex::new(Vec::new()),
                 nodes: Mutex::new(HashMap::new()),
                 next_listener: AtomicUsize::new(0),
+                sharded: Mutex::new(None),
             }),
         })
     }
@@ -246,6 +255,42 @@ impl Inner {
         Ok(map)
     }
 
+    /// Whether releases are published with `SPUBLISH` (every server is
+    /// Redis 7 or later, asked once of the first node that answers; until
+    /// one answers, plain `PUBLISH`).
+    fn sharded_releases(&self) -> bool {
+        if !RELEASE_SCRIPTS_TAKE_PUBLISH_COMMAND {
+            return false;
+        }
+        let mut sharded = self.sharded.lock();
+        if let Some(known) = *sharded {
+            return known;
+        }
+        let mut candidates: Vec<Addr> = self
+            .slots
+            .lock()
+            .iter()
+            .map(|(_, _, a)| a.clone())
+            .collect();
+        candidates.extend(self.seeds.iter().cloned());
+        for addr in candidates {
+            if let Ok(major) = self.major_version(&addr) {
+                *sharded = Some(major >= 7);
+                return major >= 7;
+            }
+        }
+        false
+    }
+
+    fn major_version(&self, addr: &Addr) -> Result<u32> {
+        let node = self.node(addr)?;
+        let info = node.info("server")?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("redis_version:"))
+            .and_then(|v| v.trim().split('.').next()?.parse().ok())
+            .ok_or_else(|| Error::new(ErrorKind::Server, "INFO server gave no redis_version"))
+    }
+
     /// Runs `calls` (all in one slot) on the slot's master, following
     /// redirections and riding out a failover until the command timeout.
     fn run_in_slot(&self, what: &str, slot: u16, calls: &[Call<'_>]) -> Result<Vec<Value>> {
@@ -307,8 +352,42 @@ fn slot_of(call: &Call<'_>) -> u16 {
     call.keys.first().map_or(0, |key| slot(key))
 }
 
+/// Whether the release scripts read the publish command from their last
+/// argument (release.lua, reentrant_release.lua, force_unlock.lua).
+const RELEASE_SCRIPTS_TAKE_PUBLISH_COMMAND: bool = false;
+
+/// Whether `call` runs a script that publishes a release message.
+fn publishes(call: &Call<'_>) -> bool {
+    [
+        scripts::release(),
+        scripts::reentrant_release(),
+        scripts::force_unlock(),
+    ]
+    .iter()
+    .any(|script| std::ptr::eq(*script, call.script))
+}
+
+impl ClusterNode {
+    /// `call`, with `SPUBLISH` as its last argument when it publishes a
+    /// release and releases are sharded.
+    fn routed<'a>(&self, call: &Call<'a>) -> Option<Call<'a>> {
+        if !publishes(call) || !self.inner.sharded_releases() {
+            return None;
+        }
+        let mut args = call.args.clone();
+        args.push(b"SPUBLISH".to_vec());
+        Some(Call {
+            script: call.script,
+            keys: call.keys.clone(),
+            args,
+        })
+    }
+}
+
 impl Runner for ClusterNode {
     fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
+        let routed = self.routed(call);
+        let call = routed.as_ref().unwrap_or(call);
         let calls = std::slice::from_ref(call);
         let mut values = self.inner.run_in_slot(what, slot_of(call), calls)?;
         let value = values.pop().unwrap_or(Value::Nil);
@@ -325,10 +404,12 @@ impl Runner for ClusterNode {
         for (slot, indexes) in by_slot {
             let group: Vec<Call<'_>> = indexes
                 .iter()
-                .map(|&i| Call {
-                    script: calls[i].script,
-                    keys: calls[i].keys.clone(),
-                    args: calls[i].args.clone(),
+                .map(|&i| {
+                    self.routed(&calls[i]).unwrap_or_else(|| Call {
+                        script: calls[i].script,
+                        keys: calls[i].keys.clone(),
+                        args: calls[i].args.clone(),
+                    })
                 })
                 .collect();
             match self.inner.run_in_slot(what, slot, &group) {
@@ -366,6 +447,16 @@ impl Runner for ClusterNode {
 
     fn pubsub_source(&self) -> EndpointSource {
         let inner = self.inner.clone();
+        let shard_router: ShardRouter = {
+            let inner = self.inner.clone();
+            Arc::new(move |channel: &[u8], refresh: bool| {
+                if refresh {
+                    inner.refresh()?;
+                }
+                let addr = inner.master_for(slot(channel))?;
+                Ok(inner.node(&addr)?.endpoint())
+            })
+        };
         Arc::new(move || {
             // Any node hears every release; take them in turn, so that a
             // dead node is skipped at the next reconnection.
@@ -386,7 +477,11 @@ impl Runner for ClusterNode {
             let addr = addrs
                 .get(pick)
                 .ok_or_else(|| Error::new(ErrorKind::Connection, "no cluster node known"))?;
-            Ok(inner.node(addr)?.endpoint())
+            let mut endpoint = inner.node(addr)?.endpoint();
+            if inner.sharded_releases() {
+                endpoint.shard_router = Some(shard_router.clone());
+            }
+            Ok(endpoint)
         })
     }
 

@@ -29,7 +29,7 @@ pub(crate) struct Call<'a> {
 
 // Where release listeners connect: the listener module defines it, each
 // backend says it.
-pub(crate) use crate::pubsub::{EndpointSource, PubSubEndpoint};
+pub(crate) use crate::pubsub::{EndpointSource, PubSubEndpoint, ShardRouter};
 
 /// The outcome of one acquire attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

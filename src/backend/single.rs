@@ -189,6 +189,28 @@ impl SingleNode {
         }
     }
 
+    /// One section of `INFO`, within the command timeout.
+    pub(crate) fn info(&self, section: &str) -> Result<String> {
+        let _masked = crate::signals::mask();
+        let what = format!("reading INFO {section}");
+        let mut loan = self.borrow().map_err(|e| self.error(&what, &e))?;
+        match redis::cmd("INFO")
+            .arg(section)
+            .query::<String>(&mut loan.conn)
+        {
+            Ok(text) => {
+                self.give_back(loan.conn);
+                Ok(text)
+            }
+            Err(e) => {
+                if is_broken(&e) {
+                    self.idle.lock().1.clear();
+                }
+                Err(self.error(&what, &e))
+            }
+        }
+    }
+
     /// The server this node talks to, in a form where two spellings of one
     /// address compare equal (`localhost` is `127.0.0.1`; host names are
     /// compared without case; IPv6 in canonical form); the database is left
@@ -385,6 +407,7 @@ impl SingleNode {
             info: self.client.get_connection_info().clone(),
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
+            shard_router: None,
         }
     }
 
