@@ -325,7 +325,6 @@ fn bus_publish_received(node: &RedisServer) -> (i64, i64, i64) {
 }
 
 #[test]
-#[ignore = "the release scripts do not take the publish command yet (SPUBLISH); see RELEASE_SCRIPTS_TAKE_PUBLISH_COMMAND in src/backend/cluster.rs"]
 fn a_release_message_stays_on_its_shard() {
     let cluster = Cluster::start();
     let client = cluster.client();

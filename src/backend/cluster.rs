@@ -259,9 +259,6 @@ impl Inner {
     /// Redis 7 or later, asked once of the first node that answers; until
     /// one answers, plain `PUBLISH`).
     fn sharded_releases(&self) -> bool {
-        if !RELEASE_SCRIPTS_TAKE_PUBLISH_COMMAND {
-            return false;
-        }
         let mut sharded = self.sharded.lock();
         if let Some(known) = *sharded {
             return known;
@@ -352,11 +349,8 @@ fn slot_of(call: &Call<'_>) -> u16 {
     call.keys.first().map_or(0, |key| slot(key))
 }
 
-/// Whether the release scripts read the publish command from their last
-/// argument (release.lua, reentrant_release.lua, force_unlock.lua).
-const RELEASE_SCRIPTS_TAKE_PUBLISH_COMMAND: bool = false;
-
-/// Whether `call` runs a script that publishes a release message.
+/// Whether `call` runs a script that publishes a release message (these
+/// take `SPUBLISH` as an optional last argument).
 fn publishes(call: &Call<'_>) -> bool {
     [
         scripts::release(),

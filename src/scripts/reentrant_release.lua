@@ -4,6 +4,8 @@
 -- token (a waiter ignores its own releases).
 -- Returns 1 when the lock is now free, 2 when other holds remain, 0 when
 -- this hold was not there (expired, broken or released before).
+-- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
+-- stays on the lock's shard instead of reaching every node.
 if key_type(KEYS[1]) ~= 'hash' or redis.call('HDEL', KEYS[1], 'h:' .. ARGV[1]) == 0 then
   return 0
 end
@@ -11,7 +13,7 @@ if redis.call('HLEN', KEYS[1]) > NON_HOLD_FIELDS then
   return 2
 end
 redis.call('DEL', KEYS[1])
-if redis.call('PUBLISH', ARGV[2], ARGV[1]) > 0 then
+if redis.call(ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[2], ARGV[1]) > 0 then
   redis.call('SET', KEYS[1], 'handoff', 'PX', ARGV[3])
 end
 return 1

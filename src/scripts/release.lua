@@ -3,10 +3,12 @@
 -- ARGV[3] handoff window in ms. The release message carries the hold's
 -- token (a waiter ignores its own releases).
 -- Returns 1 when released, 0 when the lock was not ours (expired or taken).
+-- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
+-- stays on the lock's shard instead of reaching every node.
 if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-if redis.call('PUBLISH', ARGV[2], ARGV[1]) > 0 then
+if redis.call(ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[2], ARGV[1]) > 0 then
   -- Someone is waiting: reserve the lock for the woken waiters briefly.
   redis.call('SET', KEYS[1], 'handoff', 'PX', ARGV[3])
 else
