@@ -219,7 +219,7 @@ impl Inner {
             .into_connection_info()?
             .set_redis_settings(self.settings.clone());
         let client = redis::Client::open(info)?;
-        let mut conn = client.get_connection_with_timeout(self.connect_timeout)?;
+        let mut conn = super::single::connect(&client, self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn)?;
         let mut map = Vec::new();

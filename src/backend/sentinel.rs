@@ -115,9 +115,8 @@ impl Inner {
         let _masked = crate::signals::mask();
         let mut failures = Vec::new();
         for sentinel in &self.sentinels {
-            let answer = sentinel
-                .get_connection_with_timeout(self.connect_timeout)
-                .and_then(|mut conn| {
+            let answer =
+                super::single::connect(sentinel, self.connect_timeout).and_then(|mut conn| {
                     conn.set_read_timeout(Some(self.command_timeout))?;
                     redis::cmd("SENTINEL")
                         .arg("get-master-addr-by-name")

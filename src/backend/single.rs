@@ -21,8 +21,6 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub(crate) struct SingleNode {
     client: redis::Client,
-    /// `client` without the setup commands (see [`SingleNode::open`]).
-    bare: redis::Client,
     connect_timeout: Duration,
     command_timeout: Duration,
     /// Idle connections and the fork generation they were opened in: after a fork
@@ -59,16 +57,7 @@ impl SingleNode {
         max_idle: usize,
     ) -> Self {
         let description = describe_addr(client.get_connection_info().addr());
-        let info = client.get_connection_info();
-        // The same address, without credentials, database or client name:
-        // `open` does that part of the handshake within the connect timeout.
-        let bare_settings = redis::RedisConnectionInfo::default()
-            .set_protocol(info.redis_settings().protocol())
-            .set_skip_set_lib_name();
-        let bare = redis::Client::open(info.clone().set_redis_settings(bare_settings))
-            .unwrap_or_else(|_| client.clone());
         SingleNode {
-            bare,
             client,
             connect_timeout,
             command_timeout,
@@ -91,68 +80,13 @@ impl SingleNode {
                 return Ok(Loan { conn, reused: true });
             }
         }
-        let conn = self.open()?;
+        let conn = connect(&self.client, self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         conn.set_write_timeout(Some(self.command_timeout))?;
         Ok(Loan {
             conn,
             reused: false,
         })
-    }
-
-    /// Opens a connection within the connect timeout, handshake included.
-    /// The redis crate would apply the timeout to each reply of its setup
-    /// pipeline (`CLIENT SETINFO` twice, `AUTH`, `SELECT`), so a server that
-    /// accepts and never answers cost several timeouts: it connects here
-    /// with no setup at all, and `AUTH`/`SELECT` are read against one
-    /// deadline.
-    fn open(&self) -> redis::RedisResult<redis::Connection> {
-        let deadline = Instant::now() + self.connect_timeout;
-        let mut conn = self
-            .bare
-            .get_connection_with_timeout(self.connect_timeout)?;
-        let settings = self.client.get_connection_info().redis_settings();
-        let mut setup = redis::pipe();
-        if let Some(password) = settings.password() {
-            let auth = setup.cmd("AUTH");
-            if let Some(username) = settings.username() {
-                auth.arg(username);
-            }
-            auth.arg(password);
-        }
-        if settings.db() != 0 {
-            setup.cmd("SELECT").arg(settings.db());
-        }
-        let authenticates = settings.password().is_some();
-        let count = setup.cmd_iter().count();
-        if count == 0 {
-            return Ok(conn);
-        }
-        conn.send_packed_command(&setup.get_packed_pipeline())?;
-        for i in 0..count {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "the connection handshake timed out",
-                )
-                .into());
-            }
-            conn.set_read_timeout(Some(left))?;
-            if let Value::ServerError(e) = conn.recv_response()? {
-                if authenticates && i == 0 {
-                    // Like the redis crate: a refused password is a failure
-                    // to connect. The server's text never holds the password.
-                    return Err(redis::RedisError::from((
-                        redis::ErrorKind::AuthenticationFailed,
-                        "authentication failed",
-                        format!("{}: {}", e.code(), e.details().unwrap_or_default()),
-                    )));
-                }
-                return Err(e.into());
-            }
-        }
-        Ok(conn)
     }
 
     /// Whether a pooled connection is ready, so that sending costs no
@@ -554,4 +488,67 @@ fn canonical_host(host: &str) -> String {
         Ok(ip) => ip.to_string(),
         Err(_) => bare.to_ascii_lowercase(),
     }
+}
+
+/// Opens a connection to `client`'s server within `connect_timeout`,
+/// handshake included.
+/// The redis crate would apply the timeout to each reply of its setup
+/// pipeline (`CLIENT SETINFO` twice, `AUTH`, `SELECT`), so a server that
+/// accepts and never answers cost several timeouts: it connects here
+/// with no setup at all, and `AUTH`/`SELECT` are read against one
+/// deadline.
+pub(crate) fn connect(
+    client: &redis::Client,
+    connect_timeout: Duration,
+) -> redis::RedisResult<redis::Connection> {
+    let deadline = Instant::now() + connect_timeout;
+    let info = client.get_connection_info();
+    let settings = info.redis_settings();
+    // The same address, without credentials, database or client name.
+    let bare_settings = redis::RedisConnectionInfo::default()
+        .set_protocol(settings.protocol())
+        .set_skip_set_lib_name();
+    let bare = redis::Client::open(info.clone().set_redis_settings(bare_settings))?;
+    let mut conn = bare.get_connection_with_timeout(connect_timeout)?;
+    let mut setup = redis::pipe();
+    if let Some(password) = settings.password() {
+        let auth = setup.cmd("AUTH");
+        if let Some(username) = settings.username() {
+            auth.arg(username);
+        }
+        auth.arg(password);
+    }
+    if settings.db() != 0 {
+        setup.cmd("SELECT").arg(settings.db());
+    }
+    let authenticates = settings.password().is_some();
+    let count = setup.cmd_iter().count();
+    if count == 0 {
+        return Ok(conn);
+    }
+    conn.send_packed_command(&setup.get_packed_pipeline())?;
+    for i in 0..count {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the connection handshake timed out",
+            )
+            .into());
+        }
+        conn.set_read_timeout(Some(left))?;
+        if let Value::ServerError(e) = conn.recv_response()? {
+            if authenticates && i == 0 {
+                // Like the redis crate: a refused password is a failure
+                // to connect. The server's text never holds the password.
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::AuthenticationFailed,
+                    "authentication failed",
+                    format!("{}: {}", e.code(), e.details().unwrap_or_default()),
+                )));
+            }
+            return Err(e.into());
+        }
+    }
+    Ok(conn)
 }
