@@ -259,9 +259,16 @@ impl Inner {
     /// Redis 7 or later, asked once of the first node that answers; until
     /// one answers, plain `PUBLISH`).
     fn sharded_releases(&self) -> bool {
+        self.sharded_releases_known().unwrap_or(false)
+    }
+
+    /// Like [`sharded_releases`](Self::sharded_releases), but `None` while
+    /// no node has answered: the release listener must not settle on plain
+    /// pub/sub that releases may not use.
+    fn sharded_releases_known(&self) -> Option<bool> {
         let mut sharded = self.sharded.lock();
         if let Some(known) = *sharded {
-            return known;
+            return Some(known);
         }
         let mut candidates: Vec<Addr> = self
             .slots
@@ -273,10 +280,10 @@ impl Inner {
         for addr in candidates {
             if let Ok(major) = self.major_version(&addr) {
                 *sharded = Some(major >= 7);
-                return major >= 7;
+                return Some(major >= 7);
             }
         }
-        false
+        None
     }
 
     fn major_version(&self, addr: &Addr) -> Result<u32> {
@@ -472,7 +479,13 @@ impl Runner for ClusterNode {
                 .get(pick)
                 .ok_or_else(|| Error::new(ErrorKind::Connection, "no cluster node known"))?;
             let mut endpoint = inner.node(addr)?.endpoint();
-            if inner.sharded_releases() {
+            let sharded = inner.sharded_releases_known().ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Connection,
+                    "no cluster node said which Redis version it runs",
+                )
+            })?;
+            if sharded {
                 endpoint.shard_router = Some(shard_router.clone());
             }
             Ok(endpoint)
