@@ -200,6 +200,47 @@ fn a_master_stopped_in_the_middle_of_a_release_is_cleaned_up_later() {
 }
 
 #[test]
+fn a_master_stopped_through_a_whole_hold_gives_our_token_back_when_it_resumes() {
+    let servers = masters(5);
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let client = client_over(&urls);
+    // Warm up: every master has a pooled connection and knows the
+    // scripts (else the stopped master would answer NOSCRIPT, unheard).
+    client
+        .lock("warm-up")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .expect("free")
+        .release()
+        .unwrap();
+    servers[4].signal(libc::SIGSTOP);
+    let lock = client
+        .lock_with(
+            "whole-hold",
+            LockOptions::new().ttl(Duration::from_secs(60)),
+        )
+        .unwrap();
+    let (guard, took) = timed(|| lock.try_acquire());
+    let guard = guard.unwrap().expect("4 of 5 masters grant a free lock");
+    assert!(took < one_timeout(), "try_acquire took {took:?}");
+    let (released, took) = timed(|| guard.release());
+    released.unwrap();
+    assert!(
+        took < no_timeout(),
+        "release paid a timeout again: {took:?}"
+    );
+    // The stopped master runs our acquire when it resumes, after the
+    // release: the client must take it back there, long before the ttl.
+    servers[4].signal(libc::SIGCONT);
+    wait_until(
+        "the resumed master no longer holds our token",
+        Duration::from_secs(10),
+        || value_on(&servers[4], "latchkey:{whole-hold}").is_none(),
+    );
+}
+
+#[test]
 fn a_master_stopped_in_the_middle_of_a_failed_acquire_is_cleaned_up_later() {
     let servers = masters(5);
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();

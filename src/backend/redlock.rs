@@ -388,9 +388,11 @@ impl Backend for Redlock {
         let replies = self.first_replies(&what, release_call(keys, token, reentrant));
         for (i, answer) in replies.into_iter().enumerate() {
             // The release may be stuck on a master that stopped or slowed
-            // down: make sure of it there once it answers (by the hold's own
-            // token, so a late run touches no other hold).
-            if answer.outcome_unknown() {
+            // down, or was not sent to a master remembered down (which may
+            // still run our acquire when it resumes): make sure of it there
+            // once it answers, by the hold's own token, so a late run
+            // touches no other hold.
+            if answer.outcome_unknown() || !answer.asked {
                 self.masters[i].owe(Cleanup::after_release(
                     keys.clone(),
                     token.to_string(),

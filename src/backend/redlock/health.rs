@@ -5,6 +5,7 @@
 //! back-off, marks it up when it answers, and then sends what it is owed;
 //! the thread ends when the master is up and owes nothing.
 
+use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,9 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 /// Clean-ups one master may owe at most; past this the oldest are dropped
-/// (they are the likeliest to have expired on their own).
-const MAX_OWED: usize = 4096;
+/// (they are the likeliest to have expired on their own). A master that
+/// stays down is owed one release per hold released meanwhile.
+const MAX_OWED: usize = 1024;
 
 /// One master, its health and what it is owed.
 pub(super) struct Master {
@@ -43,7 +45,8 @@ struct Health {
     /// The fork generation the recovery thread runs in, if one runs (a
     /// forked child has no such thread even if its parent had one).
     recovering: Option<u64>,
-    owed: Vec<Cleanup>,
+    /// Oldest first.
+    owed: VecDeque<Cleanup>,
 }
 
 /// A release to send to a master once it answers again.
@@ -146,10 +149,15 @@ impl Master {
     /// Queues a release for the recovery thread.
     pub(super) fn owe(&self, cleanup: Cleanup) {
         let mut health = self.health.lock();
-        if health.owed.len() >= MAX_OWED {
-            health.owed.remove(0);
+        let now = Instant::now();
+        while health
+            .owed
+            .front()
+            .is_some_and(|c| c.until <= now || health.owed.len() >= MAX_OWED)
+        {
+            health.owed.pop_front();
         }
-        health.owed.push(cleanup);
+        health.owed.push_back(cleanup);
         self.ensure_recovery(&mut health);
     }
 
@@ -177,7 +185,7 @@ impl Master {
     /// clean-up queued meanwhile is never stranded).
     fn settle(&self) -> bool {
         let owed = std::mem::take(&mut self.health.lock().owed);
-        let mut kept = Vec::new();
+        let mut kept = VecDeque::new();
         for cleanup in owed {
             if Instant::now() >= cleanup.until {
                 continue;
@@ -185,17 +193,20 @@ impl Master {
             match self.release(&cleanup) {
                 Ok(Released::Free | Released::StillHeld) => {}
                 Ok(_) if !cleanup.retry_absent => {}
-                Ok(_) => kept.push(cleanup),
+                Ok(_) => kept.push_back(cleanup),
                 Err(e) => {
                     if is_transport(&e) {
                         self.failed(e);
                     }
-                    kept.push(cleanup);
+                    kept.push_back(cleanup);
                 }
             }
         }
         let mut health = self.health.lock();
-        health.owed.extend(kept);
+        // Kept ones are older than any queued meanwhile: oldest first.
+        let newer = std::mem::take(&mut health.owed);
+        kept.extend(newer);
+        health.owed = kept;
         if health.owed.is_empty() && health.down.is_none() {
             health.recovering = None;
             return true;
