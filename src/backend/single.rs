@@ -491,12 +491,11 @@ fn canonical_host(host: &str) -> String {
 }
 
 /// Opens a connection to `client`'s server within `connect_timeout`,
-/// handshake included.
-/// The redis crate would apply the timeout to each reply of its setup
-/// pipeline (`CLIENT SETINFO` twice, `AUTH`, `SELECT`), so a server that
-/// accepts and never answers cost several timeouts: it connects here
-/// with no setup at all, and `AUTH`/`SELECT` are read against one
-/// deadline.
+/// handshake included. The redis crate would apply the timeout to each
+/// reply of its setup pipeline (`CLIENT SETINFO` twice, `AUTH`, `SELECT`),
+/// so a server that accepts and never answers cost several timeouts: it
+/// connects here with no setup at all, then sends `AUTH` and `SELECT` (as
+/// needed) and a `PING`, whose replies are read against one deadline.
 pub(crate) fn connect(
     client: &redis::Client,
     connect_timeout: Duration,
@@ -521,11 +520,12 @@ pub(crate) fn connect(
     if settings.db() != 0 {
         setup.cmd("SELECT").arg(settings.db());
     }
+    // A server that accepts connections but never answers (stopped, or a
+    // listening socket nobody reads) must fail here, within the connect
+    // timeout, not at the first command.
+    setup.cmd("PING");
     let authenticates = settings.password().is_some();
     let count = setup.cmd_iter().count();
-    if count == 0 {
-        return Ok(conn);
-    }
     conn.send_packed_command(&setup.get_packed_pipeline())?;
     for i in 0..count {
         let left = deadline.saturating_duration_since(Instant::now());
