@@ -62,6 +62,13 @@ pub fn nobody_is_lost(
     // Several renewal periods after the failover: the lease has either
     // been renewed on the new master or was reported lost by now.
     let lost = lost_rx.recv_timeout(TTL * 3).ok();
+    eprintln!(
+        "after the failover the holder was {}",
+        lost.as_deref()
+            .map_or("still renewed".to_string(), |r| format!(
+                "reported lost: {r}"
+            ))
+    );
     match &lost {
         Some(reason) => {
             assert_eq!(
