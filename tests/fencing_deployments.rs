@@ -343,18 +343,12 @@ fn cluster_forced_failover_to_a_lagging_replica_never_repeats_a_token() {
 }
 
 /// After a failover, the client's slot map still names the dead master.
-/// Only scripts that may be sent twice re-read it after a connection error
-/// (`run_in_slot` in `src/backend/cluster.rs`); a release, a fenced write or
-/// a force-unlock returns the error and leaves the map as it was, so every
-/// later such call goes to the dead master again ("Connection refused",
-/// where nothing ran and even a resend would be safe). Sentinel re-resolves
-/// the master after any failover-looking error, so there the next call
-/// works.
+/// A call that may not be sent twice (a release, a fenced write, a
+/// force-unlock) may fail once, but the connection error makes the client
+/// read the slot map again, and a call that never reached the dead master
+/// (a refused connect) is sent to the new one: the next call works, as with
+/// Sentinel.
 #[test]
-#[ignore = "defect in src/backend/cluster.rs run_in_slot: after a connection error a \
-            script that is not resend-safe (release, fenced_write, force_unlock) neither \
-            re-reads the slot map nor is retried, even when the connection was refused, so \
-            every later such call goes to the dead master"]
 fn cluster_client_finds_the_new_master_for_releases_and_fenced_writes() {
     let mut cluster = Cluster::start();
     let master = cluster

@@ -310,7 +310,9 @@ impl Inner {
             let node = self.node(&addr)?;
             let prefix = ask.as_ref().map(|_| "ASKING");
             ask = None;
-            let outcome = node.receive_values(what, node.send_prefixed(prefix, calls), None);
+            let in_flight = node.send_prefixed(prefix, calls);
+            let unsent = !in_flight.was_sent();
+            let outcome = node.receive_values(what, in_flight, None);
             let retry = match &outcome {
                 Ok(values) => match values.iter().find_map(redirect_of) {
                     Some(Redirect::Moved) => {
@@ -325,16 +327,23 @@ impl Inner {
                 },
                 // The master may be failing over: look again, briefly, if
                 // the scripts may run twice (after a timeout or a dropped
-                // connection they may have run already).
+                // connection they may have run already) or never reached
+                // the server (a refused connect).
                 Err(e)
                     if matches!(e.kind(), ErrorKind::Connection)
                         && Instant::now() < deadline
-                        && resend_safe(calls) =>
+                        && (resend_safe(calls) || unsent) =>
                 {
                     std::thread::sleep(pause);
                     pause = (pause * 2).min(Duration::from_millis(500));
                     let _ = self.refresh();
                     true
+                }
+                // Not sent again, but the next call must not go to a dead
+                // master too: read the slot map again.
+                Err(e) if matches!(e.kind(), ErrorKind::Connection) => {
+                    let _ = self.refresh();
+                    false
                 }
                 Err(_) => false,
             };

@@ -49,6 +49,15 @@ pub(crate) struct InFlight<'a> {
     skip: usize,
 }
 
+impl InFlight<'_> {
+    /// False when nothing reached the server (the connect or the write
+    /// failed): then nothing can have run, and sending again is safe for
+    /// any script.
+    pub(crate) fn was_sent(&self) -> bool {
+        self.loan.is_some()
+    }
+}
+
 impl SingleNode {
     pub(crate) fn new(
         client: redis::Client,
