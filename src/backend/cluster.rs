@@ -266,10 +266,11 @@ impl Inner {
     /// no node has answered: the release listener must not settle on plain
     /// pub/sub that releases may not use.
     fn sharded_releases_known(&self) -> Option<bool> {
-        let mut sharded = self.sharded.lock();
-        if let Some(known) = *sharded {
+        if let Some(known) = *self.sharded.lock() {
             return Some(known);
         }
+        // Asked without holding the lock: a fork in the middle of a slow
+        // answer must not leave the child a lock nobody will release.
         let mut candidates: Vec<Addr> = self
             .slots
             .lock()
@@ -279,7 +280,7 @@ impl Inner {
         candidates.extend(self.seeds.iter().cloned());
         for addr in candidates {
             if let Ok(major) = self.major_version(&addr) {
-                *sharded = Some(major >= 7);
+                *self.sharded.lock() = Some(major >= 7);
                 return Some(major >= 7);
             }
         }
