@@ -60,6 +60,14 @@ for test in "$@"; do
     run shared "$test" "$build/shared/$test"
     run static "$test" "$build/static/$test"
     run valgrind "$test" "${valgrind_cmd[@]}" "$build/shared/$test"
+    # A child forked while the library's threads run may block in ASan's
+    # own allocator (its lock held by a parent thread at the fork: this
+    # libasan has no fork handler for it); plain malloc and valgrind are
+    # fine. test_fork's children are checked by the three runs above.
+    if [ "$test" = test_fork ]; then
+        printf 'skip  %-9s %-16s (ASan allocator is not fork-safe with threads)\n' asan "$test"
+        continue
+    fi
     run asan "$test" "$build/asan/$test"
 done
 

@@ -38,8 +38,9 @@ pub(crate) trait Target {
         sent: Instant,
         unheard_since: Option<Instant>,
     ) -> Self::Held;
-    /// Listens for this lock's release messages, waking `parker`.
-    fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch>;
+    /// Listens for this lock's release messages, waking `parker`; gives up
+    /// subscribing when the parker is woken after `seen` (a cancel).
+    fn watch_releases(&self, parker: &Arc<Parker>, seen: u64, hold: &str) -> Vec<Watch>;
     /// Gives back, in the background, a hold whose acquire had an unknown
     /// outcome (first sent at `first_unknown`).
     fn give_back_later(&self, hold: &str, first_unknown: Instant);
@@ -191,7 +192,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
                 if self.out_of_time(now) {
                     return Next::Done(self.give_up(Ok(None)));
                 }
-                if self.subscribe() {
+                if self.subscribe(seen) {
                     return Next::Retry;
                 }
                 self.waited = true;
@@ -224,13 +225,13 @@ impl<'a, T: Target> Acquisition<'a, T> {
     /// Subscribes to the lock's release channel unless already listening;
     /// true when it just subscribed (then try again at once: a release
     /// between the attempt and the subscription is not missed).
-    fn subscribe(&mut self) -> bool {
+    fn subscribe(&mut self, seen: u64) -> bool {
         if self.watches.iter().any(Watch::is_live) {
             return false;
         }
         // One listener per server that publishes releases (Redlock: every
         // master); hearing any one of them is enough.
-        self.watches = self.lock.watch_releases(&self.parker, &self.hold);
+        self.watches = self.lock.watch_releases(&self.parker, seen, &self.hold);
         if self.watches.is_empty() {
             return false;
         }
@@ -320,7 +321,7 @@ mod tests {
         ) -> (String, u64) {
             (hold, fencing_token)
         }
-        fn watch_releases(&self, _parker: &Arc<Parker>, _hold: &str) -> Vec<Watch> {
+        fn watch_releases(&self, _parker: &Arc<Parker>, _seen: u64, _hold: &str) -> Vec<Watch> {
             Vec::new()
         }
         fn give_back_later(&self, hold: &str, _first_unknown: Instant) {

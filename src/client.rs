@@ -582,6 +582,10 @@ impl Client {
     /// waiters. The holder finds out at its next renewal (its lease is
     /// reported lost). Returns whether a lock was deleted.
     ///
+    /// It looks up the holder first and deletes the lock only if that
+    /// holder still has it, so an unlock that reaches Redis late (after a
+    /// timeout) never breaks a hold taken after it; it is never sent twice.
+    ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
@@ -590,7 +594,10 @@ impl Client {
     /// ```
     pub fn force_unlock(&self, name: &str) -> Result<bool> {
         let keys = self.inner.keys(name)?;
-        self.inner.backend.force_unlock(&keys)
+        let Some(holder) = self.inner.backend.inspect(&keys)? else {
+            return Ok(false);
+        };
+        self.inner.backend.force_unlock(&keys, &holder.owner_token)
     }
 
     /// Writes `value` to the resource `resource` only if `fencing_token` is

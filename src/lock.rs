@@ -503,11 +503,11 @@ impl Target for Lock {
     /// Listens for release messages of this lock on every server that
     /// publishes them; the listeners wake `parker`, ignoring releases of
     /// the hold `hold` itself.
-    fn watch_releases(&self, parker: &Arc<Parker>, hold: &str) -> Vec<Watch> {
+    fn watch_releases(&self, parker: &Arc<Parker>, seen: u64, hold: &str) -> Vec<Watch> {
         self.client
             .subscribers
             .iter()
-            .filter_map(|s| s.watch(&self.keys.channel, parker, hold).ok())
+            .filter_map(|s| s.watch(&self.keys.channel, parker, seen, hold).ok())
             .collect()
     }
 

@@ -126,6 +126,9 @@ const MAX_LINE: u64 = 64 * 1024;
 const MAX_BULK: i64 = 1024 * 1024;
 const MAX_ARRAY: i64 = 1024;
 const MAX_DEPTH: usize = 4;
+/// How often a wait for a SUBSCRIBE confirmation looks at its waiter's
+/// parker (a cancel there ends the wait).
+const CONFIRMATION_SLICE: Duration = Duration::from_millis(10);
 
 fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     read_reply_at(reader, 0)
@@ -322,10 +325,11 @@ impl Subscriber {
         &self,
         channel: &[u8],
         parker: &Arc<Parker>,
+        woken_from: u64,
         own_token: &str,
     ) -> Result<Watch> {
         let Some(router) = self.router()? else {
-            return self.plain.watch(channel, parker, own_token);
+            return self.plain.watch(channel, parker, woken_from, own_token);
         };
         let endpoint = router(channel, false)?;
         let lane_key = format!("{:?}", endpoint.info.addr());
@@ -341,7 +345,7 @@ impl Subscriber {
                 ))
             })
             .clone();
-        let watched = lane.watch(channel, parker, own_token);
+        let watched = lane.watch(channel, parker, woken_from, own_token);
         if watched.is_err() {
             // The slot may have moved (failover, resharding): read the slot
             // map again, so the next attempt goes where the slot is now.
@@ -376,7 +380,13 @@ impl Lane {
 
     /// Subscribes `parker` to `channel` and returns once Redis confirmed the
     /// subscription (or fails after the command timeout).
-    fn watch(&self, channel: &[u8], parker: &Arc<Parker>, own_token: &str) -> Result<Watch> {
+    fn watch(
+        &self,
+        channel: &[u8],
+        parker: &Arc<Parker>,
+        woken_from: u64,
+        own_token: &str,
+    ) -> Result<Watch> {
         let _masked = crate::signals::mask();
         let mut state = self.shared.state.lock();
         forget_parents_connection(&mut state);
@@ -413,7 +423,19 @@ impl Lane {
             target
         };
         let deadline = Instant::now() + state.command_timeout;
+        // The waiter's parker counts cancels (and release messages heard on
+        // other servers) since `woken_from`, what the waiter last saw:
+        // waiting for the confirmation ends with them, in short slices, so
+        // a cancel is not held up for a command timeout.
         loop {
+            if parker.wakeups() != woken_from {
+                drop(state);
+                drop(watch);
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    "woken while waiting for Redis to confirm a SUBSCRIBE",
+                ));
+            }
             if state.epoch != epoch || state.closed {
                 drop(state);
                 drop(watch);
@@ -429,11 +451,13 @@ impl Lane {
             if confirmed {
                 return Ok(watch);
             }
+            let slice = deadline.min(Instant::now() + CONFIRMATION_SLICE);
             if self
                 .shared
                 .confirmed
-                .wait_until(&mut state, deadline)
+                .wait_until(&mut state, slice)
                 .timed_out()
+                && Instant::now() >= deadline
             {
                 drop(state);
                 drop(watch);

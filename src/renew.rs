@@ -459,7 +459,7 @@ mod tests {
         fn hold_exists(&self, _: &LockKeys, _: &str, _: bool) -> Result<bool> {
             unused()
         }
-        fn force_unlock(&self, _: &LockKeys) -> Result<bool> {
+        fn force_unlock(&self, _: &LockKeys, _: &str) -> Result<bool> {
             unused()
         }
         fn fenced_write(&self, _: &FencedWriteArgs<'_>) -> Result<FencedWrite> {

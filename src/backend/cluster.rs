@@ -412,7 +412,19 @@ impl Runner for ClusterNode {
             by_slot.entry(slot_of(call)).or_default().push(i);
         }
         let mut results: Vec<Option<Result<Value>>> = calls.iter().map(|_| None).collect();
+        // A master that failed for one slot fails the others it serves at
+        // once: one stopped master costs this round one timeout, not one
+        // per slot, so the renewals of healthy masters' slots still come
+        // in time.
+        let mut failed: HashMap<Addr, Error> = HashMap::new();
         for (slot, indexes) in by_slot {
+            let master = self.inner.master_for(slot).ok();
+            if let Some(e) = master.as_ref().and_then(|addr| failed.get(addr)) {
+                for &i in &indexes {
+                    results[i] = Some(Err(e.clone()));
+                }
+                continue;
+            }
             let group: Vec<Call<'_>> = indexes
                 .iter()
                 .map(|&i| {
@@ -431,6 +443,9 @@ impl Runner for ClusterNode {
                     }
                 }
                 Err(e) => {
+                    if let Some(addr) = master.filter(|_| e.kind() == ErrorKind::Connection) {
+                        failed.insert(addr, e.clone());
+                    }
                     for &i in &indexes {
                         results[i] = Some(Err(e.clone()));
                     }

@@ -119,7 +119,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool>;
 
     /// Deletes the lock whoever holds it; whether there was one.
-    fn force_unlock(&self, keys: &LockKeys) -> Result<bool>;
+    fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool>;
 
     /// Compare-and-set of a resource by fencing token; `holder` is the
     /// writing hold's token ("" when unknown): an equal token is accepted
@@ -288,11 +288,11 @@ impl<R: Runner> Backend for Direct<R> {
         Ok(matches!(value, redis::Value::Int(1)))
     }
 
-    fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
+    fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool> {
         let what = format!("force-unlocking lock '{}'", keys.name);
         let value = self
             .runner
-            .eval(&what, &scripted::force_unlock_call(keys))?;
+            .eval(&what, &scripted::force_unlock_call(keys, holder))?;
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 

@@ -571,7 +571,7 @@ impl Backend for Redlock {
         Err(self.no_quorum(&what, answered, &errors))
     }
 
-    fn force_unlock(&self, keys: &LockKeys) -> Result<bool> {
+    fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool> {
         // No background retry for the masters we miss: a late delete could
         // remove the next holder's key there, whoever that is.
         let what = format!("force-unlocking lock '{}'", keys.name);
@@ -589,7 +589,7 @@ impl Backend for Redlock {
         }
         let mut deleted = false;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, scripted::force_unlock_call(keys)) {
+        for answer in self.first_replies(&what, scripted::force_unlock_call(keys, holder)) {
             match answer.reply {
                 Ok(redis::Value::Int(n)) => deleted |= n > 0,
                 Ok(_) => {}

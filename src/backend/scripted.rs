@@ -162,11 +162,11 @@ pub(crate) fn inspect_call(keys: &LockKeys) -> Call<'_> {
     }
 }
 
-pub(crate) fn force_unlock_call(keys: &LockKeys) -> Call<'_> {
+pub(crate) fn force_unlock_call<'a>(keys: &'a LockKeys, holder: &str) -> Call<'a> {
     Call {
         script: scripts::force_unlock(),
         keys: vec![&keys.lock],
-        args: vec![keys.channel.clone()],
+        args: vec![keys.channel.clone(), holder.as_bytes().to_vec()],
     }
 }
 
