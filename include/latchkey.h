@@ -14,6 +14,20 @@
  * freeing a client or a lock does not invalidate the locks or guards made
  * from it.
  *
+ * Handle checks. The library records every handle (and every buffer or
+ * array it returns) from creation until it is freed, with its type, and
+ * every function looks a handle up before it touches it. So a handle of
+ * the wrong type (a client passed as a lock), a handle that was already
+ * freed, a second *_free of the same handle, or a pointer latchkey never
+ * made returns LATCHKEY_INVALID_ARGUMENT and changes nothing (the *_free
+ * functions return a status for this). The lookup never reads the memory
+ * behind the pointer, so it is safe under ASan and valgrind. What cannot
+ * be detected: (1) once the address of a freed handle is reused by a new
+ * handle of the same type, the stale pointer names the new handle; (2) a
+ * handle freed by one thread while another thread is still inside a call
+ * with it: *_free must be the last call on a handle; (3) a buffer or array
+ * freed with the wrong length is refused, but reading past its end is not.
+ *
  * Statuses. Every function that can fail returns a latchkey_status. The
  * numbers are fixed and never reused; new ones are only added at the end,
  * so treat an unknown number as a failure. latchkey_status_name() names
@@ -24,8 +38,8 @@
  * one is required, a string that is not UTF-8, or a number out of range
  * returns LATCHKEY_INVALID_ARGUMENT: never a crash. Output arguments are
  * named `*_out`, come last, must not be NULL (except `err_out`) and are
- * written only on success. Dangling pointers cannot be detected: a handle
- * must not be used after it is freed.
+ * written only on success. A dangling pointer that is not a handle (a
+ * freed string, an out-of-bounds buffer) cannot be detected.
  *
  * Errors. Every function returning a latchkey_status takes a last argument
  * `latchkey_error **err_out`. If it is not NULL, `*err_out` is set to NULL
@@ -33,7 +47,9 @@
  * latchkey_error_status() and latchkey_error_message(), free it with
  * latchkey_error_free(). This works even when consecutive calls run on
  * different threads (Go). Callers that pass NULL can read the calling
- * thread's last message with latchkey_last_error() instead.
+ * thread's last message with latchkey_last_error() instead. An `err_out`
+ * that cannot be written (misaligned) is left alone and no error object is
+ * made; the message is still available from latchkey_last_error().
  *
  * Panics. A bug inside latchkey (a Rust panic) never unwinds into the
  * caller: it returns LATCHKEY_PANIC with a message.
@@ -360,7 +376,9 @@ const char *latchkey_status_name(latchkey_status status);
 const char *latchkey_last_error(void);
 
 /**
- * The status of `err`; LATCHKEY_OK when `err` is NULL.
+ * The status of `err`; LATCHKEY_OK when `err` is NULL, and
+ * LATCHKEY_INVALID_ARGUMENT when it is not a live error (freed already, or
+ * not an error: see "Handles" at the top).
  *
  * Threads: any thread. Blocks: no. Never fails.
  *
@@ -371,7 +389,7 @@ latchkey_status latchkey_error_status(const struct latchkey_error *err);
 
 /**
  * The message of `err`: what happened and, where it helps, what to do.
- * "" when `err` is NULL.
+ * "" when `err` is NULL or not a live error.
  *
  * Ownership: owned by `err`; valid until latchkey_error_free(err).
  * Threads: any thread. Blocks: no. Never fails.
@@ -385,12 +403,14 @@ const char *latchkey_error_message(const struct latchkey_error *err);
  * Frees an error returned through `err_out`. NULL is ignored.
  *
  * Threads: any thread, once. Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live error: see "Handles" at the top; nothing is freed).
  *
  * # Safety
  * `err` is NULL or an error from `err_out` not yet freed; it is invalid
  * afterwards.
  */
-void latchkey_error_free(struct latchkey_error *err);
+latchkey_status latchkey_error_free(struct latchkey_error *err);
 
 /**
  * The library's version, "MAJOR.MINOR.PATCH", as in Cargo.toml. Compare it
@@ -434,11 +454,13 @@ latchkey_status latchkey_client_options_new(struct latchkey_client_options **opt
  * Frees an options object. NULL is ignored.
  *
  * Threads: any thread, once. Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live options object: see "Handles" at the top; nothing is freed).
  *
  * # Safety
  * `options` is NULL or from latchkey_client_options_new, not yet freed.
  */
-void latchkey_client_options_free(struct latchkey_client_options *options);
+latchkey_status latchkey_client_options_free(struct latchkey_client_options *options);
 
 /**
  * Sets the time allowed to connect and handshake, in milliseconds
@@ -661,11 +683,13 @@ latchkey_status latchkey_client_open_cluster(const char *const *seed_urls,
  *
  * Threads: any thread, once, when no other call uses this handle.
  * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live client: see "Handles" at the top; nothing is freed).
  *
  * # Safety
  * `client` is NULL or from latchkey_client_open, not yet freed.
  */
-void latchkey_client_free(struct latchkey_client *client);
+latchkey_status latchkey_client_free(struct latchkey_client *client);
 
 /**
  * The client's key prefix.
@@ -765,12 +789,15 @@ latchkey_status latchkey_client_inspect_masters(const struct latchkey_client *cl
  * count. NULL is ignored.
  *
  * Threads: any thread, once. Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live array from latchkey_client_inspect_masters, or `count` is not its
+ * length; nothing is freed).
  *
  * # Safety
  * `masters` is NULL or an array from latchkey_client_inspect_masters, not
  * yet freed, and `count` its length.
  */
-void latchkey_master_states_free(struct latchkey_master_state *masters, size_t count);
+latchkey_status latchkey_master_states_free(struct latchkey_master_state *masters, size_t count);
 
 /**
  * Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
@@ -832,12 +859,15 @@ latchkey_status latchkey_client_fenced_read(const struct latchkey_client *client
  * length returned with it. NULL is ignored.
  *
  * Threads: any thread, once. Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live buffer from latchkey_client_fenced_read, or `len` is not its
+ * length; nothing is freed).
  *
  * # Safety
  * `bytes` is NULL or a buffer from latchkey_client_fenced_read, not yet
  * freed, and `len` its length.
  */
-void latchkey_bytes_free(uint8_t *bytes, size_t len);
+latchkey_status latchkey_bytes_free(uint8_t *bytes, size_t len);
 
 /**
  * Makes an options object with every option unset.
@@ -859,11 +889,13 @@ latchkey_status latchkey_lock_options_new(struct latchkey_lock_options **options
  * options (and their callback).
  *
  * Threads: any thread, once. Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live options object: see "Handles" at the top; nothing is freed).
  *
  * # Safety
  * `options` is NULL or from latchkey_lock_options_new, not yet freed.
  */
-void latchkey_lock_options_free(struct latchkey_lock_options *options);
+latchkey_status latchkey_lock_options_free(struct latchkey_lock_options *options);
 
 /**
  * Sets the lease length in milliseconds (10 ms to 30 days; checked by
@@ -1001,11 +1033,13 @@ latchkey_status latchkey_lock_new(const struct latchkey_client *client,
  *
  * Threads: any thread, once, when no other call uses this handle.
  * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live lock: see "Handles" at the top; nothing is freed).
  *
  * # Safety
  * `lock` is NULL or from latchkey_lock_new, not yet freed.
  */
-void latchkey_lock_free(struct latchkey_lock *lock);
+latchkey_status latchkey_lock_free(struct latchkey_lock *lock);
 
 /**
  * The lock's name.
@@ -1102,11 +1136,13 @@ latchkey_status latchkey_guard_release(struct latchkey_guard *guard,
  *
  * Threads: any thread, once, as the last call on this guard.
  * Blocks: for one Redis round trip if the guard was not released.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live guard: see "Handles" at the top; nothing is freed or released).
  *
  * # Safety
  * `guard` is NULL or from an acquire, not yet freed.
  */
-void latchkey_guard_free(struct latchkey_guard *guard);
+latchkey_status latchkey_guard_free(struct latchkey_guard *guard);
 
 /**
  * Sets the lease to `ttl_ms` milliseconds from now (10 ms to 30 days), if
@@ -1293,11 +1329,13 @@ latchkey_status latchkey_cancel_new(struct latchkey_cancel **cancel_out,
  *
  * Threads: any thread, once, when no acquire uses it any more.
  * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live cancel handle: see "Handles" at the top; nothing is freed).
  *
  * # Safety
  * `cancel` is NULL or from latchkey_cancel_new, not yet freed.
  */
-void latchkey_cancel_free(struct latchkey_cancel *cancel);
+latchkey_status latchkey_cancel_free(struct latchkey_cancel *cancel);
 
 /**
  * Triggers the handle: wakes every acquire waiting with it.

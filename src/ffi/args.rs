@@ -1,14 +1,15 @@
 //! Argument checks shared by every entry point. A NULL or misaligned
 //! pointer, a string that is not UTF-8 or a length that cannot be a buffer
 //! becomes LATCHKEY_INVALID_ARGUMENT with a message naming the argument,
-//! never a crash. (What C cannot show us, such as a dangling pointer, stays
-//! the caller's promise: see the header.)
+//! never a crash. Handles are checked against the registry of live handles
+//! (`handles`), so a wrong, freed or never-made handle is refused too.
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::error::Failure;
+use super::handles::{self, Handle};
 
 fn check_pointer<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
     if ptr.is_null() {
@@ -22,29 +23,34 @@ fn check_pointer<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A handle or struct passed by pointer, for reading.
+/// A handle passed by pointer, for reading: refused unless it is a live
+/// handle of type `T` (see `handles`).
 ///
 /// # Safety
-/// A non-NULL `ptr` must point to a live `T` for the returned lifetime.
-pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
-    check_pointer(ptr, what)?;
-    Ok(&*ptr)
+/// The handle is not freed by another thread during the returned lifetime.
+pub(crate) unsafe fn borrow<'a, T: Handle>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
+    handles::borrow(ptr, what)
 }
 
 /// A handle passed by pointer, for changing (option setters).
 ///
 /// # Safety
-/// A non-NULL `ptr` must point to a live `T` that nothing else uses meanwhile.
-pub(crate) unsafe fn borrow_mut<'a, T>(ptr: *mut T, what: &str) -> Result<&'a mut T, Failure> {
-    check_pointer(ptr, what)?;
-    Ok(&mut *ptr)
+/// As [`borrow`], and nothing else uses the handle meanwhile.
+pub(crate) unsafe fn borrow_mut<'a, T: Handle>(
+    ptr: *mut T,
+    what: &str,
+) -> Result<&'a mut T, Failure> {
+    handles::borrow_mut(ptr, what)
 }
 
 /// A handle that may be NULL (an optional cancel handle, optional options).
 ///
 /// # Safety
 /// As [`borrow`], when not NULL.
-pub(crate) unsafe fn optional<'a, T>(ptr: *const T, what: &str) -> Result<Option<&'a T>, Failure> {
+pub(crate) unsafe fn optional<'a, T: Handle>(
+    ptr: *const T,
+    what: &str,
+) -> Result<Option<&'a T>, Failure> {
     if ptr.is_null() {
         return Ok(None);
     }

@@ -16,10 +16,15 @@ pub(crate) fn call(
     err_out: *mut *mut latchkey_error,
     body: impl FnOnce() -> Result<(), Failure>,
 ) -> latchkey_status {
+    report(function, catch(body), err_out)
+}
+
+/// Runs `body`, turning a panic into a LATCHKEY_PANIC failure.
+pub(crate) fn catch(body: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     // AssertUnwindSafe: after a panic nothing the body touched is used
     // again by this call, and the handles' shared state uses locks that
     // do not poison (parking_lot) or is immutable.
-    let outcome = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
         Err(Failure::new(
             latchkey_status::LATCHKEY_PANIC,
             format!(
@@ -27,8 +32,7 @@ pub(crate) fn call(
                 panic_message(payload)
             ),
         ))
-    });
-    report(function, outcome, err_out)
+    })
 }
 
 /// Runs the body of an entry point that cannot report a failure (getters of

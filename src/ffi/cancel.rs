@@ -1,8 +1,9 @@
 //! `latchkey_cancel`: lets one thread interrupt another's waiting acquire.
 
 use super::args::{self, Out};
-use super::boundary::{call, infallible};
+use super::boundary::call;
 use super::error::latchkey_error;
+use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 use crate::CancelToken;
 
@@ -15,6 +16,10 @@ use crate::CancelToken;
 /// freed while an acquire uses it.
 pub struct latchkey_cancel {
     token: CancelToken,
+}
+
+impl Handle for latchkey_cancel {
+    const KIND: Kind = Kind::Cancel;
 }
 
 impl latchkey_cancel {
@@ -42,7 +47,7 @@ pub unsafe extern "C" fn latchkey_cancel_new(
         let handle = latchkey_cancel {
             token: CancelToken::new(),
         };
-        Out::new(cancel_out, "cancel_out")?.write(Box::into_raw(Box::new(handle)));
+        Out::new(cancel_out, "cancel_out")?.write(handles::into_raw(handle));
         Ok(())
     })
 }
@@ -51,17 +56,14 @@ pub unsafe extern "C" fn latchkey_cancel_new(
 ///
 /// Threads: any thread, once, when no acquire uses it any more.
 /// Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live cancel handle: see "Handles" at the top; nothing is freed).
 ///
 /// # Safety
 /// `cancel` is NULL or from latchkey_cancel_new, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_cancel_free(cancel: *mut latchkey_cancel) {
-    infallible((), || {
-        if !cancel.is_null() {
-            // SAFETY: made by Box::into_raw in latchkey_cancel_new.
-            drop(unsafe { Box::from_raw(cancel) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_cancel_free(cancel: *mut latchkey_cancel) -> latchkey_status {
+    handles::free("latchkey_cancel_free", cancel, "cancel")
 }
 
 /// Triggers the handle: wakes every acquire waiting with it.

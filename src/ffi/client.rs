@@ -4,9 +4,10 @@
 use std::ffi::{c_char, CString};
 
 use super::args::{self, c_string, Out};
-use super::boundary::{call, infallible};
+use super::boundary::call;
 use super::client_options::latchkey_client_options;
 use super::error::{latchkey_error, Failure};
+use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 use crate::{Client, ClientBuilder};
 
@@ -19,6 +20,10 @@ use crate::{Client, ClientBuilder};
 pub struct latchkey_client {
     client: Client,
     prefix: CString,
+}
+
+impl Handle for latchkey_client {
+    const KIND: Kind = Kind::Client;
 }
 
 impl latchkey_client {
@@ -105,7 +110,7 @@ fn build(
     };
     let client = builder.build()?;
     let prefix = c_string(client.prefix());
-    Ok(Box::into_raw(Box::new(latchkey_client { client, prefix })))
+    Ok(handles::into_raw(latchkey_client { client, prefix }))
 }
 
 /// Reads an array of `count` URL strings.
@@ -202,17 +207,14 @@ pub unsafe extern "C" fn latchkey_client_open_cluster(
 ///
 /// Threads: any thread, once, when no other call uses this handle.
 /// Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live client: see "Handles" at the top; nothing is freed).
 ///
 /// # Safety
 /// `client` is NULL or from latchkey_client_open, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_client_free(client: *mut latchkey_client) {
-    infallible((), || {
-        if !client.is_null() {
-            // SAFETY: made by Box::into_raw in latchkey_client_open.
-            drop(unsafe { Box::from_raw(client) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_client_free(client: *mut latchkey_client) -> latchkey_status {
+    handles::free("latchkey_client_free", client, "client")
 }
 
 /// The client's key prefix.

@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::args::{self, Out};
 use super::boundary::call;
 use super::error::latchkey_error;
+use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 use crate::ClientBuilder;
 
@@ -46,7 +47,7 @@ pub unsafe extern "C" fn latchkey_client_options_new(
 ) -> latchkey_status {
     call("latchkey_client_options_new", err_out, || {
         let out = Out::new(options_out, "options_out")?;
-        out.write(Box::into_raw(Box::default()));
+        out.write(handles::into_raw(latchkey_client_options::default()));
         Ok(())
     })
 }
@@ -54,17 +55,16 @@ pub unsafe extern "C" fn latchkey_client_options_new(
 /// Frees an options object. NULL is ignored.
 ///
 /// Threads: any thread, once. Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live options object: see "Handles" at the top; nothing is freed).
 ///
 /// # Safety
 /// `options` is NULL or from latchkey_client_options_new, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_client_options_free(options: *mut latchkey_client_options) {
-    super::boundary::infallible((), || {
-        if !options.is_null() {
-            // SAFETY: made by Box::into_raw in latchkey_client_options_new.
-            drop(unsafe { Box::from_raw(options) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_client_options_free(
+    options: *mut latchkey_client_options,
+) -> latchkey_status {
+    handles::free("latchkey_client_options_free", options, "options")
 }
 
 /// Sets the time allowed to connect and handshake, in milliseconds
@@ -243,6 +243,10 @@ pub unsafe extern "C" fn latchkey_client_options_set_master_db(
         args::borrow_mut(options, "options")?.master_db = Some(db);
         Ok(())
     })
+}
+
+impl Handle for latchkey_client_options {
+    const KIND: Kind = Kind::ClientOptions;
 }
 
 impl latchkey_client_options {

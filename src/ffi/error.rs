@@ -9,6 +9,7 @@ use std::ffi::{c_char, CString};
 
 use super::args::c_string;
 use super::boundary;
+use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 
 /// A failed call as the FFI layer builds it, before it is handed to C.
@@ -48,6 +49,10 @@ pub struct latchkey_error {
     message: CString,
 }
 
+impl Handle for latchkey_error {
+    const KIND: Kind = Kind::Error;
+}
+
 thread_local! {
     /// The message of this thread's latest fallible call, if it failed.
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
@@ -76,20 +81,26 @@ pub(crate) fn report(
         _ => c_string(&failure.message),
     };
     let _ = LAST_ERROR.try_with(|last| *last.borrow_mut() = Some(message.clone()));
-    if !err_out.is_null() {
-        let error = Box::new(latchkey_error {
+    // The error object is made only where it can be handed over: one that
+    // cannot be written to `err_out` would leak.
+    if err_out_usable(err_out) {
+        let error = handles::into_raw(latchkey_error {
             status: failure.status,
             message,
         });
-        set_err_out(err_out, Box::into_raw(error));
+        set_err_out(err_out, error);
     }
     failure.status
 }
 
+/// A misaligned err_out cannot be written (and NULL means "not wanted"); the
+/// message is still left for latchkey_last_error.
+fn err_out_usable(err_out: *mut *mut latchkey_error) -> bool {
+    !err_out.is_null() && err_out.is_aligned()
+}
+
 fn set_err_out(err_out: *mut *mut latchkey_error, value: *mut latchkey_error) {
-    // A misaligned err_out cannot be written; the message is still left for
-    // latchkey_last_error.
-    if !err_out.is_null() && err_out.is_aligned() {
+    if err_out_usable(err_out) {
         // SAFETY: the header asks for err_out to be NULL or writable.
         unsafe { err_out.write(value) }
     }
@@ -114,7 +125,9 @@ pub extern "C" fn latchkey_last_error() -> *const c_char {
     })
 }
 
-/// The status of `err`; LATCHKEY_OK when `err` is NULL.
+/// The status of `err`; LATCHKEY_OK when `err` is NULL, and
+/// LATCHKEY_INVALID_ARGUMENT when it is not a live error (freed already, or
+/// not an error: see "Handles" at the top).
 ///
 /// Threads: any thread. Blocks: no. Never fails.
 ///
@@ -122,13 +135,17 @@ pub extern "C" fn latchkey_last_error() -> *const c_char {
 /// `err` is NULL or an error not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_error_status(err: *const latchkey_error) -> latchkey_status {
-    boundary::infallible(latchkey_status::LATCHKEY_OK, || {
-        super::args::borrow(err, "err").map_or(latchkey_status::LATCHKEY_OK, |e| e.status)
+    boundary::infallible(latchkey_status::LATCHKEY_PANIC, || {
+        if err.is_null() {
+            return latchkey_status::LATCHKEY_OK;
+        }
+        super::args::borrow(err, "err")
+            .map_or(latchkey_status::LATCHKEY_INVALID_ARGUMENT, |e| e.status)
     })
 }
 
 /// The message of `err`: what happened and, where it helps, what to do.
-/// "" when `err` is NULL.
+/// "" when `err` is NULL or not a live error.
 ///
 /// Ownership: owned by `err`; valid until latchkey_error_free(err).
 /// Threads: any thread. Blocks: no. Never fails.
@@ -145,18 +162,15 @@ pub unsafe extern "C" fn latchkey_error_message(err: *const latchkey_error) -> *
 /// Frees an error returned through `err_out`. NULL is ignored.
 ///
 /// Threads: any thread, once. Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live error: see "Handles" at the top; nothing is freed).
 ///
 /// # Safety
 /// `err` is NULL or an error from `err_out` not yet freed; it is invalid
 /// afterwards.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_error_free(err: *mut latchkey_error) {
-    boundary::infallible((), || {
-        if !err.is_null() {
-            // SAFETY: made by Box::into_raw in `report`; freed once.
-            drop(unsafe { Box::from_raw(err) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_error_free(err: *mut latchkey_error) -> latchkey_status {
+    handles::free("latchkey_error_free", err, "err")
 }
 
 /// The message of the last failure on this thread, for tests.

@@ -4,9 +4,11 @@
 use std::ffi::c_char;
 
 use super::args::{self, Out};
-use super::boundary::{call, infallible};
+use super::boundary::{call, catch};
 use super::client::latchkey_client;
 use super::error::latchkey_error;
+use super::error::report;
+use super::handles::{self, Kind};
 use super::status::latchkey_status;
 
 /// Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis
@@ -95,7 +97,10 @@ pub unsafe extern "C" fn latchkey_client_fenced_read(
         value_ptr.write(if value.is_empty() {
             std::ptr::null_mut()
         } else {
-            Box::into_raw(value.into_boxed_slice()).cast::<u8>()
+            let len = value.len();
+            let buffer = Box::into_raw(value.into_boxed_slice()).cast::<u8>();
+            handles::register_raw(buffer.cast_const().cast(), Kind::Bytes(len));
+            buffer
         });
         Ok(())
     })
@@ -105,16 +110,26 @@ pub unsafe extern "C" fn latchkey_client_fenced_read(
 /// length returned with it. NULL is ignored.
 ///
 /// Threads: any thread, once. Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live buffer from latchkey_client_fenced_read, or `len` is not its
+/// length; nothing is freed).
 ///
 /// # Safety
 /// `bytes` is NULL or a buffer from latchkey_client_fenced_read, not yet
 /// freed, and `len` its length.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_bytes_free(bytes: *mut u8, len: usize) {
-    infallible((), || {
+pub unsafe extern "C" fn latchkey_bytes_free(bytes: *mut u8, len: usize) -> latchkey_status {
+    let outcome = catch(|| {
         if !bytes.is_null() {
-            // SAFETY: made by Box::into_raw of a boxed slice of `len` bytes.
+            handles::unregister_raw(bytes.cast_const(), Kind::Bytes(len), "bytes")?;
+            // SAFETY: registered as a boxed slice of exactly `len` bytes,
+            // and unregistered just now, so freed once.
             drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(bytes, len)) });
         }
-    })
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => latchkey_status::LATCHKEY_OK,
+        Err(failure) => report("latchkey_bytes_free", Err(failure), std::ptr::null_mut()),
+    }
 }

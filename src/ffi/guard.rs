@@ -7,8 +7,9 @@ use std::time::Duration;
 use parking_lot::RwLock;
 
 use super::args::{self, c_string, millis, Out};
-use super::boundary::{call, infallible};
+use super::boundary::call;
 use super::error::{latchkey_error, Failure};
+use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 use crate::Guard;
 
@@ -29,6 +30,10 @@ pub struct latchkey_guard {
     fencing_token: u64,
 }
 
+impl Handle for latchkey_guard {
+    const KIND: Kind = Kind::Guard;
+}
+
 impl latchkey_guard {
     pub(crate) fn new_raw(guard: Guard, name: Arc<CStr>) -> *mut latchkey_guard {
         let handle = latchkey_guard {
@@ -37,7 +42,7 @@ impl latchkey_guard {
             guard: RwLock::new(Some(guard)),
             name,
         };
-        Box::into_raw(Box::new(handle))
+        handles::into_raw(handle)
     }
 
     fn released(&self) -> Failure {
@@ -97,17 +102,14 @@ pub unsafe extern "C" fn latchkey_guard_release(
 ///
 /// Threads: any thread, once, as the last call on this guard.
 /// Blocks: for one Redis round trip if the guard was not released.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live guard: see "Handles" at the top; nothing is freed or released).
 ///
 /// # Safety
 /// `guard` is NULL or from an acquire, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_guard_free(guard: *mut latchkey_guard) {
-    infallible((), || {
-        if !guard.is_null() {
-            // SAFETY: made by Box::into_raw in latchkey_guard::new_raw.
-            drop(unsafe { Box::from_raw(guard) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_guard_free(guard: *mut latchkey_guard) -> latchkey_status {
+    handles::free("latchkey_guard_free", guard, "guard")
 }
 
 /// Sets the lease to `ttl_ms` milliseconds from now (10 ms to 30 days), if

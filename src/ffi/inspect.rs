@@ -4,9 +4,10 @@
 use std::ffi::{c_char, CString};
 
 use super::args::{self, millis, Out};
-use super::boundary::{call, infallible};
+use super::boundary::{call, catch};
 use super::client::latchkey_client;
-use super::error::latchkey_error;
+use super::error::{latchkey_error, report};
+use super::handles::{self, Kind};
 use super::status::latchkey_status;
 use crate::{LockInfo, MasterState};
 
@@ -230,7 +231,10 @@ pub unsafe extern "C" fn latchkey_client_inspect_masters(
         masters.write(if states.is_empty() {
             std::ptr::null_mut()
         } else {
-            Box::into_raw(states.into_boxed_slice()).cast::<latchkey_master_state>()
+            let count = states.len();
+            let array = Box::into_raw(states.into_boxed_slice()).cast::<latchkey_master_state>();
+            handles::register_raw(array.cast_const().cast(), Kind::MasterStates(count));
+            array
         });
         Ok(())
     })
@@ -240,6 +244,9 @@ pub unsafe extern "C" fn latchkey_client_inspect_masters(
 /// count. NULL is ignored.
 ///
 /// Threads: any thread, once. Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live array from latchkey_client_inspect_masters, or `count` is not its
+/// length; nothing is freed).
 ///
 /// # Safety
 /// `masters` is NULL or an array from latchkey_client_inspect_masters, not
@@ -248,15 +255,26 @@ pub unsafe extern "C" fn latchkey_client_inspect_masters(
 pub unsafe extern "C" fn latchkey_master_states_free(
     masters: *mut latchkey_master_state,
     count: usize,
-) {
-    infallible((), || {
+) -> latchkey_status {
+    let outcome = catch(|| {
         if !masters.is_null() {
-            // SAFETY: made by Box::into_raw of a boxed slice of `count` states.
+            handles::unregister_raw(masters.cast_const(), Kind::MasterStates(count), "masters")?;
+            // SAFETY: registered as a boxed slice of exactly `count`
+            // states, and unregistered just now, so freed once.
             let states =
                 unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(masters, count)) };
             for state in states.iter() {
                 state.free_strings();
             }
         }
-    })
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => latchkey_status::LATCHKEY_OK,
+        Err(failure) => report(
+            "latchkey_master_states_free",
+            Err(failure),
+            std::ptr::null_mut(),
+        ),
+    }
 }

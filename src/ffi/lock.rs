@@ -4,11 +4,12 @@ use std::ffi::{c_char, CStr};
 use std::sync::Arc;
 
 use super::args::{self, c_string, Out};
-use super::boundary::{call, infallible};
+use super::boundary::call;
 use super::cancel::latchkey_cancel;
 use super::client::latchkey_client;
 use super::error::{latchkey_error, Failure};
 use super::guard::latchkey_guard;
+use super::handles::{self, Handle, Kind};
 use super::lock_options::latchkey_lock_options;
 use super::status::latchkey_status;
 use crate::{Lock, LockOptions};
@@ -21,6 +22,10 @@ use crate::{Lock, LockOptions};
 pub struct latchkey_lock {
     lock: Lock,
     name: Arc<CStr>,
+}
+
+impl Handle for latchkey_lock {
+    const KIND: Kind = Kind::Lock;
 }
 
 /// Makes a handle for the lock `name` on `client`, with `options` (NULL for
@@ -54,7 +59,7 @@ pub unsafe extern "C" fn latchkey_lock_new(
         let options = options.map_or_else(LockOptions::new, latchkey_lock_options::to_options);
         let lock = client.client().lock_with(name, options)?;
         let name = Arc::from(c_string(lock.name()));
-        out.write(Box::into_raw(Box::new(latchkey_lock { lock, name })));
+        out.write(handles::into_raw(latchkey_lock { lock, name }));
         Ok(())
     })
 }
@@ -64,17 +69,14 @@ pub unsafe extern "C" fn latchkey_lock_new(
 ///
 /// Threads: any thread, once, when no other call uses this handle.
 /// Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live lock: see "Handles" at the top; nothing is freed).
 ///
 /// # Safety
 /// `lock` is NULL or from latchkey_lock_new, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_lock_free(lock: *mut latchkey_lock) {
-    infallible((), || {
-        if !lock.is_null() {
-            // SAFETY: made by Box::into_raw in latchkey_lock_new.
-            drop(unsafe { Box::from_raw(lock) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_lock_free(lock: *mut latchkey_lock) -> latchkey_status {
+    handles::free("latchkey_lock_free", lock, "lock")
 }
 
 /// The lock's name.

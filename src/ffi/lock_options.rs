@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{self, c_string, Out};
-use super::boundary::{call, infallible};
+use super::boundary::call;
 use super::error::latchkey_error;
+use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 use crate::{LockOptions, LostLease};
 
@@ -93,6 +94,10 @@ pub struct latchkey_lock_options {
     on_lost: Option<Arc<LostHook>>,
 }
 
+impl Handle for latchkey_lock_options {
+    const KIND: Kind = Kind::LockOptions;
+}
+
 impl latchkey_lock_options {
     fn update(&mut self, change: impl FnOnce(LockOptions) -> LockOptions) {
         self.options = change(std::mem::take(&mut self.options));
@@ -127,7 +132,8 @@ pub unsafe extern "C" fn latchkey_lock_options_new(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_new", err_out, || {
-        Out::new(options_out, "options_out")?.write(Box::into_raw(Box::default()));
+        Out::new(options_out, "options_out")?
+            .write(handles::into_raw(latchkey_lock_options::default()));
         Ok(())
     })
 }
@@ -136,17 +142,16 @@ pub unsafe extern "C" fn latchkey_lock_options_new(
 /// options (and their callback).
 ///
 /// Threads: any thread, once. Blocks: no.
+/// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+/// live options object: see "Handles" at the top; nothing is freed).
 ///
 /// # Safety
 /// `options` is NULL or from latchkey_lock_options_new, not yet freed.
 #[no_mangle]
-pub unsafe extern "C" fn latchkey_lock_options_free(options: *mut latchkey_lock_options) {
-    infallible((), || {
-        if !options.is_null() {
-            // SAFETY: made by Box::into_raw in latchkey_lock_options_new.
-            drop(unsafe { Box::from_raw(options) });
-        }
-    })
+pub unsafe extern "C" fn latchkey_lock_options_free(
+    options: *mut latchkey_lock_options,
+) -> latchkey_status {
+    handles::free("latchkey_lock_options_free", options, "options")
 }
 
 /// Sets the lease length in milliseconds (10 ms to 30 days; checked by

@@ -37,6 +37,7 @@ pub mod cancel;
 
 mod args;
 mod boundary;
+mod handles;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,227 @@
+//! The registry of live C handles: every pointer the library hands to C is
+//! recorded here with its type from the moment it is made until it is
+//! freed, and every entry point looks a handle up before touching it.
+//!
+//! Why a registry rather than a tag word inside each object: reading a tag
+//! from the memory of a freed handle is itself a use-after-free (ASan
+//! reports it, and the allocator may have unmapped or reused the memory).
+//! Looking the address up here never reads the handle, so a handle of the
+//! wrong type, a freed handle and a second free are refused with
+//! LATCHKEY_INVALID_ARGUMENT, and the sanitizer builds stay clean. The
+//! entry is removed (the tag cleared) before the memory is released.
+//!
+//! What cannot be detected: once a freed handle's address is reused for a
+//! new handle of the same type, the stale pointer names the new handle; and
+//! a handle freed by one thread while another thread is inside a call with
+//! it is still a use-after-free (the header says free must be the last
+//! call). Both are documented in the header.
+//!
+//! The table is behind one mutex held for a hash lookup. A fork while
+//! another thread holds it would leave the child's copy locked for ever,
+//! so a pthread_atfork handler takes it around fork.
+
+use std::collections::HashMap;
+use std::sync::{LazyLock, Once};
+
+use parking_lot::Mutex;
+
+use super::error::Failure;
+
+/// The type of a handle, as the registry records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    ClientOptions,
+    Client,
+    LockOptions,
+    Lock,
+    Guard,
+    Cancel,
+    Error,
+    /// A byte buffer from latchkey_client_fenced_read, with its length.
+    Bytes(usize),
+    /// An array from latchkey_client_inspect_masters, with its count.
+    MasterStates(usize),
+}
+
+impl Kind {
+    fn c_name(self) -> &'static str {
+        match self {
+            Kind::ClientOptions => "latchkey_client_options",
+            Kind::Client => "latchkey_client",
+            Kind::LockOptions => "latchkey_lock_options",
+            Kind::Lock => "latchkey_lock",
+            Kind::Guard => "latchkey_guard",
+            Kind::Cancel => "latchkey_cancel",
+            Kind::Error => "latchkey_error",
+            Kind::Bytes(_) => "buffer from latchkey_client_fenced_read",
+            Kind::MasterStates(_) => "array from latchkey_client_inspect_masters",
+        }
+    }
+
+    /// The same type, ignoring the length of arrays.
+    fn same_type(self, other: Kind) -> bool {
+        std::mem::discriminant(&self) == std::mem::discriminant(&other)
+    }
+}
+
+/// A type that C holds through an opaque pointer.
+pub(crate) trait Handle {
+    const KIND: Kind;
+}
+
+static LIVE: LazyLock<Mutex<HashMap<usize, Kind>>> = LazyLock::new(|| {
+    install_fork_handlers();
+    Mutex::new(HashMap::new())
+});
+
+fn install_fork_handlers() {
+    static ONCE: Once = Once::new();
+    extern "C" fn prepare() {
+        // Held across fork; released again on both sides.
+        std::mem::forget(LIVE.lock());
+    }
+    extern "C" fn after() {
+        // SAFETY: `prepare` locked it on this thread and forgot the guard.
+        unsafe { LIVE.force_unlock() }
+    }
+    ONCE.call_once(|| {
+        // SAFETY: registers three plain functions; they touch only LIVE,
+        // which exists by the time any of them can run.
+        unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
+    });
+}
+
+/// Records `pointer` as a live handle of `kind`.
+pub(crate) fn register_raw(pointer: *const (), kind: Kind) {
+    LIVE.lock().insert(pointer as usize, kind);
+}
+
+/// Moves a handle to the heap, records it and gives C the pointer.
+pub(crate) fn into_raw<T: Handle>(value: T) -> *mut T {
+    let pointer = Box::into_raw(Box::new(value));
+    register_raw(pointer.cast_const().cast(), T::KIND);
+    pointer
+}
+
+fn not_null_and_aligned<T>(pointer: *const T, what: &str) -> Result<(), Failure> {
+    if pointer.is_null() {
+        return Err(Failure::invalid(format!("`{what}` is NULL")));
+    }
+    if !pointer.is_aligned() {
+        return Err(Failure::invalid(format!(
+            "`{what}` is not a properly aligned pointer"
+        )));
+    }
+    Ok(())
+}
+
+fn mismatch(what: &str, expected: Kind, found: Option<Kind>) -> Failure {
+    Failure::invalid(match found {
+        None => format!(
+            "`{what}` is not a live {} (it was freed already, or never made by latchkey)",
+            expected.c_name()
+        ),
+        Some(found) if found.same_type(expected) => format!(
+            "`{what}` is a {} of a different length than the one given",
+            expected.c_name()
+        ),
+        Some(found) => format!(
+            "`{what}` is a {}, not a {}",
+            found.c_name(),
+            expected.c_name()
+        ),
+    })
+}
+
+/// Checks that `pointer` is a live handle of `kind` (without reading it).
+pub(crate) fn check_raw<T>(pointer: *const T, kind: Kind, what: &str) -> Result<(), Failure> {
+    not_null_and_aligned(pointer, what)?;
+    let found = LIVE.lock().get(&(pointer as usize)).copied();
+    if found == Some(kind) {
+        Ok(())
+    } else {
+        Err(mismatch(what, kind, found))
+    }
+}
+
+/// Checks a handle and lends it for the call.
+///
+/// # Safety
+/// No other thread frees the handle during the returned lifetime (the
+/// header's rule: free is the last call on a handle).
+pub(crate) unsafe fn borrow<'a, T: Handle>(
+    pointer: *const T,
+    what: &str,
+) -> Result<&'a T, Failure> {
+    check_raw(pointer, T::KIND, what)?;
+    Ok(&*pointer)
+}
+
+/// As [`borrow`], for the option setters that change a handle.
+///
+/// # Safety
+/// As [`borrow`], and no other thread uses the handle meanwhile.
+pub(crate) unsafe fn borrow_mut<'a, T: Handle>(
+    pointer: *mut T,
+    what: &str,
+) -> Result<&'a mut T, Failure> {
+    check_raw(pointer.cast_const(), T::KIND, what)?;
+    Ok(&mut *pointer)
+}
+
+/// Forgets `pointer` as a live handle of `kind`, so that the caller may
+/// release its memory. Refuses (and leaves alone) anything else: a handle of
+/// another type, a freed one, a pointer latchkey never made.
+pub(crate) fn unregister_raw<T>(pointer: *const T, kind: Kind, what: &str) -> Result<(), Failure> {
+    not_null_and_aligned(pointer, what)?;
+    let mut live = LIVE.lock();
+    let key = pointer as usize;
+    match live.get(&key).copied() {
+        Some(found) if found == kind => {
+            live.remove(&key);
+            Ok(())
+        }
+        found => Err(mismatch(what, kind, found)),
+    }
+}
+
+/// Takes a handle back from C for freeing: its registry entry is removed
+/// first, so any later use of the pointer is refused.
+///
+/// # Safety
+/// As [`borrow`].
+pub(crate) unsafe fn take<T: Handle>(pointer: *mut T, what: &str) -> Result<Box<T>, Failure> {
+    unregister_raw(pointer.cast_const(), T::KIND, what)?;
+    Ok(Box::from_raw(pointer))
+}
+
+#[cfg(test)]
+pub(crate) fn is_live(pointer: *const ()) -> bool {
+    LIVE.lock().contains_key(&(pointer as usize))
+}
+
+/// The body of every `*_free` function: NULL is ignored; a live handle of
+/// type `T` is unregistered and dropped; anything else is refused with
+/// LATCHKEY_INVALID_ARGUMENT (and the thread's last error says why). A
+/// successful free leaves the thread's last error alone, so a caller may
+/// free its handles before reading the message of a failed call.
+///
+/// # Safety
+/// As [`take`].
+pub(crate) unsafe fn free<T: Handle>(
+    function: &str,
+    pointer: *mut T,
+    what: &str,
+) -> super::status::latchkey_status {
+    use super::status::latchkey_status;
+    let outcome = super::boundary::catch(|| {
+        if !pointer.is_null() {
+            drop(take(pointer, what)?);
+        }
+        Ok(())
+    });
+    match outcome {
+        Ok(()) => latchkey_status::LATCHKEY_OK,
+        Err(failure) => super::error::report(function, Err(failure), std::ptr::null_mut()),
+    }
+}
