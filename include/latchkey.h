@@ -158,7 +158,8 @@ enum latchkey_status
   LATCHKEY_CANCELLED = 5,
   /**
    * Redis could not be reached, the connection broke, or Redis did not
-   * answer within the command timeout.
+   * answer within the command timeout (a command timeout is never
+   * LATCHKEY_TIMEOUT).
    */
   LATCHKEY_CONNECTION = 6,
   /**
@@ -175,6 +176,12 @@ enum latchkey_status
    * to be known; the others are down, paused or unreachable.
    */
   LATCHKEY_NO_QUORUM = 9,
+  /**
+   * Redis refused the credentials: a wrong user name or password, or
+   * none given to a server that requires one. Retrying will not help;
+   * fix the URL (or the Sentinel master password).
+   */
+  LATCHKEY_AUTH = 10,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

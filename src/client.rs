@@ -72,7 +72,7 @@ pub struct ClientBuilder {
     urls: Vec<String>,
     mode: Mode,
     master_password: Option<String>,
-    master_db: i64,
+    master_db: Option<i64>,
     wait: Option<WaitForReplicas>,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -143,13 +143,18 @@ impl ClientBuilder {
     }
 
     /// The database number on the master found through Sentinel (default 0).
+    /// Only a Sentinel client has a master to apply it to: for one server
+    /// or Redlock, the database is part of each URL (`redis://host/2`), and
+    /// [`build`](ClientBuilder::build) refuses the option.
     ///
     /// ```
     /// let b = latchkey::Client::sentinel_builder(&["redis://127.0.0.1:26379"], "mymaster").master_db(2);
-    /// # let _ = b;
+    /// assert!(b.build().is_ok());
+    /// let single = latchkey::Client::builder("redis://127.0.0.1").master_db(2);
+    /// assert_eq!(single.build().unwrap_err().kind(), latchkey::ErrorKind::InvalidArgument);
     /// ```
     pub fn master_db(mut self, db: i64) -> Self {
-        self.master_db = db;
+        self.master_db = Some(db);
         self
     }
 
@@ -228,6 +233,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client> {
         check_timeout("connect timeout", self.connect_timeout)?;
         check_timeout("command timeout", self.command_timeout)?;
+        self.check_mode_options()?;
         validate_prefix(&self.prefix)?;
         if self.fence_retention < Duration::from_secs(1)
             || self.fence_retention > Duration::from_secs(365 * 24 * 3600)
@@ -294,6 +300,17 @@ impl ClientBuilder {
             .iter()
             .map(|u| parse_url(u))
             .collect::<Result<Vec<_>>>()?;
+        let with_db = self
+            .urls
+            .iter()
+            .zip(&seeds)
+            .find(|(_, seed)| seed.get_connection_info().redis_settings().db() != 0);
+        if let Some((url, _)) = with_db {
+            return Err(Error::invalid(format!(
+                "Redis Cluster has only database 0; remove the database number from '{}'",
+                redact_url(url)
+            )));
+        }
         let node = ClusterNode::new(ClusterConfig {
             seeds,
             connect_timeout: self.connect_timeout,
@@ -319,7 +336,8 @@ impl ClientBuilder {
             .iter()
             .map(|u| parse_url(u))
             .collect::<Result<Vec<_>>>()?;
-        let mut master_settings = redis::RedisConnectionInfo::default().set_db(self.master_db);
+        let mut master_settings =
+            redis::RedisConnectionInfo::default().set_db(self.master_db.unwrap_or(0));
         if let Some(password) = &self.master_password {
             master_settings = master_settings.set_password(password);
         }
@@ -339,6 +357,39 @@ impl ClientBuilder {
     }
 }
 
+impl ClientBuilder {
+    /// Refuses options that the deployment would silently ignore.
+    fn check_mode_options(&self) -> Result<()> {
+        let deployment = match &self.mode {
+            Mode::Sentinel { .. } => {
+                if let Some(db) = self.master_db.filter(|db| *db < 0) {
+                    return Err(Error::invalid(format!(
+                        "master_db must not be negative; got {db}"
+                    )));
+                }
+                return Ok(());
+            }
+            Mode::Single => "one server",
+            Mode::Redlock => "Redlock",
+            Mode::Cluster => "Redis Cluster",
+        };
+        let where_instead = "give the password and database in the URL \
+                             (redis://[user:password@]host[:port][/db])";
+        if self.master_password.is_some() {
+            return Err(Error::invalid(format!(
+                "master_password applies only to a Sentinel client, not to {deployment}; \
+                 {where_instead}"
+            )));
+        }
+        if self.master_db.is_some() {
+            return Err(Error::invalid(format!(
+                "master_db applies only to a Sentinel client, not to {deployment}; {where_instead}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 fn check_timeout(what: &str, timeout: Duration) -> Result<()> {
     if timeout.is_zero() {
         return Err(Error::invalid(format!(
@@ -353,44 +404,114 @@ fn check_timeout(what: &str, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-fn parse_url(url: &str) -> Result<redis::Client> {
-    let usage = "expected redis://[user:password@]host[:port][/db] or unix:///path/to/socket";
+const URL_USAGE: &str =
+    "expected redis://[user:password@]host[:port][/db] or unix:///path/to/socket \
+     (percent-encode any / @ : % # ? in the user name or password)";
+
+/// Checks a Redis URL's syntax and makes the redis-crate client for it. The
+/// database number is checked for syntax and sign only: how many databases
+/// a server has is its own setting, so a number it lacks is reported at the
+/// first connection (see [`Error::from_redis`]).
+pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
+    let invalid = |why: &str| {
+        Error::invalid(format!(
+            "invalid Redis URL '{}': {why}; {URL_USAGE}",
+            redact_url(url)
+        ))
+    };
     if url.starts_with("rediss://") {
         return Err(Error::invalid(format!(
-            "TLS URLs (rediss://) are not supported by this build; {usage}"
+            "TLS URLs (rediss://) are not supported by this build; {URL_USAGE}"
         )));
     }
-    if !(url.starts_with("redis://")
-        || url.starts_with("unix://")
-        || url.starts_with("redis+unix://"))
-    {
-        return Err(Error::invalid(format!(
-            "not a Redis URL: '{}'; {usage}",
-            redact_url(url)
-        )));
+    let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
+    if has_stray_at(&parsed) {
+        return Err(invalid(
+            "an '@' after the host: a password with / # or ? must be percent-encoded",
+        ));
     }
-    redis::Client::open(url)
-        .map_err(|_| Error::invalid(format!("invalid Redis URL '{}'; {usage}", redact_url(url))))
+    match parsed.scheme() {
+        "redis" => {
+            match parsed.host_str() {
+                Some(host) if !host.is_empty() => {}
+                _ => return Err(invalid("no host")),
+            }
+            check_db_path(parsed.path()).map_err(|why| invalid(&why))?;
+        }
+        "unix" | "redis+unix" => {
+            if parsed.path().is_empty() || parsed.path() == "/" {
+                return Err(invalid("no socket path"));
+            }
+        }
+        other => return Err(invalid(&format!("unknown scheme '{other}'"))),
+    }
+    if parsed.fragment().is_some() {
+        return Err(invalid(
+            "a '#' fragment (percent-encode a '#' in a password)",
+        ));
+    }
+    redis::Client::open(url).map_err(|e| invalid(&e.to_string()))
+}
+
+/// The path of a `redis://` URL: empty, `/`, or `/N` with N a database
+/// number (0 or more).
+fn check_db_path(path: &str) -> std::result::Result<(), String> {
+    let db = path.strip_prefix('/').unwrap_or(path);
+    if db.is_empty() {
+        return Ok(());
+    }
+    match db.parse::<i64>() {
+        Ok(n) if n >= 0 && db.bytes().all(|b| b.is_ascii_digit()) => Ok(()),
+        Ok(n) => Err(format!("the database number must not be negative; got {n}")),
+        Err(_) => Err(format!("'/{db}' is not a database number")),
+    }
+}
+
+/// An '@' outside the user info means the user info was cut short by a
+/// character that should have been percent-encoded, so part of a password
+/// may sit in the host, path, query or fragment.
+fn has_stray_at(parsed: &url::Url) -> bool {
+    parsed.path().contains('@')
+        || parsed.query().is_some_and(|q| q.contains('@'))
+        || parsed.fragment().is_some_and(|f| f.contains('@'))
 }
 
 /// The URL with any password replaced by `***`, for messages and Debug.
+/// A URL that does not parse cleanly is cut more widely: everything before
+/// its last '@' is hidden, since a raw / # ? in a password ends the user
+/// info early and leaves the rest of the password elsewhere in the text.
 pub(crate) fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    let user = userinfo.split(':').next().unwrap_or("");
-    let redacted = if userinfo.contains(':') {
-        format!("{user}:***")
+    if let Ok(mut parsed) = url::Url::parse(url) {
+        if !has_stray_at(&parsed) && !parsed.cannot_be_a_base() {
+            if parsed.password().is_some() {
+                if parsed.set_password(Some("***")).is_ok() {
+                    return parsed.to_string();
+                }
+            } else if parsed.username().is_empty() {
+                return parsed.to_string();
+            } else if parsed.set_username("***").is_ok() {
+                // A lone user info may be a password (redis://secret@host).
+                return parsed.to_string();
+            }
+        }
+    }
+    match url.rfind('@') {
+        Some(at) => {
+            let start = url.find("://").map_or(0, |s| s + 3).min(at);
+            format!("{}***{}", &url[..start], &url[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets (`[::1]:6379`) so that
+/// the port cannot be read as part of the address.
+pub(crate) fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
     } else {
-        "***".to_string()
-    };
-    format!("{}://{}{}", &url[..scheme_end], redacted, &rest[at..])
+        format!("{host}:{port}")
+    }
 }
 
 impl Client {
@@ -416,7 +537,7 @@ impl Client {
             urls: vec![url.to_string()],
             mode: Mode::Single,
             master_password: None,
-            master_db: 0,
+            master_db: None,
             wait: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
@@ -662,6 +783,24 @@ mod tests {
             "redis://bob:***@host"
         );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        assert_eq!(redact_url("redis://s3cret@host"), "redis://***@host");
+        // A raw '/' ends the user info early: hide up to the last '@'.
+        assert_eq!(
+            redact_url("redis://bob:se/cret@host:6379"),
+            "redis://***@host:6379"
+        );
+        assert_eq!(redact_url("redis://se?cret@host"), "redis://***@host");
+        assert_eq!(
+            redact_url("redis://bob:p%2F%40w@host"),
+            "redis://bob:***@host"
+        );
+    }
+
+    #[test]
+    fn ipv6_endpoints_have_brackets() {
+        assert_eq!(endpoint("::1", 6379), "[::1]:6379");
+        assert_eq!(endpoint("10.0.0.1", 6379), "10.0.0.1:6379");
+        assert_eq!(endpoint("redis.internal", 1), "redis.internal:1");
     }
 
     #[test]

@@ -30,13 +30,18 @@ pub enum ErrorKind {
     /// The wait was cancelled through a [`CancelToken`](crate::CancelToken).
     Cancelled,
     /// Redis could not be reached, the connection broke, or Redis did not
-    /// answer within the command timeout (stopped or overloaded).
+    /// answer within the command timeout (stopped or overloaded). A command
+    /// timeout is a `Connection` error, never a [`Timeout`](ErrorKind::Timeout).
     Connection,
     /// Redis answered with an error.
     Server,
     /// Redlock: too few masters answered for the outcome to be known (fewer
     /// than N/2+1); the others are down, paused or unreachable.
     NoQuorum,
+    /// Redis refused the credentials: a wrong user name or password
+    /// (`WRONGPASS`), or none given to a server that requires one
+    /// (`NOAUTH`). Retrying will not help; fix the URL.
+    Auth,
 }
 
 impl ErrorKind {
@@ -55,6 +60,7 @@ impl ErrorKind {
             ErrorKind::Connection => "connection error",
             ErrorKind::Server => "redis error",
             ErrorKind::NoQuorum => "no quorum",
+            ErrorKind::Auth => "authentication failed",
         }
     }
 }
@@ -116,6 +122,23 @@ impl Error {
     /// message reads "acquiring lock 'x': ...". The redis crate never puts a
     /// password into its error text, and neither do we.
     pub(crate) fn from_redis(what: &str, err: &redis::RedisError) -> Self {
+        if is_auth_failure(err) {
+            let hint = if err.code() == Some("NOAUTH") {
+                "the server requires a password and none was given; put it in the URL \
+                 (redis://[user:]password@host)"
+            } else {
+                "the server refused the user name or password; check them in the URL \
+                 (percent-encode any / @ : % # ? in them)"
+            };
+            return Error::new(ErrorKind::Auth, format!("{what}: {err}; {hint}"));
+        }
+        if is_missing_database(err) {
+            return Error::invalid(format!(
+                "{what}: {err}; the database number in the URL does not exist on this server \
+                 (a server has as many databases as its `databases` setting, 16 by default, \
+                 numbered from 0)"
+            ));
+        }
         // A command timeout is a connection problem, not a lock held past
         // the caller's deadline: callers that treat Timeout as "busy, try
         // later" must not mistake a stopped Redis for a held lock.
@@ -140,6 +163,18 @@ impl Error {
         };
         Error::new(kind, format!("{what}: {err}{hint}"))
     }
+}
+
+/// WRONGPASS (the redis crate reports it as `AuthenticationFailed`) or
+/// NOAUTH (a command sent without the password the server requires).
+fn is_auth_failure(err: &redis::RedisError) -> bool {
+    err.kind() == redis::ErrorKind::AuthenticationFailed
+        || matches!(err.code(), Some("NOAUTH" | "WRONGPASS"))
+}
+
+/// The SELECT of the URL's database failed at connection time.
+fn is_missing_database(err: &redis::RedisError) -> bool {
+    err.to_string().contains("refused to switch database")
 }
 
 impl fmt::Display for Error {

@@ -22,6 +22,7 @@ const (
 	StatusServer          Status = 7
 	StatusPanic           Status = 8
 	StatusNoQuorum        Status = 9
+	StatusAuth            Status = 10
 )
 
 var statusNames = [...]string{
@@ -35,6 +36,7 @@ var statusNames = [...]string{
 	StatusServer:          "server",
 	StatusPanic:           "panic",
 	StatusNoQuorum:        "no quorum",
+	StatusAuth:            "authentication failed",
 }
 
 // String is the status's short English name, as latchkey_status_name gives it.
@@ -63,7 +65,8 @@ var (
 	ErrLost = errors.New("latchkey: lost")
 	// ErrCancelled: a waiting Lock was cancelled through its context.
 	ErrCancelled = errors.New("latchkey: cancelled")
-	// ErrConnection: Redis could not be reached or the connection broke.
+	// ErrConnection: Redis could not be reached, the connection broke, or
+	// Redis did not answer within the command timeout.
 	ErrConnection = errors.New("latchkey: connection")
 	// ErrServer: Redis answered with an error.
 	ErrServer = errors.New("latchkey: server")
@@ -71,6 +74,10 @@ var (
 	ErrPanic = errors.New("latchkey: panic")
 	// ErrNoQuorum: Redlock could not reach a quorum of masters.
 	ErrNoQuorum = errors.New("latchkey: no quorum")
+	// ErrAuth: Redis refused the credentials (a wrong user name or
+	// password, or none given to a server that requires one); retrying will
+	// not help.
+	ErrAuth = errors.New("latchkey: authentication failed")
 )
 
 // ErrClosed: the Client or Mutex was closed (by its Close, or by its
@@ -88,6 +95,7 @@ var sentinels = [...]error{
 	StatusServer:          ErrServer,
 	StatusPanic:           ErrPanic,
 	StatusNoQuorum:        ErrNoQuorum,
+	StatusAuth:            ErrAuth,
 }
 
 // Error is the error of a failed call: the library's status and message

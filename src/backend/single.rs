@@ -476,11 +476,15 @@ pub(crate) fn server_error_to_result(what: &str, script: &str, value: Value) -> 
     }
 }
 
-/// "redis at 127.0.0.1:6379" or "redis at unix:/run/redis.sock"; never a password.
+/// "redis at 127.0.0.1:6379", "redis at [::1]:6379" or "redis at
+/// unix:/run/redis.sock"; never a password.
 pub(crate) fn describe_addr(addr: &redis::ConnectionAddr) -> String {
+    use crate::client::endpoint;
     match addr {
-        redis::ConnectionAddr::Tcp(host, port) => format!("redis at {host}:{port}"),
-        redis::ConnectionAddr::TcpTls { host, port, .. } => format!("redis (TLS) at {host}:{port}"),
+        redis::ConnectionAddr::Tcp(host, port) => format!("redis at {}", endpoint(host, *port)),
+        redis::ConnectionAddr::TcpTls { host, port, .. } => {
+            format!("redis (TLS) at {}", endpoint(host, *port))
+        }
         redis::ConnectionAddr::Unix(path) => format!("redis at unix:{}", path.display()),
         _ => "redis".to_string(),
     }

@@ -225,3 +225,34 @@ pub(crate) unsafe fn free<T: Handle>(
         Err(failure) => super::error::report(function, Err(failure), std::ptr::null_mut()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct First(#[allow(dead_code)] u64);
+    impl Handle for First {
+        const KIND: Kind = Kind::Cancel;
+    }
+    struct Second(#[allow(dead_code)] u64);
+    impl Handle for Second {
+        const KIND: Kind = Kind::Lock;
+    }
+
+    #[test]
+    fn a_handle_is_live_from_creation_to_free_and_only_as_its_type() {
+        let first = into_raw(First(1));
+        assert!(is_live(first.cast_const().cast()));
+        // SAFETY: the registry refuses the wrong type before any read.
+        let wrong = unsafe { borrow(first.cast_const().cast::<Second>(), "lock") };
+        assert!(wrong.is_err());
+        // SAFETY: live, and freed once below.
+        assert!(unsafe { borrow(first.cast_const(), "cancel") }.is_ok());
+        // SAFETY: live until here; the second take is refused unread.
+        unsafe {
+            drop(take(first, "cancel").map_err(|f| f.message));
+            assert!(!is_live(first.cast_const().cast()));
+            assert!(take(first, "cancel").is_err());
+        }
+    }
+}

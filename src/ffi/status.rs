@@ -27,7 +27,8 @@ pub enum latchkey_status {
     /// The wait was cancelled through a latchkey_cancel handle.
     LATCHKEY_CANCELLED = 5,
     /// Redis could not be reached, the connection broke, or Redis did not
-    /// answer within the command timeout.
+    /// answer within the command timeout (a command timeout is never
+    /// LATCHKEY_TIMEOUT).
     LATCHKEY_CONNECTION = 6,
     /// Redis answered with an error.
     LATCHKEY_SERVER = 7,
@@ -37,6 +38,10 @@ pub enum latchkey_status {
     /// Redlock: too few masters answered (fewer than N/2+1) for the outcome
     /// to be known; the others are down, paused or unreachable.
     LATCHKEY_NO_QUORUM = 9,
+    /// Redis refused the credentials: a wrong user name or password, or
+    /// none given to a server that requires one. Retrying will not help;
+    /// fix the URL (or the Sentinel master password).
+    LATCHKEY_AUTH = 10,
 }
 
 /// How C passes a status back in (to latchkey_status_name): a plain
@@ -55,6 +60,7 @@ impl From<ErrorKind> for latchkey_status {
             ErrorKind::Connection => latchkey_status::LATCHKEY_CONNECTION,
             ErrorKind::Server => latchkey_status::LATCHKEY_SERVER,
             ErrorKind::NoQuorum => latchkey_status::LATCHKEY_NO_QUORUM,
+            ErrorKind::Auth => latchkey_status::LATCHKEY_AUTH,
         }
     }
 }
@@ -73,6 +79,7 @@ pub(crate) fn name(status: StatusCode) -> &'static CStr {
         7 => c"redis error",
         8 => c"internal panic",
         9 => c"no quorum",
+        10 => c"authentication failed",
         _ => c"unknown status",
     }
 }

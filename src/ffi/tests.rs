@@ -86,6 +86,7 @@ fn kinds_map_to_statuses_with_the_same_names() {
         ErrorKind::Connection,
         ErrorKind::Server,
         ErrorKind::NoQuorum,
+        ErrorKind::Auth,
     ];
     for kind in kinds {
         let status = latchkey_status::from(kind);

@@ -27,6 +27,7 @@ from ._lib import version as _library_version
 from .cancel import Cancel
 from .client import Client, FencedValue, FencedWrite, LockInfo, MasterState
 from .errors import (
+    AuthenticationFailed,
     Cancelled,
     ConnectionFailed,
     InternalPanic,
@@ -61,6 +62,7 @@ __all__ = [
     "ServerError",
     "NoQuorum",
     "InternalPanic",
+    "AuthenticationFailed",
     "LibraryNotFound",
     "library_path",
     "library_version",

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, NoReturn, Optional
 
 from .errors import (
+    AuthenticationFailed,
     Cancelled,
     ConnectionFailed,
     InternalPanic,
@@ -65,6 +66,7 @@ CONNECTION = 6
 SERVER = 7
 PANIC = 8
 NO_QUORUM = 9
+AUTH = 10
 
 _EXCEPTIONS: dict[int, type[LatchkeyError]] = {
     INVALID_ARGUMENT: InvalidArgument,
@@ -76,6 +78,7 @@ _EXCEPTIONS: dict[int, type[LatchkeyError]] = {
     SERVER: ServerError,
     PANIC: InternalPanic,
     NO_QUORUM: NoQuorum,
+    AUTH: AuthenticationFailed,
 }
 
 OWNER_TOKEN_SIZE = 33

@@ -21,6 +21,7 @@ __all__ = [
     "ServerError",
     "NoQuorum",
     "InternalPanic",
+    "AuthenticationFailed",
 ]
 
 
@@ -53,8 +54,9 @@ class InvalidArgument(LatchkeyError, ValueError):
 
 
 class LockTimeout(LatchkeyError, TimeoutError):
-    """The lock was still held by another owner at the deadline, or Redis
-    did not answer within the command timeout (``LATCHKEY_TIMEOUT``)."""
+    """The lock was still held by another owner at the deadline
+    (``LATCHKEY_TIMEOUT``). A Redis that does not answer within the command
+    timeout raises :class:`ConnectionFailed`, not this."""
 
     status = 2
 
@@ -82,8 +84,8 @@ class Cancelled(LatchkeyError):
 
 
 class ConnectionFailed(LatchkeyError, ConnectionError):
-    """Redis could not be reached or the connection broke
-    (``LATCHKEY_CONNECTION``)."""
+    """Redis could not be reached, the connection broke, or Redis did not
+    answer within the command timeout (``LATCHKEY_CONNECTION``)."""
 
     status = 6
 
@@ -106,3 +108,11 @@ class NoQuorum(LatchkeyError):
     (``LATCHKEY_NO_QUORUM``)."""
 
     status = 9
+
+
+class AuthenticationFailed(LatchkeyError, PermissionError):
+    """Redis refused the credentials: a wrong user name or password, or none
+    given to a server that requires one. Retrying will not help; fix the URL
+    (``LATCHKEY_AUTH``)."""
+
+    status = 10

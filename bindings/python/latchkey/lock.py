@@ -545,7 +545,8 @@ class Lock:
         cancel: Optional[Cancel] = None,
     ) -> bool:
         """Acquires the lock: True when acquired, False if it stayed held by
-        another owner (or Redis did not answer in the command timeout).
+        another owner (a Redis that does not answer within the command
+        timeout raises :class:`ConnectionFailed`).
 
         ``blocking=False`` makes one attempt (which may also take a lock that
         was just released to a woken waiter). Otherwise it waits, without

@@ -1,0 +1,53 @@
+"""Credentials in URLs: a refused password is AuthenticationFailed (not a
+connection error), and no password shows in any message, whatever
+characters it holds."""
+
+from __future__ import annotations
+
+import pytest
+
+import latchkey
+
+# Every character with a meaning in a URL, raw and percent-encoded.
+AWKWARD = "p/@:%#?w0rd"
+AWKWARD_ENCODED = "p%2F%40%3A%25%23%3Fw0rd"
+
+
+def host_port(url: str) -> str:
+    return url.split("://", 1)[1]
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in (AWKWARD, AWKWARD_ENCODED, "se/cret", "w0rd"):
+        assert secret not in text, f"{secret!r} shows in {text!r}"
+
+
+def test_refused_credentials_raise_authentication_failed(url: str) -> None:
+    # No such user on the test server: Redis answers WRONGPASS.
+    bad = f"redis://nobody:{AWKWARD_ENCODED}@{host_port(url)}"
+    with latchkey.Client(bad) as client:
+        with pytest.raises(latchkey.AuthenticationFailed) as caught:
+            client.is_locked("credentials-probe")
+    err = caught.value
+    assert isinstance(err, latchkey.LatchkeyError)
+    assert isinstance(err, PermissionError)
+    assert not isinstance(err, latchkey.ConnectionFailed)
+    assert err.status == 10
+    assert "authentication" in str(err)
+    assert_no_secret(str(err))
+    assert_no_secret(repr(err))
+
+
+@pytest.mark.parametrize("password", ["se/cret", "se@cret", "se#cret", "se?cret", AWKWARD])
+def test_raw_awkward_passwords_never_show(url: str, password: str) -> None:
+    raw = f"redis://bob:{password}@{host_port(url)}/0"
+    try:
+        client = latchkey.Client(raw)
+    except latchkey.InvalidArgument as err:
+        assert_no_secret(str(err))
+        assert "percent-encode" in str(err)
+    else:
+        with client:
+            with pytest.raises(latchkey.LatchkeyError) as caught:
+                client.is_locked("credentials-probe")
+            assert_no_secret(str(caught.value))
