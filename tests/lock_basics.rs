@@ -459,7 +459,7 @@ fn passwords_are_used_and_never_shown() {
 
     let wrong = Client::open(&format!("redis://:wrong-pw@127.0.0.1:{}", server.port)).unwrap();
     let err = wrong.lock("x").unwrap().try_acquire().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
     assert!(!err.to_string().contains("wrong-pw"), "{err}");
     assert!(!format!("{wrong:?}").contains("wrong-pw"));
 }

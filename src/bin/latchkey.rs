@@ -1,90 +1,398 @@
 //! `latchkey`: a small command-line tool over the library, for operators
 //! (who holds a lock? force it open) and for the multi-process tests, the
 //! demo and the benchmarks (contend for a lock, hold one and take orders).
-//!
-//! ```text
-//! latchkey [--url URL]... [--prefix P] inspect NAME
-//! latchkey [--url URL] [--prefix P] unlock NAME
-//! latchkey [--url URL] [--prefix P] hold NAME [--ttl-ms N] [--no-renew]
-//! latchkey [--url URL] [--prefix P] worker NAME --count N --counter FILE [--log FILE] [--ttl-ms N] [--verbose]
-//!
-//! Give `--url` several times (an odd number, at least 3) for Redlock over
-//! independent masters.
-//! ```
+//! `latchkey --help` documents the commands and the exit codes.
 
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
 use std::time::Duration;
 
-use latchkey::{Client, LockOptions};
+use clap::{Args, Parser, Subcommand};
+use latchkey::{CancelToken, Client, ErrorKind, Guard, LockOptions};
 
-struct Args {
+const EXIT_CODES: &str = "\
+Exit status:
+  0    success
+  1    Redis failed or refused (connection, authentication, server error,
+       lost lease, no quorum)
+  2    usage error: a bad command line, URL or option
+  3    hold: the lock stayed held by another owner until --timeout-ms
+  128+N  hold: ended by signal N (SIGHUP, SIGINT or SIGTERM) after
+       releasing the lock (or giving up the wait)";
+
+/// Distributed locks over Redis: look at them, force them open, hold them.
+#[derive(Parser)]
+#[command(name = "latchkey", version, after_help = EXIT_CODES)]
+struct Cli {
+    /// Redis URL, redis://[user:password@]host[:port][/db] or unix:///path;
+    /// give it 3, 5, ... times for Redlock over independent masters
+    /// [default: $LATCHKEY_URL, else redis://127.0.0.1:6379]
+    #[arg(long = "url", value_name = "URL", global = true)]
     urls: Vec<String>,
+
+    /// Prefix of every Redis key [default: latchkey]
+    #[arg(long, value_name = "PREFIX", global = true)]
     prefix: Option<String>,
-    command: String,
-    name: String,
-    ttl_ms: u64,
-    renew: bool,
-    count: u64,
-    counter: Option<String>,
-    log: Option<String>,
-    verbose: bool,
+
+    #[command(subcommand)]
+    command: Command,
 }
 
-const USAGE: &str =
-    "usage: latchkey [--url URL]... [--prefix P] (inspect|unlock|hold|worker) NAME \
-[--ttl-ms N] [--no-renew] [--count N] [--counter FILE] [--log FILE] [--verbose]";
+#[derive(Subcommand)]
+enum Command {
+    /// Print who holds NAME ("held owner=... fencing=... ttl_ms=...") or "free"
+    Inspect {
+        /// The lock's name
+        name: String,
+    },
+    /// Delete NAME whoever holds it and wake its waiters; print "unlocked" or "free"
+    Unlock {
+        /// The lock's name
+        name: String,
+    },
+    /// Acquire NAME, print "acquired FENCING OWNER", then obey one command per
+    /// stdin line (check, remaining, write RESOURCE VALUE, release); release
+    /// at the end of input or on SIGHUP, SIGINT or SIGTERM
+    Hold {
+        /// The lock's name
+        name: String,
+        #[command(flatten)]
+        lease: Lease,
+        /// Give up (exit status 3) if the lock is not acquired within this
+        /// many milliseconds [default: wait without limit]
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+    },
+    /// Acquire NAME COUNT times, each time adding one to the number in
+    /// COUNTER (a deliberately non-atomic read and write)
+    Worker {
+        /// The lock's name
+        name: String,
+        #[command(flatten)]
+        lease: Lease,
+        /// How many times to acquire
+        #[arg(long, default_value_t = 1)]
+        count: u64,
+        /// The counter file
+        #[arg(long, value_name = "FILE")]
+        counter: PathBuf,
+        /// Write "start_ns end_ns fencing_token" per hold to FILE
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+        /// Print a line per hold
+        #[arg(long)]
+        verbose: bool,
+    },
+}
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        urls: Vec::new(),
-        prefix: None,
-        command: String::new(),
-        name: String::new(),
-        ttl_ms: 30_000,
-        renew: true,
-        count: 1,
-        counter: None,
-        log: None,
-        verbose: false,
+#[derive(Args)]
+struct Lease {
+    /// Lease length in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    ttl_ms: u64,
+    /// Do not renew the lease (it ends after --ttl-ms)
+    #[arg(long)]
+    no_renew: bool,
+}
+
+impl Lease {
+    fn options(&self) -> LockOptions {
+        LockOptions::new()
+            .ttl(Duration::from_millis(self.ttl_ms))
+            .auto_renew(!self.no_renew)
+    }
+}
+
+/// How a command ended, as an exit status.
+enum Outcome {
+    Done,
+    Failed(latchkey::Error),
+    Other(String),
+    Signalled(i32),
+}
+
+impl From<latchkey::Error> for Outcome {
+    fn from(err: latchkey::Error) -> Self {
+        Outcome::Failed(err)
+    }
+}
+
+impl From<std::io::Error> for Outcome {
+    fn from(err: std::io::Error) -> Self {
+        Outcome::Other(err.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    // Help and version go to stdout with status 0, usage errors to stderr
+    // with status 2; clap prints both.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return ExitCode::from(u8::try_from(err.exit_code()).unwrap_or(2));
+        }
     };
-    let mut positional = Vec::new();
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |flag: &str| it.next().ok_or_else(|| format!("{flag} needs a value"));
-        let number = |flag: &str, v: String| {
-            v.parse::<u64>()
-                .map_err(|_| format!("{flag} needs a number, got '{v}'"))
-        };
-        match arg.as_str() {
-            "--url" => args.urls.push(value("--url")?),
-            "--prefix" => args.prefix = Some(value("--prefix")?),
-            "--ttl-ms" => args.ttl_ms = number("--ttl-ms", value("--ttl-ms")?)?,
-            "--count" => args.count = number("--count", value("--count")?)?,
-            "--counter" => args.counter = Some(value("--counter")?),
-            "--log" => args.log = Some(value("--log")?),
-            "--no-renew" => args.renew = false,
-            "--verbose" => args.verbose = true,
-            "-h" | "--help" => return Err(USAGE.to_string()),
-            flag if flag.starts_with("--") => {
-                return Err(format!("unknown option {flag}\n{USAGE}"))
+    // Before any thread starts, so that every thread inherits the mask.
+    let signals = matches!(cli.command, Command::Hold { .. }).then(SignalWatch::start);
+    let outcome = match run(&cli, signals) {
+        Ok(()) => Outcome::Done,
+        Err(outcome) => outcome,
+    };
+    let command = match &cli.command {
+        Command::Inspect { .. } => "inspect",
+        Command::Unlock { .. } => "unlock",
+        Command::Hold { .. } => "hold",
+        Command::Worker { .. } => "worker",
+    };
+    match outcome {
+        Outcome::Done => ExitCode::SUCCESS,
+        Outcome::Signalled(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
+        Outcome::Other(message) => {
+            eprintln!("latchkey {command}: {message}");
+            ExitCode::FAILURE
+        }
+        Outcome::Failed(err) => {
+            eprintln!("latchkey {command}: {err}");
+            ExitCode::from(match err.kind() {
+                ErrorKind::InvalidArgument => 2,
+                ErrorKind::Timeout => 3,
+                _ => 1,
+            })
+        }
+    }
+}
+
+fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
+    let urls = if cli.urls.is_empty() {
+        vec![std::env::var("LATCHKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())]
+    } else {
+        cli.urls.clone()
+    };
+    let mut builder = match urls.as_slice() {
+        [one] => Client::builder(one),
+        many => Client::redlock_builder(many),
+    };
+    if let Some(prefix) = &cli.prefix {
+        builder = builder.prefix(prefix.clone());
+    }
+    let client = builder.build()?;
+    match &cli.command {
+        Command::Inspect { name } => {
+            match client.inspect(name)? {
+                Some(info) => println!(
+                    "held owner={} fencing={} ttl_ms={} reentrant={} holds={}",
+                    info.owner_token,
+                    info.fencing_token,
+                    info.ttl
+                        .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+                    info.reentrant,
+                    info.hold_count
+                ),
+                None => println!("free"),
             }
-            _ => positional.push(arg),
+            Ok(())
+        }
+        Command::Unlock { name } => {
+            let deleted = client.force_unlock(name)?;
+            println!("{}", if deleted { "unlocked" } else { "free" });
+            Ok(())
+        }
+        Command::Hold {
+            name,
+            lease,
+            timeout_ms,
+        } => {
+            let Some(signals) = signals else {
+                return Err(Outcome::Other("signals are not being watched".into()));
+            };
+            hold(&client, name, lease.options(), *timeout_ms, signals)
+        }
+        Command::Worker {
+            name,
+            lease,
+            count,
+            counter,
+            log,
+            verbose,
+        } => worker(
+            &client,
+            name,
+            lease.options(),
+            *count,
+            counter,
+            log.as_deref(),
+            *verbose,
+        ),
+    }
+}
+
+/// The signals that end `hold`. They are blocked in every thread and taken
+/// by one thread with sigwait (so nothing runs in a signal handler); that
+/// thread cancels a waiting acquire and tells the main loop, which releases
+/// the lock.
+struct SignalWatch {
+    cancel: CancelToken,
+    events: mpsc::Receiver<Event>,
+    sender: mpsc::Sender<Event>,
+}
+
+/// What the main loop of `hold` reacts to.
+enum Event {
+    Signal(i32),
+    Line(String),
+    EndOfInput,
+    InputError(String),
+}
+
+const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
+
+impl SignalWatch {
+    fn start() -> SignalWatch {
+        // SAFETY: sigemptyset/sigaddset fill a set we own; pthread_sigmask
+        // changes this thread's mask, inherited by the threads it starts.
+        let set = unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for signal in STOP_SIGNALS {
+                libc::sigaddset(&mut set, signal);
+            }
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+            set
+        };
+        let (sender, events) = mpsc::channel();
+        let cancel = CancelToken::new();
+        let (to_main, token) = (sender.clone(), cancel.clone());
+        std::thread::spawn(move || loop {
+            let mut signal: libc::c_int = 0;
+            // SAFETY: waits for a signal of `set`, blocked in every thread.
+            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                continue;
+            }
+            token.cancel();
+            if to_main.send(Event::Signal(signal)).is_err() {
+                return;
+            }
+        });
+        SignalWatch {
+            cancel,
+            events,
+            sender,
         }
     }
-    if args.urls.is_empty() {
-        args.urls.push(
-            std::env::var("LATCHKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
-        );
+
+    /// The signal received, if one was.
+    fn received(&self) -> Option<i32> {
+        self.events.try_iter().find_map(|event| match event {
+            Event::Signal(signal) => Some(signal),
+            _ => None,
+        })
     }
-    match positional.as_slice() {
-        [command, name] => {
-            args.command = command.clone();
-            args.name = name.clone();
-            Ok(args)
+}
+
+/// Acquires, prints `acquired FENCING TOKEN`, then obeys one command per
+/// stdin line: `check`, `write RESOURCE VALUE`, `remaining`, `release`.
+fn hold(
+    client: &Client,
+    name: &str,
+    options: LockOptions,
+    timeout_ms: Option<u64>,
+    signals: SignalWatch,
+) -> Result<(), Outcome> {
+    let options = options.on_lost(|lost| {
+        println!("lost-callback {}", lost.reason);
+        let _ = std::io::stdout().flush();
+    });
+    let lock = client.lock_with(name, options)?;
+    let acquired = lock.acquire_with(timeout_ms.map(Duration::from_millis), Some(&signals.cancel));
+    let guard = match acquired {
+        Ok(guard) => guard,
+        Err(err) if err.kind() == ErrorKind::Cancelled => {
+            return Err(signals
+                .received()
+                .map_or(Outcome::Failed(err), Outcome::Signalled));
         }
-        _ => Err(USAGE.to_string()),
+        Err(err) => return Err(err.into()),
+    };
+    let mut out = std::io::stdout();
+    writeln!(out, "acquired {} {}", guard.fencing_token(), guard.token())?;
+    out.flush()?;
+
+    let to_main = signals.sender.clone();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let event = match line {
+                Ok(line) => Event::Line(line),
+                Err(err) => Event::InputError(err.to_string()),
+            };
+            if to_main.send(event).is_err() {
+                return;
+            }
+        }
+        let _ = to_main.send(Event::EndOfInput);
+    });
+
+    let mut guard = Some(guard);
+    loop {
+        let event = signals
+            .events
+            .recv()
+            .map_err(|_| Outcome::Other("the signal and input threads ended".into()))?;
+        match event {
+            Event::Line(line) => {
+                let reply = obey(client, &line, &mut guard)?;
+                writeln!(out, "{reply}")?;
+                out.flush()?;
+            }
+            Event::EndOfInput => {
+                release(guard);
+                return Ok(());
+            }
+            Event::InputError(message) => {
+                release(guard);
+                return Err(Outcome::Other(format!("reading stdin: {message}")));
+            }
+            Event::Signal(signal) => {
+                release(guard);
+                return Err(Outcome::Signalled(signal));
+            }
+        }
     }
+}
+
+/// Releases at the end of `hold`. The exit status stays that of the
+/// reason for ending; a lease that was lost meanwhile is only reported.
+fn release(guard: Option<Guard>) {
+    if let Some(Err(err)) = guard.map(Guard::release) {
+        eprintln!("latchkey hold: release: {err}");
+    }
+}
+
+/// One stdin command of `hold`, and its reply.
+fn obey(client: &Client, line: &str, guard: &mut Option<Guard>) -> Result<String, Outcome> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    Ok(match (words.as_slice(), guard.as_ref()) {
+        (["check"], Some(g)) => match g.check() {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("lost {e}"),
+        },
+        (["remaining"], Some(g)) => format!("remaining {}", g.remaining().as_millis()),
+        (["write", resource, value], Some(g)) => {
+            let outcome = client.fenced_write(resource, g.fencing_token(), value.as_bytes())?;
+            if outcome.written {
+                "written".to_string()
+            } else {
+                format!("refused {}", outcome.highest_token)
+            }
+        }
+        (["release"], Some(_)) => match guard.take().map(|g| g.release()) {
+            Some(Err(e)) => format!("error {:?} {e}", e.kind()),
+            _ => "released".to_string(),
+        },
+        _ => format!("unknown command '{line}'"),
+    })
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the
@@ -96,109 +404,7 @@ fn monotonic_ns() -> u128 {
     };
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
-}
-
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("latchkey {}: {e}", args.command);
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut builder = if args.urls.len() > 1 {
-        Client::redlock_builder(&args.urls)
-    } else {
-        Client::builder(&args.urls[0])
-    };
-    if let Some(prefix) = &args.prefix {
-        builder = builder.prefix(prefix.clone());
-    }
-    let client = builder.build()?;
-    let options = LockOptions::new()
-        .ttl(Duration::from_millis(args.ttl_ms))
-        .auto_renew(args.renew);
-    match args.command.as_str() {
-        "inspect" => match client.inspect(&args.name)? {
-            Some(info) => println!(
-                "held owner={} fencing={} ttl_ms={} reentrant={} holds={}",
-                info.owner_token,
-                info.fencing_token,
-                info.ttl.map_or(-1, |t| t.as_millis() as i64),
-                info.reentrant,
-                info.hold_count
-            ),
-            None => println!("free"),
-        },
-        "unlock" => println!(
-            "{}",
-            if client.force_unlock(&args.name)? {
-                "unlocked"
-            } else {
-                "free"
-            }
-        ),
-        "hold" => hold(&client, &args.name, options)?,
-        "worker" => worker(&client, args, options)?,
-        other => return Err(format!("unknown command '{other}'\n{USAGE}").into()),
-    }
-    Ok(())
-}
-
-/// Acquires, prints `acquired FENCING TOKEN`, then obeys one command per
-/// stdin line: `check`, `write RESOURCE VALUE`, `remaining`, `release`.
-fn hold(
-    client: &Client,
-    name: &str,
-    options: LockOptions,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let options = options.on_lost(|lost| {
-        println!("lost-callback {}", lost.reason);
-        let _ = std::io::stdout().flush();
-    });
-    let guard = client.lock_with(name, options)?.acquire()?;
-    let mut out = std::io::stdout();
-    writeln!(out, "acquired {} {}", guard.fencing_token(), guard.token())?;
-    out.flush()?;
-    let mut guard = Some(guard);
-    for line in std::io::stdin().lock().lines() {
-        let line = line?;
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let reply = match (words.as_slice(), guard.as_ref()) {
-            (["check"], Some(g)) => match g.check() {
-                Ok(()) => "ok".to_string(),
-                Err(e) => format!("lost {e}"),
-            },
-            (["remaining"], Some(g)) => format!("remaining {}", g.remaining().as_millis()),
-            (["write", resource, value], Some(g)) => {
-                let outcome = client.fenced_write(resource, g.fencing_token(), value.as_bytes())?;
-                if outcome.written {
-                    "written".to_string()
-                } else {
-                    format!("refused {}", outcome.highest_token)
-                }
-            }
-            (["release"], Some(_)) => match guard.take().map(|g| g.release()) {
-                Some(Err(e)) => format!("error {:?} {e}", e.kind()),
-                _ => "released".to_string(),
-            },
-            _ => format!("unknown command '{line}'"),
-        };
-        writeln!(out, "{reply}")?;
-        out.flush()?;
-    }
-    Ok(())
+    u128::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u128::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
 /// Acquires `count` times; under the lock reads a counter file, sleeps not
@@ -206,16 +412,16 @@ fn hold(
 /// logs `start_ns end_ns fencing_token` per hold.
 fn worker(
     client: &Client,
-    args: &Args,
+    name: &str,
     options: LockOptions,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let counter = args
-        .counter
-        .as_deref()
-        .ok_or("worker needs --counter FILE")?;
-    let lock = client.lock_with(&args.name, options)?;
+    count: u64,
+    counter: &std::path::Path,
+    log_path: Option<&std::path::Path>,
+    verbose: bool,
+) -> Result<(), Outcome> {
+    let lock = client.lock_with(name, options)?;
     let mut log = String::new();
-    for _ in 0..args.count {
+    for _ in 0..count {
         let guard = lock.acquire()?;
         let start = monotonic_ns();
         let value: u64 = std::fs::read_to_string(counter)
@@ -227,18 +433,17 @@ fn worker(
         let end = monotonic_ns();
         let fencing = guard.fencing_token();
         guard.release()?;
-        if args.verbose {
+        if verbose {
             println!(
-                "[rust   pid {:>6}] holds '{}' fencing token {fencing}, counter {} -> {}",
+                "[rust   pid {:>6}] holds '{name}' fencing token {fencing}, counter {} -> {}",
                 std::process::id(),
-                args.name,
                 value,
                 value + 1
             );
         }
         log.push_str(&format!("{start} {end} {fencing}\n"));
     }
-    if let Some(path) = &args.log {
+    if let Some(path) = log_path {
         std::fs::write(path, log)?;
     }
     Ok(())

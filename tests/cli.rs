@@ -1,0 +1,222 @@
+//! The `latchkey` command-line tool, run as a program against real
+//! redis-server processes: help and exit codes, the `--` terminator, input
+//! that is not UTF-8, `hold` releasing its lock on SIGTERM, SIGINT and
+//! SIGHUP, `hold --timeout-ms`, and no password in its messages.
+
+mod support;
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::os::unix::ffi::OsStrExt;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{tool, RedisServer};
+
+/// The documented exit codes (see `latchkey --help`).
+const USAGE: i32 = 2;
+const NOT_ACQUIRED: i32 = 3;
+
+fn run(args: &[&OsStr]) -> Output {
+    tool()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run latchkey")
+}
+
+fn run_str(args: &[&str]) -> Output {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run(&args)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn assert_no_panic(output: &Output) {
+    let stderr = text(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("RUST_BACKTRACE"), "{stderr}");
+}
+
+fn inspect(server: &RedisServer, name: &str) -> String {
+    let output = run_str(&["--url", &server.url(), "inspect", name]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    text(&output.stdout).trim().to_string()
+}
+
+/// Starts `latchkey hold NAME` with stdin kept open and waits for its
+/// "acquired" line.
+fn start_holder(server: &RedisServer, name: &str, extra: &[&str]) -> Child {
+    let mut child = tool()
+        .args(["--url", &server.url(), "hold", name])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start latchkey hold");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read the acquired line");
+    assert!(line.starts_with("acquired "), "{line:?}");
+    child
+}
+
+/// Waits for `child` to exit (bounded, generously).
+fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "latchkey did not exit");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn help_goes_to_stdout_with_status_zero_and_lists_the_exit_codes() {
+    for flag in ["--help", "-h"] {
+        let output = run_str(&[flag]);
+        assert_eq!(output.status.code(), Some(0), "{flag}");
+        let stdout = text(&output.stdout);
+        for word in ["inspect", "unlock", "hold", "worker", "Exit status"] {
+            assert!(stdout.contains(word), "{flag}: no {word:?} in {stdout}");
+        }
+        assert!(output.stderr.is_empty(), "{}", text(&output.stderr));
+    }
+    let output = run_str(&["hold", "--help"]);
+    assert_eq!(output.status.code(), Some(0));
+    assert!(text(&output.stdout).contains("--timeout-ms"));
+}
+
+#[test]
+fn usage_errors_share_one_exit_code() {
+    for args in [
+        &["frobnicate", "x"][..],
+        &["--frobnicate", "inspect", "x"],
+        &["inspect"],
+        &["inspect", "x", "--ttl-ms", "soon"],
+        &[],
+    ] {
+        let output = run_str(args);
+        assert_eq!(output.status.code(), Some(USAGE), "{args:?}");
+        assert_no_panic(&output);
+        assert!(!output.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn arguments_that_are_not_utf8_are_usage_errors_not_panics() {
+    let bad = OsStr::from_bytes(b"na\xffme");
+    for args in [
+        vec![OsStr::new("inspect"), bad],
+        vec![
+            OsStr::new("--url"),
+            bad,
+            OsStr::new("inspect"),
+            OsStr::new("x"),
+        ],
+        vec![bad],
+    ] {
+        let output = run(&args);
+        assert_eq!(output.status.code(), Some(USAGE), "{args:?}");
+        assert_no_panic(&output);
+    }
+}
+
+#[test]
+fn a_double_dash_ends_the_options() {
+    let server = RedisServer::start();
+    let output = run_str(&[
+        "--url",
+        &server.url(),
+        "inspect",
+        "--",
+        "--looks-like-an-option",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), "free");
+}
+
+#[test]
+fn hold_releases_the_lock_on_sigterm_sigint_and_sighup() {
+    let server = RedisServer::start();
+    for (signal, name) in [
+        (libc::SIGTERM, "cli-sigterm"),
+        (libc::SIGINT, "cli-sigint"),
+        (libc::SIGHUP, "cli-sighup"),
+    ] {
+        let mut holder = start_holder(&server, name, &["--ttl-ms", "60000"]);
+        assert!(inspect(&server, name).starts_with("held "));
+        // SAFETY: kill with the pid of our own child.
+        unsafe { libc::kill(holder.id() as i32, signal) };
+        let status = wait_exit(&mut holder);
+        assert_eq!(status.code(), Some(128 + signal), "signal {signal}");
+        // Released, not left to expire (the ttl is a minute).
+        assert_eq!(inspect(&server, name), "free", "signal {signal}");
+    }
+}
+
+#[test]
+fn a_signal_ends_a_waiting_hold() {
+    let server = RedisServer::start();
+    let mut first = start_holder(&server, "cli-wait-signal", &[]);
+    let mut waiter = tool()
+        .args(["--url", &server.url(), "hold", "cli-wait-signal"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    support::wait_for_waiter(&server, "cli-wait-signal");
+    // SAFETY: kill with the pid of our own child.
+    unsafe { libc::kill(waiter.id() as i32, libc::SIGTERM) };
+    assert_eq!(wait_exit(&mut waiter).code(), Some(128 + libc::SIGTERM));
+    // SAFETY: as above.
+    unsafe { libc::kill(first.id() as i32, libc::SIGTERM) };
+    wait_exit(&mut first);
+}
+
+#[test]
+fn hold_gives_up_after_its_timeout() {
+    let server = RedisServer::start();
+    let mut first = start_holder(&server, "cli-timeout", &[]);
+    let output = run_str(&[
+        "--url",
+        &server.url(),
+        "hold",
+        "cli-timeout",
+        "--timeout-ms",
+        "100",
+    ]);
+    assert_eq!(output.status.code(), Some(NOT_ACQUIRED));
+    assert!(text(&output.stderr).contains("held by another owner"));
+    drop(first.stdin.take()); // end of input: release and exit 0
+    assert_eq!(wait_exit(&mut first).code(), Some(0));
+    assert_eq!(inspect(&server, "cli-timeout"), "free");
+}
+
+#[test]
+fn passwords_never_show_in_the_tools_messages() {
+    let server = RedisServer::start_with(&["--requirepass", "right"]);
+    for (url, secret) in [
+        (
+            format!("redis://bob:se/cret@127.0.0.1:{}", server.port),
+            "cret",
+        ),
+        (
+            format!("redis://:wr%2Fong@127.0.0.1:{}", server.port),
+            "wr%2Fong",
+        ),
+    ] {
+        let output = run_str(&["--url", &url, "inspect", "x"]);
+        assert!(!output.status.success());
+        assert_no_panic(&output);
+        let stderr = text(&output.stderr);
+        assert!(!stderr.contains(secret), "{stderr}");
+        assert!(!stderr.is_empty());
+    }
+}
