@@ -411,7 +411,8 @@ const char *latchkey_error_message(const struct latchkey_error *err);
  *
  * Threads: any thread, once. Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live error: see "Handles" at the top; nothing is freed).
+ * live error: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `err` is NULL or an error from `err_out` not yet freed; it is invalid
@@ -462,7 +463,8 @@ latchkey_status latchkey_client_options_new(struct latchkey_client_options **opt
  *
  * Threads: any thread, once. Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live options object: see "Handles" at the top; nothing is freed).
+ * live options object: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `options` is NULL or from latchkey_client_options_new, not yet freed.
@@ -487,7 +489,7 @@ latchkey_status latchkey_client_options_set_connect_timeout_ms(struct latchkey_c
 /**
  * Sets the time allowed for Redis to answer one command, in milliseconds
  * (1 to 86400000; checked when the client is opened). A stopped server makes
- * a call fail with LATCHKEY_TIMEOUT after this long instead of hanging.
+ * a call fail with LATCHKEY_CONNECTION after this long instead of hanging.
  *
  * Threads: see latchkey_client_options. Blocks: no.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
@@ -555,7 +557,9 @@ latchkey_status latchkey_client_options_set_wait_for_replicas(struct latchkey_cl
 /**
  * Sets the password of the master found through Sentinel (the sentinel
  * URLs carry the sentinels' own credentials, if any). The string is copied
- * and never shown in messages.
+ * and never shown in messages. Only for latchkey_client_open_sentinel: the
+ * other latchkey_client_open* functions refuse options with it
+ * (LATCHKEY_INVALID_ARGUMENT); give the password in their URLs.
  *
  * Threads: see latchkey_client_options. Blocks: no.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument,
@@ -571,7 +575,9 @@ latchkey_status latchkey_client_options_set_master_password(struct latchkey_clie
 
 /**
  * Sets the database number on the master found through Sentinel
- * (default 0).
+ * (default 0; 0 or more). Only for latchkey_client_open_sentinel: the
+ * other latchkey_client_open* functions refuse options with it
+ * (LATCHKEY_INVALID_ARGUMENT); give the database in their URLs.
  *
  * Threads: see latchkey_client_options. Blocks: no.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
@@ -691,7 +697,8 @@ latchkey_status latchkey_client_open_cluster(const char *const *seed_urls,
  * Threads: any thread, once, when no other call uses this handle.
  * Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live client: see "Handles" at the top; nothing is freed).
+ * live client: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `client` is NULL or from latchkey_client_open, not yet freed.
@@ -721,8 +728,9 @@ latchkey_status latchkey_client_prefix(const struct latchkey_client *client,
  *
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `name`
- * empty, longer than 4096 bytes or not UTF-8); LATCHKEY_TIMEOUT,
- * LATCHKEY_CONNECTION, LATCHKEY_SERVER (Redis failed); LATCHKEY_PANIC.
+ * empty, longer than 4096 bytes or not UTF-8; the URL's database does not
+ * exist); LATCHKEY_CONNECTION (Redis unreachable or no answer within the
+ * command timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_PANIC.
  *
  * # Safety
  * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
@@ -738,7 +746,7 @@ latchkey_status latchkey_client_inspect(const struct latchkey_client *client,
  *
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
- * `name`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+ * `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
  * LATCHKEY_PANIC.
  *
  * # Safety
@@ -757,7 +765,7 @@ latchkey_status latchkey_client_is_locked(const struct latchkey_client *client,
  *
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
- * `name`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+ * `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
  * LATCHKEY_PANIC.
  *
  * # Safety
@@ -778,7 +786,7 @@ latchkey_status latchkey_client_force_unlock(const struct latchkey_client *clien
  * *count_out).
  * Threads: any thread. Blocks: for one round trip to every master.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
- * `name`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+ * `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
  * LATCHKEY_PANIC.
  *
  * # Safety
@@ -798,7 +806,7 @@ latchkey_status latchkey_client_inspect_masters(const struct latchkey_client *cl
  * Threads: any thread, once. Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
  * live array from latchkey_client_inspect_masters, or `count` is not its
- * length; nothing is freed).
+ * length; nothing is freed); LATCHKEY_PANIC.
  *
  * # Safety
  * `masters` is NULL or an array from latchkey_client_inspect_masters, not
@@ -820,7 +828,8 @@ latchkey_status latchkey_master_states_free(struct latchkey_master_state *master
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK (also when refused: see `*written_out`);
  * LATCHKEY_INVALID_ARGUMENT (NULL argument, bad `resource`, token 0);
- * LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_PANIC.
+ * LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM
+ * (Redlock: too few masters answered); LATCHKEY_PANIC.
  *
  * # Safety
  * `client` is NULL or a live client; `resource` is NULL or a
@@ -846,8 +855,8 @@ latchkey_status latchkey_client_fenced_write(const struct latchkey_client *clien
  * *value_len_out). An empty value is returned as NULL.
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
- * `resource`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
- * LATCHKEY_PANIC.
+ * `resource`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_NO_QUORUM (Redlock: too few masters answered); LATCHKEY_PANIC.
  *
  * # Safety
  * `client` is NULL or a live client; `resource` is NULL or a
@@ -868,7 +877,7 @@ latchkey_status latchkey_client_fenced_read(const struct latchkey_client *client
  * Threads: any thread, once. Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
  * live buffer from latchkey_client_fenced_read, or `len` is not its
- * length; nothing is freed).
+ * length; nothing is freed); LATCHKEY_PANIC.
  *
  * # Safety
  * `bytes` is NULL or a buffer from latchkey_client_fenced_read, not yet
@@ -897,7 +906,8 @@ latchkey_status latchkey_lock_options_new(struct latchkey_lock_options **options
  *
  * Threads: any thread, once. Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live options object: see "Handles" at the top; nothing is freed).
+ * live options object: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `options` is NULL or from latchkey_lock_options_new, not yet freed.
@@ -1041,7 +1051,8 @@ latchkey_status latchkey_lock_new(const struct latchkey_client *client,
  * Threads: any thread, once, when no other call uses this handle.
  * Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live lock: see "Handles" at the top; nothing is freed).
+ * live lock: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `lock` is NULL or from latchkey_lock_new, not yet freed.
@@ -1079,10 +1090,13 @@ latchkey_status latchkey_lock_name(const struct latchkey_lock *lock,
  * Threads: any thread; any number of threads may acquire through one
  * handle at once.
  * Blocks: until acquired, the timeout, cancellation, or a Redis failure.
- * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (still held at the deadline, or
- * Redis did not answer in the command timeout); LATCHKEY_CANCELLED;
- * LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_INVALID_ARGUMENT (NULL
- * `lock` or `guard_out`); LATCHKEY_PANIC.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (still held by another owner at
+ * the deadline, or too few replicas confirmed it); LATCHKEY_CANCELLED;
+ * LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
+ * timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_NO_QUORUM (Redlock: too few masters answered);
+ * LATCHKEY_INVALID_ARGUMENT (NULL `lock` or `guard_out`, the URL's
+ * database does not exist); LATCHKEY_PANIC.
  *
  * # Safety
  * `lock` is NULL or a live lock; `cancel` is NULL or a live cancel handle
@@ -1101,10 +1115,11 @@ latchkey_status latchkey_lock_acquire(const struct latchkey_lock *lock,
  *
  * Ownership: as latchkey_lock_acquire.
  * Threads: any thread. Blocks: for one Redis round trip.
- * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (held by another owner, or Redis
- * did not answer in the command timeout); LATCHKEY_CONNECTION,
- * LATCHKEY_SERVER; LATCHKEY_INVALID_ARGUMENT (NULL `lock` or
- * `guard_out`); LATCHKEY_PANIC.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (held by another owner);
+ * LATCHKEY_CONNECTION (Redis unreachable or no answer within the command
+ * timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM (Redlock:
+ * too few masters answered); LATCHKEY_INVALID_ARGUMENT (NULL `lock` or
+ * `guard_out`, the URL's database does not exist); LATCHKEY_PANIC.
  *
  * # Safety
  * `lock` is NULL or a live lock; `guard_out` and `err_out` are NULL or
@@ -1125,10 +1140,10 @@ latchkey_status latchkey_lock_try_acquire(const struct latchkey_lock *lock,
  *
  * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
  * trip.
- * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD; LATCHKEY_TIMEOUT,
- * LATCHKEY_CONNECTION, LATCHKEY_SERVER (Redis failed: the lock expires at
- * the end of its ttl); LATCHKEY_INVALID_ARGUMENT (`guard` NULL);
- * LATCHKEY_PANIC.
+ * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD; LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed: the
+ * lock expires at the end of its ttl); LATCHKEY_INVALID_ARGUMENT (`guard`
+ * NULL or not a live guard); LATCHKEY_PANIC.
  *
  * # Safety
  * `guard` is NULL or a live guard; `err_out` is NULL or writable.
@@ -1144,7 +1159,8 @@ latchkey_status latchkey_guard_release(struct latchkey_guard *guard,
  * Threads: any thread, once, as the last call on this guard.
  * Blocks: for one Redis round trip if the guard was not released.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live guard: see "Handles" at the top; nothing is freed or released).
+ * live guard: see "Handles" at the top; nothing is freed or released);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `guard` is NULL or from an acquire, not yet freed.
@@ -1158,9 +1174,10 @@ latchkey_status latchkey_guard_free(struct latchkey_guard *guard);
  * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
  * trip.
  * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the lease was lost or the guard
- * released; the lease is then reported lost); LATCHKEY_TIMEOUT,
- * LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_INVALID_ARGUMENT (`guard`
- * NULL, ttl out of range); LATCHKEY_PANIC.
+ * released; the lease is then reported lost); LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed);
+ * LATCHKEY_INVALID_ARGUMENT (`guard` NULL, ttl out of range);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `guard` is NULL or a live guard; `err_out` is NULL or writable.
@@ -1337,7 +1354,8 @@ latchkey_status latchkey_cancel_new(struct latchkey_cancel **cancel_out,
  * Threads: any thread, once, when no acquire uses it any more.
  * Blocks: no.
  * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
- * live cancel handle: see "Handles" at the top; nothing is freed).
+ * live cancel handle: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `cancel` is NULL or from latchkey_cancel_new, not yet freed.

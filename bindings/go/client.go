@@ -55,7 +55,7 @@ func WithConnectTimeout(d time.Duration) Option {
 
 // WithCommandTimeout sets the time allowed for Redis to answer one command
 // (default 2 s; 1 ms to 24 h). A stopped server makes calls fail with
-// ErrTimeout after this long instead of hanging.
+// ErrConnection after this long instead of hanging.
 func WithCommandTimeout(d time.Duration) Option {
 	return func(c *clientConfig) { c.commandTimeout = &d }
 }

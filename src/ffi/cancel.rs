@@ -57,7 +57,8 @@ pub unsafe extern "C" fn latchkey_cancel_new(
 /// Threads: any thread, once, when no acquire uses it any more.
 /// Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live cancel handle: see "Handles" at the top; nothing is freed).
+/// live cancel handle: see "Handles" at the top; nothing is freed);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `cancel` is NULL or from latchkey_cancel_new, not yet freed.

@@ -208,7 +208,8 @@ pub unsafe extern "C" fn latchkey_client_open_cluster(
 /// Threads: any thread, once, when no other call uses this handle.
 /// Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live client: see "Handles" at the top; nothing is freed).
+/// live client: see "Handles" at the top; nothing is freed);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `client` is NULL or from latchkey_client_open, not yet freed.

@@ -56,7 +56,8 @@ pub unsafe extern "C" fn latchkey_client_options_new(
 ///
 /// Threads: any thread, once. Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live options object: see "Handles" at the top; nothing is freed).
+/// live options object: see "Handles" at the top; nothing is freed);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `options` is NULL or from latchkey_client_options_new, not yet freed.
@@ -95,7 +96,7 @@ pub unsafe extern "C" fn latchkey_client_options_set_connect_timeout_ms(
 
 /// Sets the time allowed for Redis to answer one command, in milliseconds
 /// (1 to 86400000; checked when the client is opened). A stopped server makes
-/// a call fail with LATCHKEY_TIMEOUT after this long instead of hanging.
+/// a call fail with LATCHKEY_CONNECTION after this long instead of hanging.
 ///
 /// Threads: see latchkey_client_options. Blocks: no.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
@@ -198,7 +199,9 @@ pub unsafe extern "C" fn latchkey_client_options_set_wait_for_replicas(
 
 /// Sets the password of the master found through Sentinel (the sentinel
 /// URLs carry the sentinels' own credentials, if any). The string is copied
-/// and never shown in messages.
+/// and never shown in messages. Only for latchkey_client_open_sentinel: the
+/// other latchkey_client_open* functions refuse options with it
+/// (LATCHKEY_INVALID_ARGUMENT); give the password in their URLs.
 ///
 /// Threads: see latchkey_client_options. Blocks: no.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument,
@@ -225,7 +228,9 @@ pub unsafe extern "C" fn latchkey_client_options_set_master_password(
 }
 
 /// Sets the database number on the master found through Sentinel
-/// (default 0).
+/// (default 0; 0 or more). Only for latchkey_client_open_sentinel: the
+/// other latchkey_client_open* functions refuse options with it
+/// (LATCHKEY_INVALID_ARGUMENT); give the database in their URLs.
 ///
 /// Threads: see latchkey_client_options. Blocks: no.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);

@@ -163,7 +163,8 @@ pub unsafe extern "C" fn latchkey_error_message(err: *const latchkey_error) -> *
 ///
 /// Threads: any thread, once. Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live error: see "Handles" at the top; nothing is freed).
+/// live error: see "Handles" at the top; nothing is freed);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `err` is NULL or an error from `err_out` not yet freed; it is invalid

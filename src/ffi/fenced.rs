@@ -24,7 +24,8 @@ use super::status::latchkey_status;
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK (also when refused: see `*written_out`);
 /// LATCHKEY_INVALID_ARGUMENT (NULL argument, bad `resource`, token 0);
-/// LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_PANIC.
+/// LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM
+/// (Redlock: too few masters answered); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `client` is NULL or a live client; `resource` is NULL or a
@@ -66,8 +67,8 @@ pub unsafe extern "C" fn latchkey_client_fenced_write(
 /// *value_len_out). An empty value is returned as NULL.
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
-/// `resource`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
-/// LATCHKEY_PANIC.
+/// `resource`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+/// LATCHKEY_NO_QUORUM (Redlock: too few masters answered); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `client` is NULL or a live client; `resource` is NULL or a
@@ -112,7 +113,7 @@ pub unsafe extern "C" fn latchkey_client_fenced_read(
 /// Threads: any thread, once. Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
 /// live buffer from latchkey_client_fenced_read, or `len` is not its
-/// length; nothing is freed).
+/// length; nothing is freed); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `bytes` is NULL or a buffer from latchkey_client_fenced_read, not yet

@@ -74,10 +74,10 @@ impl latchkey_guard {
 ///
 /// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
 /// trip.
-/// Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD; LATCHKEY_TIMEOUT,
-/// LATCHKEY_CONNECTION, LATCHKEY_SERVER (Redis failed: the lock expires at
-/// the end of its ttl); LATCHKEY_INVALID_ARGUMENT (`guard` NULL);
-/// LATCHKEY_PANIC.
+/// Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD; LATCHKEY_CONNECTION,
+/// LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed: the
+/// lock expires at the end of its ttl); LATCHKEY_INVALID_ARGUMENT (`guard`
+/// NULL or not a live guard); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `guard` is NULL or a live guard; `err_out` is NULL or writable.
@@ -103,7 +103,8 @@ pub unsafe extern "C" fn latchkey_guard_release(
 /// Threads: any thread, once, as the last call on this guard.
 /// Blocks: for one Redis round trip if the guard was not released.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live guard: see "Handles" at the top; nothing is freed or released).
+/// live guard: see "Handles" at the top; nothing is freed or released);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `guard` is NULL or from an acquire, not yet freed.
@@ -118,9 +119,10 @@ pub unsafe extern "C" fn latchkey_guard_free(guard: *mut latchkey_guard) -> latc
 /// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
 /// trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the lease was lost or the guard
-/// released; the lease is then reported lost); LATCHKEY_TIMEOUT,
-/// LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_INVALID_ARGUMENT (`guard`
-/// NULL, ttl out of range); LATCHKEY_PANIC.
+/// released; the lease is then reported lost); LATCHKEY_CONNECTION,
+/// LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed);
+/// LATCHKEY_INVALID_ARGUMENT (`guard` NULL, ttl out of range);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `guard` is NULL or a live guard; `err_out` is NULL or writable.

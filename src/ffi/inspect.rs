@@ -68,8 +68,9 @@ impl latchkey_lock_info {
 ///
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `name`
-/// empty, longer than 4096 bytes or not UTF-8); LATCHKEY_TIMEOUT,
-/// LATCHKEY_CONNECTION, LATCHKEY_SERVER (Redis failed); LATCHKEY_PANIC.
+/// empty, longer than 4096 bytes or not UTF-8; the URL's database does not
+/// exist); LATCHKEY_CONNECTION (Redis unreachable or no answer within the
+/// command timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `client` is NULL or a live client; `name` is NULL or a NUL-terminated
@@ -95,7 +96,7 @@ pub unsafe extern "C" fn latchkey_client_inspect(
 ///
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
-/// `name`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+/// `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
 /// LATCHKEY_PANIC.
 ///
 /// # Safety
@@ -123,7 +124,7 @@ pub unsafe extern "C" fn latchkey_client_is_locked(
 ///
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
-/// `name`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+/// `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
 /// LATCHKEY_PANIC.
 ///
 /// # Safety
@@ -200,7 +201,7 @@ impl latchkey_master_state {
 /// *count_out).
 /// Threads: any thread. Blocks: for one round trip to every master.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
-/// `name`); LATCHKEY_TIMEOUT, LATCHKEY_CONNECTION, LATCHKEY_SERVER;
+/// `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
 /// LATCHKEY_PANIC.
 ///
 /// # Safety
@@ -246,7 +247,7 @@ pub unsafe extern "C" fn latchkey_client_inspect_masters(
 /// Threads: any thread, once. Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
 /// live array from latchkey_client_inspect_masters, or `count` is not its
-/// length; nothing is freed).
+/// length; nothing is freed); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `masters` is NULL or an array from latchkey_client_inspect_masters, not

@@ -70,7 +70,8 @@ pub unsafe extern "C" fn latchkey_lock_new(
 /// Threads: any thread, once, when no other call uses this handle.
 /// Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live lock: see "Handles" at the top; nothing is freed).
+/// live lock: see "Handles" at the top; nothing is freed);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `lock` is NULL or from latchkey_lock_new, not yet freed.
@@ -116,10 +117,13 @@ pub unsafe extern "C" fn latchkey_lock_name(
 /// Threads: any thread; any number of threads may acquire through one
 /// handle at once.
 /// Blocks: until acquired, the timeout, cancellation, or a Redis failure.
-/// Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (still held at the deadline, or
-/// Redis did not answer in the command timeout); LATCHKEY_CANCELLED;
-/// LATCHKEY_CONNECTION, LATCHKEY_SERVER; LATCHKEY_INVALID_ARGUMENT (NULL
-/// `lock` or `guard_out`); LATCHKEY_PANIC.
+/// Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (still held by another owner at
+/// the deadline, or too few replicas confirmed it); LATCHKEY_CANCELLED;
+/// LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
+/// timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
+/// LATCHKEY_NO_QUORUM (Redlock: too few masters answered);
+/// LATCHKEY_INVALID_ARGUMENT (NULL `lock` or `guard_out`, the URL's
+/// database does not exist); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `lock` is NULL or a live lock; `cancel` is NULL or a live cancel handle
@@ -150,10 +154,11 @@ pub unsafe extern "C" fn latchkey_lock_acquire(
 ///
 /// Ownership: as latchkey_lock_acquire.
 /// Threads: any thread. Blocks: for one Redis round trip.
-/// Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (held by another owner, or Redis
-/// did not answer in the command timeout); LATCHKEY_CONNECTION,
-/// LATCHKEY_SERVER; LATCHKEY_INVALID_ARGUMENT (NULL `lock` or
-/// `guard_out`); LATCHKEY_PANIC.
+/// Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (held by another owner);
+/// LATCHKEY_CONNECTION (Redis unreachable or no answer within the command
+/// timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM (Redlock:
+/// too few masters answered); LATCHKEY_INVALID_ARGUMENT (NULL `lock` or
+/// `guard_out`, the URL's database does not exist); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `lock` is NULL or a live lock; `guard_out` and `err_out` are NULL or

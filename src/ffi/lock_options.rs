@@ -143,7 +143,8 @@ pub unsafe extern "C" fn latchkey_lock_options_new(
 ///
 /// Threads: any thread, once. Blocks: no.
 /// Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
-/// live options object: see "Handles" at the top; nothing is freed).
+/// live options object: see "Handles" at the top; nothing is freed);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `options` is NULL or from latchkey_lock_options_new, not yet freed.

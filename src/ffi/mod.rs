@@ -37,6 +37,8 @@ pub mod cancel;
 
 mod args;
 mod boundary;
+#[cfg(test)]
+mod contract;
 mod handles;
 
 #[cfg(test)]
