@@ -31,6 +31,7 @@ static void test_version_and_names(void) {
     CHECK(LATCHKEY_NOT_HELD == 3 && LATCHKEY_LOST == 4 && LATCHKEY_CANCELLED == 5);
     CHECK(LATCHKEY_CONNECTION == 6 && LATCHKEY_SERVER == 7 && LATCHKEY_PANIC == 8);
     CHECK(LATCHKEY_NO_QUORUM == 9);
+    CHECK(LATCHKEY_AUTH == 10);
     CHECK(strcmp(latchkey_status_name(LATCHKEY_OK), "ok") == 0);
     CHECK(strcmp(latchkey_status_name(LATCHKEY_NOT_HELD), "not held") == 0);
     CHECK(strcmp(latchkey_status_name(12345), "unknown status") == 0);
