@@ -40,6 +40,8 @@ mod boundary;
 #[cfg(test)]
 mod contract;
 mod handles;
+#[cfg(test)]
+mod properties;
 
 #[cfg(test)]
 mod tests;
