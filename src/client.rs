@@ -436,6 +436,9 @@ pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
                 Some(host) if !host.is_empty() => {}
                 _ => return Err(invalid("no host")),
             }
+            if parsed.port() == Some(0) {
+                return Err(invalid("port 0"));
+            }
             check_db_path(parsed.path()).map_err(|why| invalid(&why))?;
         }
         "unix" | "redis+unix" => {

@@ -140,6 +140,7 @@ fn urls_are_checked_when_the_client_opens() {
         "redis://127.0.0.1:6379/-1",
         "redis://127.0.0.1:6379/x",
         "redis://127.0.0.1:99999",
+        "redis://127.0.0.1:0",
         "redis://:6379",
         "redis://127.0.0.1:6379/0/extra",
         "http://127.0.0.1:6379",
