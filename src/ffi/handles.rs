@@ -16,14 +16,14 @@
 //! it is still a use-after-free (the header says free must be the last
 //! call). Both are documented in the header.
 //!
-//! The table is behind one mutex held for a hash lookup. A fork while
-//! another thread holds it would leave the child's copy locked for ever,
-//! so a pthread_atfork handler takes it around fork.
+//! The table is behind one read-write lock held for a hash lookup. A fork
+//! while another thread holds it would leave the child's copy locked for
+//! ever, so a pthread_atfork handler takes it around fork.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Once};
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use super::error::Failure;
 
@@ -69,20 +69,44 @@ pub(crate) trait Handle {
     const KIND: Kind;
 }
 
-static LIVE: LazyLock<Mutex<HashMap<usize, Kind>>> = LazyLock::new(|| {
+/// Addresses are already unique and well spread above their alignment
+/// bits, so a multiplication hashes them; SipHash would cost more than
+/// the lookup itself.
+#[derive(Default, Clone, Copy)]
+struct AddressHasher(u64);
+
+impl std::hash::Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8 | u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_usize(&mut self, address: usize) {
+        self.0 = (address as u64 >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Table = HashMap<usize, Kind, std::hash::BuildHasherDefault<AddressHasher>>;
+
+/// Read-mostly: every call looks up, only constructors and frees write.
+static LIVE: LazyLock<RwLock<Table>> = LazyLock::new(|| {
     install_fork_handlers();
-    Mutex::new(HashMap::new())
+    RwLock::new(Table::default())
 });
 
 fn install_fork_handlers() {
     static ONCE: Once = Once::new();
     extern "C" fn prepare() {
         // Held across fork; released again on both sides.
-        std::mem::forget(LIVE.lock());
+        std::mem::forget(LIVE.write());
     }
     extern "C" fn after() {
-        // SAFETY: `prepare` locked it on this thread and forgot the guard.
-        unsafe { LIVE.force_unlock() }
+        // SAFETY: `prepare` write-locked it on this thread and forgot the
+        // guard.
+        unsafe { LIVE.force_unlock_write() }
     }
     ONCE.call_once(|| {
         // SAFETY: registers three plain functions; they touch only LIVE,
@@ -93,7 +117,7 @@ fn install_fork_handlers() {
 
 /// Records `pointer` as a live handle of `kind`.
 pub(crate) fn register_raw(pointer: *const (), kind: Kind) {
-    LIVE.lock().insert(pointer as usize, kind);
+    LIVE.write().insert(pointer as usize, kind);
 }
 
 /// Moves a handle to the heap, records it and gives C the pointer.
@@ -136,7 +160,7 @@ fn mismatch(what: &str, expected: Kind, found: Option<Kind>) -> Failure {
 /// Checks that `pointer` is a live handle of `kind` (without reading it).
 pub(crate) fn check_raw<T>(pointer: *const T, kind: Kind, what: &str) -> Result<(), Failure> {
     not_null_and_aligned(pointer, what)?;
-    let found = LIVE.lock().get(&(pointer as usize)).copied();
+    let found = LIVE.read().get(&(pointer as usize)).copied();
     if found == Some(kind) {
         Ok(())
     } else {
@@ -174,7 +198,7 @@ pub(crate) unsafe fn borrow_mut<'a, T: Handle>(
 /// another type, a freed one, a pointer latchkey never made.
 pub(crate) fn unregister_raw<T>(pointer: *const T, kind: Kind, what: &str) -> Result<(), Failure> {
     not_null_and_aligned(pointer, what)?;
-    let mut live = LIVE.lock();
+    let mut live = LIVE.write();
     let key = pointer as usize;
     match live.get(&key).copied() {
         Some(found) if found == kind => {
@@ -197,7 +221,7 @@ pub(crate) unsafe fn take<T: Handle>(pointer: *mut T, what: &str) -> Result<Box<
 
 #[cfg(test)]
 pub(crate) fn is_live(pointer: *const ()) -> bool {
-    LIVE.lock().contains_key(&(pointer as usize))
+    LIVE.read().contains_key(&(pointer as usize))
 }
 
 /// The body of every `*_free` function: NULL is ignored; a live handle of
