@@ -40,7 +40,7 @@ release: deps
 
 ## Tests ----------------------------------------------------------------------
 
-test: deps lint rust-test ffi-test c-example go-test python-test
+test: deps lint rust-test ffi-test c-example go-test python-test fuzz-short
 
 lint:
 	python3 tools/check-claims.py
@@ -52,6 +52,34 @@ lint:
 
 rust-test:
 	bash tools/with-redis $(CARGO) test --release
+
+## Fuzzing --------------------------------------------------------------------
+
+# What parses outside bytes (URLs and their redaction, the C ABI's
+# arguments): the stable property tests with many cases, then the
+# coverage-guided targets in fuzz/ for FUZZ_SECONDS each, where a nightly
+# toolchain and cargo-fuzz are installed (cargo install cargo-fuzz).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := url ffi_args
+.PHONY: fuzz fuzz-short fuzz-targets
+fuzz:
+	LATCHKEY_PROPERTY_CASES=200000 $(CARGO) test --release --lib properties
+	$(MAKE) fuzz-targets
+
+# The short run `make test` does: only the cargo-fuzz targets, 10 s each,
+# skipped without nightly and cargo-fuzz.
+fuzz-short:
+	$(MAKE) fuzz-targets FUZZ_SECONDS=10
+
+fuzz-targets:
+	@set -o pipefail; if $(CARGO) +nightly fuzz --version >/dev/null 2>&1; then \
+	  for target in $(FUZZ_TARGETS); do \
+	    echo "cargo +nightly fuzz run $$target (for $(FUZZ_SECONDS) s)"; \
+	    $(CARGO) +nightly fuzz run $$target -- -max_total_time=$(FUZZ_SECONDS) 2>&1 | tail -n 25 || exit 1; \
+	  done; \
+	else \
+	  echo "fuzz targets skipped: they need a nightly toolchain and cargo-fuzz (cargo install cargo-fuzz)"; \
+	fi
 
 ## Demo and benchmarks ---------------------------------------------------------
 
