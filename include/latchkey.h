@@ -1295,8 +1295,8 @@ latchkey_status latchkey_guard_name(const struct latchkey_guard *guard,
  * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
  * trip (Redlock: one to every master, a quorum must agree).
  * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
- * LATCHKEY_NO_QUORUM (Redis could not tell); LATCHKEY_INVALID_ARGUMENT
- * (NULL argument); LATCHKEY_PANIC.
+ * LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis could not tell);
+ * LATCHKEY_INVALID_ARGUMENT (NULL argument); LATCHKEY_PANIC.
  *
  * # Safety
  * `guard` is NULL or a live guard; `held_out` and `err_out` are NULL or
@@ -1318,7 +1318,7 @@ latchkey_status latchkey_guard_confirm(const struct latchkey_guard *guard,
  * Returns: LATCHKEY_OK (also when refused: see `*written_out`);
  * LATCHKEY_NOT_HELD (the guard was released); LATCHKEY_INVALID_ARGUMENT
  * (NULL argument, bad `resource`); LATCHKEY_CONNECTION, LATCHKEY_SERVER,
- * LATCHKEY_NO_QUORUM; LATCHKEY_PANIC.
+ * LATCHKEY_AUTH, LATCHKEY_NO_QUORUM; LATCHKEY_PANIC.
  *
  * # Safety
  * `guard` is NULL or a live guard; `resource` is NULL or a NUL-terminated

@@ -295,8 +295,8 @@ pub unsafe extern "C" fn latchkey_guard_name(
 /// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
 /// trip (Redlock: one to every master, a quorum must agree).
 /// Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
-/// LATCHKEY_NO_QUORUM (Redis could not tell); LATCHKEY_INVALID_ARGUMENT
-/// (NULL argument); LATCHKEY_PANIC.
+/// LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis could not tell);
+/// LATCHKEY_INVALID_ARGUMENT (NULL argument); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `guard` is NULL or a live guard; `held_out` and `err_out` are NULL or
@@ -330,7 +330,7 @@ pub unsafe extern "C" fn latchkey_guard_confirm(
 /// Returns: LATCHKEY_OK (also when refused: see `*written_out`);
 /// LATCHKEY_NOT_HELD (the guard was released); LATCHKEY_INVALID_ARGUMENT
 /// (NULL argument, bad `resource`); LATCHKEY_CONNECTION, LATCHKEY_SERVER,
-/// LATCHKEY_NO_QUORUM; LATCHKEY_PANIC.
+/// LATCHKEY_AUTH, LATCHKEY_NO_QUORUM; LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `guard` is NULL or a live guard; `resource` is NULL or a NUL-terminated
