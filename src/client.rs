@@ -507,16 +507,6 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
 }
 
-/// `host:port`, with an IPv6 address in brackets (`[::1]:6379`) so that
-/// the port cannot be read as part of the address.
-pub(crate) fn endpoint(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 impl Client {
     /// Opens a client with default options. See [`ClientBuilder::build`].
     ///
@@ -797,13 +787,6 @@ mod tests {
             redact_url("redis://bob:p%2F%40w@host"),
             "redis://bob:***@host"
         );
-    }
-
-    #[test]
-    fn ipv6_endpoints_have_brackets() {
-        assert_eq!(endpoint("::1", 6379), "[::1]:6379");
-        assert_eq!(endpoint("10.0.0.1", 6379), "10.0.0.1:6379");
-        assert_eq!(endpoint("redis.internal", 1), "redis.internal:1");
     }
 
     #[test]

@@ -479,7 +479,15 @@ pub(crate) fn server_error_to_result(what: &str, script: &str, value: Value) -> 
 /// "redis at 127.0.0.1:6379", "redis at [::1]:6379" or "redis at
 /// unix:/run/redis.sock"; never a password.
 pub(crate) fn describe_addr(addr: &redis::ConnectionAddr) -> String {
-    use crate::client::endpoint;
+    // `host:port`, with an IPv6 address in brackets so that the port
+    // cannot be read as part of the address.
+    let endpoint = |host: &str, port: u16| {
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+    };
     match addr {
         redis::ConnectionAddr::Tcp(host, port) => format!("redis at {}", endpoint(host, *port)),
         redis::ConnectionAddr::TcpTls { host, port, .. } => {
