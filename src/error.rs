@@ -172,9 +172,12 @@ fn is_auth_failure(err: &redis::RedisError) -> bool {
         || matches!(err.code(), Some("NOAUTH" | "WRONGPASS"))
 }
 
-/// The SELECT of the URL's database failed at connection time.
+/// The SELECT of the URL's database failed at connection time (Redis
+/// answers "ERR DB index is out of range"; the redis crate's own handshake
+/// says it "refused to switch database").
 fn is_missing_database(err: &redis::RedisError) -> bool {
-    err.to_string().contains("refused to switch database")
+    let text = err.to_string();
+    text.contains("DB index is out of range") || text.contains("refused to switch database")
 }
 
 impl fmt::Display for Error {

@@ -435,6 +435,7 @@ fn watch_against(stream: Vec<u8>, command_timeout: std::time::Duration) -> std::
             info: info.clone(),
             connect_timeout: Duration::from_secs(2),
             command_timeout,
+            shard_router: None,
         })
     });
     let subscriber = Subscriber::new(source);
