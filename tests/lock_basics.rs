@@ -475,6 +475,10 @@ fn a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() {
         let name = format!("fair-{round}");
         let lock = releaser.lock(&name).unwrap();
         let guard = lock.acquire().unwrap();
+        // The waiter keeps what it gets until the releaser has tried: the
+        // lock is then either reserved for it or held by it, never free
+        // again by the time the releaser asks.
+        let (tried_tx, tried_rx) = mpsc::channel::<()>();
         let waiter = {
             let client = waiter_client.clone();
             let name = name.clone();
@@ -484,6 +488,7 @@ fn a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() {
                     .unwrap()
                     .acquire_timeout(Duration::from_secs(20))
                     .unwrap();
+                let _ = tried_rx.recv();
                 guard.release().unwrap();
             })
         };
@@ -499,6 +504,7 @@ fn a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() {
             Ok(again) => drop(again),
             Err(e) => panic!("{e}"),
         }
+        tried_tx.send(()).unwrap();
         waiter.join().unwrap();
     }
     // Without the handoff reservation the releaser, one round trip ahead,

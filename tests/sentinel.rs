@@ -67,7 +67,7 @@ impl Deployment {
             .connect_timeout(Duration::from_millis(500))
             .command_timeout(Duration::from_millis(500));
         if let Some(n) = wait_for {
-            builder = builder.wait_for_replicas(n, Duration::from_millis(500));
+            builder = builder.wait_for_replicas(n, Duration::from_secs(3));
         }
         builder.build().unwrap()
     }
