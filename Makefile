@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build release test rust-test lint demo bench deps redis-server clean
+.PHONY: all build release test rust-test lint demo bench deps redis-server clean chaos chaos-short chaos-build
 
 all: release
 
@@ -40,7 +40,7 @@ release: deps
 
 ## Tests ----------------------------------------------------------------------
 
-test: deps lint rust-test ffi-test c-example go-test python-test fuzz-short
+test: deps lint rust-test ffi-test c-example go-test python-test fuzz-short chaos-short
 
 lint:
 	python3 tools/check-claims.py
@@ -224,3 +224,38 @@ python-stress: deps
 	$(CARGO) build --release
 	LATCHKEY_STRESS_ITERATIONS=$(LATCHKEY_STRESS_ITERATIONS) PYTHONPATH=bindings/python \
 	  python3 -m pytest -q bindings/python/tests/test_signals.py
+## Chaos: faults at random, histories, checker (tools/chaos) -------------------
+
+# make chaos [DURATION=600] [SEED=42] [PROFILE=long|short]: every deployment
+# and language under a nemesis; writes RELIABILITY.md. A seed replays the
+# same schedule of faults and operations (the run prints its seed).
+DURATION ?= 600
+PROFILE ?= long
+SEED ?=
+CHAOS_SEED = $(if $(SEED),--seed $(SEED),)
+
+# The workers: Rust (an example target), C (static, with the C tests'
+# warnings and the system libraries the Go binding links too), Go (when go is
+# installed); and the deliberately broken variants of the library (cargo
+# feature chaos-variants) in their own target directory, never in a release
+# artifact.
+chaos-build: deps
+	$(CARGO) build --release --lib --example chaos-worker
+	CARGO_TARGET_DIR=target/chaos-variants $(CARGO) build --release --features chaos-variants --lib --example chaos-worker
+	@mkdir -p target/chaos
+	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -D_DEFAULT_SOURCE -Iinclude \
+	  -o target/chaos/c-worker tools/chaos/workers/c/worker.c \
+	  target/release/liblatchkey.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -pthread
+	@if command -v go >/dev/null; then \
+	  echo "go build -o target/chaos/go-worker (in tools/chaos/workers/go)"; \
+	  cd tools/chaos/workers/go && go vet ./... && go build -o ../../../../target/chaos/go-worker . ; \
+	else echo "go is missing: chaos runs have no Go workers"; rm -f target/chaos/go-worker; fi
+
+chaos: chaos-build
+	python3 tools/chaos/run.py --duration $(DURATION) --profile $(PROFILE) $(CHAOS_SEED) --report RELIABILITY.md
+
+# The short profile (about 2 minutes) and the checker's self-test (each
+# broken variant must be caught, about 2 minutes); part of make test.
+chaos-short: chaos-build
+	python3 tools/chaos/run.py --duration 120 --profile short $(CHAOS_SEED)
+	python3 tools/chaos/selftest.py --duration 20

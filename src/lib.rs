@@ -30,6 +30,7 @@
 
 mod acquire;
 mod backend;
+mod chaos;
 mod client;
 mod error;
 // The C ABI (`include/latchkey.h`). Public only so that its symbols are

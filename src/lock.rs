@@ -798,6 +798,14 @@ impl Guard {
                 return Err(e);
             }
         };
+        if crate::chaos::variant("stale-release") && matches!(outcome, Released::NotOwner) {
+            if let Ok(Some(holder)) = self.client.backend.inspect(self.lease.keys()) {
+                let _ = self
+                    .client
+                    .backend
+                    .force_unlock(self.lease.keys(), &holder.owner_token);
+            }
+        }
         match (outcome, lost) {
             (Released::NotOwner, reason) => Err(Error::new(
                 ErrorKind::NotHeld,

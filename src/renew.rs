@@ -355,6 +355,11 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
             Ok(results) => results[i].clone(),
             Err(e) => Err(e.clone()),
         };
+        let outcome = if crate::chaos::variant("renew-ignores-failure") {
+            Ok(true)
+        } else {
+            outcome
+        };
         match outcome {
             Ok(true) if lease.renewed(sent, ttls[i]) => {
                 keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));

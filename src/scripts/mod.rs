@@ -27,7 +27,10 @@ macro_rules! script {
             static SCRIPT: OnceLock<LuaScript> = OnceLock::new();
             SCRIPT.get_or_init(|| LuaScript {
                 name: $file,
-                script: redis::Script::new(&format!("{PRELUDE}{}", include_str!($file))),
+                script: redis::Script::new(&crate::chaos::script_text(format!(
+                    "{PRELUDE}{}",
+                    include_str!($file)
+                ))),
                 resend_safe: $safe,
             })
         }

@@ -1,0 +1,307 @@
+"""The checker: reads the workers' histories and the nemesis log of one
+run of one deployment and says whether the library kept its promises.
+
+Invariants (README, Semantics and "What one Redis guarantees"):
+- exclusion: no two holds of one name overlap while both holders were told
+  they hold it (no lost report before, and `check()` Ok at, the end of the
+  hold), unless a fault the deployment cannot survive happened meanwhile;
+- no silent loss: every overlap, whatever the faults, is reported to one of
+  the holders (a lost report, `check()` or `release()` saying so);
+- fencing: tokens issued for a name grow in real-time order and are never
+  issued twice; the storage accepted writes in strictly increasing token
+  order and its final value is the highest accepted (or unknown) write;
+- liveness: no call outlives its deadline plus the timeouts (with slack),
+  a released lock goes to a waiter promptly when nothing is broken, and no
+  lock stays held by nobody after the run.
+
+A hold's interval runs from its acquire's return to its `check()` call:
+inside it, the holder believed it held the lock."""
+
+from __future__ import annotations
+
+import bisect
+import glob
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+NS = 1_000_000_000
+
+
+@dataclass
+class Hold:
+    worker: str
+    lang: str
+    name: str
+    hold: str
+    fence: int
+    acq_t0: int
+    acq_t1: int
+    check_t0: Optional[int] = None
+    check_ok: bool = False
+    release_ok: Optional[bool] = None
+    lost_t: list[int] = field(default_factory=list)
+
+    def told_held_at_check(self) -> bool:
+        return (self.check_t0 is not None and self.check_ok
+                and not any(t < self.check_t0 for t in self.lost_t))
+
+    def never_told_lost(self) -> bool:
+        return self.told_held_at_check() and self.release_ok is True and not self.lost_t
+
+
+@dataclass
+class Fault:
+    kind: str
+    start: int
+    end: int
+    target: str
+    unsurvivable: bool
+
+
+def load(run_dir: str) -> tuple[list[dict[str, Any]], list[Fault]]:
+    events: list[dict[str, Any]] = []
+    for path in sorted(glob.glob(os.path.join(run_dir, "history-*.jsonl"))):
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line:
+                    try:
+                        events.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        pass  # a line cut by SIGKILL
+    faults = []
+    nemesis_path = os.path.join(run_dir, "nemesis.jsonl")
+    if os.path.exists(nemesis_path):
+        with open(nemesis_path) as f:
+            for line in f:
+                e = json.loads(line)
+                faults.append(Fault(e["kind"], e["start"], e["end"], str(e.get("target", "")),
+                                    bool(e.get("unsurvivable"))))
+    return events, faults
+
+
+def build_holds(events: list[dict[str, Any]]) -> list[Hold]:
+    holds: dict[tuple[str, int], Hold] = {}
+    by_fence: dict[tuple[str, str, int], Hold] = {}
+    for e in events:
+        if e.get("op") == "acquire" and e.get("ok"):
+            h = Hold(e["w"], e["lang"], e["name"], str(e["hold"]), int(e["fence"]),
+                     e["t0"], e["t1"])
+            holds[(e["w"], e["seq"])] = h
+            by_fence[(e["w"], e["name"], h.fence)] = h
+    for e in events:
+        op = e.get("op")
+        if op == "check" and (e["w"], e["seq"]) in holds:
+            h = holds[(e["w"], e["seq"])]
+            h.check_t0, h.check_ok = e["t0"], bool(e["ok"])
+        elif op == "release" and (e["w"], e["seq"]) in holds:
+            holds[(e["w"], e["seq"])].release_ok = bool(e["ok"])
+        elif op == "lost":
+            h2 = by_fence.get((e["w"], e["name"], int(e["fence"])))
+            if h2 is not None:
+                h2.lost_t.append(e["t"])
+    return list(holds.values())
+
+
+def overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
+    return a_start < b_end and b_start < a_end
+
+
+def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
+          handoff_slack_s: float = 1.0, final: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    events, faults = load(run_dir)
+    holds = build_holds(events)
+    violations: list[dict[str, Any]] = []
+    counts: dict[str, Any] = {"holds": len(holds)}
+
+    def violate(invariant: str, **details: Any) -> None:
+        violations.append({"invariant": invariant, **details})
+
+    unsurvivable = [f for f in faults if f.unsurvivable]
+
+    def excused(start: int, end: int) -> bool:
+        return any(overlaps(f.start, f.end + 1, start, end) for f in unsurvivable)
+
+    # --- exclusion and no silent loss -------------------------------------------
+    reported = silent = excused_overlaps = 0
+    by_name: dict[str, list[Hold]] = {}
+    for h in holds:
+        by_name.setdefault(h.name, []).append(h)
+    for name, group in by_name.items():
+        told = sorted((h for h in group if h.told_held_at_check()), key=lambda h: h.acq_t1)
+        for i, a in enumerate(told):
+            assert a.check_t0 is not None
+            for b in told[i + 1:]:
+                if b.acq_t1 >= a.check_t0:
+                    break
+                assert b.check_t0 is not None
+                if not overlaps(a.acq_t1, a.check_t0, b.acq_t1, b.check_t0):
+                    continue
+                pair = {"name": name, "a": describe(a), "b": describe(b)}
+                if a.never_told_lost() and b.never_told_lost():
+                    silent += 1
+                    violate("no-silent-loss", **pair)
+                else:
+                    reported += 1
+                if excused(min(a.acq_t0, b.acq_t0), max(a.acq_t1, b.acq_t1)):
+                    excused_overlaps += 1
+                else:
+                    violate("exclusion", **pair)
+    counts.update(overlaps_reported=reported, overlaps_silent=silent,
+                  overlaps_excused_by_unsurvivable_faults=excused_overlaps)
+
+    # --- fencing: issue order -----------------------------------------------------
+    for name, group in by_name.items():
+        by_return = sorted(group, key=lambda h: h.acq_t1)
+        returns = [h.acq_t1 for h in by_return]
+        prefix_max: list[tuple[int, Hold]] = []
+        best: Optional[Hold] = None
+        for h in by_return:
+            if best is None or h.fence > best.fence:
+                best = h
+            prefix_max.append((best.fence, best))
+        seen: dict[int, Hold] = {}
+        for h in group:
+            other = seen.get(h.fence)
+            if other is not None and other.hold != h.hold:
+                violate("fencing", what="one token issued to two holds", name=name,
+                        a=describe(other), b=describe(h))
+            seen[h.fence] = h
+            i = bisect.bisect_left(returns, h.acq_t0) - 1
+            if i >= 0 and prefix_max[i][0] >= h.fence:
+                violate("fencing", what="token not above one issued before this acquire began",
+                        name=name, earlier=describe(prefix_max[i][1]), later=describe(h))
+
+    # --- fencing: the storage -------------------------------------------------------
+    writes = [e for e in events if e.get("op") == "write"]
+    accepted = sorted((e for e in writes if e.get("ok")), key=lambda e: e["t1"])
+    counts["writes_accepted"] = len(accepted)
+    counts["writes_refused"] = sum(1 for e in writes if not e.get("ok") and "err" not in e)
+    per_resource: dict[str, list[dict[str, Any]]] = {}
+    for e in accepted:
+        per_resource.setdefault(e["name"], []).append(e)
+    for name, group in per_resource.items():
+        returns = [e["t1"] for e in group]
+        running: list[dict[str, Any]] = []
+        top: Optional[dict[str, Any]] = None
+        for e in group:
+            if top is None or int(e["fence"]) > int(top["fence"]):
+                top = e
+            running.append(top)
+        for e in group:
+            i = bisect.bisect_left(returns, e["t0"]) - 1
+            if i >= 0:
+                prev = running[i]
+                if int(prev["fence"]) > int(e["fence"]) or (
+                        int(prev["fence"]) == int(e["fence"]) and prev["hold"] != e["hold"]):
+                    violate("fencing", what="storage accepted a write out of token order",
+                            name=name, earlier=brief(prev), later=brief(e))
+        if final is not None and name in final.get("storage", {}):
+            stored = final["storage"][name]
+            possible = {int(e["fence"]) for e in writes
+                        if e["name"] == name and (e.get("ok") or "err" in e)}
+            highest = max(int(e["fence"]) for e in group)
+            if stored is None or int(stored) < highest or int(stored) not in possible:
+                violate("fencing", what="storage's final token is not the highest write",
+                        name=name, stored=stored, highest_accepted=highest)
+
+    # --- liveness -----------------------------------------------------------------------
+    stops = [f for f in faults if f.kind == "worker-stop"]
+    any_fault = [f for f in faults if f.kind != "snapshot"]
+    timeouts_ns = 2 * command_timeout_ms * 1_000_000 + int(slack_s * NS)
+    late = 0
+    for e in events:
+        if "t0" not in e or "t1" not in e or e.get("op") not in ("acquire", "write", "check", "release"):
+            continue
+        if e.get("op") == "acquire" and "deadline_ms" not in e:
+            continue  # blocking: no deadline
+        deadline_ns = int(e.get("deadline_ms", 0)) * 1_000_000
+        if e["t1"] - e["t0"] <= deadline_ns + timeouts_ns:
+            continue
+        if any(f.target == e["w"] and overlaps(f.start, f.end, e["t0"], e["t1"]) for f in stops):
+            continue  # the worker itself was stopped
+        late += 1
+        violate("liveness", what="call outlived its deadline plus the timeouts", call=brief(e),
+                seconds=round((e["t1"] - e["t0"]) / NS, 3))
+    counts["late_calls"] = late
+
+    grace = command_timeout_ms * 1_000_000 + NS
+    window = int(handoff_slack_s * NS)
+    acquires = [e for e in events if e.get("op") == "acquire"]
+    got = sorted((e["t1"], e["name"]) for e in acquires if e.get("ok"))
+    slow = 0
+    releases = {(e["w"], e.get("hold")): e for e in events if e.get("op") == "release"}
+    for h in holds:
+        if h.release_ok is not True:
+            continue
+        release = releases.get((h.worker, h.hold))
+        if release is None:
+            continue
+        r = release["t1"]
+        if any(overlaps(f.start - grace, f.end + grace, r - window, r + window) for f in any_fault):
+            continue
+        waiters = [w for w in acquires if w["name"] == h.name and w.get("mode") != "try"
+                   and w["t0"] < r - window // 10 and w["t1"] > r + window]
+        if not waiters:
+            continue
+        i = bisect.bisect_left(got, (r, ""))
+        served = any(t <= r + window and n == h.name for t, n in got[i:i + 200])
+        if not served:
+            slow += 1
+            violate("liveness", what="a released lock went to no waiter within "
+                    f"{handoff_slack_s} s", name=h.name, release=brief(release),
+                    waiters=[brief(w) for w in waiters[:3]])
+    counts["slow_handoffs"] = slow
+
+    if final is not None:
+        for name, held in final.get("lock_keys_left", {}).items():
+            if held:
+                violate("liveness", what="lock still held after the run and its ttl", name=name)
+        for worker in final.get("stragglers", []):
+            violate("liveness", what="worker did not stop after its deadline", worker=worker)
+
+    ops: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    langs: dict[str, dict[str, int]] = {}
+    for e in events:
+        op = e.get("op")
+        if op in ("acquire", "write", "check", "release", "lost"):
+            ops[op] = ops.get(op, 0) + 1
+            per_lang = langs.setdefault(e.get("lang", "?"), {})
+            per_lang[op] = per_lang.get(op, 0) + 1
+            if op == "acquire" and e.get("ok"):
+                per_lang["acquired"] = per_lang.get("acquired", 0) + 1
+        if "err" in e:
+            errors[e["err"]] = errors.get(e["err"], 0) + 1
+    by_invariant: dict[str, int] = {}
+    for v in violations:
+        by_invariant[v["invariant"]] = by_invariant.get(v["invariant"], 0) + 1
+    return {"counts": counts, "ops": ops, "errors": errors, "langs": langs,
+            "faults": count_faults(faults), "violations": by_invariant,
+            "violation_examples": violations[:20]}
+
+
+def count_faults(faults: list[Fault]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in faults:
+        out[f.kind] = out.get(f.kind, 0) + 1
+    return out
+
+
+def describe(h: Hold) -> dict[str, Any]:
+    return {"worker": h.worker, "hold": h.hold, "fence": h.fence, "acquired": h.acq_t1,
+            "checked": h.check_t0, "check_ok": h.check_ok, "release_ok": h.release_ok,
+            "lost": h.lost_t[:1]}
+
+
+def brief(e: dict[str, Any]) -> dict[str, Any]:
+    keys = ("w", "op", "seq", "name", "mode", "fence", "t0", "t1", "ok", "err", "deadline_ms")
+    return {k: e[k] for k in keys if k in e}
+
+
+if __name__ == "__main__":
+    import sys
+    print(json.dumps(check(sys.argv[1], command_timeout_ms=int(sys.argv[2]) if len(sys.argv) > 2 else 1000),
+                     indent=2))

@@ -1,0 +1,169 @@
+"""The nemesis: injects real faults at random (from a seeded generator, so
+a seed replays the same schedule), each logged with its start and end on
+CLOCK_MONOTONIC, the clock the workers' histories use."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import threading
+import time
+from typing import Any, Callable, Optional
+
+import resp
+from deployments import Deployment
+from servers import Server
+
+# Every fault kind the nemesis knows; a profile picks from them.
+WORKER_FAULTS = ["worker-kill", "worker-stop"]
+SERVER_FAULTS = ["server-restart", "server-restart-older-snapshot", "client-pause",
+                 "debug-sleep", "client-kill", "script-flush", "eviction"]
+
+
+class Nemesis:
+    def __init__(self, rng: random.Random, deployment: Deployment, workers: Any,
+                 log_path: str, kinds: list[str], ttl_ms: int, command_timeout_ms: int,
+                 gap: tuple[float, float] = (0.3, 1.5)) -> None:
+        self.rng = rng
+        self.deployment = deployment
+        self.workers = workers
+        self.log = open(log_path, "w")
+        # An older snapshot can only come back where no AOF overrides it.
+        self.kinds = [k for k in kinds if k != "server-restart-older-snapshot"
+                      or all(s.persistence == "none" for s in deployment.data_servers())]
+        self.ttl = ttl_ms / 1000
+        self.command_timeout = command_timeout_ms / 1000
+        self.gap = gap
+        self.counts: dict[str, int] = {}
+        self.extra_kinds: dict[str, Callable[[], Optional[dict[str, Any]]]] = {}
+
+    def record(self, kind: str, start: int, end: int, **params: Any) -> None:
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        entry = {"kind": kind, "start": start, "end": end, "wall": time.time_ns(),
+                 "unsurvivable": self.deployment.unsurvivable(kind), **params}
+        self.log.write(json.dumps(entry) + "\n")
+        self.log.flush()
+
+    def run(self, until_ns: int) -> None:
+        """Injects faults one after another until `until_ns`, then heals."""
+        for server in self.deployment.data_servers():
+            if server.persistence == "none":
+                server.save_snapshot()
+        while time.monotonic_ns() < until_ns:
+            if not self.kinds:
+                self.pause((until_ns - time.monotonic_ns()) / 1e9, until_ns)
+                break
+            kind = self.rng.choice(self.kinds)
+            start = time.monotonic_ns()
+            params = self.inject(kind)
+            if params is not None:
+                self.record(kind, start, time.monotonic_ns(), **params)
+            self.pause(self.rng.uniform(*self.gap), until_ns)
+        self.heal()
+
+    def pause(self, seconds: float, until_ns: int) -> None:
+        remaining = (until_ns - time.monotonic_ns()) / 1e9
+        time.sleep(max(0.0, min(seconds, remaining)))
+
+    def heal(self) -> None:
+        for server in self.deployment.data_servers():
+            if not server.alive():
+                server.start()
+            try:
+                resp.command(server.port, "CONFIG", "SET", "maxmemory", "0")
+            except resp.RedisError:
+                pass
+        self.workers.continue_all()
+
+    def server(self) -> Server:
+        return self.rng.choice(self.deployment.data_servers())
+
+    def inject(self, kind: str) -> Optional[dict[str, Any]]:
+        if kind in self.extra_kinds:
+            return self.extra_kinds[kind]()
+        ttl, timeout = self.ttl, self.command_timeout
+        if kind == "worker-kill":
+            victim = self.workers.pick(self.rng)
+            if victim is None:
+                return None
+            self.workers.signal(victim, signal.SIGKILL)
+            replacement = self.workers.replace(victim)
+            return {"target": victim, "replacement": replacement}
+        if kind == "worker-stop":
+            victim = self.workers.pick(self.rng)
+            if victim is None:
+                return None
+            seconds = self.rng.uniform(1.5 * ttl, 2.5 * ttl)
+            self.workers.signal(victim, signal.SIGSTOP)
+            time.sleep(seconds)
+            self.workers.signal(victim, signal.SIGCONT)
+            return {"target": victim, "seconds": round(seconds, 3)}
+        server = self.server()
+        if kind == "server-restart":
+            down = self.rng.uniform(0.1, 1.0)
+            server.kill()
+            time.sleep(down)
+            server.start()
+            return {"target": server.name, "persistence": server.persistence, "down": round(down, 3)}
+        if kind == "server-restart-older-snapshot":
+            server.kill()
+            if not server.restart_from_older_snapshot():
+                server.start()
+                return {"target": server.name, "snapshot": False}
+            server.start()
+            server.after_restart_cleanup()
+            return {"target": server.name, "snapshot": True}
+        if kind == "client-pause":
+            ms = int(self.rng.uniform(1.5, 3.0) * timeout * 1000)
+            resp.command(server.port, "CLIENT", "PAUSE", ms, "ALL")
+            time.sleep(ms / 1000)
+            return {"target": server.name, "ms": ms}
+        if kind == "debug-sleep":
+            seconds = round(self.rng.uniform(1.5, 2.5) * timeout, 2)
+            thread = threading.Thread(target=self._debug_sleep, args=(server.port, seconds))
+            thread.start()
+            thread.join()
+            return {"target": server.name, "seconds": seconds}
+        if kind == "client-kill":
+            killed = 0
+            for client_type in ("normal", "pubsub"):
+                try:
+                    killed += int(resp.command(server.port, "CLIENT", "KILL", "TYPE", client_type,
+                                               "SKIPME", "yes"))
+                except resp.RedisError:
+                    pass
+            return {"target": server.name, "killed": killed}
+        if kind == "script-flush":
+            resp.command(server.port, "SCRIPT", "FLUSH")
+            return {"target": server.name}
+        if kind == "eviction":
+            return self._eviction(server)
+        raise ValueError(f"unknown fault kind {kind}")
+
+    def _debug_sleep(self, port: int, seconds: float) -> None:
+        try:
+            resp.command(port, "DEBUG", "SLEEP", seconds, timeout=seconds + 10)
+        except resp.RedisError:
+            pass
+
+    def _eviction(self, server: Server) -> dict[str, Any]:
+        """maxmemory just above what is in use, random eviction, and filler
+        writes: lock keys and fencing counters get evicted."""
+        used = int(resp.info_field(server.port, "memory", "used_memory") or 0)
+        resp.command(server.port, "CONFIG", "SET", "maxmemory-policy", "allkeys-random")
+        resp.command(server.port, "CONFIG", "SET", "maxmemory", used + 64 * 1024)
+        filler = "x" * 4096
+        for i in range(64):
+            try:
+                resp.command(server.port, "SET", f"chaos-filler-{i}", filler)
+            except resp.RedisError:
+                break
+        seconds = self.rng.uniform(0.5, 1.5)
+        time.sleep(seconds)
+        resp.command(server.port, "CONFIG", "SET", "maxmemory", "0")
+        try:
+            resp.command(server.port, "DEL", *[f"chaos-filler-{i}" for i in range(64)])
+        except resp.RedisError:
+            pass
+        return {"target": server.name, "seconds": round(seconds, 3)}

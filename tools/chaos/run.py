@@ -1,0 +1,272 @@
+#!/usr/bin/env python3
+"""The chaos run: real Redis deployments, workers in every language on the
+same lock names, a nemesis injecting faults at random, and the checker on
+the histories. A seed replays the same schedule of faults and operations.
+
+usage: run.py --duration SECONDS --seed N --profile short|long|selftest
+              [--variant NAME] [--out DIR] [--report FILE]
+              [--deployments a,b] [--langs rust,python]
+Exit status: 0 when no invariant was violated, 1 otherwise (with
+--expect-violation: the reverse)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Optional
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import checker  # noqa: E402
+import deployments  # noqa: E402
+import nemesis  # noqa: E402
+import report  # noqa: E402
+import resp  # noqa: E402
+from servers import Server  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NAMES = ["chaos-a", "chaos-b"]
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "short": {
+        "deployments": ["single-none", "single-everysec", "single-always"],
+        "langs": ["rust", "python", "c", "go"], "per_lang": 1,
+        "faults": nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS,
+        "ttl_ms": 2000, "command_timeout_ms": 1000,
+    },
+    "long": {
+        "deployments": ["single-none", "single-everysec", "single-always"],
+        "langs": ["rust", "python", "c", "go"], "per_lang": 2,
+        "faults": nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS,
+        "ttl_ms": 2000, "command_timeout_ms": 1000,
+    },
+    # The variants' self-test: the Rust worker on one server, with the
+    # faults that expose the broken variants.
+    "selftest": {
+        "deployments": ["single-none"], "langs": ["rust"], "per_lang": 4,
+        "names": ["chaos-a"],
+        "faults": ["worker-stop", "server-restart", "client-pause", "client-pause", "debug-sleep"],
+        "ttl_ms": 2000, "command_timeout_ms": 1000, "long_percent": 35, "gap": (1.0, 3.0),
+    },
+}
+
+
+def worker_command(lang: str, variant: Optional[str]) -> list[str]:
+    if lang == "rust":
+        target = "target/chaos-variants" if variant else "target"
+        return [os.path.join(REPO, target, "release", "examples", "chaos-worker")]
+    if lang == "python":
+        return [sys.executable, os.path.join(REPO, "tools", "chaos", "workers", "python", "worker.py")]
+    if lang == "c":
+        return [os.path.join(REPO, "target", "chaos", "c-worker")]
+    if lang == "go":
+        return [os.path.join(REPO, "target", "chaos", "go-worker")]
+    raise ValueError(lang)
+
+
+class Workers:
+    """The worker processes of one phase, by id."""
+
+    def __init__(self, run_dir: str, spec: str, storage: str, until_ns: int, seed: int,
+                 ttl_ms: int, command_timeout_ms: int, variant: Optional[str]) -> None:
+        self.run_dir, self.spec, self.storage = run_dir, spec, storage
+        self.until_ns, self.seed = until_ns, seed
+        self.ttl_ms, self.command_timeout_ms = ttl_ms, command_timeout_ms
+        self.variant = variant
+        self.long_percent = 15
+        self.names = NAMES
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.langs: dict[str, str] = {}
+        self.generation: dict[str, int] = {}
+        self.env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"))
+        if variant:
+            self.env["LATCHKEY_CHAOS_VARIANT"] = variant
+            self.env["LATCHKEY_LIBRARY"] = os.path.join(REPO, "target", "chaos-variants", "release",
+                                                        "liblatchkey.so")
+
+    def spawn(self, lang: str, worker_id: str) -> None:
+        seed = (self.seed * 1_000_003 + sum(map(ord, worker_id)) * 7919) % (2**63)
+        argv = worker_command(lang, self.variant) + [
+            "--deployment", self.spec, "--storage", self.storage, "--names", ",".join(self.names),
+            "--ttl-ms", str(self.ttl_ms), "--seed", str(seed), "--id", worker_id,
+            "--history", os.path.join(self.run_dir, f"history-{worker_id}.jsonl"),
+            "--until-ns", str(self.until_ns), "--command-timeout-ms", str(self.command_timeout_ms),
+            "--long-percent", str(self.long_percent)]
+        err = open(os.path.join(self.run_dir, f"stderr-{worker_id}.txt"), "wb")
+        self.procs[worker_id] = subprocess.Popen(argv, env=self.env, stdout=err, stderr=err,
+                                                 stdin=subprocess.DEVNULL)
+        err.close()
+        self.langs[worker_id] = lang
+
+    def pick(self, rng: random.Random) -> Optional[str]:
+        alive = sorted(w for w, p in self.procs.items() if p.poll() is None)
+        return rng.choice(alive) if alive else None
+
+    def signal(self, worker_id: str, sig: int) -> None:
+        proc = self.procs[worker_id]
+        if proc.poll() is None:
+            proc.send_signal(sig)
+
+    def replace(self, worker_id: str) -> str:
+        self.procs[worker_id].wait()
+        base = worker_id.split("~")[0]
+        self.generation[base] = self.generation.get(base, 0) + 1
+        new_id = f"{base}~{self.generation[base]}"
+        self.spawn(self.langs[worker_id], new_id)
+        return new_id
+
+    def continue_all(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)
+
+    def wait(self, grace_s: float) -> list[str]:
+        """Waits for every worker to stop after its deadline; kills and
+        names those that do not."""
+        deadline = time.monotonic() + max(0.0, (self.until_ns - time.monotonic_ns()) / 1e9) + grace_s
+        stragglers = []
+        for worker_id, proc in sorted(self.procs.items()):
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                stragglers.append(worker_id)
+                proc.kill()
+                proc.wait()
+        return stragglers
+
+
+def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str, Any],
+              out_dir: str, seconds: float) -> dict[str, Any]:
+    run_dir = os.path.join(out_dir, name)
+    os.makedirs(run_dir, exist_ok=True)
+    server_root = tempfile.mkdtemp(prefix=f"latchkey-chaos-{name}-")
+    deployment = deployments.make(name, server_root)
+    if deployment is None:
+        raise SystemExit(f"unknown deployment {name}")
+    storage = Server("storage", server_root)
+    ttl_ms, timeout_ms = profile["ttl_ms"], profile["command_timeout_ms"]
+    phase_seed = args.seed * 100 + index
+    try:
+        storage.start()
+        deployment.start()
+        until_ns = time.monotonic_ns() + int(seconds * 1e9)
+        workers = Workers(run_dir, deployment.spec(), storage.url, until_ns, phase_seed, ttl_ms,
+                          timeout_ms, args.variant)
+        workers.long_percent = profile.get("long_percent", 15)
+        workers.names = profile.get("names", NAMES)
+        for lang in profile["langs"]:
+            for i in range(profile["per_lang"]):
+                workers.spawn(lang, f"{lang}-{i}")
+        # Faults for the first three quarters; the rest is quiet, so that
+        # liveness after healing is checked too.
+        faults_until = time.monotonic_ns() + int(seconds * 0.75 * 1e9)
+        nem = nemesis.Nemesis(random.Random(phase_seed), deployment, workers,
+                              os.path.join(run_dir, "nemesis.jsonl"), profile["faults"],
+                              ttl_ms, timeout_ms, gap=profile.get("gap", (0.3, 1.5)))
+        nem.run(faults_until)
+        stragglers = workers.wait(grace_s=3 * ttl_ms / 1000 + 4 * timeout_ms / 1000 + 10)
+        # Whatever a worker still held when it stopped expires within a ttl.
+        time.sleep(ttl_ms / 1000 + 0.5)
+        final = final_state(deployment, storage, stragglers, workers.names)
+        result = checker.check(run_dir, command_timeout_ms=timeout_ms, final=final)
+    finally:
+        deployment.stop()
+        storage.stop()
+        shutil.rmtree(server_root, ignore_errors=True)
+    result.update(deployment=name, seconds=seconds, seed=args.seed,
+                  assumptions=deployment.assumptions,
+                  workers={w: workers.langs[w] for w in workers.procs})
+    with open(os.path.join(run_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
+def final_state(deployment: deployments.Deployment, storage: Server,
+                stragglers: list[str], names: list[str]) -> dict[str, Any]:
+    left: dict[str, bool] = {}
+    for name in names:
+        held = False
+        for port in deployment.lock_key_ports():
+            try:
+                held = held or bool(resp.command(port, "EXISTS", f"latchkey:{{{name}}}"))
+            except resp.RedisError:
+                pass
+        left[name] = held
+    stored: dict[str, Any] = {}
+    for name in names:
+        stored[name] = resp.command(storage.port, "HGET", f"latchkey:fenced:{{res-{name}}}", "fence")
+    return {"lock_keys_left": left, "storage": stored, "stragglers": stragglers}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=180)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--profile", default="short", choices=sorted(PROFILES))
+    parser.add_argument("--variant", default=None)
+    parser.add_argument("--deployments", default=None)
+    parser.add_argument("--langs", default=None)
+    parser.add_argument("--faults", default=None, help="fault kinds, comma-separated, or none")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--report", default=None, help="write RELIABILITY.md here")
+    parser.add_argument("--expect-violation", action="store_true")
+    args = parser.parse_args()
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 10**9)
+    profile = dict(PROFILES[args.profile])
+    if args.deployments:
+        profile["deployments"] = args.deployments.split(",")
+    if args.langs:
+        profile["langs"] = args.langs.split(",")
+    missing = [lang for lang in profile["langs"] if not os.path.exists(worker_command(lang, None)[-1])]
+    for lang in missing:
+        print(f"chaos: no {lang} worker ({worker_command(lang, None)[-1]}): running without it")
+    profile["langs"] = [lang for lang in profile["langs"] if lang not in missing]
+    if args.faults:
+        profile["faults"] = [] if args.faults == "none" else args.faults.split(",")
+    out_dir = args.out or os.path.join(REPO, "target", "chaos", f"{args.profile}-seed{args.seed}"
+                                       + (f"-{args.variant}" if args.variant else ""))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    print(f"chaos: profile {args.profile}, seed {args.seed}, {args.duration:.0f} s"
+          + (f", variant {args.variant}" if args.variant else "") + f", histories in {out_dir}",
+          flush=True)
+    seconds = args.duration / len(profile["deployments"])
+    results = []
+    for index, name in enumerate(profile["deployments"]):
+        result = run_phase(name, index, args, profile, out_dir, seconds)
+        results.append(result)
+        print(f"chaos: {name}: {result['ops'].get('acquire', 0)} acquires, "
+              f"{result['counts']['holds']} holds, faults {result['faults']}, "
+              f"violations {result['violations'] or 'none'}", flush=True)
+    summary = {"profile": args.profile, "seed": args.seed, "duration": args.duration,
+               "variant": args.variant, "phases": results}
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    if args.report:
+        with open(args.report, "w") as f:
+            f.write(report.render(summary))
+        print(f"chaos: wrote {args.report}")
+    violated = any(r["violations"] for r in results)
+    if violated:
+        for r in results:
+            for v in r["violation_examples"][:3]:
+                print(f"chaos: {r['deployment']}: {json.dumps(v)}")
+        print(f"chaos: reproduce with: make chaos DURATION={args.duration:.0f} SEED={args.seed} "
+              f"PROFILE={args.profile}")
+    if args.expect_violation:
+        return 0 if violated else 1
+    return 1 if violated else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

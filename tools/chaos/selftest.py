@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""The checker's self-test: each deliberately broken variant of the library
+(cargo feature `chaos-variants`, see src/chaos.rs) runs a short chaos run
+with the Rust worker on one server, and the checker must report a violation
+of the invariant that variant breaks. Two runs at a time (the machine is
+small); exits 1 if any variant went unnoticed.
+
+usage: selftest.py [--seed N] [--duration SECONDS]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+
+# variant -> (the invariant it must break, extra run.py arguments)
+VARIANTS: dict[str, tuple[str, list[str]]] = {
+    "release-no-owner-check": ("exclusion", []),
+    "renew-ignores-failure": ("exclusion", []),
+    "fence-no-clock": ("fencing", []),
+    "stale-release": ("exclusion", []),
+    # Liveness is judged away from faults: none here.
+    "waiter-never-subscribes": ("liveness", ["--faults", "none"]),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--duration", type=float, default=25)
+    args = parser.parse_args()
+    runs = []
+    for variant, (invariant, extra) in VARIANTS.items():
+        out = os.path.join(REPO, "target", "chaos", f"selftest-{variant}")
+        argv = [sys.executable, os.path.join(HERE, "run.py"), "--profile", "selftest",
+                "--seed", str(args.seed), "--duration", str(args.duration),
+                "--variant", variant, "--out", out, "--expect-violation", *extra]
+        runs.append((variant, invariant, out, argv))
+    failed = []
+    for i in range(0, len(runs), 2):
+        batch = [(v, inv, out, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                 for v, inv, out, argv in runs[i:i + 2]]
+        for variant, invariant, out, proc in batch:
+            output = proc.communicate()[0].decode(errors="replace")
+            found: dict[str, int] = {}
+            try:
+                with open(os.path.join(out, "results.json")) as f:
+                    for phase in json.load(f)["phases"]:
+                        for k, n in phase["violations"].items():
+                            found[k] = found.get(k, 0) + n
+            except (OSError, ValueError):
+                pass
+            caught = found.get(invariant, 0) > 0
+            print(f"selftest: variant {variant:<24} {invariant} violations {found.get(invariant, 0):>3}"
+                  f"  (all: {found or 'none'})  {'caught' if caught else 'MISSED'}", flush=True)
+            if not caught:
+                failed.append(variant)
+                print(output[-3000:])
+    if failed:
+        print(f"selftest: the checker missed {', '.join(failed)} (seed {args.seed})")
+        return 1
+    print("selftest: the checker caught every broken variant")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
