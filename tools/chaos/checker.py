@@ -11,8 +11,8 @@ Invariants (README, Semantics and "What one Redis guarantees"):
   issued twice; the storage accepted writes in strictly increasing token
   order and its final value is the highest accepted (or unknown) write;
 - liveness: no call outlives its deadline plus the timeouts (with slack),
-  a released lock goes to a waiter promptly when nothing is broken, and no
-  lock stays held by nobody after the run.
+  a released lock goes to a waiter (or a single try) promptly when nothing
+  is broken, and no lock stays held by nobody after the run.
 
 A hold's interval runs from its acquire's return to its `check()` call:
 inside it, the holder believed it held the lock."""
@@ -182,15 +182,15 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     per_resource: dict[str, list[dict[str, Any]]] = {}
     for e in accepted:
         per_resource.setdefault(e["name"], []).append(e)
-    for name, group in per_resource.items():
-        returns = [e["t1"] for e in group]
+    for name, accepted_here in per_resource.items():
+        returns = [e["t1"] for e in accepted_here]
         running: list[dict[str, Any]] = []
         top: Optional[dict[str, Any]] = None
-        for e in group:
+        for e in accepted_here:
             if top is None or int(e["fence"]) > int(top["fence"]):
                 top = e
             running.append(top)
-        for e in group:
+        for e in accepted_here:
             i = bisect.bisect_left(returns, e["t0"]) - 1
             if i >= 0:
                 prev = running[i]
@@ -202,7 +202,7 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
             stored = final["storage"][name]
             possible = {int(e["fence"]) for e in writes
                         if e["name"] == name and (e.get("ok") or "err" in e)}
-            highest = max(int(e["fence"]) for e in group)
+            highest = max(int(e["fence"]) for e in accepted_here)
             if stored is None or int(stored) < highest or int(stored) not in possible:
                 violate("fencing", what="storage's final token is not the highest write",
                         name=name, stored=stored, highest_accepted=highest)
@@ -230,7 +230,11 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     grace = command_timeout_ms * 1_000_000 + NS
     window = int(handoff_slack_s * NS)
     acquires = [e for e in events if e.get("op") == "acquire"]
-    got = sorted((e["t1"], e["name"]) for e in acquires if e.get("ok"))
+    # Who may take a released lock: a waiter (waiting when it was released)
+    # or a single try (which may take a lock being handed over); a fresh
+    # waiting acquire taking it while older waiters keep waiting means the
+    # release did not go to a waiter.
+    got = sorted((e["t1"], e["name"], e["t0"], e.get("mode")) for e in acquires if e.get("ok"))
     slow = 0
     releases = {(e["w"], e.get("hold")): e for e in events if e.get("op") == "release"}
     for h in holds:
@@ -246,8 +250,9 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                    and w["t0"] < r - window // 10 and w["t1"] > r + window]
         if not waiters:
             continue
-        i = bisect.bisect_left(got, (r, ""))
-        served = any(t <= r + window and n == h.name for t, n in got[i:i + 200])
+        i = bisect.bisect_left(got, (r,))
+        served = any(t <= r + window and n == h.name and (t0 < r or mode == "try")
+                     for t, n, t0, mode in got[i:i + 200])
         if not served:
             slow += 1
             violate("liveness", what="a released lock went to no waiter within "

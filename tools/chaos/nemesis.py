@@ -9,7 +9,7 @@ import random
 import signal
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import resp
 from deployments import Deployment
@@ -19,6 +19,10 @@ from servers import Server
 WORKER_FAULTS = ["worker-kill", "worker-stop"]
 SERVER_FAULTS = ["server-restart", "server-restart-older-snapshot", "client-pause",
                  "debug-sleep", "client-kill", "script-flush", "eviction"]
+# Sentinel and Cluster only.
+FAILOVER = ["failover"]
+# Where the deployment has proxies (one server, Redlock).
+PROXY_FAULTS = ["proxy-delay", "proxy-refuse", "proxy-blackhole", "proxy-reset", "proxy-one-way"]
 
 
 class Nemesis:
@@ -32,11 +36,14 @@ class Nemesis:
         # An older snapshot can only come back where no AOF overrides it.
         self.kinds = [k for k in kinds if k != "server-restart-older-snapshot"
                       or all(s.persistence == "none" for s in deployment.data_servers())]
+        if not deployment.proxied:
+            self.kinds = [k for k in self.kinds if not k.startswith("proxy-")]
+        if not hasattr(deployment, "failover"):
+            self.kinds = [k for k in self.kinds if k != "failover"]
         self.ttl = ttl_ms / 1000
         self.command_timeout = command_timeout_ms / 1000
         self.gap = gap
         self.counts: dict[str, int] = {}
-        self.extra_kinds: dict[str, Callable[[], Optional[dict[str, Any]]]] = {}
 
     def record(self, kind: str, start: int, end: int, **params: Any) -> None:
         self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -74,14 +81,19 @@ class Nemesis:
                 resp.command(server.port, "CONFIG", "SET", "maxmemory", "0")
             except resp.RedisError:
                 pass
+        for proxy in self.deployment.all_proxies():
+            proxy.heal()
         self.workers.continue_all()
 
     def server(self) -> Server:
         return self.rng.choice(self.deployment.data_servers())
 
     def inject(self, kind: str) -> Optional[dict[str, Any]]:
-        if kind in self.extra_kinds:
-            return self.extra_kinds[kind]()
+        if kind.startswith("proxy-"):
+            return self._proxy_fault(kind)
+        if kind == "failover":
+            failover = getattr(self.deployment, "failover", None)
+            return failover() if failover else None
         ttl, timeout = self.ttl, self.command_timeout
         if kind == "worker-kill":
             victim = self.workers.pick(self.rng)
@@ -91,7 +103,7 @@ class Nemesis:
             replacement = self.workers.replace(victim)
             return {"target": victim, "replacement": replacement}
         if kind == "worker-stop":
-            victim = self.workers.pick(self.rng)
+            victim = self.workers.pick(self.rng, holding=True)
             if victim is None:
                 return None
             seconds = self.rng.uniform(1.5 * ttl, 2.5 * ttl)
@@ -114,13 +126,15 @@ class Nemesis:
             server.start()
             server.after_restart_cleanup()
             return {"target": server.name, "snapshot": True}
+        # Pauses outlast the command timeout and often the lease.
+        pause = max(ttl, timeout)
         if kind == "client-pause":
-            ms = int(self.rng.uniform(1.5, 3.0) * timeout * 1000)
+            ms = int(self.rng.uniform(0.8, 2.0) * pause * 1000)
             resp.command(server.port, "CLIENT", "PAUSE", ms, "ALL")
             time.sleep(ms / 1000)
             return {"target": server.name, "ms": ms}
         if kind == "debug-sleep":
-            seconds = round(self.rng.uniform(1.5, 2.5) * timeout, 2)
+            seconds = round(self.rng.uniform(0.8, 2.0) * pause, 2)
             thread = threading.Thread(target=self._debug_sleep, args=(server.port, seconds))
             thread.start()
             thread.join()
@@ -140,6 +154,34 @@ class Nemesis:
         if kind == "eviction":
             return self._eviction(server)
         raise ValueError(f"unknown fault kind {kind}")
+
+    def _proxy_fault(self, kind: str) -> Optional[dict[str, Any]]:
+        """A network fault between one worker (a holder, preferably) and the
+        servers: all of them, or one (Redlock: one master)."""
+        victim = self.workers.pick(self.rng, holding=True)
+        if victim is None:
+            return None
+        proxies = self.deployment.proxies_for(victim)
+        if len(proxies) > 1 and self.rng.random() < 0.5:
+            proxies = [self.rng.choice(proxies)]
+        params: dict[str, Any] = {"target": victim, "servers": len(proxies)}
+        if kind == "proxy-reset":
+            params["connections"] = sum(p.reset_all() for p in proxies)
+            return params
+        seconds = self.rng.uniform(0.8, 2.0) * max(self.ttl, self.command_timeout)
+        params["seconds"] = round(seconds, 3)
+        if kind == "proxy-delay":
+            params["delay"] = round(self.rng.uniform(0.02, 0.3), 3)
+        for proxy in proxies:
+            if kind == "proxy-delay":
+                proxy.set("delay", params["delay"])
+            else:
+                proxy.set({"proxy-refuse": "refuse", "proxy-blackhole": "blackhole",
+                           "proxy-one-way": "one-way"}[kind])
+        time.sleep(seconds)
+        for proxy in proxies:
+            proxy.heal()
+        return params
 
     def _debug_sleep(self, port: int, seconds: float) -> None:
         try:

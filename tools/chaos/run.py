@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -37,24 +37,30 @@ NAMES = ["chaos-a", "chaos-b"]
 
 PROFILES: dict[str, dict[str, Any]] = {
     "short": {
-        "deployments": ["single-none", "single-everysec", "single-always"],
+        "deployments": ["single-none", "single-always", "redlock", "sentinel", "cluster"],
         "langs": ["rust", "python", "c", "go"], "per_lang": 1,
-        "faults": nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS,
+        "faults": (nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS + nemesis.FAILOVER
+                   + nemesis.PROXY_FAULTS),
         "ttl_ms": 2000, "command_timeout_ms": 1000,
     },
     "long": {
-        "deployments": ["single-none", "single-everysec", "single-always"],
+        "deployments": ["single-none", "single-everysec", "single-always", "redlock",
+                        "sentinel", "cluster"],
         "langs": ["rust", "python", "c", "go"], "per_lang": 2,
-        "faults": nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS,
+        "faults": (nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS + nemesis.FAILOVER
+                   + nemesis.PROXY_FAULTS),
         "ttl_ms": 2000, "command_timeout_ms": 1000,
     },
     # The variants' self-test: the Rust worker on one server, with the
-    # faults that expose the broken variants.
+    # faults that expose the broken variants. A command timeout well below
+    # the ttl: a renewal cut off by a partition fails (and is retried) many
+    # times within one lease.
     "selftest": {
         "deployments": ["single-none"], "langs": ["rust"], "per_lang": 4,
         "names": ["chaos-a"],
         "faults": ["worker-stop", "server-restart", "client-pause", "client-pause", "debug-sleep"],
-        "ttl_ms": 2000, "command_timeout_ms": 1000, "long_percent": 35, "gap": (1.0, 3.0),
+        "ttl_ms": 2000, "command_timeout_ms": 300, "long_percent": 35, "renew_percent": 40,
+        "gap": (1.0, 3.0),
     },
 }
 
@@ -75,13 +81,14 @@ def worker_command(lang: str, variant: Optional[str]) -> list[str]:
 class Workers:
     """The worker processes of one phase, by id."""
 
-    def __init__(self, run_dir: str, spec: str, storage: str, until_ns: int, seed: int,
+    def __init__(self, run_dir: str, spec: Callable[[str], str], storage: str, until_ns: int, seed: int,
                  ttl_ms: int, command_timeout_ms: int, variant: Optional[str]) -> None:
         self.run_dir, self.spec, self.storage = run_dir, spec, storage
         self.until_ns, self.seed = until_ns, seed
         self.ttl_ms, self.command_timeout_ms = ttl_ms, command_timeout_ms
         self.variant = variant
         self.long_percent = 15
+        self.renew_percent = 70
         self.names = NAMES
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.langs: dict[str, str] = {}
@@ -95,20 +102,38 @@ class Workers:
     def spawn(self, lang: str, worker_id: str) -> None:
         seed = (self.seed * 1_000_003 + sum(map(ord, worker_id)) * 7919) % (2**63)
         argv = worker_command(lang, self.variant) + [
-            "--deployment", self.spec, "--storage", self.storage, "--names", ",".join(self.names),
+            "--deployment", self.spec(worker_id), "--storage", self.storage, "--names", ",".join(self.names),
             "--ttl-ms", str(self.ttl_ms), "--seed", str(seed), "--id", worker_id,
             "--history", os.path.join(self.run_dir, f"history-{worker_id}.jsonl"),
             "--until-ns", str(self.until_ns), "--command-timeout-ms", str(self.command_timeout_ms),
-            "--long-percent", str(self.long_percent)]
+            "--long-percent", str(self.long_percent), "--renew-percent", str(self.renew_percent)]
         err = open(os.path.join(self.run_dir, f"stderr-{worker_id}.txt"), "wb")
         self.procs[worker_id] = subprocess.Popen(argv, env=self.env, stdout=err, stderr=err,
                                                  stdin=subprocess.DEVNULL)
         err.close()
         self.langs[worker_id] = lang
 
-    def pick(self, rng: random.Random) -> Optional[str]:
+    def pick(self, rng: random.Random, holding: bool = False) -> Optional[str]:
+        """A live worker; with `holding`, one that holds a lock if any does
+        (its history's last line is a successful acquire or a write)."""
         alive = sorted(w for w, p in self.procs.items() if p.poll() is None)
+        if holding:
+            holders = [w for w in alive if self.last_op(w) in ("acquired", "write")]
+            alive = holders or alive
         return rng.choice(alive) if alive else None
+
+    def last_op(self, worker_id: str) -> str:
+        path = os.path.join(self.run_dir, f"history-{worker_id}.jsonl")
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 4096))
+                last = json.loads(f.read().splitlines()[-1])
+        except (OSError, ValueError, IndexError):
+            return ""
+        if last.get("op") == "acquire":
+            return "acquired" if last.get("ok") else "acquire"
+        return str(last.get("op", ""))
 
     def signal(self, worker_id: str, sig: int) -> None:
         proc = self.procs[worker_id]
@@ -158,9 +183,10 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         storage.start()
         deployment.start()
         until_ns = time.monotonic_ns() + int(seconds * 1e9)
-        workers = Workers(run_dir, deployment.spec(), storage.url, until_ns, phase_seed, ttl_ms,
+        workers = Workers(run_dir, deployment.spec, storage.url, until_ns, phase_seed, ttl_ms,
                           timeout_ms, args.variant)
         workers.long_percent = profile.get("long_percent", 15)
+        workers.renew_percent = profile.get("renew_percent", 70)
         workers.names = profile.get("names", NAMES)
         for lang in profile["langs"]:
             for i in range(profile["per_lang"]):
@@ -216,6 +242,10 @@ def main() -> int:
     parser.add_argument("--deployments", default=None)
     parser.add_argument("--langs", default=None)
     parser.add_argument("--faults", default=None, help="fault kinds, comma-separated, or none")
+    parser.add_argument("--renew-percent", type=int, default=None,
+                        help="holds in a hundred renewed by the watchdog")
+    parser.add_argument("--long-percent", type=int, default=None,
+                        help="holds in a hundred that outlive the ttl")
     parser.add_argument("--out", default=None)
     parser.add_argument("--report", default=None, help="write RELIABILITY.md here")
     parser.add_argument("--expect-violation", action="store_true")
@@ -231,6 +261,10 @@ def main() -> int:
     for lang in missing:
         print(f"chaos: no {lang} worker ({worker_command(lang, None)[-1]}): running without it")
     profile["langs"] = [lang for lang in profile["langs"] if lang not in missing]
+    if args.renew_percent is not None:
+        profile["renew_percent"] = args.renew_percent
+    if args.long_percent is not None:
+        profile["long_percent"] = args.long_percent
     if args.faults:
         profile["faults"] = [] if args.faults == "none" else args.faults.split(",")
     out_dir = args.out or os.path.join(REPO, "target", "chaos", f"{args.profile}-seed{args.seed}"

@@ -18,12 +18,21 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+# Many holds outlive their ttl without renewal: their releases are stale.
+STALE_HOLDERS = ["--faults", "none", "--renew-percent", "30", "--long-percent", "50"]
+
 # variant -> (the invariant it must break, extra run.py arguments)
 VARIANTS: dict[str, tuple[str, list[str]]] = {
-    "release-no-owner-check": ("exclusion", []),
-    "renew-ignores-failure": ("exclusion", []),
-    "fence-no-clock": ("fencing", []),
-    "stale-release": ("exclusion", []),
+    # A stale holder (held past its ttl without renewal) deletes the lock
+    # of the next holder; no fault needed.
+    "release-no-owner-check": ("exclusion", STALE_HOLDERS),
+    "stale-release": ("exclusion", STALE_HOLDERS),
+    # A holder cut off from Redis (its renewals fail, the lock expires and
+    # goes to another worker) still believes it holds the lock.
+    "renew-ignores-failure": ("exclusion", ["--faults", "proxy-blackhole,proxy-one-way",
+                                            "--renew-percent", "100", "--long-percent", "60"]),
+    # The counter is lost with the data.
+    "fence-no-clock": ("fencing", ["--faults", "server-restart"]),
     # Liveness is judged away from faults: none here.
     "waiter-never-subscribes": ("liveness", ["--faults", "none"]),
 }
@@ -32,7 +41,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--duration", type=float, default=25)
+    parser.add_argument("--duration", type=float, default=30)
     args = parser.parse_args()
     runs = []
     for variant, (invariant, extra) in VARIANTS.items():

@@ -6,6 +6,7 @@ from an older snapshot), and stopped. Readiness is the server's own
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,18 +29,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_cluster_port(rng_seed: int) -> int:
+    """A free port below 30000 whose cluster bus port (+10000) is free too
+    (an ephemeral port's bus port may be taken or above 65535)."""
+    rng = random.Random(rng_seed)
+    for _ in range(1000):
+        port = rng.randrange(20000, 30000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+                return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
 class Server:
     """One redis-server (or sentinel) process."""
 
     def __init__(self, name: str, root: str, persistence: str = "none",
-                 extra: Optional[list[str]] = None, sentinel_conf: Optional[str] = None) -> None:
+                 extra: Optional[list[str]] = None, sentinel_conf: Optional[str] = None,
+                 port: Optional[int] = None) -> None:
         self.name = name
         self.dir = os.path.join(root, name)
         os.makedirs(self.dir, exist_ok=True)
         self.persistence = persistence
         self.extra = extra or []
         self.sentinel_conf = sentinel_conf
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.starts = 0
 
@@ -50,7 +68,7 @@ class Server:
     def _argv(self) -> list[str]:
         if self.sentinel_conf is not None:
             conf = os.path.join(self.dir, "sentinel.conf")
-            if self.starts == 0:
+            if not os.path.exists(conf):
                 with open(conf, "w") as f:
                     f.write(f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n{self.sentinel_conf}")
             return ["redis-server", conf, "--sentinel"]

@@ -6,7 +6,7 @@
  *
  * usage: c-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
  *        --seed N --id ID --history FILE --until-ns N
- *        [--command-timeout-ms N] [--long-percent N]
+ *        [--command-timeout-ms N] [--long-percent N] [--renew-percent N]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -198,6 +198,7 @@ int main(int argc, char **argv) {
     uint64_t timeout_ms = strtoull(arg(argc, argv, "command-timeout-ms", "1000"), NULL, 10);
     uint64_t long_percent = strtoull(arg(argc, argv, "long-percent", "15"), NULL, 10);
     if (long_percent > 85) long_percent = 85;
+    uint64_t renew_percent = strtoull(arg(argc, argv, "renew-percent", "70"), NULL, 10);
     history_fd = open(history, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (history_fd < 0) {
         perror(history);
@@ -242,7 +243,7 @@ int main(int argc, char **argv) {
     for (uint64_t seq = 1; mono_ns() < until; seq++) {
         int which = (int)rng_below((uint64_t)name_count);
         const char *name = names[which];
-        int renew = rng_below(100) < 70;
+        int renew = rng_below(100) < renew_percent;
         latchkey_lock *lock = locks[which][renew ? 0 : 1];
         uint64_t roll = rng_below(100);
         const char *mode = roll < 10 ? "blocking" : roll < 60 ? "timeout" : roll < 85 ? "try" : "cancel";

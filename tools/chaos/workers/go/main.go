@@ -7,7 +7,7 @@
 // usage: go-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
 //
 //	--seed N --id ID --history FILE --until-ns N
-//	[--command-timeout-ms N] [--long-percent N]
+//	[--command-timeout-ms N] [--long-percent N] [--renew-percent N]
 package main
 
 import (
@@ -117,16 +117,17 @@ func main() {
 	until := flag.Uint64("until-ns", 0, "")
 	timeoutMs := flag.Uint64("command-timeout-ms", 1000, "")
 	longPercent := flag.Uint64("long-percent", 15, "")
+	renewPercent := flag.Uint64("renew-percent", 70, "")
 	flag.Parse()
 	if err := run(*spec, *storageURL, strings.Split(*names, ","), *id, *historyPath, *ttlMs, *seed, *until,
-		time.Duration(*timeoutMs)*time.Millisecond, min(*longPercent, 85)); err != nil {
+		time.Duration(*timeoutMs)*time.Millisecond, min(*longPercent, 85), *renewPercent); err != nil {
 		fmt.Fprintln(os.Stderr, "go-worker:", err)
 		os.Exit(2)
 	}
 }
 
 func run(spec, storageURL string, names []string, id, historyPath string, ttlMs, seed, until uint64,
-	timeout time.Duration, longPercent uint64) error {
+	timeout time.Duration, longPercent, renewPercent uint64) error {
 	file, err := os.OpenFile(historyPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -160,7 +161,7 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 	for seq := uint64(1); monoNs() < until; seq++ {
 		i := r.below(uint64(len(names)))
 		name := names[i]
-		renew := r.below(100) < 70
+		renew := r.below(100) < renewPercent
 		m := mutexes[i].plain
 		if renew {
 			m = mutexes[i].renewed

@@ -8,6 +8,7 @@ lock.fencing_token, lock.check(), lock.release(), client.fenced_write.
 usage: worker.py --deployment SPEC --storage URL --names A,B --ttl-ms N
                  --seed N --id ID --history FILE --until-ns N
                  [--command-timeout-ms N] [--long-percent N]
+                 [--renew-percent N]
 """
 
 from __future__ import annotations
@@ -80,6 +81,8 @@ def main() -> int:
     parser.add_argument("--command-timeout-ms", type=int, default=1000)
     # How many holds in a hundred outlive the ttl (renewed, or lost).
     parser.add_argument("--long-percent", type=int, default=15)
+    # How many holds in a hundred the watchdog renews.
+    parser.add_argument("--renew-percent", type=int, default=70)
     args = parser.parse_args()
     rng = random.Random(args.seed)
     history = History(args.history, args.id)
@@ -103,7 +106,7 @@ def main() -> int:
     while time.monotonic_ns() < args.until_ns:
         seq += 1
         name, renewed, plain = rng.choice(locks)
-        renew = rng.random() < 0.7
+        renew = rng.randrange(100) < args.renew_percent
         lock = renewed if renew else plain
         roll = rng.random()
         # The binding's stable surface has no cancel handle: blocking,

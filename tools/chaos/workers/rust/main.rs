@@ -8,7 +8,7 @@
 //!
 //! usage: chaos-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
 //!        --seed N --id ID --history FILE --until-ns N [--command-timeout-ms N]
-//!        [--long-percent N]
+//!        [--long-percent N] [--renew-percent N]
 //! SPEC: single:URL | redlock:URL,URL,.. | sentinel:MASTER:URL,URL,.. | cluster:URL,URL,..
 
 use std::collections::HashMap;
@@ -174,6 +174,8 @@ fn run() -> Result<(), String> {
     let until = args.num("until-ns", None)?;
     // How many holds in a hundred outlive the ttl (renewed, or lost).
     let long_percent = args.num("long-percent", Some(15))?.min(85);
+    // How many holds in a hundred the watchdog renews.
+    let renew_percent = args.num("renew-percent", Some(70))?;
     let mut rng = Rng(args.num("seed", None)?);
     let history = Arc::new(History {
         file: Mutex::new(File::create(args.get("history")?).map_err(|e| e.to_string())?),
@@ -224,7 +226,7 @@ fn run() -> Result<(), String> {
     while mono_ns() < until {
         seq += 1;
         let (name, renewed, plain) = &locks[rng.below(locks.len() as u64) as usize];
-        let renew = rng.chance(70);
+        let renew = rng.chance(renew_percent);
         let lock = if renew { renewed } else { plain };
         let mode = match rng.below(100) {
             0..=9 => "blocking",
