@@ -110,7 +110,8 @@ def overlaps(a_start: int, a_end: int, b_start: int, b_end: int) -> bool:
 
 
 def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
-          handoff_slack_s: float = 1.0, final: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+          handoff_slack_s: float = 1.0, final: Optional[dict[str, Any]] = None,
+          fair_handoff: bool = True) -> dict[str, Any]:
     events, faults = load(run_dir)
     holds = build_holds(events)
     violations: list[dict[str, Any]] = []
@@ -255,6 +256,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                      for t, n, t0, mode in got[i:i + 200])
         if not served:
             slow += 1
+            if not fair_handoff:
+                continue  # a known gap of this deployment: counted only
             violate("liveness", what="a released lock went to no waiter within "
                     f"{handoff_slack_s} s", name=h.name, release=brief(release),
                     waiters=[brief(w) for w in waiters[:3]])

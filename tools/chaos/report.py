@@ -21,15 +21,25 @@ def render(summary: dict[str, Any]) -> str:
         "",
         "## Violations per deployment",
         "",
-        "| Deployment | Holds | " + " | ".join(INVARIANTS) + " | Overlaps reported / silent / excused |",
-        "|---|---|" + "---|" * len(INVARIANTS) + "---|",
+        "| Deployment | Holds | " + " | ".join(INVARIANTS)
+        + " | Overlaps reported / silent / excused | Slow handoffs |",
+        "|---|---|" + "---|" * len(INVARIANTS) + "---|---|",
     ]
     for phase in summary["phases"]:
         c = phase["counts"]
         lines.append(f"| {phase['deployment']} | {c['holds']} | "
                      + " | ".join(str(phase["violations"].get(i, 0)) for i in INVARIANTS)
                      + f" | {c['overlaps_reported']} / {c['overlaps_silent']} / "
-                       f"{c['overlaps_excused_by_unsurvivable_faults']} |")
+                       f"{c['overlaps_excused_by_unsurvivable_faults']} | {c['slow_handoffs']} |")
+    lines += [
+        "",
+        "An overlap is two holds of one name whose holders both believed they held it",
+        "(acquire returned, `check()` not yet called). *Reported*: one of them was told",
+        "(lost report, `check()` or `release()`); *silent*: neither was (always a",
+        "violation); *excused*: a fault the deployment cannot survive happened between",
+        "their acquires, so only \"no silent loss\" applies. *Slow handoffs*: a lock",
+        "released while others waited went to none of them within 1 s, away from faults.",
+    ]
     lines += ["", "## Operations per deployment and language", "",
               "| Deployment | Language | Acquire calls | Acquired | Fenced writes | Checks | Releases | Lost reports |",
               "|---|---|---|---|---|---|---|---|"]
@@ -47,6 +57,17 @@ def render(summary: dict[str, Any]) -> str:
     for phase in summary["phases"]:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(phase["errors"].items())) or "none"
         lines.append(f"| {phase['deployment']} | {errors} |")
+    findings = [p for p in summary["phases"] if p["deployment"] == "cluster"]
+    if findings:
+        lines += ["", "## Known findings", "",
+                  "- **Cluster: no fair handoff.** The release script reserves the lock for woken",
+                  "  waiters only when `PUBLISH` reports a receiver, but on a cluster `PUBLISH`",
+                  "  counts only the subscribers of the node that runs it, and the waiters'",
+                  "  listener may subscribe on another node. A releaser that acquires again at",
+                  "  once then takes the lock back before the woken waiter (waiters still get it",
+                  "  within the holder's ttl). Reproduction: `tests/chaos_findings.rs` (ignored",
+                  "  until fixed: `cargo test --release --test chaos_findings -- --ignored`).",
+                  "  The checker counts these slow handoffs on the cluster without failing."]
     lines += ["", "## What each deployment assumes", ""]
     for phase in summary["phases"]:
         lines.append(f"- **{phase['deployment']}**: {phase['assumptions']}.")

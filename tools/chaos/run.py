@@ -202,7 +202,8 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         # Whatever a worker still held when it stopped expires within a ttl.
         time.sleep(ttl_ms / 1000 + 0.5)
         final = final_state(deployment, storage, stragglers, workers.names)
-        result = checker.check(run_dir, command_timeout_ms=timeout_ms, final=final)
+        result = checker.check(run_dir, command_timeout_ms=timeout_ms, final=final,
+                               fair_handoff=deployment.fair_handoff)
     finally:
         deployment.stop()
         storage.stop()
@@ -249,7 +250,15 @@ def main() -> int:
     parser.add_argument("--out", default=None)
     parser.add_argument("--report", default=None, help="write RELIABILITY.md here")
     parser.add_argument("--expect-violation", action="store_true")
+    parser.add_argument("--report-from", default=None,
+                        help="only write --report from this results.json of an earlier run")
     args = parser.parse_args()
+    if args.report_from:
+        with open(args.report_from) as f:
+            summary = json.load(f)
+        with open(args.report or "RELIABILITY.md", "w") as f:
+            f.write(report.render(summary))
+        return 0
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 10**9)
     profile = dict(PROFILES[args.profile])
