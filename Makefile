@@ -258,4 +258,4 @@ chaos: chaos-build
 # broken variant must be caught, about 2 minutes); part of make test.
 chaos-short: chaos-build
 	python3 tools/chaos/run.py --duration 120 --profile short $(CHAOS_SEED)
-	python3 tools/chaos/selftest.py --duration 20
+	python3 tools/chaos/selftest.py
