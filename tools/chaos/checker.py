@@ -24,7 +24,7 @@ import glob
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 NS = 1_000_000_000
 
@@ -175,38 +175,17 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                 violate("fencing", what="token not above one issued before this acquire began",
                         name=name, earlier=describe(prefix_max[i][1]), later=describe(h))
 
-    # --- fencing: the storage -------------------------------------------------------
+    # --- fencing: the storage, and the guards' own fenced writes --------------------
     writes = [e for e in events if e.get("op") == "write"]
-    accepted = sorted((e for e in writes if e.get("ok")), key=lambda e: e["t1"])
-    counts["writes_accepted"] = len(accepted)
+    counts["writes_accepted"] = sum(1 for e in writes if e.get("ok"))
     counts["writes_refused"] = sum(1 for e in writes if not e.get("ok") and "err" not in e)
-    per_resource: dict[str, list[dict[str, Any]]] = {}
-    for e in accepted:
-        per_resource.setdefault(e["name"], []).append(e)
-    for name, accepted_here in per_resource.items():
-        returns = [e["t1"] for e in accepted_here]
-        running: list[dict[str, Any]] = []
-        top: Optional[dict[str, Any]] = None
-        for e in accepted_here:
-            if top is None or int(e["fence"]) > int(top["fence"]):
-                top = e
-            running.append(top)
-        for e in accepted_here:
-            i = bisect.bisect_left(returns, e["t0"]) - 1
-            if i >= 0:
-                prev = running[i]
-                if int(prev["fence"]) > int(e["fence"]) or (
-                        int(prev["fence"]) == int(e["fence"]) and prev["hold"] != e["hold"]):
-                    violate("fencing", what="storage accepted a write out of token order",
-                            name=name, earlier=brief(prev), later=brief(e))
-        if final is not None and name in final.get("storage", {}):
-            stored = final["storage"][name]
-            possible = {int(e["fence"]) for e in writes
-                        if e["name"] == name and (e.get("ok") or "err" in e)}
-            highest = max(int(e["fence"]) for e in accepted_here)
-            if stored is None or int(stored) < highest or int(stored) not in possible:
-                violate("fencing", what="storage's final token is not the highest write",
-                        name=name, stored=stored, highest_accepted=highest)
+    check_write_order(writes, "storage", lambda start, end: False, violate,
+                      (final or {}).get("storage"))
+    # Guard::fenced_write goes to the lock deployment, which may lose the
+    # resource along with the locks in a fault it cannot survive.
+    guard_writes = [e for e in events if e.get("op") == "gwrite"]
+    counts["guard_writes_accepted"] = sum(1 for e in guard_writes if e.get("ok"))
+    check_write_order(guard_writes, "lock deployment (Guard::fenced_write)", excused, violate, None)
 
     # --- liveness -----------------------------------------------------------------------
     stops = [f for f in faults if f.kind == "worker-stop"]
@@ -214,7 +193,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     timeouts_ns = 2 * command_timeout_ms * 1_000_000 + int(slack_s * NS)
     late = 0
     for e in events:
-        if "t0" not in e or "t1" not in e or e.get("op") not in ("acquire", "write", "check", "release"):
+        if "t0" not in e or "t1" not in e or e.get("op") not in ("acquire", "write", "gwrite", "check",
+                                                                 "release"):
             continue
         if e.get("op") == "acquire" and "deadline_ms" not in e:
             continue  # blocking: no deadline
@@ -251,7 +231,9 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                    and w["t0"] < r - window // 10 and w["t1"] > r + window]
         if not waiters:
             continue
-        i = bisect.bisect_left(got, (r,))
+        # From the release's invoke: the next holder's acquire may return
+        # before the release's own reply does.
+        i = bisect.bisect_left(got, (release["t0"],))
         served = any(t <= r + window and n == h.name and (t0 < r or mode == "try")
                      for t, n, t0, mode in got[i:i + 200])
         if not served:
@@ -275,7 +257,7 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     langs: dict[str, dict[str, int]] = {}
     for e in events:
         op = e.get("op")
-        if op in ("acquire", "write", "check", "release", "lost"):
+        if op in ("acquire", "write", "gwrite", "check", "release", "lost"):
             ops[op] = ops.get(op, 0) + 1
             per_lang = langs.setdefault(e.get("lang", "?"), {})
             per_lang[op] = per_lang.get(op, 0) + 1
@@ -289,6 +271,43 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     return {"counts": counts, "ops": ops, "errors": errors, "langs": langs,
             "faults": count_faults(faults), "violations": by_invariant,
             "violation_examples": violations[:20]}
+
+
+def check_write_order(writes: list[dict[str, Any]], where: str,
+                      excused: Callable[[int, int], bool], violate: Callable[..., None],
+                      stored_tokens: Optional[dict[str, Any]]) -> None:
+    """Accepted fenced writes of one resource come in strictly increasing
+    token order (an equal token only from the same hold), in real time;
+    the resource's final token is the highest write that may have landed."""
+    per_resource: dict[str, list[dict[str, Any]]] = {}
+    for e in sorted((e for e in writes if e.get("ok")), key=lambda e: e["t1"]):
+        per_resource.setdefault(e["name"], []).append(e)
+    for name, accepted_here in per_resource.items():
+        returns = [e["t1"] for e in accepted_here]
+        running: list[dict[str, Any]] = []
+        top: Optional[dict[str, Any]] = None
+        for e in accepted_here:
+            if top is None or int(e["fence"]) > int(top["fence"]):
+                top = e
+            running.append(top)
+        for e in accepted_here:
+            i = bisect.bisect_left(returns, e["t0"]) - 1
+            if i < 0:
+                continue
+            prev = running[i]
+            out_of_order = int(prev["fence"]) > int(e["fence"]) or (
+                int(prev["fence"]) == int(e["fence"]) and prev["hold"] != e["hold"])
+            if out_of_order and not excused(prev["t0"], e["t1"]):
+                violate("fencing", what=f"{where} accepted a write out of token order",
+                        name=name, earlier=brief(prev), later=brief(e))
+        if stored_tokens is not None and name in stored_tokens:
+            stored = stored_tokens[name]
+            possible = {int(e["fence"]) for e in writes
+                        if e["name"] == name and (e.get("ok") or "err" in e)}
+            highest = max(int(e["fence"]) for e in accepted_here)
+            if stored is None or int(stored) < highest or int(stored) not in possible:
+                violate("fencing", what=f"{where}: final token is not the highest write",
+                        name=name, stored=stored, highest_accepted=highest)
 
 
 def count_faults(faults: list[Fault]) -> dict[str, int]:

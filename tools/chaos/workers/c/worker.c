@@ -321,6 +321,21 @@ int main(int argc, char **argv) {
                      ",\"ok\":false,\"err\":\"%s\"", common, t0, t1, status_kind(status));
         log_line(fields);
 
+        /* The guard's own fenced write (to the lock deployment, with the
+         * hold's token). */
+        snprintf(resource, sizeof resource, "gres-%s", name);
+        t0 = mono_ns();
+        status = latchkey_guard_fenced_write(guard, resource, (const uint8_t *)value, strlen(value),
+                                             &written, &highest, NULL);
+        t1 = mono_ns();
+        if (status == LATCHKEY_OK)
+            snprintf(fields, sizeof fields, ",\"op\":\"gwrite\"%s,\"t0\":%" PRIu64 ",\"t1\":%" PRIu64
+                     ",\"ok\":%s,\"highest\":%" PRIu64, common, t0, t1, written ? "true" : "false", highest);
+        else
+            snprintf(fields, sizeof fields, ",\"op\":\"gwrite\"%s,\"t0\":%" PRIu64 ",\"t1\":%" PRIu64
+                     ",\"ok\":false,\"err\":\"%s\"", common, t0, t1, status_kind(status));
+        log_line(fields);
+
         roll = rng_below(100);
         uint64_t hold_ms = roll < long_percent ? ttl_ms + rng_below(ttl_ms)
                            : roll < long_percent + 15 ? ttl_ms / 3 + rng_below(ttl_ms)

@@ -357,28 +357,32 @@ fn hold(
             ("fence", Json::Num(fence)),
         ]
     };
-    // The fenced write of this hold's token to the storage server.
+    // The fenced write of this hold's token to the storage server, then
+    // the guard's own fenced write (through the lock's client, so to the
+    // lock deployment), which carries the hold's token too.
     let value = format!("{}:{seq}", history.worker);
+    let log_write = |op: &str, t0: u64, written: latchkey::Result<latchkey::FencedWrite>| {
+        let t1 = mono_ns();
+        let mut fields = common(op);
+        fields.extend([("t0", Json::Num(t0)), ("t1", Json::Num(t1))]);
+        match written {
+            Ok(w) => {
+                fields.push(("ok", Json::Bool(w.written)));
+                fields.push(("highest", Json::Num(w.highest_token)));
+            }
+            Err(e) => {
+                fields.push(("ok", Json::Bool(false)));
+                fields.push(("err", s(format!("{:?}", e.kind()))));
+            }
+        }
+        history.log(&fields);
+    };
     let t0 = mono_ns();
-    let written = storage.fenced_write(
-        &format!("res-{name}"),
-        guard.fencing_token(),
-        value.as_bytes(),
-    );
-    let t1 = mono_ns();
-    let mut fields = common("write");
-    fields.extend([("t0", Json::Num(t0)), ("t1", Json::Num(t1))]);
-    match written {
-        Ok(w) => {
-            fields.push(("ok", Json::Bool(w.written)));
-            fields.push(("highest", Json::Num(w.highest_token)));
-        }
-        Err(e) => {
-            fields.push(("ok", Json::Bool(false)));
-            fields.push(("err", s(format!("{:?}", e.kind()))));
-        }
-    }
-    history.log(&fields);
+    let written = storage.fenced_write(&format!("res-{name}"), fence, value.as_bytes());
+    log_write("write", t0, written);
+    let t0 = mono_ns();
+    let written = guard.fenced_write(&format!("gres-{name}"), value.as_bytes());
+    log_write("gwrite", t0, written);
     // Mostly short holds; some outlive the ttl (renewed, or lost).
     let roll = rng.below(100);
     let hold_ms = if roll < long_percent {
