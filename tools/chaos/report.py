@@ -57,9 +57,23 @@ def render(summary: dict[str, Any]) -> str:
     for phase in summary["phases"]:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(phase["errors"].items())) or "none"
         lines.append(f"| {phase['deployment']} | {errors} |")
-    findings = [p for p in summary["phases"] if p["deployment"] == "cluster"]
-    if findings:
-        lines += ["", "## Known findings", "",
+    deployed = {p["deployment"] for p in summary["phases"]}
+    if deployed & {"cluster", "sentinel"}:
+        lines += ["", "## Known findings", ""]
+    if "sentinel" in deployed:
+        lines += ["- **Sentinel: two silent holders after `SENTINEL FAILOVER`.** In the long run",
+                  "  (seed 4242), 4 s after the sentinels had switched to a new master, a worker",
+                  "  started before the switch acquired a lock and a freshly started worker took",
+                  "  the same lock; both `check()`s and both releases succeeded, neither holder was",
+                  "  told. The likely cause: the old master keeps accepting writes until the",
+                  "  sentinels reconfigure it, and a client does not notice the switch while the",
+                  "  old master still answers (not yet reproduced in a Rust test). The",
+                  "  README's Sentinel row names only the loss of a lock written just before the",
+                  "  master died. The nemesis also records the failover as ended when the",
+                  "  sentinels switch, before the old master is demoted, hence the exclusion",
+                  "  count. The slow handoffs on Sentinel are not explained yet."]
+    if "cluster" in deployed:
+        lines += [
                   "- **Cluster: no fair handoff.** The release script reserves the lock for woken",
                   "  waiters only when `PUBLISH` reports a receiver, but on a cluster `PUBLISH`",
                   "  counts only the subscribers of the node that runs it, and the waiters'",
