@@ -202,10 +202,6 @@ class Cluster(Deployment):
     """Six nodes: three masters, three replicas (redis-cli --cluster create)."""
 
     name = "cluster"
-    # Known: PUBLISH counts only the subscribers of the node that runs the
-    # release, so the handoff reservation is often skipped
-    # (tests/chaos_findings.rs). Slow handoffs are counted, not failed.
-    fair_handoff = False
     assumptions = ("a master keeps its data until its replica takes over; a manual failover "
                    "(CLUSTER FAILOVER) loses nothing; a master lost without persistence may "
                    "hand a lock out again (only no silent loss is claimed then)")
