@@ -195,7 +195,15 @@ class Sentinel(Deployment):
         except RuntimeError:
             return {"target": "mymaster", "completed": False}
         after = resp.command(sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
-        return {"target": "mymaster", "from": before[1], "to": after[1]}
+        # The fault lasts until the old master is a replica: until then it
+        # still takes writes from clients that knew it (two masters at once).
+        demoted = True
+        try:
+            wait_for("the old master is demoted", lambda: resp.info_field(
+                int(before[1]), "replication", "role") == "slave", 30)
+        except RuntimeError:
+            demoted = False
+        return {"target": "mymaster", "from": before[1], "to": after[1], "old_master_demoted": demoted}
 
 
 class Cluster(Deployment):
