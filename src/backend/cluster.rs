@@ -541,7 +541,10 @@ mod tests {
         assert_eq!(crc16(b"123456789"), 0x31c3);
         assert_eq!(slot(b"foo"), 12182);
         assert_eq!(slot(b"{user1000}.following"), slot(b"{user1000}.followers"));
-        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        // An empty tag `{}` is no tag: the whole key is hashed (CRC16 of
+        // "foo{}{bar}" is 8363 mod 16384), not "bar" (5061).
+        assert_eq!(slot(b"foo{}{bar}"), 8363);
+        assert_ne!(slot(b"foo{}{bar}"), slot(b"bar"));
         assert_eq!(slot(b"foo{{bar}}zap"), slot(b"{bar"));
         assert_eq!(
             slot(b"latchkey:{orders:42}"),
