@@ -66,6 +66,8 @@ fn status_numbers_never_change() {
         (LATCHKEY_CONNECTION, 6),
         (LATCHKEY_SERVER, 7),
         (LATCHKEY_PANIC, 8),
+        (LATCHKEY_NO_QUORUM, 9),
+        (LATCHKEY_AUTH, 10),
     ];
     for (status, number) in fixed {
         assert_eq!(status as i32, number, "{status:?}");
