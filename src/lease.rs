@@ -189,6 +189,15 @@ impl Lease {
         true
     }
 
+    /// The chaos self-test's broken renewal: validity moves on whatever
+    /// Redis said (see src/chaos.rs).
+    #[cfg(feature = "chaos-variants")]
+    pub(crate) fn force_renewed(&self, sent: Instant, ttl: Duration) {
+        let mut state = self.state.lock();
+        state.ttl = ttl;
+        state.valid_until = sent + ttl.saturating_sub(drift(ttl));
+    }
+
     /// Marks the lease lost and, when `notify`, runs the callback (once). A
     /// released lease is never reported (its renewal may race with the
     /// release). The watchdog notifies; a failed `extend` reports to its

@@ -355,11 +355,13 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
             Ok(results) => results[i].clone(),
             Err(e) => Err(e.clone()),
         };
-        let outcome = if crate::chaos::variant("renew-ignores-failure") {
-            Ok(true)
-        } else {
-            outcome
-        };
+        #[cfg(feature = "chaos-variants")]
+        if crate::chaos::variant("renew-ignores-failure") {
+            // Broken on purpose: every renewal counts as confirmed.
+            lease.force_renewed(sent, ttls[i]);
+            keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
+            continue;
+        }
         match outcome {
             Ok(true) if lease.renewed(sent, ttls[i]) => {
                 keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
