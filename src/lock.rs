@@ -780,16 +780,19 @@ impl Guard {
         if let Some(since) = self.unheard_attempt_since {
             // An unanswered attempt of this hold's acquisition may still
             // reach Redis and take the lock for this released hold: watch
-            // for it (after this release, which it must not race).
+            // for it (after this release, which it must not race). This
+            // also gives the hold back if the release itself went unheard.
             self.give_back_later(true, since + self.lease.ttl());
         }
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
-                if matches!(
-                    e.kind(),
-                    ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::NoQuorum
-                ) {
+                if self.unheard_attempt_since.is_none()
+                    && matches!(
+                        e.kind(),
+                        ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::NoQuorum
+                    )
+                {
                     // The release may not have run (or may run later): give
                     // the hold back in the background as soon as Redis
                     // answers, rather than leave it held for its whole ttl.

@@ -53,6 +53,33 @@ struct StrayToken {
     backoff: Duration,
 }
 
+impl StrayToken {
+    fn new(
+        keys: LockKeys,
+        token: String,
+        reentrant: bool,
+        may_appear_later: bool,
+        until: Instant,
+    ) -> Self {
+        let now = Instant::now();
+        StrayToken {
+            keys,
+            token,
+            reentrant,
+            may_appear_later,
+            // A hold that may still appear is watched for at least the
+            // horizon, even past its ttl (a late command takes a free lock
+            // for a whole ttl); one that exists, at most until its ttl.
+            until: if may_appear_later {
+                until.max(now + GIVE_BACK_HORIZON)
+            } else {
+                until.min(now + GIVE_BACK_HORIZON)
+            },
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
 #[derive(Default)]
 struct Schedule {
     /// Due time and a unique id -> what to do.
@@ -153,23 +180,8 @@ impl Watchdog {
         may_appear_later: bool,
         until: Instant,
     ) {
-        let now = Instant::now();
-        let stray = StrayToken {
-            keys,
-            token,
-            reentrant,
-            may_appear_later,
-            // A hold that may still appear is watched for at least the
-            // horizon, even past its ttl (a late command takes a free lock
-            // for a whole ttl); one that exists, at most until its ttl.
-            until: if may_appear_later {
-                until.max(now + GIVE_BACK_HORIZON)
-            } else {
-                until.min(now + GIVE_BACK_HORIZON)
-            },
-            backoff: Duration::from_millis(100),
-        };
-        self.schedule(now, Task::Release(Box::new(stray)));
+        let stray = StrayToken::new(keys, token, reentrant, may_appear_later, until);
+        self.schedule(Instant::now(), Task::Release(Box::new(stray)));
     }
 
     fn schedule(&self, when: Instant, task: Task) {
@@ -328,14 +340,13 @@ fn release_stray(backend: &dyn Backend, mut stray: StrayToken) -> Option<(Instan
 
 /// The give-back of a lease that was lost while Redis may still keep it.
 fn give_back(lease: &Lease) -> StrayToken {
-    StrayToken {
-        keys: lease.keys().clone(),
-        token: lease.token().to_string(),
-        reentrant: lease.reentrant(),
-        may_appear_later: false,
-        until: Instant::now() + lease.ttl(),
-        backoff: Duration::from_millis(100),
-    }
+    StrayToken::new(
+        lease.keys().clone(),
+        lease.token().to_string(),
+        lease.reentrant(),
+        false,
+        Instant::now() + lease.ttl(),
+    )
 }
 
 /// Renews one chunk of leases in one round trip; returns the leases that
