@@ -615,19 +615,25 @@ impl Client {
         prefix: String,
         fence_retention: Duration,
     ) -> Client {
-        Client {
-            inner: Arc::new(ClientShared {
-                subscribers: backend
-                    .pubsub_sources()
-                    .into_iter()
-                    .map(Subscriber::new)
-                    .collect(),
-                watchdog: Watchdog::new(backend.clone()),
-                backend,
-                prefix,
-                fence_retention,
-            }),
-        }
+        let inner = Arc::new(ClientShared {
+            subscribers: backend
+                .pubsub_sources()
+                .into_iter()
+                .map(Subscriber::new)
+                .collect(),
+            watchdog: Watchdog::new(backend.clone()),
+            backend,
+            prefix,
+            fence_retention,
+        });
+        // Weak: the backend must not keep the client's state alive.
+        let weak = Arc::downgrade(&inner);
+        inner.backend.on_master_switch(Arc::new(move || {
+            if let Some(shared) = weak.upgrade() {
+                shared.master_switched();
+            }
+        }));
+        Client { inner }
     }
 
     /// The key prefix of this client.

@@ -27,6 +27,9 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, ErrorKind, Result};
 use crate::wait::Parker;
 
+mod announcements;
+pub(crate) use announcements::{Announcements, OnAnnouncement};
+
 /// Where a pub/sub listener should connect, with the credentials it needs.
 #[derive(Clone)]
 pub(crate) struct PubSubEndpoint {
@@ -354,6 +357,15 @@ impl Subscriber {
         watched
     }
 
+    /// Closes the listener connections, so every waiter wakes, tries again
+    /// and subscribes anew where the source now points (after a failover).
+    pub(crate) fn reconnect(&self) {
+        self.plain.reconnect();
+        for lane in self.shards.lock().values() {
+            lane.reconnect();
+        }
+    }
+
     /// Whether releases of this source are sharded, asked of the source once.
     fn router(&self) -> Result<Option<ShardRouter>> {
         let mut router = self.router.lock();
@@ -466,6 +478,15 @@ impl Lane {
                     "Redis did not confirm a SUBSCRIBE within the command timeout",
                 ));
             }
+        }
+    }
+
+    /// Shuts the connection down; its reader thread then wakes every waiter.
+    fn reconnect(&self) {
+        let mut state = self.shared.state.lock();
+        forget_parents_connection(&mut state);
+        if let Some(conn) = state.conn.as_ref() {
+            conn.writer.shutdown();
         }
     }
 

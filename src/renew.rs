@@ -167,6 +167,26 @@ impl Watchdog {
         }
     }
 
+    /// Renews every watched lease now rather than when it comes due: the
+    /// deployment moved to another master, which may not have them.
+    pub(crate) fn renew_all_now(&self) {
+        let shared = self.shared();
+        let mut schedule = shared.schedule.lock();
+        let due: Vec<(Instant, u64)> = schedule
+            .due
+            .iter()
+            .filter(|(_, task)| matches!(task, Task::Renew(_)))
+            .map(|(key, _)| *key)
+            .collect();
+        let now = Instant::now();
+        for key in due {
+            if let Some(task) = schedule.due.remove(&key) {
+                schedule.push(now, task);
+            }
+        }
+        shared.changed.notify_all();
+    }
+
     /// Releases the hold `token` on `keys` as soon as Redis answers,
     /// retrying until `until` (when the key would have expired anyway).
     /// `may_appear_later`: the hold's acquire had an unknown outcome and may

@@ -52,6 +52,16 @@ impl ClientShared {
         })
     }
 
+    /// The deployment moved to another master: listen for releases there
+    /// (every waiter wakes and tries again) and re-check every lease now,
+    /// so one the new master does not have is reported lost at once.
+    pub(crate) fn master_switched(&self) {
+        for subscriber in &self.subscribers {
+            subscriber.reconnect();
+        }
+        self.watchdog.renew_all_now();
+    }
+
     /// The keys of lock `name` on this client.
     pub(crate) fn keys(&self, name: &str) -> Result<LockKeys> {
         let mut keys = LockKeys::new(&self.prefix, name)?;

@@ -1,6 +1,5 @@
-//! Minimal reproductions of what the chaos checker (tools/chaos) found;
-//! each is ignored until the core is fixed (`cargo test --release --test
-//! chaos_findings -- --ignored` runs them).
+//! Minimal reproductions of what the chaos checker (tools/chaos) found,
+//! kept as regression tests once the core was fixed.
 //!
 //! Fair handoff on Redis Cluster (chaos run `make chaos DURATION=120
 //! SEED=21 PROFILE=short`, deployment `cluster`: a liveness violation, "a
@@ -13,8 +12,8 @@
 //! (`SPUBLISH` on the slot's master, waiters `SSUBSCRIBE` there) fixed it
 //! since; the test stays as the regression test.
 //!
-//! A silent double hold after a Sentinel failover: see
-//! [`after_a_sentinel_failover_two_clients_never_both_hold_a_lock`].
+//! A double hold after a Sentinel failover: see
+//! [`after_a_sentinel_failover_two_clients_never_both_believe_they_hold_a_lock`].
 
 mod support;
 
@@ -23,7 +22,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use latchkey::Client;
+use latchkey::{Client, Guard, LockOptions};
+use support::sentinel::SentinelDeployment;
 use support::{wait_until, RedisServer};
 
 fn start_cluster() -> Vec<RedisServer> {
@@ -127,93 +127,152 @@ fn on_a_cluster_a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() 
     );
 }
 
-/// The master the sentinels name now (its port).
-fn master_port(sentinel: &RedisServer) -> Option<u16> {
-    let reply: Vec<String> = redis::cmd("SENTINEL")
-        .arg("GET-MASTER-ADDR-BY-NAME")
-        .arg("mymaster")
-        .query(&mut sentinel.admin())
-        .ok()?;
-    reply.get(1)?.parse().ok()
-}
-
 /// Sentinel, `SENTINEL FAILOVER` (chaos run `make chaos DURATION=1800
 /// SEED=4242 PROFILE=long`, deployment `sentinel`: an exclusion and a
 /// no-silent-loss violation). After the sentinels switch to the new master,
-/// the old one keeps accepting writes until they reconfigure it; a client
-/// that learned the master before the switch acquires there, a new client
-/// acquires the same lock on the new master, and both are told they hold
-/// it.
+/// the old one keeps accepting writes until they reconfigure it. A client
+/// that learned the master before the switch acquired there, a new client
+/// acquired the same lock on the new master, and both were told they held
+/// it until the old client's next renewal. The client now hears the
+/// sentinels announce the new master and re-checks its leases there.
 #[test]
-#[ignore = "known, not fixed yet: a Sentinel client keeps using the old master after a failover (run with --ignored)"]
-fn after_a_sentinel_failover_two_clients_never_both_hold_a_lock() {
-    let master = RedisServer::start();
-    let port = master.port.to_string();
-    let replicas: Vec<RedisServer> = (0..2)
-        .map(|_| RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]))
-        .collect();
-    for replica in &replicas {
-        wait_until("a replica is in sync", Duration::from_secs(30), || {
-            support::replication_field(replica, "master_link_status").as_deref() == Some("up")
-        });
-    }
-    let sentinels: Vec<RedisServer> = (0..3)
-        .map(|_| RedisServer::start_sentinel(master.port, 2))
-        .collect();
-    for sentinel in &sentinels {
-        wait_until(
-            "a sentinel sees both replicas",
-            Duration::from_secs(60),
-            || {
-                let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
-                    .arg("REPLICAS")
-                    .arg("mymaster")
-                    .query(&mut sentinel.admin())
-                    .unwrap_or_default();
-                let field = |r: &Vec<String>, name: &str| {
-                    r.chunks(2).find(|kv| kv[0] == name).map(|kv| kv[1].clone())
-                };
-                replicas.len() == 2
-                    && replicas.iter().all(|r| {
-                        field(r, "flags").as_deref() == Some("slave")
-                            && field(r, "master-link-status").as_deref() == Some("ok")
-                    })
-            },
-        );
-    }
-    let urls: Vec<String> = sentinels.iter().map(RedisServer::url).collect();
+fn after_a_sentinel_failover_two_clients_never_both_believe_they_hold_a_lock() {
+    let deployment = SentinelDeployment::start(2);
+    // A renewal comes after 20 s, so only the announcement can tell the
+    // old client in time.
+    let long = || LockOptions::new().ttl(Duration::from_secs(60));
+    let before = deployment.client();
+    warm_up(&before);
+    deployment.fail_over();
+    let old_client_guard = before
+        .lock_with("split", long())
+        .unwrap()
+        .try_acquire()
+        .unwrap();
+    let new_client_guard = deployment
+        .client()
+        .lock_with("split", long())
+        .unwrap()
+        .try_acquire()
+        .unwrap();
+    let held = |g: &Option<Guard>| g.as_ref().is_some_and(|g| g.check().is_ok());
+    wait_until(
+        "at most one client believes it holds 'split'",
+        Duration::from_secs(10),
+        || !(held(&old_client_guard) && held(&new_client_guard)),
+    );
+    assert!(
+        held(&old_client_guard) || held(&new_client_guard),
+        "nobody holds 'split' on the new master"
+    );
+}
+
+/// With `wait_for_replicas` asking for every replica, the promoted replica
+/// must have confirmed a lock and the old master cannot confirm one after
+/// the failover: at no moment do two clients hold one lock.
+#[test]
+fn after_a_sentinel_failover_waiting_for_every_replica_never_lets_two_hold() {
+    let deployment = SentinelDeployment::start(2);
     let open = || {
-        Client::sentinel_builder(&urls, "mymaster")
-            .command_timeout(Duration::from_secs(1))
+        deployment
+            .builder()
+            .wait_for_replicas(2, Duration::from_secs(1))
             .build()
             .unwrap()
     };
-    // A client that has talked to the master before the failover.
     let before = open();
-    before
+    warm_up(&before);
+    deployment.fail_over();
+    let after = open();
+    let mut guards: [Option<Guard>; 2] = [None, None];
+    let held = |g: &Option<Guard>| g.as_ref().is_some_and(|g| g.check().is_ok());
+    // Both try until one holds it (the new master has both replicas back).
+    wait_until("a client holds 'split'", Duration::from_secs(60), || {
+        for (client, slot) in [&before, &after].into_iter().zip(guards.iter_mut()) {
+            if slot.is_none() {
+                *slot = client
+                    .lock("split")
+                    .unwrap()
+                    .try_acquire()
+                    .unwrap_or_default();
+            }
+        }
+        assert!(
+            !(held(&guards[0]) && held(&guards[1])),
+            "both clients hold 'split' (fencing tokens {:?} and {:?})",
+            guards[0].as_ref().map(Guard::fencing_token),
+            guards[1].as_ref().map(Guard::fencing_token),
+        );
+        held(&guards[0]) || held(&guards[1])
+    });
+}
+
+/// A waiter of a client that knew the old master listens for releases on
+/// the new one: a release there hands it the lock, not the holder's ttl.
+#[test]
+fn after_a_sentinel_failover_a_waiter_hears_releases_on_the_new_master() {
+    let deployment = SentinelDeployment::start(2);
+    let waiting = deployment.client();
+    warm_up(&waiting);
+    deployment.fail_over();
+    let new_port = SentinelDeployment::master_port_per(&deployment.sentinels[0]).unwrap();
+    let new_master = deployment
+        .replicas
+        .iter()
+        .find(|r| r.port == new_port)
+        .expect("a replica was promoted");
+    wait_until(
+        "the waiting client moved to the new master",
+        Duration::from_secs(10),
+        || format!("{waiting:?}").contains(&format!(":{new_port})")),
+    );
+    let holder = deployment.client();
+    let guard = holder
+        .lock_with("handoff", LockOptions::new().ttl(Duration::from_secs(60)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let waiter = thread::spawn(move || {
+        let got = waiting
+            .lock("handoff")
+            .unwrap()
+            .acquire_timeout(Duration::from_secs(30));
+        tx.send(got.map(|g| g.fencing_token())).unwrap();
+    });
+    wait_until(
+        "the waiter listens on the new master",
+        Duration::from_secs(10),
+        || {
+            let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg("latchkey:{handoff}:ch")
+                .query(&mut new_master.admin())
+                .unwrap_or_default();
+            matches!(reply.get(1), Some(redis::Value::Int(n)) if *n > 0)
+        },
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "the waiter got 'handoff' while another client held it"
+    );
+    let holder_token = guard.fencing_token();
+    guard.release().unwrap();
+    let token = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the release on the new master did not wake the waiter")
+        .unwrap();
+    assert!(token > holder_token);
+    waiter.join().unwrap();
+}
+
+/// Takes and gives back a lock, so the client has found the master.
+fn warm_up(client: &Client) {
+    client
         .lock("warm-up")
         .unwrap()
         .acquire()
         .unwrap()
         .release()
         .unwrap();
-    let _: String = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("mymaster")
-        .query(&mut sentinels[0].admin())
-        .unwrap();
-    wait_until(
-        "the sentinels name a new master",
-        Duration::from_secs(30),
-        || master_port(&sentinels[0]).is_some_and(|p| p != master.port),
-    );
-    let old_client_guard = before.lock("split").unwrap().try_acquire().unwrap();
-    let new_client_guard = open().lock("split").unwrap().try_acquire().unwrap();
-    let held = |g: &Option<latchkey::Guard>| g.as_ref().is_some_and(|g| g.check().is_ok());
-    assert!(
-        !(held(&old_client_guard) && held(&new_client_guard)),
-        "both clients hold 'split' after the failover: the old client's fencing token {:?}, the new one's {:?}",
-        old_client_guard.as_ref().map(latchkey::Guard::fencing_token),
-        new_client_guard.as_ref().map(latchkey::Guard::fencing_token),
-    );
 }

@@ -22,8 +22,9 @@ mod topology;
 use std::time::Duration;
 
 use latchkey::{Client, ErrorKind, Guard, LockOptions};
+use support::sentinel::SentinelDeployment;
 use support::{replication_field, wait_until, RedisServer};
-use topology::{Cluster, SentinelDeployment};
+use topology::Cluster;
 
 /// The lock every test fences with, and the resource it protects.
 const NAME: &str = "ledger";
@@ -217,15 +218,15 @@ fn wait_for_replicated_counter(replica: &RedisServer, token: u64, readonly: bool
 
 #[test]
 fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
-    let mut deployment = SentinelDeployment::start();
+    let mut deployment = SentinelDeployment::start(1);
     let storage = Storage::start();
     let client = deployment.client();
     let mut before: Vec<u64> = (0..3).map(|_| take_and_give_back(&client)).collect();
-    wait_for_replicated_counter(&deployment.replica, before[2], false);
+    wait_for_replicated_counter(&deployment.replicas[0], before[2], false);
 
     // The replica falls behind: what follows stays in the master's output
     // buffer.
-    deployment.replica.signal(libc::SIGSTOP);
+    deployment.replicas[0].signal(libc::SIGSTOP);
     queue_a_replication_backlog(&mut deployment.master.admin());
     before.extend((0..3).map(|_| take_and_give_back(&client)));
     let old_holder = hold(&client);
@@ -240,18 +241,18 @@ fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
 
     // The master dies; the sentinels promote the replica that lagged.
     deployment.master.kill();
-    deployment.replica.signal(libc::SIGCONT);
+    deployment.replicas[0].signal(libc::SIGCONT);
     wait_until(
         "the sentinels promote the replica",
         Duration::from_secs(25),
-        || deployment.agreed_master_port() == Some(deployment.replica.port),
+        || deployment.agreed_master_port() == Some(deployment.replicas[0].port),
     );
     wait_until(
         "the replica serves as master",
         Duration::from_secs(10),
-        || replication_field(&deployment.replica, "role").as_deref() == Some("master"),
+        || replication_field(&deployment.replicas[0], "role").as_deref() == Some("master"),
     );
-    let mut promoted = deployment.replica.admin();
+    let mut promoted = deployment.replicas[0].admin();
     let stale = counter_on(&mut promoted).expect("the replica had the early counter");
     assert!(
         stale < old_holder.fencing_token(),

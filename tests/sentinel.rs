@@ -9,63 +9,19 @@ mod support;
 use std::time::Duration;
 
 use latchkey::{Client, ErrorKind, LockOptions};
+use support::sentinel::SentinelDeployment;
 use support::{replication_field, wait_until, RedisServer};
 
-struct Deployment {
-    master: RedisServer,
-    replicas: Vec<RedisServer>,
-    sentinels: Vec<RedisServer>,
-}
+/// One master, two replicas, three sentinels.
+struct Deployment(SentinelDeployment);
 
 impl Deployment {
     fn start() -> Deployment {
-        let master = RedisServer::start();
-        let port = master.port.to_string();
-        let replicas: Vec<RedisServer> = (0..2)
-            .map(|_| RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]))
-            .collect();
-        for replica in &replicas {
-            wait_until("a replica is in sync", Duration::from_secs(30), || {
-                replication_field(replica, "master_link_status").as_deref() == Some("up")
-            });
-        }
-        let sentinels: Vec<RedisServer> = (0..3)
-            .map(|_| RedisServer::start_sentinel(master.port, 2))
-            .collect();
-        for sentinel in &sentinels {
-            wait_until(
-                "a sentinel sees both replicas healthy",
-                Duration::from_secs(60),
-                || {
-                    let mut conn = sentinel.admin();
-                    let replicas: Vec<Vec<String>> = redis::cmd("SENTINEL")
-                        .arg("REPLICAS")
-                        .arg("mymaster")
-                        .query(&mut conn)
-                        .unwrap_or_default();
-                    let field = |r: &Vec<String>, name: &str| {
-                        r.chunks(2).find(|kv| kv[0] == name).map(|kv| kv[1].clone())
-                    };
-                    replicas.len() == 2
-                        && replicas.iter().all(|r| {
-                            field(r, "flags").as_deref() == Some("slave")
-                                && field(r, "master-link-status").as_deref() == Some("ok")
-                        })
-                },
-            );
-        }
-        Deployment {
-            master,
-            replicas,
-            sentinels,
-        }
+        Deployment(SentinelDeployment::start(2))
     }
 
     fn client(&self, wait_for: Option<usize>) -> Client {
-        let urls: Vec<String> = self.sentinels.iter().map(RedisServer::url).collect();
-        let mut builder = Client::sentinel_builder(&urls, "mymaster")
-            .connect_timeout(Duration::from_millis(500))
-            .command_timeout(Duration::from_millis(500));
+        let mut builder = self.0.builder();
         if let Some(n) = wait_for {
             builder = builder.wait_for_replicas(n, Duration::from_secs(3));
         }
@@ -73,13 +29,14 @@ impl Deployment {
     }
 
     fn master_port_per_sentinel(&self) -> u16 {
-        let mut conn = self.sentinels[0].admin();
-        let (_, port): (String, u16) = redis::cmd("SENTINEL")
-            .arg("get-master-addr-by-name")
-            .arg("mymaster")
-            .query(&mut conn)
-            .unwrap();
-        port
+        SentinelDeployment::master_port_per(&self.0.sentinels[0]).unwrap()
+    }
+}
+
+impl std::ops::Deref for Deployment {
+    type Target = SentinelDeployment;
+    fn deref(&self) -> &SentinelDeployment {
+        &self.0
     }
 }
 

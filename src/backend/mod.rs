@@ -12,6 +12,7 @@ pub(crate) mod scripted;
 pub(crate) mod sentinel;
 pub(crate) mod single;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::Result;
@@ -139,9 +140,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// Asks to be told when the deployment moves to another master (a
+    /// Sentinel failover announced by the sentinels). Deployments that
+    /// cannot tell ignore it.
+    fn on_master_switch(&self, _hook: MasterSwitched) {}
+
     /// The server(s), for messages; never with a password.
     fn describe(&self) -> String;
 }
+
+/// Called, on a library thread, after the deployment moved to another
+/// master: the client must listen for releases there and re-check every
+/// lease it holds, since the old master may have granted locks the new
+/// one never heard of.
+pub(crate) type MasterSwitched = Arc<dyn Fn() + Send + Sync>;
 
 /// Leases extended by one script during renewal: large enough to make the
 /// per-script cost vanish, small enough that one script blocks Redis for
@@ -175,6 +187,9 @@ pub(crate) trait Runner: Send + Sync + 'static {
     fn multi_key_scripts(&self) -> bool {
         true
     }
+
+    /// See [`Backend::on_master_switch`].
+    fn on_master_switch(&self, _hook: MasterSwitched) {}
 
     /// The node, for messages.
     fn describe(&self) -> String;
@@ -317,6 +332,10 @@ impl<R: Runner> Backend for Direct<R> {
     fn undoes_failed_attempts(&self) -> bool {
         // An acquire too few replicas confirmed is given back at once.
         self.wait.is_some()
+    }
+
+    fn on_master_switch(&self, hook: MasterSwitched) {
+        self.runner.on_master_switch(hook);
     }
 
     fn describe(&self) -> String {

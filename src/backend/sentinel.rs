@@ -1,24 +1,51 @@
 //! A master managed by Redis Sentinel: the sentinels say where the master
-//! is, and the node follows a failover. A command that finds the old master
-//! gone or demoted (connection refused, `READONLY`) asks the sentinels again
-//! and runs once more on the new master.
+//! is, and the node follows a failover two ways.
+//!
+//! - It listens to every sentinel's announcements (`+promoted-slave` from
+//!   the sentinel that runs the failover, `+switch-master` from all of them
+//!   once it is done) and moves to the new master as soon as one names it
+//!   and that server says it is a master. The client is then told
+//!   ([`MasterSwitched`]): it re-checks every lease on the new master and
+//!   listens for releases there. Until the sentinels demote it, the old
+//!   master still grants locks; a client that kept using it would hold a
+//!   lock that a client of the new master holds too, and neither would be
+//!   told (the chaos checker found this; `tests/chaos_findings.rs`).
+//! - A command that finds the old master gone or demoted (connection
+//!   refused, `READONLY`) asks the sentinels again and runs once more on
+//!   the new master.
+//!
+//! A reply from a master that was replaced while the command ran is not
+//! trusted: a script that is safe to re-send runs again on the new master,
+//! any other reports an unknown outcome (reconciled above, like a timeout).
 //!
 //! What a failover can still lose: replication is asynchronous, so a lock
 //! written to the old master just before it failed may not have reached the
-//! replica that is promoted; another client can then take the same lock.
-//! `ClientBuilder::wait_for_replicas` narrows that window (the acquire
-//! returns only once N replicas have the lock), fencing tokens close it for
+//! replica that is promoted; and a lock the old master granted in the
+//! moments before this client heard the announcement exists only there.
+//! The lease is then reported lost when the client moves (not at its next
+//! renewal), but for that moment two clients may hold it. Waiting for
+//! every replica (`ClientBuilder::wait_for_replicas` with the number of
+//! replicas) closes both: the promoted replica must have confirmed the lock,
+//! and the old master cannot, having lost it. Fencing tokens close them for
 //! resources that check them.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use redis::IntoConnectionInfo;
 
 use super::single::{resend_safe, SingleNode};
-use super::{Call, Runner};
+use super::{Call, MasterSwitched, PubSubEndpoint, Runner};
 use crate::error::{Error, ErrorKind, Result};
+use crate::pubsub::{Announcements, OnAnnouncement};
+
+/// The sentinel channels that name a new master: `+promoted-slave` comes
+/// first, from the sentinel running the failover, when the replica has
+/// become a master; `+switch-master` from every sentinel once it knows.
+const PROMOTED: &[u8] = b"+promoted-slave";
+const SWITCHED: &[u8] = b"+switch-master";
 
 pub(crate) struct SentinelNode {
     inner: Arc<Inner>,
@@ -33,6 +60,14 @@ struct Inner {
     command_timeout: Duration,
     pool_size: usize,
     current: Mutex<Option<Arc<SingleNode>>>,
+    /// Who to tell when the master changes.
+    on_switch: Mutex<Vec<MasterSwitched>>,
+    /// The listeners to the sentinels' announcements, and the fork
+    /// generation + 1 that started them (0: none yet; a forked child
+    /// starts its own).
+    listeners: Mutex<(u64, Vec<Announcements>)>,
+    /// The value in `listeners.0`, read without the lock on every call.
+    listening: AtomicU64,
 }
 
 pub(crate) struct SentinelConfig {
@@ -55,6 +90,9 @@ impl SentinelNode {
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
                 current: Mutex::new(None),
+                on_switch: Mutex::new(Vec::new()),
+                listeners: Mutex::new((0, Vec::new())),
+                listening: AtomicU64::new(0),
             }),
         }
     }
@@ -66,11 +104,16 @@ impl SentinelNode {
     /// connection the scripts may have run, so only scripts that are
     /// [`resend_safe`] go again; the others report the error (their effect
     /// is reconciled above) and the next call finds the new master.
+    ///
+    /// A reply that comes from a master replaced meanwhile (a failover was
+    /// announced while the command ran) is not trusted either: safe scripts
+    /// run again on the new master, the others report an unknown outcome.
     fn with_master<T>(
         &self,
         calls: &[Call<'_>],
         op: impl Fn(&SingleNode) -> Result<T>,
     ) -> Result<T> {
+        listen_for_failovers(&self.inner);
         let node = self.inner.master(false)?;
         match op(&node) {
             Err(e) if looks_like_failover(&e) => {
@@ -81,9 +124,71 @@ impl SentinelNode {
                     Err(e)
                 }
             }
+            Ok(_) if !self.inner.is_current(&node) => {
+                let fresh = self.inner.master(false)?;
+                if resend_safe(calls) {
+                    op(&fresh)
+                } else {
+                    Err(Error::new(
+                        ErrorKind::Connection,
+                        format!(
+                            "{} was replaced by {} while the command ran; \
+                             what it did there does not count",
+                            node.describe(),
+                            fresh.describe()
+                        ),
+                    ))
+                }
+            }
             other => other,
         }
     }
+}
+
+/// Starts listening to the sentinels' announcements, once per process
+/// (a forked child has no listener threads: it starts its own). The first
+/// time, waits up to the command timeout for one sentinel to confirm, so a
+/// failover soon after the client's first command is not missed.
+fn listen_for_failovers(inner: &Arc<Inner>) {
+    let generation = crate::fork::generation() + 1;
+    if inner.listening.load(Ordering::Acquire) == generation {
+        return;
+    }
+    let mut listeners = inner.listeners.lock();
+    if listeners.0 == generation {
+        return;
+    }
+    for inherited in std::mem::take(&mut listeners.1) {
+        // The parent's: its thread is not here, its socket is the parent's.
+        inherited.forget();
+    }
+    let weak = Arc::downgrade(inner);
+    let on_message: OnAnnouncement = Arc::new(move |channel, payload| {
+        if let Some(inner) = Weak::upgrade(&weak) {
+            inner.heard(channel, payload);
+        }
+    });
+    let channels = vec![PROMOTED.to_vec(), SWITCHED.to_vec()];
+    listeners.1 = inner
+        .sentinels
+        .iter()
+        .filter_map(|sentinel| {
+            let endpoint = PubSubEndpoint {
+                info: sentinel.get_connection_info().clone(),
+                connect_timeout: inner.connect_timeout,
+                command_timeout: inner.command_timeout,
+                shard_router: None,
+            };
+            Announcements::start(endpoint, channels.clone(), on_message.clone())
+        })
+        .collect();
+    listeners.0 = generation;
+    inner.listening.store(generation, Ordering::Release);
+    let deadline = Instant::now() + inner.command_timeout;
+    let _ = listeners
+        .1
+        .iter()
+        .any(|l| l.wait_subscribed(deadline.saturating_duration_since(Instant::now())));
 }
 
 impl Inner {
@@ -95,20 +200,78 @@ impl Inner {
             return Ok(node.clone());
         }
         let (host, port) = self.ask_sentinels()?;
+        let node = self.node_at(host, port)?;
+        if let Some(known) = current
+            .as_ref()
+            .filter(|known| known.server_identity() == node.server_identity())
+        {
+            // Still there: keep its pooled connections.
+            return Ok(known.clone());
+        }
+        let node = Arc::new(node);
+        *current = Some(node.clone());
+        Ok(node)
+    }
+
+    fn node_at(&self, host: String, port: u16) -> Result<SingleNode> {
         let info = redis::ConnectionAddr::Tcp(host, port)
             .into_connection_info()
             .map_err(|e| Error::from_redis("building the master's address", &e))?
             .set_redis_settings(self.master_settings.clone());
         let client =
             redis::Client::open(info).map_err(|e| Error::from_redis("opening the master", &e))?;
-        let node = Arc::new(SingleNode::new(
+        Ok(SingleNode::new(
             client,
             self.connect_timeout,
             self.command_timeout,
             self.pool_size,
-        ));
-        *current = Some(node.clone());
-        Ok(node)
+        ))
+    }
+
+    /// Whether `node` is still the master this client uses.
+    fn is_current(&self, node: &Arc<SingleNode>) -> bool {
+        self.current
+            .lock()
+            .as_ref()
+            .is_some_and(|current| Arc::ptr_eq(current, node))
+    }
+
+    /// A sentinel announced something: moves to the master it names, if it
+    /// names one for our master.
+    fn heard(&self, channel: &[u8], payload: &[u8]) {
+        let Some((host, port)) = announced_master(channel, payload, &self.master_name) else {
+            return;
+        };
+        let Ok(node) = self.node_at(host, port) else {
+            return;
+        };
+        let known = |current: &Option<Arc<SingleNode>>| {
+            current
+                .as_ref()
+                .is_some_and(|c| c.server_identity() == node.server_identity())
+        };
+        if known(&self.current.lock()) {
+            return;
+        }
+        // Believe it once the server itself says it is a master: a late
+        // announcement from a lagging sentinel may name one since demoted.
+        let is_master = node
+            .info("replication")
+            .is_ok_and(|text| text.lines().any(|line| line.trim() == "role:master"));
+        if !is_master {
+            return;
+        }
+        {
+            let mut current = self.current.lock();
+            if known(&current) {
+                return;
+            }
+            *current = Some(Arc::new(node));
+        }
+        let hooks = self.on_switch.lock().clone();
+        for hook in hooks {
+            hook();
+        }
     }
 
     fn ask_sentinels(&self) -> Result<(String, u16)> {
@@ -145,6 +308,23 @@ impl Inner {
             ),
         ))
     }
+}
+
+/// The master an announcement names for `master_name`, if it names one:
+/// `+switch-master <name> <old-ip> <old-port> <new-ip> <new-port>`, or
+/// `+promoted-slave slave <ip:port> <ip> <port> @ <name> <old-ip> <old-port>`.
+fn announced_master(channel: &[u8], payload: &[u8], master_name: &str) -> Option<(String, u16)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let words: Vec<&str> = text.split(' ').collect();
+    let (name, host, port) = match channel {
+        SWITCHED => (*words.first()?, *words.get(3)?, *words.get(4)?),
+        PROMOTED if words.get(4) == Some(&"@") => (*words.get(5)?, *words.get(2)?, *words.get(3)?),
+        _ => return None,
+    };
+    if name != master_name {
+        return None;
+    }
+    Some((host.to_string(), port.parse().ok()?))
 }
 
 /// Errors after which the master may have moved.
@@ -200,11 +380,78 @@ impl Runner for SentinelNode {
         Arc::new(move || Ok(inner.master(false)?.endpoint()))
     }
 
+    fn on_master_switch(&self, hook: MasterSwitched) {
+        self.inner.on_switch.lock().push(hook);
+    }
+
     fn describe(&self) -> String {
+        // `try_lock`: a lookup in progress holds the lock for up to a
+        // timeout, and a description must not wait for it.
+        let now = match self.inner.current.try_lock().as_deref() {
+            Some(Some(node)) => format!(" (now {})", node.describe()),
+            _ => String::new(),
+        };
         format!(
-            "master '{}' via {} sentinel(s)",
+            "master '{}'{now} via {} sentinel(s)",
             self.inner.master_name,
             self.inner.sentinels.len()
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_new_master_from_either_announcement() {
+        assert_eq!(
+            announced_master(
+                SWITCHED,
+                b"mymaster 10.0.0.1 6379 10.0.0.2 6380",
+                "mymaster"
+            ),
+            Some(("10.0.0.2".to_string(), 6380))
+        );
+        assert_eq!(
+            announced_master(
+                PROMOTED,
+                b"slave 10.0.0.2:6380 10.0.0.2 6380 @ mymaster 10.0.0.1 6379",
+                "mymaster"
+            ),
+            Some(("10.0.0.2".to_string(), 6380))
+        );
+    }
+
+    #[test]
+    fn ignores_other_masters_and_malformed_announcements() {
+        let other = b"othermaster 10.0.0.1 6379 10.0.0.2 6380";
+        assert_eq!(announced_master(SWITCHED, other, "mymaster"), None);
+        let promoted_elsewhere = b"slave 10.0.0.2:6380 10.0.0.2 6380 @ othermaster 10.0.0.1 6379";
+        assert_eq!(
+            announced_master(PROMOTED, promoted_elsewhere, "mymaster"),
+            None
+        );
+        for broken in [
+            &b"mymaster 10.0.0.1 6379 10.0.0.2"[..],
+            b"mymaster 10.0.0.1 6379 10.0.0.2 port",
+            b"",
+            b"\xff\xfe",
+        ] {
+            assert_eq!(announced_master(SWITCHED, broken, "mymaster"), None);
+        }
+        // A promoted sentinel or a master in the wrong shape.
+        assert_eq!(
+            announced_master(PROMOTED, b"sentinel a b c d e f", "mymaster"),
+            None
+        );
+        assert_eq!(
+            announced_master(
+                b"+sdown",
+                b"mymaster 10.0.0.1 6379 10.0.0.2 6380",
+                "mymaster"
+            ),
+            None
+        );
     }
 }

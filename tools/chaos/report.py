@@ -66,19 +66,18 @@ def render(summary: dict[str, Any]) -> str:
     if sentinel_split or cluster_handoff:
         lines += ["", "## Known findings", ""]
     if sentinel_split:
-        lines += ["- **Sentinel: two silent holders after `SENTINEL FAILOVER`.** In the long run",
-                  "  (seed 4242), 4 s after the sentinels had switched to a new master, a worker",
-                  "  started before the switch acquired a lock and a freshly started worker took",
-                  "  the same lock; both `check()`s and both releases succeeded, neither holder was",
-                  "  told. The likely cause: the old master keeps accepting writes until the",
-                  "  sentinels reconfigure it, and a client does not notice the switch while the",
-                  "  old master still answers. Reproduction (ignored until fixed):",
-                  "  `tests/chaos_findings.rs::after_a_sentinel_failover_two_clients_never_both_hold_a_lock`",
-                  "  (`cargo test --release --test chaos_findings -- --ignored`). The",
-                  "  README's Sentinel row names only the loss of a lock written just before the",
-                  "  master died. The nemesis also records the failover as ended when the",
-                  "  sentinels switch, before the old master is demoted, hence the exclusion",
-                  "  count. The slow handoffs on Sentinel are not explained yet."]
+        lines += ["- **Sentinel: two holders after `SENTINEL FAILOVER` (fixed since).** In the",
+                  "  long run of seed 4242, 4 s after the sentinels had switched to a new master,",
+                  "  a worker started before the switch acquired a lock on the old master (which",
+                  "  keeps accepting writes until the sentinels demote it) and a freshly started",
+                  "  worker took the same lock on the new one; both were told they held it. A",
+                  "  Sentinel client now listens to the sentinels' announcements",
+                  "  (`+promoted-slave`, `+switch-master`), moves to the new master at once and",
+                  "  re-checks its leases there, so such a lease is reported lost when the",
+                  "  announcement arrives; `wait_for_replicas` with every replica closes the",
+                  "  window. Regression tests: `tests/chaos_findings.rs::",
+                  "  after_a_sentinel_failover_two_clients_never_both_believe_they_hold_a_lock`",
+                  "  and its neighbours. If this run shows a Sentinel violation, it is new."]
     if cluster_handoff:
         lines += ["- **Cluster: no fair handoff (fixed since).** In this run the release script",
                   "  reserved the lock for woken waiters only when `PUBLISH` reported a receiver,",

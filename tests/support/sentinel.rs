@@ -1,0 +1,106 @@
+//! A Sentinel deployment of real processes: one master, its replicas and
+//! three sentinels (quorum 2), stopped on drop. Shared by every suite that
+//! needs one, so the start-up and its readiness checks live here only.
+
+use std::time::Duration;
+
+use latchkey::{Client, ClientBuilder};
+
+use super::{replication_field, wait_until, RedisServer};
+
+pub struct SentinelDeployment {
+    pub master: RedisServer,
+    pub replicas: Vec<RedisServer>,
+    pub sentinels: Vec<RedisServer>,
+}
+
+impl SentinelDeployment {
+    /// Starts a master with `replicas` replicas and three sentinels, and
+    /// returns once every replica is in sync and every sentinel sees them
+    /// all healthy (a failover before that could find no candidate).
+    pub fn start(replicas: usize) -> SentinelDeployment {
+        let master = RedisServer::start();
+        let port = master.port.to_string();
+        let replicas: Vec<RedisServer> = (0..replicas)
+            .map(|_| RedisServer::start_with(&["--replicaof", "127.0.0.1", &port]))
+            .collect();
+        for replica in &replicas {
+            wait_until("a replica is in sync", Duration::from_secs(30), || {
+                replication_field(replica, "master_link_status").as_deref() == Some("up")
+            });
+        }
+        let sentinels: Vec<RedisServer> = (0..3)
+            .map(|_| RedisServer::start_sentinel(master.port, 2))
+            .collect();
+        for sentinel in &sentinels {
+            wait_until(
+                "a sentinel sees every replica healthy",
+                Duration::from_secs(60),
+                || {
+                    let known: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg("mymaster")
+                        .query(&mut sentinel.admin())
+                        .unwrap_or_default();
+                    let field = |r: &Vec<String>, name: &str| {
+                        r.chunks(2).find(|kv| kv[0] == name).map(|kv| kv[1].clone())
+                    };
+                    known.len() == replicas.len()
+                        && known.iter().all(|r| {
+                            field(r, "flags").as_deref() == Some("slave")
+                                && field(r, "master-link-status").as_deref() == Some("ok")
+                        })
+                },
+            );
+        }
+        SentinelDeployment {
+            master,
+            replicas,
+            sentinels,
+        }
+    }
+
+    /// A builder for a client of this deployment, with short timeouts.
+    pub fn builder(&self) -> ClientBuilder {
+        let urls: Vec<String> = self.sentinels.iter().map(RedisServer::url).collect();
+        Client::sentinel_builder(&urls, "mymaster")
+            .connect_timeout(Duration::from_millis(500))
+            .command_timeout(Duration::from_millis(500))
+    }
+
+    pub fn client(&self) -> Client {
+        self.builder().build().unwrap()
+    }
+
+    /// The master's port according to `sentinel`.
+    pub fn master_port_per(sentinel: &RedisServer) -> Option<u16> {
+        redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg("mymaster")
+            .query::<(String, u16)>(&mut sentinel.admin())
+            .ok()
+            .map(|(_, port)| port)
+    }
+
+    /// The master's port according to every sentinel, once they agree.
+    pub fn agreed_master_port(&self) -> Option<u16> {
+        let ports: Vec<Option<u16>> = self.sentinels.iter().map(Self::master_port_per).collect();
+        ports.iter().all(|p| *p == ports[0]).then_some(ports[0])?
+    }
+
+    /// Asks the first sentinel for a failover and waits until it names
+    /// another master.
+    pub fn fail_over(&self) {
+        let old = self.master.port;
+        let _: String = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg("mymaster")
+            .query(&mut self.sentinels[0].admin())
+            .unwrap();
+        wait_until(
+            "the sentinels name a new master",
+            Duration::from_secs(30),
+            || Self::master_port_per(&self.sentinels[0]).is_some_and(|p| p != old),
+        );
+    }
+}
