@@ -28,6 +28,8 @@
 
 mod clock;
 mod health;
+#[cfg(test)]
+mod memory;
 mod node;
 
 use std::sync::Arc;
@@ -696,3 +698,6 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;
