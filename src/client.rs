@@ -610,7 +610,9 @@ impl Client {
         builder
     }
 
-    fn with_backend(
+    /// A client over `backend`, built by the builder (and, in the unit
+    /// tests, over in-memory masters).
+    pub(crate) fn with_backend(
         backend: Arc<dyn Backend>,
         prefix: String,
         fence_retention: Duration,

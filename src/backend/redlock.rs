@@ -19,18 +19,30 @@
 //! The lock counts as held on a quorum (N/2+1) only, and only within
 //! `ttl - elapsed - drift` of sending the acquire. Every operation that
 //! hears from fewer than a quorum fails with `NoQuorum` rather than guess.
+//!
+//! The masters are reached through the [`MasterNode`] trait (a
+//! [`SingleNode`] each in production) and the time is read from a
+//! [`Clock`] (the monotonic clock in production), so the quorum, validity
+//! and health rules are unit-tested against in-memory masters and a clock
+//! moved by hand.
 
+mod clock;
 mod health;
+#[cfg(test)]
+mod memory;
+mod node;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::clock::{Clock, Monotonic};
 use self::health::{Cleanup, Master};
+use self::node::MasterNode;
 use super::scripted::{self, acquire_call, parse_acquire, parse_release, release_call};
 use super::single::SingleNode;
 use super::{
     AcquireArgs, Attempt, Backend, Call, EndpointSource, ExtendItem, FencedWriteArgs, Released,
-    Runner, EXTEND_BATCH,
+    EXTEND_BATCH,
 };
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo, MasterState};
@@ -44,10 +56,13 @@ use crate::wait::jitter;
 /// acquire is not disturbed by it either way (the release checks our token).
 const RELEASE_PATIENCE: Duration = Duration::from_secs(60);
 
-pub(crate) struct Redlock {
-    masters: Vec<Arc<Master>>,
+/// Redlock over masters of type `N` (a [`SingleNode`] each in production),
+/// reading the time from `C` (the monotonic clock in production).
+pub(crate) struct Redlock<N = SingleNode, C = Monotonic> {
+    masters: Vec<Arc<Master<N, C>>>,
     quorum: usize,
     command_timeout: Duration,
+    clock: C,
 }
 
 /// The replies of one master: all its calls' results, or why it failed.
@@ -96,10 +111,26 @@ fn is_transport(err: &Error) -> bool {
     matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection)
 }
 
+/// What is left of an acquire's validity at `now`: `ttl - elapsed -
+/// drift`, counted from `sent`; `None` once nothing is left.
+fn validity_left(ttl: Duration, sent: Instant, now: Instant) -> Option<Duration> {
+    ttl.checked_sub(now.saturating_duration_since(sent))
+        .and_then(|left| left.checked_sub(drift(ttl)))
+        .filter(|left| !left.is_zero())
+}
+
 impl Redlock {
     /// A Redlock over `masters`: an odd number, at least 3, all different
     /// servers (two URLs of one server would let it vote twice).
     pub(crate) fn new(masters: Vec<SingleNode>, command_timeout: Duration) -> Result<Self> {
+        Self::with_clock(masters, command_timeout, Monotonic)
+    }
+}
+
+impl<N: MasterNode, C: Clock> Redlock<N, C> {
+    /// Like [`Redlock::new`], over any kind of master and reading the time
+    /// from `clock`.
+    pub(crate) fn with_clock(masters: Vec<N>, command_timeout: Duration, clock: C) -> Result<Self> {
         let n = masters.len();
         if n < 3 || n % 2 == 0 {
             return Err(Error::invalid(format!(
@@ -108,7 +139,7 @@ impl Redlock {
                  than N-1)"
             )));
         }
-        let identities: Vec<String> = masters.iter().map(SingleNode::server_identity).collect();
+        let identities: Vec<String> = masters.iter().map(N::server_identity).collect();
         for (i, identity) in identities.iter().enumerate() {
             if let Some(j) = identities[..i].iter().position(|other| other == identity) {
                 return Err(Error::invalid(format!(
@@ -122,8 +153,12 @@ impl Redlock {
         }
         Ok(Redlock {
             quorum: n / 2 + 1,
-            masters: masters.into_iter().map(Master::new).collect(),
+            masters: masters
+                .into_iter()
+                .map(|node| Master::new(node, clock.clone()))
+                .collect(),
             command_timeout,
+            clock,
         })
     }
 
@@ -149,7 +184,7 @@ impl Redlock {
             .partition(|&i| self.masters[i].node.has_idle());
         let mut replies: Vec<Option<MasterReplies>> = vec![None; self.masters.len()];
         let on_pooled = |replies: &mut Vec<Option<MasterReplies>>| {
-            let deadline = Instant::now() + self.command_timeout;
+            let deadline = self.clock.now() + self.command_timeout;
             let in_flight: Vec<_> = pooled
                 .iter()
                 .map(|&i| (i, self.masters[i].node.send(calls)))
@@ -282,7 +317,7 @@ impl Redlock {
                     args.keys.clone(),
                     args.hold.to_string(),
                     args.reentrant,
-                    Instant::now() + RELEASE_PATIENCE,
+                    self.clock.now() + RELEASE_PATIENCE,
                 ));
             }
         }
@@ -314,11 +349,11 @@ impl Redlock {
     }
 }
 
-impl Backend for Redlock {
+impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let (keys, ttl) = (args.keys, args.ttl);
         let what = scripted::acquire_what(keys);
-        let sent = Instant::now();
+        let sent = self.clock.now();
         let replies = self.first_replies(&what, acquire_call(args));
         let mut issued = Vec::new();
         let mut held_for = Vec::new();
@@ -337,11 +372,7 @@ impl Backend for Redlock {
         // Validity is counted after every round trip of the attempt (the
         // fence write-back included): a guard is never handed out with its
         // time already spent.
-        let still_valid = || {
-            ttl.checked_sub(sent.elapsed())
-                .and_then(|left| left.checked_sub(drift(ttl)))
-                .is_some_and(|v| !v.is_zero())
-        };
+        let still_valid = || validity_left(ttl, sent, self.clock.now()).is_some();
         if issued.len() >= self.quorum && still_valid() {
             let fence = issued.iter().map(|(_, f)| *f).max().unwrap_or(0);
             if self.write_back_fence(keys, fence, &issued) && still_valid() {
@@ -397,7 +428,7 @@ impl Backend for Redlock {
                     keys.clone(),
                     token.to_string(),
                     reentrant,
-                    Instant::now() + RELEASE_PATIENCE,
+                    self.clock.now() + RELEASE_PATIENCE,
                 ));
             }
             match answer.reply.and_then(|v| parse_release(&what, v)) {
@@ -654,16 +685,12 @@ impl Backend for Redlock {
     fn pubsub_sources(&self) -> Vec<EndpointSource> {
         self.masters
             .iter()
-            .map(|m| Runner::pubsub_source(&m.node))
+            .map(|m| m.node.pubsub_source())
             .collect()
     }
 
     fn describe(&self) -> String {
-        let all: Vec<String> = self
-            .masters
-            .iter()
-            .map(|m| Runner::describe(&m.node))
-            .collect();
+        let all: Vec<String> = self.masters.iter().map(|m| m.node.describe()).collect();
         format!(
             "redlock over {} masters ({})",
             self.masters.len(),
@@ -671,3 +698,6 @@ impl Backend for Redlock {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;

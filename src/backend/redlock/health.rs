@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+use super::clock::Clock;
 use super::is_transport;
+use super::node::MasterNode;
 use crate::backend::scripted::{parse_release, release_call, release_what};
-use crate::backend::single::SingleNode;
-use crate::backend::{Released, Runner};
+use crate::backend::Released;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
 
@@ -30,12 +31,15 @@ const MAX_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_OWED: usize = 1024;
 
 /// One master, its health and what it is owed.
-pub(super) struct Master {
-    pub(super) node: SingleNode,
+pub(super) struct Master<N, C> {
+    pub(super) node: N,
+    /// The Redlock's clock: when the master went down, when a clean-up is
+    /// no longer needed.
+    clock: C,
     health: Mutex<Health>,
     /// Handed to the recovery thread, which must not keep a master (and
     /// its client) alive after the client is dropped.
-    me: Weak<Master>,
+    me: Weak<Master<N, C>>,
 }
 
 #[derive(Default)]
@@ -96,10 +100,11 @@ impl Cleanup {
     }
 }
 
-impl Master {
-    pub(super) fn new(node: SingleNode) -> Arc<Master> {
+impl<N: MasterNode, C: Clock> Master<N, C> {
+    pub(super) fn new(node: N, clock: C) -> Arc<Self> {
         Arc::new_cyclic(|me| Master {
             node,
+            clock,
             health: Mutex::new(Health::default()),
             me: me.clone(),
         })
@@ -126,7 +131,10 @@ impl Master {
     /// The master did not answer (timeout, refused or dropped connection).
     pub(super) fn failed(&self, error: Error) {
         let mut health = self.health.lock();
-        let since = health.down.as_ref().map_or_else(Instant::now, |d| d.0);
+        let since = health
+            .down
+            .as_ref()
+            .map_or_else(|| self.clock.now(), |d| d.0);
         health.down = Some((since, error));
         self.ensure_recovery(&mut health);
     }
@@ -135,7 +143,10 @@ impl Master {
     pub(super) fn skipped(&self, what: &str) -> Error {
         let health = self.health.lock();
         let why = health.down.as_ref().map_or_else(String::new, |(since, e)| {
-            format!(" for {:.1?} ({e})", since.elapsed())
+            format!(
+                " for {:.1?} ({e})",
+                self.clock.now().saturating_duration_since(*since)
+            )
         });
         Error::new(
             ErrorKind::Connection,
@@ -149,7 +160,7 @@ impl Master {
     /// Queues a release for the recovery thread.
     pub(super) fn owe(&self, cleanup: Cleanup) {
         let mut health = self.health.lock();
-        let now = Instant::now();
+        let now = self.clock.now();
         while health
             .owed
             .front()
@@ -187,7 +198,7 @@ impl Master {
         let owed = std::mem::take(&mut self.health.lock().owed);
         let mut kept = VecDeque::new();
         for cleanup in owed {
-            if Instant::now() >= cleanup.until {
+            if self.clock.now() >= cleanup.until {
                 continue;
             }
             match self.release(&cleanup) {
@@ -223,7 +234,7 @@ impl Master {
 }
 
 /// The recovery thread of one master.
-fn recover(me: Weak<Master>) {
+fn recover<N: MasterNode, C: Clock>(me: Weak<Master<N, C>>) {
     let mut backoff = FIRST_BACKOFF;
     loop {
         let Some(master) = me.upgrade() else {

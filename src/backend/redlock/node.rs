@@ -1,0 +1,95 @@
+//! What Redlock needs from one master: write requests and read their
+//! replies in two steps (so every master is written to before any reply is
+//! read), run one script, answer a probe, and say who it is. A
+//! [`SingleNode`] in production; an in-memory node in the unit tests.
+
+use std::time::Instant;
+
+use crate::backend::single::{self, SingleNode};
+use crate::backend::{Call, EndpointSource, Runner};
+use crate::error::Result;
+
+/// One Redlock master.
+pub(crate) trait MasterNode: Send + Sync + 'static {
+    /// Requests written to the master whose replies are still to be read.
+    type InFlight<'a>
+    where
+        Self: 'a;
+
+    /// Whether a request can be written without connecting first (Redlock
+    /// connects the others on threads of their own, all at once).
+    fn has_idle(&self) -> bool;
+
+    /// Writes `calls` (pipelined). Never fails: a failure to connect or
+    /// write is reported by [`receive`](Self::receive).
+    fn send<'a>(&self, calls: &'a [Call<'a>]) -> Self::InFlight<'a>;
+
+    /// Reads the replies of [`send`](Self::send), one per call, waiting at
+    /// most until `deadline` and never longer than the command timeout.
+    fn receive(
+        &self,
+        what: &str,
+        in_flight: Self::InFlight<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Result<redis::Value>>>;
+
+    /// Runs one script (the recovery thread's clean-ups).
+    fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value>;
+
+    /// Checks that the master answers (the recovery thread's probe).
+    fn ping(&self) -> Result<()>;
+
+    /// The server, in a form where two spellings of one server compare
+    /// equal: no server may vote twice.
+    fn server_identity(&self) -> String;
+
+    /// Where to listen for release messages of this master.
+    fn pubsub_source(&self) -> EndpointSource;
+
+    /// The master, for messages; never with a password.
+    fn describe(&self) -> String;
+}
+
+impl MasterNode for SingleNode {
+    type InFlight<'a> = single::InFlight<'a>;
+
+    #[inline]
+    fn has_idle(&self) -> bool {
+        SingleNode::has_idle(self)
+    }
+
+    #[inline]
+    fn send<'a>(&self, calls: &'a [Call<'a>]) -> single::InFlight<'a> {
+        SingleNode::send(self, calls)
+    }
+
+    #[inline]
+    fn receive(
+        &self,
+        what: &str,
+        in_flight: single::InFlight<'_>,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Result<redis::Value>>> {
+        SingleNode::receive(self, what, in_flight, deadline)
+    }
+
+    fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value> {
+        Runner::eval(self, what, call)
+    }
+
+    fn ping(&self) -> Result<()> {
+        SingleNode::ping(self)
+    }
+
+    fn server_identity(&self) -> String {
+        SingleNode::server_identity(self)
+    }
+
+    fn pubsub_source(&self) -> EndpointSource {
+        Runner::pubsub_source(self)
+    }
+
+    fn describe(&self) -> String {
+        Runner::describe(self)
+    }
+}
