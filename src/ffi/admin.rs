@@ -29,9 +29,15 @@ pub unsafe extern "C" fn latchkey_client_force_unlock(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_force_unlock", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let out = Out::new(deleted_out, "deleted_out")?;
+        // SAFETY: `client`, `name` and `deleted_out` keep the `# Safety` contract above, all
+        // that these helpers rely on (see `args`).
+        let (client, name, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(deleted_out, "deleted_out")?,
+            )
+        };
         out.write(client.client().force_unlock(name)?);
         Ok(())
     })

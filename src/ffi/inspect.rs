@@ -84,9 +84,15 @@ pub unsafe extern "C" fn latchkey_client_inspect(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_inspect", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let out = Out::new(info_out, "info_out")?;
+        // SAFETY: `client`, `name` and `info_out` keep the `# Safety` contract above, all that
+        // these helpers rely on (see `args`).
+        let (client, name, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(info_out, "info_out")?,
+            )
+        };
         let info = client.client().inspect(name)?;
         out.write(latchkey_lock_info::from_info(info.as_ref()));
         Ok(())
@@ -111,9 +117,15 @@ pub unsafe extern "C" fn latchkey_client_is_locked(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_is_locked", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let out = Out::new(locked_out, "locked_out")?;
+        // SAFETY: `client`, `name` and `locked_out` keep the `# Safety` contract above, all
+        // that these helpers rely on (see `args`).
+        let (client, name, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(locked_out, "locked_out")?,
+            )
+        };
         out.write(client.client().is_locked(name)?);
         Ok(())
     })
@@ -189,10 +201,16 @@ pub unsafe extern "C" fn latchkey_client_inspect_masters(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_inspect_masters", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let masters = Out::new(masters_out, "masters_out")?;
-        let count = Out::new(count_out, "count_out")?;
+        // SAFETY: `client`, `name`, `masters_out` and `count_out` keep the `# Safety` contract
+        // above, all that these helpers rely on (see `args`).
+        let (client, name, masters, count) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(masters_out, "masters_out")?,
+                Out::new(count_out, "count_out")?,
+            )
+        };
         let states: Vec<latchkey_master_state> = client
             .client()
             .inspect(name)?
