@@ -759,25 +759,6 @@ latchkey_status latchkey_client_is_locked(const struct latchkey_client *client,
                                           struct latchkey_error **err_out);
 
 /**
- * Administrative unlock: deletes the lock `name` whoever holds it and
- * wakes its waiters. The holder finds out at its next renewal (its lease is
- * reported lost). `*deleted_out` tells whether a lock was deleted.
- *
- * Threads: any thread. Blocks: for one Redis round trip.
- * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
- * `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
- * LATCHKEY_PANIC.
- *
- * # Safety
- * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
- * string; `deleted_out` and `err_out` are NULL or writable.
- */
-latchkey_status latchkey_client_force_unlock(const struct latchkey_client *client,
-                                             const char *name,
-                                             bool *deleted_out,
-                                             struct latchkey_error **err_out);
-
-/**
  * What each Redlock master says about the lock `name`: an array of
  * `*count_out` states written to `*masters_out`. A client for one server
  * (or Sentinel, Cluster), or a lock nobody holds, gives 0 states and NULL.
@@ -813,6 +794,25 @@ latchkey_status latchkey_client_inspect_masters(const struct latchkey_client *cl
  * yet freed, and `count` its length.
  */
 latchkey_status latchkey_master_states_free(struct latchkey_master_state *masters, size_t count);
+
+/**
+ * Administrative unlock: deletes the lock `name` whoever holds it and
+ * wakes its waiters. The holder finds out at its next renewal (its lease is
+ * reported lost). `*deleted_out` tells whether a lock was deleted.
+ *
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
+ * `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
+ * string; `deleted_out` and `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_client_force_unlock(const struct latchkey_client *client,
+                                             const char *name,
+                                             bool *deleted_out,
+                                             struct latchkey_error **err_out);
 
 /**
  * Writes `value` (`value_len` bytes; NULL is fine when 0) to the Redis

@@ -27,6 +27,10 @@
 //! ```
 
 #![warn(missing_docs)]
+// Every unsafe operation sits in its own `unsafe` block (also inside an
+// `unsafe fn`), with a `// SAFETY:` comment saying why it is sound.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod acquire;
 mod backend;

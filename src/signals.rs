@@ -27,7 +27,8 @@ const SYNCHRONOUS: [libc::c_int; 7] = [
 ];
 
 fn asynchronous_signals() -> libc::sigset_t {
-    // SAFETY: sigfillset/sigdelset initialise and edit a set we own.
+    // SAFETY: an all-zero sigset_t is a valid value (plain integers), and
+    // sigfillset/sigdelset only write to that set, which we own.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);

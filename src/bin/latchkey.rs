@@ -3,6 +3,9 @@
 //! demo and the benchmarks (contend for a lock, hold one and take orders).
 //! `latchkey --help` documents the commands and the exit codes.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -3,13 +3,31 @@
 //! becomes LATCHKEY_INVALID_ARGUMENT with a message naming the argument,
 //! never a crash. Handles are checked against the registry of live handles
 //! (`handles`), so a wrong, freed or never-made handle is refused too.
+//!
+//! # The argument contract
+//!
+//! What cannot be checked, the caller of an entry point promises in its
+//! `# Safety` section (the header's "Arguments" and "Handle checks"
+//! conventions). The helpers here rely on exactly that, and on nothing
+//! more, so an entry point calls them in one `unsafe` block whose SAFETY
+//! comment points back to its own `# Safety` section:
+//!
+//! - a handle ([`borrow`], [`optional`]) is NULL or is not freed by another
+//!   thread before the call returns (free is the last call on a handle);
+//!   [`borrow_mut`] (the options setters) also needs no other thread to use
+//!   it during the call;
+//! - a string ([`string`]) is NULL or NUL-terminated, readable until the
+//!   call returns;
+//! - a buffer or array ([`bytes`], [`array`]) of `len` elements is NULL
+//!   (only if `len` is 0) or points to `len` readable elements;
+//! - an output ([`Out::new`]) is NULL or writable until the call returns.
 
 use std::ffi::{c_char, CStr, CString};
 use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::error::Failure;
-use super::handles::{self, Handle};
+use super::handles::Handle;
 
 fn check_pointer<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
     if ptr.is_null() {
@@ -23,25 +41,10 @@ fn check_pointer<T>(ptr: *const T, what: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A handle passed by pointer, for reading: refused unless it is a live
-/// handle of type `T` (see `handles`).
-///
-/// # Safety
-/// The handle is not freed by another thread during the returned lifetime.
-pub(crate) unsafe fn borrow<'a, T: Handle>(ptr: *const T, what: &str) -> Result<&'a T, Failure> {
-    handles::borrow(ptr, what)
-}
-
-/// A handle passed by pointer, for changing (option setters).
-///
-/// # Safety
-/// As [`borrow`], and nothing else uses the handle meanwhile.
-pub(crate) unsafe fn borrow_mut<'a, T: Handle>(
-    ptr: *mut T,
-    what: &str,
-) -> Result<&'a mut T, Failure> {
-    handles::borrow_mut(ptr, what)
-}
+// A handle passed by pointer, for reading (`borrow`) or for changing (the
+// option setters: `borrow_mut`): refused unless it is a live handle of
+// type `T`.
+pub(crate) use super::handles::{borrow, borrow_mut};
 
 /// A handle that may be NULL (an optional cancel handle, optional options).
 ///
@@ -54,7 +57,8 @@ pub(crate) unsafe fn optional<'a, T: Handle>(
     if ptr.is_null() {
         return Ok(None);
     }
-    borrow(ptr, what).map(Some)
+    // SAFETY: not NULL, so live for the call as our caller promised.
+    unsafe { borrow(ptr, what) }.map(Some)
 }
 
 /// A NUL-terminated UTF-8 string.
@@ -63,7 +67,10 @@ pub(crate) unsafe fn optional<'a, T: Handle>(
 /// A non-NULL `ptr` must point to a NUL-terminated string that outlives `'a`.
 pub(crate) unsafe fn string<'a>(ptr: *const c_char, what: &str) -> Result<&'a str, Failure> {
     check_pointer(ptr, what)?;
-    CStr::from_ptr(ptr).to_str().map_err(|e| {
+    // SAFETY: not NULL (checked), so NUL-terminated and alive for `'a` as
+    // our caller promised.
+    let text = unsafe { CStr::from_ptr(ptr) };
+    text.to_str().map_err(|e| {
         Failure::invalid(format!(
             "`{what}` is not valid UTF-8 (bad byte at offset {})",
             e.valid_up_to()
@@ -80,7 +87,8 @@ pub(crate) unsafe fn bytes<'a>(
     len: usize,
     what: &str,
 ) -> Result<&'a [u8], Failure> {
-    array(ptr, len, what)
+    // SAFETY: our caller's promise is the one `array` needs.
+    unsafe { array(ptr, len, what) }
 }
 
 /// An array given as pointer and count; NULL is fine when empty.
@@ -101,7 +109,10 @@ pub(crate) unsafe fn array<'a, T>(
             "`{what}` is longer than any array can be ({len} elements)"
         )));
     }
-    Ok(std::slice::from_raw_parts(ptr, len))
+    // SAFETY: `len` > 0, so `ptr` is not NULL (checked) and points to `len`
+    // readable elements alive for `'a`, as our caller promised; aligned
+    // (checked) and at most isize::MAX bytes long (checked).
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 /// Where a result goes. It is checked before any work is done (so a bad
@@ -113,7 +124,9 @@ impl<T> Out<T> {
     /// A non-NULL `ptr` must be valid for writing a `T` until [`Out::write`].
     pub(crate) unsafe fn new(ptr: *mut T, what: &str) -> Result<Self, Failure> {
         check_pointer(ptr, what)?;
-        Ok(Out(NonNull::new_unchecked(ptr)))
+        NonNull::new(ptr)
+            .map(Out)
+            .ok_or_else(|| Failure::invalid(format!("`{what}` is NULL")))
     }
 
     /// Writes without reading or dropping what was there (C memory may be

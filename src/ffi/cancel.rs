@@ -47,7 +47,10 @@ pub unsafe extern "C" fn latchkey_cancel_new(
         let handle = latchkey_cancel {
             token: CancelToken::new(),
         };
-        Out::new(cancel_out, "cancel_out")?.write(handles::into_raw(handle));
+        // SAFETY: `cancel_out` keeps the `# Safety` contract above, all that these helpers rely
+        // on (see `args`).
+        let out = unsafe { Out::new(cancel_out, "cancel_out") }?;
+        out.write(handles::into_raw(handle));
         Ok(())
     })
 }
@@ -64,7 +67,9 @@ pub unsafe extern "C" fn latchkey_cancel_new(
 /// `cancel` is NULL or from latchkey_cancel_new, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_cancel_free(cancel: *mut latchkey_cancel) -> latchkey_status {
-    handles::free("latchkey_cancel_free", cancel, "cancel")
+    // SAFETY: `cancel` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_cancel_free", cancel, "cancel") }
 }
 
 /// Triggers the handle: wakes every acquire waiting with it.
@@ -82,7 +87,10 @@ pub unsafe extern "C" fn latchkey_cancel_trigger(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_cancel_trigger", err_out, || {
-        args::borrow(cancel.cast_const(), "cancel")?.token.cancel();
+        // SAFETY: `cancel` keeps the `# Safety` contract above, all that `args::borrow` relies
+        // on (see `args`).
+        let cancel = unsafe { args::borrow(cancel.cast_const(), "cancel") }?;
+        cancel.token.cancel();
         Ok(())
     })
 }
@@ -101,7 +109,10 @@ pub unsafe extern "C" fn latchkey_cancel_reset(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_cancel_reset", err_out, || {
-        args::borrow(cancel.cast_const(), "cancel")?.token.reset();
+        // SAFETY: `cancel` keeps the `# Safety` contract above, all that `args::borrow` relies
+        // on (see `args`).
+        let cancel = unsafe { args::borrow(cancel.cast_const(), "cancel") }?;
+        cancel.token.reset();
         Ok(())
     })
 }
@@ -122,8 +133,15 @@ pub unsafe extern "C" fn latchkey_cancel_is_triggered(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_cancel_is_triggered", err_out, || {
-        let cancel = args::borrow(cancel, "cancel")?;
-        Out::new(triggered_out, "triggered_out")?.write(cancel.token.is_cancelled());
+        // SAFETY: `cancel` and `triggered_out` keep the `# Safety` contract above, all that
+        // these helpers rely on (see `args`).
+        let (cancel, out) = unsafe {
+            (
+                args::borrow(cancel, "cancel")?,
+                Out::new(triggered_out, "triggered_out")?,
+            )
+        };
+        out.write(cancel.token.is_cancelled());
         Ok(())
     })
 }

@@ -56,9 +56,15 @@ pub unsafe extern "C" fn latchkey_client_open(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_open", err_out, || {
-        let url = args::string(url, "url")?;
-        let options = args::optional(options, "options")?;
-        let out = Out::new(client_out, "client_out")?;
+        // SAFETY: `url`, `options` and `client_out` keep the `# Safety` contract above, all
+        // that these helpers rely on (see `args`).
+        let (url, options, out) = unsafe {
+            (
+                args::string(url, "url")?,
+                args::optional(options, "options")?,
+                Out::new(client_out, "client_out")?,
+            )
+        };
         out.write(build(Client::builder(url), options)?);
         Ok(())
     })
@@ -91,9 +97,15 @@ pub unsafe extern "C" fn latchkey_client_open_redlock(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_open_redlock", err_out, || {
-        let urls = url_list(urls, url_count, "urls")?;
-        let options = args::optional(options, "options")?;
-        let out = Out::new(client_out, "client_out")?;
+        // SAFETY: `urls`, `options` and `client_out` keep the `# Safety` contract above, all
+        // that these helpers rely on (see `args`).
+        let (urls, options, out) = unsafe {
+            (
+                url_list(urls, url_count, "urls")?,
+                args::optional(options, "options")?,
+                Out::new(client_out, "client_out")?,
+            )
+        };
         out.write(build(Client::redlock_builder(&urls), options)?);
         Ok(())
     })
@@ -116,16 +128,18 @@ fn build(
 /// Reads an array of `count` URL strings.
 ///
 /// # Safety
-/// As [`args::array`] and [`args::string`].
+/// As [`args::array`] for `urls`, and [`args::string`] for each of them.
 unsafe fn url_list<'a>(
     urls: *const *const c_char,
     count: usize,
     what: &str,
 ) -> Result<Vec<&'a str>, Failure> {
-    args::array(urls, count, what)?
-        .iter()
+    // SAFETY: our caller promised what `args::array` needs for `urls`.
+    let urls = unsafe { args::array(urls, count, what) }?;
+    urls.iter()
         .enumerate()
-        .map(|(i, url)| args::string(*url, &format!("{what}[{i}]")))
+        // SAFETY: our caller promised what `args::string` needs for each URL.
+        .map(|(i, url)| unsafe { args::string(*url, &format!("{what}[{i}]")) })
         .collect()
 }
 
@@ -157,10 +171,16 @@ pub unsafe extern "C" fn latchkey_client_open_sentinel(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_open_sentinel", err_out, || {
-        let urls = url_list(sentinel_urls, url_count, "sentinel_urls")?;
-        let master_name = args::string(master_name, "master_name")?;
-        let options = args::optional(options, "options")?;
-        let out = Out::new(client_out, "client_out")?;
+        // SAFETY: `sentinel_urls`, `master_name`, `options` and `client_out` keep the
+        // `# Safety` contract above, all that these helpers rely on (see `args`).
+        let (urls, master_name, options, out) = unsafe {
+            (
+                url_list(sentinel_urls, url_count, "sentinel_urls")?,
+                args::string(master_name, "master_name")?,
+                args::optional(options, "options")?,
+                Out::new(client_out, "client_out")?,
+            )
+        };
         out.write(build(
             Client::sentinel_builder(&urls, master_name),
             options,
@@ -194,9 +214,15 @@ pub unsafe extern "C" fn latchkey_client_open_cluster(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_open_cluster", err_out, || {
-        let urls = url_list(seed_urls, url_count, "seed_urls")?;
-        let options = args::optional(options, "options")?;
-        let out = Out::new(client_out, "client_out")?;
+        // SAFETY: `seed_urls`, `options` and `client_out` keep the `# Safety` contract above,
+        // all that these helpers rely on (see `args`).
+        let (urls, options, out) = unsafe {
+            (
+                url_list(seed_urls, url_count, "seed_urls")?,
+                args::optional(options, "options")?,
+                Out::new(client_out, "client_out")?,
+            )
+        };
         out.write(build(Client::cluster_builder(&urls), options)?);
         Ok(())
     })
@@ -215,7 +241,9 @@ pub unsafe extern "C" fn latchkey_client_open_cluster(
 /// `client` is NULL or from latchkey_client_open, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_client_free(client: *mut latchkey_client) -> latchkey_status {
-    handles::free("latchkey_client_free", client, "client")
+    // SAFETY: `client` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_client_free", client, "client") }
 }
 
 /// The client's key prefix.
@@ -236,8 +264,15 @@ pub unsafe extern "C" fn latchkey_client_prefix(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_prefix", err_out, || {
-        let client = args::borrow(client, "client")?;
-        Out::new(prefix_out, "prefix_out")?.write(client.prefix.as_ptr());
+        // SAFETY: `client` and `prefix_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (client, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                Out::new(prefix_out, "prefix_out")?,
+            )
+        };
+        out.write(client.prefix.as_ptr());
         Ok(())
     })
 }

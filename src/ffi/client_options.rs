@@ -46,7 +46,9 @@ pub unsafe extern "C" fn latchkey_client_options_new(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_options_new", err_out, || {
-        let out = Out::new(options_out, "options_out")?;
+        // SAFETY: `options_out` keeps the `# Safety` contract above, all that these helpers
+        // rely on (see `args`).
+        let out = unsafe { Out::new(options_out, "options_out") }?;
         out.write(handles::into_raw(latchkey_client_options::default()));
         Ok(())
     })
@@ -65,7 +67,9 @@ pub unsafe extern "C" fn latchkey_client_options_new(
 pub unsafe extern "C" fn latchkey_client_options_free(
     options: *mut latchkey_client_options,
 ) -> latchkey_status {
-    handles::free("latchkey_client_options_free", options, "options")
+    // SAFETY: `options` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_client_options_free", options, "options") }
 }
 
 /// Sets the time allowed to connect and handshake, in milliseconds
@@ -87,8 +91,10 @@ pub unsafe extern "C" fn latchkey_client_options_set_connect_timeout_ms(
         "latchkey_client_options_set_connect_timeout_ms",
         err_out,
         || {
-            args::borrow_mut(options, "options")?.connect_timeout =
-                Some(Duration::from_millis(timeout_ms));
+            // SAFETY: `options` keeps the `# Safety` contract above, all that
+            // `args::borrow_mut` relies on (see `args`).
+            let options = unsafe { args::borrow_mut(options, "options") }?;
+            options.connect_timeout = Some(Duration::from_millis(timeout_ms));
             Ok(())
         },
     )
@@ -114,8 +120,10 @@ pub unsafe extern "C" fn latchkey_client_options_set_command_timeout_ms(
         "latchkey_client_options_set_command_timeout_ms",
         err_out,
         || {
-            args::borrow_mut(options, "options")?.command_timeout =
-                Some(Duration::from_millis(timeout_ms));
+            // SAFETY: `options` keeps the `# Safety` contract above, all that
+            // `args::borrow_mut` relies on (see `args`).
+            let options = unsafe { args::borrow_mut(options, "options") }?;
+            options.command_timeout = Some(Duration::from_millis(timeout_ms));
             Ok(())
         },
     )
@@ -138,8 +146,15 @@ pub unsafe extern "C" fn latchkey_client_options_set_prefix(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_options_set_prefix", err_out, || {
-        let options = args::borrow_mut(options, "options")?;
-        options.prefix = Some(args::string(prefix, "prefix")?.to_string());
+        // SAFETY: `options` and `prefix` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (options, prefix) = unsafe {
+            (
+                args::borrow_mut(options, "options")?,
+                args::string(prefix, "prefix")?,
+            )
+        };
+        options.prefix = Some(prefix.to_string());
         Ok(())
     })
 }
@@ -161,7 +176,10 @@ pub unsafe extern "C" fn latchkey_client_options_set_pool_size(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_options_set_pool_size", err_out, || {
-        args::borrow_mut(options, "options")?.pool_size = Some(pool_size);
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.pool_size = Some(pool_size);
         Ok(())
     })
 }
@@ -190,8 +208,10 @@ pub unsafe extern "C" fn latchkey_client_options_set_wait_for_replicas(
         "latchkey_client_options_set_wait_for_replicas",
         err_out,
         || {
-            args::borrow_mut(options, "options")?.wait_for_replicas =
-                Some((replicas, Duration::from_millis(timeout_ms)));
+            // SAFETY: `options` keeps the `# Safety` contract above, all that
+            // `args::borrow_mut` relies on (see `args`).
+            let options = unsafe { args::borrow_mut(options, "options") }?;
+            options.wait_for_replicas = Some((replicas, Duration::from_millis(timeout_ms)));
             Ok(())
         },
     )
@@ -220,8 +240,15 @@ pub unsafe extern "C" fn latchkey_client_options_set_master_password(
         "latchkey_client_options_set_master_password",
         err_out,
         || {
-            let options = args::borrow_mut(options, "options")?;
-            options.master_password = Some(args::string(password, "password")?.to_string());
+            // SAFETY: `options` and `password` keep the `# Safety` contract above, all that
+            // these helpers rely on (see `args`).
+            let (options, password) = unsafe {
+                (
+                    args::borrow_mut(options, "options")?,
+                    args::string(password, "password")?,
+                )
+            };
+            options.master_password = Some(password.to_string());
             Ok(())
         },
     )
@@ -245,7 +272,10 @@ pub unsafe extern "C" fn latchkey_client_options_set_master_db(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_options_set_master_db", err_out, || {
-        args::borrow_mut(options, "options")?.master_db = Some(db);
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.master_db = Some(db);
         Ok(())
     })
 }

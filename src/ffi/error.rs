@@ -139,7 +139,9 @@ pub unsafe extern "C" fn latchkey_error_status(err: *const latchkey_error) -> la
         if err.is_null() {
             return latchkey_status::LATCHKEY_OK;
         }
-        super::args::borrow(err, "err")
+        // SAFETY: `err` keeps the `# Safety` contract above, all that `args::borrow` relies on
+        // (see `args`).
+        unsafe { super::args::borrow(err, "err") }
             .map_or(latchkey_status::LATCHKEY_INVALID_ARGUMENT, |e| e.status)
     })
 }
@@ -155,7 +157,9 @@ pub unsafe extern "C" fn latchkey_error_status(err: *const latchkey_error) -> la
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_error_message(err: *const latchkey_error) -> *const c_char {
     boundary::infallible(c"".as_ptr(), || {
-        super::args::borrow(err, "err").map_or(c"".as_ptr(), |e| e.message.as_ptr())
+        // SAFETY: `err` keeps the `# Safety` contract above, all that `args::borrow` relies on
+        // (see `args`).
+        unsafe { super::args::borrow(err, "err") }.map_or(c"".as_ptr(), |e| e.message.as_ptr())
     })
 }
 
@@ -171,7 +175,9 @@ pub unsafe extern "C" fn latchkey_error_message(err: *const latchkey_error) -> *
 /// afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_error_free(err: *mut latchkey_error) -> latchkey_status {
-    handles::free("latchkey_error_free", err, "err")
+    // SAFETY: `err` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_error_free", err, "err") }
 }
 
 /// The message of the last failure on this thread, for tests.

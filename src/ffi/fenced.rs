@@ -44,11 +44,17 @@ pub unsafe extern "C" fn latchkey_client_fenced_write(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_fenced_write", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let resource = args::string(resource, "resource")?;
-        let value = args::bytes(value, value_len, "value")?;
-        let written = Out::new(written_out, "written_out")?;
-        let highest = Out::new(highest_token_out, "highest_token_out")?;
+        // SAFETY: `client`, `resource`, `value`, `written_out` and `highest_token_out` keep the
+        // `# Safety` contract above, all that these helpers rely on (see `args`).
+        let (client, resource, value, written, highest) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(resource, "resource")?,
+                args::bytes(value, value_len, "value")?,
+                Out::new(written_out, "written_out")?,
+                Out::new(highest_token_out, "highest_token_out")?,
+            )
+        };
         let outcome = client
             .client()
             .fenced_write(resource, fencing_token, value)?;
@@ -84,12 +90,19 @@ pub unsafe extern "C" fn latchkey_client_fenced_read(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_fenced_read", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let resource = args::string(resource, "resource")?;
-        let found = Out::new(found_out, "found_out")?;
-        let token = Out::new(fencing_token_out, "fencing_token_out")?;
-        let value_ptr = Out::new(value_out, "value_out")?;
-        let value_len = Out::new(value_len_out, "value_len_out")?;
+        // SAFETY: `client`, `resource`, `found_out`, `fencing_token_out`, `value_out` and
+        // `value_len_out` keep the `# Safety` contract above, all that these helpers rely on
+        // (see `args`).
+        let (client, resource, found, token, value_ptr, value_len) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(resource, "resource")?,
+                Out::new(found_out, "found_out")?,
+                Out::new(fencing_token_out, "fencing_token_out")?,
+                Out::new(value_out, "value_out")?,
+                Out::new(value_len_out, "value_len_out")?,
+            )
+        };
         let read = client.client().fenced_read(resource)?;
         found.write(read.is_some());
         let (fencing_token, value) = read.unwrap_or_default();

@@ -87,7 +87,9 @@ pub unsafe extern "C" fn latchkey_guard_release(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_release", err_out, || {
-        let handle = args::borrow(guard.cast_const(), "guard")?;
+        // SAFETY: `guard` keeps the `# Safety` contract above, all that these helpers rely on
+        // (see `args`).
+        let handle = unsafe { args::borrow(guard.cast_const(), "guard") }?;
         let taken = handle.guard.write().take();
         match taken {
             Some(guard) => Ok(guard.release()?),
@@ -110,7 +112,9 @@ pub unsafe extern "C" fn latchkey_guard_release(
 /// `guard` is NULL or from an acquire, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_guard_free(guard: *mut latchkey_guard) -> latchkey_status {
-    handles::free("latchkey_guard_free", guard, "guard")
+    // SAFETY: `guard` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_guard_free", guard, "guard") }
 }
 
 /// Sets the lease to `ttl_ms` milliseconds from now (10 ms to 30 days), if
@@ -133,7 +137,9 @@ pub unsafe extern "C" fn latchkey_guard_extend(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_extend", err_out, || {
-        let handle = args::borrow(guard.cast_const(), "guard")?;
+        // SAFETY: `guard` keeps the `# Safety` contract above, all that these helpers rely on
+        // (see `args`).
+        let handle = unsafe { args::borrow(guard.cast_const(), "guard") }?;
         handle.with(|g| Ok(g.extend(Duration::from_millis(ttl_ms))?))
     })
 }
@@ -154,7 +160,9 @@ pub unsafe extern "C" fn latchkey_guard_check(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_check", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
+        // SAFETY: `guard` keeps the `# Safety` contract above, all that these helpers rely on
+        // (see `args`).
+        let handle = unsafe { args::borrow(guard, "guard") }?;
         handle.with(|g| Ok(g.check()?))
     })
 }
@@ -175,8 +183,14 @@ pub unsafe extern "C" fn latchkey_guard_lost(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_lost", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        let out = Out::new(lost_out, "lost_out")?;
+        // SAFETY: `guard` and `lost_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(lost_out, "lost_out")?,
+            )
+        };
         out.write(handle.guard.read().as_ref().is_none_or(Guard::lost));
         Ok(())
     })
@@ -201,8 +215,14 @@ pub unsafe extern "C" fn latchkey_guard_remaining_ms(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_remaining_ms", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        let out = Out::new(remaining_ms_out, "remaining_ms_out")?;
+        // SAFETY: `guard` and `remaining_ms_out` keep the `# Safety` contract above, all that
+        // these helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(remaining_ms_out, "remaining_ms_out")?,
+            )
+        };
         out.write(
             handle
                 .guard
@@ -232,8 +252,15 @@ pub unsafe extern "C" fn latchkey_guard_fencing_token(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_fencing_token", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        Out::new(fencing_token_out, "fencing_token_out")?.write(handle.fencing_token);
+        // SAFETY: `guard` and `fencing_token_out` keep the `# Safety` contract above, all that
+        // these helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(fencing_token_out, "fencing_token_out")?,
+            )
+        };
+        out.write(handle.fencing_token);
         Ok(())
     })
 }
@@ -257,8 +284,15 @@ pub unsafe extern "C" fn latchkey_guard_owner_token(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_owner_token", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        Out::new(token_out, "token_out")?.write(handle.token.as_ptr());
+        // SAFETY: `guard` and `token_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(token_out, "token_out")?,
+            )
+        };
+        out.write(handle.token.as_ptr());
         Ok(())
     })
 }
@@ -281,8 +315,15 @@ pub unsafe extern "C" fn latchkey_guard_name(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_name", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        Out::new(name_out, "name_out")?.write(handle.name.as_ptr());
+        // SAFETY: `guard` and `name_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(name_out, "name_out")?,
+            )
+        };
+        out.write(handle.name.as_ptr());
         Ok(())
     })
 }
@@ -308,8 +349,14 @@ pub unsafe extern "C" fn latchkey_guard_confirm(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_confirm", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        let out = Out::new(held_out, "held_out")?;
+        // SAFETY: `guard` and `held_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(held_out, "held_out")?,
+            )
+        };
         let held = match handle.guard.read().as_ref() {
             Some(g) => g.confirm()?,
             None => false,
@@ -347,11 +394,17 @@ pub unsafe extern "C" fn latchkey_guard_fenced_write(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_guard_fenced_write", err_out, || {
-        let handle = args::borrow(guard, "guard")?;
-        let resource = args::string(resource, "resource")?;
-        let value = args::bytes(value, value_len, "value")?;
-        let written = Out::new(written_out, "written_out")?;
-        let highest = Out::new(highest_token_out, "highest_token_out")?;
+        // SAFETY: `guard`, `resource`, `value`, `written_out` and `highest_token_out` keep the
+        // `# Safety` contract above, all that these helpers rely on (see `args`).
+        let (handle, resource, value, written, highest) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                args::string(resource, "resource")?,
+                args::bytes(value, value_len, "value")?,
+                Out::new(written_out, "written_out")?,
+                Out::new(highest_token_out, "highest_token_out")?,
+            )
+        };
         let outcome = handle.with(|g| Ok(g.fenced_write(resource, value)?))?;
         written.write(outcome.written);
         highest.write(outcome.highest_token);

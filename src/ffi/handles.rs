@@ -178,7 +178,10 @@ pub(crate) unsafe fn borrow<'a, T: Handle>(
     what: &str,
 ) -> Result<&'a T, Failure> {
     check_raw(pointer, T::KIND, what)?;
-    Ok(&*pointer)
+    // SAFETY: registered as a live `T`, so it came from `into_raw` (a Box:
+    // aligned, initialised) and is not freed yet; our caller promised no
+    // thread frees it during `'a`.
+    Ok(unsafe { &*pointer })
 }
 
 /// As [`borrow`], for the option setters that change a handle.
@@ -190,7 +193,9 @@ pub(crate) unsafe fn borrow_mut<'a, T: Handle>(
     what: &str,
 ) -> Result<&'a mut T, Failure> {
     check_raw(pointer.cast_const(), T::KIND, what)?;
-    Ok(&mut *pointer)
+    // SAFETY: as in `borrow`, and our caller promised that nothing else
+    // uses it during `'a`, so the reference is unique.
+    Ok(unsafe { &mut *pointer })
 }
 
 /// Forgets `pointer` as a live handle of `kind`, so that the caller may
@@ -216,7 +221,11 @@ pub(crate) fn unregister_raw<T>(pointer: *const T, kind: Kind, what: &str) -> Re
 /// As [`borrow`].
 pub(crate) unsafe fn take<T: Handle>(pointer: *mut T, what: &str) -> Result<Box<T>, Failure> {
     unregister_raw(pointer.cast_const(), T::KIND, what)?;
-    Ok(Box::from_raw(pointer))
+    // SAFETY: it was registered as a live `T`, so it came from
+    // `Box::into_raw` in `into_raw`; unregistering it succeeded only here,
+    // so no other `take` owns it, and our caller promised that no other
+    // thread still uses it.
+    Ok(unsafe { Box::from_raw(pointer) })
 }
 
 #[cfg(test)]
@@ -240,7 +249,8 @@ pub(crate) unsafe fn free<T: Handle>(
     use super::status::latchkey_status;
     let outcome = super::boundary::catch(|| {
         if !pointer.is_null() {
-            drop(take(pointer, what)?);
+            // SAFETY: our caller's promise is the one `take` needs.
+            drop(unsafe { take(pointer, what) }?);
         }
         Ok(())
     });

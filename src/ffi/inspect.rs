@@ -1,5 +1,6 @@
 //! Looking at a lock by name, whoever holds it: inspect (with each Redlock
-//! master's view), is-locked, and the administrative force-unlock.
+//! master's view) and is-locked. Read only: the administrative
+//! force-unlock is in `admin`.
 
 use std::ffi::{c_char, CString};
 
@@ -83,9 +84,15 @@ pub unsafe extern "C" fn latchkey_client_inspect(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_inspect", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let out = Out::new(info_out, "info_out")?;
+        // SAFETY: `client`, `name` and `info_out` keep the `# Safety` contract above, all that
+        // these helpers rely on (see `args`).
+        let (client, name, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(info_out, "info_out")?,
+            )
+        };
         let info = client.client().inspect(name)?;
         out.write(latchkey_lock_info::from_info(info.as_ref()));
         Ok(())
@@ -110,38 +117,16 @@ pub unsafe extern "C" fn latchkey_client_is_locked(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_is_locked", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let out = Out::new(locked_out, "locked_out")?;
+        // SAFETY: `client`, `name` and `locked_out` keep the `# Safety` contract above, all
+        // that these helpers rely on (see `args`).
+        let (client, name, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(locked_out, "locked_out")?,
+            )
+        };
         out.write(client.client().is_locked(name)?);
-        Ok(())
-    })
-}
-
-/// Administrative unlock: deletes the lock `name` whoever holds it and
-/// wakes its waiters. The holder finds out at its next renewal (its lease is
-/// reported lost). `*deleted_out` tells whether a lock was deleted.
-///
-/// Threads: any thread. Blocks: for one Redis round trip.
-/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
-/// `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
-/// LATCHKEY_PANIC.
-///
-/// # Safety
-/// `client` is NULL or a live client; `name` is NULL or a NUL-terminated
-/// string; `deleted_out` and `err_out` are NULL or writable.
-#[no_mangle]
-pub unsafe extern "C" fn latchkey_client_force_unlock(
-    client: *const latchkey_client,
-    name: *const c_char,
-    deleted_out: *mut bool,
-    err_out: *mut *mut latchkey_error,
-) -> latchkey_status {
-    call("latchkey_client_force_unlock", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let out = Out::new(deleted_out, "deleted_out")?;
-        out.write(client.client().force_unlock(name)?);
         Ok(())
     })
 }
@@ -216,10 +201,16 @@ pub unsafe extern "C" fn latchkey_client_inspect_masters(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_client_inspect_masters", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let masters = Out::new(masters_out, "masters_out")?;
-        let count = Out::new(count_out, "count_out")?;
+        // SAFETY: `client`, `name`, `masters_out` and `count_out` keep the `# Safety` contract
+        // above, all that these helpers rely on (see `args`).
+        let (client, name, masters, count) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                Out::new(masters_out, "masters_out")?,
+                Out::new(count_out, "count_out")?,
+            )
+        };
         let states: Vec<latchkey_master_state> = client
             .client()
             .inspect(name)?

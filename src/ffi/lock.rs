@@ -52,10 +52,16 @@ pub unsafe extern "C" fn latchkey_lock_new(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_new", err_out, || {
-        let client = args::borrow(client, "client")?;
-        let name = args::string(name, "name")?;
-        let options = args::optional(options, "options")?;
-        let out = Out::new(lock_out, "lock_out")?;
+        // SAFETY: `client`, `name`, `options` and `lock_out` keep the `# Safety` contract
+        // above, all that these helpers rely on (see `args`).
+        let (client, name, options, out) = unsafe {
+            (
+                args::borrow(client, "client")?,
+                args::string(name, "name")?,
+                args::optional(options, "options")?,
+                Out::new(lock_out, "lock_out")?,
+            )
+        };
         let options = options.map_or_else(LockOptions::new, latchkey_lock_options::to_options);
         let lock = client.client().lock_with(name, options)?;
         let name = Arc::from(c_string(lock.name()));
@@ -77,7 +83,9 @@ pub unsafe extern "C" fn latchkey_lock_new(
 /// `lock` is NULL or from latchkey_lock_new, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn latchkey_lock_free(lock: *mut latchkey_lock) -> latchkey_status {
-    handles::free("latchkey_lock_free", lock, "lock")
+    // SAFETY: `lock` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_lock_free", lock, "lock") }
 }
 
 /// The lock's name.
@@ -98,8 +106,10 @@ pub unsafe extern "C" fn latchkey_lock_name(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_name", err_out, || {
-        let lock = args::borrow(lock, "lock")?;
-        Out::new(name_out, "name_out")?.write(lock.name.as_ptr());
+        // SAFETY: `lock` and `name_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (lock, out) = unsafe { (args::borrow(lock, "lock")?, Out::new(name_out, "name_out")?) };
+        out.write(lock.name.as_ptr());
         Ok(())
     })
 }
@@ -137,9 +147,15 @@ pub unsafe extern "C" fn latchkey_lock_acquire(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_acquire", err_out, || {
-        let lock = args::borrow(lock, "lock")?;
-        let cancel = args::optional(cancel, "cancel")?;
-        let out = Out::new(guard_out, "guard_out")?;
+        // SAFETY: `lock`, `cancel` and `guard_out` keep the `# Safety` contract above, all that
+        // these helpers rely on (see `args`).
+        let (lock, cancel, out) = unsafe {
+            (
+                args::borrow(lock, "lock")?,
+                args::optional(cancel, "cancel")?,
+                Out::new(guard_out, "guard_out")?,
+            )
+        };
         let guard = lock
             .lock
             .acquire_with(args::timeout(timeout_ms), cancel.map(|c| c.token()))?;
@@ -170,8 +186,14 @@ pub unsafe extern "C" fn latchkey_lock_try_acquire(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_try_acquire", err_out, || {
-        let lock = args::borrow(lock, "lock")?;
-        let out = Out::new(guard_out, "guard_out")?;
+        // SAFETY: `lock` and `guard_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (lock, out) = unsafe {
+            (
+                args::borrow(lock, "lock")?,
+                Out::new(guard_out, "guard_out")?,
+            )
+        };
         match lock.lock.try_acquire()? {
             Some(guard) => {
                 out.write(latchkey_guard::new_raw(guard, lock.name.clone()));

@@ -132,8 +132,10 @@ pub unsafe extern "C" fn latchkey_lock_options_new(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_new", err_out, || {
-        Out::new(options_out, "options_out")?
-            .write(handles::into_raw(latchkey_lock_options::default()));
+        // SAFETY: `options_out` keeps the `# Safety` contract above, all that `Out::new` relies
+        // on (see `args`).
+        let out = unsafe { Out::new(options_out, "options_out") }?;
+        out.write(handles::into_raw(latchkey_lock_options::default()));
         Ok(())
     })
 }
@@ -152,7 +154,9 @@ pub unsafe extern "C" fn latchkey_lock_options_new(
 pub unsafe extern "C" fn latchkey_lock_options_free(
     options: *mut latchkey_lock_options,
 ) -> latchkey_status {
-    handles::free("latchkey_lock_options_free", options, "options")
+    // SAFETY: `options` keeps the `# Safety` contract above, all that `handles::free` relies on
+    // (the registry refuses anything else).
+    unsafe { handles::free("latchkey_lock_options_free", options, "options") }
 }
 
 /// Sets the lease length in milliseconds (10 ms to 30 days; checked by
@@ -172,7 +176,10 @@ pub unsafe extern "C" fn latchkey_lock_options_set_ttl_ms(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_set_ttl_ms", err_out, || {
-        args::borrow_mut(options, "options")?.update(|o| o.ttl(Duration::from_millis(ttl_ms)));
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.update(|o| o.ttl(Duration::from_millis(ttl_ms)));
         Ok(())
     })
 }
@@ -193,7 +200,10 @@ pub unsafe extern "C" fn latchkey_lock_options_set_auto_renew(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_set_auto_renew", err_out, || {
-        args::borrow_mut(options, "options")?.update(|o| o.auto_renew(auto_renew));
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.update(|o| o.auto_renew(auto_renew));
         Ok(())
     })
 }
@@ -214,7 +224,10 @@ pub unsafe extern "C" fn latchkey_lock_options_set_reentrant(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_set_reentrant", err_out, || {
-        args::borrow_mut(options, "options")?.update(|o| o.reentrant(reentrant));
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.update(|o| o.reentrant(reentrant));
         Ok(())
     })
 }
@@ -236,8 +249,10 @@ pub unsafe extern "C" fn latchkey_lock_options_set_retry_jitter_ms(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_set_retry_jitter_ms", err_out, || {
-        args::borrow_mut(options, "options")?
-            .update(|o| o.retry_jitter(Duration::from_millis(jitter_ms)));
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.update(|o| o.retry_jitter(Duration::from_millis(jitter_ms)));
         Ok(())
     })
 }
@@ -259,8 +274,10 @@ pub unsafe extern "C" fn latchkey_lock_options_set_renew_every_ms(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_set_renew_every_ms", err_out, || {
-        args::borrow_mut(options, "options")?
-            .update(|o| o.renew_every(Duration::from_millis(period_ms)));
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.update(|o| o.renew_every(Duration::from_millis(period_ms)));
         Ok(())
     })
 }
@@ -295,7 +312,9 @@ pub unsafe extern "C" fn latchkey_lock_options_set_on_lost(
     err_out: *mut *mut latchkey_error,
 ) -> latchkey_status {
     call("latchkey_lock_options_set_on_lost", err_out, || {
-        let options = args::borrow_mut(options, "options")?;
+        // SAFETY: `options` keeps the `# Safety` contract above, all that these helpers rely on
+        // (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
         options.on_lost = callback.map(|callback| {
             Arc::new(LostHook {
                 callback,

@@ -19,11 +19,15 @@ pub mod error;
 
 pub mod version;
 
+pub mod test_hooks;
+
 pub mod client_options;
 
 pub mod client;
 
 pub mod inspect;
+
+pub mod admin;
 
 pub mod fenced;
 

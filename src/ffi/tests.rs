@@ -12,6 +12,7 @@ use super::lock::*;
 use super::lock_options::*;
 use super::status::latchkey_status::{self, *};
 use super::status::*;
+use super::test_hooks::*;
 use super::version::*;
 use crate::ErrorKind;
 
