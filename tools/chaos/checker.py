@@ -6,7 +6,11 @@ Invariants (README, Semantics and "What one Redis guarantees"):
   they hold it (no lost report before, and `check()` Ok at, the end of the
   hold), unless a fault the deployment cannot survive happened meanwhile;
 - no silent loss: every overlap, whatever the faults, is reported to one of
-  the holders (a lost report, `check()` or `release()` saying so);
+  the holders (a lost report, `check()` or `release()` saying so), and when
+  both holds are renewed, in time: at most one renewal period (a third of
+  the ttl) plus the command timeout and some slack after the overlap began,
+  one of them no longer believes it holds the lock (a renewal is where the
+  watchdog learns; a report only at release comes too late);
 - fencing: tokens issued for a name grow in real-time order and are never
   issued twice; the storage accepted writes in strictly increasing token
   order and its final value is the highest accepted (or unknown) write;
@@ -42,6 +46,8 @@ class Hold:
     check_ok: bool = False
     release_ok: Optional[bool] = None
     lost_t: list[int] = field(default_factory=list)
+    renewed: bool = False
+    ttl_ms: int = 0
 
     def told_held_at_check(self) -> bool:
         return (self.check_t0 is not None and self.check_ok
@@ -88,7 +94,8 @@ def build_holds(events: list[dict[str, Any]]) -> list[Hold]:
     for e in events:
         if e.get("op") == "acquire" and e.get("ok"):
             h = Hold(e["w"], e["lang"], e["name"], str(e["hold"]), int(e["fence"]),
-                     e["t0"], e["t1"])
+                     e["t0"], e["t1"], renewed=bool(e.get("renew")),
+                     ttl_ms=int(e.get("ttl_ms", 0)))
             holds[(e["w"], e["seq"])] = h
             by_fence[(e["w"], e["name"], h.fence)] = h
     for e in events:
@@ -125,8 +132,19 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     def excused(start: int, end: int) -> bool:
         return any(overlaps(f.start, f.end + 1, start, end) for f in unsurvivable)
 
+    def told_too_late(a: Hold, b: Hold) -> bool:
+        """Both renewed holds still believed they held the lock a renewal
+        period (plus the command timeout and slack) after the overlap began."""
+        if not (a.renewed and b.renewed and a.ttl_ms and b.ttl_ms):
+            return False
+        assert a.check_t0 is not None and b.check_t0 is not None
+        period_ns = max(a.ttl_ms, b.ttl_ms) * 1_000_000 // 3
+        deadline = (max(a.acq_t1, b.acq_t1) + period_ns + command_timeout_ms * 1_000_000
+                    + int(handoff_slack_s * NS))
+        return a.check_t0 > deadline and b.check_t0 > deadline
+
     # --- exclusion and no silent loss -------------------------------------------
-    reported = silent = excused_overlaps = 0
+    reported = silent = late = excused_overlaps = 0
     by_name: dict[str, list[Hold]] = {}
     for h in holds:
         by_name.setdefault(h.name, []).append(h)
@@ -144,6 +162,9 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                 if a.never_told_lost() and b.never_told_lost():
                     silent += 1
                     violate("no-silent-loss", **pair)
+                elif told_too_late(a, b):
+                    late += 1
+                    violate("no-silent-loss", told="too late", **pair)
                 else:
                     reported += 1
                 if excused(min(a.acq_t0, b.acq_t0), max(a.acq_t1, b.acq_t1)):
@@ -151,6 +172,7 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                 else:
                     violate("exclusion", **pair)
     counts.update(overlaps_reported=reported, overlaps_silent=silent,
+                  overlaps_reported_too_late=late,
                   overlaps_excused_by_unsurvivable_faults=excused_overlaps)
 
     # --- fencing: issue order -----------------------------------------------------

@@ -288,6 +288,7 @@ def main() -> int:
                         help="holds in a hundred renewed by the watchdog")
     parser.add_argument("--long-percent", type=int, default=None,
                         help="holds in a hundred that outlive the ttl")
+    parser.add_argument("--ttl-ms", type=int, default=None, help="the locks' ttl")
     parser.add_argument("--out", default=None)
     parser.add_argument("--report", default=None, help="write RELIABILITY.md here")
     parser.add_argument("--expect-violation", action="store_true")
@@ -319,6 +320,8 @@ def main() -> int:
         profile["renew_percent"] = args.renew_percent
     if args.long_percent is not None:
         profile["long_percent"] = args.long_percent
+    if args.ttl_ms is not None:
+        profile["ttl_ms"] = args.ttl_ms
     if args.faults:
         profile["faults"] = [] if args.faults == "none" else args.faults.split(",")
     out_dir = args.out or os.path.join(REPO, "target", "chaos", f"{args.profile}-seed{args.seed}"

@@ -28,12 +28,14 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     # of the next holder; no fault needed.
     "release-no-owner-check": ("exclusion", STALE_HOLDERS),
     "stale-release": ("exclusion", STALE_HOLDERS),
-    # Not in the self-test yet: "renew-ignores-failure" (a renewal that
-    # failed counts as confirmed). Since a lost lease never comes back and
-    # give-backs run on their own thread, the short runs here no longer
-    # produce an overlap the checker sees (missed with seeds 7-10 behind a
-    # blackhole proxy, and with server restarts); the variant stays in
-    # src/chaos.rs for a longer profile to catch.
+    # A renewal that failed counts as confirmed: after a restart without
+    # persistence the holder keeps believing while the next one takes the
+    # lock. Its release later fails, which says so too late; the checker's
+    # timely-report rule (one renewal period) catches it. Long renewed
+    # holds and a longer ttl make that overlap outlast the rule's slack.
+    "renew-ignores-failure": ("no-silent-loss", [
+        "--faults", "server-restart", "--renew-percent", "100", "--long-percent", "85",
+        "--ttl-ms", "6000"]),
     # The counter is lost with the data.
     "fence-no-clock": ("fencing", ["--faults", "server-restart"]),
     # Liveness is judged away from faults: none here.
