@@ -5,8 +5,9 @@
 //!   the sentinel that runs the failover, `+switch-master` from all of them
 //!   once it is done) and moves to the new master as soon as one names it
 //!   and that server says it is a master. The client is then told
-//!   ([`MasterSwitched`]): it re-checks every lease on the new master and
-//!   listens for releases there. Until the sentinels demote it, the old
+//!   ([`MasterSwitched`]): it re-checks every renewed lease on the new
+//!   master (one without `auto_renew` is left to its ttl, as documented)
+//!   and listens for releases there. Until the sentinels demote it, the old
 //!   master still grants locks; a client that kept using it would hold a
 //!   lock that a client of the new master holds too, and neither would be
 //!   told (the chaos checker found this; `tests/chaos_findings.rs`).
