@@ -9,14 +9,14 @@ use crate::backend::cluster::{ClusterConfig, ClusterNode};
 use crate::backend::redlock::Redlock;
 use crate::backend::sentinel::{SentinelConfig, SentinelNode};
 use crate::backend::single::SingleNode;
-use crate::backend::{Backend, Direct, WaitForReplicas};
+use crate::backend::{Backend, OneNodeBackend, WaitForReplicas};
 use crate::error::{Error, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
 use crate::pubsub::Subscriber;
-use crate::renew::Watchdog;
 use crate::shared::ClientShared;
+use crate::watchdog::Watchdog;
 
 /// Default time allowed to connect (TCP connect plus handshake).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -280,7 +280,7 @@ impl ClientBuilder {
             Arc::new(Redlock::new(nodes, self.command_timeout)?)
         } else {
             match nodes.into_iter().next() {
-                Some(node) => Arc::new(Direct::new(node, self.wait)),
+                Some(node) => Arc::new(OneNodeBackend::new(node, self.wait)),
                 None => return Err(Error::invalid("no Redis URL given")),
             }
         };
@@ -318,7 +318,7 @@ impl ClientBuilder {
             pool_size: self.pool_size,
         })?;
         Ok(Client::with_backend(
-            Arc::new(Direct::new(node, self.wait)),
+            Arc::new(OneNodeBackend::new(node, self.wait)),
             self.prefix,
             self.fence_retention,
         ))
@@ -350,7 +350,7 @@ impl ClientBuilder {
             pool_size: self.pool_size,
         });
         Ok(Client::with_backend(
-            Arc::new(Direct::new(node, self.wait)),
+            Arc::new(OneNodeBackend::new(node, self.wait)),
             self.prefix,
             self.fence_retention,
         ))

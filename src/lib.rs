@@ -47,12 +47,12 @@ mod keys;
 mod lease;
 mod lock;
 mod pubsub;
-mod renew;
 mod scripts;
 mod shared;
 mod signals;
 mod validity;
 mod wait;
+mod watchdog;
 
 pub use client::{
     Client, ClientBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,

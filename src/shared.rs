@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::info::FencedWrite;
 use crate::keys::{validate_name, LockKeys};
 use crate::pubsub::Subscriber;
-use crate::renew::Watchdog;
+use crate::watchdog::Watchdog;
 
 /// What a [`Client`](crate::Client) shares with every lock it makes: the
 /// backend, the release listeners, the watchdog and the key settings.

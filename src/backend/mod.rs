@@ -1,14 +1,15 @@
 //! Where locks live. Every deployment shape implements [`Backend`]: the
-//! lock operations (acquire, release, extend, inspect, ...) on one node
-//! ([`Direct`] over a [`single::SingleNode`]) or by quorum over several
-//! independent masters ([`redlock::Redlock`]); a Sentinel-managed master
-//! and a Redis Cluster are [`Runner`]s that route each script to the right
-//! node. The lock logic above does not
-//! know which one it talks to.
+//! lock operations (acquire, release, extend, inspect, ...) either on one
+//! node, as [`OneNodeBackend`] over a [`Runner`] (a plain server
+//! [`single::SingleNode`], a Sentinel-managed master
+//! [`sentinel::SentinelNode`], or a Redis Cluster [`cluster::ClusterNode`],
+//! which routes each script to the node of its slot), or by quorum over
+//! several independent masters ([`redlock::Redlock`]). The lock logic above
+//! does not know which one it talks to.
 
 pub(crate) mod cluster;
 pub(crate) mod redlock;
-pub(crate) mod scripted;
+pub(crate) mod script_calls;
 pub(crate) mod sentinel;
 pub(crate) mod single;
 
@@ -203,29 +204,30 @@ pub(crate) struct WaitForReplicas {
     pub(crate) timeout: Duration,
 }
 
-/// The lock operations on one node: each is one script.
-pub(crate) struct Direct<R: Runner> {
+/// The lock operations on one node (whatever [`Runner`] reaches it): each
+/// is one script.
+pub(crate) struct OneNodeBackend<R: Runner> {
     pub(crate) runner: R,
     pub(crate) wait: Option<WaitForReplicas>,
 }
 
-impl<R: Runner> Direct<R> {
+impl<R: Runner> OneNodeBackend<R> {
     pub(crate) fn new(runner: R, wait: Option<WaitForReplicas>) -> Self {
-        Direct { runner, wait }
+        OneNodeBackend { runner, wait }
     }
 }
 
-impl<R: Runner> Backend for Direct<R> {
+impl<R: Runner> Backend for OneNodeBackend<R> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
-        let what = scripted::acquire_what(args.keys);
-        let call = scripted::acquire_call(args);
+        let what = script_calls::acquire_what(args.keys);
+        let call = script_calls::acquire_call(args);
         let Some(wait) = self.wait else {
-            return scripted::parse_acquire(&what, self.runner.eval(&what, &call)?);
+            return script_calls::parse_acquire(&what, self.runner.eval(&what, &call)?);
         };
         let (reply, confirmed) =
             self.runner
                 .eval_then_wait(&what, &call, wait.replicas, wait.timeout)?;
-        let attempt = scripted::parse_acquire(&what, reply)?;
+        let attempt = script_calls::parse_acquire(&what, reply)?;
         if matches!(attempt, Attempt::Acquired(_)) && confirmed < wait.replicas {
             // Not durable enough to count as held: give it back. If the
             // give-back fails, the attempt's outcome is unknown to the
@@ -251,21 +253,21 @@ impl<R: Runner> Backend for Direct<R> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let what = scripted::release_what(keys);
-        let call = scripted::release_call(keys, token, reentrant);
-        scripted::parse_release(&what, self.runner.eval(&what, &call)?)
+        let what = script_calls::release_what(keys);
+        let call = script_calls::release_call(keys, token, reentrant);
+        script_calls::parse_release(&what, self.runner.eval(&what, &call)?)
     }
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
         if items.len() == 1 {
             let what = format!("extending lock '{}'", items[0].keys.name);
-            let call = scripted::extend_call(&items[0]);
+            let call = script_calls::extend_call(&items[0]);
             let value = self.runner.eval(&what, &call)?;
             return Ok(vec![Ok(matches!(value, redis::Value::Int(1)))]);
         }
         let what = format!("renewing {} leases", items.len());
         if !self.runner.multi_key_scripts() {
-            let calls: Vec<Call<'_>> = items.iter().map(scripted::extend_call).collect();
+            let calls: Vec<Call<'_>> = items.iter().map(script_calls::extend_call).collect();
             return Ok(self
                 .runner
                 .eval_many(&what, &calls)?
@@ -277,11 +279,11 @@ impl<R: Runner> Backend for Direct<R> {
         let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
         let calls: Vec<Call<'_>> = chunks
             .iter()
-            .map(|c| scripted::extend_batch_call(c))
+            .map(|c| script_calls::extend_batch_call(c))
             .collect();
         let mut outcomes = Vec::with_capacity(items.len());
         for (chunk, reply) in chunks.iter().zip(self.runner.eval_many(&what, &calls)?) {
-            match reply.and_then(|v| scripted::parse_extend_batch(&what, chunk.len(), v)) {
+            match reply.and_then(|v| script_calls::parse_extend_batch(&what, chunk.len(), v)) {
                 Ok(flags) => outcomes.extend(flags.into_iter().map(Ok)),
                 Err(e) => outcomes.extend(chunk.iter().map(|_| Err(e.clone()))),
             }
@@ -291,15 +293,16 @@ impl<R: Runner> Backend for Direct<R> {
 
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
         let what = format!("inspecting lock '{}'", keys.name);
-        let value = self.runner.eval(&what, &scripted::inspect_call(keys))?;
-        scripted::parse_inspect(&keys.name, &what, value)
+        let value = self.runner.eval(&what, &script_calls::inspect_call(keys))?;
+        script_calls::parse_inspect(&keys.name, &what, value)
     }
 
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
         let what = format!("confirming a hold of lock '{}'", keys.name);
-        let value = self
-            .runner
-            .eval(&what, &scripted::hold_exists_call(keys, hold, reentrant))?;
+        let value = self.runner.eval(
+            &what,
+            &script_calls::hold_exists_call(keys, hold, reentrant),
+        )?;
         Ok(matches!(value, redis::Value::Int(1)))
     }
 
@@ -307,7 +310,7 @@ impl<R: Runner> Backend for Direct<R> {
         let what = format!("force-unlocking lock '{}'", keys.name);
         let value = self
             .runner
-            .eval(&what, &scripted::force_unlock_call(keys, holder))?;
+            .eval(&what, &script_calls::force_unlock_call(keys, holder))?;
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 
@@ -315,14 +318,16 @@ impl<R: Runner> Backend for Direct<R> {
         let what = format!("fenced write to '{}'", write.resource);
         let reply = self
             .runner
-            .eval(&what, &scripted::fenced_write_call(write))?;
-        scripted::parse_fenced_write(&what, reply)
+            .eval(&what, &script_calls::fenced_write_call(write))?;
+        script_calls::parse_fenced_write(&what, reply)
     }
 
     fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
         let what = format!("fenced read of '{resource}'");
-        let reply = self.runner.eval(&what, &scripted::fenced_read_call(key))?;
-        scripted::parse_fenced_read(&what, reply)
+        let reply = self
+            .runner
+            .eval(&what, &script_calls::fenced_read_call(key))?;
+        script_calls::parse_fenced_read(&what, reply)
     }
 
     fn pubsub_sources(&self) -> Vec<EndpointSource> {

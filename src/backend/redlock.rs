@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 use self::clock::{Clock, Monotonic};
 use self::health::{Cleanup, Master};
 use self::node::MasterNode;
-use super::scripted::{self, acquire_call, parse_acquire, parse_release, release_call};
+use super::script_calls::{self, acquire_call, parse_acquire, parse_release, release_call};
 use super::single::SingleNode;
 use super::{
     AcquireArgs, Attempt, Backend, Call, EndpointSource, ExtendItem, FencedWriteArgs, Released,
@@ -335,7 +335,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
         if already >= self.quorum || behind.is_empty() {
             return already >= self.quorum;
         }
-        let call = scripted::raise_fence_call(keys, token);
+        let call = script_calls::raise_fence_call(keys, token);
         let raised = self
             .run_on(
                 "raising the fencing counter",
@@ -352,7 +352,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
 impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let (keys, ttl) = (args.keys, args.ttl);
-        let what = scripted::acquire_what(keys);
+        let what = script_calls::acquire_what(keys);
         let sent = self.clock.now();
         let replies = self.first_replies(&what, acquire_call(args));
         let mut issued = Vec::new();
@@ -412,7 +412,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let what = scripted::release_what(keys);
+        let what = script_calls::release_what(keys);
         let mut freed = 0;
         let mut still_held = 0;
         let mut errors = Vec::new();
@@ -465,7 +465,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
         let calls: Vec<Call<'_>> = chunks
             .iter()
-            .map(|c| scripted::extend_batch_call(c))
+            .map(|c| script_calls::extend_batch_call(c))
             .collect();
         let per_master: Vec<Vec<Result<bool>>> = self
             .on_all(&what, &calls)
@@ -476,7 +476,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                     .zip(replies)
                     .flat_map(|(chunk, reply)| {
                         match reply
-                            .and_then(|v| scripted::parse_extend_batch(&what, chunk.len(), v))
+                            .and_then(|v| script_calls::parse_extend_batch(&what, chunk.len(), v))
                         {
                             Ok(flags) => flags.into_iter().map(Ok).collect::<Vec<_>>(),
                             Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
@@ -522,11 +522,11 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         for (master, answer) in self
             .masters
             .iter()
-            .zip(self.first_replies(&what, scripted::inspect_call(keys)))
+            .zip(self.first_replies(&what, script_calls::inspect_call(keys)))
         {
             let parsed = answer
                 .reply
-                .and_then(|v| scripted::parse_inspect(&keys.name, &what, v));
+                .and_then(|v| script_calls::parse_inspect(&keys.name, &what, v));
             let held = parsed.as_ref().ok().and_then(Option::as_ref);
             states.push(MasterState {
                 server: master.node.describe(),
@@ -582,7 +582,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let mut holding = 0;
         let mut answered = 0;
         let mut errors = Vec::new();
-        let call = scripted::hold_exists_call(keys, hold, reentrant);
+        let call = script_calls::hold_exists_call(keys, hold, reentrant);
         for answer in self.first_replies(&what, call) {
             match answer.reply {
                 Ok(value) => {
@@ -620,7 +620,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         }
         let mut deleted = false;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, scripted::force_unlock_call(keys, holder)) {
+        for answer in self.first_replies(&what, script_calls::force_unlock_call(keys, holder)) {
             match answer.reply {
                 Ok(redis::Value::Int(n)) => deleted |= n > 0,
                 Ok(_) => {}
@@ -639,10 +639,10 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let mut written = 0;
         let mut highest = 0;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, scripted::fenced_write_call(write)) {
+        for answer in self.first_replies(&what, script_calls::fenced_write_call(write)) {
             match answer
                 .reply
-                .and_then(|v| scripted::parse_fenced_write(&what, v))
+                .and_then(|v| script_calls::parse_fenced_write(&what, v))
             {
                 Ok(w) => {
                     written += usize::from(w.written);
@@ -664,10 +664,10 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let what = format!("fenced read of '{resource}'");
         let mut best: Option<(u64, Vec<u8>)> = None;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, scripted::fenced_read_call(key)) {
+        for answer in self.first_replies(&what, script_calls::fenced_read_call(key)) {
             match answer
                 .reply
-                .and_then(|v| scripted::parse_fenced_read(&what, v))
+                .and_then(|v| script_calls::parse_fenced_read(&what, v))
             {
                 Ok(Some(found)) if best.as_ref().is_none_or(|b| found.0 > b.0) => {
                     best = Some(found)

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 use super::clock::Clock;
 use super::is_transport;
 use super::node::MasterNode;
-use crate::backend::scripted::{parse_release, release_call, release_what};
+use crate::backend::script_calls::{parse_release, release_call, release_what};
 use crate::backend::Released;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;

@@ -1,5 +1,6 @@
-//! The script invocation of each lock operation, and the parsing of its
-//! reply: shared by every backend, so one node and N Redlock masters run
+//! The call builders and reply parsers of the Lua scripts (`src/scripts`):
+//! each lock operation's script invocation and the parsing of its reply,
+//! shared by every backend, so one node and N Redlock masters run
 //! exactly the same scripts.
 
 use std::time::Duration;
