@@ -14,6 +14,9 @@
 //! process's handlers then run on the host's threads, as they expect).
 //! Waiting for a lock is not socket I/O and is never masked.
 
+use std::cell::Cell;
+use std::marker::PhantomData;
+
 /// The signals left deliverable: those the kernel raises for a fault of the
 /// thread itself, which cannot wait.
 const SYNCHRONOUS: [libc::c_int; 7] = [
@@ -39,27 +42,63 @@ fn asynchronous_signals() -> libc::sigset_t {
     }
 }
 
-/// Blocks asynchronous signals on this thread until dropped.
+thread_local! {
+    /// How many [`Masked`] guards this thread holds, and the mask the
+    /// outermost one found. Only the outermost guard changes the mask, so a
+    /// round trip masked by its caller (Redlock, Cluster) costs no system
+    /// call in the node code below it, and guards may end in any order.
+    static MASKS: Cell<(usize, libc::sigset_t)> = const {
+        // SAFETY: an all-zero sigset_t is a valid value (plain integers);
+        // it is overwritten before it is ever read.
+        Cell::new((0, unsafe { std::mem::zeroed() }))
+    };
+}
+
+/// Blocks asynchronous signals on this thread until dropped (until the
+/// last guard of this thread is dropped, when guards nest).
 pub(crate) struct Masked {
-    previous: libc::sigset_t,
+    /// Not `Send`: the guard belongs to the thread whose mask it holds.
+    _thread: PhantomData<*const ()>,
 }
 
 /// Blocks asynchronous signals on the calling thread for the guard's life.
+/// Nested guards are free: only the outermost one changes the mask.
 pub(crate) fn mask() -> Masked {
-    let set = asynchronous_signals();
-    // SAFETY: pthread_sigmask with valid set pointers; `previous` is written.
-    unsafe {
-        let mut previous: libc::sigset_t = std::mem::zeroed();
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
-        Masked { previous }
+    MASKS.with(|masks| {
+        let (depth, previous) = masks.get();
+        if depth > 0 {
+            masks.set((depth + 1, previous));
+            return;
+        }
+        let set = asynchronous_signals();
+        // SAFETY: pthread_sigmask with valid set pointers; `previous` is written.
+        let previous = unsafe {
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
+            previous
+        };
+        masks.set((1, previous));
+    });
+    Masked {
+        _thread: PhantomData,
     }
 }
 
 impl Drop for Masked {
     fn drop(&mut self) {
-        // SAFETY: restores the mask saved in `mask()` on the same thread
-        // (the guard is not Send).
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut()) };
+        // `try_with`: a guard dropped while the thread's locals are torn
+        // down leaves the mask as it is (the thread is ending).
+        let _ = MASKS.try_with(|masks| {
+            let (depth, previous) = masks.get();
+            masks.set((depth.saturating_sub(1), previous));
+            if depth == 1 {
+                // SAFETY: restores the mask the outermost guard saved on
+                // this thread (the guard is not Send).
+                unsafe {
+                    libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut())
+                };
+            }
+        });
     }
 }
 
@@ -92,6 +131,23 @@ mod tests {
                 assert!(!blocked(libc::SIGSEGV));
             }
             assert!(!blocked(libc::SIGURG));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn nested_masks_end_with_the_last_guard_in_any_order() {
+        std::thread::spawn(|| {
+            let outer = mask();
+            let inner = mask();
+            drop(outer);
+            assert!(blocked(libc::SIGURG), "an inner guard still holds the mask");
+            drop(inner);
+            assert!(!blocked(libc::SIGURG));
+            mask_for_this_thread();
+            drop(mask());
+            assert!(blocked(libc::SIGURG), "a library thread stays masked");
         })
         .join()
         .unwrap();

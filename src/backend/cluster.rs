@@ -311,9 +311,13 @@ impl Inner {
             let node = self.node(&addr)?;
             let prefix = ask.as_ref().map(|_| "ASKING");
             ask = None;
-            let in_flight = node.send_prefixed(prefix, calls);
-            let unsent = !in_flight.was_sent();
-            let outcome = node.receive_values(what, in_flight, None);
+            let (unsent, outcome) = {
+                // One signal mask per round trip; not over the pauses.
+                let _masked = crate::signals::mask();
+                let in_flight = node.send_prefixed(prefix, calls);
+                let unsent = !in_flight.was_sent();
+                (unsent, node.receive_values(what, in_flight, None))
+            };
             let retry = match &outcome {
                 Ok(values) => match values.iter().find_map(redirect_of) {
                     Some(Redirect::Moved) => {

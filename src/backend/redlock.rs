@@ -183,6 +183,9 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
             .copied()
             .partition(|&i| self.masters[i].node.has_idle());
         let mut replies: Vec<Option<MasterReplies>> = vec![None; self.masters.len()];
+        // One signal mask for the whole round trip (the nodes' own masks
+        // nest in it for free); the connecting threads start with it.
+        let _masked = crate::signals::mask();
         let on_pooled = |replies: &mut Vec<Option<MasterReplies>>| {
             let deadline = self.clock.now() + self.command_timeout;
             let in_flight: Vec<_> = pooled
@@ -204,6 +207,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                         let spawned = std::thread::Builder::new()
                             .name("latchkey-redlock-connect".into())
                             .spawn_scoped(scope, move || {
+                                let _masked = crate::signals::mask();
                                 node.receive(what, node.send(calls), None)
                             });
                         (i, spawned)

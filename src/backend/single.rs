@@ -4,7 +4,12 @@
 //! (the redis crate applies the connect timeout to the handshake only), so a
 //! stopped server costs a caller at most that timeout. A connection that saw
 //! an I/O error or a timeout is never reused: its next reply could belong to
-//! the command that timed out.
+//! the command that timed out. A pooled connection found dead (the server
+//! restarted since it was pooled) is replaced once, by the same rule for
+//! every request ([`worth_resending`]).
+//!
+//! Every request, scripts or a plain command, is one round trip under one
+//! signal mask (see [`crate::signals`]).
 //!
 //! Requests are sent and received in two steps ([`SingleNode::send`],
 //! [`SingleNode::receive`]) so that Redlock can write to every master before
@@ -38,15 +43,12 @@ struct Loan {
     reused: bool,
 }
 
-/// Commands written to a node whose replies are still to be read.
+/// A request written to a node whose replies are still to be read.
 pub(crate) struct InFlight<'a> {
-    loan: Option<Loan>,
-    /// Why sending failed, reported when the replies are collected.
-    send_error: Option<redis::RedisError>,
-    calls: &'a [Call<'a>],
-    packed: Vec<u8>,
-    /// Replies to skip first (of the prefix command).
-    skip: usize,
+    /// The connection the request went out on, or why it could not be
+    /// written (reported when the replies are collected).
+    sent: std::result::Result<Loan, redis::RedisError>,
+    request: Request<'a>,
 }
 
 impl InFlight<'_> {
@@ -54,7 +56,55 @@ impl InFlight<'_> {
     /// failed): then nothing can have run, and sending again is safe for
     /// any script.
     pub(crate) fn was_sent(&self) -> bool {
-        self.loan.is_some()
+        self.sent.is_ok()
+    }
+}
+
+/// One pipelined round trip: an optional plain command whose reply is
+/// dropped (`ASKING`), the scripts, and an optional plain command whose
+/// reply is kept (`WAIT` after a script; `PING` or `INFO` alone).
+struct Request<'a> {
+    calls: &'a [Call<'a>],
+    packed: Vec<u8>,
+    /// Replies dropped before the scripts' (of the prefix command).
+    skip: usize,
+    /// Replies kept after the scripts' (of the trailing command).
+    trailing: usize,
+    /// How long the replies may take, when that is longer than the command
+    /// timeout (`WAIT` blocks up to its own timeout).
+    patience: Option<Duration>,
+}
+
+impl<'a> Request<'a> {
+    fn new(
+        prefix: Option<&str>,
+        calls: &'a [Call<'a>],
+        trailing: Option<redis::Cmd>,
+        patience: Option<Duration>,
+    ) -> Self {
+        let mut pipe = redis::pipe();
+        if let Some(command) = prefix {
+            pipe.cmd(command).ignore();
+        }
+        for call in calls {
+            pipe.add_command(evalsha_cmd(call));
+        }
+        let has_trailing = trailing.is_some();
+        if let Some(command) = trailing {
+            pipe.add_command(command);
+        }
+        Request {
+            calls,
+            packed: pipe.get_packed_pipeline(),
+            skip: usize::from(prefix.is_some()),
+            trailing: usize::from(has_trailing),
+            patience,
+        }
+    }
+
+    /// How many replies are kept.
+    fn replies(&self) -> usize {
+        self.calls.len() + self.trailing
     }
 }
 
@@ -108,50 +158,31 @@ impl SingleNode {
     /// Connects if needed and checks that the server answers a `PING`
     /// within the command timeout; the connection goes back to the pool.
     pub(crate) fn ping(&self) -> Result<()> {
-        let _masked = crate::signals::mask();
         let what = "probing the server";
-        let mut loan = self.borrow().map_err(|e| self.error(what, &e))?;
-        match redis::cmd("PING").query::<Value>(&mut loan.conn) {
-            Ok(Value::ServerError(e)) => {
-                self.give_back(loan.conn);
-                let e: redis::RedisError = e.into();
-                Err(self.error(what, &e))
-            }
-            Ok(_) => {
-                self.give_back(loan.conn);
-                Ok(())
-            }
-            Err(e) => {
-                if is_broken(&e) {
-                    self.idle.lock().1.clear();
-                } else {
-                    self.give_back(loan.conn);
-                }
-                Err(self.error(what, &e))
-            }
+        match self.command(what, redis::cmd("PING"))? {
+            Value::ServerError(e) => Err(self.error(what, &e.into())),
+            _ => Ok(()),
         }
     }
 
     /// One section of `INFO`, within the command timeout.
     pub(crate) fn info(&self, section: &str) -> Result<String> {
-        let _masked = crate::signals::mask();
         let what = format!("reading INFO {section}");
-        let mut loan = self.borrow().map_err(|e| self.error(&what, &e))?;
-        match redis::cmd("INFO")
-            .arg(section)
-            .query::<String>(&mut loan.conn)
-        {
-            Ok(text) => {
-                self.give_back(loan.conn);
-                Ok(text)
-            }
-            Err(e) => {
-                if is_broken(&e) {
-                    self.idle.lock().1.clear();
-                }
-                Err(self.error(&what, &e))
-            }
+        let mut info = redis::cmd("INFO");
+        info.arg(section);
+        match self.command(&what, info)? {
+            Value::ServerError(e) => Err(self.error(&what, &e.into())),
+            value => redis::from_redis_value(value).map_err(|e| self.error(&what, &e.into())),
         }
+    }
+
+    /// Runs one plain command as a round trip of its own, like a script
+    /// (these commands change nothing: they may always go again).
+    fn command(&self, what: &str, command: redis::Cmd) -> Result<Value> {
+        let _masked = crate::signals::mask();
+        let request = Request::new(None, &[], Some(command), None);
+        let mut values = self.receive_values(what, self.write(request), None)?;
+        values.pop().ok_or_else(|| no_reply(what))
     }
 
     /// The server this node talks to, in a form where two spellings of one
@@ -189,41 +220,33 @@ impl SingleNode {
         prefix: Option<&str>,
         calls: &'a [Call<'a>],
     ) -> InFlight<'a> {
+        self.write(Request::new(prefix, calls, None, None))
+    }
+
+    /// Writes `request` on a pooled or new connection.
+    fn write<'a>(&self, request: Request<'a>) -> InFlight<'a> {
         let _masked = crate::signals::mask();
-        let mut pipe = redis::pipe();
-        if let Some(command) = prefix {
-            pipe.cmd(command).ignore();
-        }
-        for call in calls {
-            pipe.add_command(evalsha_cmd(call));
-        }
-        let packed = pipe.get_packed_pipeline();
-        let mut in_flight = InFlight {
-            loan: None,
-            send_error: None,
-            calls,
-            packed,
-            skip: usize::from(prefix.is_some()),
-        };
-        match self.borrow() {
-            Ok(mut loan) => match loan.conn.send_packed_command(&in_flight.packed) {
-                Ok(()) => in_flight.loan = Some(loan),
-                // A dead pooled connection: try once more on a fresh one.
-                Err(e) if loan.reused && e.is_connection_dropped() => {
-                    self.idle.lock().1.clear();
-                    match self.borrow().and_then(|mut fresh| {
-                        fresh.conn.send_packed_command(&in_flight.packed)?;
-                        Ok(fresh)
-                    }) {
-                        Ok(fresh) => in_flight.loan = Some(fresh),
-                        Err(e) => in_flight.send_error = Some(e),
-                    }
+        let sent = self.borrow().and_then(|mut loan| {
+            match loan.conn.send_packed_command(&request.packed) {
+                Ok(()) => Ok(loan),
+                // Nothing reached the server.
+                Err(e) if worth_resending(&loan, &e, false, request.calls) => {
+                    self.write_fresh(&request.packed)
                 }
-                Err(e) => in_flight.send_error = Some(e),
-            },
-            Err(e) => in_flight.send_error = Some(e),
-        }
-        in_flight
+                Err(e) => Err(e),
+            }
+        });
+        InFlight { sent, request }
+    }
+
+    /// The one retry of a request: the pooled connection it went out on
+    /// was found dead (see [`worth_resending`]), so every pooled connection
+    /// is dropped and the request is written again on a fresh one.
+    fn write_fresh(&self, packed: &[u8]) -> redis::RedisResult<Loan> {
+        self.idle.lock().1.clear();
+        let mut fresh = self.borrow()?;
+        fresh.conn.send_packed_command(packed)?;
+        Ok(fresh)
     }
 
     /// Reads the replies of [`send`](Self::send), waiting at most until
@@ -235,7 +258,7 @@ impl SingleNode {
         in_flight: InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Result<Value>>> {
-        let calls = in_flight.calls;
+        let calls = in_flight.request.calls;
         Ok(self
             .receive_values(what, in_flight, deadline)?
             .into_iter()
@@ -253,95 +276,49 @@ impl SingleNode {
         deadline: Option<Instant>,
     ) -> Result<Vec<Value>> {
         let _masked = crate::signals::mask();
-        let InFlight {
-            loan,
-            send_error,
-            calls,
-            packed,
-            skip,
-        } = in_flight;
-        let mut loan = match (loan, send_error) {
-            (Some(loan), _) => loan,
-            (None, Some(e)) => return Err(self.error(what, &e)),
-            (None, None) => {
-                return Err(Error::new(
-                    ErrorKind::Connection,
-                    format!("{what}: nothing was sent"),
-                ))
-            }
-        };
+        let InFlight { sent, request } = in_flight;
+        let mut loan = sent.map_err(|e| self.error(what, &e))?;
         // A shared deadline (Redlock reads master after master) shortens
         // this read only when much of it is used up: a setsockopt per read
         // would cost more than the whole difference in the common case.
-        let shortened = deadline
-            .map(|d| d.saturating_duration_since(Instant::now()))
-            .filter(|left| *left < self.command_timeout * 9 / 10)
-            .map(|left| left.max(Duration::from_millis(1)));
-        let outcome = self.read_replies(&mut loan.conn, calls, &packed, skip, shortened);
-        let outcome = match outcome {
-            Err(e) if loan.reused && e.is_connection_dropped() && resend_safe(calls) => {
-                // Most likely the server restarted since this connection was
-                // pooled and the command never ran; but it may have run
-                // before the connection died, so only scripts whose second
-                // run changes nothing are sent again on a fresh connection.
-                self.idle.lock().1.clear();
-                match self.borrow() {
-                    Ok(fresh) => {
-                        loan = fresh;
-                        loan.conn.send_packed_command(&packed).and_then(|()| {
-                            self.read_replies(&mut loan.conn, calls, &packed, skip, shortened)
-                        })
-                    }
-                    Err(e) => return Err(self.error(what, &e)),
-                }
+        let read_timeout = request.patience.or_else(|| {
+            deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .filter(|left| *left < self.command_timeout * 9 / 10)
+                .map(|left| left.max(Duration::from_millis(1)))
+        });
+        let mut outcome = read_replies(&mut loan.conn, &request, read_timeout);
+        if let Err(e) = &outcome {
+            if worth_resending(&loan, e, true, request.calls) {
+                loan = self
+                    .write_fresh(&request.packed)
+                    .map_err(|e| self.error(what, &e))?;
+                outcome = read_replies(&mut loan.conn, &request, read_timeout);
             }
-            other => other,
-        };
+        }
         match outcome {
             Ok(values) => {
-                if shortened.is_some() {
-                    let _ = loan.conn.set_read_timeout(Some(self.command_timeout));
-                }
-                self.give_back(loan.conn);
+                self.give_back_read(loan.conn, read_timeout);
                 Ok(values)
             }
             Err(e) => {
                 if is_broken(&e) {
                     self.idle.lock().1.clear();
                 } else {
-                    self.give_back(loan.conn);
+                    self.give_back_read(loan.conn, read_timeout);
                 }
                 Err(self.error(what, &e))
             }
         }
     }
 
-    fn read_replies(
-        &self,
-        conn: &mut redis::Connection,
-        calls: &[Call<'_>],
-        packed: &[u8],
-        skip: usize,
-        shortened: Option<Duration>,
-    ) -> redis::RedisResult<Vec<Value>> {
-        if let Some(left) = shortened {
-            conn.set_read_timeout(Some(left))?;
+    /// Gives back a connection whose read timeout was changed for one
+    /// request, with the command timeout again.
+    fn give_back_read(&self, conn: redis::Connection, read_timeout: Option<Duration>) {
+        if read_timeout.is_some() {
+            let _ = conn.set_read_timeout(Some(self.command_timeout));
         }
-        for _ in 0..skip {
-            conn.recv_response()?;
-        }
-        let mut values = Vec::with_capacity(calls.len());
-        for _ in calls {
-            values.push(conn.recv_response()?);
-        }
-        if !values.iter().any(is_noscript) {
-            return Ok(values);
-        }
-        // The server forgot our scripts (restart or SCRIPT FLUSH).
-        for call in calls {
-            call.script.script.load(conn)?;
-        }
-        conn.req_packed_commands(packed, skip, calls.len())
+        self.give_back(conn);
     }
 
     /// Where a release listener for this node connects.
@@ -361,17 +338,17 @@ impl SingleNode {
 
 impl Runner for SingleNode {
     fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
+        let _masked = crate::signals::mask();
         let calls = std::slice::from_ref(call);
         let mut values = self.receive(what, self.send(calls), None)?;
-        values
-            .pop()
-            .unwrap_or_else(|| Err(Error::new(ErrorKind::Server, format!("{what}: no reply"))))
+        values.pop().unwrap_or_else(|| Err(no_reply(what)))
     }
 
     fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
+        let _masked = crate::signals::mask();
         self.receive(what, self.send(calls), None)
     }
 
@@ -382,45 +359,23 @@ impl Runner for SingleNode {
         replicas: usize,
         timeout: Duration,
     ) -> Result<(Value, usize)> {
-        let mut pipe = redis::pipe();
-        pipe.add_command(evalsha_cmd(call));
-        pipe.cmd("WAIT")
-            .arg(replicas)
-            .arg(timeout.as_millis().max(1) as u64);
-        let packed = pipe.get_packed_pipeline();
         let _masked = crate::signals::mask();
-        let mut loan = self.borrow().map_err(|e| self.error(what, &e))?;
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
         // WAIT blocks up to its own timeout: allow for it on this read.
         let patience = self.command_timeout + timeout;
-        let outcome = loan.conn.set_read_timeout(Some(patience)).and_then(|()| {
-            let mut values = loan.conn.req_packed_commands(&packed, 0, 2)?;
-            if is_noscript(&values[0]) {
-                call.script.script.load(&mut loan.conn)?;
-                values = loan.conn.req_packed_commands(&packed, 0, 2)?;
-            }
-            Ok(values)
-        });
-        match outcome {
-            Ok(mut values) => {
-                let _ = loan.conn.set_read_timeout(Some(self.command_timeout));
-                self.give_back(loan.conn);
-                let confirmed = match values.pop() {
-                    Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
-                    _ => 0,
-                };
-                let reply = values.pop().unwrap_or(Value::Nil);
-                Ok((
-                    server_error_to_result(what, call.script.name, reply)?,
-                    confirmed,
-                ))
-            }
-            Err(e) => {
-                if is_broken(&e) {
-                    self.idle.lock().1.clear();
-                }
-                Err(self.error(what, &e))
-            }
-        }
+        let calls = std::slice::from_ref(call);
+        let request = Request::new(None, calls, Some(wait), Some(patience));
+        let mut values = self.receive_values(what, self.write(request), None)?;
+        let confirmed = match values.pop() {
+            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
+            _ => 0,
+        };
+        let reply = values.pop().unwrap_or(Value::Nil);
+        Ok((
+            server_error_to_result(what, call.script.name, reply)?,
+            confirmed,
+        ))
     }
 
     fn pubsub_source(&self) -> EndpointSource {
@@ -431,6 +386,51 @@ impl Runner for SingleNode {
     fn describe(&self) -> String {
         self.description.clone()
     }
+}
+
+/// Whether a request that failed on `loan` goes again on a fresh
+/// connection: only when `loan` came from the pool and is found dead (most
+/// likely the server restarted since it was pooled), and only if running
+/// it twice does no harm: nothing reached the server, or every script is
+/// [`resend_safe`] (it may have run before the connection died).
+fn worth_resending(
+    loan: &Loan,
+    err: &redis::RedisError,
+    reached_server: bool,
+    calls: &[Call<'_>],
+) -> bool {
+    loan.reused && err.is_connection_dropped() && (!reached_server || resend_safe(calls))
+}
+
+/// Reads the replies of `request` (after the scripts the server forgot, on
+/// NOSCRIPT, are loaded and the request is sent again).
+fn read_replies(
+    conn: &mut redis::Connection,
+    request: &Request<'_>,
+    read_timeout: Option<Duration>,
+) -> redis::RedisResult<Vec<Value>> {
+    if let Some(timeout) = read_timeout {
+        conn.set_read_timeout(Some(timeout))?;
+    }
+    for _ in 0..request.skip {
+        conn.recv_response()?;
+    }
+    let mut values = Vec::with_capacity(request.replies());
+    for _ in 0..request.replies() {
+        values.push(conn.recv_response()?);
+    }
+    if !values.iter().any(is_noscript) {
+        return Ok(values);
+    }
+    // The server forgot our scripts (restart or SCRIPT FLUSH).
+    for call in request.calls {
+        call.script.script.load(conn)?;
+    }
+    conn.req_packed_commands(&request.packed, request.skip, request.replies())
+}
+
+fn no_reply(what: &str) -> Error {
+    Error::new(ErrorKind::Server, format!("{what}: no reply"))
 }
 
 /// Whether every call may be sent again when its outcome is unknown (see
