@@ -118,8 +118,18 @@ impl Error {
         Error::new(ErrorKind::InvalidArgument, message)
     }
 
-    /// Classifies a redis-crate error. `what` says what we were doing, so the
-    /// message reads "acquiring lock 'x': ...". The redis crate never puts a
+    /// The same error, its message prefixed with what the caller was doing
+    /// ("acquiring lock 'x': ..."). Added on the way up, where an error is
+    /// handed out: the paths that succeed format nothing.
+    pub(crate) fn context(self, what: impl fmt::Display) -> Self {
+        Error {
+            kind: self.kind,
+            message: format!("{what}: {}", self.message),
+        }
+    }
+
+    /// Classifies a redis-crate error. `what` says what we were doing or where
+    /// ("on redis at 127.0.0.1:6379"), so the message reads "what: ...". The redis crate never puts a
     /// password into its error text, and neither do we.
     pub(crate) fn from_redis(what: &str, err: &redis::RedisError) -> Self {
         if is_auth_failure(err) {

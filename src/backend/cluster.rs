@@ -298,7 +298,7 @@ impl Inner {
 
     /// Runs `calls` (all in one slot) on the slot's master, following
     /// redirections and riding out a failover until the command timeout.
-    fn run_in_slot(&self, what: &str, slot: u16, calls: &[Call<'_>]) -> Result<Vec<Value>> {
+    fn run_in_slot(&self, slot: u16, calls: &[Call<'_>]) -> Result<Vec<Value>> {
         let deadline = Instant::now() + self.command_timeout;
         let mut ask: Option<Addr> = None;
         let mut redirects = 0;
@@ -316,7 +316,7 @@ impl Inner {
                 let _masked = crate::signals::mask();
                 let in_flight = node.send_prefixed(prefix, calls);
                 let unsent = !in_flight.was_sent();
-                (unsent, node.receive_values(what, in_flight, None))
+                (unsent, node.receive_values(in_flight, None))
             };
             let retry = match &outcome {
                 Ok(values) => match values.iter().find_map(redirect_of) {
@@ -359,7 +359,7 @@ impl Inner {
             if redirects > MAX_REDIRECTS && Instant::now() >= deadline {
                 return Err(Error::new(
                     ErrorKind::Server,
-                    format!("{what}: too many cluster redirections for slot {slot}"),
+                    format!("too many cluster redirections for slot {slot}"),
                 ));
             }
         }
@@ -400,16 +400,16 @@ impl ClusterNode {
 }
 
 impl Runner for ClusterNode {
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
+    fn eval(&self, call: &Call<'_>) -> Result<Value> {
         let routed = self.routed(call);
         let call = routed.as_ref().unwrap_or(call);
         let calls = std::slice::from_ref(call);
-        let mut values = self.inner.run_in_slot(what, slot_of(call), calls)?;
+        let mut values = self.inner.run_in_slot(slot_of(call), calls)?;
         let value = values.pop().unwrap_or(Value::Nil);
-        server_error_to_result(what, call.script.name, value)
+        server_error_to_result(call.script.name, value)
     }
 
-    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
+    fn eval_many(&self, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
         // Renewals of many locks span many slots: one pipeline per slot.
         let mut by_slot: HashMap<u16, Vec<usize>> = HashMap::new();
         for (i, call) in calls.iter().enumerate() {
@@ -439,11 +439,10 @@ impl Runner for ClusterNode {
                     })
                 })
                 .collect();
-            match self.inner.run_in_slot(what, slot, &group) {
+            match self.inner.run_in_slot(slot, &group) {
                 Ok(values) => {
                     for (&i, value) in indexes.iter().zip(values) {
-                        results[i] =
-                            Some(server_error_to_result(what, calls[i].script.name, value));
+                        results[i] = Some(server_error_to_result(calls[i].script.name, value));
                     }
                 }
                 Err(e) => {
@@ -464,7 +463,6 @@ impl Runner for ClusterNode {
 
     fn eval_then_wait(
         &self,
-        what: &str,
         call: &Call<'_>,
         replicas: usize,
         timeout: Duration,
@@ -472,7 +470,7 @@ impl Runner for ClusterNode {
         let addr = self.inner.master_for(slot_of(call))?;
         self.inner
             .node(&addr)?
-            .eval_then_wait(what, call, replicas, timeout)
+            .eval_then_wait(call, replicas, timeout)
     }
 
     fn pubsub_source(&self) -> EndpointSource {

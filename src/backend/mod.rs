@@ -13,10 +13,11 @@ pub(crate) mod script_calls;
 pub(crate) mod sentinel;
 pub(crate) mod single;
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
 use crate::lease::Lease;
@@ -162,19 +163,20 @@ pub(crate) type MasterSwitched = Arc<dyn Fn() + Send + Sync>;
 pub(crate) const EXTEND_BATCH: usize = 200;
 
 /// Runs scripts on one Redis node: a plain server, a Sentinel-managed
-/// master, or the Cluster node that serves the scripts' slot.
+/// master, or the Cluster node that serves the scripts' slot. Its errors say
+/// where and how a script failed; the backend above adds which operation it
+/// was for ([`Op`]).
 pub(crate) trait Runner: Send + Sync + 'static {
-    /// Runs one script. `what` describes the operation for error messages.
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value>;
+    /// Runs one script.
+    fn eval(&self, call: &Call<'_>) -> Result<redis::Value>;
 
     /// Runs many scripts in one pipelined round trip; one result per call.
-    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>>;
+    fn eval_many(&self, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>>;
 
     /// Runs one script followed by `WAIT replicas timeout` in the same round
     /// trip; returns the script's reply and how many replicas confirmed.
     fn eval_then_wait(
         &self,
-        what: &str,
         call: &Call<'_>,
         replicas: usize,
         timeout: Duration,
@@ -194,6 +196,55 @@ pub(crate) trait Runner: Send + Sync + 'static {
 
     /// The node, for messages.
     fn describe(&self) -> String;
+}
+
+/// Which lock operation an error comes from: the context a backend adds to
+/// an error on its way up ("acquiring lock 'x': ..."). Cheap to make, and
+/// formatted only when an error happens.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Op<'a> {
+    /// An acquire attempt of the named lock.
+    Acquire(&'a str),
+    /// A release of the named lock.
+    Release(&'a str),
+    /// A release owed to a master whose earlier outcome was unknown.
+    CleanUp(&'a str),
+    /// The extension of one lease of the named lock.
+    Extend(&'a str),
+    /// The extension of this many leases in one round trip.
+    Renew(usize),
+    /// The extension of this many leases on this many Redlock masters.
+    RenewOnMasters(usize, usize),
+    /// Reading who holds the named lock.
+    Inspect(&'a str),
+    /// Checking that a hold of the named lock still owns it.
+    ConfirmHold(&'a str),
+    /// Deleting the named lock whoever holds it.
+    ForceUnlock(&'a str),
+    /// A fenced write to the named resource.
+    FencedWrite(&'a str),
+    /// A fenced read of the named resource.
+    FencedRead(&'a str),
+}
+
+impl fmt::Display for Op<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Acquire(name) => write!(f, "acquiring lock '{name}'"),
+            Op::Release(name) => write!(f, "releasing lock '{name}'"),
+            Op::CleanUp(name) => write!(f, "releasing lock '{name}' (clean-up)"),
+            Op::Extend(name) => write!(f, "extending lock '{name}'"),
+            Op::Renew(leases) => write!(f, "renewing {leases} leases"),
+            Op::RenewOnMasters(leases, masters) => {
+                write!(f, "extending {leases} lease(s) on {masters} masters")
+            }
+            Op::Inspect(name) => write!(f, "inspecting lock '{name}'"),
+            Op::ConfirmHold(name) => write!(f, "confirming a hold of lock '{name}'"),
+            Op::ForceUnlock(name) => write!(f, "force-unlocking lock '{name}'"),
+            Op::FencedWrite(resource) => write!(f, "fenced write to '{resource}'"),
+            Op::FencedRead(resource) => write!(f, "fenced read of '{resource}'"),
+        }
+    }
 }
 
 /// Replicas that must confirm an acquire (Redis `WAIT`), and how long to
@@ -219,32 +270,37 @@ impl<R: Runner> OneNodeBackend<R> {
 
 impl<R: Runner> Backend for OneNodeBackend<R> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
-        let what = script_calls::acquire_what(args.keys);
+        let op = Op::Acquire(&args.keys.name);
         let call = script_calls::acquire_call(args);
         let Some(wait) = self.wait else {
-            return script_calls::parse_acquire(&what, self.runner.eval(&what, &call)?);
+            return self
+                .runner
+                .eval(&call)
+                .and_then(script_calls::parse_acquire)
+                .map_err(|e| e.context(op));
         };
-        let (reply, confirmed) =
-            self.runner
-                .eval_then_wait(&what, &call, wait.replicas, wait.timeout)?;
-        let attempt = script_calls::parse_acquire(&what, reply)?;
+        let (reply, confirmed) = self
+            .runner
+            .eval_then_wait(&call, wait.replicas, wait.timeout)
+            .map_err(|e| e.context(op))?;
+        let attempt = script_calls::parse_acquire(reply).map_err(|e| e.context(op))?;
         if matches!(attempt, Attempt::Acquired(_)) && confirmed < wait.replicas {
             // Not durable enough to count as held: give it back. If the
             // give-back fails, the attempt's outcome is unknown to the
             // caller, who gives this hold back once Redis answers.
             if let Err(e) = self.release(args.keys, args.hold, args.reentrant) {
-                return Err(crate::error::Error::new(
-                    crate::error::ErrorKind::Connection,
+                return Err(Error::new(
+                    ErrorKind::Connection,
                     format!(
-                        "{what}: only {confirmed} of {} replicas confirmed the lock, and giving it back failed: {e}",
+                        "{op}: only {confirmed} of {} replicas confirmed the lock, and giving it back failed: {e}",
                         wait.replicas
                     ),
                 ));
             }
-            return Err(crate::error::Error::new(
-                crate::error::ErrorKind::Timeout,
+            return Err(Error::new(
+                ErrorKind::Timeout,
                 format!(
-                    "{what}: only {confirmed} of {} replicas confirmed the lock within {:?}; it was released",
+                    "{op}: only {confirmed} of {} replicas confirmed the lock within {:?}; it was released",
                     wait.replicas, wait.timeout
                 ),
             ));
@@ -253,26 +309,34 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let what = script_calls::release_what(keys);
         let call = script_calls::release_call(keys, token, reentrant);
-        script_calls::parse_release(&what, self.runner.eval(&what, &call)?)
+        self.runner
+            .eval(&call)
+            .and_then(script_calls::parse_release)
+            .map_err(|e| e.context(Op::Release(&keys.name)))
     }
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
         if items.len() == 1 {
-            let what = format!("extending lock '{}'", items[0].keys.name);
             let call = script_calls::extend_call(&items[0]);
-            let value = self.runner.eval(&what, &call)?;
+            let value = self
+                .runner
+                .eval(&call)
+                .map_err(|e| e.context(Op::Extend(&items[0].keys.name)))?;
             return Ok(vec![Ok(matches!(value, redis::Value::Int(1)))]);
         }
-        let what = format!("renewing {} leases", items.len());
+        let op = Op::Renew(items.len());
         if !self.runner.multi_key_scripts() {
             let calls: Vec<Call<'_>> = items.iter().map(script_calls::extend_call).collect();
             return Ok(self
                 .runner
-                .eval_many(&what, &calls)?
+                .eval_many(&calls)
+                .map_err(|e| e.context(op))?
                 .into_iter()
-                .map(|r| r.map(|v| matches!(v, redis::Value::Int(1))))
+                .map(|r| {
+                    r.map(|v| matches!(v, redis::Value::Int(1)))
+                        .map_err(|e| e.context(op))
+                })
                 .collect());
         }
         // Many leases per script, several scripts per round trip.
@@ -281,53 +345,55 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             .iter()
             .map(|c| script_calls::extend_batch_call(c))
             .collect();
+        let replies = self.runner.eval_many(&calls).map_err(|e| e.context(op))?;
         let mut outcomes = Vec::with_capacity(items.len());
-        for (chunk, reply) in chunks.iter().zip(self.runner.eval_many(&what, &calls)?) {
-            match reply.and_then(|v| script_calls::parse_extend_batch(&what, chunk.len(), v)) {
+        for (chunk, reply) in chunks.iter().zip(replies) {
+            match reply.and_then(|v| script_calls::parse_extend_batch(chunk.len(), v)) {
                 Ok(flags) => outcomes.extend(flags.into_iter().map(Ok)),
-                Err(e) => outcomes.extend(chunk.iter().map(|_| Err(e.clone()))),
+                Err(e) => {
+                    let e = e.context(op);
+                    outcomes.extend(chunk.iter().map(|_| Err(e.clone())));
+                }
             }
         }
         Ok(outcomes)
     }
 
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
-        let what = format!("inspecting lock '{}'", keys.name);
-        let value = self.runner.eval(&what, &script_calls::inspect_call(keys))?;
-        script_calls::parse_inspect(&keys.name, &what, value)
+        self.runner
+            .eval(&script_calls::inspect_call(keys))
+            .and_then(|value| script_calls::parse_inspect(&keys.name, value))
+            .map_err(|e| e.context(Op::Inspect(&keys.name)))
     }
 
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
-        let what = format!("confirming a hold of lock '{}'", keys.name);
-        let value = self.runner.eval(
-            &what,
-            &script_calls::hold_exists_call(keys, hold, reentrant),
-        )?;
+        let value = self
+            .runner
+            .eval(&script_calls::hold_exists_call(keys, hold, reentrant))
+            .map_err(|e| e.context(Op::ConfirmHold(&keys.name)))?;
         Ok(matches!(value, redis::Value::Int(1)))
     }
 
     fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool> {
-        let what = format!("force-unlocking lock '{}'", keys.name);
         let value = self
             .runner
-            .eval(&what, &script_calls::force_unlock_call(keys, holder))?;
+            .eval(&script_calls::force_unlock_call(keys, holder))
+            .map_err(|e| e.context(Op::ForceUnlock(&keys.name)))?;
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 
     fn fenced_write(&self, write: &FencedWriteArgs<'_>) -> Result<FencedWrite> {
-        let what = format!("fenced write to '{}'", write.resource);
-        let reply = self
-            .runner
-            .eval(&what, &script_calls::fenced_write_call(write))?;
-        script_calls::parse_fenced_write(&what, reply)
+        self.runner
+            .eval(&script_calls::fenced_write_call(write))
+            .and_then(script_calls::parse_fenced_write)
+            .map_err(|e| e.context(Op::FencedWrite(write.resource)))
     }
 
     fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        let what = format!("fenced read of '{resource}'");
-        let reply = self
-            .runner
-            .eval(&what, &script_calls::fenced_read_call(key))?;
-        script_calls::parse_fenced_read(&what, reply)
+        self.runner
+            .eval(&script_calls::fenced_read_call(key))
+            .and_then(script_calls::parse_fenced_read)
+            .map_err(|e| e.context(Op::FencedRead(resource)))
     }
 
     fn pubsub_sources(&self) -> Vec<EndpointSource> {

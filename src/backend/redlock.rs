@@ -41,7 +41,7 @@ use self::node::MasterNode;
 use super::script_calls::{self, acquire_call, parse_acquire, parse_release, release_call};
 use super::single::SingleNode;
 use super::{
-    AcquireArgs, Attempt, Backend, Call, EndpointSource, ExtendItem, FencedWriteArgs, Released,
+    AcquireArgs, Attempt, Backend, Call, EndpointSource, ExtendItem, FencedWriteArgs, Op, Released,
     EXTEND_BATCH,
 };
 use crate::error::{Error, ErrorKind, Result};
@@ -78,10 +78,10 @@ struct Answer {
 
 impl Answer {
     /// The first reply, or why there is none.
-    fn first(self, what: &str) -> Result<redis::Value> {
+    fn first(self) -> Result<redis::Value> {
         self.replies.and_then(|mut values| {
             if values.is_empty() {
-                return Err(Error::new(ErrorKind::Server, format!("{what}: no reply")));
+                return Err(Error::new(ErrorKind::Server, "no reply"));
             }
             values.swap_remove(0)
         })
@@ -166,7 +166,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
     /// answer per master of `which`, in that order. Masters remembered down
     /// are skipped, unless that would leave too few for a quorum (then
     /// every master is asked, paying at most one timeout).
-    fn run_on(&self, what: &str, calls: &[Call<'_>], which: &[usize]) -> Vec<Answer> {
+    fn run_on(&self, calls: &[Call<'_>], which: &[usize]) -> Vec<Answer> {
         let up: Vec<usize> = which
             .iter()
             .copied()
@@ -193,7 +193,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                 .map(|&i| (i, self.masters[i].node.send(calls)))
                 .collect();
             for (i, sent) in in_flight {
-                replies[i] = Some(self.masters[i].node.receive(what, sent, Some(deadline)));
+                replies[i] = Some(self.masters[i].node.receive(sent, Some(deadline)));
             }
         };
         if unconnected.is_empty() {
@@ -208,7 +208,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                             .name("latchkey-redlock-connect".into())
                             .spawn_scoped(scope, move || {
                                 let _masked = crate::signals::mask();
-                                node.receive(what, node.send(calls), None)
+                                node.receive(node.send(calls), None)
                             });
                         (i, spawned)
                     })
@@ -220,11 +220,11 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                         Ok(handle) => handle.join().unwrap_or_else(|_| {
                             Err(Error::new(
                                 ErrorKind::Server,
-                                format!("{what}: the connecting thread panicked"),
+                                "the connecting thread panicked",
                             ))
                         }),
                         // No thread to spare: connect here, one at a time.
-                        Err(_) => node.receive(what, node.send(calls), None),
+                        Err(_) => node.receive(node.send(calls), None),
                     });
                 }
             });
@@ -246,7 +246,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                         }
                     }
                     None => Answer {
-                        replies: Err(master.skipped(what)),
+                        replies: Err(master.skipped()),
                         asked: false,
                     },
                 }
@@ -259,22 +259,24 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
     }
 
     /// Runs `calls` on every master.
-    fn on_all(&self, what: &str, calls: &[Call<'_>]) -> Vec<Answer> {
-        self.run_on(what, calls, &self.all())
+    fn on_all(&self, calls: &[Call<'_>]) -> Vec<Answer> {
+        self.run_on(calls, &self.all())
     }
 
     /// The first reply of each master.
-    fn first_replies(&self, what: &str, call: Call<'_>) -> Vec<FirstReply> {
-        self.on_all(what, std::slice::from_ref(&call))
+    fn first_replies(&self, call: Call<'_>) -> Vec<FirstReply> {
+        self.on_all(std::slice::from_ref(&call))
             .into_iter()
             .map(|answer| FirstReply {
                 asked: answer.asked,
-                reply: answer.first(what),
+                reply: answer.first(),
             })
             .collect()
     }
 
-    fn no_quorum(&self, what: &str, answered: usize, errors: &[Error]) -> Error {
+    /// The error of operation `op` when too few masters answered; the
+    /// masters' own errors name no operation, the first is quoted.
+    fn no_quorum(&self, op: Op<'_>, answered: usize, errors: &[Error]) -> Error {
         let first = errors
             .first()
             .map(|e| format!("; first failure: {e}"))
@@ -282,7 +284,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
         Error::new(
             ErrorKind::NoQuorum,
             format!(
-                "{what}: no quorum: {answered} of {} masters answered, {} needed{first}",
+                "{op}: no quorum: {answered} of {} masters answered, {} needed{first}",
                 self.masters.len(),
                 self.quorum
             ),
@@ -310,11 +312,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
             return;
         }
         let call = release_call(args.keys, args.hold, args.reentrant);
-        let answers = self.run_on(
-            "undoing a failed acquire",
-            std::slice::from_ref(&call),
-            granted,
-        );
+        let answers = self.run_on(std::slice::from_ref(&call), granted);
         for (&i, answer) in granted.iter().zip(answers) {
             if answer.outcome_unknown() {
                 self.masters[i].owe(Cleanup::after_release(
@@ -341,11 +339,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
         }
         let call = script_calls::raise_fence_call(keys, token);
         let raised = self
-            .run_on(
-                "raising the fencing counter",
-                std::slice::from_ref(&call),
-                &behind,
-            )
+            .run_on(std::slice::from_ref(&call), &behind)
             .into_iter()
             .filter(|a| matches!(&a.replies, Ok(v) if v.iter().all(|x| x.is_ok())))
             .count();
@@ -356,9 +350,9 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
 impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let (keys, ttl) = (args.keys, args.ttl);
-        let what = script_calls::acquire_what(keys);
+        let op = Op::Acquire(&keys.name);
         let sent = self.clock.now();
-        let replies = self.first_replies(&what, acquire_call(args));
+        let replies = self.first_replies(acquire_call(args));
         let mut issued = Vec::new();
         let mut held_for = Vec::new();
         let mut unknown = Vec::new();
@@ -367,7 +361,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             if answer.outcome_unknown() {
                 unknown.push(i);
             }
-            match answer.reply.and_then(|v| parse_acquire(&what, v)) {
+            match answer.reply.and_then(parse_acquire) {
                 Ok(Attempt::Acquired(fence)) => issued.push((i, fence)),
                 Ok(Attempt::Held(left)) => held_for.push(left),
                 Err(e) => errors.push(e),
@@ -395,7 +389,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         }
         if issued.len() + held_for.len() < self.quorum {
             // Too few masters answered for any outcome to be certain.
-            return Err(self.no_quorum(&what, issued.len() + held_for.len(), &errors));
+            return Err(self.no_quorum(op, issued.len() + held_for.len(), &errors));
         }
         if !issued.is_empty() && held_for.len() < self.quorum {
             // A split vote: contenders each took some masters, none holds a
@@ -416,11 +410,11 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let what = script_calls::release_what(keys);
+        let op = Op::Release(&keys.name);
         let mut freed = 0;
         let mut still_held = 0;
         let mut errors = Vec::new();
-        let replies = self.first_replies(&what, release_call(keys, token, reentrant));
+        let replies = self.first_replies(release_call(keys, token, reentrant));
         for (i, answer) in replies.into_iter().enumerate() {
             // The release may be stuck on a master that stopped or slowed
             // down, or was not sent to a master remembered down (which may
@@ -435,7 +429,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                     self.clock.now() + RELEASE_PATIENCE,
                 ));
             }
-            match answer.reply.and_then(|v| parse_release(&what, v)) {
+            match answer.reply.and_then(parse_release) {
                 Ok(Released::Free) => freed += 1,
                 Ok(Released::StillHeld) => still_held += 1,
                 Ok(Released::NotOwner) => {}
@@ -453,17 +447,13 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         if ours + errors.len() >= self.quorum {
             // The masters we did not hear from might have made it a quorum:
             // "not the owner" would be a guess.
-            return Err(self.no_quorum(&what, self.masters.len() - errors.len(), &errors));
+            return Err(self.no_quorum(op, self.masters.len() - errors.len(), &errors));
         }
         Ok(Released::NotOwner)
     }
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
-        let what = format!(
-            "extending {} lease(s) on {} masters",
-            items.len(),
-            self.masters.len()
-        );
+        let op = Op::RenewOnMasters(items.len(), self.masters.len());
         // Per master: one batch script per chunk of leases, all chunks in
         // one round trip; then each lease's answer from every master.
         let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
@@ -472,16 +462,14 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             .map(|c| script_calls::extend_batch_call(c))
             .collect();
         let per_master: Vec<Vec<Result<bool>>> = self
-            .on_all(&what, &calls)
+            .on_all(&calls)
             .into_iter()
             .map(|answer| match answer.replies {
                 Ok(replies) => chunks
                     .iter()
                     .zip(replies)
                     .flat_map(|(chunk, reply)| {
-                        match reply
-                            .and_then(|v| script_calls::parse_extend_batch(&what, chunk.len(), v))
-                        {
+                        match reply.and_then(|v| script_calls::parse_extend_batch(chunk.len(), v)) {
                             Ok(flags) => flags.into_iter().map(Ok).collect::<Vec<_>>(),
                             Err(e) => chunk.iter().map(|_| Err(e.clone())).collect(),
                         }
@@ -501,7 +489,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                         Some(Err(e)) => errors.push(e.clone()),
                         None => errors.push(Error::new(
                             ErrorKind::Server,
-                            format!("{what}: a master sent too few replies"),
+                            "a master sent too few replies",
                         )),
                     }
                 }
@@ -509,7 +497,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                     Ok(true)
                 } else if confirmed + errors.len() >= self.quorum {
                     // The silent masters might still confirm: not lost yet.
-                    Err(self.no_quorum(&what, self.masters.len() - errors.len(), &errors))
+                    Err(self.no_quorum(op, self.masters.len() - errors.len(), &errors))
                 } else {
                     Ok(false)
                 }
@@ -519,18 +507,18 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
-        let what = format!("inspecting lock '{}'", keys.name);
+        let op = Op::Inspect(&keys.name);
         let mut states = Vec::new();
         let mut owners: Vec<LockInfo> = Vec::new();
         let mut errors = Vec::new();
         for (master, answer) in self
             .masters
             .iter()
-            .zip(self.first_replies(&what, script_calls::inspect_call(keys)))
+            .zip(self.first_replies(script_calls::inspect_call(keys)))
         {
             let parsed = answer
                 .reply
-                .and_then(|v| script_calls::parse_inspect(&keys.name, &what, v));
+                .and_then(|v| script_calls::parse_inspect(&keys.name, v));
             let held = parsed.as_ref().ok().and_then(Option::as_ref);
             states.push(MasterState {
                 server: master.node.describe(),
@@ -547,7 +535,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         }
         let silent = errors.len();
         if self.masters.len() - silent < self.quorum {
-            return Err(self.no_quorum(&what, self.masters.len() - silent, &errors));
+            return Err(self.no_quorum(op, self.masters.len() - silent, &errors));
         }
         let votes = |token: &str| owners.iter().filter(|o| o.owner_token == token).count();
         let quorum_owner = owners.iter().find(|o| votes(&o.owner_token) >= self.quorum);
@@ -558,7 +546,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                 .iter()
                 .any(|o| votes(&o.owner_token) + silent >= self.quorum)
             {
-                return Err(self.no_quorum(&what, self.masters.len() - silent, &errors));
+                return Err(self.no_quorum(op, self.masters.len() - silent, &errors));
             }
             return Ok(None);
         };
@@ -582,12 +570,12 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
-        let what = format!("confirming a hold of lock '{}'", keys.name);
+        let op = Op::ConfirmHold(&keys.name);
         let mut holding = 0;
         let mut answered = 0;
         let mut errors = Vec::new();
         let call = script_calls::hold_exists_call(keys, hold, reentrant);
-        for answer in self.first_replies(&what, call) {
+        for answer in self.first_replies(call) {
             match answer.reply {
                 Ok(value) => {
                     answered += 1;
@@ -603,13 +591,13 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         if answered - holding >= self.masters.len() + 1 - self.quorum {
             return Ok(false);
         }
-        Err(self.no_quorum(&what, answered, &errors))
+        Err(self.no_quorum(op, answered, &errors))
     }
 
     fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool> {
         // No background retry for the masters we miss: a late delete could
         // remove the next holder's key there, whoever that is.
-        let what = format!("force-unlocking lock '{}'", keys.name);
+        let op = Op::ForceUnlock(&keys.name);
         let up = self.masters.iter().filter(|m| !m.is_down()).count();
         if up < self.quorum {
             // Deleting on a minority would change what inspect reports
@@ -618,13 +606,13 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                 .masters
                 .iter()
                 .filter(|m| m.is_down())
-                .map(|m| m.skipped(&what))
+                .map(|m| m.skipped())
                 .collect();
-            return Err(self.no_quorum(&what, up, &errors));
+            return Err(self.no_quorum(op, up, &errors));
         }
         let mut deleted = false;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, script_calls::force_unlock_call(keys, holder)) {
+        for answer in self.first_replies(script_calls::force_unlock_call(keys, holder)) {
             match answer.reply {
                 Ok(redis::Value::Int(n)) => deleted |= n > 0,
                 Ok(_) => {}
@@ -633,21 +621,18 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         }
         let answered = self.masters.len() - errors.len();
         if answered < self.quorum {
-            return Err(self.no_quorum(&what, answered, &errors));
+            return Err(self.no_quorum(op, answered, &errors));
         }
         Ok(deleted)
     }
 
     fn fenced_write(&self, write: &FencedWriteArgs<'_>) -> Result<FencedWrite> {
-        let what = format!("fenced write to '{}'", write.resource);
+        let op = Op::FencedWrite(write.resource);
         let mut written = 0;
         let mut highest = 0;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, script_calls::fenced_write_call(write)) {
-            match answer
-                .reply
-                .and_then(|v| script_calls::parse_fenced_write(&what, v))
-            {
+        for answer in self.first_replies(script_calls::fenced_write_call(write)) {
+            match answer.reply.and_then(script_calls::parse_fenced_write) {
                 Ok(w) => {
                     written += usize::from(w.written);
                     highest = highest.max(w.highest_token);
@@ -656,7 +641,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             }
         }
         if errors.len() > self.masters.len() - self.quorum {
-            return Err(self.no_quorum(&what, self.masters.len() - errors.len(), &errors));
+            return Err(self.no_quorum(op, self.masters.len() - errors.len(), &errors));
         }
         Ok(FencedWrite {
             written: written >= self.quorum,
@@ -665,14 +650,11 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn fenced_read(&self, key: &[u8], resource: &str) -> Result<Option<(u64, Vec<u8>)>> {
-        let what = format!("fenced read of '{resource}'");
+        let op = Op::FencedRead(resource);
         let mut best: Option<(u64, Vec<u8>)> = None;
         let mut errors = Vec::new();
-        for answer in self.first_replies(&what, script_calls::fenced_read_call(key)) {
-            match answer
-                .reply
-                .and_then(|v| script_calls::parse_fenced_read(&what, v))
-            {
+        for answer in self.first_replies(script_calls::fenced_read_call(key)) {
+            match answer.reply.and_then(script_calls::parse_fenced_read) {
                 Ok(Some(found)) if best.as_ref().is_none_or(|b| found.0 > b.0) => {
                     best = Some(found)
                 }
@@ -681,7 +663,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             }
         }
         if errors.len() > self.masters.len() - self.quorum {
-            return Err(self.no_quorum(&what, self.masters.len() - errors.len(), &errors));
+            return Err(self.no_quorum(op, self.masters.len() - errors.len(), &errors));
         }
         Ok(best)
     }

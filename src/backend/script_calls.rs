@@ -21,14 +21,6 @@ pub(crate) fn millis(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
 }
 
-pub(crate) fn acquire_what(keys: &LockKeys) -> String {
-    format!("acquiring lock '{}'", keys.name)
-}
-
-pub(crate) fn release_what(keys: &LockKeys) -> String {
-    format!("releasing lock '{}'", keys.name)
-}
-
 fn flag(on: bool) -> Vec<u8> {
     if on {
         b"1".to_vec()
@@ -62,8 +54,8 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     }
 }
 
-pub(crate) fn parse_acquire(what: &str, value: redis::Value) -> Result<Attempt> {
-    let (flag, number) = parse_flag_and_number(what, value)?;
+pub(crate) fn parse_acquire(value: redis::Value) -> Result<Attempt> {
+    let (flag, number) = parse_flag_and_number(value)?;
     Ok(if flag == 1 {
         Attempt::Acquired(number)
     } else {
@@ -87,12 +79,12 @@ pub(crate) fn release_call<'a>(keys: &'a LockKeys, token: &str, reentrant: bool)
     }
 }
 
-pub(crate) fn parse_release(what: &str, value: redis::Value) -> Result<Released> {
+pub(crate) fn parse_release(value: redis::Value) -> Result<Released> {
     match value {
         redis::Value::Int(0) => Ok(Released::NotOwner),
         redis::Value::Int(1) => Ok(Released::Free),
         redis::Value::Int(2) => Ok(Released::StillHeld),
-        other => Err(unexpected(what, &other)),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -123,17 +115,13 @@ pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
 }
 
 /// Splits the reply of [`extend_batch_call`] into one outcome per lease.
-pub(crate) fn parse_extend_batch(
-    what: &str,
-    count: usize,
-    value: redis::Value,
-) -> Result<Vec<bool>> {
+pub(crate) fn parse_extend_batch(count: usize, value: redis::Value) -> Result<Vec<bool>> {
     match value {
         redis::Value::Array(items) if items.len() == count => Ok(items
             .iter()
             .map(|v| matches!(v, redis::Value::Int(1)))
             .collect()),
-        other => Err(unexpected(what, &other)),
+        other => Err(unexpected(&other)),
     }
 }
 
@@ -183,8 +171,8 @@ pub(crate) fn fenced_write_call<'a>(write: &FencedWriteArgs<'a>) -> Call<'a> {
     }
 }
 
-pub(crate) fn parse_fenced_write(what: &str, value: redis::Value) -> Result<FencedWrite> {
-    let (flag, token) = parse_flag_and_number(what, value)?;
+pub(crate) fn parse_fenced_write(value: redis::Value) -> Result<FencedWrite> {
+    let (flag, token) = parse_flag_and_number(value)?;
     Ok(FencedWrite {
         written: flag == 1,
         highest_token: token,
@@ -199,10 +187,10 @@ pub(crate) fn fenced_read_call(key: &[u8]) -> Call<'_> {
     }
 }
 
-pub(crate) fn parse_fenced_read(what: &str, value: redis::Value) -> Result<Option<(u64, Vec<u8>)>> {
+pub(crate) fn parse_fenced_read(value: redis::Value) -> Result<Option<(u64, Vec<u8>)>> {
     match value {
         redis::Value::Array(items) if items.len() == 2 => {
-            let token = value_to_u64(what, &items[0])?;
+            let token = value_to_u64(&items[0])?;
             let value = match &items[1] {
                 redis::Value::BulkString(b) => b.clone(),
                 _ => Vec::new(),
@@ -213,77 +201,74 @@ pub(crate) fn parse_fenced_read(what: &str, value: redis::Value) -> Result<Optio
     }
 }
 
-fn unexpected(what: &str, value: &redis::Value) -> Error {
+/// A reply no script of ours sends (the caller adds which operation).
+fn unexpected(value: &redis::Value) -> Error {
     Error::new(
         ErrorKind::Server,
-        format!("{what}: unexpected reply from Redis: {value:?}"),
+        format!("unexpected reply from Redis: {value:?}"),
     )
 }
 
-fn value_to_u64(what: &str, value: &redis::Value) -> Result<u64> {
+fn value_to_u64(value: &redis::Value) -> Result<u64> {
     match value {
-        redis::Value::Int(n) => u64::try_from(*n).map_err(|_| unexpected(what, value)),
+        redis::Value::Int(n) => u64::try_from(*n).map_err(|_| unexpected(value)),
         redis::Value::BulkString(bytes) => std::str::from_utf8(bytes)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| unexpected(what, value)),
-        other => Err(unexpected(what, other)),
+            .ok_or_else(|| unexpected(value)),
+        other => Err(unexpected(other)),
     }
 }
 
-fn value_to_i64(what: &str, value: &redis::Value) -> Result<i64> {
+fn value_to_i64(value: &redis::Value) -> Result<i64> {
     match value {
         redis::Value::Int(n) => Ok(*n),
-        other => Err(unexpected(what, other)),
+        other => Err(unexpected(other)),
     }
 }
 
 /// Parses the `{flag, number}` replies of the acquire and fenced-write scripts.
-fn parse_flag_and_number(what: &str, value: redis::Value) -> Result<(i64, u64)> {
+fn parse_flag_and_number(value: redis::Value) -> Result<(i64, u64)> {
     match &value {
         redis::Value::Array(items) if items.len() == 2 => {
-            let flag = value_to_i64(what, &items[0])?;
+            let flag = value_to_i64(&items[0])?;
             let number = match &items[1] {
                 // A negative PTTL (-1: no expiry) means "unknown"; report 0.
                 redis::Value::Int(n) if *n < 0 => 0,
-                other => value_to_u64(what, other)?,
+                other => value_to_u64(other)?,
             };
             Ok((flag, number))
         }
-        _ => Err(unexpected(what, &value)),
+        _ => Err(unexpected(&value)),
     }
 }
 
-pub(crate) fn parse_inspect(
-    name: &str,
-    what: &str,
-    value: redis::Value,
-) -> Result<Option<LockInfo>> {
+pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<LockInfo>> {
     let redis::Value::Array(items) = &value else {
-        return Err(unexpected(what, &value));
+        return Err(unexpected(&value));
     };
     if items.is_empty() {
         return Ok(None);
     }
     if items.len() != 5 {
-        return Err(unexpected(what, &value));
+        return Err(unexpected(&value));
     }
     let kind = match &items[0] {
         redis::Value::BulkString(b) => b.as_slice(),
-        _ => return Err(unexpected(what, &value)),
+        _ => return Err(unexpected(&value)),
     };
     let owner_token = match &items[1] {
         redis::Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
         _ => String::new(),
     };
-    let pttl = value_to_i64(what, &items[2])?;
+    let pttl = value_to_i64(&items[2])?;
     Ok(Some(LockInfo {
         name: name.to_string(),
         owner_token,
-        fencing_token: value_to_u64(what, &items[3])?,
+        fencing_token: value_to_u64(&items[3])?,
         ttl: u64::try_from(pttl).ok().map(Duration::from_millis),
         reentrant: kind == b"reentrant",
-        hold_count: value_to_u64(what, &items[4])?,
+        hold_count: value_to_u64(&items[4])?,
         masters: Vec::new(),
     }))
 }
@@ -296,20 +281,17 @@ mod tests {
     #[test]
     fn replies_parse_or_fail_cleanly() {
         let ok = Value::Array(vec![Value::Int(1), Value::BulkString(b"42".to_vec())]);
-        assert_eq!(parse_acquire("t", ok).unwrap(), Attempt::Acquired(42));
+        assert_eq!(parse_acquire(ok).unwrap(), Attempt::Acquired(42));
         let held = Value::Array(vec![Value::Int(0), Value::Int(-1)]);
-        assert_eq!(
-            parse_acquire("t", held).unwrap(),
-            Attempt::Held(Duration::ZERO)
-        );
-        assert!(parse_acquire("t", Value::Nil).is_err());
-        assert!(parse_acquire(
-            "t",
-            Value::Array(vec![Value::Int(1), Value::BulkString(b"x".to_vec())])
-        )
+        assert_eq!(parse_acquire(held).unwrap(), Attempt::Held(Duration::ZERO));
+        assert!(parse_acquire(Value::Nil).is_err());
+        assert!(parse_acquire(Value::Array(vec![
+            Value::Int(1),
+            Value::BulkString(b"x".to_vec())
+        ]))
         .is_err());
-        assert!(parse_release("t", Value::Int(7)).is_err());
-        assert!(parse_inspect("n", "t", Value::Array(vec![Value::Int(1)])).is_err());
-        assert_eq!(parse_inspect("n", "t", Value::Array(vec![])).unwrap(), None);
+        assert!(parse_release(Value::Int(7)).is_err());
+        assert!(parse_inspect("n", Value::Array(vec![Value::Int(1)])).is_err());
+        assert_eq!(parse_inspect("n", Value::Array(vec![])).unwrap(), None);
     }
 }

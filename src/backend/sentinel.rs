@@ -343,13 +343,13 @@ fn was_refused(e: &Error) -> bool {
 }
 
 impl Runner for SentinelNode {
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value> {
-        self.with_master(std::slice::from_ref(call), |node| node.eval(what, call))
+    fn eval(&self, call: &Call<'_>) -> Result<redis::Value> {
+        self.with_master(std::slice::from_ref(call), |node| node.eval(call))
     }
 
-    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>> {
+    fn eval_many(&self, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>> {
         self.with_master(calls, |node| {
-            let replies = node.eval_many(what, calls)?;
+            let replies = node.eval_many(calls)?;
             // A demoted master refuses each script: treat that as the node
             // failing, so the whole batch runs again on the new master.
             if let Some(Err(e)) = replies
@@ -364,13 +364,12 @@ impl Runner for SentinelNode {
 
     fn eval_then_wait(
         &self,
-        what: &str,
         call: &Call<'_>,
         replicas: usize,
         timeout: Duration,
     ) -> Result<(redis::Value, usize)> {
         self.with_master(std::slice::from_ref(call), |node| {
-            node.eval_then_wait(what, call, replicas, timeout)
+            node.eval_then_wait(call, replicas, timeout)
         })
     }
 

@@ -158,31 +158,33 @@ impl SingleNode {
     /// Connects if needed and checks that the server answers a `PING`
     /// within the command timeout; the connection goes back to the pool.
     pub(crate) fn ping(&self) -> Result<()> {
-        let what = "probing the server";
-        match self.command(what, redis::cmd("PING"))? {
-            Value::ServerError(e) => Err(self.error(what, &e.into())),
-            _ => Ok(()),
+        match self.command(redis::cmd("PING")) {
+            Ok(Value::ServerError(e)) => Err(self.error(&e.into())),
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
         }
+        .map_err(|e| e.context("probing the server"))
     }
 
     /// One section of `INFO`, within the command timeout.
     pub(crate) fn info(&self, section: &str) -> Result<String> {
-        let what = format!("reading INFO {section}");
         let mut info = redis::cmd("INFO");
         info.arg(section);
-        match self.command(&what, info)? {
-            Value::ServerError(e) => Err(self.error(&what, &e.into())),
-            value => redis::from_redis_value(value).map_err(|e| self.error(&what, &e.into())),
+        match self.command(info) {
+            Ok(Value::ServerError(e)) => Err(self.error(&e.into())),
+            Ok(value) => redis::from_redis_value(value).map_err(|e| self.error(&e.into())),
+            Err(e) => Err(e),
         }
+        .map_err(|e| e.context(format_args!("reading INFO {section}")))
     }
 
     /// Runs one plain command as a round trip of its own, like a script
     /// (these commands change nothing: they may always go again).
-    fn command(&self, what: &str, command: redis::Cmd) -> Result<Value> {
+    fn command(&self, command: redis::Cmd) -> Result<Value> {
         let _masked = crate::signals::mask();
         let request = Request::new(None, &[], Some(command), None);
-        let mut values = self.receive_values(what, self.write(request), None)?;
-        values.pop().ok_or_else(|| no_reply(what))
+        let mut values = self.receive_values(self.write(request), None)?;
+        values.pop().ok_or_else(no_reply)
     }
 
     /// The server this node talks to, in a form where two spellings of one
@@ -254,16 +256,15 @@ impl SingleNode {
     /// server forgot (NOSCRIPT) are loaded and run again.
     pub(crate) fn receive(
         &self,
-        what: &str,
         in_flight: InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Result<Value>>> {
         let calls = in_flight.request.calls;
         Ok(self
-            .receive_values(what, in_flight, deadline)?
+            .receive_values(in_flight, deadline)?
             .into_iter()
             .zip(calls)
-            .map(|(value, call)| server_error_to_result(what, call.script.name, value))
+            .map(|(value, call)| server_error_to_result(call.script.name, value))
             .collect())
     }
 
@@ -271,13 +272,12 @@ impl SingleNode {
     /// `Value::ServerError` (Cluster needs to read MOVED and ASK).
     pub(crate) fn receive_values(
         &self,
-        what: &str,
         in_flight: InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Value>> {
         let _masked = crate::signals::mask();
         let InFlight { sent, request } = in_flight;
-        let mut loan = sent.map_err(|e| self.error(what, &e))?;
+        let mut loan = sent.map_err(|e| self.error(&e))?;
         // A shared deadline (Redlock reads master after master) shortens
         // this read only when much of it is used up: a setsockopt per read
         // would cost more than the whole difference in the common case.
@@ -292,7 +292,7 @@ impl SingleNode {
             if worth_resending(&loan, e, true, request.calls) {
                 loan = self
                     .write_fresh(&request.packed)
-                    .map_err(|e| self.error(what, &e))?;
+                    .map_err(|e| self.error(&e))?;
                 outcome = read_replies(&mut loan.conn, &request, read_timeout);
             }
         }
@@ -307,7 +307,7 @@ impl SingleNode {
                 } else {
                     self.give_back_read(loan.conn, read_timeout);
                 }
-                Err(self.error(what, &e))
+                Err(self.error(&e))
             }
         }
     }
@@ -331,30 +331,30 @@ impl SingleNode {
         }
     }
 
-    fn error(&self, what: &str, err: &redis::RedisError) -> Error {
-        Error::from_redis(&format!("{what} (on {})", self.description), err)
+    /// A failure of this node; the caller adds which operation it was.
+    fn error(&self, err: &redis::RedisError) -> Error {
+        Error::from_redis(&format!("on {}", self.description), err)
     }
 }
 
 impl Runner for SingleNode {
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
+    fn eval(&self, call: &Call<'_>) -> Result<Value> {
         let _masked = crate::signals::mask();
         let calls = std::slice::from_ref(call);
-        let mut values = self.receive(what, self.send(calls), None)?;
-        values.pop().unwrap_or_else(|| Err(no_reply(what)))
+        let mut values = self.receive(self.send(calls), None)?;
+        values.pop().unwrap_or_else(|| Err(no_reply()))
     }
 
-    fn eval_many(&self, what: &str, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
+    fn eval_many(&self, calls: &[Call<'_>]) -> Result<Vec<Result<Value>>> {
         if calls.is_empty() {
             return Ok(Vec::new());
         }
         let _masked = crate::signals::mask();
-        self.receive(what, self.send(calls), None)
+        self.receive(self.send(calls), None)
     }
 
     fn eval_then_wait(
         &self,
-        what: &str,
         call: &Call<'_>,
         replicas: usize,
         timeout: Duration,
@@ -366,16 +366,13 @@ impl Runner for SingleNode {
         let patience = self.command_timeout + timeout;
         let calls = std::slice::from_ref(call);
         let request = Request::new(None, calls, Some(wait), Some(patience));
-        let mut values = self.receive_values(what, self.write(request), None)?;
+        let mut values = self.receive_values(self.write(request), None)?;
         let confirmed = match values.pop() {
             Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
             _ => 0,
         };
         let reply = values.pop().unwrap_or(Value::Nil);
-        Ok((
-            server_error_to_result(what, call.script.name, reply)?,
-            confirmed,
-        ))
+        Ok((server_error_to_result(call.script.name, reply)?, confirmed))
     }
 
     fn pubsub_source(&self) -> EndpointSource {
@@ -429,8 +426,8 @@ fn read_replies(
     conn.req_packed_commands(&request.packed, request.skip, request.replies())
 }
 
-fn no_reply(what: &str) -> Error {
-    Error::new(ErrorKind::Server, format!("{what}: no reply"))
+fn no_reply() -> Error {
+    Error::new(ErrorKind::Server, "no reply")
 }
 
 /// Whether every call may be sent again when its outcome is unknown (see
@@ -463,14 +460,13 @@ fn evalsha_cmd(call: &Call<'_>) -> redis::Cmd {
     cmd
 }
 
-pub(crate) fn server_error_to_result(what: &str, script: &str, value: Value) -> Result<Value> {
+/// A script's error reply as an error naming the script (the caller adds
+/// which operation it was); any other reply as it is.
+pub(crate) fn server_error_to_result(script: &str, value: Value) -> Result<Value> {
     match value {
         Value::ServerError(err) => {
             let err: redis::RedisError = err.into();
-            Err(Error::from_redis(
-                &format!("{what} (script {script})"),
-                &err,
-            ))
+            Err(Error::from_redis(&format!("script {script}"), &err))
         }
         other => Ok(other),
     }

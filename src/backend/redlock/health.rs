@@ -14,8 +14,8 @@ use parking_lot::Mutex;
 use super::clock::Clock;
 use super::is_transport;
 use super::node::MasterNode;
-use crate::backend::script_calls::{parse_release, release_call, release_what};
-use crate::backend::Released;
+use crate::backend::script_calls::{parse_release, release_call};
+use crate::backend::{Op, Released};
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
 
@@ -139,8 +139,9 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
         self.ensure_recovery(&mut health);
     }
 
-    /// Why an operation did not ask this master.
-    pub(super) fn skipped(&self, what: &str) -> Error {
+    /// Why an operation did not ask this master (the operation adds which
+    /// one it was).
+    pub(super) fn skipped(&self) -> Error {
         let health = self.health.lock();
         let why = health.down.as_ref().map_or_else(String::new, |(since, e)| {
             format!(
@@ -151,7 +152,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
         Error::new(
             ErrorKind::Connection,
             format!(
-                "{what}: skipped {}: it has not answered{why}; it is probed again in the background",
+                "skipped {}: it has not answered{why}; it is probed again in the background",
                 self.node.describe()
             ),
         )
@@ -226,10 +227,11 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
     }
 
     fn release(&self, cleanup: &Cleanup) -> Result<Released> {
-        let what = format!("{} (clean-up)", release_what(&cleanup.keys));
         let call = release_call(&cleanup.keys, &cleanup.token, cleanup.reentrant);
-        let value = self.node.eval(&what, &call)?;
-        parse_release(&what, value)
+        self.node
+            .eval(&call)
+            .and_then(parse_release)
+            .map_err(|e| e.context(Op::CleanUp(&cleanup.keys.name)))
     }
 }
 

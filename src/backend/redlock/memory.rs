@@ -184,25 +184,22 @@ impl MemoryNode {
         self.0.state.lock().requests
     }
 
-    fn error(&self, kind: ErrorKind, what: &str, why: &str) -> Error {
-        Error::new(
-            kind,
-            format!("{what} (on memory node {}): {why}", self.0.id),
-        )
+    fn error(&self, kind: ErrorKind, why: &str) -> Error {
+        Error::new(kind, format!("on memory node {}: {why}", self.0.id))
     }
 
     /// What a background call (probe or clean-up) gets: it never moves
     /// the clock.
-    fn background<T>(&self, what: &str, run: impl FnOnce(&mut State, Instant) -> T) -> Result<T> {
+    fn background<T>(&self, run: impl FnOnce(&mut State, Instant) -> T) -> Result<T> {
         let now = self.0.clock.now();
         let mut state = self.0.state.lock();
         match state.behaviour {
             Behaviour::Answer => Ok(run(&mut state, now)),
-            Behaviour::Refuse => Err(self.error(ErrorKind::Connection, what, "refused")),
-            Behaviour::Hang => Err(self.error(ErrorKind::Timeout, what, "timed out")),
+            Behaviour::Refuse => Err(self.error(ErrorKind::Connection, "refused")),
+            Behaviour::Hang => Err(self.error(ErrorKind::Timeout, "timed out")),
             Behaviour::Late => {
                 run(&mut state, now);
-                Err(self.error(ErrorKind::Timeout, what, "timed out"))
+                Err(self.error(ErrorKind::Timeout, "timed out"))
             }
         }
     }
@@ -336,7 +333,6 @@ impl MasterNode for MemoryNode {
 
     fn receive(
         &self,
-        what: &str,
         in_flight: InFlight,
         deadline: Option<Instant>,
     ) -> Result<Vec<Result<Value>>> {
@@ -344,24 +340,25 @@ impl MasterNode for MemoryNode {
         let limit = deadline.map_or(own, |d| d.min(own));
         let arrival = in_flight.sent + in_flight.latency;
         match in_flight.behaviour {
-            Behaviour::Refuse => Err(self.error(ErrorKind::Connection, what, "refused")),
+            Behaviour::Refuse => Err(self.error(ErrorKind::Connection, "refused")),
             Behaviour::Answer if arrival <= limit => {
                 self.0.clock.advance_to(arrival);
                 Ok(in_flight.replies)
             }
             Behaviour::Answer | Behaviour::Hang | Behaviour::Late => {
                 self.0.clock.advance_to(limit);
-                Err(self.error(ErrorKind::Timeout, what, "timed out"))
+                Err(self.error(ErrorKind::Timeout, "timed out"))
             }
         }
     }
 
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<Value> {
-        self.background(what, |state, now| state.run(call, now))?
+    fn eval(&self, call: &Call<'_>) -> Result<Value> {
+        self.background(|state, now| state.run(call, now))?
     }
 
     fn ping(&self) -> Result<()> {
-        self.background("probing the server", |_, _| ())
+        self.background(|_, _| ())
+            .map_err(|e| e.context("probing the server"))
     }
 
     fn server_identity(&self) -> String {

@@ -26,15 +26,15 @@ pub(crate) trait MasterNode: Send + Sync + 'static {
 
     /// Reads the replies of [`send`](Self::send), one per call, waiting at
     /// most until `deadline` and never longer than the command timeout.
+    /// Errors say which master failed and how; Redlock adds the operation.
     fn receive(
         &self,
-        what: &str,
         in_flight: Self::InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Result<redis::Value>>>;
 
     /// Runs one script (the recovery thread's clean-ups).
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value>;
+    fn eval(&self, call: &Call<'_>) -> Result<redis::Value>;
 
     /// Checks that the master answers (the recovery thread's probe).
     fn ping(&self) -> Result<()>;
@@ -66,15 +66,14 @@ impl MasterNode for SingleNode {
     #[inline]
     fn receive(
         &self,
-        what: &str,
         in_flight: single::InFlight<'_>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Result<redis::Value>>> {
-        SingleNode::receive(self, what, in_flight, deadline)
+        SingleNode::receive(self, in_flight, deadline)
     }
 
-    fn eval(&self, what: &str, call: &Call<'_>) -> Result<redis::Value> {
-        Runner::eval(self, what, call)
+    fn eval(&self, call: &Call<'_>) -> Result<redis::Value> {
+        Runner::eval(self, call)
     }
 
     fn ping(&self) -> Result<()> {
