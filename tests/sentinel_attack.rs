@@ -1,0 +1,537 @@
+//! Attacks on the Sentinel failover handling: the client listens to the
+//! sentinels' announcements, moves to the new master, re-checks its renewed
+//! leases there and moves its waiters. Every test uses real redis-server
+//! and sentinel processes (`tests/support/sentinel.rs`); the faults are a
+//! sentinel killed or stopped with SIGSTOP, a write lost on the way to the
+//! replica (deleted on the replica before it is promoted, as asynchronous
+//! replication can lose it), a fork while another thread runs a command,
+//! and clients dropped in a loop.
+//!
+//! The tests run one at a time (`serial`): each starts its own deployment
+//! and some count this process's threads.
+
+mod support;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use latchkey::{Client, ErrorKind, LockOptions};
+use parking_lot::{Mutex, MutexGuard};
+use support::sentinel::SentinelDeployment;
+use support::{replication_field, wait_until, RedisServer};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// One test at a time: deployments are heavy on two cores, and thread
+/// counts must not see another test's clients.
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock()
+}
+
+fn key(name: &str) -> String {
+    format!("latchkey:{{{name}}}")
+}
+
+/// The owner token stored for lock `name` on `server`.
+fn owner_on(server: &RedisServer, name: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key(name))
+        .query(&mut server.admin())
+        .unwrap()
+}
+
+/// Takes and gives back a lock, so the client has found the master (and
+/// started listening to the sentinels).
+fn warm_up(client: &Client) {
+    client
+        .lock("warm-up")
+        .unwrap()
+        .acquire()
+        .unwrap()
+        .release()
+        .unwrap();
+}
+
+/// Whether `client` now uses the server on `port` (its description says
+/// `(now 127.0.0.1:port)`).
+fn uses(client: &Client, port: u16) -> bool {
+    format!("{client:?}").contains(&format!(":{port})"))
+}
+
+/// Deletes locks `names` on `replica` only: their writes are lost on the
+/// way to it, as asynchronous replication can lose them.
+fn lose_on_replica(replica: &RedisServer, names: &[&str]) {
+    let mut admin = replica.admin();
+    let set_read_only = |admin: &mut redis::Connection, on: &str| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("replica-read-only")
+            .arg(on)
+            .query(admin)
+            .unwrap();
+    };
+    set_read_only(&mut admin, "no");
+    for name in names {
+        let _: i64 = redis::cmd("DEL").arg(key(name)).query(&mut admin).unwrap();
+    }
+    set_read_only(&mut admin, "yes");
+}
+
+/// Takes every channel from the sentinels' default user: SUBSCRIBE is
+/// refused (NOPERM), every other command a client needs still works.
+fn forbid_subscriptions(deployment: &SentinelDeployment) {
+    for sentinel in &deployment.sentinels {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetchannels")
+            .query(&mut sentinel.admin())
+            .unwrap();
+    }
+}
+
+/// The names of this process's threads.
+fn thread_names() -> Vec<String> {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|task| {
+            let path = task.ok()?.path().join("comm");
+            Some(std::fs::read_to_string(path).ok()?.trim().to_string())
+        })
+        .collect()
+}
+
+/// A client whose sentinels are only `sentinels` (a subset of the
+/// deployment's), with the fixture's short timeouts.
+fn client_of(sentinels: &[&RedisServer]) -> Client {
+    let urls: Vec<String> = sentinels.iter().map(|s| s.url()).collect();
+    Client::sentinel_builder(&urls, "mymaster")
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// The first command of a client starts its announcement listeners and
+/// waits for one sentinel to confirm, sentinel by sentinel (`any` over
+/// `wait_subscribed`): the first listed sentinel being down costs the whole
+/// command timeout, whatever the others do and whatever the caller's own
+/// deadline. A waiter asking for 200 ms waits 3 s.
+#[test]
+#[ignore = "finding: a dead first sentinel makes every client's first command wait the whole command timeout, past an acquire's deadline"]
+fn a_dead_first_sentinel_does_not_hold_a_waiter_past_its_timeout() {
+    let _serial = serial();
+    let mut deployment = SentinelDeployment::start(1);
+    deployment.sentinels[0].kill();
+    let open = || {
+        deployment
+            .builder()
+            .command_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap()
+    };
+    let holder = open();
+    let _held = holder
+        .lock_with("busy", LockOptions::new().ttl(Duration::from_secs(60)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+
+    let waiter = open();
+    let started = Instant::now();
+    let got = waiter
+        .lock("busy")
+        .unwrap()
+        .acquire_timeout(Duration::from_millis(200));
+    let took = started.elapsed();
+    assert_eq!(got.err().map(|e| e.kind()), Some(ErrorKind::Timeout));
+    assert!(
+        took < Duration::from_secs(1),
+        "an acquire with a 200 ms timeout took {took:?} (two sentinels of three were up)"
+    );
+}
+
+/// `listen_for_failovers` holds the `listeners` mutex while it waits for a
+/// sentinel to confirm (up to the command timeout). A fork in that moment
+/// copies the mutex locked; the child's first command locks it to start its
+/// own listeners and never returns.
+#[test]
+#[ignore = "finding: a fork while another thread runs a client's first command leaves the child's first command blocked forever"]
+fn a_fork_during_the_first_command_does_not_hang_the_child() {
+    let _serial = serial();
+    let mut deployment = SentinelDeployment::start(1);
+    // The first sentinel down widens the moment to the command timeout;
+    // with all up it lasts until the first subscription is confirmed.
+    deployment.sentinels[0].kill();
+    let client = deployment
+        .builder()
+        .command_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let first = {
+        let client = client.clone();
+        thread::spawn(move || {
+            let _ = client.lock("parent").unwrap().try_acquire();
+        })
+    };
+    thread::sleep(Duration::from_millis(500));
+    // SAFETY: the child only uses the library and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if let Err(e) = client.lock("child").unwrap().try_acquire() {
+                eprintln!("the child's try_acquire: {e}");
+            }
+        }))
+        .is_ok();
+        // SAFETY: ends the forked child without running the parent's
+        // destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let forked_at = Instant::now();
+    let mut status = 0;
+    let mut hung = false;
+    loop {
+        // SAFETY: polls the child forked above.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            break;
+        }
+        if forked_at.elapsed() > Duration::from_secs(15) {
+            hung = true;
+            // SAFETY: kills and reaps the hung child forked above.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            break;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    first.join().unwrap();
+    assert!(
+        !hung,
+        "the child's first command was still blocked 15 s after the fork \
+         (its own wait for the sentinels lasts 3 s)"
+    );
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "the child ended with wait status {status:#x}"
+    );
+}
+
+/// Forks a child that runs one command of `client` and leaves; returns its
+/// wait status, or `None` when it was still running after `limit` (it is
+/// then killed).
+fn run_in_child(client: &Client, limit: Duration) -> Option<i32> {
+    // SAFETY: the child only uses the library and leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = client.lock("child").unwrap().try_acquire();
+        }))
+        .is_ok();
+        // SAFETY: ends the forked child without running the parent's
+        // destructors.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let forked_at = Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: polls the child forked above.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            return Some(status);
+        }
+        if forked_at.elapsed() > limit {
+            // SAFETY: kills and reaps the hung child forked above.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child forked after the parent's first command (nothing held) while a
+/// sentinel is down: the parent's listener for it is parked, backing off.
+/// The child's first command starts its own listeners and waits for them
+/// (a timed wait that times out, the sentinel being down); in a debug
+/// build that wait sometimes panics inside parking_lot ("There should be
+/// no way for our thread to have been removed from the queue if we timed
+/// out", parking_lot_core 0.9.12 parking_lot.rs:699): one child of four in
+/// two runs of three here, more often with the machine busy. The panic is
+/// caught in the child (exit status 1); a release build compiles the
+/// assertion out and goes on with the inherited parking table.
+#[test]
+#[ignore = "finding: a child forked while a sentinel is down sometimes panics inside parking_lot in its first command (debug build)"]
+fn children_forked_while_a_sentinel_is_down_run_their_first_command() {
+    let _serial = serial();
+    let mut deployment = SentinelDeployment::start(1);
+    deployment.sentinels[0].kill();
+    let statuses: Vec<Option<i32>> = (0..6)
+        .map(|_| {
+            let client = deployment
+                .builder()
+                .command_timeout(Duration::from_secs(3))
+                .build()
+                .unwrap();
+            // The first command on another thread, over before the fork.
+            let first = client.clone();
+            thread::spawn(move || warm_up(&first)).join().unwrap();
+            thread::sleep(Duration::from_secs(1));
+            run_in_child(&client, Duration::from_secs(10))
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == Some(0)),
+        "wait statuses of the children (None: hung): {statuses:?}"
+    );
+}
+
+/// A lease with `auto_renew(false)` is not in the watchdog's schedule, so a
+/// switch does not re-check it: after a failover to a replica that never
+/// got the lock, `check()` keeps saying held for the whole ttl while a
+/// client of the new master holds the same lock. The renewed lease of the
+/// same client, lost the same way, is reported lost at once (the control).
+#[test]
+#[ignore = "finding: after a failover, a lease with auto_renew(false) that the new master lacks is never re-checked; check() says held while another client holds the lock"]
+fn after_a_failover_a_lease_without_renewal_the_new_master_lacks_is_reported_lost() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let replica = &deployment.replicas[0];
+    let client = deployment.client();
+    let ttl = LockOptions::new().ttl(Duration::from_secs(60));
+    let renewed = client
+        .lock_with("renewed", ttl.clone())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let manual = client
+        .lock_with("manual", ttl.auto_renew(false))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    wait_until(
+        "both locks reach the replica",
+        Duration::from_secs(10),
+        || {
+            owner_on(replica, "renewed").as_deref() == Some(renewed.token())
+                && owner_on(replica, "manual").as_deref() == Some(manual.token())
+        },
+    );
+    lose_on_replica(replica, &["renewed", "manual"]);
+
+    deployment.fail_over();
+    wait_until(
+        "the client moved to the promoted replica",
+        Duration::from_secs(10),
+        || uses(&client, replica.port),
+    );
+    wait_until(
+        "the renewed lease is reported lost",
+        Duration::from_secs(5),
+        || renewed.lost(),
+    );
+    let other = deployment.client();
+    let theirs = other
+        .lock("manual")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .expect("the new master has no 'manual' lock");
+    assert!(
+        manual.check().is_err(),
+        "both clients hold 'manual' (fencing tokens {} and {}); the first has {:?} left",
+        manual.fencing_token(),
+        theirs.fencing_token(),
+        manual.remaining()
+    );
+}
+
+/// A client that cannot hear its sentinels (here its only sentinel is
+/// stopped; in production a partition between the client and the
+/// sentinels) keeps using the replaced master, which takes writes until
+/// the sentinels demote it: a release there is reported Ok while the hold
+/// stays on the new master for its whole ttl, and nobody is told.
+#[test]
+#[ignore = "finding: a release that reaches the replaced master before the client hears of the failover is reported Ok; the hold stays on the new master for its ttl"]
+fn a_release_on_the_replaced_master_is_not_reported_ok_while_the_new_master_keeps_the_hold() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let replica = &deployment.replicas[0];
+    let deaf = client_of(&[&deployment.sentinels[2]]);
+    let guard = deaf
+        .lock_with("stuck", LockOptions::new().ttl(Duration::from_secs(30)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    wait_until(
+        "the lock reaches the replica",
+        Duration::from_secs(10),
+        || owner_on(replica, "stuck").as_deref() == Some(guard.token()),
+    );
+    deployment.sentinels[2].signal(libc::SIGSTOP);
+    deployment.fail_over();
+    wait_until("the replica is a master", Duration::from_secs(10), || {
+        replication_field(replica, "role").as_deref() == Some("master")
+    });
+    let token = guard.token().to_string();
+    let released = guard.release();
+    let left_on_new_master = owner_on(replica, "stuck");
+    deployment.sentinels[2].signal(libc::SIGCONT);
+    let blocked = deployment
+        .client()
+        .lock("stuck")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_none();
+    assert!(
+        !(released.is_ok() && left_on_new_master.as_deref() == Some(token.as_str())),
+        "the release was reported Ok, the new master still holds it for the releaser \
+         (another client's try_acquire got nothing: {blocked})"
+    );
+}
+
+/// Clients built and dropped in a loop, some while a sentinel is stopped,
+/// leave no thread behind: each listener ends when its client is dropped.
+#[test]
+fn dropped_clients_leave_no_threads_behind() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let baseline = thread_names();
+    for _ in 0..10 {
+        let client = deployment.client();
+        warm_up(&client);
+        drop(client);
+    }
+    deployment.sentinels[2].signal(libc::SIGSTOP);
+    for _ in 0..3 {
+        let client = deployment.client();
+        warm_up(&client);
+        drop(client);
+    }
+    deployment.sentinels[2].signal(libc::SIGCONT);
+    let mut now = thread_names();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while now.len() > baseline.len() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(50));
+        now = thread_names();
+    }
+    assert!(
+        now.len() <= baseline.len(),
+        "threads before: {baseline:?}, after: {now:?}"
+    );
+}
+
+/// Dropping the last handle of a client while its announcement listener
+/// runs the switch hook (the hook's upgrade may then hold the last
+/// reference, so the client's state drops on the listener thread itself):
+/// no deadlock, no panic, no thread left.
+#[test]
+fn dropping_a_client_while_it_moves_to_a_new_master_neither_hangs_nor_leaks() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(2);
+    let baseline = thread_names().len();
+    let clients: Vec<Client> = (0..6).map(|_| deployment.client()).collect();
+    let mut guards = Vec::new();
+    for (i, client) in clients.iter().enumerate() {
+        warm_up(client);
+        guards.push(
+            client
+                .lock_with(&format!("held-{i}"), LockOptions::new())
+                .unwrap()
+                .acquire()
+                .unwrap(),
+        );
+    }
+    let (tx, rx) = mpsc::channel();
+    let dropper = thread::spawn(move || {
+        // Drop one client every 400 ms while the failover is announced.
+        for (client, guard) in clients.into_iter().zip(guards) {
+            drop(client);
+            drop(guard);
+            thread::sleep(Duration::from_millis(400));
+        }
+        tx.send(()).unwrap();
+    });
+    let old = deployment.master.port;
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("mymaster")
+        .query(&mut deployment.sentinels[0].admin())
+        .unwrap();
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("dropping the clients hung");
+    dropper.join().unwrap();
+    wait_until(
+        "the sentinels name a new master",
+        Duration::from_secs(30),
+        || SentinelDeployment::master_port_per(&deployment.sentinels[0]).is_some_and(|p| p != old),
+    );
+    wait_until("no thread is left", Duration::from_secs(10), || {
+        thread_names().len() <= baseline
+    });
+}
+
+/// A client that cannot subscribe to the sentinels (their user may not use
+/// channels) hears no announcement, and nothing says so. It finds the new
+/// master the old way, when a command meets the demoted one (`READONLY`);
+/// that switch does not run the switch hook, so a lease the new master
+/// lacks is not re-checked: it is reported lost only at its next renewal
+/// (ttl/3, 20 s here), and meanwhile a client of the new master holds it too.
+#[test]
+#[ignore = "finding: a switch found by a failing command (READONLY, refused) does not re-check leases or move waiters; only announcements do"]
+fn a_client_that_finds_the_new_master_through_a_refused_command_rechecks_its_leases() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let replica = &deployment.replicas[0];
+    forbid_subscriptions(&deployment);
+    let client = deployment.client();
+    let lease = client
+        .lock_with("unheard", LockOptions::new().ttl(Duration::from_secs(60)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    wait_until(
+        "the lock reaches the replica",
+        Duration::from_secs(10),
+        || owner_on(replica, "unheard").as_deref() == Some(lease.token()),
+    );
+    lose_on_replica(replica, &["unheard"]);
+    deployment.fail_over();
+    wait_until("the old master is demoted", Duration::from_secs(30), || {
+        replication_field(&deployment.master, "role").as_deref() == Some("slave")
+    });
+    assert!(
+        !uses(&client, replica.port),
+        "the client heard an announcement after all"
+    );
+    // Any command now meets the demoted master and moves the client.
+    let poke = client.lock("poke").unwrap().try_acquire().unwrap();
+    drop(poke);
+    assert!(uses(&client, replica.port));
+    let theirs = deployment
+        .client()
+        .lock("unheard")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .expect("the new master has no 'unheard' lock");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !lease.lost() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        lease.lost(),
+        "3 s after the client moved, both clients hold 'unheard' (fencing tokens {} and {}); \
+         the first has {:?} left",
+        lease.fencing_token(),
+        theirs.fencing_token(),
+        lease.remaining()
+    );
+}
