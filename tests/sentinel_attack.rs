@@ -617,3 +617,127 @@ fn a_late_announcement_of_the_deposed_master_does_not_move_the_client_back() {
          'split': {both_hold}"
     );
 }
+
+/// A connection to `server` that authenticates with `password` first.
+fn admin_with_password(server: &RedisServer, password: &str) -> redis::Connection {
+    let url = format!("redis://:{password}@127.0.0.1:{}", server.port);
+    let conn = redis::Client::open(url)
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    conn
+}
+
+/// Sentinels that require a password: the client's announcement listeners
+/// authenticate with the password of the sentinel URLs and the client
+/// moves to the new master without any command of its own.
+#[test]
+fn a_client_of_sentinels_with_a_password_hears_the_failover() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let password = "sentinel-secret";
+    for sentinel in &deployment.sentinels {
+        let mut admin = sentinel.admin();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("CONFIG")
+            .arg("SET")
+            .arg("sentinel-pass")
+            .arg(password)
+            .query(&mut admin)
+            .unwrap();
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetpass")
+            .arg(format!(">{password}"))
+            .query(&mut admin)
+            .unwrap();
+    }
+    let urls: Vec<String> = deployment
+        .sentinels
+        .iter()
+        .map(|s| format!("redis://:{password}@127.0.0.1:{}", s.port))
+        .collect();
+    let client = Client::sentinel_builder(&urls, "mymaster")
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    warm_up(&client);
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("mymaster")
+        .query(&mut admin_with_password(&deployment.sentinels[0], password))
+        .unwrap();
+    wait_until(
+        "the client moved to the promoted replica",
+        Duration::from_secs(20),
+        || uses(&client, deployment.replicas[0].port),
+    );
+}
+
+/// The sentinels also watch `mymaster2`; its failover is announced with a
+/// name that starts with `mymaster`. A client of `mymaster` stays put.
+#[test]
+fn a_failover_of_a_master_whose_name_extends_ours_does_not_move_the_client() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let other = RedisServer::start();
+    let other_replica =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &other.port.to_string()]);
+    wait_until(
+        "the other replica is in sync",
+        Duration::from_secs(30),
+        || replication_field(&other_replica, "master_link_status").as_deref() == Some("up"),
+    );
+    for sentinel in &deployment.sentinels {
+        let mut admin = sentinel.admin();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("MONITOR")
+            .arg("mymaster2")
+            .arg("127.0.0.1")
+            .arg(other.port)
+            .arg(2)
+            .query(&mut admin)
+            .unwrap();
+        wait_until(
+            "the sentinel sees the other replica",
+            Duration::from_secs(30),
+            || {
+                let known: Vec<Vec<String>> = redis::cmd("SENTINEL")
+                    .arg("REPLICAS")
+                    .arg("mymaster2")
+                    .query(&mut admin)
+                    .unwrap_or_default();
+                known.len() == 1
+            },
+        );
+    }
+    let client = deployment.client();
+    warm_up(&client);
+    assert!(uses(&client, deployment.master.port));
+    let _: String = redis::cmd("SENTINEL")
+        .arg("FAILOVER")
+        .arg("mymaster2")
+        .query(&mut deployment.sentinels[0].admin())
+        .unwrap();
+    wait_until(
+        "every sentinel names the other replica for mymaster2",
+        Duration::from_secs(30),
+        || {
+            deployment.sentinels.iter().all(|s| {
+                redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg("mymaster2")
+                    .query::<(String, u16)>(&mut s.admin())
+                    .is_ok_and(|(_, port)| port == other_replica.port)
+            })
+        },
+    );
+    assert!(
+        uses(&client, deployment.master.port),
+        "the client of 'mymaster' moved: {client:?}"
+    );
+    warm_up(&client);
+}
