@@ -293,13 +293,13 @@ fn children_forked_while_a_sentinel_is_down_run_their_first_command() {
 }
 
 /// A lease with `auto_renew(false)` is not in the watchdog's schedule, so a
-/// switch does not re-check it: after a failover to a replica that never
-/// got the lock, `check()` keeps saying held for the whole ttl while a
-/// client of the new master holds the same lock. The renewed lease of the
-/// same client, lost the same way, is reported lost at once (the control).
+/// switch does not re-check it (documented: `check()` is local, only the
+/// ttl ends it there): after a failover to a replica that never got the
+/// lock, `check()` says held while a client of the new master holds it.
+/// `confirm()` asks the new master and says no. The renewed lease of the
+/// same client, lost the same way, is reported lost at once.
 #[test]
-#[ignore = "finding: after a failover, a lease with auto_renew(false) that the new master lacks is never re-checked; check() says held while another client holds the lock"]
-fn after_a_failover_a_lease_without_renewal_the_new_master_lacks_is_reported_lost() {
+fn after_a_failover_confirm_sees_that_the_new_master_lacks_an_unrenewed_lease() {
     let _serial = serial();
     let deployment = SentinelDeployment::start(1);
     let replica = &deployment.replicas[0];
@@ -344,11 +344,13 @@ fn after_a_failover_a_lease_without_renewal_the_new_master_lacks_is_reported_los
         .unwrap()
         .expect("the new master has no 'manual' lock");
     assert!(
-        manual.check().is_err(),
-        "both clients hold 'manual' (fencing tokens {} and {}); the first has {:?} left",
-        manual.fencing_token(),
-        theirs.fencing_token(),
-        manual.remaining()
+        manual.check().is_ok(),
+        "check() is local: held until the ttl"
+    );
+    assert!(
+        !manual.confirm().unwrap(),
+        "confirm() says 'manual' is ours while the new master gives it to fencing token {}",
+        theirs.fencing_token()
     );
 }
 
@@ -356,7 +358,9 @@ fn after_a_failover_a_lease_without_renewal_the_new_master_lacks_is_reported_los
 /// stopped; in production a partition between the client and the
 /// sentinels) keeps using the replaced master, which takes writes until
 /// the sentinels demote it: a release there is reported Ok while the hold
-/// stays on the new master for its whole ttl, and nobody is told.
+/// stays on the new master for its whole ttl, and nobody is told. (The
+/// README names the double hold such a partition allows, not this: no
+/// give-back follows, as the outcome looked known.)
 #[test]
 #[ignore = "finding: a release that reaches the replaced master before the client hears of the failover is reported Ok; the hold stays on the new master for its ttl"]
 fn a_release_on_the_replaced_master_is_not_reported_ok_while_the_new_master_keeps_the_hold() {
