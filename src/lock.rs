@@ -428,7 +428,7 @@ impl Lock {
             on_lost: self.options.on_lost.clone(),
         });
         if self.options.auto_renew {
-            self.client.watchdog.watch(&lease);
+            self.client.watchdog.watch(&lease, sent);
         }
         let tenure = self.options.reentrant.then(|| {
             let mut state = self.tenure.state.lock();

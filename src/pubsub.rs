@@ -28,7 +28,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::wait::Parker;
 
 mod announcements;
-pub(crate) use announcements::{Announcements, OnAnnouncement};
+pub(crate) use announcements::{Announcements, OnAnnouncement, Subscribed};
 
 /// Where a pub/sub listener should connect, with the credentials it needs.
 #[derive(Clone)]

@@ -154,8 +154,16 @@ impl Watchdog {
     }
 
     /// Starts renewing `lease`.
-    pub(crate) fn watch(&self, lease: &Arc<Lease>) {
-        self.schedule(lease.next_renewal(), Task::Renew(Arc::downgrade(lease)));
+    /// `sent`: when its acquire was sent. If the deployment moved to
+    /// another master since, the reply may have come from the old one: the
+    /// lease is renewed at once, on the new one.
+    pub(crate) fn watch(&self, lease: &Arc<Lease>, sent: Instant) {
+        let when = if self.backend.last_master_switch() >= Some(sent) {
+            Instant::now()
+        } else {
+            lease.next_renewal()
+        };
+        self.schedule(when, Task::Renew(Arc::downgrade(lease)));
     }
 
     /// Stops renewing `lease` (it was released): drops its schedule entry
@@ -280,7 +288,19 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
             give_back_in_background(&shared, &backend, strays);
         }
         for chunk in leases.chunks(BATCH) {
-            next.extend(renew(backend.as_ref(), chunk));
+            let sent = Instant::now();
+            let renewed = renew(backend.as_ref(), chunk);
+            if backend.last_master_switch() >= Some(sent) {
+                // The master changed while this round trip ran: what the
+                // old one confirmed counts for nothing; ask the new one now.
+                let now = Instant::now();
+                next.extend(renewed.into_iter().map(|(when, task)| match task {
+                    Task::Renew(_) => (now, task),
+                    other => (when, other),
+                }));
+            } else {
+                next.extend(renewed);
+            }
         }
         let mut schedule = shared.schedule.lock();
         for (when, task) in next {
@@ -462,6 +482,7 @@ mod tests {
         down: Mutex<bool>,
         released: Mutex<Vec<String>>,
         release_answer: Mutex<Option<Released>>,
+        switched: Mutex<Option<Instant>>,
     }
 
     fn unused<T>() -> Result<T> {
@@ -509,6 +530,9 @@ mod tests {
         fn pubsub_sources(&self) -> Vec<EndpointSource> {
             Vec::new()
         }
+        fn last_master_switch(&self) -> Option<Instant> {
+            *self.switched.lock()
+        }
         fn describe(&self) -> String {
             "memory".into()
         }
@@ -525,6 +549,34 @@ mod tests {
             renew_every: None,
             on_lost: None,
         })
+    }
+
+    #[test]
+    fn a_lease_acquired_across_a_master_switch_is_checked_at_once() {
+        let memory = Arc::new(Memory::default());
+        let watchdog = Watchdog::new(memory.clone());
+        // Neither is on the new master; a renewal would say so.
+        memory.renewals.lock().insert("across".into(), Some(false));
+        memory.renewals.lock().insert("after".into(), Some(false));
+        let across = lease("across", 60_000, 0);
+        let sent_before_the_switch = Instant::now();
+        *memory.switched.lock() = Some(Instant::now());
+        watchdog.watch(&across, sent_before_the_switch);
+        let after = lease("after", 60_000, 0);
+        watchdog.watch(&after, Instant::now());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while across.lost_reason().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "a lease whose acquire may have been answered by the old master \
+                 waited for its next renewal (20 s away)"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            after.lost_reason().is_none(),
+            "a lease acquired after the switch waits for its renewal"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub(crate) mod single;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo};
@@ -147,6 +147,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// cannot tell ignore it.
     fn on_master_switch(&self, _hook: MasterSwitched) {}
 
+    /// When the deployment last moved to another master, if ever: a reply
+    /// to a request sent before then may come from the old one, so what it
+    /// confirmed is checked again on the new one.
+    fn last_master_switch(&self) -> Option<Instant> {
+        None
+    }
+
     /// The server(s), for messages; never with a password.
     fn describe(&self) -> String;
 }
@@ -193,6 +200,11 @@ pub(crate) trait Runner: Send + Sync + 'static {
 
     /// See [`Backend::on_master_switch`].
     fn on_master_switch(&self, _hook: MasterSwitched) {}
+
+    /// See [`Backend::last_master_switch`].
+    fn last_master_switch(&self) -> Option<Instant> {
+        None
+    }
 
     /// The node, for messages.
     fn describe(&self) -> String;
@@ -407,6 +419,10 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
 
     fn on_master_switch(&self, hook: MasterSwitched) {
         self.runner.on_master_switch(hook);
+    }
+
+    fn last_master_switch(&self) -> Option<Instant> {
+        self.runner.last_master_switch()
     }
 
     fn describe(&self) -> String {

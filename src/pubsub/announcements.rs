@@ -21,6 +21,34 @@ pub(crate) type OnAnnouncement = Arc<dyn Fn(&[u8], &[u8]) + Send + Sync>;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
 
+/// Counts the connections, of any of several listeners, that confirmed
+/// their subscriptions: a caller can wait for the first.
+#[derive(Default)]
+pub(crate) struct Subscribed {
+    count: Mutex<u64>,
+    changed: Condvar,
+}
+
+impl Subscribed {
+    fn add(&self) {
+        *self.count.lock() += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until some listener confirmed, or `limit` passed; true when
+    /// one did.
+    pub(crate) fn wait(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let mut count = self.count.lock();
+        while *count == 0 {
+            if self.changed.wait_until(&mut count, deadline).timed_out() {
+                break;
+            }
+        }
+        *count > 0
+    }
+}
+
 /// A listener thread and its connection; dropping it closes both.
 pub(crate) struct Announcements {
     state: Arc<(Mutex<ListenerState>, Condvar)>,
@@ -32,40 +60,35 @@ struct ListenerState {
     /// The open connection, kept to shut it down on drop (which ends the
     /// blocked read).
     stream: Option<Stream>,
-    /// Connections made so far that confirmed every subscription.
-    subscribed: u64,
 }
 
 impl Announcements {
     /// Starts listening on `channels` of the server `endpoint` names.
     /// Returns `None` when no thread could be started (the caller then
     /// learns of changes the slower way, from failing commands).
+    /// Each connection that confirms its subscriptions counts in `subscribed`.
     pub(crate) fn start(
         endpoint: PubSubEndpoint,
         channels: Vec<Vec<u8>>,
         on_message: OnAnnouncement,
+        subscribed: Arc<Subscribed>,
     ) -> Option<Announcements> {
         let state = Arc::new((Mutex::new(ListenerState::default()), Condvar::new()));
         let thread_state = state.clone();
         std::thread::Builder::new()
             .name("latchkey-announcements".into())
-            .spawn(move || listen(&thread_state, &endpoint, &channels, &on_message))
+            .spawn(move || {
+                let listener = Listener {
+                    state: &thread_state,
+                    endpoint: &endpoint,
+                    channels: &channels,
+                    on_message: &on_message,
+                    subscribed: &subscribed,
+                };
+                listener.run();
+            })
             .ok()?;
         Some(Announcements { state })
-    }
-
-    /// Waits until a connection has confirmed every subscription, or
-    /// `limit` passed; true when subscribed.
-    pub(crate) fn wait_subscribed(&self, limit: Duration) -> bool {
-        let (lock, changed) = &*self.state;
-        let deadline = std::time::Instant::now() + limit;
-        let mut state = lock.lock();
-        while state.subscribed == 0 && !state.closed {
-            if changed.wait_until(&mut state, deadline).timed_out() {
-                break;
-            }
-        }
-        state.subscribed > 0
     }
 
     /// Forgets the listener without closing its connection: in a forked
@@ -87,86 +110,85 @@ impl Drop for Announcements {
     }
 }
 
-fn listen(
-    state: &(Mutex<ListenerState>, Condvar),
-    endpoint: &PubSubEndpoint,
-    channels: &[Vec<u8>],
-    on_message: &OnAnnouncement,
-) {
-    crate::signals::mask_for_this_thread();
-    let (lock, changed) = state;
-    let mut pause = FIRST_RETRY;
-    loop {
-        if lock.lock().closed {
-            return;
-        }
-        if listen_once(state, endpoint, channels, on_message) {
-            pause = FIRST_RETRY;
-        }
-        let mut guard = lock.lock();
-        guard.stream = None;
-        if guard.closed {
-            return;
-        }
-        let _ = changed.wait_for(&mut guard, pause);
-        pause = (pause * 2).min(LONGEST_RETRY);
-    }
+/// What one listener thread works with.
+struct Listener<'a> {
+    state: &'a (Mutex<ListenerState>, Condvar),
+    endpoint: &'a PubSubEndpoint,
+    channels: &'a [Vec<u8>],
+    on_message: &'a OnAnnouncement,
+    subscribed: &'a Subscribed,
 }
 
-/// One connection: subscribes, then hands on messages until it breaks.
-/// True when the server had confirmed the subscriptions.
-fn listen_once(
-    state: &(Mutex<ListenerState>, Condvar),
-    endpoint: &PubSubEndpoint,
-    channels: &[Vec<u8>],
-    on_message: &OnAnnouncement,
-) -> bool {
-    let (lock, changed) = state;
-    let Ok(mut stream) = open_stream(endpoint) else {
-        return false;
-    };
-    let (Ok(reader), Ok(kept)) = (stream.try_clone(), stream.try_clone()) else {
-        return false;
-    };
-    {
-        let mut guard = lock.lock();
-        if guard.closed {
+impl Listener<'_> {
+    fn run(&self) {
+        crate::signals::mask_for_this_thread();
+        let (lock, changed) = self.state;
+        let mut pause = FIRST_RETRY;
+        loop {
+            if lock.lock().closed {
+                return;
+            }
+            if self.listen_once() {
+                pause = FIRST_RETRY;
+            }
+            let mut guard = lock.lock();
+            guard.stream = None;
+            if guard.closed {
+                return;
+            }
+            let _ = changed.wait_for(&mut guard, pause);
+            pause = (pause * 2).min(LONGEST_RETRY);
+        }
+    }
+
+    /// One connection: subscribes, then hands on messages until it breaks.
+    /// True when the server had confirmed the subscriptions.
+    fn listen_once(&self) -> bool {
+        let Ok(mut stream) = open_stream(self.endpoint) else {
+            return false;
+        };
+        let (Ok(reader), Ok(kept)) = (stream.try_clone(), stream.try_clone()) else {
+            return false;
+        };
+        {
+            let mut guard = self.state.0.lock();
+            if guard.closed {
+                return false;
+            }
+            guard.stream = Some(kept);
+        }
+        let mut parts: Vec<&[u8]> = vec![b"SUBSCRIBE"];
+        parts.extend(self.channels.iter().map(Vec::as_slice));
+        if stream.write_all(&encode_command(&parts)).is_err() {
             return false;
         }
-        guard.stream = Some(kept);
-    }
-    let mut parts: Vec<&[u8]> = vec![b"SUBSCRIBE"];
-    parts.extend(channels.iter().map(Vec::as_slice));
-    if stream.write_all(&encode_command(&parts)).is_err() {
-        return false;
-    }
-    let mut reader = BufReader::new(reader);
-    let mut confirmed = 0;
-    while let Ok(reply) = read_reply(&mut reader) {
-        let Reply::Array(items) = reply else {
-            continue;
-        };
-        let mut items = items.into_iter();
-        let (Some(Reply::Bulk(Some(kind))), Some(Reply::Bulk(Some(channel)))) =
-            (items.next(), items.next())
-        else {
-            continue;
-        };
-        match kind.as_slice() {
-            b"message" => {
-                if let Some(Reply::Bulk(Some(payload))) = items.next() {
-                    on_message(&channel, &payload);
+        let mut reader = BufReader::new(reader);
+        let mut confirmed = 0;
+        while let Ok(reply) = read_reply(&mut reader) {
+            let Reply::Array(items) = reply else {
+                continue;
+            };
+            let mut items = items.into_iter();
+            let (Some(Reply::Bulk(Some(kind))), Some(Reply::Bulk(Some(channel)))) =
+                (items.next(), items.next())
+            else {
+                continue;
+            };
+            match kind.as_slice() {
+                b"message" => {
+                    if let Some(Reply::Bulk(Some(payload))) = items.next() {
+                        (self.on_message)(&channel, &payload);
+                    }
                 }
-            }
-            b"subscribe" => {
-                confirmed += 1;
-                if confirmed == channels.len() {
-                    lock.lock().subscribed += 1;
-                    changed.notify_all();
+                b"subscribe" => {
+                    confirmed += 1;
+                    if confirmed == self.channels.len() {
+                        self.subscribed.add();
+                    }
                 }
+                _ => {}
             }
-            _ => {}
         }
+        confirmed >= self.channels.len()
     }
-    confirmed >= channels.len()
 }
