@@ -1,35 +1,121 @@
 //! Test support: real redis-server processes on free ports, each in its own
 //! temporary directory, stopped (and the directory removed) on drop.
+//!
+//! Each server is started by `tools/redis_fixture.py` (the one fixture every
+//! suite uses), which stays with it: it kills, restarts and stops the server
+//! on request, and stops it by itself when this process goes away.
 
 #![allow(dead_code)]
 
 pub mod sentinel;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 pub struct RedisServer {
-    child: Option<Child>,
+    fixture: Fixture,
+    pid: Option<i32>,
     pub port: u16,
     pub dir: PathBuf,
-    extra: Vec<String>,
-    /// For a sentinel: the master it monitors (port) and its quorum.
-    sentinel_of: Option<(u16, u32)>,
+}
+
+/// The running `tools/redis_fixture.py start`: commands on its stdin, one
+/// JSON line back per command.
+struct Fixture {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
 }
 
 static NEXT_DIR: AtomicU32 = AtomicU32::new(0);
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    listener.local_addr().expect("local addr").port()
+/// The fixture tool all suites share.
+pub fn fixture_tool() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/redis_fixture.py")
 }
 
-fn redis_server_binary() -> String {
-    std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+/// One field of the fixture's flat JSON line: a number, `null` or a
+/// string (with `\\` and `\"` escapes).
+fn json_field(line: &str, name: &str) -> Option<String> {
+    let key = format!("\"{name}\": ");
+    let rest = &line[line.find(&key)? + key.len()..];
+    if let Some(text) = rest.strip_prefix('"') {
+        let mut value = String::new();
+        let mut chars = text.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => return Some(value),
+                '\\' => value.push(chars.next()?),
+                c => value.push(c),
+            }
+        }
+        None
+    } else {
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].trim().to_string())
+    }
+}
+
+impl Fixture {
+    /// Runs `redis_fixture.py start ARGS` and returns it with its first line.
+    fn start(args: &[String]) -> (Fixture, String) {
+        let mut child = match Command::new("python3")
+            .arg(fixture_tool())
+            .arg("start")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => panic!("cannot run python3 {} ({e})", fixture_tool().display()),
+        };
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut fixture = Fixture {
+            child,
+            stdin,
+            stdout,
+        };
+        let line = fixture.read_line();
+        (fixture, line)
+    }
+
+    fn read_line(&mut self) -> String {
+        let mut line = String::new();
+        match self.stdout.read_line(&mut line) {
+            Ok(n) if n > 0 => line,
+            _ => panic!(
+                "tools/redis_fixture.py ended without an answer (its message, if any, is above); \
+                 install redis-server (`make test` does: apt-get install -y redis-server) or set REDIS_SERVER"
+            ),
+        }
+    }
+
+    /// Sends one command and returns the answer.
+    fn command(&mut self, command: &str) -> String {
+        let stdin = self.stdin.as_mut().expect("the fixture is running");
+        if let Err(e) = writeln!(stdin, "{command}").and_then(|()| stdin.flush()) {
+            panic!("tools/redis_fixture.py is gone ({e})");
+        }
+        let line = self.read_line();
+        if let Some(error) = json_field(&line, "error") {
+            panic!("tools/redis_fixture.py {command}: {error}");
+        }
+        line
+    }
+
+    /// Stops the server, removes its directory and reaps the fixture.
+    fn stop(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = writeln!(stdin, "stop").and_then(|()| stdin.flush());
+        }
+        let _ = self.child.wait();
+    }
 }
 
 impl RedisServer {
@@ -40,125 +126,48 @@ impl RedisServer {
 
     /// Starts a redis-server with extra `--option value` arguments.
     pub fn start_with(extra: &[&str]) -> Self {
-        let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("latchkey-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the server's temp dir");
-        let mut server = RedisServer {
-            child: None,
-            port: 0,
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            sentinel_of: None,
-        };
-        for _ in 0..10 {
-            server.port = free_port();
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("redis-server did not start on any of 10 free ports");
+        let mut args = vec!["--prefix".to_string(), Self::prefix(), "--".to_string()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Self::launch(&args)
     }
 
     /// Starts a sentinel monitoring the master on `master_port` as
     /// `mymaster`, with quick failure detection.
     pub fn start_sentinel(master_port: u16, quorum: u32) -> Self {
-        let mut server = Self::start_with_sentinel_of(Some((master_port, quorum)));
-        server.extra.clear();
-        server
+        let args = [
+            "--prefix".to_string(),
+            Self::prefix(),
+            "--sentinel-of".to_string(),
+            master_port.to_string(),
+            "--quorum".to_string(),
+            quorum.to_string(),
+            "--".to_string(),
+            "sentinel down-after-milliseconds mymaster 1000".to_string(),
+            "sentinel failover-timeout mymaster 5000".to_string(),
+        ];
+        Self::launch(&args)
     }
 
-    fn start_with_sentinel_of(sentinel_of: Option<(u16, u32)>) -> Self {
+    fn prefix() -> String {
         let n = NEXT_DIR.fetch_add(1, Ordering::SeqCst);
-        let dir = std::env::temp_dir().join(format!("latchkey-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create the server's temp dir");
-        let mut server = RedisServer {
-            child: None,
-            port: 0,
+        format!("latchkey-test-{}-{n}-", std::process::id())
+    }
+
+    fn launch(args: &[String]) -> Self {
+        let (fixture, line) = Fixture::start(args);
+        let field = |name: &str| {
+            json_field(&line, name)
+                .unwrap_or_else(|| panic!("no {name} in the fixture's line {line:?}"))
+        };
+        let port = field("port").parse().expect("a port number");
+        let pid = field("pid").parse().ok();
+        let dir = PathBuf::from(field("dir"));
+        RedisServer {
+            fixture,
+            pid,
+            port,
             dir,
-            extra: Vec::new(),
-            sentinel_of,
-        };
-        for _ in 0..10 {
-            server.port = free_port();
-            if server.spawn() {
-                return server;
-            }
         }
-        panic!("redis-server did not start on any of 10 free ports");
-    }
-
-    /// Starts the process on `self.port` and waits for its ready line.
-    fn spawn(&mut self) -> bool {
-        let mut cmd = Command::new(redis_server_binary());
-        let ready_marker = if let Some((master_port, quorum)) = self.sentinel_of {
-            let conf = self.dir.join("sentinel.conf");
-            let text = format!(
-                "port {}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\n\
-                 sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n",
-                self.port,
-                self.dir.display()
-            );
-            std::fs::write(&conf, text).expect("write sentinel.conf");
-            cmd.arg(&conf).args(["--sentinel", "--logfile", ""]);
-            "+monitor master"
-        } else {
-            cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
-            "Ready to accept connections"
-        };
-        if self.sentinel_of.is_some() {
-            return self.spawn_command(cmd, ready_marker);
-        }
-        cmd.args(["--dir", self.dir.to_str().unwrap()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-                "--logfile",
-                "",
-            ])
-            .args(&self.extra);
-        self.spawn_command(cmd, ready_marker)
-    }
-
-    fn spawn_command(&mut self, mut cmd: Command, ready_marker: &'static str) -> bool {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => panic!(
-                "cannot run redis-server ({e}); install it (`make test` does: apt-get install -y redis-server) or set REDIS_SERVER"
-            ),
-        };
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (ready_tx, ready_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut ready_tx = Some(ready_tx);
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.contains(ready_marker) {
-                    if let Some(tx) = ready_tx.take() {
-                        let _ = tx.send(true);
-                    }
-                }
-            }
-            if let Some(tx) = ready_tx.take() {
-                let _ = tx.send(false);
-            }
-        });
-        let ready = ready_rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or(false);
-        if !ready {
-            let _ = child.kill();
-            let _ = child.wait();
-            return false;
-        }
-        self.child = Some(child);
-        true
     }
 
     pub fn url(&self) -> String {
@@ -166,7 +175,7 @@ impl RedisServer {
     }
 
     pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("server running").id() as i32
+        self.pid.expect("server running")
     }
 
     /// A plain redis-crate connection for checks and admin commands.
@@ -180,39 +189,35 @@ impl RedisServer {
     }
 
     pub fn signal(&self, signal: i32) {
-        // SAFETY: kill(2) on the pid of a child we started.
+        // SAFETY: kill(2) on the pid of a server we started.
         unsafe { libc::kill(self.pid(), signal) };
     }
 
     /// `kill -9` and reap.
     pub fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if self.pid.is_some() {
+            self.fixture.command("kill");
+            self.pid = None;
         }
     }
 
     /// Kills the server and starts a fresh one on the same port (no
     /// persistence: every key is gone).
     pub fn restart(&mut self) {
-        self.kill();
-        for _ in 0..50 {
-            if self.spawn() {
-                return;
-            }
-            // The old socket may linger for a moment; wait for the port.
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("redis-server did not restart on port {}", self.port);
+        let line = self.fixture.command("restart");
+        self.pid = json_field(&line, "pid").and_then(|pid| pid.parse().ok());
+        assert!(
+            self.pid.is_some(),
+            "redis-server did not restart on port {}",
+            self.port
+        );
     }
 }
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        if self.child.is_some() {
-            self.signal(libc::SIGCONT);
-        }
-        self.kill();
+        // The fixture wakes a stopped server, kills it and removes the dir.
+        self.fixture.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
