@@ -17,7 +17,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
@@ -27,36 +26,7 @@ use support::sentinel::SentinelDeployment;
 use support::{wait_until, RedisServer};
 
 fn start_cluster() -> Vec<RedisServer> {
-    let nodes: Vec<RedisServer> = (0..6)
-        .map(|_| {
-            RedisServer::start_with(&[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "5000",
-            ])
-        })
-        .collect();
-    let status = Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-        .args(["--cluster-replicas", "1", "--cluster-yes"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("redis-cli is needed (make test installs redis-tools)");
-    assert!(status.success(), "redis-cli --cluster create failed");
-    for node in &nodes {
-        wait_until("the cluster is up", Duration::from_secs(60), || {
-            let info: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query(&mut node.admin())
-                .unwrap_or_default();
-            info.contains("cluster_state:ok")
-        });
-    }
-    nodes
+    support::cluster::start_nodes(5000)
 }
 
 /// Waits until some node has a subscriber on the lock's release channel.

@@ -7,7 +7,6 @@ mod failover_check;
 mod name_table;
 mod support;
 
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -20,44 +19,9 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let status = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("redis-cli is needed (make test installs redis-tools)");
-        assert!(status.success(), "redis-cli --cluster create failed");
-        for node in &nodes {
-            wait_until(
-                "the cluster is up on every node",
-                Duration::from_secs(60),
-                || {
-                    let info: String = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query(&mut node.admin())
-                        .unwrap_or_default();
-                    info.contains("cluster_state:ok")
-                },
-            );
+        Cluster {
+            nodes: support::cluster::start_nodes(2000),
         }
-        Cluster { nodes }
     }
 
     fn client(&self) -> Client {

@@ -1,12 +1,11 @@
 //! The Sentinel and Cluster deployments the fencing tests break: real
 //! redis-server processes started by the test, stopped on drop.
 
-use std::process::Command;
 use std::time::Duration;
 
 use latchkey::Client;
 
-use crate::support::{replication_field, wait_until, RedisServer};
+use crate::support::{cluster, replication_field, wait_until, RedisServer};
 
 /// Six nodes: three masters with a replica each.
 pub struct Cluster {
@@ -15,49 +14,13 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn start() -> Cluster {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                ])
-            })
-            .collect();
-        let addrs: Vec<String> = nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port))
-            .collect();
-        let status = Command::new("redis-cli")
-            .args(["--cluster", "create"])
-            .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
-            .stdout(std::process::Stdio::null())
-            .status()
-            .expect("redis-cli is needed (make test installs redis-tools)");
-        assert!(status.success(), "redis-cli --cluster create failed");
-        let cluster = Cluster { nodes };
-        cluster.wait_until_ok(&cluster.nodes.iter().collect::<Vec<_>>());
-        cluster
+        Cluster {
+            nodes: cluster::start_nodes(2000),
+        }
     }
 
     pub fn wait_until_ok(&self, nodes: &[&RedisServer]) {
-        for node in nodes {
-            wait_until(
-                "the cluster is ok on every live node",
-                Duration::from_secs(30),
-                || {
-                    let info: String = redis::cmd("CLUSTER")
-                        .arg("INFO")
-                        .query(&mut node.admin())
-                        .unwrap_or_default();
-                    info.contains("cluster_state:ok")
-                },
-            );
-        }
+        cluster::wait_until_ok(nodes, Duration::from_secs(30));
     }
 
     pub fn client(&self, alive: &[&RedisServer]) -> Client {

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod sentinel;
 
 use std::io::{BufRead, BufReader, Write};

@@ -1,0 +1,52 @@
+//! A Redis Cluster of real processes: six nodes (three masters with a
+//! replica each) created with `redis-cli --cluster create`, stopped on drop
+//! of the nodes. Shared by every suite that needs one, so the start-up and
+//! its readiness check live here only.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::{wait_until, RedisServer};
+
+/// Starts six cluster-enabled nodes with `--cluster-node-timeout
+/// node_timeout_ms`, joins them into a cluster (one replica per master) and
+/// returns once every node reports `cluster_state:ok`.
+pub fn start_nodes(node_timeout_ms: u32) -> Vec<RedisServer> {
+    let timeout = node_timeout_ms.to_string();
+    let nodes: Vec<RedisServer> = (0..6)
+        .map(|_| {
+            RedisServer::start_with(&[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                &timeout,
+            ])
+        })
+        .collect();
+    let status = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("redis-cli is needed (make test installs redis-tools)");
+    assert!(status.success(), "redis-cli --cluster create failed");
+    wait_until_ok(&nodes.iter().collect::<Vec<_>>(), Duration::from_secs(60));
+    nodes
+}
+
+/// Waits until each of `nodes` reports `cluster_state:ok` (each within
+/// `limit`).
+pub fn wait_until_ok(nodes: &[&RedisServer], limit: Duration) {
+    for node in nodes {
+        wait_until("the cluster is ok on every live node", limit, || {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut node.admin())
+                .unwrap_or_default();
+            info.contains("cluster_state:ok")
+        });
+    }
+}
