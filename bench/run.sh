@@ -131,9 +131,7 @@ DIRS=()
 cleanup() {
   local i
   for i in "${!PIDS[@]}"; do
-    kill "${PIDS[$i]}" 2>/dev/null || true
-    wait "${PIDS[$i]}" 2>/dev/null || true
-    rm -rf "${DIRS[$i]}"
+    python3 "$REDIS_FIXTURE_TOOL" stop "${DIRS[$i]}" || kill "${PIDS[$i]}" 2>/dev/null || true
   done
 }
 trap cleanup EXIT

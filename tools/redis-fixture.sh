@@ -1,40 +1,34 @@
-# Sourced by the demo, the benchmarks and tools/with-redis: start_redis starts a private
-# redis-server on a free port in a temporary directory and sets REDIS_PORT,
-# REDIS_URL, REDIS_DIR and REDIS_PID; stop_redis stops it. Readiness is the
-# server's own "Ready to accept connections" line, not a sleep.
+# Sourced by the demo, the benchmarks and tools/with-redis: start_redis [ARGS]
+# starts a private redis-server (extra redis-server ARGS) on a free port in a
+# temporary directory and sets REDIS_PORT, REDIS_URL, REDIS_DIR and
+# REDIS_PID; stop_redis stops it and removes the directory. Both call
+# tools/redis_fixture.py, the fixture every test suite uses (readiness is the
+# server's own "Ready to accept connections" line, not a sleep).
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+REDIS_FIXTURE_TOOL="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/redis_fixture.py"
 
 start_redis() {
-  REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-redis.XXXXXX")
-  local attempt
-  for attempt in 1 2 3 4 5; do
-    REDIS_PORT=$(free_port)
-    mkfifo "$REDIS_DIR/log"
-    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$REDIS_DIR" \
-      --save "" --appendonly no --daemonize no --logfile "" "$@" >"$REDIS_DIR/log" 2>&1 &
-    REDIS_PID=$!
-    if timeout 20 grep -q -m1 "Ready to accept connections" <"$REDIS_DIR/log"; then
-      # Keep draining the server's output so it never blocks on a full pipe.
-      cat <"$REDIS_DIR/log" >/dev/null &
-      REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-      export REDIS_PORT REDIS_URL REDIS_DIR REDIS_PID
-      return 0
-    fi
-    kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null
-    rm -f "$REDIS_DIR/log"
-  done
-  echo "redis-server did not start" >&2
-  return 1
+  local line
+  line=$(python3 "$REDIS_FIXTURE_TOOL" start --detach -- "$@") || return 1
+  REDIS_PORT= REDIS_PID= REDIS_DIR=
+  local re_port='"port": ([0-9]+)' re_pid='"pid": ([0-9]+)' re_dir='"dir": "([^"]*)"'
+  [[ $line =~ $re_port ]] && REDIS_PORT=${BASH_REMATCH[1]}
+  [[ $line =~ $re_pid ]] && REDIS_PID=${BASH_REMATCH[1]}
+  [[ $line =~ $re_dir ]] && REDIS_DIR=${BASH_REMATCH[1]}
+  if [ -z "${REDIS_PORT:-}" ] || [ -z "${REDIS_PID:-}" ] || [ -z "${REDIS_DIR:-}" ]; then
+    echo "redis-server did not start: $line" >&2
+    return 1
+  fi
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+  export REDIS_PORT REDIS_URL REDIS_DIR REDIS_PID
 }
 
 stop_redis() {
-  if [ -n "${REDIS_PID:-}" ]; then
-    kill "$REDIS_PID" 2>/dev/null
-    wait "$REDIS_PID" 2>/dev/null
+  if [ -n "${REDIS_DIR:-}" ]; then
+    python3 "$REDIS_FIXTURE_TOOL" stop "$REDIS_DIR"
+  elif [ -n "${REDIS_PID:-}" ]; then
+    python3 "$REDIS_FIXTURE_TOOL" stop "$REDIS_PID"
   fi
-  [ -n "${REDIS_DIR:-}" ] && rm -rf "$REDIS_DIR"
   REDIS_PID=
+  REDIS_DIR=
 }
