@@ -1,17 +1,12 @@
 """Fixtures: private redis-server processes on free ports, each in its own
-temporary directory, ready when the server says so on its stdout (no sleep
-loops), stopped at the end."""
+temporary directory, ready when the server says so in its log (no sleep
+loops), stopped at the end. They come from tools/redis_fixture.py, the
+fixture every test suite of the repository uses."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import uuid
 from pathlib import Path
 from typing import Iterator, Optional
@@ -21,114 +16,24 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 PACKAGE_DIR = REPO / "bindings" / "python"
 CLI = REPO / "target" / "release" / "latchkey"
-READY = "Ready to accept connections"
 
 # Test this source tree's package (`make python-test` also sets PYTHONPATH).
 if str(PACKAGE_DIR) not in sys.path:
     sys.path.insert(0, str(PACKAGE_DIR))
+if str(REPO / "tools") not in sys.path:
+    sys.path.insert(0, str(REPO / "tools"))
+
+import redis_fixture  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
+class RedisServer(redis_fixture.RedisServer):
     """One redis-server process without persistence (extra arguments are
     passed on), or with `sentinel_of=master_port` a sentinel monitoring
-    that master as "mymaster"."""
+    that master as "mymaster" (quorum 1). `kill()` kills it (kill -9),
+    `stop()` also removes its directory."""
 
     def __init__(self, *extra: str, sentinel_of: Optional[int] = None) -> None:
-        self.dir = tempfile.mkdtemp(prefix="latchkey-py-redis-")
-        self.extra = list(extra)
-        self.sentinel_of = sentinel_of
-        self.proc: Optional[subprocess.Popen[str]] = None
-        self.port = 0
-        self.output: list[str] = []
-        for _ in range(5):
-            if self._start():
-                return
-        self.stop()
-        raise RuntimeError("redis-server did not start:\n" + "".join(self.output[-20:]))
-
-    def _command(self) -> tuple[list[str], str]:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if self.sentinel_of is not None:
-            conf = Path(self.dir) / "sentinel.conf"
-            conf.write_text(
-                f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
-                f"sentinel monitor mymaster 127.0.0.1 {self.sentinel_of} 1\n"
-            )
-            return [binary, str(conf), "--sentinel", "--logfile", ""], "+monitor master"
-        return [
-            binary,
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            self.dir,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--logfile",
-            "",
-            *self.extra,
-        ], READY
-
-    def _start(self) -> bool:
-        self.port = free_port()
-        self.output = []
-        command, marker = self._command()
-        proc = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        ready = threading.Event()
-
-        def drain() -> None:
-            # Reads until the server exits, so it never blocks on a full pipe.
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                self.output.append(line)
-                if marker in line:
-                    ready.set()
-            ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        ready.wait(20)
-        if proc.poll() is None and any(marker in line for line in self.output):
-            self.proc = proc
-            return True
-        proc.kill()
-        proc.wait()
-        return False  # most likely the port was taken meanwhile: try another
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        super().__init__(list(extra), sentinel_of=sentinel_of, prefix="latchkey-py-redis-")
 
 
 @pytest.fixture(scope="session")
