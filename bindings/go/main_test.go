@@ -2,6 +2,7 @@ package latchkey_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,7 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"latchkey"
 )
@@ -41,28 +41,17 @@ func TestMain(m *testing.M) {
 }
 
 type redisServer struct {
-	cmd  *exec.Cmd
-	dir  string
-	port int
-	url  string
+	cmd   *exec.Cmd      // tools/redis_fixture.py, which owns the server
+	stdin io.WriteCloser // its commands; "stop" or the end of input stops the server
+	dir   string
+	port  int
+	url   string
 }
 
 // startRedis starts redis-server on a free port in a temporary directory,
 // without persistence, and waits for its "Ready to accept connections" line.
 func startRedis() (*redisServer, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server not found (Debian: apt-get install redis-server): %v", err)
-	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		srv, err := tryStartRedis(bin, nil, "")
-		if err == nil {
-			return srv, nil
-		}
-		lastErr = err // most likely the port was taken between probe and bind
-	}
-	return nil, lastErr
+	return launchRedis("", nil)
 }
 
 func freePort() (int, error) {
@@ -74,99 +63,76 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// tryStartRedis starts one server with extra arguments, or, when
+// launchRedis starts one server with extra arguments, or, when
 // sentinelConf is not empty, a sentinel with that configuration (port, bind
-// and dir are added).
-func tryStartRedis(bin string, extra []string, sentinelConf string) (*redisServer, error) {
-	port, err := freePort()
+// and dir are added), through tools/redis_fixture.py: the fixture every
+// test suite of the repository uses. The fixture picks the port (retrying
+// when it is taken meanwhile) and stops the server when this process goes
+// away, however it goes.
+func launchRedis(sentinelConf string, extra []string) (*redisServer, error) {
+	tool, err := filepath.Abs("../../tools/redis_fixture.py")
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "latchkey-go-redis-")
-	if err != nil {
-		return nil, err
-	}
-	marker := "Ready to accept connections"
-	var cmd *exec.Cmd
+	args := []string{tool, "start", "--prefix", "latchkey-go-redis-"}
 	if sentinelConf != "" {
-		conf := filepath.Join(dir, "sentinel.conf")
-		text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n%s", port, dir, sentinelConf)
-		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
-			os.RemoveAll(dir)
-			return nil, err
-		}
-		cmd = exec.Command(bin, conf, "--sentinel", "--logfile", "")
-		marker = "+monitor master"
+		args = append(args, "--sentinel", "--")
+		args = append(args, strings.Split(strings.TrimSpace(sentinelConf), "\n")...)
 	} else {
-		args := []string{"--port", fmt.Sprint(port), "--bind", "127.0.0.1",
-			"--dir", dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""}
-		cmd = exec.Command(bin, append(args, extra...)...)
+		args = append(args, "--")
+		args = append(args, extra...)
 	}
-	killWithParent(cmd)
-	out, err := cmd.StdoutPipe()
+	cmd := exec.Command("python3", args...)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
-	cmd.Stderr = cmd.Stdout
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
+		return nil, fmt.Errorf("python3 %s: %v", tool, err)
 	}
-	srv := &redisServer{cmd: cmd, dir: dir, port: port, url: fmt.Sprintf("redis://127.0.0.1:%d", port)}
-	ready := make(chan error, 1)
-	go func() {
-		var log strings.Builder
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.Contains(line, marker) {
-				ready <- nil
-				io.Copy(io.Discard, out) // keep draining
-				return
-			}
-			log.WriteString(line + "\n")
-		}
-		ready <- fmt.Errorf("redis-server exited before it was ready:\n%s", log.String())
-	}()
-	select {
-	case err := <-ready:
-		if err == nil {
-			return srv, nil
-		}
-		srv.stop()
-		return nil, err
-	case <-time.After(20 * time.Second):
-		srv.stop()
-		return nil, fmt.Errorf("redis-server did not get ready in 20 s")
+	line, readErr := bufio.NewReader(stdout).ReadString('\n')
+	var state struct {
+		Port int    `json:"port"`
+		Pid  int    `json:"pid"`
+		Dir  string `json:"dir"`
+		URL  string `json:"url"`
 	}
+	if readErr == nil {
+		readErr = json.Unmarshal([]byte(line), &state)
+	}
+	srv := &redisServer{cmd: cmd, stdin: stdin, dir: state.Dir, port: state.Port, url: state.URL}
+	if readErr != nil || state.Port == 0 {
+		srv.stop()
+		return nil, fmt.Errorf("redis-server did not start (python3 %s, message above; Debian: apt-get install redis-server): %q %v", tool, line, readErr)
+	}
+	return srv, nil
 }
 
 func (s *redisServer) stop() {
-	s.cmd.Process.Kill()
+	// The fixture kills the server, removes its directory and exits.
+	io.WriteString(s.stdin, "stop\n")
+	s.stdin.Close()
 	s.cmd.Wait()
-	os.RemoveAll(s.dir)
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 }
 
 // startServer starts a redis-server (extra arguments) or, with a
 // sentinelConf, a sentinel for the test, and stops it when the test ends.
 func startServer(t testing.TB, sentinelConf string, extra ...string) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
+	srv, err := launchRedis(sentinelConf, extra)
 	if err != nil {
-		t.Fatalf("redis-server not found (Debian: apt-get install redis-server): %v", err)
+		t.Fatal(err)
 	}
-	var lastErr error
-	for attempt := 0; attempt < 5; attempt++ {
-		srv, err := tryStartRedis(bin, extra, sentinelConf)
-		if err == nil {
-			t.Cleanup(srv.stop)
-			return srv
-		}
-		lastErr = err
-	}
-	t.Fatal(lastErr)
-	return nil
+	t.Cleanup(srv.stop)
+	return srv
 }
 
 // Helpers shared by the tests.
