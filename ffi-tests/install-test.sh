@@ -41,6 +41,7 @@ grep -q '^Libs.private: .*-l' "$lib/pkgconfig/latchkey.pc"
 # shellcheck disable=SC2046
 "$cc" -std=c99 -Wall -Wextra -Wpedantic -Werror -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 \
     -o "$work/app" "$here/install_app.c" "$here/redis_fixture.c" -I"$here" \
+    -DREDIS_FIXTURE_TOOL="\"$root/tools/redis_fixture.py\"" \
     $(pkg-config --cflags --libs latchkey)
 readelf -d "$work/app" | grep -q 'NEEDED.*\[liblatchkey.so.0\]'
 LD_LIBRARY_PATH="$lib" "$work/app" >"$work/app.out"
@@ -51,6 +52,7 @@ static_libs=$(pkg-config --static --libs latchkey | sed 's/-llatchkey/-Wl,-Bstat
 # shellcheck disable=SC2086
 "$cc" -std=c99 -Wall -Wextra -Wpedantic -Werror -D_DEFAULT_SOURCE -D_XOPEN_SOURCE=700 \
     -o "$work/app-static" "$here/install_app.c" "$here/redis_fixture.c" -I"$here" \
+    -DREDIS_FIXTURE_TOOL="\"$root/tools/redis_fixture.py\"" \
     $(pkg-config --cflags latchkey) $static_libs
 if readelf -d "$work/app-static" | grep -q 'NEEDED.*latchkey'; then
     echo "FAIL  the static build still needs liblatchkey.so"

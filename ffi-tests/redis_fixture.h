@@ -1,7 +1,9 @@
 /*
  * A private redis-server for one test program: a free port on 127.0.0.1,
  * a temporary directory, no persistence. Started before any thread of the
- * test, stopped (and its directory removed) at the end.
+ * test, stopped (and its directory removed) at the end. The server is
+ * started by tools/redis_fixture.py, the fixture every test suite uses,
+ * which stays with it and stops it when this process goes away.
  */
 #ifndef LATCHKEY_REDIS_FIXTURE_H
 #define LATCHKEY_REDIS_FIXTURE_H
@@ -13,6 +15,8 @@ typedef struct redis_fixture {
     int port;
     char dir[256];  /* the server's temporary directory, also usable by tests */
     char url[64];   /* "redis://127.0.0.1:PORT" */
+    pid_t tool_pid; /* tools/redis_fixture.py, which owns the server */
+    int tool_fd;    /* its stdin: "stop", or end of input, stops the server */
 } redis_fixture;
 
 /*
