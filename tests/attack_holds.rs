@@ -1129,37 +1129,8 @@ fn cluster_master_of(admin_of: &RedisServer, key: &str) -> (u16, i64) {
 /// lost although its own master answers at once.
 #[test]
 fn a_stopped_cluster_master_does_not_cost_leases_on_healthy_masters() {
-    let nodes: Vec<RedisServer> = (0..3)
-        .map(|_| {
-            RedisServer::start_with(&[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "30000",
-                "--cluster-require-full-coverage",
-                "no",
-            ])
-        })
-        .collect();
-    let status = std::process::Command::new("redis-cli")
-        .args(["--cluster", "create"])
-        .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-        .args(["--cluster-replicas", "0", "--cluster-yes"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .expect("redis-cli is needed");
-    assert!(status.success(), "redis-cli --cluster create failed");
-    for node in &nodes {
-        wait_until("the cluster is up", Duration::from_secs(60), || {
-            let info: String = redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query(&mut node.admin())
-                .unwrap_or_default();
-            info.contains("cluster_state:ok")
-        });
-    }
+    let nodes =
+        support::cluster::start_nodes_with(3, 0, 30000, &["--cluster-require-full-coverage", "no"]);
     // Six locks in six slots of the first master, one lock elsewhere.
     let (stopped_port, _) = cluster_master_of(&nodes[0], &key("victim-0"));
     let mut on_stopped: Vec<String> = Vec::new();

@@ -1,6 +1,6 @@
-//! A Redis Cluster of real processes: six nodes (three masters with a
-//! replica each) created with `redis-cli --cluster create`, stopped on drop
-//! of the nodes. Shared by every suite that needs one, so the start-up and
+//! A Redis Cluster of real processes created with `redis-cli --cluster
+//! create`: six nodes (three masters with a replica each) or another shape,
+//! stopped on drop of the nodes. Shared by every suite that needs one, so the start-up and
 //! its readiness check live here only.
 
 use std::process::{Command, Stdio};
@@ -12,23 +12,33 @@ use super::{wait_until, RedisServer};
 /// node_timeout_ms`, joins them into a cluster (one replica per master) and
 /// returns once every node reports `cluster_state:ok`.
 pub fn start_nodes(node_timeout_ms: u32) -> Vec<RedisServer> {
+    start_nodes_with(6, 1, node_timeout_ms, &[])
+}
+
+/// Starts `count` cluster-enabled nodes (`extra` redis-server arguments
+/// added), joins them into a cluster with `replicas` replicas per master
+/// and returns once every node reports `cluster_state:ok`.
+pub fn start_nodes_with(
+    count: usize,
+    replicas: u32,
+    node_timeout_ms: u32,
+    extra: &[&str],
+) -> Vec<RedisServer> {
     let timeout = node_timeout_ms.to_string();
-    let nodes: Vec<RedisServer> = (0..6)
-        .map(|_| {
-            RedisServer::start_with(&[
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                &timeout,
-            ])
-        })
-        .collect();
+    let mut args = vec![
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-node-timeout",
+        &timeout,
+    ];
+    args.extend_from_slice(extra);
+    let nodes: Vec<RedisServer> = (0..count).map(|_| RedisServer::start_with(&args)).collect();
     let status = Command::new("redis-cli")
         .args(["--cluster", "create"])
         .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
-        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
         .stdout(Stdio::null())
         .status()
         .expect("redis-cli is needed (make test installs redis-tools)");
