@@ -23,6 +23,7 @@ use redis::{ConnectionLike, Value};
 
 use super::{Call, EndpointSource, PubSubEndpoint, Runner};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
 
 pub(crate) struct SingleNode {
     client: redis::Client,
@@ -31,7 +32,7 @@ pub(crate) struct SingleNode {
     /// Idle connections and the fork generation they were opened in: after a fork
     /// the child must not use its parent's sockets (the two would interleave
     /// commands on one stream), so it starts with an empty pool.
-    idle: Mutex<(u64, Vec<redis::Connection>)>,
+    idle: PerProcess<Mutex<Vec<redis::Connection>>>,
     max_idle: usize,
     description: String,
 }
@@ -120,24 +121,25 @@ impl SingleNode {
             client,
             connect_timeout,
             command_timeout,
-            idle: Mutex::new((crate::fork::generation(), Vec::new())),
+            idle: PerProcess::new(
+                || Mutex::new(Vec::new()),
+                |inherited| {
+                    // Closing the inherited descriptors in the child leaves
+                    // the parent's connections alone; a pool a thread of
+                    // the parent held at the fork is left as it is.
+                    if let Some(mut connections) = inherited.try_lock() {
+                        connections.clear();
+                    }
+                },
+            ),
             max_idle,
             description,
         }
     }
 
     fn borrow(&self) -> redis::RedisResult<Loan> {
-        {
-            let mut idle = self.idle.lock();
-            let generation = crate::fork::generation();
-            if idle.0 != generation {
-                // Closing the inherited descriptors in the child leaves the
-                // parent's connections alone.
-                *idle = (generation, Vec::new());
-            }
-            if let Some(conn) = idle.1.pop() {
-                return Ok(Loan { conn, reused: true });
-            }
+        if let Some(conn) = self.idle.get().lock().pop() {
+            return Ok(Loan { conn, reused: true });
         }
         let conn = connect(&self.client, self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
@@ -151,8 +153,7 @@ impl SingleNode {
     /// Whether a pooled connection is ready, so that sending costs no
     /// connect (Redlock opens the missing connections in parallel).
     pub(crate) fn has_idle(&self) -> bool {
-        let idle = self.idle.lock();
-        idle.0 == crate::fork::generation() && !idle.1.is_empty()
+        !self.idle.get().lock().is_empty()
     }
 
     /// Connects if needed and checks that the server answers a `PING`
@@ -203,9 +204,9 @@ impl SingleNode {
     }
 
     fn give_back(&self, conn: redis::Connection) {
-        let mut idle = self.idle.lock();
-        if idle.0 == crate::fork::generation() && idle.1.len() < self.max_idle {
-            idle.1.push(conn);
+        let mut idle = self.idle.get().lock();
+        if idle.len() < self.max_idle {
+            idle.push(conn);
         }
     }
 
@@ -245,7 +246,7 @@ impl SingleNode {
     /// was found dead (see [`worth_resending`]), so every pooled connection
     /// is dropped and the request is written again on a fresh one.
     fn write_fresh(&self, packed: &[u8]) -> redis::RedisResult<Loan> {
-        self.idle.lock().1.clear();
+        self.idle.get().lock().clear();
         let mut fresh = self.borrow()?;
         fresh.conn.send_packed_command(packed)?;
         Ok(fresh)
@@ -303,7 +304,7 @@ impl SingleNode {
             }
             Err(e) => {
                 if is_broken(&e) {
-                    self.idle.lock().1.clear();
+                    self.idle.get().lock().clear();
                 } else {
                     self.give_back_read(loan.conn, read_timeout);
                 }
