@@ -129,3 +129,119 @@ fn a_fork_while_the_watchdog_looks_for_the_master_does_not_hang_the_child() {
         "the child ended with wait status {status:?}"
     );
 }
+
+/// Sentinels learn a failover from each other's hello messages
+/// (`__sentinel__:hello`, published on every server and sentinel). Here the
+/// `lagging` sentinels do not hear them, as if cut off from the others:
+/// they reach the data servers as a user without that channel, and their
+/// own default user lacks it too. Only the other sentinels learn of a
+/// failover; the lagging ones still name the old master.
+fn silence_hello_messages(deployment: &SentinelDeployment, lagging: &[&RedisServer]) {
+    let servers = std::iter::once(&deployment.master).chain(&deployment.replicas);
+    for server in servers {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("lagging")
+            .arg("on")
+            .arg(">lagging")
+            .arg("~*")
+            .arg("&latchkey:*")
+            .arg("+@all")
+            .query(&mut server.admin())
+            .unwrap();
+    }
+    for sentinel in lagging {
+        let mut admin = sentinel.admin();
+        for (option, value) in [("auth-user", "lagging"), ("auth-pass", "lagging")] {
+            let _: () = redis::cmd("SENTINEL")
+                .arg("SET")
+                .arg("mymaster")
+                .arg(option)
+                .arg(value)
+                .query(&mut admin)
+                .unwrap();
+        }
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetchannels")
+            .arg("&+switch-master")
+            .arg("&+promoted-slave")
+            .query(&mut admin)
+            .unwrap();
+    }
+}
+
+/// The client heard the failover announced and moved to the new master.
+/// Then one command times out (the new master pauses writes for a moment)
+/// and `master(true)` asks the sentinels again, in the order given: the
+/// first one to answer lags and still names the old master, which nothing
+/// has demoted yet and which still says `role:master`. The client moves
+/// back to it (no check that the answer is a master, nor that it is newer
+/// than the announcement it followed), re-sends the acquire there and
+/// takes a lock that a client of the new master holds: a double hold the
+/// README's Sentinel row does not admit (the client had heard the
+/// announcement, and it reaches every sentinel). Without the ACL the same
+/// window opens after every failover: the other sentinels learn the new
+/// master from the next hello (every 2 s), and the old master is demoted
+/// seconds later.
+#[test]
+#[ignore = "finding: after a timeout the lookup trusts the first sentinel, which lags, and moves the client back to the deposed master: double hold"]
+fn a_lagging_first_sentinel_does_not_move_the_client_back_to_the_deposed_master() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let [leader, lagging @ ..] = &deployment.sentinels[..] else {
+        unreachable!("three sentinels")
+    };
+    let old = &deployment.master;
+    let new = &deployment.replicas[0];
+    silence_hello_messages(&deployment, &[&lagging[0], &lagging[1]]);
+    let client = client_of(&[&lagging[0], &lagging[1], leader]);
+    let other = client_of(&[leader]);
+    warm_up(&client);
+    warm_up(&other);
+
+    deployment.fail_over();
+    wait_until(
+        "the client heard the failover and moved",
+        Duration::from_secs(10),
+        || uses(&client, new.port),
+    );
+    assert_eq!(
+        SentinelDeployment::master_port_per(&lagging[0]),
+        Some(old.port),
+        "the first sentinel of the client already knows the new master"
+    );
+    let theirs = other
+        .lock_with("split", LockOptions::new().ttl(Duration::from_secs(30)))
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .expect("the new master has 'split' free");
+    let old_is_master = replication_field(old, "role").as_deref() == Some("master");
+
+    // One slow moment on the new master: the client's next command times out.
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(1500)
+        .arg("WRITE")
+        .query(&mut new.admin())
+        .unwrap();
+    let ours = client
+        .lock_with("split", LockOptions::new().ttl(Duration::from_secs(30)))
+        .unwrap()
+        .try_acquire();
+    let moved_back = uses(&client, old.port);
+    let both_hold = matches!(ours, Ok(Some(_)));
+    assert!(
+        !(moved_back || both_hold),
+        "the old master (role:master: {old_is_master}) on {}: the client moved back to it: \
+         {moved_back}; it holds 'split' (fencing token {:?}) while another client holds it \
+         on the new master (fencing token {})",
+        old.port,
+        ours.as_ref()
+            .ok()
+            .and_then(|g| g.as_ref().map(|g| g.fencing_token())),
+        theirs.fencing_token()
+    );
+}
