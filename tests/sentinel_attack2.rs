@@ -349,3 +349,87 @@ fn sentinels_that_refuse_subscriptions_do_not_hold_a_waiter_past_its_timeout() {
         "an acquire with a 200 ms timeout took {took:?}; every sentinel answered at once"
     );
 }
+
+fn key(name: &str) -> String {
+    format!("latchkey:{{{name}}}")
+}
+
+/// Deletes locks `names` on `replica` only: their writes are lost on the
+/// way to it, as asynchronous replication can lose them.
+fn lose_on_replica(replica: &RedisServer, names: &[&str]) {
+    let mut admin = replica.admin();
+    let set_read_only = |admin: &mut redis::Connection, on: &str| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("replica-read-only")
+            .arg(on)
+            .query(admin)
+            .unwrap();
+    };
+    set_read_only(&mut admin, "no");
+    for name in names {
+        let _: i64 = redis::cmd("DEL").arg(key(name)).query(&mut admin).unwrap();
+    }
+    set_read_only(&mut admin, "yes");
+}
+
+/// A reentrant handle with two nested holds, whose tenure the promoted
+/// replica never got: after the failover both holds are reported lost at
+/// once, a client of the new master takes the lock, and the handle's next
+/// attempt does not nest into anything (it is refused, the lock being
+/// held); once the other client gives it back, the handle starts a new
+/// tenure with a higher fencing token.
+#[test]
+fn a_reentrant_tenure_lost_in_a_failover_is_reported_and_not_nested_into() {
+    let _serial = serial();
+    let deployment = SentinelDeployment::start(1);
+    let replica = &deployment.replicas[0];
+    let client = deployment.client();
+    let handle = client
+        .lock_with(
+            "nested",
+            LockOptions::new()
+                .reentrant(true)
+                .ttl(Duration::from_secs(60)),
+        )
+        .unwrap();
+    let outer = handle.acquire().unwrap();
+    let inner = handle.acquire().unwrap();
+    wait_until(
+        "the tenure reaches the replica",
+        Duration::from_secs(10),
+        || {
+            redis::cmd("HLEN")
+                .arg(key("nested"))
+                .query::<i64>(&mut replica.admin())
+                .is_ok_and(|n| n >= 4)
+        },
+    );
+    lose_on_replica(replica, &["nested"]);
+    deployment.fail_over();
+    wait_until(
+        "the client moved to the promoted replica",
+        Duration::from_secs(10),
+        || uses(&client, replica.port),
+    );
+    wait_until(
+        "both nested holds are reported lost",
+        Duration::from_secs(3),
+        || outer.lost() && inner.lost(),
+    );
+    let other = deployment.client();
+    let theirs = other
+        .lock("nested")
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .expect("the new master has 'nested' free");
+    assert!(
+        handle.try_acquire().unwrap().is_none(),
+        "the handle nested into a tenure it lost while another client holds the lock"
+    );
+    let fence = theirs.fencing_token();
+    theirs.release().unwrap();
+    let again = handle.try_acquire().unwrap().expect("'nested' is free");
+    assert!(again.fencing_token() > fence.max(outer.fencing_token()));
+}
