@@ -213,13 +213,28 @@ fn waiting_for_every_replica_refuses_the_lock_on_the_deposed_master() {
 }
 
 /// What [`back_to_the_deposed_master`] saw.
-#[derive(Debug)]
 struct LedBack {
     old_is_master: bool,
     moved_back: bool,
     both_hold: bool,
     ours: String,
     theirs_fencing_token: u64,
+}
+
+impl std::fmt::Debug for LedBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the old master said role:master: {}; the client moved back to it: {}; \
+             its attempt on 'split': {}; the other client holds 'split' on the new \
+             master with fencing token {}; both hold it: {}",
+            self.old_is_master,
+            self.moved_back,
+            self.ours,
+            self.theirs_fencing_token,
+            self.both_hold
+        )
+    }
 }
 
 /// A client of sentinels listed lagging first hears a failover (from the
