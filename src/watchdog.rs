@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Backend, ExtendItem, Released};
+use crate::fork::PerProcess;
 use crate::keys::LockKeys;
 use crate::lease::Lease;
 
@@ -111,12 +112,11 @@ impl Schedule {
 }
 
 pub(crate) struct Watchdog {
-    /// The schedule shared with the thread, and the fork generation it
-    /// belongs to. A forked child gets a fresh one: the parent's may have
-    /// been locked by the parent's watchdog thread at the fork, and that
-    /// thread does not exist in the child to unlock it. Only callers' threads
-    /// take this outer lock, never the library's own threads.
-    shared: Mutex<(u64, Arc<Shared>)>,
+    /// The schedule shared with the thread, per process: a forked child
+    /// gets a fresh one, since the parent's may have been locked at the
+    /// fork by a thread the child does not have (the watchdog's own, or
+    /// one running a Sentinel switch).
+    shared: PerProcess<Arc<Shared>>,
     backend: Arc<dyn Backend>,
 }
 
@@ -137,7 +137,7 @@ impl Shared {
 impl Watchdog {
     pub(crate) fn new(backend: Arc<dyn Backend>) -> Self {
         Watchdog {
-            shared: Mutex::new((crate::fork::generation(), Shared::new())),
+            shared: PerProcess::new(Shared::new, |_| {}),
             backend,
         }
     }
@@ -145,12 +145,7 @@ impl Watchdog {
     /// This process's schedule (a fresh, empty one in a forked child:
     /// everything scheduled before the fork is the parent's).
     fn shared(&self) -> Arc<Shared> {
-        let generation = crate::fork::generation();
-        let mut shared = self.shared.lock();
-        if shared.0 != generation {
-            *shared = (generation, Shared::new());
-        }
-        shared.1.clone()
+        self.shared.get().clone()
     }
 
     /// Starts renewing `lease`.

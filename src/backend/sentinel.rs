@@ -31,7 +31,7 @@
 //! resources that check them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -40,6 +40,7 @@ use redis::IntoConnectionInfo;
 use super::single::{resend_safe, SingleNode};
 use super::{Call, MasterSwitched, PubSubEndpoint, Runner};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
 use crate::pubsub::{Announcements, OnAnnouncement, Subscribed};
 
 /// The sentinel channels that name a new master: `+promoted-slave` comes
@@ -52,8 +53,16 @@ const SWITCHED: &[u8] = b"+switch-master";
 /// again on the new one.
 const REPLACED_MASTER_ROUNDS: usize = 3;
 
+mod lookup;
+
 pub(crate) struct SentinelNode {
     inner: Arc<Inner>,
+}
+
+/// The master in use and the configuration epoch it is known under.
+struct Current {
+    node: Arc<SingleNode>,
+    epoch: u64,
 }
 
 struct Inner {
@@ -64,11 +73,18 @@ struct Inner {
     connect_timeout: Duration,
     command_timeout: Duration,
     pool_size: usize,
-    current: Mutex<Option<Arc<SingleNode>>>,
+    /// The master in use, per process: a forked child starts without one
+    /// rather than wait on a lock a thread of its parent held at the fork
+    /// (a lookup holds none while it waits for the sentinels, but a
+    /// thread may be anywhere).
+    current: PerProcess<Mutex<Option<Current>>>,
     /// Who to tell when the master changes.
-    on_switch: Mutex<Vec<MasterSwitched>>,
-    /// When `current` last changed from one master to another.
-    last_switch: Mutex<Option<Instant>>,
+    on_switch: OnceLock<MasterSwitched>,
+    /// When `current` last changed from one master to another: nanoseconds
+    /// since `epoch_start`, plus one (0: never). Lock-free, like the
+    /// hook, because library threads read them at any time.
+    last_switch: AtomicU64,
+    epoch_start: Instant,
     /// The listeners to the sentinels' announcements, and the fork
     /// generation + 1 that started them (0: none yet; a forked child
     /// starts its own). Held only to start them, never while waiting.
@@ -96,9 +112,10 @@ impl SentinelNode {
                 connect_timeout: config.connect_timeout,
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
-                current: Mutex::new(None),
-                on_switch: Mutex::new(Vec::new()),
-                last_switch: Mutex::new(None),
+                current: PerProcess::new(|| Mutex::new(None), |_| {}),
+                on_switch: OnceLock::new(),
+                last_switch: AtomicU64::new(0),
+                epoch_start: Instant::now(),
                 listeners: Mutex::new((0, Vec::new())),
                 listening: AtomicU64::new(0),
             }),
@@ -183,7 +200,7 @@ fn listen_for_failovers(inner: &Arc<Inner>) {
         }
     });
     let channels = vec![PROMOTED.to_vec(), SWITCHED.to_vec()];
-    let subscribed = Arc::new(Subscribed::default());
+    let subscribed = Arc::new(Subscribed::new(inner.sentinels.len()));
     listeners.1 = inner
         .sentinels
         .iter()
@@ -222,39 +239,70 @@ fn listen_for_failovers(inner: &Arc<Inner>) {
 
 impl Inner {
     /// The current master, asking the sentinels when we do not know it or
-    /// `refresh` says the one we know failed.
-    /// A change found this way (the old master refused or failed) is a
-    /// switch like an announced one: the client is told.
+    /// `refresh` says the one we know failed. A change found this way (the
+    /// old master refused or failed) is a switch like an announced one: the
+    /// client is told. No lock is held while the sentinels are asked.
     fn master(&self, refresh: bool) -> Result<Arc<SingleNode>> {
+        if !refresh {
+            if let Some(current) = self.current.get().lock().as_ref() {
+                return Ok(current.node.clone());
+            }
+        }
+        let found = lookup::ask_sentinels(
+            &self.sentinels,
+            &self.master_name,
+            self.connect_timeout,
+            self.command_timeout,
+        )?;
+        let node = self.node_at(found.host, found.port)?;
         let (node, replaced) = {
-            let mut current = self.current.lock();
-            if let Some(node) = current.as_ref().filter(|_| !refresh) {
-                return Ok(node.clone());
+            let mut current = self.current.get().lock();
+            match current.as_mut() {
+                Some(known) if known.node.server_identity() == node.server_identity() => {
+                    // Still there: keep its pooled connections.
+                    known.epoch = known.epoch.max(found.epoch);
+                    (known.node.clone(), false)
+                }
+                // The sentinels that answered know less than we do (a
+                // failover we followed is newer than their answer).
+                Some(known) if found.epoch < known.epoch => (known.node.clone(), false),
+                _ => {
+                    let node = Arc::new(node);
+                    let replaced = current.is_some();
+                    if replaced {
+                        self.note_switch();
+                    }
+                    *current = Some(Current {
+                        node: node.clone(),
+                        epoch: found.epoch,
+                    });
+                    (node, replaced)
+                }
             }
-            let (host, port) = self.ask_sentinels()?;
-            let node = self.node_at(host, port)?;
-            if let Some(known) = current
-                .as_ref()
-                .filter(|known| known.server_identity() == node.server_identity())
-            {
-                // Still there: keep its pooled connections.
-                return Ok(known.clone());
-            }
-            let node = Arc::new(node);
-            let replaced = current.replace(node.clone()).is_some();
-            (node, replaced)
         };
         if replaced {
-            self.switched();
+            self.tell_client();
         }
         Ok(node)
     }
 
-    /// The master changed: notes when, and tells the client.
-    fn switched(&self) {
-        *self.last_switch.lock() = Some(Instant::now());
-        let hooks = self.on_switch.lock().clone();
-        for hook in hooks {
+    /// Notes that the master changes now; before `current` changes, so a
+    /// request sent to the new master is never taken for one sent before.
+    fn note_switch(&self) {
+        let since = self.epoch_start.elapsed().as_nanos();
+        let since = u64::try_from(since).unwrap_or(u64::MAX - 1);
+        self.last_switch.store(since + 1, Ordering::Release);
+    }
+
+    fn last_switch(&self) -> Option<Instant> {
+        match self.last_switch.load(Ordering::Acquire) {
+            0 => None,
+            since => Some(self.epoch_start + Duration::from_nanos(since - 1)),
+        }
+    }
+
+    fn tell_client(&self) {
+        if let Some(hook) = self.on_switch.get() {
             hook();
         }
     }
@@ -277,9 +325,10 @@ impl Inner {
     /// Whether `node` is still the master this client uses.
     fn is_current(&self, node: &Arc<SingleNode>) -> bool {
         self.current
+            .get()
             .lock()
             .as_ref()
-            .is_some_and(|current| Arc::ptr_eq(current, node))
+            .is_some_and(|current| Arc::ptr_eq(&current.node, node))
     }
 
     /// A sentinel announced something: moves to the master it names, if it
@@ -298,12 +347,12 @@ impl Inner {
         ) else {
             return;
         };
-        let replaces_ours = |current: &Option<Arc<SingleNode>>| {
+        let replaces_ours = |current: &Option<Current>| {
             current
                 .as_ref()
-                .is_some_and(|c| c.server_identity() == old.server_identity())
+                .is_some_and(|c| c.node.server_identity() == old.server_identity())
         };
-        if !replaces_ours(&self.current.lock()) {
+        if !replaces_ours(&self.current.get().lock()) {
             return;
         }
         // Believe it once the server itself says it is a master: a late
@@ -315,48 +364,20 @@ impl Inner {
             return;
         }
         {
-            let mut current = self.current.lock();
-            if !replaces_ours(&current) {
+            let mut current = self.current.get().lock();
+            let Some(known) = current.as_ref().filter(|_| replaces_ours(&current)) else {
                 return;
-            }
-            *current = Some(Arc::new(node));
+            };
+            // The failover's epoch is newer than the one we knew: a lookup
+            // that answers with the old one is a sentinel that lags.
+            let epoch = known.epoch + 1;
+            self.note_switch();
+            *current = Some(Current {
+                node: Arc::new(node),
+                epoch,
+            });
         }
-        self.switched();
-    }
-
-    fn ask_sentinels(&self) -> Result<(String, u16)> {
-        let _masked = crate::signals::mask();
-        let mut failures = Vec::new();
-        for sentinel in &self.sentinels {
-            let answer =
-                super::single::connect(sentinel, self.connect_timeout).and_then(|mut conn| {
-                    conn.set_read_timeout(Some(self.command_timeout))?;
-                    redis::cmd("SENTINEL")
-                        .arg("get-master-addr-by-name")
-                        .arg(&self.master_name)
-                        .query::<Option<(String, u16)>>(&mut conn)
-                });
-            match answer {
-                Ok(Some(addr)) => return Ok(addr),
-                Ok(None) => failures.push(format!(
-                    "{} does not know a master named '{}'",
-                    super::single::describe_addr(sentinel.get_connection_info().addr()),
-                    self.master_name
-                )),
-                Err(e) => failures.push(format!(
-                    "{}: {e}",
-                    super::single::describe_addr(sentinel.get_connection_info().addr())
-                )),
-            }
-        }
-        Err(Error::new(
-            ErrorKind::Connection,
-            format!(
-                "no sentinel could say where master '{}' is ({})",
-                self.master_name,
-                failures.join("; ")
-            ),
-        ))
+        self.tell_client();
     }
 }
 
@@ -397,10 +418,21 @@ fn looks_like_failover(e: &Error) -> bool {
 /// A server that is not (or not yet) the master refused the command: it
 /// did not run.
 fn was_refused(e: &Error) -> bool {
-    let message = e.message().to_ascii_lowercase();
-    ["readonly", "read only replica", "loading", "masterdown"]
-        .iter()
-        .any(|sign| message.contains(sign))
+    // The server's error code, as a word of its own: the message also
+    // names the server, and a host name may contain these letters (taking
+    // a timed-out release for a refusal would send it twice).
+    let message = e.message();
+    let is_code = |code: &str| {
+        message.match_indices(code).any(|(at, _)| {
+            let before = message[..at].chars().next_back();
+            let after = message[at + code.len()..].chars().next();
+            matches!(before, None | Some(' ')) && matches!(after, None | Some(' ' | ':'))
+        })
+    };
+    ["READONLY", "LOADING", "MASTERDOWN"]
+        .into_iter()
+        .any(is_code)
+        || message.contains("read only replica")
 }
 
 impl Runner for SentinelNode {
@@ -442,18 +474,19 @@ impl Runner for SentinelNode {
     }
 
     fn on_master_switch(&self, hook: MasterSwitched) {
-        self.inner.on_switch.lock().push(hook);
+        // One client per backend, so one hook.
+        let _ = self.inner.on_switch.set(hook);
     }
 
     fn last_master_switch(&self) -> Option<Instant> {
-        *self.inner.last_switch.lock()
+        self.inner.last_switch()
     }
 
     fn describe(&self) -> String {
         // `try_lock`: a lookup in progress holds the lock for up to a
         // timeout, and a description must not wait for it.
-        let now = match self.inner.current.try_lock().as_deref() {
-            Some(Some(node)) => format!(" (now {})", node.describe()),
+        let now = match self.inner.current.get().try_lock().as_deref() {
+            Some(Some(current)) => format!(" (now {})", current.node.describe()),
             _ => String::new(),
         };
         format!(
@@ -478,6 +511,25 @@ mod tests {
         assert_eq!(announced_master(SWITCHED, switched, "mymaster"), failover);
         let promoted = b"slave 10.0.0.2:6380 10.0.0.2 6380 @ mymaster 10.0.0.1 6379";
         assert_eq!(announced_master(PROMOTED, promoted, "mymaster"), failover);
+    }
+
+    #[test]
+    fn a_refusal_is_read_from_the_error_code_not_from_a_host_name() {
+        let error = |text: &str| Error::new(ErrorKind::Server, text);
+        for refused in [
+            "acquiring lock 'x': on redis at 10.0.0.1:6379: READONLY: You can't write against a read only replica.",
+            "LOADING Redis is loading the dataset in memory",
+            "on redis at h:1: MASTERDOWN Link with MASTER is down",
+        ] {
+            assert!(was_refused(&error(refused)), "{refused}");
+        }
+        for not_refused in [
+            "releasing lock 'x': on redis at readonly.example:6379: timed out",
+            "on redis at loading-dock:6379: connection reset",
+            "on redis at db.MASTERDOWN.lan:6379: broken pipe",
+        ] {
+            assert!(!was_refused(&error(not_refused)), "{not_refused}");
+        }
     }
 
     #[test]

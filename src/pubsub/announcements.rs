@@ -21,31 +21,45 @@ pub(crate) type OnAnnouncement = Arc<dyn Fn(&[u8], &[u8]) + Send + Sync>;
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LONGEST_RETRY: Duration = Duration::from_secs(5);
 
-/// Counts the connections, of any of several listeners, that confirmed
-/// their subscriptions: a caller can wait for the first.
-#[derive(Default)]
+/// How several listeners' first connections went: a caller can wait for
+/// the first confirmed subscription, or until every first attempt failed.
 pub(crate) struct Subscribed {
-    count: Mutex<u64>,
+    /// (connections that confirmed, listeners whose first attempt ended)
+    counts: Mutex<(u64, usize)>,
+    listeners: usize,
     changed: Condvar,
 }
 
 impl Subscribed {
-    fn add(&self) {
-        *self.count.lock() += 1;
+    pub(crate) fn new(listeners: usize) -> Self {
+        Subscribed {
+            counts: Mutex::new((0, 0)),
+            listeners,
+            changed: Condvar::new(),
+        }
+    }
+
+    fn confirmed(&self) {
+        self.counts.lock().0 += 1;
         self.changed.notify_all();
     }
 
-    /// Waits until some listener confirmed, or `limit` passed; true when
-    /// one did.
+    fn first_attempt_ended(&self) {
+        self.counts.lock().1 += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until some listener confirmed, every first attempt failed, or
+    /// `limit` passed; true when one confirmed.
     pub(crate) fn wait(&self, limit: Duration) -> bool {
         let deadline = std::time::Instant::now() + limit;
-        let mut count = self.count.lock();
-        while *count == 0 {
-            if self.changed.wait_until(&mut count, deadline).timed_out() {
+        let mut counts = self.counts.lock();
+        while counts.0 == 0 && counts.1 < self.listeners {
+            if self.changed.wait_until(&mut counts, deadline).timed_out() {
                 break;
             }
         }
-        *count > 0
+        counts.0 > 0
     }
 }
 
@@ -124,12 +138,16 @@ impl Listener<'_> {
         crate::signals::mask_for_this_thread();
         let (lock, changed) = self.state;
         let mut pause = FIRST_RETRY;
+        let mut first = true;
         loop {
             if lock.lock().closed {
                 return;
             }
             if self.listen_once() {
                 pause = FIRST_RETRY;
+            }
+            if std::mem::take(&mut first) {
+                self.subscribed.first_attempt_ended();
             }
             let mut guard = lock.lock();
             guard.stream = None;
@@ -165,8 +183,12 @@ impl Listener<'_> {
         let mut reader = BufReader::new(reader);
         let mut confirmed = 0;
         while let Ok(reply) = read_reply(&mut reader) {
-            let Reply::Array(items) = reply else {
-                continue;
+            let items = match reply {
+                Reply::Array(items) => items,
+                // Refused (no permission for the channels, an unknown
+                // command): try again later rather than wait for nothing.
+                Reply::Error(_) if confirmed < self.channels.len() => return false,
+                _ => continue,
             };
             let mut items = items.into_iter();
             let (Some(Reply::Bulk(Some(kind))), Some(Reply::Bulk(Some(channel)))) =
@@ -183,7 +205,7 @@ impl Listener<'_> {
                 b"subscribe" => {
                     confirmed += 1;
                     if confirmed == self.channels.len() {
-                        self.subscribed.add();
+                        self.subscribed.confirmed();
                     }
                 }
                 _ => {}
