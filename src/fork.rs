@@ -34,8 +34,8 @@ pub(crate) fn generation() -> u64 {
 /// A read costs an atomic load and a compare.
 pub(crate) struct PerProcess<T> {
     current: AtomicPtr<Slot<T>>,
-    make: fn() -> T,
-    leave: fn(&T),
+    make: Box<dyn Fn() -> T + Send + Sync>,
+    leave: Box<dyn Fn(&T) + Send + Sync>,
 }
 
 struct Slot<T> {
@@ -44,15 +44,18 @@ struct Slot<T> {
 }
 
 impl<T> PerProcess<T> {
-    pub(crate) fn new(make: fn() -> T, leave: fn(&T)) -> Self {
+    pub(crate) fn new(
+        make: impl Fn() -> T + Send + Sync + 'static,
+        leave: impl Fn(&T) + Send + Sync + 'static,
+    ) -> Self {
         let slot = Box::new(Slot {
             generation: generation(),
             value: make(),
         });
         PerProcess {
             current: AtomicPtr::new(Box::into_raw(slot)),
-            make,
-            leave,
+            make: Box::new(make),
+            leave: Box::new(leave),
         }
     }
 

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
 use crate::wait::Parker;
 
 mod announcements;
@@ -300,7 +301,10 @@ pub(crate) struct Subscriber {
 /// One subscriber connection and its reader thread.
 struct Lane {
     source: EndpointSource,
-    shared: Arc<Shared>,
+    /// Per process: the reader thread locks the state for every message,
+    /// and a child forked meanwhile must not wait on that lock; it starts
+    /// with no connection and no waiters of its own.
+    shared: PerProcess<Arc<Shared>>,
 }
 
 /// A waiter's interest in one channel; dropping it unsubscribes when it was
@@ -380,13 +384,16 @@ impl Subscriber {
 
 impl Lane {
     fn new(source: EndpointSource, kind: Kind) -> Self {
-        Lane {
-            source,
-            shared: Arc::new(Shared {
+        let make = move || {
+            Arc::new(Shared {
                 state: Mutex::new(State::default()),
                 confirmed: Condvar::new(),
                 kind,
-            }),
+            })
+        };
+        Lane {
+            source,
+            shared: PerProcess::new(make, |_| {}),
         }
     }
 
@@ -400,7 +407,7 @@ impl Lane {
         own_token: &str,
     ) -> Result<Watch> {
         let _masked = crate::signals::mask();
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.get().state.lock();
         forget_parents_connection(&mut state);
         if state.conn.is_none() {
             let (writer, command_timeout) = self.connect(&mut state)?;
@@ -415,7 +422,7 @@ impl Lane {
             .watchers
             .push((id, parker.clone(), own_token.as_bytes().to_vec()));
         let watch = Watch {
-            shared: self.shared.clone(),
+            shared: self.shared.get().clone(),
             channel: channel.to_vec(),
             id,
             epoch,
@@ -426,7 +433,7 @@ impl Lane {
             entry.subscribed = true;
             entry.subs_sent += 1;
             let target = entry.subs_sent;
-            let command = encode_command(&[self.shared.kind.subscribe(), channel]);
+            let command = encode_command(&[self.shared.get().kind.subscribe(), channel]);
             if let Err(e) = write_all(&mut state, &command) {
                 drop(state);
                 drop(watch);
@@ -466,6 +473,7 @@ impl Lane {
             let slice = deadline.min(Instant::now() + CONFIRMATION_SLICE);
             if self
                 .shared
+                .get()
                 .confirmed
                 .wait_until(&mut state, slice)
                 .timed_out()
@@ -483,7 +491,7 @@ impl Lane {
 
     /// Shuts the connection down; its reader thread then wakes every waiter.
     fn reconnect(&self) {
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.get().state.lock();
         forget_parents_connection(&mut state);
         if let Some(conn) = state.conn.as_ref() {
             conn.writer.shutdown();
@@ -500,7 +508,7 @@ impl Lane {
         state.epoch += 1;
         state.generation = crate::fork::generation();
         let epoch = state.epoch;
-        let shared = self.shared.clone();
+        let shared = self.shared.get().clone();
         std::thread::Builder::new()
             .name("latchkey-pubsub".into())
             .spawn(move || read_loop(shared, reader, epoch))
@@ -516,7 +524,7 @@ impl Lane {
 
 impl Drop for Lane {
     fn drop(&mut self) {
-        let mut state = self.shared.state.lock();
+        let mut state = self.shared.get().state.lock();
         state.closed = true;
         forget_parents_connection(&mut state);
         if let Some(conn) = state.conn.take() {

@@ -1308,6 +1308,97 @@ fn a_child_forked_while_the_watchdog_renews_never_hangs() {
     );
 }
 
+/// The release listener's reader thread locks its state for every message.
+/// A child forked while it did must still be able to wait for a lock (it
+/// subscribes on a connection of its own) rather than hang on that lock.
+#[test]
+fn a_child_forked_while_the_release_listener_reads_never_hangs() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let busy = Client::open(&server.url()).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    // Another client takes and gives back 'chatty' without pause: every
+    // release is a message that the parent's listener reads.
+    let releaser = {
+        let (busy, stop) = (busy.clone(), stop.clone());
+        thread::spawn(move || {
+            let lock = busy.lock("chatty").unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(guard) = lock.acquire_timeout(Duration::from_secs(1)) {
+                    let _ = guard.release();
+                }
+            }
+        })
+    };
+    // The parent waits on 'chatty' too, so its listener is subscribed.
+    let waiter = {
+        let (client, stop) = (client.clone(), stop.clone());
+        thread::spawn(move || {
+            let lock = client.lock("chatty").unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(guard) = lock.acquire_timeout(Duration::from_secs(1)) {
+                    let _ = guard.release();
+                }
+            }
+        })
+    };
+    wait_for_waiter(&server, "chatty");
+    // Held for the whole test, so the child's attempt must subscribe.
+    let _held = busy
+        .lock_with(
+            "held-for-the-child",
+            LockOptions::new().ttl(Duration::from_secs(60)),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let started = Instant::now();
+    let mut forks = 0;
+    let mut hung = None;
+    while started.elapsed() < Duration::from_secs(10) && hung.is_none() {
+        forks += 1;
+        // SAFETY: the child only uses the library and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let lock = client.lock("held-for-the-child").unwrap();
+                // Timeout is the expected answer; only a hang is wrong.
+                let _ = lock.acquire_timeout(Duration::from_millis(200));
+            }))
+            .is_ok();
+            // SAFETY: ends the forked child without running the parent's
+            // destructors.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        let forked_at = Instant::now();
+        loop {
+            let mut status = 0;
+            // SAFETY: polls the child forked above.
+            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+                break;
+            }
+            if forked_at.elapsed() > Duration::from_secs(5) {
+                hung = Some(pid);
+                // SAFETY: kills and reaps the hung child forked above.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                break;
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    releaser.join().unwrap();
+    waiter.join().unwrap();
+    assert!(
+        hung.is_none(),
+        "fork {forks}: the child did not finish waiting for a lock within 5 s (it hung)"
+    );
+}
+
 /// An operator's force-unlock whose packets are late (it timed out, so
 /// it is not sent again) still runs when they arrive. It deletes the lock
 /// whoever holds it by then: a holder that took the lock after the
