@@ -172,9 +172,16 @@ def targets(rows):
                 best = min(peers, key=lambda p: p["ratio"])
                 beat = all(m["ratio"] < p["ratio"] for p in peers)
                 verdicts.append(beat)
+                why_slower = ""
+                if not beat and best.get("waiting") == "BLPOP wake-up":
+                    why_slower = (
+                        f": {best['impl']}'s waiter gets the lock in the BLPOP reply itself (one hop), "
+                        f"latchkey's hears the release message and then runs the acquire script (two "
+                        f"hops, the price of keeping the lock a plain key with a ttl and fencing token)"
+                    )
                 notes.append(
                     f"{lang}: {m['impl']} {m['ratio']:.2f}× its floor vs best peer {best['impl']} {best['ratio']:.2f}×"
-                    + ("" if beat else " (slower)")
+                    + ("" if beat else f" (slower{why_slower})")
                 )
         ok = None if not verdicts or all(v is None for v in verdicts) else (
             False if any(v is False for v in verdicts) else (True if all(verdicts) else None)
