@@ -21,6 +21,7 @@ use redis::{IntoConnectionInfo, Value};
 use super::single::{describe_addr, resend_safe, server_error_to_result, SingleNode};
 use super::{Call, EndpointSource, Runner, ShardRouter};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
 use crate::scripts;
 
 const SLOTS: u16 = 16384;
@@ -70,12 +71,12 @@ struct Inner {
     command_timeout: Duration,
     pool_size: usize,
     /// (first slot, last slot, master) ranges, sorted.
-    slots: Mutex<Vec<(u16, u16, Addr)>>,
-    nodes: Mutex<HashMap<Addr, Arc<SingleNode>>>,
+    slots: PerProcess<Mutex<Vec<(u16, u16, Addr)>>>,
+    nodes: PerProcess<Mutex<HashMap<Addr, Arc<SingleNode>>>>,
     /// Which node the release listener tries next.
     next_listener: AtomicUsize,
     /// Whether releases use sharded pub/sub, once a node told its version.
-    sharded: Mutex<Option<bool>>,
+    sharded: PerProcess<Mutex<Option<bool>>>,
 }
 
 pub(crate) struct ClusterConfig {
@@ -130,10 +131,10 @@ impl ClusterNode {
                 connect_timeout: config.connect_timeout,
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
-                slots: Mutex::new(Vec::new()),
-                nodes: Mutex::new(HashMap::new()),
+                slots: PerProcess::new(|| Mutex::new(Vec::new()), |_| {}),
+                nodes: PerProcess::new(|| Mutex::new(HashMap::new()), |_| {}),
                 next_listener: AtomicUsize::new(0),
-                sharded: Mutex::new(None),
+                sharded: PerProcess::new(|| Mutex::new(None), |_| {}),
             }),
         })
     }
@@ -141,7 +142,7 @@ impl ClusterNode {
 
 impl Inner {
     fn node(&self, addr: &Addr) -> Result<Arc<SingleNode>> {
-        let mut nodes = self.nodes.lock();
+        let mut nodes = self.nodes.get().lock();
         if let Some(node) = nodes.get(addr) {
             return Ok(node.clone());
         }
@@ -177,6 +178,7 @@ impl Inner {
 
     fn lookup(&self, slot: u16) -> Option<Addr> {
         self.slots
+            .get()
             .lock()
             .iter()
             .find(|(first, last, _)| (*first..=*last).contains(&slot))
@@ -187,6 +189,7 @@ impl Inner {
     fn refresh(&self) -> Result<()> {
         let mut candidates: Vec<Addr> = self
             .slots
+            .get()
             .lock()
             .iter()
             .map(|(_, _, a)| a.clone())
@@ -197,7 +200,7 @@ impl Inner {
         for addr in candidates {
             match self.ask_slots(&addr) {
                 Ok(map) if !map.is_empty() => {
-                    *self.slots.lock() = map;
+                    *self.slots.get().lock() = map;
                     return Ok(());
                 }
                 Ok(_) => failures.push(format!("{}:{} serves no slots", addr.0, addr.1)),
@@ -266,13 +269,14 @@ impl Inner {
     /// no node has answered: the release listener must not settle on plain
     /// pub/sub that releases may not use.
     fn sharded_releases_known(&self) -> Option<bool> {
-        if let Some(known) = *self.sharded.lock() {
+        if let Some(known) = *self.sharded.get().lock() {
             return Some(known);
         }
         // Asked without holding the lock: a fork in the middle of a slow
         // answer must not leave the child a lock nobody will release.
         let mut candidates: Vec<Addr> = self
             .slots
+            .get()
             .lock()
             .iter()
             .map(|(_, _, a)| a.clone())
@@ -280,7 +284,7 @@ impl Inner {
         candidates.extend(self.seeds.iter().cloned());
         for addr in candidates {
             if let Ok(major) = self.major_version(&addr) {
-                *self.sharded.lock() = Some(major >= 7);
+                *self.sharded.get().lock() = Some(major >= 7);
                 return Some(major >= 7);
             }
         }
@@ -488,11 +492,12 @@ impl Runner for ClusterNode {
         Arc::new(move || {
             // Any node hears every release; take them in turn, so that a
             // dead node is skipped at the next reconnection.
-            if inner.slots.lock().is_empty() {
+            if inner.slots.get().lock().is_empty() {
                 let _ = inner.refresh();
             }
             let mut addrs: Vec<Addr> = inner
                 .slots
+                .get()
                 .lock()
                 .iter()
                 .map(|(_, _, a)| a.clone())

@@ -85,11 +85,11 @@ struct Inner {
     /// hook, because library threads read them at any time.
     last_switch: AtomicU64,
     epoch_start: Instant,
-    /// The listeners to the sentinels' announcements, and the fork
-    /// generation + 1 that started them (0: none yet; a forked child
-    /// starts its own). Held only to start them, never while waiting.
-    listeners: Mutex<(u64, Vec<Announcements>)>,
-    /// The value in `listeners.0`, read without the lock on every call.
+    /// The listeners to the sentinels' announcements, per process (None:
+    /// not started yet). Held only to start them, never while waiting.
+    listeners: PerProcess<Mutex<Option<Vec<Announcements>>>>,
+    /// The fork generation + 1 that started listening (0: none yet), read
+    /// without a lock on every call.
     listening: AtomicU64,
 }
 
@@ -116,7 +116,7 @@ impl SentinelNode {
                 on_switch: OnceLock::new(),
                 last_switch: AtomicU64::new(0),
                 epoch_start: Instant::now(),
-                listeners: Mutex::new((0, Vec::new())),
+                listeners: PerProcess::new(|| Mutex::new(None), |_| {}),
                 listening: AtomicU64::new(0),
             }),
         }
@@ -185,13 +185,11 @@ fn listen_for_failovers(inner: &Arc<Inner>) {
     if inner.listening.load(Ordering::Acquire) == generation {
         return;
     }
-    let mut listeners = inner.listeners.lock();
-    if listeners.0 == generation {
+    // This process's (a forked child's listeners are its own: the
+    // parent's threads are not in it, and their sockets are the parent's).
+    let mut listeners = inner.listeners.get().lock();
+    if listeners.is_some() {
         return;
-    }
-    for inherited in std::mem::take(&mut listeners.1) {
-        // The parent's: its thread is not here, its socket is the parent's.
-        inherited.forget();
     }
     let weak = Arc::downgrade(inner);
     let on_message: OnAnnouncement = Arc::new(move |channel, payload| {
@@ -201,7 +199,7 @@ fn listen_for_failovers(inner: &Arc<Inner>) {
     });
     let channels = vec![PROMOTED.to_vec(), SWITCHED.to_vec()];
     let subscribed = Arc::new(Subscribed::new(inner.sentinels.len()));
-    listeners.1 = inner
+    let started = inner
         .sentinels
         .iter()
         .filter_map(|sentinel| {
@@ -219,7 +217,7 @@ fn listen_for_failovers(inner: &Arc<Inner>) {
             )
         })
         .collect();
-    listeners.0 = generation;
+    *listeners = Some(started);
     inner.listening.store(generation, Ordering::Release);
     // Not under the lock: a fork meanwhile must not leave it locked in the
     // child, and other threads must not wait on it.

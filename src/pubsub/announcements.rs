@@ -104,12 +104,6 @@ impl Announcements {
             .ok()?;
         Some(Announcements { state })
     }
-
-    /// Forgets the listener without closing its connection: in a forked
-    /// child the thread does not exist, and the socket is the parent's.
-    pub(crate) fn forget(self) {
-        std::mem::forget(self);
-    }
 }
 
 impl Drop for Announcements {

@@ -17,6 +17,7 @@ use super::node::MasterNode;
 use crate::backend::script_calls::{parse_release, release_call};
 use crate::backend::{Op, Released};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
 use crate::keys::LockKeys;
 
 /// The first pause between probes of a master that is down; it doubles up
@@ -36,7 +37,9 @@ pub(super) struct Master<N, C> {
     /// The Redlock's clock: when the master went down, when a clean-up is
     /// no longer needed.
     clock: C,
-    health: Mutex<Health>,
+    /// Per process: the recovery thread locks it, and a child forked
+    /// meanwhile starts with a fresh record instead of waiting on it.
+    health: PerProcess<Mutex<Health>>,
     /// Handed to the recovery thread, which must not keep a master (and
     /// its client) alive after the client is dropped.
     me: Weak<Master<N, C>>,
@@ -105,14 +108,14 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
         Arc::new_cyclic(|me| Master {
             node,
             clock,
-            health: Mutex::new(Health::default()),
+            health: PerProcess::new(|| Mutex::new(Health::default()), |_| {}),
             me: me.clone(),
         })
     }
 
     /// Whether operations should skip this master for now.
     pub(super) fn is_down(&self) -> bool {
-        let mut health = self.health.lock();
+        let mut health = self.health.get().lock();
         if health.down.is_none() {
             return false;
         }
@@ -124,13 +127,13 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
 
     /// The master answered an operation.
     pub(super) fn answered(&self) {
-        let mut health = self.health.lock();
+        let mut health = self.health.get().lock();
         health.down = None;
     }
 
     /// The master did not answer (timeout, refused or dropped connection).
     pub(super) fn failed(&self, error: Error) {
-        let mut health = self.health.lock();
+        let mut health = self.health.get().lock();
         let since = health
             .down
             .as_ref()
@@ -142,7 +145,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
     /// Why an operation did not ask this master (the operation adds which
     /// one it was).
     pub(super) fn skipped(&self) -> Error {
-        let health = self.health.lock();
+        let health = self.health.get().lock();
         let why = health.down.as_ref().map_or_else(String::new, |(since, e)| {
             format!(
                 " for {:.1?} ({e})",
@@ -160,7 +163,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
 
     /// Queues a release for the recovery thread.
     pub(super) fn owe(&self, cleanup: Cleanup) {
-        let mut health = self.health.lock();
+        let mut health = self.health.get().lock();
         let now = self.clock.now();
         while health
             .owed
@@ -196,7 +199,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
     /// more and the recovery thread may end (decided under the lock, so a
     /// clean-up queued meanwhile is never stranded).
     fn settle(&self) -> bool {
-        let owed = std::mem::take(&mut self.health.lock().owed);
+        let owed = std::mem::take(&mut self.health.get().lock().owed);
         let mut kept = VecDeque::new();
         for cleanup in owed {
             if self.clock.now() >= cleanup.until {
@@ -214,7 +217,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
                 }
             }
         }
-        let mut health = self.health.lock();
+        let mut health = self.health.get().lock();
         // Kept ones are older than any queued meanwhile: oldest first.
         let newer = std::mem::take(&mut health.owed);
         kept.extend(newer);
@@ -242,7 +245,7 @@ fn recover<N: MasterNode, C: Clock>(me: Weak<Master<N, C>>) {
         let Some(master) = me.upgrade() else {
             return;
         };
-        let down = master.health.lock().down.is_some();
+        let down = master.health.get().lock().down.is_some();
         if down {
             // The probe runs first on its connection: once it is answered,
             // a command that was queued in a stopped server has run too,
@@ -252,7 +255,7 @@ fn recover<N: MasterNode, C: Clock>(me: Weak<Master<N, C>>) {
                 Err(e) => master.failed(e),
             }
         }
-        if master.health.lock().down.is_none() && master.settle() {
+        if master.health.get().lock().down.is_none() && master.settle() {
             return;
         }
         drop(master);
