@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
 use parking_lot::Mutex;
-use support::{replication_field, wait_for_waiter, wait_until, RedisServer};
+use support::{in_forked_child, replication_field, wait_for_waiter, wait_until, RedisServer};
 
 fn key(name: &str) -> String {
     format!("latchkey:{{{name}}}")
@@ -1266,39 +1266,13 @@ fn a_child_forked_while_the_watchdog_renews_never_hangs() {
     let mut hung = None;
     while started.elapsed() < Duration::from_secs(15) && hung.is_none() {
         forks += 1;
-        // SAFETY: the child only uses the library and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let own = client.lock("forked-child-own").unwrap();
-                if let Ok(guard) = own.acquire_timeout(Duration::from_millis(500)) {
-                    let _ = guard.release();
-                }
-            }))
-            .is_ok();
-            // SAFETY: ends the forked child without running the parent's
-            // destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let forked_at = Instant::now();
-        loop {
-            let mut status = 0;
-            // SAFETY: polls the child forked above.
-            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-                break;
+        let status = in_forked_child(Duration::from_secs(5), || {
+            let own = client.lock("forked-child-own").unwrap();
+            if let Ok(guard) = own.acquire_timeout(Duration::from_millis(500)) {
+                let _ = guard.release();
             }
-            if forked_at.elapsed() > Duration::from_secs(5) {
-                hung = Some(pid);
-                // SAFETY: kills and reaps the hung child forked above.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                break;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
+        });
+        hung = status.is_none().then_some(forks);
     }
     let lost = leases.iter().filter(|g| g.lost()).count();
     assert!(
@@ -1357,38 +1331,12 @@ fn a_child_forked_while_the_release_listener_reads_never_hangs() {
     let mut hung = None;
     while started.elapsed() < Duration::from_secs(10) && hung.is_none() {
         forks += 1;
-        // SAFETY: the child only uses the library and leaves with _exit.
-        let pid = unsafe { libc::fork() };
-        assert!(pid >= 0, "fork failed");
-        if pid == 0 {
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let lock = client.lock("held-for-the-child").unwrap();
-                // Timeout is the expected answer; only a hang is wrong.
-                let _ = lock.acquire_timeout(Duration::from_millis(200));
-            }))
-            .is_ok();
-            // SAFETY: ends the forked child without running the parent's
-            // destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        let forked_at = Instant::now();
-        loop {
-            let mut status = 0;
-            // SAFETY: polls the child forked above.
-            if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-                break;
-            }
-            if forked_at.elapsed() > Duration::from_secs(5) {
-                hung = Some(pid);
-                // SAFETY: kills and reaps the hung child forked above.
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
-                }
-                break;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
+        let status = in_forked_child(Duration::from_secs(5), || {
+            let lock = client.lock("held-for-the-child").unwrap();
+            // Timeout is the expected answer; only a hang is wrong.
+            let _ = lock.acquire_timeout(Duration::from_millis(200));
+        });
+        hung = status.is_none().then_some(forks);
     }
     stop.store(true, Ordering::Relaxed);
     releaser.join().unwrap();

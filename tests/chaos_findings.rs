@@ -22,7 +22,7 @@ use std::thread;
 use std::time::Duration;
 
 use latchkey::{Client, Guard, LockOptions};
-use support::sentinel::SentinelDeployment;
+use support::sentinel::{warm_up, SentinelDeployment};
 use support::{wait_until, RedisServer};
 
 fn start_cluster() -> Vec<RedisServer> {
@@ -234,15 +234,4 @@ fn after_a_sentinel_failover_a_waiter_hears_releases_on_the_new_master() {
         .unwrap();
     assert!(token > holder_token);
     waiter.join().unwrap();
-}
-
-/// Takes and gives back a lock, so the client has found the master.
-fn warm_up(client: &Client) {
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
 }

@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use latchkey::{Client, ErrorKind, LockOptions};
 use parking_lot::{Mutex, MutexGuard};
-use support::sentinel::SentinelDeployment;
+use support::in_forked_child;
+use support::sentinel::{
+    client_of, forbid_subscriptions, lose_on_replica, owner_on, uses, warm_up, SentinelDeployment,
+};
 use support::{replication_field, wait_until, RedisServer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -27,68 +30,6 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// counts must not see another test's clients.
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock()
-}
-
-fn key(name: &str) -> String {
-    format!("latchkey:{{{name}}}")
-}
-
-/// The owner token stored for lock `name` on `server`.
-fn owner_on(server: &RedisServer, name: &str) -> Option<String> {
-    redis::cmd("GET")
-        .arg(key(name))
-        .query(&mut server.admin())
-        .unwrap()
-}
-
-/// Takes and gives back a lock, so the client has found the master (and
-/// started listening to the sentinels).
-fn warm_up(client: &Client) {
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
-}
-
-/// Whether `client` now uses the server on `port` (its description says
-/// `(now 127.0.0.1:port)`).
-fn uses(client: &Client, port: u16) -> bool {
-    format!("{client:?}").contains(&format!(":{port})"))
-}
-
-/// Deletes locks `names` on `replica` only: their writes are lost on the
-/// way to it, as asynchronous replication can lose them.
-fn lose_on_replica(replica: &RedisServer, names: &[&str]) {
-    let mut admin = replica.admin();
-    let set_read_only = |admin: &mut redis::Connection, on: &str| {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("replica-read-only")
-            .arg(on)
-            .query(admin)
-            .unwrap();
-    };
-    set_read_only(&mut admin, "no");
-    for name in names {
-        let _: i64 = redis::cmd("DEL").arg(key(name)).query(&mut admin).unwrap();
-    }
-    set_read_only(&mut admin, "yes");
-}
-
-/// Takes every channel from the sentinels' default user: SUBSCRIBE is
-/// refused (NOPERM), every other command a client needs still works.
-fn forbid_subscriptions(deployment: &SentinelDeployment) {
-    for sentinel in &deployment.sentinels {
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("default")
-            .arg("resetchannels")
-            .query(&mut sentinel.admin())
-            .unwrap();
-    }
 }
 
 /// The names of this process's threads.
@@ -102,22 +43,20 @@ fn thread_names() -> Vec<String> {
         .collect()
 }
 
-/// A client whose sentinels are only `sentinels` (a subset of the
-/// deployment's), with the fixture's short timeouts.
-fn client_of(sentinels: &[&RedisServer]) -> Client {
-    let urls: Vec<String> = sentinels.iter().map(|s| s.url()).collect();
-    Client::sentinel_builder(&urls, "mymaster")
-        .connect_timeout(Duration::from_millis(500))
-        .command_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap()
+/// Forks a child that runs one command of `client` and leaves; returns its
+/// wait status, or `None` when it was still running after `limit`.
+fn run_in_child(client: &Client, limit: Duration) -> Option<i32> {
+    in_forked_child(limit, || {
+        let _ = client.lock("child").unwrap().try_acquire();
+    })
 }
 
 /// The first command of a client starts its announcement listeners and
-/// waits for one sentinel to confirm, sentinel by sentinel (`any` over
-/// `wait_subscribed`): the first listed sentinel being down costs the whole
-/// command timeout, whatever the others do and whatever the caller's own
-/// deadline. A waiter asking for 200 ms waits 3 s.
+/// waits for one sentinel to confirm. Before the fix it waited sentinel by
+/// sentinel, so the first listed sentinel being down cost the whole
+/// command timeout, whatever the others did and whatever the caller's own
+/// deadline: a waiter asking for 200 ms waited 3 s. Now any sentinel's
+/// confirmation ends the wait.
 #[test]
 fn a_dead_first_sentinel_does_not_hold_a_waiter_past_its_timeout() {
     let _serial = serial();
@@ -151,10 +90,11 @@ fn a_dead_first_sentinel_does_not_hold_a_waiter_past_its_timeout() {
     );
 }
 
-/// `listen_for_failovers` holds the `listeners` mutex while it waits for a
+/// `listen_for_failovers` held the `listeners` mutex while it waited for a
 /// sentinel to confirm (up to the command timeout). A fork in that moment
-/// copies the mutex locked; the child's first command locks it to start its
-/// own listeners and never returns.
+/// copied the mutex locked; the child's first command locked it to start
+/// its own listeners and never returned. Now the wait holds no lock, and
+/// the listeners are per process.
 #[test]
 fn a_fork_during_the_first_command_does_not_hang_the_child() {
     let _serial = serial();
@@ -174,84 +114,20 @@ fn a_fork_during_the_first_command_does_not_hang_the_child() {
         })
     };
     thread::sleep(Duration::from_millis(500));
-    // SAFETY: the child only uses the library and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            if let Err(e) = client.lock("child").unwrap().try_acquire() {
-                eprintln!("the child's try_acquire: {e}");
-            }
-        }))
-        .is_ok();
-        // SAFETY: ends the forked child without running the parent's
-        // destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let forked_at = Instant::now();
-    let mut status = 0;
-    let mut hung = false;
-    loop {
-        // SAFETY: polls the child forked above.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            break;
+    let status = in_forked_child(Duration::from_secs(15), || {
+        if let Err(e) = client.lock("child").unwrap().try_acquire() {
+            eprintln!("the child's try_acquire: {e}");
         }
-        if forked_at.elapsed() > Duration::from_secs(15) {
-            hung = true;
-            // SAFETY: kills and reaps the hung child forked above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            break;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    });
     first.join().unwrap();
-    assert!(
-        !hung,
+    let status = status.expect(
         "the child's first command was still blocked 15 s after the fork \
-         (its own wait for the sentinels lasts 3 s)"
+         (its own wait for the sentinels lasts 3 s)",
     );
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "the child ended with wait status {status:#x}"
     );
-}
-
-/// Forks a child that runs one command of `client` and leaves; returns its
-/// wait status, or `None` when it was still running after `limit` (it is
-/// then killed).
-fn run_in_child(client: &Client, limit: Duration) -> Option<i32> {
-    // SAFETY: the child only uses the library and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = client.lock("child").unwrap().try_acquire();
-        }))
-        .is_ok();
-        // SAFETY: ends the forked child without running the parent's
-        // destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let forked_at = Instant::now();
-    let mut status = 0;
-    loop {
-        // SAFETY: polls the child forked above.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            return Some(status);
-        }
-        if forked_at.elapsed() > limit {
-            // SAFETY: kills and reaps the hung child forked above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// A child forked after the parent's first command (nothing held) while a
@@ -470,10 +346,11 @@ fn dropping_a_client_while_it_moves_to_a_new_master_neither_hangs_nor_leaks() {
 
 /// A client that cannot subscribe to the sentinels (their user may not use
 /// channels) hears no announcement, and nothing says so. It finds the new
-/// master the old way, when a command meets the demoted one (`READONLY`);
-/// that switch does not run the switch hook, so a lease the new master
-/// lacks is not re-checked: it is reported lost only at its next renewal
-/// (ttl/3, 20 s here), and meanwhile a client of the new master holds it too.
+/// master the old way, when a command meets the demoted one (`READONLY`).
+/// Before the fix that switch did not run the switch hook, so a lease the
+/// new master lacked was reported lost only at its next renewal (ttl/3,
+/// 20 s here) while a client of the new master held it too. Now every
+/// change of master runs it.
 #[test]
 fn a_client_that_finds_the_new_master_through_a_refused_command_rechecks_its_leases() {
     let _serial = serial();
@@ -529,11 +406,11 @@ fn a_client_that_finds_the_new_master_through_a_refused_command_rechecks_its_lea
 /// are stopped. When they resume, each first reads the hello messages of
 /// the first failover and announces `+switch-master` to Y, the deposed
 /// master, then the second and announces W. Y still says `role:master`
-/// (the sentinels demote a deposed master seconds later), so the client
-/// believes the late announcement and moves back to Y. Here W is stopped
-/// for that moment, so the client does not move on to W either: it stays on
-/// the deposed master, where it reports its valid lease on W lost and takes
-/// a lock that a client of W holds.
+/// (the sentinels demote a deposed master seconds later), so before the
+/// fix the client believed the late announcement and moved back to Y; with
+/// W stopped for that moment it stayed on the deposed master, reported its
+/// valid lease on W lost and took a lock that a client of W held. Now an
+/// announcement counts only if it replaces the master in use.
 #[test]
 fn a_late_announcement_of_the_deposed_master_does_not_move_the_client_back() {
     let _serial = serial();

@@ -17,7 +17,10 @@ use std::time::{Duration, Instant};
 
 use latchkey::{Client, LockOptions};
 use parking_lot::{Mutex, MutexGuard};
-use support::sentinel::SentinelDeployment;
+use support::in_forked_child;
+use support::sentinel::{
+    client_of, forbid_subscriptions, key, lose_on_replica, uses, warm_up, SentinelDeployment,
+};
 use support::{replication_field, wait_until, RedisServer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -27,67 +30,12 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock()
 }
 
-/// Takes and gives back a lock, so the client has found the master (and
-/// started listening to the sentinels).
-fn warm_up(client: &Client) {
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
-}
-
-/// Whether `client` now uses the server on `port`.
-fn uses(client: &Client, port: u16) -> bool {
-    format!("{client:?}").contains(&format!(":{port})"))
-}
-
-/// A client whose sentinels are `sentinels`, in this order, with the
-/// fixture's short timeouts.
-fn client_of(sentinels: &[&RedisServer]) -> Client {
-    let urls: Vec<String> = sentinels.iter().map(|s| s.url()).collect();
-    Client::sentinel_builder(&urls, "mymaster")
-        .connect_timeout(Duration::from_millis(500))
-        .command_timeout(Duration::from_millis(500))
-        .build()
-        .unwrap()
-}
-
 /// Forks a child that runs one command of `client` and leaves; returns its
-/// wait status, or `None` when it was still running after `limit` (it is
-/// then killed).
+/// wait status, or `None` when it was still running after `limit`.
 fn run_in_child(client: &Client, limit: Duration) -> Option<i32> {
-    // SAFETY: the child only uses the library and leaves with _exit.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _ = client.lock("child").unwrap().try_acquire();
-        }))
-        .is_ok();
-        // SAFETY: ends the forked child without running the parent's
-        // destructors.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let forked_at = Instant::now();
-    let mut status = 0;
-    loop {
-        // SAFETY: polls the child forked above.
-        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
-            return Some(status);
-        }
-        if forked_at.elapsed() > limit {
-            // SAFETY: kills and reaps the hung child forked above.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+    in_forked_child(limit, || {
+        let _ = client.lock("child").unwrap().try_acquire();
+    })
 }
 
 /// The README's fork rule: a fork while *another thread is inside a
@@ -95,10 +43,10 @@ fn run_in_child(client: &Client, limit: Duration) -> Option<i32> {
 /// threads use the client. Here no thread of the caller is inside a call:
 /// the process holds one renewed lease and forks. But its master died, and
 /// the library's own watchdog thread, renewing, asks the sentinels for the
-/// master with `Inner::current` locked (`master(true)`), one sentinel at a
-/// time, each up to the connect + command timeout (the first one is
-/// stopped: 3 s). The child inherits `current` locked by a thread it does
-/// not have; its first command waits for it forever.
+/// master (the first one is stopped: up to 3 s). Before the fix it did so
+/// with `Inner::current` locked, and the child inherited that lock held by
+/// a thread it does not have: its first command waited forever. Now no
+/// lock is held while asking, and the master in use is per process.
 #[test]
 fn a_fork_while_the_watchdog_looks_for_the_master_does_not_hang_the_child() {
     let _serial = serial();
@@ -175,14 +123,14 @@ fn silence_hello_messages(deployment: &SentinelDeployment, lagging: &[&RedisServ
 
 /// The client heard the failover announced and moved to the new master.
 /// Then one command times out (the new master pauses writes for a moment)
-/// and `master(true)` asks the sentinels again, in the order given: the
-/// first one to answer lags and still names the old master, which nothing
-/// has demoted yet and which still says `role:master`. The client moves
-/// back to it (no check that the answer is a master, nor that it is newer
-/// than the announcement it followed), re-sends the acquire there and
-/// takes a lock that a client of the new master holds: a double hold the
-/// README's Sentinel row does not admit (the client had heard the
-/// announcement, and it reaches every sentinel). Without the ACL the same
+/// and `master(true)` asks the sentinels again. The first one listed lags
+/// and still names the old master, which nothing has demoted yet and which
+/// still says `role:master`. Before the fix the client took the first
+/// answer, moved back, re-sent the acquire there and took a lock that a
+/// client of the new master held: a double hold the README's Sentinel row
+/// does not admit (the client had heard the announcement, and it reaches
+/// every sentinel). Now the answer with the highest configuration epoch
+/// wins. Without the ACL the same
 /// window opens after every failover: the other sentinels learn the new
 /// master from the next hello (every 2 s), and the old master is demoted
 /// seconds later.
@@ -304,20 +252,6 @@ fn back_to_the_deposed_master(wait_for_replicas: Option<usize>) -> LedBack {
     }
 }
 
-/// Takes every channel from the sentinels' default user: SUBSCRIBE is
-/// refused at once (NOPERM); `SENTINEL get-master-addr-by-name` still
-/// works (a least-privilege user for lock clients may look like this).
-fn forbid_subscriptions(deployment: &SentinelDeployment) {
-    for sentinel in &deployment.sentinels {
-        let _: () = redis::cmd("ACL")
-            .arg("SETUSER")
-            .arg("default")
-            .arg("resetchannels")
-            .query(&mut sentinel.admin())
-            .unwrap();
-    }
-}
-
 /// The first command of a client waits up to the command timeout for one
 /// sentinel to confirm its subscription. Here every sentinel answers at
 /// once, refusing SUBSCRIBE (NOPERM): the listener skips the error reply
@@ -358,29 +292,6 @@ fn sentinels_that_refuse_subscriptions_do_not_hold_a_waiter_past_its_timeout() {
         took < Duration::from_secs(1),
         "an acquire with a 200 ms timeout took {took:?}; every sentinel answered at once"
     );
-}
-
-fn key(name: &str) -> String {
-    format!("latchkey:{{{name}}}")
-}
-
-/// Deletes locks `names` on `replica` only: their writes are lost on the
-/// way to it, as asynchronous replication can lose them.
-fn lose_on_replica(replica: &RedisServer, names: &[&str]) {
-    let mut admin = replica.admin();
-    let set_read_only = |admin: &mut redis::Connection, on: &str| {
-        let _: () = redis::cmd("CONFIG")
-            .arg("SET")
-            .arg("replica-read-only")
-            .arg(on)
-            .query(admin)
-            .unwrap();
-    };
-    set_read_only(&mut admin, "no");
-    for name in names {
-        let _: i64 = redis::cmd("DEL").arg(key(name)).query(&mut admin).unwrap();
-    }
-    set_read_only(&mut admin, "yes");
 }
 
 /// A reentrant handle with two nested holds, whose tenure the promoted

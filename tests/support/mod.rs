@@ -293,3 +293,35 @@ pub fn replication_field(server: &RedisServer, field: &str) -> Option<String> {
             .map(|v| v.trim().to_string())
     })
 }
+
+/// Forks; the child runs `child` and leaves with `_exit` (status 0, or 1
+/// if it panicked); returns the child's wait status, or `None` when it was
+/// still running after `limit` (it is then killed and reaped).
+pub fn in_forked_child(limit: Duration, child: impl FnOnce()) -> Option<i32> {
+    // SAFETY: the child only runs `child` (library calls) and leaves with
+    // _exit, without running the parent's destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).is_ok();
+        // SAFETY: ends the forked child at once.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let forked_at = std::time::Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: polls the child forked above.
+        if unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } == pid {
+            return Some(status);
+        }
+        if forked_at.elapsed() > limit {
+            // SAFETY: kills and reaps the hung child forked above.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}

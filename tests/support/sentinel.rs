@@ -104,3 +104,78 @@ impl SentinelDeployment {
         );
     }
 }
+
+/// The key of lock `name` (default prefix).
+pub fn key(name: &str) -> String {
+    format!("latchkey:{{{name}}}")
+}
+
+/// The owner token stored for plain lock `name` on `server`.
+pub fn owner_on(server: &RedisServer, name: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(key(name))
+        .query(&mut server.admin())
+        .unwrap()
+}
+
+/// Takes and gives back a lock, so the client has found the master (and
+/// started listening to the sentinels).
+pub fn warm_up(client: &Client) {
+    client
+        .lock("warm-up")
+        .unwrap()
+        .acquire()
+        .unwrap()
+        .release()
+        .unwrap();
+}
+
+/// Whether `client` now uses the server on `port` (its description says
+/// `(now 127.0.0.1:port)`).
+pub fn uses(client: &Client, port: u16) -> bool {
+    format!("{client:?}").contains(&format!(":{port})"))
+}
+
+/// A client whose sentinels are `sentinels`, in this order (a subset of a
+/// deployment's), with the fixture's short timeouts.
+pub fn client_of(sentinels: &[&RedisServer]) -> Client {
+    let urls: Vec<String> = sentinels.iter().map(|s| s.url()).collect();
+    Client::sentinel_builder(&urls, "mymaster")
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// Deletes locks `names` on `replica` only: their writes are lost on the
+/// way to it, as asynchronous replication can lose them.
+pub fn lose_on_replica(replica: &RedisServer, names: &[&str]) {
+    let mut admin = replica.admin();
+    let set_read_only = |admin: &mut redis::Connection, on: &str| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("replica-read-only")
+            .arg(on)
+            .query(admin)
+            .unwrap();
+    };
+    set_read_only(&mut admin, "no");
+    for name in names {
+        let _: i64 = redis::cmd("DEL").arg(key(name)).query(&mut admin).unwrap();
+    }
+    set_read_only(&mut admin, "yes");
+}
+
+/// Takes every channel from the sentinels' default user: SUBSCRIBE is
+/// refused at once (NOPERM); every other command a client needs still
+/// works (a least-privilege user for lock clients may look like this).
+pub fn forbid_subscriptions(deployment: &SentinelDeployment) {
+    for sentinel in &deployment.sentinels {
+        let _: () = redis::cmd("ACL")
+            .arg("SETUSER")
+            .arg("default")
+            .arg("resetchannels")
+            .query(&mut sentinel.admin())
+            .unwrap();
+    }
+}
