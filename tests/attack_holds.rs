@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
 use parking_lot::Mutex;
-use support::{in_forked_child, replication_field, wait_for_waiter, wait_until, RedisServer};
+use support::{
+    in_forked_child, replication_field, wait_for_waiter, wait_until, warm_up, RedisServer,
+};
 
 fn key(name: &str) -> String {
     format!("latchkey:{{{name}}}")
@@ -341,13 +343,7 @@ fn a_late_undo_of_a_failed_redlock_attempt_cannot_release_the_retry_that_won() {
     );
     // Every script loaded on every master (a late script must not meet
     // NOSCRIPT).
-    waiter_client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
+    warm_up(&waiter_client);
     let baseline: Vec<u64> = servers.iter().map(evalsha_calls).collect();
     let (guard_tx, guard_rx) = mpsc::channel();
     let waiter = thread::spawn(move || {
@@ -670,13 +666,7 @@ fn a_late_attempt_of_an_acquisition_that_won_and_released_does_not_hold_the_lock
         .build()
         .unwrap();
     // Scripts loaded (a late script must not meet NOSCRIPT).
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
+    warm_up(&client);
     let calls = evalsha_calls(&server);
     let (guard_tx, guard_rx) = mpsc::channel();
     let waiter = {
@@ -1030,13 +1020,7 @@ fn a_late_give_back_of_an_unreplicated_attempt_cannot_release_the_retry_that_won
         .build()
         .unwrap();
     // Scripts loaded (a late script must not meet NOSCRIPT).
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
+    warm_up(&client);
     let calls = evalsha_calls(&master);
     let (guard_tx, guard_rx) = mpsc::channel();
     let waiter = {

@@ -22,8 +22,8 @@ use std::thread;
 use std::time::Duration;
 
 use latchkey::{Client, Guard, LockOptions};
-use support::sentinel::{warm_up, SentinelDeployment};
-use support::{wait_until, RedisServer};
+use support::sentinel::SentinelDeployment;
+use support::{wait_until, warm_up, RedisServer};
 
 fn start_cluster() -> Vec<RedisServer> {
     support::cluster::start_nodes(5000)

@@ -20,9 +20,10 @@ use latchkey::{Client, ErrorKind, LockOptions};
 use parking_lot::{Mutex, MutexGuard};
 use support::in_forked_child;
 use support::sentinel::{
-    client_of, forbid_subscriptions, lose_on_replica, owner_on, uses, warm_up, SentinelDeployment,
+    client_of, first_wait_behind_a_held_lock, forbid_subscriptions, lose_on_replica, owner_on,
+    uses, SentinelDeployment,
 };
-use support::{replication_field, wait_until, RedisServer};
+use support::{replication_field, wait_until, warm_up, RedisServer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -62,28 +63,8 @@ fn a_dead_first_sentinel_does_not_hold_a_waiter_past_its_timeout() {
     let _serial = serial();
     let mut deployment = SentinelDeployment::start(1);
     deployment.sentinels[0].kill();
-    let open = || {
-        deployment
-            .builder()
-            .command_timeout(Duration::from_secs(3))
-            .build()
-            .unwrap()
-    };
-    let holder = open();
-    let _held = holder
-        .lock_with("busy", LockOptions::new().ttl(Duration::from_secs(60)))
-        .unwrap()
-        .acquire()
-        .unwrap();
-
-    let waiter = open();
-    let started = Instant::now();
-    let got = waiter
-        .lock("busy")
-        .unwrap()
-        .acquire_timeout(Duration::from_millis(200));
-    let took = started.elapsed();
-    assert_eq!(got.err().map(|e| e.kind()), Some(ErrorKind::Timeout));
+    let (got, took) = first_wait_behind_a_held_lock(&deployment);
+    assert_eq!(got, Some(ErrorKind::Timeout));
     assert!(
         took < Duration::from_secs(1),
         "an acquire with a 200 ms timeout took {took:?} (two sentinels of three were up)"

@@ -13,15 +13,16 @@
 mod support;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use latchkey::{Client, LockOptions};
 use parking_lot::{Mutex, MutexGuard};
 use support::in_forked_child;
 use support::sentinel::{
-    client_of, forbid_subscriptions, key, lose_on_replica, uses, warm_up, SentinelDeployment,
+    client_of, first_wait_behind_a_held_lock, forbid_subscriptions, key, lose_on_replica, uses,
+    SentinelDeployment,
 };
-use support::{replication_field, wait_until, RedisServer};
+use support::{replication_field, wait_until, warm_up, RedisServer};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -264,30 +265,8 @@ fn sentinels_that_refuse_subscriptions_do_not_hold_a_waiter_past_its_timeout() {
     let _serial = serial();
     let deployment = SentinelDeployment::start(1);
     forbid_subscriptions(&deployment);
-    let open = || {
-        deployment
-            .builder()
-            .command_timeout(Duration::from_secs(3))
-            .build()
-            .unwrap()
-    };
-    let holder = open();
-    let _held = holder
-        .lock_with("busy", LockOptions::new().ttl(Duration::from_secs(60)))
-        .unwrap()
-        .acquire()
-        .unwrap();
-    let waiter = open();
-    let started = Instant::now();
-    let got = waiter
-        .lock("busy")
-        .unwrap()
-        .acquire_timeout(Duration::from_millis(200));
-    let took = started.elapsed();
-    assert_eq!(
-        got.err().map(|e| e.kind()),
-        Some(latchkey::ErrorKind::Timeout)
-    );
+    let (got, took) = first_wait_behind_a_held_lock(&deployment);
+    assert_eq!(got, Some(latchkey::ErrorKind::Timeout));
     assert!(
         took < Duration::from_secs(1),
         "an acquire with a 200 ms timeout took {took:?}; every sentinel answered at once"

@@ -325,3 +325,16 @@ pub fn in_forked_child(limit: Duration, child: impl FnOnce()) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(2));
     }
 }
+
+/// Takes and gives back a lock, so the client has found its server(s) and
+/// loaded its scripts (and, on Sentinel, started listening to the
+/// sentinels).
+pub fn warm_up(client: &latchkey::Client) {
+    client
+        .lock("warm-up")
+        .unwrap()
+        .acquire()
+        .unwrap()
+        .release()
+        .unwrap();
+}

@@ -118,18 +118,6 @@ pub fn owner_on(server: &RedisServer, name: &str) -> Option<String> {
         .unwrap()
 }
 
-/// Takes and gives back a lock, so the client has found the master (and
-/// started listening to the sentinels).
-pub fn warm_up(client: &Client) {
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
-        .release()
-        .unwrap();
-}
-
 /// Whether `client` now uses the server on `port` (its description says
 /// `(now 127.0.0.1:port)`).
 pub fn uses(client: &Client, port: u16) -> bool {
@@ -178,4 +166,36 @@ pub fn forbid_subscriptions(deployment: &SentinelDeployment) {
             .query(&mut sentinel.admin())
             .unwrap();
     }
+}
+
+/// A client of `deployment` (command timeout 3 s) asks for a lock another
+/// client holds, with a 200 ms timeout; what it got and how long it took.
+/// It is the client's first command, so it also starts its announcement
+/// listeners, which must not hold it past its own deadline.
+pub fn first_wait_behind_a_held_lock(
+    deployment: &SentinelDeployment,
+) -> (Option<latchkey::ErrorKind>, Duration) {
+    let open = || {
+        deployment
+            .builder()
+            .command_timeout(Duration::from_secs(3))
+            .build()
+            .unwrap()
+    };
+    let holder = open();
+    let _held = holder
+        .lock_with(
+            "busy",
+            latchkey::LockOptions::new().ttl(Duration::from_secs(60)),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let waiter = open();
+    let started = std::time::Instant::now();
+    let got = waiter
+        .lock("busy")
+        .unwrap()
+        .acquire_timeout(Duration::from_millis(200));
+    (got.err().map(|e| e.kind()), started.elapsed())
 }
