@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build release test rust-test lint demo bench deps redis-server clean chaos chaos-short chaos-build
+.PHONY: all build release test rust-test test-repeat lint demo bench deps redis-server clean chaos chaos-short chaos-build
 
 all: release
 
@@ -51,7 +51,13 @@ lint:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 
 rust-test:
-	bash tools/with-redis $(CARGO) test --release
+	bash tools/with-redis $(CARGO) test --release $(CARGO_TEST_FLAGS)
+
+# Runs `make rust-test` N times in a row (every test binary each time, so a
+# failure in one does not hide the others) and counts failures per test.
+N ?= 20
+test-repeat:
+	bash tools/repeat-tests.sh $(N) rust-test CARGO_TEST_FLAGS=--no-fail-fast
 
 ## Fuzzing --------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ mod support;
 use std::time::Duration;
 
 use latchkey::{Client, ErrorKind, LockOptions};
-use support::sentinel::SentinelDeployment;
+use support::sentinel::{request_failover, SentinelDeployment};
 use support::{replication_field, wait_until, RedisServer};
 
 /// One master, two replicas, three sentinels.
@@ -64,11 +64,7 @@ fn the_client_follows_a_failover_while_holding_a_lease() {
         );
     }
 
-    let _: () = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("mymaster")
-        .query(&mut deployment.sentinels[0].admin())
-        .unwrap();
+    request_failover(&mut deployment.sentinels[0].admin(), "mymaster");
     let old_port = deployment.master.port;
     wait_until(
         "the sentinels name a new master",
@@ -162,11 +158,7 @@ fn a_failover_loses_neither_waiters_nor_a_renewed_lease() {
             })
         },
         || {
-            let _: () = redis::cmd("SENTINEL")
-                .arg("FAILOVER")
-                .arg("mymaster")
-                .query(&mut deployment.sentinels[0].admin())
-                .unwrap();
+            request_failover(&mut deployment.sentinels[0].admin(), "mymaster");
             let old_port = deployment.master.port;
             wait_until(
                 "the sentinels name a new master",

@@ -21,7 +21,7 @@ use parking_lot::{Mutex, MutexGuard};
 use support::in_forked_child;
 use support::sentinel::{
     client_of, first_wait_behind_a_held_lock, forbid_subscriptions, lose_on_replica, owner_on,
-    uses, SentinelDeployment,
+    request_failover, uses, SentinelDeployment,
 };
 use support::{replication_field, wait_until, warm_up, RedisServer};
 
@@ -307,11 +307,7 @@ fn dropping_a_client_while_it_moves_to_a_new_master_neither_hangs_nor_leaks() {
         tx.send(()).unwrap();
     });
     let old = deployment.master.port;
-    let _: String = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("mymaster")
-        .query(&mut deployment.sentinels[0].admin())
-        .unwrap();
+    request_failover(&mut deployment.sentinels[0].admin(), "mymaster");
     rx.recv_timeout(Duration::from_secs(30))
         .expect("dropping the clients hung");
     dropper.join().unwrap();
@@ -405,11 +401,7 @@ fn a_late_announcement_of_the_deposed_master_does_not_move_the_client_back() {
         sentinel.signal(libc::SIGSTOP);
     }
     let fail_over_from = |old: u16| {
-        let _: String = redis::cmd("SENTINEL")
-            .arg("FAILOVER")
-            .arg("mymaster")
-            .query(&mut leader.admin())
-            .unwrap();
+        request_failover(&mut leader.admin(), "mymaster");
         let mut new = old;
         wait_until(
             "the leading sentinel names a new master",
@@ -511,11 +503,10 @@ fn a_client_of_sentinels_with_a_password_hears_the_failover() {
         .build()
         .unwrap();
     warm_up(&client);
-    let _: String = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("mymaster")
-        .query(&mut admin_with_password(&deployment.sentinels[0], password))
-        .unwrap();
+    request_failover(
+        &mut admin_with_password(&deployment.sentinels[0], password),
+        "mymaster",
+    );
     wait_until(
         "the client moved to the promoted replica",
         Duration::from_secs(20),
@@ -563,11 +554,7 @@ fn a_failover_of_a_master_whose_name_extends_ours_does_not_move_the_client() {
     let client = deployment.client();
     warm_up(&client);
     assert!(uses(&client, deployment.master.port));
-    let _: String = redis::cmd("SENTINEL")
-        .arg("FAILOVER")
-        .arg("mymaster2")
-        .query(&mut deployment.sentinels[0].admin())
-        .unwrap();
+    request_failover(&mut deployment.sentinels[0].admin(), "mymaster2");
     wait_until(
         "every sentinel names the other replica for mymaster2",
         Duration::from_secs(30),

@@ -92,16 +92,40 @@ impl SentinelDeployment {
     /// another master.
     pub fn fail_over(&self) {
         let old = self.master.port;
-        let _: String = redis::cmd("SENTINEL")
-            .arg("FAILOVER")
-            .arg("mymaster")
-            .query(&mut self.sentinels[0].admin())
-            .unwrap();
+        request_failover(&mut self.sentinels[0].admin(), "mymaster");
         wait_until(
             "the sentinels name a new master",
             Duration::from_secs(30),
             || Self::master_port_per(&self.sentinels[0]).is_some_and(|p| p != old),
         );
+    }
+}
+
+/// Asks a sentinel to fail `master_name` over, and returns once it agreed.
+///
+/// A sentinel promotes only a replica it heard from within its INFO period
+/// and whose link to the master is up in its own view, which can lag what
+/// the replica itself reports by seconds; until then it answers
+/// `NOGOODSLAVE` (and `INPROG` while an earlier failover still ends). Both
+/// are asked again, every 100 ms, for up to 60 s; any other refusal fails
+/// the test at once.
+pub fn request_failover(sentinel: &mut redis::Connection, master_name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let refused = match redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(master_name)
+            .query::<String>(sentinel)
+        {
+            Ok(_) => return,
+            Err(e) => e,
+        };
+        let retry = matches!(refused.code(), Some("NOGOODSLAVE" | "INPROG"));
+        assert!(
+            retry && std::time::Instant::now() < deadline,
+            "SENTINEL FAILOVER {master_name} was refused: {refused}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -185,10 +185,17 @@ class Sentinel(Deployment):
     def failover(self) -> Optional[dict[str, Any]]:
         sentinel = self.sentinels[0]
         before = resp.command(sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster")
-        try:
-            resp.command(sentinel.port, "SENTINEL", "FAILOVER", "mymaster")
-        except resp.RedisError as e:
-            return {"target": "mymaster", "refused": str(e)}
+        # A sentinel promotes only a replica it heard from recently, in its
+        # own (lagging) view: NOGOODSLAVE and INPROG are asked again.
+        asked = time.monotonic()
+        while True:
+            try:
+                resp.command(sentinel.port, "SENTINEL", "FAILOVER", "mymaster")
+                break
+            except resp.RedisError as e:
+                if not str(e).startswith(("NOGOODSLAVE", "INPROG")) or time.monotonic() - asked > 30:
+                    return {"target": "mymaster", "refused": str(e)}
+                time.sleep(0.1)
         try:
             wait_for("the sentinels name a new master", lambda: resp.command(
                 sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster") != before, 20)
