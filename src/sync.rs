@@ -270,31 +270,28 @@ mod tests {
                 })
             })
             .collect();
-        for _ in 0..50 {
+        for _ in 0..30 {
             // SAFETY: the child uses only this module's primitives and
             // threads of its own, then leaves with _exit.
             let pid = unsafe { libc::fork() };
             assert!(pid >= 0, "fork failed");
             if pid == 0 {
+                // Two threads take turns: each one that gets the lock
+                // counts, wakes the other and waits for it.
+                fn take_turns(turns: &(Mutex<u32>, Condvar)) {
+                    let mut count = turns.0.lock();
+                    while *count < 100 {
+                        *count += 1;
+                        turns.1.notify_all();
+                        let deadline = Instant::now() + Duration::from_secs(5);
+                        let _ = turns.1.wait_until(&mut count, deadline);
+                    }
+                    turns.1.notify_all();
+                }
                 let mine = Arc::new((Mutex::new(0u32), Condvar::new()));
                 let other = Arc::clone(&mine);
-                let waiter = std::thread::spawn(move || {
-                    let mut count = other.0.lock();
-                    while *count < 100 {
-                        other.1.wait(&mut count);
-                        *count += 1;
-                        other.1.notify_all();
-                    }
-                });
-                let mut count = mine.0.lock();
-                while *count < 100 {
-                    *count += 1;
-                    mine.1.notify_all();
-                    let _ = mine
-                        .1
-                        .wait_until(&mut count, Instant::now() + Duration::from_secs(1));
-                }
-                drop(count);
+                let waiter = std::thread::spawn(move || take_turns(&other));
+                take_turns(&mine);
                 let code = i32::from(waiter.join().is_err());
                 // SAFETY: ends the child without running the parent's
                 // exit handlers.
