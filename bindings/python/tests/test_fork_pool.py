@@ -3,10 +3,12 @@ from a parent whose latchkey threads run must each be able to open, use and
 free a Client of their own, and must not start with signals blocked.
 
 Before src/sync.rs (parking_lot's process-wide table of parked threads,
-inherited by every child) the pool test hung in 3 of 4 runs, once printing
-`free(): invalid next size (fast)`; a hung worker blocks SIGTERM, so
-Pool.terminate() could not end it and pytest hung with it. Hence the global
-timeout here, and SIGKILL for the workers of a pool that timed out."""
+inherited by every child) the pool hung: a first version of this test,
+whose pool ran inside pytest, hung pytest itself (a hung worker blocks
+SIGTERM, so Pool.terminate() cannot end it); this one timed out after
+240 s with two workers spinning in parking_lot's unpark_requeue, called
+from the watchdog's notify_all. Hence the pool in a process group of its
+own, killed with SIGKILL when the global timeout runs out."""
 
 from __future__ import annotations
 
@@ -86,7 +88,9 @@ def test_a_fork_pool_of_workers_each_with_its_own_client(
     assert pool.returncode == 0, err[-2000:]
     done, *blocked = out.split()
     assert int(done) == WORKERS * TASKS
-    assert not LIBRARY_BLOCKED & {int(s) for s in blocked}, f"workers started with {blocked} blocked"
+    assert not LIBRARY_BLOCKED & {int(s) for s in blocked}, (
+        f"workers started with {blocked} blocked"
+    )
 
 
 def blocked_signals() -> set[int]:
