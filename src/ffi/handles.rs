@@ -111,13 +111,15 @@ fn install_fork_handlers() {
     extern "C" fn prepare() {
         // Held across fork; released again on both sides. Taken outside the
         // thread-local's borrow: a reader may hold the table for a moment.
+        // (A fork from a thread-local destructor finds the slot gone: the
+        // guard is then dropped at once, as if no handler ran.)
         let guard = LIVE.write();
-        HELD_ACROSS_FORK.with(|held| *held.borrow_mut() = Some(guard));
+        let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
     }
     extern "C" fn after() {
         // In the child this unlocks the copy of the table, which no other
         // thread can hold: the child has no other thread.
-        let guard = HELD_ACROSS_FORK.with(|held| held.borrow_mut().take());
+        let guard = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
         drop(guard);
     }
     ONCE.call_once(|| {
