@@ -282,7 +282,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
 mod tests {
     //! The loop against a scripted lock: no server, tiny holder ttls.
     use super::*;
-    use parking_lot::Mutex;
+    use crate::sync::Mutex;
     use std::collections::VecDeque;
 
     /// A lock whose attempts answer from a script, recording what the loop

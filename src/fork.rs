@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn a_forked_child_gets_a_fresh_value_and_leaves_the_parents_alone() {
         let pool = PerProcess::new(
-            || parking_lot::Mutex::new(vec![1]),
+            || crate::sync::Mutex::new(vec![1]),
             |inherited| {
                 // Locked by a thread the child does not have: left alone.
                 assert!(inherited.try_lock().is_none());

@@ -50,6 +50,7 @@ mod pubsub;
 mod scripts;
 mod shared;
 mod signals;
+mod sync;
 mod validity;
 mod wait;
 mod watchdog;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 
 use crate::acquire::{Acquisition, Target};
 use crate::backend::{AcquireArgs, Attempt, ExtendItem, Released};

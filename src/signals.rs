@@ -13,9 +13,17 @@
 //! after), and for the whole life of the library's own threads (the
 //! process's handlers then run on the host's threads, as they expect).
 //! Waiting for a lock is not socket I/O and is never masked.
+//!
+//! A forked child's one thread is a copy of the thread that called fork,
+//! signal mask included. When that thread was a library thread (a callback
+//! that forks) or inside a masked round trip, a pthread_atfork handler
+//! gives the child the mask the host had instead (for a library thread:
+//! none of the signals the library blocks), so the child, and any program
+//! it execs, gets its signals.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
+use std::sync::Once;
 
 /// The signals left deliverable: those the kernel raises for a fault of the
 /// thread itself, which cannot wait.
@@ -70,6 +78,7 @@ pub(crate) fn mask() -> Masked {
             masks.set((depth + 1, previous));
             return;
         }
+        register_fork_handler();
         let set = asynchronous_signals();
         // SAFETY: pthread_sigmask with valid set pointers; `previous` is written.
         let previous = unsafe {
@@ -103,8 +112,48 @@ impl Drop for Masked {
 }
 
 /// For the library's own threads: block asynchronous signals for good.
+/// Such a thread has no host mask to go back to: a child forked on it
+/// starts with none of the library's signals blocked.
 pub(crate) fn mask_for_this_thread() {
     std::mem::forget(mask());
+    MASKS.with(|masks| {
+        let (depth, mut previous) = masks.get();
+        let library = asynchronous_signals();
+        for signal in 1..libc::SIGRTMAX() {
+            // SAFETY: sigismember/sigdelset read `library` and write
+            // `previous`, both sets we own; an invalid number is refused.
+            unsafe {
+                if libc::sigismember(&library, signal) == 1 {
+                    libc::sigdelset(&mut previous, signal);
+                }
+            }
+        }
+        masks.set((depth, previous));
+    });
+}
+
+fn register_fork_handler() {
+    static REGISTER: Once = Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY: registers a handler that only reads and writes this
+        // thread's MASKS (no allocation: a const-initialised Cell) and
+        // calls pthread_sigmask, both async-signal-safe.
+        unsafe { libc::pthread_atfork(None, None, Some(unmask_in_forked_child)) };
+    });
+}
+
+/// Runs in a forked child: if the library had blocked signals on the
+/// forking thread, the child (which is that thread) gets back the mask the
+/// host had. Guards inherited from the parent then change nothing.
+extern "C" fn unmask_in_forked_child() {
+    let _ = MASKS.try_with(|masks| {
+        let (depth, previous) = masks.get();
+        if depth > 0 {
+            masks.set((0, previous));
+            // SAFETY: sets this thread's mask from a set we own.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &previous, std::ptr::null_mut()) };
+        }
+    });
 }
 
 #[cfg(test)]
@@ -131,6 +180,57 @@ mod tests {
                 assert!(!blocked(libc::SIGSEGV));
             }
             assert!(!blocked(libc::SIGURG));
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Forks on this thread and returns whether the child's first (only)
+    /// thread had SIGURG, SIGINT or SIGTERM blocked.
+    fn child_starts_blocked() -> bool {
+        // SAFETY: the child only calls pthread_sigmask, sigismember and
+        // _exit (async-signal-safe) before it exits.
+        unsafe {
+            let pid = libc::fork();
+            assert!(pid >= 0, "fork failed");
+            if pid == 0 {
+                let any = blocked(libc::SIGURG) || blocked(libc::SIGINT) || blocked(libc::SIGTERM);
+                libc::_exit(i32::from(any));
+            }
+            let mut status = 0;
+            assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+            assert!(libc::WIFEXITED(status), "the child did not exit: {status}");
+            libc::WEXITSTATUS(status) == 1
+        }
+    }
+
+    // Before the atfork handler, both children below started with every
+    // asynchronous signal blocked (a callback on the renewal thread that
+    // forks a helper gave it, and whatever it execs, a deaf process).
+    #[test]
+    fn a_child_forked_inside_a_masked_call_gets_the_hosts_mask() {
+        std::thread::spawn(|| {
+            let _masked = mask();
+            assert!(blocked(libc::SIGURG));
+            assert!(
+                !child_starts_blocked(),
+                "the child inherited the library's mask"
+            );
+            assert!(blocked(libc::SIGURG), "the parent's thread stays masked");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_child_forked_on_a_library_thread_starts_with_nothing_blocked() {
+        std::thread::spawn(|| {
+            mask_for_this_thread();
+            let _nested = mask();
+            assert!(
+                !child_starts_blocked(),
+                "the child inherited the library's mask"
+            );
         })
         .join()
         .unwrap();

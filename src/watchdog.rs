@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use crate::backend::{Backend, ExtendItem, Released};
 use crate::fork::PerProcess;
@@ -466,7 +466,7 @@ mod tests {
     use crate::error::{Error, ErrorKind, Result};
     use crate::info::{FencedWrite, LockInfo};
     use crate::lease::NewLease;
-    use parking_lot::Mutex;
+    use crate::sync::Mutex;
     use std::collections::HashMap;
 
     /// Answers renewals per hold token: Some(true) extended, Some(false)

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use redis::{IntoConnectionInfo, Value};
 
 use super::single::{describe_addr, resend_safe, server_error_to_result, SingleNode};

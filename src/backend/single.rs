@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use crate::sync::Mutex;
 use redis::{ConnectionLike, Value};
 
 use super::{Call, EndpointSource, PubSubEndpoint, Runner};

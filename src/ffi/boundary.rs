@@ -23,7 +23,7 @@ pub(crate) fn call(
 pub(crate) fn catch(body: impl FnOnce() -> Result<(), Failure>) -> Result<(), Failure> {
     // AssertUnwindSafe: after a panic nothing the body touched is used
     // again by this call, and the handles' shared state uses locks that
-    // do not poison (parking_lot) or is immutable.
+    // do not poison (`crate::sync`) or is immutable.
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|payload| {
         Err(Failure::new(
             latchkey_status::LATCHKEY_PANIC,

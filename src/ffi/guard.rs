@@ -4,7 +4,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::RwLock;
+use crate::sync::RwLock;
 
 use super::args::{self, c_string, millis, Out};
 use super::boundary::call;

@@ -20,10 +20,11 @@
 //! while another thread holds it would leave the child's copy locked for
 //! ever, so a pthread_atfork handler takes it around fork.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::{LazyLock, Once};
+use std::sync::{LazyLock, Once, RwLockWriteGuard};
 
-use parking_lot::RwLock;
+use crate::sync::RwLock;
 
 use super::error::Failure;
 
@@ -97,20 +98,34 @@ static LIVE: LazyLock<RwLock<Table>> = LazyLock::new(|| {
     RwLock::new(Table::default())
 });
 
+thread_local! {
+    /// The write guard `prepare` takes before a fork, until `after` drops
+    /// it on the same thread (in the parent, and in the child, whose only
+    /// thread is the copy of the forking one).
+    static HELD_ACROSS_FORK: RefCell<Option<RwLockWriteGuard<'static, Table>>> =
+        const { RefCell::new(None) };
+}
+
 fn install_fork_handlers() {
     static ONCE: Once = Once::new();
     extern "C" fn prepare() {
-        // Held across fork; released again on both sides.
-        std::mem::forget(LIVE.write());
+        // Held across fork; released again on both sides. Taken outside the
+        // thread-local's borrow: a reader may hold the table for a moment.
+        // (A fork from a thread-local destructor finds the slot gone: the
+        // guard is then dropped at once, as if no handler ran.)
+        let guard = LIVE.write();
+        let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
     }
     extern "C" fn after() {
-        // SAFETY: `prepare` write-locked it on this thread and forgot the
-        // guard.
-        unsafe { LIVE.force_unlock_write() }
+        // In the child this unlocks the copy of the table, which no other
+        // thread can hold: the child has no other thread.
+        let guard = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
+        drop(guard);
     }
     ONCE.call_once(|| {
         // SAFETY: registers three plain functions; they touch only LIVE,
-        // which exists by the time any of them can run.
+        // which exists by the time any of them can run, and this thread's
+        // HELD_ACROSS_FORK.
         unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
     });
 }

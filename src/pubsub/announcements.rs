@@ -8,7 +8,7 @@ use std::io::{BufReader, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use crate::sync::{Condvar, Mutex};
 
 use super::{encode_command, open_stream, read_reply, PubSubEndpoint, Reply, Stream};
 

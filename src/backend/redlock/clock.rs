@@ -29,7 +29,7 @@ mod manual {
     use std::sync::Arc;
     use std::time::Instant;
 
-    use parking_lot::Mutex;
+    use crate::sync::Mutex;
 
     use super::Clock;
 
