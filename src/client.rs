@@ -627,6 +627,7 @@ impl Client {
             backend,
             prefix,
             fence_retention,
+            closing: Default::default(),
         });
         // Weak: the backend must not keep the client's state alive.
         let weak = Arc::downgrade(&inner);
@@ -636,6 +637,47 @@ impl Client {
             }
         }));
         Client { inner }
+    }
+
+    /// Closes the client, for every clone of it: every lock still held
+    /// through it is released in Redis (in parallel, each release bounded
+    /// by the command timeout) and its [`Guard`](crate::Guard) then says it
+    /// is not held (`check()` is `Err(NotHeld)`, `lost()` is false: a
+    /// close is an ending, not a loss, and no lost-lease callback runs);
+    /// every acquire of the client that is waiting returns promptly with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed), and so does every
+    /// later one. Inspection and fenced writes keep working. Closing again
+    /// does nothing.
+    ///
+    /// Errors: a release that Redis did not confirm (the hold is given back
+    /// in the background as soon as Redis answers; its guard already says
+    /// it is not held). The client is closed all the same.
+    ///
+    /// ```
+    /// # fn main() -> latchkey::Result<()> {
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+    /// let client = latchkey::Client::open(&url)?;
+    /// let lock = client.lock("close-example")?;
+    /// let guard = lock.acquire()?;
+    /// client.close()?;
+    /// assert_eq!(guard.check().unwrap_err().kind(), latchkey::ErrorKind::NotHeld);
+    /// assert!(!guard.lost());
+    /// assert_eq!(lock.acquire().unwrap_err().kind(), latchkey::ErrorKind::Closed);
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Whether [`close`](Client::close) was called on this client (or a
+    /// clone of it).
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert!(!client.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closing.is_closed()
     }
 
     /// The key prefix of this client.
