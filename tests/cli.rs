@@ -260,6 +260,9 @@ fn send(child: &mut Child, bytes: &[u8]) {
     stdin.flush().expect("flush");
 }
 
+/// One way to end a `hold`.
+type Ending = dyn Fn(&mut Child);
+
 /// Deletes lock `name` behind its holder's back and waits until the
 /// holder's renewal reports the loss.
 fn lose(server: &RedisServer, name: &str, stdout: &mut BufReader<std::process::ChildStdout>) {
@@ -279,7 +282,7 @@ fn lose(server: &RedisServer, name: &str, stdout: &mut BufReader<std::process::C
 fn hold_exits_1_when_its_lease_was_lost_however_the_hold_ends() {
     let server = RedisServer::start();
     let renewed = ["--ttl-ms", "600"];
-    let endings: [(&str, &dyn Fn(&mut Child)); 4] = [
+    let endings: [(&str, &Ending); 4] = [
         ("end of input", &|child| drop(child.stdin.take())),
         ("release, then end of input", &|child| {
             send(child, b"release\n");
