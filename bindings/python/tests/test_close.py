@@ -14,11 +14,10 @@ import threading
 import time
 
 import pytest
+from test_interop import waiters_on
 
 import latchkey
 from latchkey import Client
-
-from test_interop import waiters_on
 
 
 def test_close_releases_holds_and_ends_waits(url: str, name: str) -> None:
