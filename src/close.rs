@@ -93,23 +93,26 @@ impl Closing {
         if leases.is_empty() {
             return Ok(());
         }
-        let per_thread = leases.len().div_ceil(MAX_RELEASE_THREADS);
-        let failures: Vec<Error> = std::thread::scope(|scope| {
-            let workers: Vec<_> = leases
-                .chunks(per_thread)
-                .map(|chunk| {
-                    scope.spawn(move || {
-                        chunk
-                            .iter()
-                            .filter_map(|lease| release_closed(backend, watchdog, lease).err())
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|worker| worker.join().unwrap_or_default())
+        let release_all = |chunk: &[Arc<Lease>]| -> Vec<Error> {
+            chunk
+                .iter()
+                .filter_map(|lease| release_closed(backend, watchdog, lease).err())
                 .collect()
+        };
+        // The calling thread releases the first share itself: one hold
+        // costs no thread.
+        let per_thread = leases.len().div_ceil(MAX_RELEASE_THREADS);
+        let mut chunks = leases.chunks(per_thread);
+        let own = chunks.next().unwrap_or_default();
+        let failures: Vec<Error> = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .map(|chunk| scope.spawn(move || release_all(chunk)))
+                .collect();
+            let mut failures = release_all(own);
+            for worker in workers {
+                failures.extend(worker.join().unwrap_or_default());
+            }
+            failures
         });
         match failures.into_iter().next() {
             None => Ok(()),
