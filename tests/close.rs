@@ -116,3 +116,40 @@ fn an_acquire_racing_a_close_never_leaves_a_hold_behind() {
         );
     }
 }
+
+/// A close while Redis does not answer: it returns the unconfirmed release
+/// (a connection error) instead of hanging, the guards already say "not
+/// held", and the holds are given back in the background once Redis
+/// answers again, not left for their ttl.
+#[test]
+fn a_close_while_redis_is_silent_gives_the_holds_back_later() {
+    let server = RedisServer::start();
+    let client = Client::builder(&server.url())
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let observer = Client::open(&server.url()).unwrap();
+    let guards: Vec<_> = (0..5)
+        .map(|i| {
+            client
+                .lock_with(
+                    &format!("silent-{i}"),
+                    LockOptions::new().ttl(Duration::from_secs(60)),
+                )
+                .unwrap()
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    server.signal(libc::SIGSTOP);
+    let closed = client.close();
+    server.signal(libc::SIGCONT);
+    let err = closed.expect_err("the releases were not confirmed");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    for guard in &guards {
+        assert_eq!(guard.check().unwrap_err().kind(), ErrorKind::NotHeld);
+    }
+    support::wait_until("the holds are given back", Duration::from_secs(20), || {
+        (0..5).all(|i| !observer.is_locked(&format!("silent-{i}")).unwrap())
+    });
+}
