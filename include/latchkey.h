@@ -182,6 +182,11 @@ enum latchkey_status
    * fix the URL (or the Sentinel master password).
    */
   LATCHKEY_AUTH = 10,
+  /**
+   * The client was closed (latchkey_client_close): an acquire that was
+   * waiting, or that started afterwards, ends with this.
+   */
+  LATCHKEY_CLOSED = 11,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -706,6 +711,31 @@ latchkey_status latchkey_client_open_cluster(const char *const *seed_urls,
 latchkey_status latchkey_client_free(struct latchkey_client *client);
 
 /**
+ * Closes the client (every handle and lock made from it): every lock
+ * still held through it is released in Redis (in parallel, each release
+ * bounded by the command timeout) and its guards then say it is not held
+ * (latchkey_guard_check returns LATCHKEY_NOT_HELD, latchkey_guard_lost
+ * false: a close is an ending, not a loss, and no lost callback runs);
+ * every acquire of the client that is waiting returns promptly with
+ * LATCHKEY_CLOSED, and so does every later acquire. Inspection and fenced
+ * writes keep working. Closing again does nothing. The handle stays
+ * allocated: free it with latchkey_client_free as usual.
+ *
+ * Threads: any thread, also while other threads wait in an acquire.
+ * Blocks: while the releases run (at most about the command timeout).
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (not a live client);
+ * LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM
+ * (a release Redis did not confirm: the client is closed all the same, and
+ * the hold is given back in the background once Redis answers);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `err_out` is NULL or writable.
+ */
+latchkey_status latchkey_client_close(const struct latchkey_client *client,
+                                      struct latchkey_error **err_out);
+
+/**
  * The client's key prefix.
  *
  * Ownership: `*prefix_out` belongs to the client; valid until
@@ -1092,6 +1122,7 @@ latchkey_status latchkey_lock_name(const struct latchkey_lock *lock,
  * Blocks: until acquired, the timeout, cancellation, or a Redis failure.
  * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (still held by another owner at
  * the deadline, or too few replicas confirmed it); LATCHKEY_CANCELLED;
+ * LATCHKEY_CLOSED (the client was closed, before or during the wait);
  * LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
  * timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
  * LATCHKEY_NO_QUORUM (Redlock: too few masters answered);
@@ -1116,6 +1147,7 @@ latchkey_status latchkey_lock_acquire(const struct latchkey_lock *lock,
  * Ownership: as latchkey_lock_acquire.
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (held by another owner);
+ * LATCHKEY_CLOSED (the client was closed);
  * LATCHKEY_CONNECTION (Redis unreachable or no answer within the command
  * timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM (Redlock:
  * too few masters answered); LATCHKEY_INVALID_ARGUMENT (NULL `lock` or

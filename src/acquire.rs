@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backend::Attempt;
+use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pubsub::Watch;
 use crate::wait::{jitter, CancelRegistration, CancelToken, Parker};
@@ -49,6 +50,11 @@ pub(crate) trait Target {
     /// A new hold token when each attempt needs its own (see
     /// `Backend::undoes_failed_attempts`), else `None`.
     fn hold_for_next_attempt(&self) -> Option<String>;
+
+    /// The client's closing state: a close ends the acquisition.
+    fn closing(&self) -> Option<&Closing> {
+        None
+    }
 }
 
 /// Longest sleep between attempts when no release message can arrive (the
@@ -94,6 +100,8 @@ pub(crate) struct Acquisition<'a, T: Target> {
     hold: String,
     parker: Arc<Parker>,
     _registration: Option<CancelRegistration>,
+    /// Wakes the parked loop when the client closes.
+    _closing_registration: Option<CancelRegistration>,
     watches: Vec<Watch>,
     /// A single try may take the lock even while a handoff to woken waiters
     /// is pending; so may anyone who has already waited.
@@ -116,6 +124,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
     ) -> Self {
         let parker = Parker::new();
         let registration = cancel.map(|c| c.register(&parker));
+        let closing_registration = lock.closing().map(|c| c.waiters().register(&parker));
         Acquisition {
             lock,
             deadline,
@@ -125,6 +134,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
             hold,
             parker,
             _registration: registration,
+            _closing_registration: closing_registration,
             watches: Vec::new(),
             waited: try_once,
             outage: Outage::default(),
@@ -146,6 +156,9 @@ impl<'a, T: Target> Acquisition<'a, T> {
                     ErrorKind::Cancelled,
                     format!("acquiring lock '{}' was cancelled", self.lock.name()),
                 )));
+            }
+            if self.lock.closing().is_some_and(Closing::is_closed) {
+                return self.give_up(Err(Closing::error(self.lock.name())));
             }
             match self.attempt(seen) {
                 Next::Done(outcome) => return outcome,

@@ -404,9 +404,9 @@ fn check_timeout(what: &str, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-const URL_USAGE: &str =
-    "expected redis://[user:password@]host[:port][/db] or unix:///path/to/socket \
-     (percent-encode any / @ : % # ? in the user name or password)";
+const URL_USAGE: &str = "expected redis://[user:password@]host[:port][/db] or \
+     unix:///path/to/socket[?db=N][&user=NAME][&pass=PASSWORD] \
+     (percent-encode any / @ : % # ? & in the user name or password)";
 
 /// Checks a Redis URL's syntax and makes the redis-crate client for it. The
 /// database number is checked for syntax and sign only: how many databases
@@ -453,7 +453,60 @@ pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
             "a '#' fragment (percent-encode a '#' in a password)",
         ));
     }
-    redis::Client::open(url).map_err(|e| invalid(&e.to_string()))
+    check_query(&parsed).map_err(|why| invalid(&why))?;
+    // The redis crate's own complaints may quote a value: give only its
+    // fixed description.
+    redis::Client::open(url).map_err(|e| match e.detail() {
+        None => invalid(&e.to_string()),
+        Some(_) => invalid(e.category()),
+    })
+}
+
+/// The query of a Redis URL: only what the redis crate reads is accepted,
+/// so a setting is never ignored without a word (`?password=` used to be).
+/// A unix socket URL carries its database, user and password there
+/// (`?db=`, `?user=`, `?pass=`); a `redis://` URL carries them in the user
+/// info and path. Messages name a parameter only when it is a known one,
+/// and never quote a value.
+fn check_query(parsed: &url::Url) -> std::result::Result<(), String> {
+    let unix = parsed.scheme() != "redis";
+    let accepted: &[&str] = if unix {
+        &["db", "user", "pass", "protocol"]
+    } else {
+        &["protocol"]
+    };
+    for (key, value) in parsed.query_pairs() {
+        if accepted.contains(&key.as_ref()) {
+            if key == "protocol" && !["2", "3", "resp2", "resp3"].contains(&value.as_ref()) {
+                return Err("the 'protocol' parameter must be 2 or 3".into());
+            }
+            continue;
+        }
+        return Err(match (unix, key.as_ref()) {
+            (true, "password") => {
+                "'?password=' is not read for a unix socket: give the password as '?pass='".into()
+            }
+            (false, "password" | "pass") => "a password in the query is not read: \
+                 give it in the user info (redis://:password@host or \
+                 redis://user:password@host)"
+                .into(),
+            (false, "user" | "username") => "a user name in the query is not read: \
+                 give it in the user info (redis://user:password@host)"
+                .into(),
+            (false, "db") => {
+                "a database in the query is not read: give it as the path (redis://host/2)".into()
+            }
+            _ => format!(
+                "a query parameter this URL does not read (accepted: {})",
+                if accepted.len() == 1 {
+                    "protocol".to_string()
+                } else {
+                    accepted.join(", ")
+                }
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The path of a `redis://` URL: empty, `/`, or `/N` with N a database
@@ -479,31 +532,48 @@ fn has_stray_at(parsed: &url::Url) -> bool {
         || parsed.fragment().is_some_and(|f| f.contains('@'))
 }
 
-/// The URL with any password replaced by `***`, for messages and Debug.
-/// A URL that does not parse cleanly is cut more widely: everything before
-/// its last '@' is hidden, since a raw / # ? in a password ends the user
-/// info early and leaves the rest of the password elsewhere in the text.
+/// The URL with every place a secret may sit replaced by `***`: the
+/// password (or a lone user name, which may be a password; a user name
+/// next to a password is shown, it tells URLs apart), and the whole query and fragment (`?pass=` is how a unix socket URL authenticates; a
+/// fragment may hold the end of a password with a raw '#'). For messages,
+/// logs and Debug.
+///
+/// A URL that does not parse cleanly is cut more widely, since a raw
+/// / # ? in a password ends the user info early and leaves the rest of
+/// the password elsewhere in the text: with an '@' and no '?' or '#',
+/// everything before the last '@' is hidden; with a '?' or '#' and no
+/// '@' (so no user info), everything after the first of them; with both,
+/// everything after the scheme.
 pub(crate) fn redact_url(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
         if !has_stray_at(&parsed) && !parsed.cannot_be_a_base() {
+            let mut hidden = true;
             if parsed.password().is_some() {
-                if parsed.set_password(Some("***")).is_ok() {
-                    return parsed.to_string();
-                }
-            } else if parsed.username().is_empty() {
-                return parsed.to_string();
-            } else if parsed.set_username("***").is_ok() {
+                hidden = parsed.set_password(Some("***")).is_ok();
+            } else if !parsed.username().is_empty() {
                 // A lone user info may be a password (redis://secret@host).
+                hidden = parsed.set_username("***").is_ok();
+            }
+            if parsed.query().is_some() {
+                parsed.set_query(Some("***"));
+            }
+            if parsed.fragment().is_some() {
+                parsed.set_fragment(Some("***"));
+            }
+            if hidden {
                 return parsed.to_string();
             }
         }
     }
-    match url.rfind('@') {
-        Some(at) => {
-            let start = url.find("://").map_or(0, |s| s + 3).min(at);
-            format!("{}***{}", &url[..start], &url[at..])
-        }
-        None => url.to_string(),
+    let start = url.find("://").map_or(0, |s| s + 3);
+    let (head, rest) = url.split_at(start);
+    let at = rest.rfind('@');
+    let query = rest.find(['?', '#']);
+    match (at, query) {
+        (None, None) => url.to_string(),
+        (Some(at), None) => format!("{head}***{}", &rest[at..]),
+        (None, Some(q)) => format!("{head}{}{}***", &rest[..q], &rest[q..=q]),
+        (Some(_), Some(_)) => format!("{head}***"),
     }
 }
 
@@ -627,6 +697,7 @@ impl Client {
             backend,
             prefix,
             fence_retention,
+            closing: Default::default(),
         });
         // Weak: the backend must not keep the client's state alive.
         let weak = Arc::downgrade(&inner);
@@ -636,6 +707,47 @@ impl Client {
             }
         }));
         Client { inner }
+    }
+
+    /// Closes the client, for every clone of it: every lock still held
+    /// through it is released in Redis (in parallel, each release bounded
+    /// by the command timeout) and its [`Guard`](crate::Guard) then says it
+    /// is not held (`check()` is `Err(NotHeld)`, `lost()` is false: a
+    /// close is an ending, not a loss, and no lost-lease callback runs);
+    /// every acquire of the client that is waiting returns promptly with
+    /// [`ErrorKind::Closed`](crate::ErrorKind::Closed), and so does every
+    /// later one. Inspection and fenced writes keep working. Closing again
+    /// does nothing.
+    ///
+    /// Errors: a release that Redis did not confirm (the hold is given back
+    /// in the background as soon as Redis answers; its guard already says
+    /// it is not held). The client is closed all the same.
+    ///
+    /// ```
+    /// # fn main() -> latchkey::Result<()> {
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+    /// let client = latchkey::Client::open(&url)?;
+    /// let lock = client.lock("close-example")?;
+    /// let guard = lock.acquire()?;
+    /// client.close()?;
+    /// assert_eq!(guard.check().unwrap_err().kind(), latchkey::ErrorKind::NotHeld);
+    /// assert!(!guard.lost());
+    /// assert_eq!(lock.acquire().unwrap_err().kind(), latchkey::ErrorKind::Closed);
+    /// # Ok(()) }
+    /// ```
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Whether [`close`](Client::close) was called on this client (or a
+    /// clone of it).
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert!(!client.is_closed());
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.inner.closing.is_closed()
     }
 
     /// The key prefix of this client.
@@ -790,7 +902,17 @@ mod tests {
             redact_url("redis://bob:se/cret@host:6379"),
             "redis://***@host:6379"
         );
-        assert_eq!(redact_url("redis://se?cret@host"), "redis://***@host");
+        assert_eq!(redact_url("redis://se?cret@host"), "redis://***");
+        assert_eq!(
+            redact_url("unix:///tmp/r.sock?db=1&pass=s3cret"),
+            "unix:///tmp/r.sock?***"
+        );
+        assert_eq!(redact_url("redis://host/?pass=se@cret"), "redis://***");
+        assert_eq!(
+            redact_url("redis://host:x/?pass=s3cret"),
+            "redis://host:x/?***"
+        );
+        assert_eq!(redact_url("redis://host/#s3cret"), "redis://host/#***");
         assert_eq!(
             redact_url("redis://bob:p%2F%40w@host"),
             "redis://bob:***@host"
@@ -807,6 +929,26 @@ mod tests {
         assert!(!format!("{client:?}").contains("s3cret"));
         let builder = Client::builder("redis://bob:s3cret@localhost:1");
         assert!(!format!("{builder:?}").contains("s3cret"));
+        for url in [
+            "unix:///tmp/r.sock?db=x&pass=s3cret",
+            "unix:///tmp/r.sock?pass=s3cret&protocol=9",
+            "redis://localhost:notaport/?pass=s3cret",
+            "redis://localhost/?protocol=s3cret",
+        ] {
+            let err = Client::open(url).unwrap_err();
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_setting_the_url_does_not_read_is_refused() {
+        let refused = |url: &str| Client::open(url).unwrap_err().to_string();
+        assert!(refused("redis://localhost/?password=s3cret").contains("user info"));
+        assert!(refused("unix:///tmp/r.sock?password=s3cret").contains("'?pass='"));
+        assert!(refused("redis://localhost/?db=2").contains("path"));
+        assert!(!refused("redis://localhost/?s3cret").contains("s3cret"));
+        assert!(Client::open("unix:///tmp/r.sock?db=2&user=u&pass=p").is_ok());
+        assert!(Client::open("redis://localhost/?protocol=2").is_ok());
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub enum ErrorKind {
     /// (`WRONGPASS`), or none given to a server that requires one
     /// (`NOAUTH`). Retrying will not help; fix the URL.
     Auth,
+    /// The client was closed ([`Client::close`](crate::Client::close)): an
+    /// acquire that was waiting, or that started afterwards, ends with this.
+    Closed,
 }
 
 impl ErrorKind {
@@ -61,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Server => "redis error",
             ErrorKind::NoQuorum => "no quorum",
             ErrorKind::Auth => "authentication failed",
+            ErrorKind::Closed => "closed",
         }
     }
 }

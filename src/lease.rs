@@ -39,6 +39,8 @@ struct LeaseState {
     valid_until: Instant,
     lost: Option<String>,
     released: bool,
+    /// Released by closing its client (an ending, never a loss).
+    closed: bool,
     /// The watchdog's schedule entry, so a release can remove it at once.
     scheduled: Option<(Instant, u64)>,
 }
@@ -82,6 +84,7 @@ impl Lease {
                 valid_until: new.sent + new.ttl.saturating_sub(drift(new.ttl)),
                 lost: None,
                 released: false,
+                closed: false,
                 scheduled: None,
             }),
         })
@@ -160,6 +163,12 @@ impl Lease {
         if let Some(reason) = &state.lost {
             return Some(reason.clone());
         }
+        if state.closed {
+            return Some(format!(
+                "lock '{}' was released when its client was closed",
+                self.keys.name
+            ));
+        }
         if state.released {
             return Some(format!("lock '{}' was released", self.keys.name));
         }
@@ -230,6 +239,27 @@ impl Lease {
     /// The watchdog's schedule entry, taken (the caller removes it).
     pub(crate) fn take_scheduled(&self) -> Option<(Instant, u64)> {
         self.state.lock().scheduled.take()
+    }
+
+    /// Stops renewal and reporting because the client is closing: true if
+    /// the lease was live (the caller then releases it in Redis), false if
+    /// it had ended already or belongs to the parent process.
+    pub(crate) fn mark_closed(&self) -> bool {
+        if self.inherited() {
+            return false;
+        }
+        let mut state = self.state.lock();
+        if state.released || state.lost.is_some() {
+            return false;
+        }
+        state.released = true;
+        state.closed = true;
+        true
+    }
+
+    /// Whether the lease ended because its client was closed.
+    pub(crate) fn closed(&self) -> bool {
+        !self.inherited() && self.state.lock().closed
     }
 
     /// Stops renewal and reporting: the holder is giving the lock back.

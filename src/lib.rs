@@ -36,6 +36,7 @@ mod acquire;
 mod backend;
 mod chaos;
 mod client;
+mod close;
 mod error;
 // The C ABI (`include/latchkey.h`). Public only so that its symbols are
 // exported; Rust callers use the API above.

@@ -8,6 +8,7 @@ use crate::sync::Mutex;
 
 use crate::acquire::{Acquisition, Target};
 use crate::backend::{AcquireArgs, Attempt, ExtendItem, Released};
+use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::FencedWrite;
 use crate::keys::LockKeys;
@@ -405,7 +406,21 @@ impl Lock {
         } else {
             hold.clone()
         };
-        Acquisition::new(self, deadline, try_once, cancel, owner, hold).run()
+        let acquired = Acquisition::new(self, deadline, try_once, cancel, owner, hold).run()?;
+        match acquired {
+            // A close that swept the client's holds before this one was
+            // registered (see `guard`) has not released it: do it here.
+            Some(guard)
+                if self.client.closing.release_if_closed(
+                    self.client.backend.as_ref(),
+                    &self.client.watchdog,
+                    &guard.lease,
+                ) =>
+            {
+                Err(Closing::error(&self.keys.name))
+            }
+            acquired => Ok(acquired),
+        }
     }
 
     fn guard(&self, token: String, fencing_token: u64, sent: Instant) -> Guard {
@@ -430,6 +445,7 @@ impl Lock {
         if self.options.auto_renew {
             self.client.watchdog.watch(&lease, sent);
         }
+        self.client.closing.register(&lease);
         let tenure = self.options.reentrant.then(|| {
             let mut state = self.tenure.state.lock();
             state.pending = state.pending.saturating_sub(1);
@@ -517,6 +533,10 @@ impl Target for Lock {
 
     fn hold_for_next_attempt(&self) -> Option<String> {
         self.client.backend.undoes_failed_attempts().then(new_token)
+    }
+
+    fn closing(&self) -> Option<&Closing> {
+        Some(&self.client.closing)
     }
 }
 
@@ -620,7 +640,8 @@ impl Guard {
     }
 
     /// Whether the lease is lost: renewal found it gone or taken, or its
-    /// validity ran out.
+    /// validity ran out. A hold ended by [`Client::close`](crate::Client::close)
+    /// is not lost (`check()` says `NotHeld`).
     ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
@@ -628,10 +649,12 @@ impl Guard {
     /// assert!(!guard.lost());
     /// ```
     pub fn lost(&self) -> bool {
-        self.lease.lost_reason().is_some()
+        self.lease.lost_reason().is_some() && !self.lease.closed()
     }
 
-    /// `Ok(())` while the lease is held, `Err(Lost)` with the reason once not.
+    /// `Ok(())` while the lease is held, `Err(Lost)` with the reason once
+    /// not; `Err(NotHeld)` once [`Client::close`](crate::Client::close)
+    /// released it.
     ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
@@ -641,6 +664,8 @@ impl Guard {
     pub fn check(&self) -> Result<()> {
         match self.lease.lost_reason() {
             None => Ok(()),
+            // Closing the client ended the hold: an ending, not a loss.
+            Some(reason) if self.lease.closed() => Err(Error::new(ErrorKind::NotHeld, reason)),
             Some(reason) => Err(Error::new(ErrorKind::Lost, reason)),
         }
     }
@@ -764,6 +789,15 @@ impl Guard {
 
     fn release_now(&self) -> Result<()> {
         if let Some(reason) = self.lease.lost_reason().filter(|_| self.lease.inherited()) {
+            return Err(Error::new(ErrorKind::NotHeld, reason));
+        }
+        if self.lease.closed() {
+            // Closing the client released it already; an acquire attempt
+            // that was never answered may still take it for this hold.
+            if let Some(since) = self.unheard_attempt_since {
+                self.give_back_later(true, since + self.lease.ttl());
+            }
+            let reason = self.lease.lost_reason().unwrap_or_default();
             return Err(Error::new(ErrorKind::NotHeld, reason));
         }
         // A reentrant release waits for the handle's attempt in flight, so

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::{Backend, FencedWriteArgs};
+use crate::close::Closing;
 use crate::error::{Error, Result};
 use crate::info::FencedWrite;
 use crate::keys::{validate_name, LockKeys};
@@ -21,6 +22,8 @@ pub(crate) struct ClientShared {
     pub(crate) watchdog: Watchdog,
     /// See [`ClientBuilder::fence_retention`](crate::ClientBuilder::fence_retention).
     pub(crate) fence_retention: Duration,
+    /// Whether the client was closed, and what a close ends.
+    pub(crate) closing: Closing,
 }
 
 impl ClientShared {
@@ -60,6 +63,11 @@ impl ClientShared {
             subscriber.reconnect();
         }
         self.watchdog.renew_all_now();
+    }
+
+    /// See [`Client::close`](crate::Client::close).
+    pub(crate) fn close(&self) -> Result<()> {
+        self.closing.close(self.backend.as_ref(), &self.watchdog)
     }
 
     /// The keys of lock `name` on this client.

@@ -211,6 +211,11 @@ fn passwords_never_show_in_the_tools_messages() {
             format!("redis://:wr%2Fong@127.0.0.1:{}", server.port),
             "wr%2Fong",
         ),
+        // A unix socket's password is its ?pass= (echoed verbatim before).
+        (
+            "unix:///tmp/latchkey-no-such.sock?db=x&pass=S3CRETpw".to_string(),
+            "S3CRETpw",
+        ),
     ] {
         let output = run_str(&["--url", &url, "inspect", "x"]);
         assert!(!output.status.success());
@@ -219,4 +224,115 @@ fn passwords_never_show_in_the_tools_messages() {
         assert!(!stderr.contains(secret), "{stderr}");
         assert!(!stderr.is_empty());
     }
+}
+
+/// Starts `latchkey hold NAME` like [`start_holder`], keeping its stdout
+/// to read the replies and reports that follow the "acquired" line.
+fn start_talking_holder(
+    server: &RedisServer,
+    name: &str,
+    extra: &[&str],
+) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut child = tool()
+        .args(["--url", &server.url(), "hold", name])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start latchkey hold");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let line = read_reply(&mut stdout);
+    assert!(line.starts_with("acquired "), "{line:?}");
+    (child, stdout)
+}
+
+fn read_reply(stdout: &mut BufReader<std::process::ChildStdout>) -> String {
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("read a reply");
+    line
+}
+
+fn send(child: &mut Child, bytes: &[u8]) {
+    use std::io::Write;
+    let stdin = child.stdin.as_mut().expect("stdin");
+    stdin.write_all(bytes).expect("write to hold");
+    stdin.flush().expect("flush");
+}
+
+/// One way to end a `hold`.
+type Ending = dyn Fn(&mut Child);
+
+/// Deletes lock `name` behind its holder's back and waits until the
+/// holder's renewal reports the loss.
+fn lose(server: &RedisServer, name: &str, stdout: &mut BufReader<std::process::ChildStdout>) {
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("latchkey:{{{name}}}"))
+        .query(&mut server.admin())
+        .expect("DEL");
+    let report = read_reply(stdout);
+    assert!(report.starts_with("lost-callback "), "{report:?}");
+}
+
+/// `--help` says exit status 1 means a lost lease; a wrapping script can
+/// tell only if `hold` keeps to it however the hold ends. Before, `hold`
+/// exited 0 after its lease was lost (failed on the first ending, end of
+/// input: status 0 instead of 1; a signal gave 128+N).
+#[test]
+fn hold_exits_1_when_its_lease_was_lost_however_the_hold_ends() {
+    let server = RedisServer::start();
+    let renewed = ["--ttl-ms", "600"];
+    let endings: [(&str, &Ending); 4] = [
+        ("end of input", &|child| drop(child.stdin.take())),
+        ("release, then end of input", &|child| {
+            send(child, b"release\n");
+            drop(child.stdin.take());
+        }),
+        // SAFETY: kill only sends a signal to our own child.
+        ("SIGTERM", &|child| unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }),
+        ("a line that is not UTF-8, then end of input", &|child| {
+            send(child, b"\xff\n");
+            drop(child.stdin.take());
+        }),
+    ];
+    for (i, (ending, end)) in endings.iter().enumerate() {
+        let name = format!("cli-lost-{i}");
+        let (mut holder, mut stdout) = start_talking_holder(&server, &name, &renewed);
+        lose(&server, &name, &mut stdout);
+        end(&mut holder);
+        let status = wait_exit(&mut holder);
+        assert_eq!(status.code(), Some(1), "{ending}: {status:?}");
+    }
+    // A lease that ran out unrenewed is lost too, though nothing reported it.
+    let (mut holder, _stdout) =
+        start_talking_holder(&server, "cli-lapsed", &["--ttl-ms", "100", "--no-renew"]);
+    support::wait_until("the lease lapses", Duration::from_secs(10), || {
+        inspect(&server, "cli-lapsed") == "free"
+    });
+    drop(holder.stdin.take());
+    assert_eq!(wait_exit(&mut holder).code(), Some(1), "a lapsed lease");
+    // And a lease that was never lost still ends with 0.
+    let (mut holder, _stdout) = start_talking_holder(&server, "cli-kept", &renewed);
+    drop(holder.stdin.take());
+    assert_eq!(wait_exit(&mut holder).code(), Some(0));
+}
+
+/// stdin is read as bytes: a line that is not UTF-8 gets an error reply
+/// and the hold goes on. Before, one such byte ended the hold (the commands
+/// after it were dropped, the lock released).
+#[test]
+fn a_line_that_is_not_utf8_gets_an_error_and_the_hold_goes_on() {
+    let server = RedisServer::start();
+    let (mut holder, mut stdout) = start_talking_holder(&server, "cli-bytes", &[]);
+    send(&mut holder, b"check \xff\xfe\ncheck\nremaining\n");
+    let first = read_reply(&mut stdout);
+    assert!(first.starts_with("error "), "{first:?}");
+    assert_eq!(read_reply(&mut stdout), "ok\n");
+    assert!(read_reply(&mut stdout).starts_with("remaining "));
+    assert!(inspect(&server, "cli-bytes").starts_with("held "));
+    drop(holder.stdin.take());
+    assert_eq!(wait_exit(&mut holder).code(), Some(0));
+    assert_eq!(inspect(&server, "cli-bytes"), "free");
 }

@@ -213,3 +213,47 @@ fn ipv6_endpoints_print_with_brackets() {
     let debug = format!("{client:?}");
     assert!(debug.contains("[::1]:46391"), "{debug}");
 }
+
+/// A unix socket URL authenticates with `?pass=` (the only way the redis
+/// crate reads a password for a socket); it never shows in an error, and a
+/// `?password=`, which the redis crate would ignore, is refused instead of
+/// connecting without a password. Before, an invalid socket URL echoed
+/// `?pass=` verbatim and `redis://host/?password=X` was accepted silently.
+#[test]
+fn a_unix_socket_authenticates_with_pass_and_never_shows_it() {
+    let dir = std::env::temp_dir().join(format!("latchkey-sock-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("redis.sock");
+    let socket = socket.to_str().unwrap();
+    let _server = RedisServer::start_with(&[
+        "--requirepass",
+        "s3cret",
+        "--unixsocket",
+        socket,
+        "--unixsocketperm",
+        "700",
+    ]);
+    let client = quick(&format!("unix://{socket}?pass=s3cret"))
+        .build()
+        .unwrap();
+    let guard = client.lock("over-a-socket").unwrap().acquire().unwrap();
+    guard.release().unwrap();
+    assert_no_secret(&format!("{client:?}"));
+
+    let wrong = first_command_error(&format!("unix://{socket}?pass=wr0ng-s3cret"));
+    assert_auth_failure(&wrong);
+    assert_no_secret(&wrong.to_string());
+
+    for url in [
+        format!("unix://{socket}?db=x&pass=s3cret"),
+        format!("unix://{socket}?password=s3cret"),
+        "redis://127.0.0.1/?password=s3cret".to_string(),
+        "redis://127.0.0.1:notaport/?pass=s3cret".to_string(),
+    ] {
+        let err = quick(&url).build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert_no_secret(&err.to_string());
+        assert_no_secret(&format!("{:?}", quick(&url)));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

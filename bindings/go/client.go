@@ -307,10 +307,14 @@ func (c *Client) use(f func(p *C.latchkey_client) error) error {
 	return f(st.p)
 }
 
-// Close interrupts the waits in progress on this client (they fail with
-// ErrClosed), releases every lock still held through it (each hold's Lost
-// channel closes), closes its Mutexes and frees the client. It returns the
-// errors of those releases (ErrNotHeld for a lease that had been lost).
+// Close ends the client the same way in every language (the library's
+// latchkey_client_close): the waits in progress on it fail promptly with
+// ErrClosed, every lock still held through it is released in Redis at once
+// (in parallel, each release bounded by the command timeout; a close is an
+// ending, not a loss: each hold's Lost channel closes and Check says
+// ErrClosed, never ErrLost), then its Mutexes are closed and the client is
+// freed. It returns an error only when Redis did not confirm a release (the
+// library gives that hold back in the background once Redis answers).
 // Closing twice is harmless.
 func (c *Client) Close() error {
 	if c == nil || c.st == nil {

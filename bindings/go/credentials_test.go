@@ -64,3 +64,22 @@ func TestRawAwkwardPasswordsNeverShow(t *testing.T) {
 		client.Close()
 	}
 }
+
+// A unix socket URL authenticates with ?pass=; an invalid one used to be
+// echoed verbatim in the error, password included.
+func TestInvalidURLNeverShowsAQueryPassword(t *testing.T) {
+	for _, url := range []string{
+		"unix:///tmp/no-such.sock?db=x&pass=S3CRETpw",
+		"redis://127.0.0.1:notaport/?pass=S3CRETpw",
+		"redis://127.0.0.1/?password=S3CRETpw",
+	} {
+		c, err := latchkey.Open(url)
+		if err == nil {
+			c.Close()
+			t.Fatalf("Open(%q) succeeded", url)
+		}
+		if !errors.Is(err, latchkey.ErrInvalidArgument) || strings.Contains(err.Error(), "S3CRETpw") {
+			t.Fatalf("Open of an invalid URL = %v", err)
+		}
+	}
+}

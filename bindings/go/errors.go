@@ -23,6 +23,7 @@ const (
 	StatusPanic           Status = 8
 	StatusNoQuorum        Status = 9
 	StatusAuth            Status = 10
+	StatusClosed          Status = 11
 )
 
 var statusNames = [...]string{
@@ -37,6 +38,7 @@ var statusNames = [...]string{
 	StatusPanic:           "panic",
 	StatusNoQuorum:        "no quorum",
 	StatusAuth:            "authentication failed",
+	StatusClosed:          "closed",
 }
 
 // String is the status's short English name, as latchkey_status_name gives it.
@@ -81,7 +83,8 @@ var (
 )
 
 // ErrClosed: the Client or Mutex was closed (by its Close, or by its
-// Client's Close). It has no status of the C library: its *Error has
+// Client's Close). A wait ended by the library's close has StatusClosed;
+// a call refused by the binding on a closed Client or Mutex may have
 // Status 0.
 var ErrClosed = errors.New("latchkey: closed")
 
@@ -96,6 +99,7 @@ var sentinels = [...]error{
 	StatusPanic:           ErrPanic,
 	StatusNoQuorum:        ErrNoQuorum,
 	StatusAuth:            ErrAuth,
+	StatusClosed:          ErrClosed,
 }
 
 // Error is the error of a failed call: the library's status and message

@@ -10,7 +10,6 @@ package latchkey
 import "C"
 
 import (
-	"errors"
 	"sync"
 )
 
@@ -171,27 +170,42 @@ func (st *clientState) interruptWaitsLocked(m *mutexState) {
 	}
 }
 
-// close is Client.Close.
+// close is Client.Close. What a close does to holds and waits is the
+// library's (latchkey_client_close: every hold released at once, every
+// wait ended with LATCHKEY_CLOSED); the binding only ends its own records
+// of them afterwards.
 func (st *clientState) close() error {
 	st.mu.Lock()
 	if st.closed {
 		st.mu.Unlock()
 		return nil
 	}
+	// No wait or hold can start unseen after this (startWait, addHold).
 	st.closed = true
-	st.interruptWaitsLocked(nil)
 	mutexes := make([]*mutexState, 0, len(st.mutexes))
 	for m := range st.mutexes {
 		mutexes = append(mutexes, m)
 	}
 	st.mu.Unlock()
 
+	var err error
+	if st.rc.acquire() {
+		var cerr *C.latchkey_error
+		if status := C.latchkey_client_close(st.p, &cerr); status != C.LATCHKEY_OK {
+			err = takeError(status, cerr)
+		}
+		st.rc.release()
+	}
+	for _, h := range st.takeHolds(nil) {
+		h.end(endClosed, "")
+		// The library released it already: freeing the guard sends nothing.
+		_, _ = h.guard.releaseFree()
+	}
 	for _, m := range mutexes {
 		m.shut()
 	}
-	errs := releaseAll(st.takeHolds(nil))
 	st.rc.close()
-	return errors.Join(errs...)
+	return err
 }
 
 // abandon is the garbage collector's Close: the program dropped the Client.
@@ -201,7 +215,7 @@ func (st *clientState) abandon() {
 	st.rc.close()
 }
 
-// releaseAll releases holds that Close took out of the registry.
+// releaseAll releases holds that Mutex.Close took out of the registry.
 func releaseAll(holds []*Hold) []error {
 	var errs []error
 	for _, h := range holds {

@@ -19,7 +19,8 @@ const EXIT_CODES: &str = "\
 Exit status:
   0    success
   1    Redis failed or refused (connection, authentication, server error,
-       lost lease, no quorum)
+       no quorum); hold: also whenever the lease was lost during the hold,
+       however the hold ended (end of input, release, error or signal)
   2    usage error: a bad command line, URL or option
   3    hold: the lock stayed held by another owner until --timeout-ms
   128+N  hold: ended by signal N (SIGHUP, SIGINT or SIGTERM) after
@@ -246,6 +247,8 @@ struct SignalWatch {
 enum Event {
     Signal(i32),
     Line(String),
+    /// A line that is not UTF-8: answered with an error, the hold goes on.
+    NotText,
     EndOfInput,
     InputError(String),
 }
@@ -324,62 +327,126 @@ fn hold(
     out.flush()?;
 
     let to_main = signals.sender.clone();
-    std::thread::spawn(move || {
-        for line in std::io::stdin().lock().lines() {
-            let event = match line {
-                Ok(line) => Event::Line(line),
-                Err(err) => Event::InputError(err.to_string()),
-            };
-            if to_main.send(event).is_err() {
-                return;
-            }
-        }
-        let _ = to_main.send(Event::EndOfInput);
-    });
+    std::thread::spawn(move || read_input(&to_main));
 
-    let mut guard = Some(guard);
+    let mut state = HoldState {
+        name: name.to_string(),
+        guard: Some(guard),
+        lost: None,
+    };
     loop {
         let event = signals
             .events
             .recv()
             .map_err(|_| Outcome::Other("the signal and input threads ended".into()))?;
-        match event {
-            Event::Line(line) => {
-                let reply = obey(client, &line, &mut guard)?;
-                writeln!(out, "{reply}")?;
+        let ending = match event {
+            Event::Line(line) => match obey(client, &line, &mut state) {
+                Ok(reply) => {
+                    writeln!(out, "{reply}")?;
+                    out.flush()?;
+                    continue;
+                }
+                Err(outcome) => Err(outcome),
+            },
+            Event::NotText => {
+                writeln!(out, "error the line is not UTF-8; the hold goes on")?;
                 out.flush()?;
+                continue;
             }
-            Event::EndOfInput => {
-                release(guard);
-                return Ok(());
+            Event::EndOfInput => Ok(()),
+            Event::InputError(message) => Err(Outcome::Other(format!("reading stdin: {message}"))),
+            Event::Signal(signal) => Err(Outcome::Signalled(signal)),
+        };
+        return state.end(ending);
+    }
+}
+
+/// Reads stdin as bytes, one event per line (without its line end), for
+/// the main loop of `hold`; then `EndOfInput`, or `InputError` if reading
+/// failed.
+fn read_input(to_main: &mpsc::Sender<Event>) {
+    let mut input = std::io::stdin().lock();
+    let mut bytes = Vec::new();
+    loop {
+        bytes.clear();
+        let event = match input.read_until(b'\n', &mut bytes) {
+            Ok(0) => break,
+            Ok(_) => {
+                if bytes.last() == Some(&b'\n') {
+                    bytes.pop();
+                    if bytes.last() == Some(&b'\r') {
+                        bytes.pop();
+                    }
+                }
+                match String::from_utf8(std::mem::take(&mut bytes)) {
+                    Ok(line) => Event::Line(line),
+                    Err(_) => Event::NotText,
+                }
             }
-            Event::InputError(message) => {
-                release(guard);
-                return Err(Outcome::Other(format!("reading stdin: {message}")));
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => {
+                let _ = to_main.send(Event::InputError(err.to_string()));
+                return;
             }
-            Event::Signal(signal) => {
-                release(guard);
-                return Err(Outcome::Signalled(signal));
+        };
+        if to_main.send(event).is_err() {
+            return;
+        }
+    }
+    let _ = to_main.send(Event::EndOfInput);
+}
+
+/// The hold in progress: its guard until released, and whether its lease
+/// was lost at any moment (seen by `check`, `release` or the end).
+struct HoldState {
+    name: String,
+    guard: Option<Guard>,
+    lost: Option<String>,
+}
+
+impl HoldState {
+    /// Ends the hold for `ending` (end of input, an error, a signal):
+    /// releases the lock if still held, and exits 1 instead if the lease
+    /// was lost at any moment of the hold, as `--help` says.
+    fn end(mut self, ending: Result<(), Outcome>) -> Result<(), Outcome> {
+        if let Some(guard) = self.guard.take() {
+            if let Err(err) = guard.release() {
+                eprintln!("latchkey hold: release: {err}");
+                self.saw(&err);
             }
+        }
+        match self.lost {
+            Some(reason) => Err(Outcome::Failed(latchkey::Error::new(
+                ErrorKind::Lost,
+                format!(
+                    "the lease on lock '{}' was lost during the hold: {reason}",
+                    self.name
+                ),
+            ))),
+            None => ending,
+        }
+    }
+
+    /// Remembers a loss that `err` reports.
+    fn saw(&mut self, err: &latchkey::Error) {
+        if matches!(err.kind(), ErrorKind::Lost | ErrorKind::NotHeld) {
+            self.lost.get_or_insert_with(|| err.message().to_string());
         }
     }
 }
 
-/// Releases at the end of `hold`. The exit status stays that of the
-/// reason for ending; a lease that was lost meanwhile is only reported.
-fn release(guard: Option<Guard>) {
-    if let Some(Err(err)) = guard.map(Guard::release) {
-        eprintln!("latchkey hold: release: {err}");
-    }
-}
-
 /// One stdin command of `hold`, and its reply.
-fn obey(client: &Client, line: &str, guard: &mut Option<Guard>) -> Result<String, Outcome> {
+fn obey(client: &Client, line: &str, state: &mut HoldState) -> Result<String, Outcome> {
     let words: Vec<&str> = line.split_whitespace().collect();
+    let guard = &mut state.guard;
     Ok(match (words.as_slice(), guard.as_ref()) {
         (["check"], Some(g)) => match g.check() {
             Ok(()) => "ok".to_string(),
-            Err(e) => format!("lost {e}"),
+            Err(e) => {
+                let reply = format!("lost {e}");
+                state.saw(&e);
+                reply
+            }
         },
         (["remaining"], Some(g)) => format!("remaining {}", g.remaining().as_millis()),
         (["write", resource, value], Some(g)) => {
@@ -391,7 +458,11 @@ fn obey(client: &Client, line: &str, guard: &mut Option<Guard>) -> Result<String
             }
         }
         (["release"], Some(_)) => match guard.take().map(|g| g.release()) {
-            Some(Err(e)) => format!("error {:?} {e}", e.kind()),
+            Some(Err(e)) => {
+                let reply = format!("error {:?} {e}", e.kind());
+                state.saw(&e);
+                reply
+            }
             _ => "released".to_string(),
         },
         _ => format!("unknown command '{line}'"),

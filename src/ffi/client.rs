@@ -246,6 +246,39 @@ pub unsafe extern "C" fn latchkey_client_free(client: *mut latchkey_client) -> l
     unsafe { handles::free("latchkey_client_free", client, "client") }
 }
 
+/// Closes the client (every handle and lock made from it): every lock
+/// still held through it is released in Redis (in parallel, each release
+/// bounded by the command timeout) and its guards then say it is not held
+/// (latchkey_guard_check returns LATCHKEY_NOT_HELD, latchkey_guard_lost
+/// false: a close is an ending, not a loss, and no lost callback runs);
+/// every acquire of the client that is waiting returns promptly with
+/// LATCHKEY_CLOSED, and so does every later acquire. Inspection and fenced
+/// writes keep working. Closing again does nothing. The handle stays
+/// allocated: free it with latchkey_client_free as usual.
+///
+/// Threads: any thread, also while other threads wait in an acquire.
+/// Blocks: while the releases run (at most about the command timeout).
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (not a live client);
+/// LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM
+/// (a release Redis did not confirm: the client is closed all the same, and
+/// the hold is given back in the background once Redis answers);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `client` is NULL or a live client; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_close(
+    client: *const latchkey_client,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_close", err_out, || {
+        // SAFETY: `client` keeps the `# Safety` contract above, all that `borrow` relies on.
+        let client = unsafe { args::borrow(client, "client")? };
+        client.client.close()?;
+        Ok(())
+    })
+}
+
 /// The client's key prefix.
 ///
 /// Ownership: `*prefix_out` belongs to the client; valid until

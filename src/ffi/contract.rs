@@ -12,7 +12,7 @@
 use super::status::latchkey_status::{self, *};
 
 /// Every status with its C name, in number order.
-pub(crate) const STATUSES: [(latchkey_status, &str); 11] = [
+pub(crate) const STATUSES: [(latchkey_status, &str); 12] = [
     (LATCHKEY_OK, "LATCHKEY_OK"),
     (LATCHKEY_INVALID_ARGUMENT, "LATCHKEY_INVALID_ARGUMENT"),
     (LATCHKEY_TIMEOUT, "LATCHKEY_TIMEOUT"),
@@ -24,6 +24,7 @@ pub(crate) const STATUSES: [(latchkey_status, &str); 11] = [
     (LATCHKEY_PANIC, "LATCHKEY_PANIC"),
     (LATCHKEY_NO_QUORUM, "LATCHKEY_NO_QUORUM"),
     (LATCHKEY_AUTH, "LATCHKEY_AUTH"),
+    (LATCHKEY_CLOSED, "LATCHKEY_CLOSED"),
 ];
 
 /// Calls that only check their arguments: setters, getters, constructors
@@ -74,6 +75,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ("latchkey_client_open_sentinel", LOCAL),
     ("latchkey_client_open_cluster", LOCAL),
     ("latchkey_client_free", LOCAL),
+    ("latchkey_client_close", NEEDS_QUORUM),
     ("latchkey_client_prefix", LOCAL),
     ("latchkey_client_inspect", ASKS_REDIS),
     ("latchkey_client_is_locked", ASKS_REDIS),
@@ -99,6 +101,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
         &[
             LATCHKEY_OK,
             LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
             LATCHKEY_CANCELLED,
             LATCHKEY_INVALID_ARGUMENT,
             LATCHKEY_CONNECTION,
@@ -113,6 +116,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
         &[
             LATCHKEY_OK,
             LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
             LATCHKEY_INVALID_ARGUMENT,
             LATCHKEY_CONNECTION,
             LATCHKEY_SERVER,

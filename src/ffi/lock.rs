@@ -129,6 +129,7 @@ pub unsafe extern "C" fn latchkey_lock_name(
 /// Blocks: until acquired, the timeout, cancellation, or a Redis failure.
 /// Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (still held by another owner at
 /// the deadline, or too few replicas confirmed it); LATCHKEY_CANCELLED;
+/// LATCHKEY_CLOSED (the client was closed, before or during the wait);
 /// LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
 /// timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
 /// LATCHKEY_NO_QUORUM (Redlock: too few masters answered);
@@ -171,6 +172,7 @@ pub unsafe extern "C" fn latchkey_lock_acquire(
 /// Ownership: as latchkey_lock_acquire.
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (held by another owner);
+/// LATCHKEY_CLOSED (the client was closed);
 /// LATCHKEY_CONNECTION (Redis unreachable or no answer within the command
 /// timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM (Redlock:
 /// too few masters answered); LATCHKEY_INVALID_ARGUMENT (NULL `lock` or

@@ -324,6 +324,87 @@ fn passwords_never_show_whatever_they_hold() {
     }
 }
 
+/// A secret anywhere a URL may carry one (the password or a lone user
+/// name in the user info, `?pass=`, `?password=`, `?user=`, any other
+/// query value or key, the fragment), raw or percent-encoded, in a URL that
+/// parses or not, never shows in a redacted URL, an error (one URL or a
+/// Redlock list) or Debug output. `?pass=` for unix sockets was echoed
+/// verbatim in invalid-URL errors before.
+#[test]
+fn secrets_never_show_in_any_position() {
+    let (mut rng, seed) = Rng::from_env();
+    const MARKER: &str = "Wv7Jd";
+    for _ in 0..cases() {
+        let mut secret = String::new();
+        for _ in 0..rng.below(5) {
+            secret.push(*rng.pick(URL_CHARS) as char);
+        }
+        let at = rng.below(secret.len() + 1);
+        secret.insert_str(at, MARKER);
+        let secret = if rng.below(2) == 0 {
+            secret
+        } else {
+            percent_encode(&secret)
+        };
+        let scheme = *rng.pick(&[
+            "redis://",
+            "unix://",
+            "redis+unix://",
+            "rediss://",
+            "http://",
+            "",
+        ]);
+        let host = *rng.pick(&[
+            "127.0.0.1",
+            "[::1]",
+            "localhost:6379",
+            "localhost:x",
+            "",
+            "/tmp/r.sock",
+        ]);
+        let path = *rng.pick(&["", "/", "/0", "/-1", "/a"]);
+        let other = *rng.pick(&[
+            "",
+            "db=1&",
+            "db=x&",
+            "protocol=3&",
+            "protocol=9&",
+            "user=u&",
+            "a=b&",
+        ]);
+        let url = match rng.below(8) {
+            0 => format!("{scheme}:{secret}@{host}{path}"),
+            // A lone user info (a raw ':' would make its start a user
+            // name, which is shown: it tells URLs apart).
+            1 => format!("{scheme}{}@{host}{path}", secret.replace(':', "")),
+            2 => format!("{scheme}{host}{path}?{other}pass={secret}"),
+            3 => format!("{scheme}{host}{path}?{other}password={secret}"),
+            4 => format!("{scheme}{host}{path}?user={secret}&{other}"),
+            5 => format!("{scheme}{host}{path}?{other}{secret}"),
+            6 => format!("{scheme}{host}{path}#{secret}"),
+            _ => format!("{scheme}u:{secret}@{host}{path}?{other}pass={secret}#{secret}"),
+        };
+        let shown = |text: &str| text.contains(MARKER);
+        let redacted = redact_url(&url);
+        assert!(!shown(&redacted), "{url} -> {redacted} (seed {seed})");
+        if let Err(err) = parse_url(&url) {
+            assert!(!shown(&err.to_string()), "{url}: {err} (seed {seed})");
+        }
+        let debug = format!("{:?}", Client::builder(&url));
+        assert!(!shown(&debug), "{url}: {debug} (seed {seed})");
+        match Client::open(&url) {
+            Ok(client) => assert!(!shown(&format!("{client:?}")), "{url} (seed {seed})"),
+            Err(err) => assert!(!shown(&err.to_string()), "{url}: {err} (seed {seed})"),
+        }
+        let list = [url.as_str(), "redis://a", "redis://b"];
+        if let Err(err) = Client::redlock_builder(&list).build() {
+            assert!(!shown(&err.to_string()), "{url}: {err} (seed {seed})");
+        }
+        let debug = format!("{:?}", Client::redlock_builder(&list));
+        assert!(!shown(&debug), "{url}: {debug} (seed {seed})");
+    }
+}
+
 /// Random text (any characters) given to the URL functions never panics.
 #[test]
 fn random_text_as_a_url_never_panics() {

@@ -42,6 +42,9 @@ pub enum latchkey_status {
     /// none given to a server that requires one. Retrying will not help;
     /// fix the URL (or the Sentinel master password).
     LATCHKEY_AUTH = 10,
+    /// The client was closed (latchkey_client_close): an acquire that was
+    /// waiting, or that started afterwards, ends with this.
+    LATCHKEY_CLOSED = 11,
 }
 
 /// How C passes a status back in (to latchkey_status_name): a plain
@@ -61,6 +64,7 @@ impl From<ErrorKind> for latchkey_status {
             ErrorKind::Server => latchkey_status::LATCHKEY_SERVER,
             ErrorKind::NoQuorum => latchkey_status::LATCHKEY_NO_QUORUM,
             ErrorKind::Auth => latchkey_status::LATCHKEY_AUTH,
+            ErrorKind::Closed => latchkey_status::LATCHKEY_CLOSED,
         }
     }
 }
@@ -80,6 +84,7 @@ pub(crate) fn name(status: StatusCode) -> &'static CStr {
         8 => c"internal panic",
         9 => c"no quorum",
         10 => c"authentication failed",
+        11 => c"closed",
         _ => c"unknown status",
     }
 }

@@ -90,6 +90,7 @@ fn kinds_map_to_statuses_with_the_same_names() {
         ErrorKind::Server,
         ErrorKind::NoQuorum,
         ErrorKind::Auth,
+        ErrorKind::Closed,
     ];
     for kind in kinds {
         let status = latchkey_status::from(kind);

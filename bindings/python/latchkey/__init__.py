@@ -29,6 +29,7 @@ from .client import Client, FencedValue, FencedWrite, LockInfo, MasterState
 from .errors import (
     AuthenticationFailed,
     Cancelled,
+    ClientClosed,
     ConnectionFailed,
     InternalPanic,
     InvalidArgument,
@@ -63,6 +64,7 @@ __all__ = [
     "NoQuorum",
     "InternalPanic",
     "AuthenticationFailed",
+    "ClientClosed",
     "LibraryNotFound",
     "library_path",
     "library_version",

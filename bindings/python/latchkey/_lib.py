@@ -41,6 +41,7 @@ from typing import Any, NoReturn, Optional
 from .errors import (
     AuthenticationFailed,
     Cancelled,
+    ClientClosed,
     ConnectionFailed,
     InternalPanic,
     InvalidArgument,
@@ -67,6 +68,7 @@ SERVER = 7
 PANIC = 8
 NO_QUORUM = 9
 AUTH = 10
+CLOSED = 11
 
 _EXCEPTIONS: dict[int, type[LatchkeyError]] = {
     INVALID_ARGUMENT: InvalidArgument,
@@ -79,6 +81,7 @@ _EXCEPTIONS: dict[int, type[LatchkeyError]] = {
     PANIC: InternalPanic,
     NO_QUORUM: NoQuorum,
     AUTH: AuthenticationFailed,
+    CLOSED: ClientClosed,
 }
 
 OWNER_TOKEN_SIZE = 33
@@ -236,6 +239,7 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ),
     ("latchkey_client_open_cluster", _S, [POINTER(c_char_p), c_size_t, _H, _OUT, _ERR]),
     ("latchkey_client_free", None, [_H]),
+    ("latchkey_client_close", _S, [_H, _ERR]),
     ("latchkey_client_prefix", _S, [_H, POINTER(c_char_p), _ERR]),
     ("latchkey_client_inspect", _S, [_H, c_char_p, POINTER(LockInfoC), _ERR]),
     ("latchkey_client_is_locked", _S, [_H, c_char_p, POINTER(c_bool), _ERR]),

@@ -85,11 +85,12 @@ class Client:
     prefix ``"latchkey"``, pool size 8).
 
     A client is thread-safe: share one between all threads. Use it as a
-    context manager, or call :meth:`close`; locks made from it stay usable
-    after it is closed (except :meth:`Lock.locked` and :meth:`Lock.owned`,
-    which ask Redis through the client, and a reentrant thread-local Lock's
-    first acquire on a new thread, which needs the client). After ``os.fork()`` the child must
-    open its own client: one inherited from the parent refuses to work.
+    context manager, or call :meth:`close`, which releases every lock still
+    held through it (whichever thread holds it) and ends its waits. A lock
+    held by a thread that has ended stays held (and renewed) until it is
+    released, its client is closed, or its lease is lost: the binding never
+    releases a hold behind its user's back. After ``os.fork()`` the child
+    must open its own client: one inherited from the parent refuses to work.
 
     >>> with latchkey.Client("redis://127.0.0.1:6379") as client:  # doctest: +SKIP
     ...     with client.lock("nightly-report", ttl=10):
@@ -294,10 +295,32 @@ class Client:
         self._finalizer.atexit = False
 
     def close(self) -> None:
-        """Frees the client (idempotent). Calls already running finish
-        first; later calls raise :class:`LatchkeyError`. Locks made from it
-        keep working: they hold on to the connections they need."""
+        """Closes the client, as in every language (the library's
+        ``latchkey_client_close``), then frees it; closing again does
+        nothing. Every lock still held through the client is released in
+        Redis at once, whichever thread holds it (also one whose thread has
+        ended), and its holder then holds nothing (:meth:`Lock.check`
+        raises :class:`NotHeld`: a close is an ending, not a loss, and no
+        ``on_lost`` callback runs). Every acquire of the client that is
+        waiting raises :class:`ClientClosed` promptly, and so does every
+        later acquire. Other calls on the client raise
+        :class:`LatchkeyError`.
+
+        Raises the error of a release Redis did not confirm (the hold is
+        given back in the background once Redis answers); the client is
+        closed all the same."""
+        try:
+            handle = self._state.enter("Client")
+        except LatchkeyError:
+            return  # closed already (or inherited through fork: not ours)
+        err = c_void_p()
+        try:
+            status = int(lib.latchkey_client_close(handle, err))
+        finally:
+            self._state.exit()
         self._state.close()
+        if status:
+            raise_error(status, err)
 
     @property
     def closed(self) -> bool:

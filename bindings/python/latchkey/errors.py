@@ -22,6 +22,7 @@ __all__ = [
     "NoQuorum",
     "InternalPanic",
     "AuthenticationFailed",
+    "ClientClosed",
 ]
 
 
@@ -116,3 +117,10 @@ class AuthenticationFailed(LatchkeyError, PermissionError):
     (``LATCHKEY_AUTH``)."""
 
     status = 10
+
+
+class ClientClosed(LatchkeyError):
+    """The client was closed (:meth:`Client.close`): an acquire that was
+    waiting, or that started afterwards, raises this (``LATCHKEY_CLOSED``)."""
+
+    status = 11

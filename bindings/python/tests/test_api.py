@@ -409,7 +409,7 @@ def test_client_options_and_prefix(url: str, name: str) -> None:
             assert c.is_locked(name)
 
 
-def test_close_is_idempotent_and_locks_outlive_it(url: str, name: str) -> None:
+def test_close_is_idempotent_and_ends_what_the_client_held(url: str, name: str) -> None:
     c = Client(url)
     lock = c.lock(name)
     lock.acquire()
@@ -420,9 +420,14 @@ def test_close_is_idempotent_and_locks_outlive_it(url: str, name: str) -> None:
         c.inspect(name)
     with pytest.raises(latchkey.LatchkeyError, match="closed"):
         c.lock(name)
-    lock.release()  # the lock keeps its connections
-    assert lock.acquire(blocking=False)
-    lock.release()
+    # The close released the hold (see test_close.py): nothing to release,
+    # and the Lock acquires nothing any more.
+    with pytest.raises(latchkey.NotHeld):
+        lock.release()
+    with pytest.raises(latchkey.ClientClosed):
+        lock.acquire(blocking=False)
+    with Client(url) as other:
+        assert not other.is_locked(name)
 
 
 def test_unreachable_redis(name: str) -> None:

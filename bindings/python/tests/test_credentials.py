@@ -51,3 +51,17 @@ def test_raw_awkward_passwords_never_show(url: str, password: str) -> None:
             with pytest.raises(latchkey.LatchkeyError) as caught:
                 client.is_locked("credentials-probe")
             assert_no_secret(str(caught.value))
+
+
+def test_an_invalid_url_never_shows_a_query_password() -> None:
+    """A unix socket URL authenticates with ?pass=; an invalid one used to
+    be echoed verbatim in the error, password included."""
+    for url in (
+        "unix:///tmp/no-such.sock?db=x&pass=S3CRETpw",
+        "redis://127.0.0.1:notaport/?pass=S3CRETpw",
+        "redis://127.0.0.1/?password=S3CRETpw",
+    ):
+        with pytest.raises(latchkey.InvalidArgument) as caught:
+            latchkey.Client(url)
+        assert "S3CRETpw" not in str(caught.value)
+        assert "S3CRETpw" not in repr(caught.value)

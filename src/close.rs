@@ -1,0 +1,166 @@
+//! Closing a client: what [`Client::close`](crate::Client::close) does to
+//! the holds and waits made through it, once, for all four languages.
+//!
+//! A close is an ending, not a loss: every live hold of the client is
+//! released in Redis (in parallel, each release bounded by the command
+//! timeout) and its guard then reports "not held" (never "lost", and no
+//! lost-lease callback runs); every acquire of the client parked in a wait
+//! returns promptly with [`ErrorKind::Closed`], and every later acquire
+//! fails the same way at once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::backend::Backend;
+use crate::error::{Error, ErrorKind, Result};
+use crate::fork::PerProcess;
+use crate::lease::Lease;
+use crate::wait::CancelToken;
+use crate::watchdog::Watchdog;
+
+/// At most this many threads release a closing client's holds at once.
+const MAX_RELEASE_THREADS: usize = 32;
+
+/// What a client needs to be closed: the flag, the holds it has handed out
+/// and the parkers of its waits in progress.
+pub(crate) struct Closing {
+    closed: AtomicBool,
+    /// The holds acquired through this client in this process (a forked
+    /// child starts with none: inherited holds are its parent's).
+    holds: PerProcess<Mutex<Vec<Weak<Lease>>>>,
+    /// Wakes every parked acquire of the client when it closes (a forked
+    /// child gets its own: its parent's waits are not its own).
+    waiters: PerProcess<CancelToken>,
+}
+
+impl Default for Closing {
+    fn default() -> Self {
+        Closing {
+            closed: AtomicBool::new(false),
+            holds: PerProcess::new(|| Mutex::new(Vec::new()), |_| {}),
+            waiters: PerProcess::new(CancelToken::new, |_| {}),
+        }
+    }
+}
+
+impl Closing {
+    /// Whether the client was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The token whose cancellation wakes the client's parked waits.
+    pub(crate) fn waiters(&self) -> &CancelToken {
+        self.waiters.get()
+    }
+
+    /// The error of an acquire on a closed client.
+    pub(crate) fn error(name: &str) -> Error {
+        Error::new(
+            ErrorKind::Closed,
+            format!("acquiring lock '{name}': the client was closed"),
+        )
+    }
+
+    /// Records a new hold. The caller checks [`is_closed`](Self::is_closed)
+    /// after this: a close either finds the hold here or is seen there.
+    pub(crate) fn register(&self, lease: &Arc<Lease>) {
+        let mut holds = self.holds.get().lock();
+        if holds.len() == holds.capacity() {
+            // Forget ended holds before growing: amortised constant time.
+            holds.retain(|weak| weak.upgrade().is_some_and(|l| l.is_active()));
+        }
+        holds.push(Arc::downgrade(lease));
+    }
+
+    /// Closes: sets the flag, wakes every wait, and releases every live
+    /// hold. Closing again does nothing. Errors: the holds whose release
+    /// Redis did not confirm (each is given back in the background as soon
+    /// as Redis answers, and its guard already says it is not held).
+    pub(crate) fn close(&self, backend: &dyn Backend, watchdog: &Watchdog) -> Result<()> {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.waiters().cancel();
+        let leases: Vec<Arc<Lease>> = std::mem::take(&mut *self.holds.get().lock())
+            .into_iter()
+            .filter_map(|weak| weak.upgrade())
+            .filter(|lease| lease.mark_closed())
+            .collect();
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let release_all = |chunk: &[Arc<Lease>]| -> Vec<Error> {
+            chunk
+                .iter()
+                .filter_map(|lease| release_closed(backend, watchdog, lease).err())
+                .collect()
+        };
+        // The calling thread releases the first share itself: one hold
+        // costs no thread.
+        let per_thread = leases.len().div_ceil(MAX_RELEASE_THREADS);
+        let mut chunks = leases.chunks(per_thread);
+        let own = chunks.next().unwrap_or_default();
+        let failures: Vec<Error> = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunks
+                .map(|chunk| scope.spawn(move || release_all(chunk)))
+                .collect();
+            let mut failures = release_all(own);
+            for worker in workers {
+                failures.extend(worker.join().unwrap_or_default());
+            }
+            failures
+        });
+        match failures.into_iter().next() {
+            None => Ok(()),
+            Some(first) => Err(first.context(
+                "closing the client: a release was not confirmed (it is retried in the background)",
+            )),
+        }
+    }
+
+    /// Releases one hold the close has just taken over, if it is closed
+    /// already: for an acquire that finished after the close swept the
+    /// holds. Returns whether it did.
+    pub(crate) fn release_if_closed(
+        &self,
+        backend: &dyn Backend,
+        watchdog: &Watchdog,
+        lease: &Arc<Lease>,
+    ) -> bool {
+        if !self.is_closed() {
+            return false;
+        }
+        if lease.mark_closed() {
+            let _ = release_closed(backend, watchdog, lease);
+        }
+        true
+    }
+}
+
+/// Releases a hold marked closed: stops its renewal and deletes it in
+/// Redis; a release whose outcome is unknown is retried in the background.
+fn release_closed(backend: &dyn Backend, watchdog: &Watchdog, lease: &Lease) -> Result<()> {
+    watchdog.unwatch(lease);
+    match backend.release(lease.keys(), lease.token(), lease.reentrant()) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if matches!(
+                e.kind(),
+                ErrorKind::Connection | ErrorKind::Timeout | ErrorKind::NoQuorum
+            ) {
+                watchdog.release_later(
+                    lease.keys().clone(),
+                    lease.token().to_string(),
+                    lease.reentrant(),
+                    false,
+                    Instant::now() + lease.ttl(),
+                );
+            }
+            Err(e.context(format!("releasing lock '{}'", lease.name())))
+        }
+    }
+}
