@@ -373,7 +373,9 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     return {"counts": counts, "ops": ops, "errors": errors, "langs": langs,
             "faults": count_faults(faults), "violations": by_invariant,
             "violations_by_lang": by_lang, "violation_examples": violations[:20],
-            "run_faults": run_faults(events, final), "fixture_faults": fixture_faults(final)}
+            "run_faults": run_faults(events, final), "fixture_faults": fixture_faults(final),
+            "longest_outage_s": (max((o["seconds"] for o in final["outages"]), default=0.0)
+                                 if final is not None and "outages" in final else None)}
 
 
 def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults: list[Fault],
