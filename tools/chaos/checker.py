@@ -311,7 +311,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     slow = 0
     releases = {(e["w"], e.get("hold")): e for e in events if e.get("op") == "release"}
     for h in holds:
-        if h.release_ok is not True:
+        # Only a hold that was still held at its check releases anything.
+        if h.release_ok is not True or not h.told_held_at_check():
             continue
         release = releases.get((h.worker, h.hold))
         if release is None:
