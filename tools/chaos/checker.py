@@ -385,7 +385,8 @@ def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults
     """A blocking acquire has no deadline, but it may wait only while the
     lock is someone's: from a hold's acquire until its release returned
     (until its lease ran out, a ttl later, when the release failed or never
-    came), or while a fault kept the lock unreachable or unknown. A stretch
+    came), or while a fault kept the lock unreachable or unknown (from the
+    fault until three command timeouts plus a ttl after it). A stretch
     of its wait longer than the ttl plus twice the command timeout plus
     slack with none of those is a waiter that missed a free lock."""
     ttl_of = {h.name: h.ttl_ms for h in holds if h.ttl_ms}
@@ -399,7 +400,11 @@ def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults
         end = h.release_t1 if h.release_t1 is not None else last_seen.get(h.worker, h.acq_t1)
         if h.release_ok is not True:
             end += ttl
-        busy.setdefault(h.name, []).append((h.acq_t0, end))
+        # The lease began when the acquire's last attempt reached Redis:
+        # not before the acquire began, nor long before it returned (a
+        # waiting acquire began long before).
+        began = max(h.acq_t0, h.acq_t1 - command_timeout_ms * 1_000_000)
+        busy.setdefault(h.name, []).append((began, end))
     grace = command_timeout_ms * 1_000_000 + NS
     fault_spans = [(f.start - grace, f.end + 3 * grace + max(ttl_of.values(), default=0) * 1_000_000)
                    for f in faults if f.kind != "snapshot"]

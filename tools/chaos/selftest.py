@@ -44,14 +44,17 @@ class Variant:
     invariant: str  # the invariant it breaks
     langs: list[str]  # every language it affects
     extra: list[str]  # run.py arguments that expose it
+    workers: int = 4  # in all, shared among the languages (at least one each)
 
 
 VARIANTS: dict[str, Variant] = {
     # The library's (src/chaos.rs): every language goes through it.
     # A stale holder (held past its ttl without renewal) deletes the lock
     # of the next holder; no fault needed.
-    "release-no-owner-check": Variant("exclusion", ALL, STALE_HOLDERS),
-    "stale-release": Variant("exclusion", ALL, STALE_HOLDERS),
+    # The overlap needs a third worker waiting when the stale release
+    # deletes the lock: two workers per language.
+    "release-no-owner-check": Variant("exclusion", ALL, STALE_HOLDERS, workers=8),
+    "stale-release": Variant("exclusion", ALL, STALE_HOLDERS, workers=8),
     # A renewal that failed counts as confirmed: after a restart without
     # persistence the holder keeps believing while the next one takes the
     # lock. Its release later fails, which says so too late; the checker's
@@ -90,8 +93,7 @@ class Run:
 
 def make_run(variant: str, langs: list[str], seed: int, duration: float) -> Run:
     out = os.path.join(REPO, "target", "chaos", f"selftest-{variant}")
-    # About four workers in all, whatever the number of languages.
-    per_lang = max(1, 4 // len(langs))
+    per_lang = max(1, VARIANTS[variant].workers // len(langs))
     argv = [sys.executable, os.path.join(HERE, "run.py"), "--profile", "selftest",
             "--seed", str(seed), "--duration", str(duration), "--variant", variant,
             "--langs", ",".join(langs), "--per-lang", str(per_lang), "--out", out,
