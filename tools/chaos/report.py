@@ -23,7 +23,7 @@ def render(summary: dict[str, Any]) -> str:
         "## Violations per deployment",
         "",
         "| Deployment | Holds | " + " | ".join(INVARIANTS)
-        + " | Overlaps reported / silent / excused | Slow handoffs |",
+        + " | Overlaps reported / silent / ended before the next renewal / excused | Slow handoffs |",
         "|---|---|" + "---|" * len(INVARIANTS) + "---|---|",
     ]
     for phase in summary["phases"]:
@@ -31,6 +31,7 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"| {phase['deployment']} | {c['holds']} | "
                      + " | ".join(str(phase["violations"].get(i, 0)) for i in INVARIANTS)
                      + f" | {c['overlaps_reported']} / {c['overlaps_silent']} / "
+                       f"{c.get('overlaps_ended_before_the_next_renewal', 0)} / "
                        f"{c['overlaps_excused_by_unsurvivable_faults']} | {c['slow_handoffs']} |")
     lines += [
         "",
@@ -38,7 +39,10 @@ def render(summary: dict[str, Any]) -> str:
         "(acquire returned, `check()` not yet called). *Reported*: one of them was told",
         "(a lost report, `check()` failing, or `release()` saying `NotHeld`; a release",
         "that failed on a timeout or a broken connection tells nothing); *silent*: neither",
-        "was (always a violation); *excused*: a fault the deployment cannot survive",
+        "was (always a violation); *ended before the next renewal*: neither was told, but",
+        "the renewed holder whose lease was taken stopped believing before its next",
+        "renewal was due to tell it (its release failed on a timeout or a broken",
+        "connection, which is no report); *excused*: a fault the deployment cannot survive",
         "happened between their acquires, so only \"no silent loss\" applies. *Slow",
         "handoffs*: a lock released while others waited went to none of them within 1 s,",
         "away from faults of a server, the releaser or a waiter.",

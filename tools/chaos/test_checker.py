@@ -74,6 +74,20 @@ class NoSilentLoss(unittest.TestCase):
             self.assertEqual(result["counts"]["overlaps_silent"], 1, err)
             self.assertEqual(result["violations_by_lang"]["no-silent-loss"], {"go": 1, "rust": 1})
 
+    def test_a_renewed_holder_that_ended_before_its_next_renewal_was_due(self) -> None:
+        # a is renewed and checks 0.1 s after b acquired: its next renewal
+        # would have told it; its release failed on a broken connection.
+        events = (hold("go-0", "go", 1, 10, 100.0, 100.6, release_err="Connection", renew=True)
+                  + hold("c-0", "c", 1, 11, 100.5, 101.5))
+        result = checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["counts"]["overlaps_ended_before_the_next_renewal"], 1)
+        self.assertEqual(result["violations"], {})
+        # Believing for 5 s after b acquired, it was due a report: silent.
+        events = (hold("go-0", "go", 1, 10, 100.0, 105.5, release_err="Connection", renew=True)
+                  + hold("c-0", "c", 1, 11, 100.5, 106.0))
+        result = checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["counts"]["overlaps_silent"], 1)
+
     def test_a_renewed_holder_told_only_at_check_is_told_too_late(self) -> None:
         # a's lease went with a restart at 100.2; no lost report, its check
         # at 110 finds it lost; b holds from 101 to 110.
