@@ -21,6 +21,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -219,10 +220,14 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 		event["ok"], event["hold"], event["fence"] = true, hold, fence
 		h.log(event)
 		// Lost closes at every ending (Unlock included), so this goroutine
-		// always ends; Err says whether the ending was a loss.
+		// always ends; Err says whether the ending was a loss. A loss that
+		// Check itself found (Err says ErrLost then too) is the check's
+		// line, not a report: the other languages' lost callbacks report
+		// only what the renewal found.
+		var asked atomic.Bool
 		go func(held *latchkey.Hold) {
 			<-held.Lost()
-			if err := held.Err(); errors.Is(err, latchkey.ErrLost) {
+			if err := held.Err(); errors.Is(err, latchkey.ErrLost) && !asked.Load() {
 				h.log(map[string]any{"op": "lost", "name": name, "fence": fence, "t": monoNs(),
 					"reason": err.Error()})
 			}
@@ -253,6 +258,7 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 			t0 = monoNs()
 			var err error
 			if op == "check" {
+				asked.Store(true)
 				err = held.Check()
 			} else {
 				err = held.Unlock()
