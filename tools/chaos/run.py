@@ -5,9 +5,10 @@ the histories. A seed replays the same schedule of faults and operations.
 
 usage: run.py --duration SECONDS --seed N --profile short|long|selftest
               [--variant NAME] [--out DIR] [--report FILE]
-              [--deployments a,b] [--langs rust,python]
+              [--deployments a,b] [--langs rust,python] [--per-lang N]
 Exit status: 0 when no invariant was violated, 1 otherwise (with
---expect-violation: the reverse)."""
+--expect-violation: the reverse); 1 whenever the run was not sound (a run
+or fixture fault), 2 when a language's worker is missing."""
 
 from __future__ import annotations
 
