@@ -241,27 +241,32 @@ SEED ?=
 CHAOS_SEED = $(if $(SEED),--seed $(SEED),)
 
 # The workers: Rust (an example target), C (static, with the C tests'
-# warnings and the system libraries the Go binding links too), Go (when go is
-# installed); and the deliberately broken variants of the library (cargo
-# feature chaos-variants) in their own target directory, never in a release
-# artifact.
+# warnings and the system libraries the Go binding links too), Go; and the
+# deliberately broken variants of the library (cargo feature chaos-variants)
+# in their own target directory, never in a release artifact, with a C and
+# a Go worker linked against them (*-variants; the Go one with the build tag
+# latchkey_chaos, which also has the binding's own broken variants). A run
+# fails when a language's worker is missing.
+# $(call chaos_c_worker,OUTPUT,STATIC_LIBRARY)
+chaos_c_worker = $(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -D_DEFAULT_SOURCE -Iinclude \
+	  -o $(1) tools/chaos/workers/c/worker.c $(2) -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -pthread
 chaos-build: deps
+	@command -v go >/dev/null || { echo "go is missing: the chaos run needs its Go workers (install Go 1.24 or newer)" >&2; exit 1; }
 	$(CARGO) build --release --lib --example chaos-worker
 	CARGO_TARGET_DIR=target/chaos-variants $(CARGO) build --release --features chaos-variants --lib --example chaos-worker
 	@mkdir -p target/chaos
-	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -O2 -D_DEFAULT_SOURCE -Iinclude \
-	  -o target/chaos/c-worker tools/chaos/workers/c/worker.c \
-	  target/release/liblatchkey.a -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc -pthread
-	@if command -v go >/dev/null; then \
-	  echo "go build -o target/chaos/go-worker (in tools/chaos/workers/go)"; \
-	  cd tools/chaos/workers/go && go vet ./... && go build -o ../../../../target/chaos/go-worker . ; \
-	else echo "go is missing: chaos runs have no Go workers"; rm -f target/chaos/go-worker; fi
+	$(call chaos_c_worker,target/chaos/c-worker,target/release/liblatchkey.a)
+	$(call chaos_c_worker,target/chaos/c-worker-variants,target/chaos-variants/release/liblatchkey.a)
+	cd tools/chaos/workers/go && go vet ./... && go build -o ../../../../target/chaos/go-worker . \
+	  && go build -tags latchkey_chaos -o ../../../../target/chaos/go-worker-variants .
 
 chaos: chaos-build
 	python3 tools/chaos/run.py --duration $(DURATION) --profile $(PROFILE) $(CHAOS_SEED) --report RELIABILITY.md
 
-# The short profile (about 2 minutes) and the checker's self-test (each
-# broken variant must be caught, about 2 minutes); part of make test.
+# The checker's unit tests, the short profile (about 2 minutes) and the
+# checker's self-test (each broken variant must be caught in every language
+# it affects, about 3 minutes); part of make test.
 chaos-short: chaos-build
+	cd tools/chaos && python3 -m unittest -q test_checker
 	python3 tools/chaos/run.py --duration 120 --profile short $(CHAOS_SEED)
 	python3 tools/chaos/selftest.py

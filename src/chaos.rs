@@ -12,7 +12,10 @@
 //! - `stale-release`: a release that finds the lock not ours deletes it;
 //! - `waiter-never-subscribes`: waiters never subscribe to releases (they
 //!   wake only by their blind timer, and no release reserves the lock for
-//!   them).
+//!   them);
+//! - `c-lost-callback-never-runs`: the C ABI never calls the lost-lease
+//!   callback (so the C, Go and Python bindings hear of a loss only when they
+//!   ask, by check or release).
 
 /// Whether the broken variant `name` is on in this process.
 #[cfg(feature = "chaos-variants")]

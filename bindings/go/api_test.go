@@ -841,30 +841,33 @@ func waitUntil(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-// The system libraries in link_static.go's cgo directive are the ones rustc
-// reports for the static library (make target/native-static-libs.txt).
+// The system libraries in the cgo directives of link_static.go (and of
+// link_chaos.go, the chaos self-test's build) are the ones rustc reports for
+// the static library (make target/native-static-libs.txt).
 func TestNativeStaticLibs(t *testing.T) {
 	want, err := os.ReadFile("../../target/native-static-libs.txt")
 	if err != nil {
 		t.Fatalf("no target/native-static-libs.txt: run make target/native-static-libs.txt (make go-test does): %v", err)
 	}
-	src, err := os.ReadFile("link_static.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var directive string
-	for _, line := range strings.Split(string(src), "\n") {
-		if strings.HasPrefix(line, "#cgo LDFLAGS:") {
-			directive = line
+	for _, file := range []string{"link_static.go", "link_chaos.go"} {
+		src, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	have := map[string]bool{}
-	for _, f := range strings.Fields(directive) {
-		have[f] = true
-	}
-	for _, lib := range strings.Fields(string(want)) {
-		if !have[lib] {
-			t.Errorf("rustc lists %s for liblatchkey.a, link_static.go does not link it: %s", lib, directive)
+		var directive string
+		for _, line := range strings.Split(string(src), "\n") {
+			if strings.HasPrefix(line, "#cgo LDFLAGS:") {
+				directive = line
+			}
+		}
+		have := map[string]bool{}
+		for _, f := range strings.Fields(directive) {
+			have[f] = true
+		}
+		for _, lib := range strings.Fields(string(want)) {
+			if !have[lib] {
+				t.Errorf("rustc lists %s for liblatchkey.a, %s does not link it: %s", lib, file, directive)
+			}
 		}
 	}
 }

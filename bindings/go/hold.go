@@ -175,10 +175,34 @@ func (h *Hold) FencingToken() uint64 { return h.fence }
 // its lease was lost (the renewal thread found the lock gone or taken, or
 // could not reach Redis before the lease ran out; or Extend or Check found
 // it lost), it was unlocked, or its Mutex or Client was closed. A goroutine
-// that waits on it therefore always ends. Check says which: ErrLost,
-// ErrNotHeld (unlocked) or ErrClosed. Only auto-renewed leases are watched;
-// the expiry of a lease without renewal is seen by Check.
+// that waits on it therefore always ends. Err says which. Only auto-renewed
+// leases are watched; the expiry of a lease without renewal is seen by
+// Check.
 func (h *Hold) Lost() <-chan struct{} { return h.lost }
+
+// Err says why this hold ended, as context.Context's Err does: nil while
+// Lost is open; once it is closed, an error matching ErrLost (with the
+// reason) if the lease was lost, ErrNotHeld if the hold was unlocked, and
+// ErrClosed if its Mutex or Client was closed. The answer is fixed when Lost
+// closes: an Unlock after a loss leaves it ErrLost, and a loss reported
+// after an Unlock does not change it (that Unlock said ErrNotHeld).
+//
+//	<-h.Lost()
+//	if errors.Is(h.Err(), latchkey.ErrLost) {
+//		// the lease was lost: stop writing
+//	}
+func (h *Hold) Err() error {
+	kind, reason := h.state()
+	switch kind {
+	case live:
+		return nil
+	case endLost:
+		return &Error{Status: StatusLost, Message: reason}
+	case endClosed:
+		return h.mutex.closedError()
+	}
+	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("this hold of lock '%s' was unlocked", h.mutex.name)}
+}
 
 // Unlock releases the lock. It fails with ErrNotHeld when the lease had
 // been lost (it expired or was force-unlocked, so someone else may have
@@ -191,6 +215,9 @@ func (h *Hold) Unlock() error {
 	err, ok := h.guard.releaseFree()
 	if !ok {
 		return h.endedError()
+	}
+	if chaosVariant("go-unlock-ignores-loss") && errors.Is(err, ErrNotHeld) {
+		return nil // the broken variant (chaos_on.go): the loss goes unsaid
 	}
 	return err
 }

@@ -352,3 +352,50 @@ func TestCloseEndsALocalWait(t *testing.T) {
 		t.Fatalf("after Close the lock is held by %q (%v)", owner, err)
 	}
 }
+
+// Err tells a loss from an ending. Before it, Lost closed on every ending and
+// nothing else said which, so the chaos checker's Go worker logged a loss
+// at every Unlock: a Go binding whose Unlock returned nil after a lost lease
+// passed a chaos run (22 overlaps, none counted silent).
+func TestErrTellsALossFromAnEnding(t *testing.T) {
+	c := openClient(t)
+	admin := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithTTL(600*time.Millisecond))
+
+	// Unlocked: an ending, not a loss.
+	h, err := m.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Err(); err != nil {
+		t.Fatalf("Err() of a live hold = %v, want nil", err)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+	waitClosed(t, "Lost after Unlock", h.Lost())
+	if err := h.Err(); !errors.Is(err, latchkey.ErrNotHeld) || errors.Is(err, latchkey.ErrLost) {
+		t.Fatalf("Err() after Unlock = %v, want ErrNotHeld and not ErrLost", err)
+	}
+
+	// Its key deleted: the renewal reports a loss, and Err keeps saying so
+	// after the Unlock that follows.
+	h, err = m.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := admin.ForceUnlock(name); err != nil || !deleted {
+		t.Fatalf("ForceUnlock = %v, %v", deleted, err)
+	}
+	waitClosed(t, "Lost after the key was deleted", h.Lost())
+	if err := h.Err(); !errors.Is(err, latchkey.ErrLost) {
+		t.Fatalf("Err() after the key was deleted = %v, want ErrLost", err)
+	}
+	if err := h.Unlock(); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("Unlock() after the loss = %v, want ErrNotHeld", err)
+	}
+	if err := h.Err(); !errors.Is(err, latchkey.ErrLost) {
+		t.Fatalf("Err() after the loss and an Unlock = %v, want ErrLost", err)
+	}
+}

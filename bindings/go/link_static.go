@@ -1,4 +1,4 @@
-//go:build !latchkey_shared
+//go:build !latchkey_shared && !latchkey_chaos
 
 package latchkey
 

@@ -6,17 +6,28 @@ Invariants (README, Semantics and "What one Redis guarantees"):
   they hold it (no lost report before, and `check()` Ok at, the end of the
   hold), unless a fault the deployment cannot survive happened meanwhile;
 - no silent loss: every overlap, whatever the faults, is reported to one of
-  the holders (a lost report, `check()` or `release()` saying so), and when
-  both holds are renewed, in time: at most one renewal period (a third of
-  the ttl) plus the command timeout and some slack after the overlap began,
-  one of them no longer believes it holds the lock (a renewal is where the
-  watchdog learns; a report only at release comes too late);
+  the holders (a lost report, `check()` failing, or `release()` saying
+  NotHeld; a release that failed otherwise, say on a timeout, told nobody
+  anything), and when both holds are renewed, in time: at most one renewal
+  period (a third of the ttl) plus the command timeout and some slack after
+  the overlap began, one of them no longer believes it holds the lock (a
+  renewal is where the watchdog learns and the lost report comes from; a
+  report only at check or release comes too late);
 - fencing: tokens issued for a name grow in real-time order and are never
   issued twice; the storage accepted writes in strictly increasing token
   order and its final value is the highest accepted (or unknown) write;
 - liveness: no call outlives its deadline plus the timeouts (with slack),
+  a blocking acquire does not wait while nobody's lease stands in its way,
   a released lock goes to a waiter (or a single try) promptly when nothing
   is broken, and no lock stays held by nobody after the run.
+
+Besides the library's invariants, the run itself must be sound: every
+language wrote histories and no worker died of itself (run faults), and the
+deployment had a master most of the time (fixture faults: an outage longer
+than its failover bound is the fixture's fault, not the library's).
+
+Each violation names the languages of the holds or calls in it, so the
+self-test can ask whether a broken variant was caught in every language.
 
 A hold's interval runs from its acquire's return to its `check()` call:
 inside it, the holder believed it held the lock."""
@@ -45,6 +56,8 @@ class Hold:
     check_t0: Optional[int] = None
     check_ok: bool = False
     release_ok: Optional[bool] = None
+    release_err: Optional[str] = None
+    release_t1: Optional[int] = None
     lost_t: list[int] = field(default_factory=list)
     renewed: bool = False
     ttl_ms: int = 0
@@ -53,8 +66,24 @@ class Hold:
         return (self.check_t0 is not None and self.check_ok
                 and not any(t < self.check_t0 for t in self.lost_t))
 
+    def told_at_release(self) -> bool:
+        """README: release() says NotHeld when the lease had been lost. Any
+        other failure (a timeout, a broken connection) tells the holder
+        nothing about its lease."""
+        return self.release_ok is False and self.release_err in ("NotHeld", "Lost")
+
     def never_told_lost(self) -> bool:
-        return self.told_held_at_check() and self.release_ok is True and not self.lost_t
+        # Without a release line (the worker was killed first) nobody knows
+        # what the release would have said: not counted as silent.
+        return (self.told_held_at_check() and self.release_ok is not None
+                and not self.lost_t and not self.told_at_release())
+
+    def believed_until(self) -> Optional[int]:
+        """When the holder stopped believing it held the lock: its first
+        lost report, else its check() (whatever it said); None if it never
+        got that far."""
+        ends = [t for t in (self.check_t0, min(self.lost_t, default=None)) if t is not None]
+        return min(ends) if ends else None
 
 
 @dataclass
@@ -104,7 +133,8 @@ def build_holds(events: list[dict[str, Any]]) -> list[Hold]:
             h = holds[(e["w"], e["seq"])]
             h.check_t0, h.check_ok = e["t0"], bool(e["ok"])
         elif op == "release" and (e["w"], e["seq"]) in holds:
-            holds[(e["w"], e["seq"])].release_ok = bool(e["ok"])
+            h = holds[(e["w"], e["seq"])]
+            h.release_ok, h.release_err, h.release_t1 = bool(e["ok"]), e.get("err"), e["t1"]
         elif op == "lost":
             h2 = by_fence.get((e["w"], e["name"], int(e["fence"])))
             if h2 is not None:
@@ -123,28 +153,59 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     holds = build_holds(events)
     violations: list[dict[str, Any]] = []
     counts: dict[str, Any] = {"holds": len(holds)}
+    by_lang: dict[str, dict[str, int]] = {}
 
-    def violate(invariant: str, **details: Any) -> None:
-        violations.append({"invariant": invariant, **details})
+    def violate(invariant: str, langs: Any = (), **details: Any) -> None:
+        """Records a violation; `langs`: the languages of the holds or
+        calls in it (the self-test asks per language)."""
+        names = sorted(set(langs))
+        violations.append({"invariant": invariant, "langs": names, **details})
+        for lang in names:
+            per = by_lang.setdefault(invariant, {})
+            per[lang] = per.get(lang, 0) + 1
 
     unsurvivable = [f for f in faults if f.unsurvivable]
 
     def excused(start: int, end: int) -> bool:
         return any(overlaps(f.start, f.end + 1, start, end) for f in unsurvivable)
 
+    stops = [f for f in faults if f.kind == "worker-stop"]
+
+    def stopped(worker: str, start: int, end: int) -> bool:
+        return any(f.target == worker and overlaps(f.start, f.end, start, end) for f in stops)
+
     def told_too_late(a: Hold, b: Hold) -> bool:
         """Both renewed holds still believed they held the lock a renewal
-        period (plus the command timeout and slack) after the overlap began."""
+        period (plus the command timeout and slack) after the overlap began
+        (a worker stopped by the nemesis meanwhile excepted: its renewals
+        stopped with it)."""
         if not (a.renewed and b.renewed and a.ttl_ms and b.ttl_ms):
             return False
-        assert a.check_t0 is not None and b.check_t0 is not None
+        a_end, b_end = a.believed_until(), b.believed_until()
+        if a_end is None or b_end is None:
+            return False
         period_ns = max(a.ttl_ms, b.ttl_ms) * 1_000_000 // 3
-        deadline = (max(a.acq_t1, b.acq_t1) + period_ns + command_timeout_ms * 1_000_000
-                    + int(handoff_slack_s * NS))
-        return a.check_t0 > deadline and b.check_t0 > deadline
+        began = max(a.acq_t1, b.acq_t1)
+        deadline = began + period_ns + command_timeout_ms * 1_000_000 + int(handoff_slack_s * NS)
+        if a_end <= deadline or b_end <= deadline:
+            return False
+        return not (stopped(a.worker, began, a_end) or stopped(b.worker, began, b_end))
 
     # --- exclusion and no silent loss -------------------------------------------
-    reported = silent = late = excused_overlaps = 0
+    reported = silent = late = excused_overlaps = before_renewal = 0
+
+    def ended_before_its_renewal(a: Hold, b: Hold) -> bool:
+        """The README promises a renewed hold the report of its loss at its
+        next renewal: `a` (whose lease `b` took) stopped believing before
+        that renewal was due (one renewal period, the command timeout and
+        slack after `b` acquired), so no report was due yet; a release that
+        then failed on a timeout or a broken connection is no report, but
+        not a broken promise either."""
+        if not (a.renewed and a.ttl_ms) or a.check_t0 is None:
+            return False
+        due = (b.acq_t1 + a.ttl_ms * 1_000_000 // 3 + command_timeout_ms * 1_000_000
+               + int(handoff_slack_s * NS))
+        return a.check_t0 <= due
     by_name: dict[str, list[Hold]] = {}
     for h in holds:
         by_name.setdefault(h.name, []).append(h)
@@ -158,10 +219,13 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                 assert b.check_t0 is not None
                 if not overlaps(a.acq_t1, a.check_t0, b.acq_t1, b.check_t0):
                     continue
-                pair = {"name": name, "a": describe(a), "b": describe(b)}
+                pair = {"name": name, "langs": (a.lang, b.lang), "a": describe(a), "b": describe(b)}
                 if a.never_told_lost() and b.never_told_lost():
-                    silent += 1
-                    violate("no-silent-loss", **pair)
+                    if ended_before_its_renewal(a, b):
+                        before_renewal += 1
+                    else:
+                        silent += 1
+                        violate("no-silent-loss", **pair)
                 elif told_too_late(a, b):
                     late += 1
                     violate("no-silent-loss", told="too late", **pair)
@@ -171,7 +235,28 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                     excused_overlaps += 1
                 else:
                     violate("exclusion", **pair)
+        # A renewed hold whose check() found it lost believed it held the
+        # lock until then, unless a lost report came first: when the lost
+        # report never comes (or comes late), two renewed holders believe at
+        # once for longer than a renewal period. Pairs of holds both told
+        # at check were judged above.
+        renewed = sorted((h for h in group if h.renewed and h.believed_until() is not None),
+                         key=lambda h: h.acq_t1)
+        for i, a in enumerate(renewed):
+            a_end = a.believed_until()
+            assert a_end is not None
+            for b in renewed[i + 1:]:
+                if b.acq_t1 >= a_end:
+                    break
+                if a.told_held_at_check() and b.told_held_at_check():
+                    continue
+                if a.worker == b.worker or not told_too_late(a, b):
+                    continue
+                late += 1
+                violate("no-silent-loss", told="too late (found lost only at check)", name=name,
+                        langs=(a.lang, b.lang), a=describe(a), b=describe(b))
     counts.update(overlaps_reported=reported, overlaps_silent=silent,
+                  overlaps_ended_before_the_next_renewal=before_renewal,
                   overlaps_reported_too_late=late,
                   overlaps_excused_by_unsurvivable_faults=excused_overlaps)
 
@@ -190,12 +275,13 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
             other = seen.get(h.fence)
             if other is not None and other.hold != h.hold:
                 violate("fencing", what="one token issued to two holds", name=name,
-                        a=describe(other), b=describe(h))
+                        langs=(other.lang, h.lang), a=describe(other), b=describe(h))
             seen[h.fence] = h
             i = bisect.bisect_left(returns, h.acq_t0) - 1
             if i >= 0 and prefix_max[i][0] >= h.fence:
                 violate("fencing", what="token not above one issued before this acquire began",
-                        name=name, earlier=describe(prefix_max[i][1]), later=describe(h))
+                        name=name, langs=(prefix_max[i][1].lang, h.lang),
+                        earlier=describe(prefix_max[i][1]), later=describe(h))
 
     # --- fencing: the storage, and the guards' own fenced writes --------------------
     writes = [e for e in events if e.get("op") == "write"]
@@ -210,8 +296,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     check_write_order(guard_writes, "lock deployment (Guard::fenced_write)", excused, violate, None)
 
     # --- liveness -----------------------------------------------------------------------
-    stops = [f for f in faults if f.kind == "worker-stop"]
     any_fault = [f for f in faults if f.kind != "snapshot"]
+    workers = {e["w"] for e in events if "w" in e}
     timeouts_ns = 2 * command_timeout_ms * 1_000_000 + int(slack_s * NS)
     late = 0
     for e in events:
@@ -223,12 +309,13 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
         deadline_ns = int(e.get("deadline_ms", 0)) * 1_000_000
         if e["t1"] - e["t0"] <= deadline_ns + timeouts_ns:
             continue
-        if any(f.target == e["w"] and overlaps(f.start, f.end, e["t0"], e["t1"]) for f in stops):
+        if stopped(e["w"], e["t0"], e["t1"]):
             continue  # the worker itself was stopped
         late += 1
         violate("liveness", what="call outlived its deadline plus the timeouts", call=brief(e),
-                seconds=round((e["t1"] - e["t0"]) / NS, 3))
-    counts["late_calls"] = late
+                langs=(e.get("lang", "?"),), seconds=round((e["t1"] - e["t0"]) / NS, 3))
+    counts["late_calls"] = late + check_blocking_waits(events, holds, faults, command_timeout_ms,
+                                                       slack_s, violate)
 
     grace = command_timeout_ms * 1_000_000 + NS
     window = int(handoff_slack_s * NS)
@@ -241,17 +328,26 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     slow = 0
     releases = {(e["w"], e.get("hold")): e for e in events if e.get("op") == "release"}
     for h in holds:
-        if h.release_ok is not True:
+        # Only a hold that was still held at its check releases anything.
+        if h.release_ok is not True or not h.told_held_at_check():
             continue
         release = releases.get((h.worker, h.hold))
         if release is None:
             continue
         r = release["t1"]
-        if any(overlaps(f.start - grace, f.end + grace, r - window, r + window) for f in any_fault):
-            continue
         waiters = [w for w in acquires if w["name"] == h.name and w.get("mode") != "try"
                    and w["t0"] < r - window // 10 and w["t1"] > r + window]
         if not waiters:
+            continue
+        # Away from faults that concern this handoff: any fault of a server,
+        # and a fault of the releaser or of a waiter (killed, stopped, cut
+        # off). A fault of an uninvolved worker excuses nothing (it used to
+        # excuse everything near it: only the quiet last quarter of a run
+        # was judged).
+        involved = {h.worker, *(w["w"] for w in waiters)}
+        if any((f.target not in workers or f.target in involved)
+               and overlaps(f.start - grace, f.end + grace, r - window, r + window)
+               for f in any_fault):
             continue
         # From the release's invoke: the next holder's acquire may return
         # before the release's own reply does.
@@ -264,6 +360,7 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                 continue  # a known gap of this deployment: counted only
             violate("liveness", what="a released lock went to no waiter within "
                     f"{handoff_slack_s} s", name=h.name, release=brief(release),
+                    langs=[h.lang, *(w.get("lang", "?") for w in waiters)],
                     waiters=[brief(w) for w in waiters[:3]])
     counts["slow_handoffs"] = slow
 
@@ -272,7 +369,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
             if held:
                 violate("liveness", what="lock still held after the run and its ttl", name=name)
         for worker in final.get("stragglers", []):
-            violate("liveness", what="worker did not stop after its deadline", worker=worker)
+            violate("liveness", what="worker did not stop after its deadline", worker=worker,
+                    langs=(final.get("workers", {}).get(worker, {}).get("lang", "?"),))
 
     ops: dict[str, int] = {}
     errors: dict[str, int] = {}
@@ -292,7 +390,104 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
         by_invariant[v["invariant"]] = by_invariant.get(v["invariant"], 0) + 1
     return {"counts": counts, "ops": ops, "errors": errors, "langs": langs,
             "faults": count_faults(faults), "violations": by_invariant,
-            "violation_examples": violations[:20]}
+            "violations_by_lang": by_lang, "violation_examples": violations[:20],
+            "run_faults": run_faults(events, final), "fixture_faults": fixture_faults(final),
+            "longest_outage_s": (max((o["seconds"] for o in final["outages"]), default=0.0)
+                                 if final is not None and "outages" in final else None)}
+
+
+def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults: list[Fault],
+                         command_timeout_ms: int, slack_s: float,
+                         violate: Callable[..., None]) -> int:
+    """A blocking acquire has no deadline, but it may wait only while the
+    lock is someone's: from a hold's acquire until its release returned
+    (until its lease ran out, a ttl later, when the release failed or never
+    came), or while a fault kept the lock unreachable or unknown (from the
+    fault until three command timeouts plus a ttl after it). A stretch
+    of its wait longer than the ttl plus twice the command timeout plus
+    slack with none of those is a waiter that missed a free lock."""
+    ttl_of = {h.name: h.ttl_ms for h in holds if h.ttl_ms}
+    last_seen: dict[str, int] = {}
+    for e in events:
+        t = max(int(e.get("t1", 0) or 0), int(e.get("t", 0) or 0))
+        last_seen[e["w"]] = max(last_seen.get(e["w"], 0), t)
+    busy: dict[str, list[tuple[int, int]]] = {}
+    for h in holds:
+        ttl = (h.ttl_ms or ttl_of.get(h.name, 0)) * 1_000_000
+        end = h.release_t1 if h.release_t1 is not None else last_seen.get(h.worker, h.acq_t1)
+        if h.release_ok is not True:
+            end += ttl
+        # The lease began when the acquire's last attempt reached Redis:
+        # not before the acquire began, nor long before it returned (a
+        # waiting acquire began long before).
+        began = max(h.acq_t0, h.acq_t1 - command_timeout_ms * 1_000_000)
+        busy.setdefault(h.name, []).append((began, end))
+    grace = command_timeout_ms * 1_000_000 + NS
+    fault_spans = [(f.start - grace, f.end + 3 * grace + max(ttl_of.values(), default=0) * 1_000_000)
+                   for f in faults if f.kind != "snapshot"]
+    allowed = max(ttl_of.values(), default=0) * 1_000_000 + 2 * command_timeout_ms * 1_000_000 \
+        + int(slack_s * NS)
+    late = 0
+    for e in events:
+        if e.get("op") != "acquire" or e.get("mode") != "blocking" or "t1" not in e:
+            continue
+        spans = sorted(busy.get(e["name"], []) + fault_spans)
+        gap = longest_gap(e["t0"], e["t1"], spans)
+        if gap > allowed:
+            late += 1
+            violate("liveness", what="a blocking acquire waited while nobody held the lock",
+                    call=brief(e), langs=(e.get("lang", "?"),), free_seconds=round(gap / NS, 3))
+    return late
+
+
+def longest_gap(start: int, end: int, spans: list[tuple[int, int]]) -> int:
+    """The longest stretch of [start, end) that no span (sorted) covers."""
+    longest, covered = 0, start
+    for s, e in spans:
+        if e <= covered:
+            continue
+        if s >= end:
+            break
+        if s > covered:
+            longest = max(longest, s - covered)
+        covered = max(covered, e)
+        if covered >= end:
+            return longest
+    return max(longest, end - covered)
+
+
+def run_faults(events: list[dict[str, Any]], final: Optional[dict[str, Any]]) -> list[str]:
+    """What makes a run unsound whatever the library did: a language that
+    wrote no history (missing, or every worker of it died at start-up), or a
+    worker that exited with an error (not killed by the nemesis)."""
+    if final is None or "workers" not in final:
+        return []
+    faults = []
+    acquires: dict[str, int] = {}
+    for e in events:
+        if e.get("op") == "acquire":
+            acquires[e.get("lang", "?")] = acquires.get(e.get("lang", "?"), 0) + 1
+    for lang in final.get("langs", []):
+        if not acquires.get(lang):
+            faults.append(f"no {lang} worker wrote an acquire to its history")
+    for worker, info in sorted(final["workers"].items()):
+        if info.get("killed") or worker in final.get("stragglers", []):
+            continue
+        if info.get("exit") != 0:
+            faults.append(f"worker {worker} ({info.get('lang')}) exited with status {info.get('exit')}: "
+                          f"{info.get('stderr', '')[-300:]}")
+    return faults
+
+
+def fixture_faults(final: Optional[dict[str, Any]]) -> list[str]:
+    """A deployment without a master for longer than its failover bound:
+    the fixture's fault (a nemesis that broke replication, a failover that
+    never completed), reported apart from the library's violations."""
+    if final is None:
+        return []
+    bound = float(final.get("failover_bound_s", 0) or 0)
+    return [f"no master for {o['seconds']:.1f} s (bound {bound:.0f} s): {o.get('what', '')}"
+            for o in final.get("outages", []) if bound and o["seconds"] > bound]
 
 
 def check_write_order(writes: list[dict[str, Any]], where: str,
@@ -321,15 +516,18 @@ def check_write_order(writes: list[dict[str, Any]], where: str,
                 int(prev["fence"]) == int(e["fence"]) and prev["hold"] != e["hold"])
             if out_of_order and not excused(prev["t0"], e["t1"]):
                 violate("fencing", what=f"{where} accepted a write out of token order",
-                        name=name, earlier=brief(prev), later=brief(e))
+                        name=name, langs=(prev.get("lang", "?"), e.get("lang", "?")),
+                        earlier=brief(prev), later=brief(e))
         if stored_tokens is not None and name in stored_tokens:
             stored = stored_tokens[name]
             possible = {int(e["fence"]) for e in writes
                         if e["name"] == name and (e.get("ok") or "err" in e)}
             highest = max(int(e["fence"]) for e in accepted_here)
             if stored is None or int(stored) < highest or int(stored) not in possible:
+                top = max(accepted_here, key=lambda e: int(e["fence"]))
                 violate("fencing", what=f"{where}: final token is not the highest write",
-                        name=name, stored=stored, highest_accepted=highest)
+                        name=name, langs=(top.get("lang", "?"),), stored=stored,
+                        highest_accepted=highest)
 
 
 def count_faults(faults: list[Fault]) -> dict[str, int]:

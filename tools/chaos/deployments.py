@@ -72,6 +72,24 @@ class Deployment:
     def lock_key_ports(self) -> list[int]:
         return [s.port for s in self.data_servers() if s.alive()]
 
+    #: How long a master may take to come back after the nemesis's faults
+    #: beyond their own length (a restart, a failover); see failover_bound_s.
+    recovery_s = 10.0
+
+    def failover_bound_s(self, longest_fault_s: float) -> float:
+        """How long the deployment may be without a master that takes
+        writes: the longest fault the nemesis injects plus the time to
+        recover from it. Longer is the fixture's fault (fixture_faults in
+        the checker), whatever the library did."""
+        return longest_fault_s + self.recovery_s
+
+    def has_master(self) -> bool:
+        """Whether a master answers now (every data server, by default)."""
+        return all(answers(s) for s in self.data_servers())
+
+    def before_start(self, server: Server) -> None:
+        """Called before the nemesis (re)starts a data server."""
+
 
 class Single(Deployment):
     """One redis-server with the given persistence."""
@@ -110,6 +128,20 @@ def wait_for(what: str, condition: Callable[[], bool], timeout: float = 60.0) ->
     raise RuntimeError(f"timed out waiting until {what}")
 
 
+def answers(server: Server) -> bool:
+    try:
+        return bool(server.alive() and resp.command(server.port, "PING", timeout=1.0) == "PONG")
+    except resp.RedisError:
+        return False
+
+
+def role(port: int) -> Optional[str]:
+    try:
+        return resp.info_field(port, "replication", "role")
+    except resp.RedisError:
+        return None
+
+
 def in_sync(replica: Server) -> Callable[[], bool]:
     return lambda: resp.info_field(replica.port, "replication", "master_link_status") == "up"
 
@@ -140,6 +172,10 @@ class Redlock(Deployment):
 
     def unsurvivable(self, kind: str) -> bool:
         return kind == "server-restart" or super().unsurvivable(kind)
+
+    def has_master(self) -> bool:
+        """A majority of the masters answers."""
+        return sum(answers(s) for s in self.servers) > len(self.servers) // 2
 
 
 class Sentinel(Deployment):
@@ -181,6 +217,40 @@ class Sentinel(Deployment):
 
     def unsurvivable(self, kind: str) -> bool:
         return kind in ("server-restart", "failover") or super().unsurvivable(kind)
+
+    # A dead master is noticed after down-after-milliseconds (5 s), then a
+    # replica is elected and promoted.
+    recovery_s = 15.0
+
+    def current_master_port(self) -> Optional[int]:
+        """The master's port as the sentinels name it now (None if none
+        answers)."""
+        for sentinel in self.sentinels:
+            try:
+                addr = resp.command(sentinel.port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", "mymaster",
+                                    timeout=1.0)
+            except resp.RedisError:
+                continue
+            if addr:
+                return int(addr[1])
+        return None
+
+    def has_master(self) -> bool:
+        """The server the sentinels name is a master (a replica answers
+        writes with READONLY)."""
+        port = self.current_master_port()
+        return port is not None and role(port) == "master"
+
+    def before_start(self, server: Server) -> None:
+        """A data server comes back as what it is now: the master if the
+        sentinels still name it, else a replica of the master they name.
+        (With its original --replicaof, a promoted replica came back as the
+        replica of a replica: no master for ~36 s, until the sentinels
+        failed over again.)"""
+        port = self.current_master_port()
+        if port is None:
+            return
+        server.extra = [] if port == server.port else ["--replicaof", "127.0.0.1", str(port)]
 
     def failover(self) -> Optional[dict[str, Any]]:
         sentinel = self.sentinels[0]
@@ -243,6 +313,21 @@ class Cluster(Deployment):
 
     def spec(self, worker_id: str) -> str:
         return "cluster:" + ",".join(s.url for s in self.servers)
+
+    # A dead master is noticed after cluster-node-timeout (5 s), then its
+    # replica is elected.
+    recovery_s = 15.0
+
+    def has_master(self) -> bool:
+        """Some node answering says the cluster is ok (every slot served)."""
+        for server in self.servers:
+            if server.alive():
+                try:
+                    return "cluster_state:ok" in str(resp.command(server.port, "CLUSTER", "INFO",
+                                                                  timeout=1.0))
+                except resp.RedisError:
+                    continue
+        return False
 
     def unsurvivable(self, kind: str) -> bool:
         return kind == "server-restart" or super().unsurvivable(kind)

@@ -69,6 +69,13 @@ class Nemesis:
             self.pause(self.rng.uniform(*self.gap), until_ns)
         self.heal()
 
+    def longest_fault_s(self) -> float:
+        """The longest a fault this nemesis injects keeps a master away: a
+        pause or sleep (up to twice the larger of the ttl and the command
+        timeout), a restart (up to 1 s down). A failover keeps the old master
+        until the new one is promoted."""
+        return 2.0 * max(self.ttl, self.command_timeout) + 1.0
+
     def pause(self, seconds: float, until_ns: int) -> None:
         remaining = (until_ns - time.monotonic_ns()) / 1e9
         time.sleep(max(0.0, min(seconds, remaining)))
@@ -76,6 +83,7 @@ class Nemesis:
     def heal(self) -> None:
         for server in self.deployment.data_servers():
             if not server.alive():
+                self.deployment.before_start(server)
                 server.start()
             try:
                 resp.command(server.port, "CONFIG", "SET", "maxmemory", "0")
@@ -116,10 +124,12 @@ class Nemesis:
             down = self.rng.uniform(0.1, 1.0)
             server.kill()
             time.sleep(down)
+            self.deployment.before_start(server)
             server.start()
             return {"target": server.name, "persistence": server.persistence, "down": round(down, 3)}
         if kind == "server-restart-older-snapshot":
             server.kill()
+            self.deployment.before_start(server)
             if not server.restart_from_older_snapshot():
                 server.start()
                 return {"target": server.name, "snapshot": False}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 INVARIANTS = ["exclusion", "no-silent-loss", "fencing", "liveness"]
+LANGS = ["rust", "c", "python", "go"]
 
 
 def render(summary: dict[str, Any]) -> str:
@@ -22,7 +23,7 @@ def render(summary: dict[str, Any]) -> str:
         "## Violations per deployment",
         "",
         "| Deployment | Holds | " + " | ".join(INVARIANTS)
-        + " | Overlaps reported / silent / excused | Slow handoffs |",
+        + " | Overlaps reported / silent / ended before the next renewal / excused | Slow handoffs |",
         "|---|---|" + "---|" * len(INVARIANTS) + "---|---|",
     ]
     for phase in summary["phases"]:
@@ -30,17 +31,50 @@ def render(summary: dict[str, Any]) -> str:
         lines.append(f"| {phase['deployment']} | {c['holds']} | "
                      + " | ".join(str(phase["violations"].get(i, 0)) for i in INVARIANTS)
                      + f" | {c['overlaps_reported']} / {c['overlaps_silent']} / "
+                       f"{c.get('overlaps_ended_before_the_next_renewal', 0)} / "
                        f"{c['overlaps_excused_by_unsurvivable_faults']} | {c['slow_handoffs']} |")
     lines += [
         "",
         "An overlap is two holds of one name whose holders both believed they held it",
         "(acquire returned, `check()` not yet called). *Reported*: one of them was told",
-        "(lost report, `check()` or `release()`); *silent*: neither was (always a",
-        "violation); *excused*: a fault the deployment cannot survive happened between",
-        "their acquires, so only \"no silent loss\" applies. *Slow handoffs*: a lock",
-        "released while others waited went to none of them within 1 s, away from faults.",
+        "(a lost report, `check()` failing, or `release()` saying `NotHeld`; a release",
+        "that failed on a timeout or a broken connection tells nothing); *silent*: neither",
+        "was (always a violation); *ended before the next renewal*: neither was told, but",
+        "the renewed holder whose lease was taken stopped believing before its next",
+        "renewal was due to tell it (its release failed on a timeout or a broken",
+        "connection, which is no report); *excused*: a fault the deployment cannot survive",
+        "happened between their acquires, so only \"no silent loss\" applies. *Slow",
+        "handoffs*: a lock released while others waited went to none of them within 1 s,",
+        "away from faults of a server, the releaser or a waiter.",
     ]
+    lines += ["", "## Violations per language", "",
+              "Each violation counts for the languages of the holds or calls in it.", "",
+              "| Deployment | Invariant | " + " | ".join(LANGS) + " |",
+              "|---|---|" + "---|" * len(LANGS)]
+    shown = False
+    for phase in summary["phases"]:
+        for invariant, per_lang in sorted(phase.get("violations_by_lang", {}).items()):
+            shown = True
+            lines.append(f"| {phase['deployment']} | {invariant} | "
+                         + " | ".join(str(per_lang.get(lang, 0)) for lang in LANGS) + " |")
+    if not shown:
+        lines.append("| every deployment | none | " + " | ".join("0" for _ in LANGS) + " |")
+    lines += ["", "## Soundness of the run", "",
+              "A run fault (a language without history, a worker that died by itself) makes",
+              "the run fail; a fixture fault is a deployment without a master for longer than",
+              "its failover bound: the fixture's fault, not the library's, and it fails the run",
+              "too.", "",
+              "| Deployment | Workers | Longest time without a master | Run faults | Fixture faults |",
+              "|---|---|---|---|---|"]
+    for phase in summary["phases"]:
+        outage = phase.get("longest_outage_s")
+        lines.append(f"| {phase['deployment']} | {len(phase.get('workers', {}))} | "
+                     + (f"{outage:.1f} s" if outage is not None else "not measured") + " | "
+                     + ("; ".join(phase.get("run_faults", [])) or "none") + " | "
+                     + ("; ".join(phase.get("fixture_faults", [])) or "none") + " |")
     lines += ["", "## Operations per deployment and language", "",
+              "*Lost reports*: losses the holder was told of unasked (the lost callback; Go: a",
+              "hold's `Lost()` closing with `Err()` saying `ErrLost`), not every ending.", "",
               "| Deployment | Language | Acquire calls | Acquired | Fenced writes | Checks | Releases | Lost reports |",
               "|---|---|---|---|---|---|---|---|"]
     for phase in summary["phases"]:

@@ -5,9 +5,10 @@ the histories. A seed replays the same schedule of faults and operations.
 
 usage: run.py --duration SECONDS --seed N --profile short|long|selftest
               [--variant NAME] [--out DIR] [--report FILE]
-              [--deployments a,b] [--langs rust,python]
+              [--deployments a,b] [--langs rust,python] [--per-lang N]
 Exit status: 0 when no invariant was violated, 1 otherwise (with
---expect-violation: the reverse)."""
+--expect-violation: the reverse); 1 whenever the run was not sound (a run
+or fixture fault), 2 when a language's worker is missing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from typing import Any, Callable, Optional
 
@@ -66,16 +68,57 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 
 def worker_command(lang: str, variant: Optional[str]) -> list[str]:
+    """The worker of a language; with a variant, the one built against the
+    library's broken variants (make chaos-build: the C and Go workers link
+    the chaos-variants static library, Python loads its shared library)."""
+    suffix = "-variants" if variant else ""
     if lang == "rust":
         target = "target/chaos-variants" if variant else "target"
         return [os.path.join(REPO, target, "release", "examples", "chaos-worker")]
     if lang == "python":
         return [sys.executable, os.path.join(REPO, "tools", "chaos", "workers", "python", "worker.py")]
     if lang == "c":
-        return [os.path.join(REPO, "target", "chaos", "c-worker")]
+        return [os.path.join(REPO, "target", "chaos", "c-worker" + suffix)]
     if lang == "go":
-        return [os.path.join(REPO, "target", "chaos", "go-worker")]
+        return [os.path.join(REPO, "target", "chaos", "go-worker" + suffix)]
     raise ValueError(lang)
+
+
+class MasterWatch(threading.Thread):
+    """Asks the deployment twice a second whether it has a master that
+    takes writes; keeps the stretches without one (fixture faults when
+    longer than the deployment's failover bound)."""
+
+    def __init__(self, deployment: deployments.Deployment) -> None:
+        super().__init__(daemon=True)
+        self.deployment = deployment
+        self.outages: list[dict[str, Any]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        down_since: Optional[int] = None
+        while not self.done.wait(0.5):
+            try:
+                ok = self.deployment.has_master()
+            except Exception:  # a probe racing a restart: ask again
+                continue
+            now = time.monotonic_ns()
+            if not ok and down_since is None:
+                down_since = now
+            elif ok and down_since is not None:
+                self.record(down_since, now)
+                down_since = None
+        if down_since is not None:
+            self.record(down_since, time.monotonic_ns(), "still none when the run ended")
+
+    def record(self, start: int, end: int, what: str = "") -> None:
+        self.outages.append({"start": start, "end": end, "seconds": round((end - start) / 1e9, 3),
+                             "what": what})
+
+    def stop(self) -> list[dict[str, Any]]:
+        self.done.set()
+        self.join()
+        return self.outages
 
 
 class Workers:
@@ -92,6 +135,7 @@ class Workers:
         self.names = NAMES
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.langs: dict[str, str] = {}
+        self.killed: set[str] = set()  # by the nemesis
         self.generation: dict[str, int] = {}
         self.env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"))
         if variant:
@@ -142,6 +186,7 @@ class Workers:
 
     def replace(self, worker_id: str) -> str:
         self.procs[worker_id].wait()
+        self.killed.add(worker_id)
         base = worker_id.split("~")[0]
         self.generation[base] = self.generation.get(base, 0) + 1
         new_id = f"{base}~{self.generation[base]}"
@@ -167,6 +212,22 @@ class Workers:
                 proc.wait()
         return stragglers
 
+    def report(self) -> dict[str, dict[str, Any]]:
+        """Per worker: language, exit status, killed by the nemesis, and the
+        end of its stderr (why a worker died)."""
+        out: dict[str, dict[str, Any]] = {}
+        for worker_id, proc in sorted(self.procs.items()):
+            try:
+                with open(os.path.join(self.run_dir, f"stderr-{worker_id}.txt"), "rb") as f:
+                    f.seek(0, os.SEEK_END)
+                    f.seek(max(0, f.tell() - 600))
+                    stderr = f.read().decode(errors="replace")
+            except OSError:
+                stderr = ""
+            out[worker_id] = {"lang": self.langs[worker_id], "exit": proc.returncode,
+                              "killed": worker_id in self.killed, "stderr": stderr}
+        return out
+
 
 def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str, Any],
               out_dir: str, seconds: float) -> dict[str, Any]:
@@ -179,9 +240,11 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
     storage = Server("storage", server_root)
     ttl_ms, timeout_ms = profile["ttl_ms"], profile["command_timeout_ms"]
     phase_seed = args.seed * 100 + index
+    watch = MasterWatch(deployment)
     try:
         storage.start()
         deployment.start()
+        watch.start()
         until_ns = time.monotonic_ns() + int(seconds * 1e9)
         workers = Workers(run_dir, deployment.spec, storage.url, until_ns, phase_seed, ttl_ms,
                           timeout_ms, args.variant)
@@ -189,7 +252,7 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         workers.renew_percent = profile.get("renew_percent", 70)
         workers.names = profile.get("names", NAMES)
         for lang in profile["langs"]:
-            for i in range(profile["per_lang"]):
+            for i in range(args.per_lang or profile["per_lang"]):
                 workers.spawn(lang, f"{lang}-{i}")
         # Faults for the first three quarters; the rest is quiet, so that
         # liveness after healing is checked too.
@@ -199,14 +262,18 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
                               ttl_ms, timeout_ms, gap=profile.get("gap", (0.3, 1.5)))
         nem.run(faults_until)
         stragglers = workers.wait(grace_s=3 * ttl_ms / 1000 + 4 * timeout_ms / 1000 + 10)
+        outages = watch.stop()
         # Whatever a worker still held when it stopped expires within a ttl.
         time.sleep(ttl_ms / 1000 + 0.5)
         final = final_state(deployment, storage, stragglers, workers.names)
+        final.update(workers=workers.report(), langs=profile["langs"], outages=outages,
+                     failover_bound_s=deployment.failover_bound_s(nem.longest_fault_s()))
         with open(os.path.join(run_dir, "final.json"), "w") as f:
             json.dump(final, f, indent=2)
         result = checker.check(run_dir, command_timeout_ms=timeout_ms, final=final,
                                fair_handoff=deployment.fair_handoff)
     finally:
+        watch.done.set()
         deployment.stop()
         storage.stop()
         shutil.rmtree(server_root, ignore_errors=True)
@@ -266,12 +333,15 @@ def recheck(out_dir: str, report_path: Optional[str]) -> int:
         summary["phases"][i] = new
         print(f"chaos: {old['deployment']}: violations {old['violations'] or 'none'} -> "
               f"{new['violations'] or 'none'}")
+        for fault in new["run_faults"] + new["fixture_faults"]:
+            print(f"chaos: {old['deployment']}: {fault}")
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump(summary, f, indent=2)
     if report_path:
         with open(report_path, "w") as f:
             f.write(report.render(summary))
-    return 1 if any(p["violations"] for p in summary["phases"]) else 0
+    return 1 if any(p["violations"] or p["run_faults"] or p["fixture_faults"]
+                    for p in summary["phases"]) else 0
 
 
 def main() -> int:
@@ -281,6 +351,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--profile", default="short", choices=sorted(PROFILES))
     parser.add_argument("--variant", default=None)
+    parser.add_argument("--per-lang", type=int, default=None, help="workers per language")
     parser.add_argument("--deployments", default=None)
     parser.add_argument("--langs", default=None)
     parser.add_argument("--faults", default=None, help="fault kinds, comma-separated, or none")
@@ -312,10 +383,14 @@ def main() -> int:
         profile["deployments"] = args.deployments.split(",")
     if args.langs:
         profile["langs"] = args.langs.split(",")
-    missing = [lang for lang in profile["langs"] if not os.path.exists(worker_command(lang, None)[-1])]
-    for lang in missing:
-        print(f"chaos: no {lang} worker ({worker_command(lang, None)[-1]}): running without it")
-    profile["langs"] = [lang for lang in profile["langs"] if lang not in missing]
+    # A language without its worker is a run that checks less than it says:
+    # an error (leave it out with --langs), not a silent omission.
+    missing = [worker_command(lang, args.variant)[-1] for lang in profile["langs"]
+               if not os.path.exists(worker_command(lang, args.variant)[-1])]
+    if missing:
+        print(f"chaos: no worker {', '.join(missing)}: build them with make chaos-build "
+              "(or leave their languages out with --langs)", file=sys.stderr)
+        return 2
     if args.renew_percent is not None:
         profile["renew_percent"] = args.renew_percent
     if args.long_percent is not None:
@@ -339,6 +414,10 @@ def main() -> int:
         print(f"chaos: {name}: {result['ops'].get('acquire', 0)} acquires, "
               f"{result['counts']['holds']} holds, faults {result['faults']}, "
               f"violations {result['violations'] or 'none'}", flush=True)
+        for fault in result["run_faults"]:
+            print(f"chaos: {name}: RUN FAULT (the run is not sound): {fault}", flush=True)
+        for fault in result["fixture_faults"]:
+            print(f"chaos: {name}: FIXTURE FAULT (not the library's): {fault}", flush=True)
     summary = {"profile": args.profile, "seed": args.seed, "duration": args.duration,
                "variant": args.variant, "phases": results}
     with open(os.path.join(out_dir, "results.json"), "w") as f:
@@ -348,12 +427,15 @@ def main() -> int:
             f.write(report.render(summary))
         print(f"chaos: wrote {args.report}")
     violated = any(r["violations"] for r in results)
+    unsound = any(r["run_faults"] or r["fixture_faults"] for r in results)
     if violated:
         for r in results:
             for v in r["violation_examples"][:3]:
                 print(f"chaos: {r['deployment']}: {json.dumps(v)}")
         print(f"chaos: reproduce with: make chaos DURATION={args.duration:.0f} SEED={args.seed} "
               f"PROFILE={args.profile}")
+    if unsound:
+        return 1  # whatever was expected: this run did not check what it says
     if args.expect_violation:
         return 0 if violated else 1
     return 1 if violated else 0

@@ -1,12 +1,21 @@
 #!/usr/bin/env python3
-"""The checker's self-test: each deliberately broken variant of the library
-(cargo feature `chaos-variants`, see src/chaos.rs) runs a short chaos run
-with the Rust worker on one server, and the checker must report a violation
-(the invariant the variant breaks is the one expected, but any counts). Two
-runs at a time (the machine is small); exits 1 if any variant went
-unnoticed.
+"""The checker's self-test: each deliberately broken variant, of the library
+(cargo feature `chaos-variants`, src/chaos.rs) or of one binding (the Go
+binding's build tag `latchkey_chaos`, the Python worker's plant_variant),
+runs a short chaos run on one server with the workers of every language it
+affects, and the checker must report the invariant the variant breaks, in
+each of those languages: a violation of another invariant, or one seen in
+some languages only, is a miss. The C and Go workers of these runs link the
+broken library (make chaos-build builds target/chaos/*-variants); Python
+loads it. Two runs at a time (the machine is small); a variant missed in
+some language runs again, with the next seed, for those languages, up to
+three times. Exits 1 if any variant went unnoticed in any language.
 
-usage: selftest.py [--seed N] [--duration SECONDS]"""
+A language counts as caught when a hold or call of that language is in a
+violation of the expected invariant (the checker names the languages of
+every violation).
+
+usage: selftest.py [--seed N] [--duration SECONDS] [--variants a,b]"""
 
 from __future__ import annotations
 
@@ -15,92 +24,153 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 
+ALL = ["rust", "c", "python", "go"]
+
 # Many holds outlive their ttl without renewal: their releases are stale.
 STALE_HOLDERS = ["--faults", "none", "--renew-percent", "30", "--long-percent", "50"]
+# Server restarts, renewed long holds and a longer ttl: an overlap after a
+# restart lasts well past one renewal period unless the holder is told.
+RENEWED_LONG_HOLDS = ["--faults", "server-restart", "--renew-percent", "100", "--long-percent", "85",
+                      "--ttl-ms", "6000"]
 
-# variant -> (the invariant it must break, extra run.py arguments)
-VARIANTS: dict[str, tuple[str, list[str]]] = {
+
+@dataclass
+class Variant:
+    invariant: str  # the invariant it breaks
+    langs: list[str]  # every language it affects
+    extra: list[str]  # run.py arguments that expose it
+    workers: int = 4  # in all, shared among the languages (at least one each)
+
+
+VARIANTS: dict[str, Variant] = {
+    # The library's (src/chaos.rs): every language goes through it.
     # A stale holder (held past its ttl without renewal) deletes the lock
     # of the next holder; no fault needed.
-    "release-no-owner-check": ("exclusion", STALE_HOLDERS),
-    "stale-release": ("exclusion", STALE_HOLDERS),
+    # The overlap needs a third worker waiting when the stale release
+    # deletes the lock: two workers per language.
+    "release-no-owner-check": Variant("exclusion", ALL, STALE_HOLDERS, workers=8),
+    "stale-release": Variant("exclusion", ALL, STALE_HOLDERS, workers=8),
     # A renewal that failed counts as confirmed: after a restart without
     # persistence the holder keeps believing while the next one takes the
     # lock. Its release later fails, which says so too late; the checker's
-    # timely-report rule (one renewal period) catches it. Long renewed
-    # holds and a longer ttl make that overlap outlast the rule's slack.
-    "renew-ignores-failure": ("no-silent-loss", [
-        "--faults", "server-restart", "--renew-percent", "100", "--long-percent", "85",
-        "--ttl-ms", "6000"]),
+    # timely-report rule (one renewal period) catches it.
+    "renew-ignores-failure": Variant("no-silent-loss", ALL, RENEWED_LONG_HOLDS),
     # The counter is lost with the data.
-    "fence-no-clock": ("fencing", ["--faults", "server-restart"]),
+    "fence-no-clock": Variant("fencing", ALL, ["--faults", "server-restart"]),
     # Liveness is judged away from faults: none here.
-    "waiter-never-subscribes": ("liveness", ["--faults", "none"]),
+    "waiter-never-subscribes": Variant("liveness", ALL, ["--faults", "none"]),
+    # The C ABI never calls the lost-lease callback: C's on_lost, Go's Lost
+    # channel and Python's on_lost stay silent, and a renewed holder hears
+    # of its loss only at check(), long after the next holder took the lock.
+    "c-lost-callback-never-runs": Variant("no-silent-loss", ["c", "python", "go"],
+                                          RENEWED_LONG_HOLDS),
+    # The bindings' own. Go: Unlock returns nil after a lost lease, so a
+    # holder without renewal (no Lost report) whose lock went with a restart
+    # is never told. Holds shorter than a 6 s ttl (their check passes) and
+    # restarts every few seconds: many holds outlive a restart.
+    "go-unlock-ignores-loss": Variant("no-silent-loss", ["go"], [
+        "--faults", "server-restart", "--renew-percent", "0", "--long-percent", "0",
+        "--ttl-ms", "6000"]),
+    # Python: check() passes after the lease ran out, so a stale holder
+    # believes it holds the lock while the next one does.
+    "python-check-ignores-loss": Variant("exclusion", ["python"], STALE_HOLDERS),
 }
+
+
+@dataclass
+class Run:
+    variant: str
+    langs: list[str]
+    seed: int
+    out: str
+    argv: list[str]
+
+
+def make_run(variant: str, langs: list[str], seed: int, duration: float) -> Run:
+    out = os.path.join(REPO, "target", "chaos", f"selftest-{variant}")
+    per_lang = max(1, VARIANTS[variant].workers // len(langs))
+    argv = [sys.executable, os.path.join(HERE, "run.py"), "--profile", "selftest",
+            "--seed", str(seed), "--duration", str(duration), "--variant", variant,
+            "--langs", ",".join(langs), "--per-lang", str(per_lang), "--out", out,
+            "--expect-violation", *VARIANTS[variant].extra]
+    return Run(variant, langs, seed, out, argv)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--duration", type=float, default=30)
+    parser.add_argument("--variants", default=None, help="only these, comma-separated")
     args = parser.parse_args()
-    runs = []
-    for variant, (invariant, extra) in VARIANTS.items():
-        out = os.path.join(REPO, "target", "chaos", f"selftest-{variant}")
-        argv = [sys.executable, os.path.join(HERE, "run.py"), "--profile", "selftest",
-                "--seed", str(args.seed), "--duration", str(args.duration),
-                "--variant", variant, "--out", out, "--expect-violation", *extra]
-        runs.append((variant, invariant, out, argv))
+    chosen = args.variants.split(",") if args.variants else list(VARIANTS)
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        print(f"selftest: unknown variants {', '.join(unknown)}")
+        return 2
+    runs = [make_run(v, VARIANTS[v].langs, args.seed, args.duration) for v in chosen]
     missed = run_batches(runs)
-    # The faults and timings are random: a missed variant gets up to three
-    # more runs, each with the next seed, before the self-test fails.
-    tried = [args.seed]
+    # The faults and timings are random: the languages a variant was missed
+    # in get up to three more runs, each with the next seed.
     for extra_seed in range(args.seed + 1, args.seed + 4):
         if not missed:
             break
-        print(f"selftest: again with seed {extra_seed}: {', '.join(missed)}", flush=True)
-        retry = [(v, inv, out, [a if a != str(args.seed) else str(extra_seed) for a in argv])
-                 for v, inv, out, argv in runs if v in missed]
-        missed = run_batches(retry)
-        tried.append(extra_seed)
+        again = ", ".join(f"{v} ({'/'.join(ls)})" for v, ls in missed.items())
+        print(f"selftest: again with seed {extra_seed}: {again}", flush=True)
+        missed = run_batches([make_run(v, ls, extra_seed, args.duration) for v, ls in missed.items()])
     if missed:
-        seeds = ", ".join(str(seed) for seed in tried)
-        print(f"selftest: the checker missed {', '.join(missed)} (seeds {seeds})")
+        print("selftest: the checker missed "
+              + "; ".join(f"{v} in {', '.join(ls)}" for v, ls in missed.items())
+              + f" (seeds {args.seed} to {args.seed + 3})")
         return 1
-    print("selftest: the checker caught every broken variant")
+    print("selftest: the checker caught every broken variant, in every language it affects, "
+          "by the invariant it breaks")
     return 0
 
 
-def run_batches(runs: list[tuple[str, str, str, list[str]]]) -> list[str]:
-    """Runs the variants two at a time; returns those the checker missed."""
-    failed = []
+def run_batches(runs: list[Run]) -> dict[str, list[str]]:
+    """Runs the variants two at a time; returns, per variant, the languages
+    in which the checker missed it."""
+    missed: dict[str, list[str]] = {}
     for i in range(0, len(runs), 2):
-        batch = [(v, inv, out, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
-                 for v, inv, out, argv in runs[i:i + 2]]
-        for variant, invariant, out, proc in batch:
+        batch = [(run, subprocess.Popen(run.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+                 for run in runs[i:i + 2]]
+        for run, proc in batch:
             output = proc.communicate()[0].decode(errors="replace")
+            invariant = VARIANTS[run.variant].invariant
             found: dict[str, int] = {}
+            per_lang: dict[str, int] = {}
+            unsound: list[str] = []
             try:
-                with open(os.path.join(out, "results.json")) as f:
+                with open(os.path.join(run.out, "results.json")) as f:
                     for phase in json.load(f)["phases"]:
                         for k, n in phase["violations"].items():
                             found[k] = found.get(k, 0) + n
+                        for lang, n in phase.get("violations_by_lang", {}).get(invariant, {}).items():
+                            per_lang[lang] = per_lang.get(lang, 0) + n
+                        unsound += phase.get("run_faults", []) + phase.get("fixture_faults", [])
             except (OSError, ValueError):
-                pass
-            # Caught when the run reports a violation (the invariant the
-            # variant breaks is expected, but another one counts too).
-            caught = bool(found)
-            print(f"selftest: variant {variant:<24} expected {invariant}: "
-                  f"{found.get(invariant, 0):>3}  (all: {found or 'none'})  "
-                  f"{'caught' if caught else 'MISSED'}", flush=True)
-            if not caught:
-                failed.append(variant)
+                unsound.append(f"no results (exit status {proc.returncode})")
+            # A run that is not sound (a worker died, a language wrote
+            # nothing) catches nothing.
+            missing = list(run.langs) if unsound else [
+                lang for lang in run.langs if not per_lang.get(lang)]
+            caught = [lang for lang in run.langs if lang not in missing]
+            print(f"selftest: variant {run.variant:<28} expected {invariant:<15} "
+                  f"per language {dict((lang, per_lang.get(lang, 0)) for lang in run.langs)} "
+                  f"(all: {found or 'none'})  "
+                  + (f"caught in {', '.join(caught)}" if caught else "")
+                  + (f"  MISSED in {', '.join(missing)}" if missing else ""), flush=True)
+            for fault in unsound:
+                print(f"selftest:   run not sound: {fault}")
+            if missing:
+                missed[run.variant] = missing
                 print(output[-3000:])
-    return failed
+    return missed
 
 
 if __name__ == "__main__":

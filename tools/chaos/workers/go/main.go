@@ -1,8 +1,10 @@
 // Command go-worker is the chaos checker's Go worker: the same loop as the
 // Rust worker (tools/chaos/workers/rust/main.rs) through the Go binding's
-// stable surface (Open, NewMutex, Lock(ctx), TryLock, Unlock, Check,
-// FencingToken, Lost, FencedWrite). Every call goes to a JSON-lines
-// history with CLOCK_MONOTONIC times.
+// stable surface (Open, NewMutex, Acquire(ctx), TryAcquire, and the Hold's
+// Unlock, Check, FencingToken, Lost and Err; FencedWrite). Every call goes
+// to a JSON-lines history with CLOCK_MONOTONIC times. A loss is logged when
+// the hold's Lost channel closes and Err says ErrLost, not at every ending
+// (Lost closes at Unlock too).
 //
 // usage: go-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
 //
@@ -19,6 +21,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -181,27 +184,27 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 		event := map[string]any{"op": "acquire", "seq": seq, "name": name, "mode": mode, "renew": renew,
 			"ttl_ms": ttlMs}
 		t0 := monoNs()
+		var held *latchkey.Hold
 		var lockErr error
 		switch mode {
 		case "blocking":
-			lockErr = m.Lock(context.Background())
+			held, lockErr = m.Acquire(context.Background())
 		case "try":
 			event["deadline_ms"] = 0
-			var ok bool
-			ok, lockErr = m.TryLock()
-			if lockErr == nil && !ok {
+			held, lockErr = m.TryAcquire()
+			if lockErr == nil && held == nil {
 				lockErr = latchkey.ErrTimeout
 			}
 		case "timeout":
 			event["deadline_ms"] = waitMs
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(waitMs)*time.Millisecond)
-			lockErr = m.Lock(ctx)
+			held, lockErr = m.Acquire(ctx)
 			cancel()
 		default:
 			event["deadline_ms"] = min(waitMs, cancelAfter)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Duration(waitMs)*time.Millisecond)
 			timer := time.AfterFunc(time.Duration(cancelAfter)*time.Millisecond, cancel)
-			lockErr = m.Lock(ctx)
+			held, lockErr = m.Acquire(ctx)
 			timer.Stop()
 			cancel()
 		}
@@ -212,18 +215,23 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 			time.Sleep(time.Duration(r.below(50)) * time.Millisecond)
 			continue
 		}
-		fence := m.FencingToken()
+		fence := held.FencingToken()
 		hold := fmt.Sprintf("%s:%d", id, seq)
 		event["ok"], event["hold"], event["fence"] = true, hold, fence
 		h.log(event)
-		done := make(chan struct{})
-		go func(lost <-chan struct{}) {
-			select {
-			case <-lost:
-				h.log(map[string]any{"op": "lost", "name": name, "fence": fence, "t": monoNs()})
-			case <-done:
+		// Lost closes at every ending (Unlock included), so this goroutine
+		// always ends; Err says whether the ending was a loss. A loss that
+		// Check itself found (Err says ErrLost then too) is the check's
+		// line, not a report: the other languages' lost callbacks report
+		// only what the renewal found.
+		var asked atomic.Bool
+		go func(held *latchkey.Hold) {
+			<-held.Lost()
+			if err := held.Err(); errors.Is(err, latchkey.ErrLost) && !asked.Load() {
+				h.log(map[string]any{"op": "lost", "name": name, "fence": fence, "t": monoNs(),
+					"reason": err.Error()})
 			}
-		}(m.Lost())
+		}(held)
 		common := func(op string) map[string]any {
 			return map[string]any{"op": op, "seq": seq, "name": name, "hold": hold, "fence": fence}
 		}
@@ -250,9 +258,10 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 			t0 = monoNs()
 			var err error
 			if op == "check" {
-				err = m.Check()
+				asked.Store(true)
+				err = held.Check()
 			} else {
-				err = m.Unlock()
+				err = held.Unlock()
 			}
 			e["t0"], e["t1"], e["ok"] = t0, monoNs(), err == nil
 			if err != nil {
@@ -260,7 +269,6 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 			}
 			h.log(e)
 		}
-		close(done)
 	}
 	h.log(map[string]any{"op": "stop", "t": monoNs()})
 	return nil

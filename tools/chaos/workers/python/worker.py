@@ -72,6 +72,26 @@ def open_client(spec: str, timeout: float) -> latchkey.Client:
     raise SystemExit(f"unknown deployment kind {kind}")
 
 
+def plant_variant(variant: str) -> None:
+    """The binding's deliberately broken variants, for the checker's
+    self-test (tools/chaos/selftest.py): planted in the binding's classes in
+    this process only, chosen by LATCHKEY_CHAOS_VARIANT as the library's own
+    are (src/chaos.rs). Others are the library's and need nothing here.
+
+    - python-check-ignores-loss: Lock.check() passes after the lease was
+      lost (it swallows LostError), so the holder believes it still holds."""
+    if variant == "python-check-ignores-loss":
+        check = latchkey.Lock.check
+
+        def check_ignoring_loss(self: latchkey.Lock) -> None:
+            try:
+                check(self)
+            except latchkey.LostError:
+                pass
+
+        setattr(latchkey.Lock, "check", check_ignoring_loss)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     for name in ("deployment", "storage", "names", "id", "history"):
@@ -84,6 +104,7 @@ def main() -> int:
     # How many holds in a hundred the watchdog renews.
     parser.add_argument("--renew-percent", type=int, default=70)
     args = parser.parse_args()
+    plant_variant(os.environ.get("LATCHKEY_CHAOS_VARIANT", ""))
     rng = random.Random(args.seed)
     history = History(args.history, args.id)
     timeout = args.command_timeout_ms / 1000

@@ -1,0 +1,152 @@
+"""Unit tests of the checker's rules on small made-up histories: each rule
+must be able to fail (python3 -m unittest discover -s tools/chaos; part of
+make chaos-short). The self-test (selftest.py) checks the same rules on
+real runs of broken variants."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import unittest
+from typing import Any, Optional
+
+import checker
+
+S = checker.NS  # one second in ns
+TIMEOUT_MS = 1000
+
+
+def write_run(events: list[dict[str, Any]], faults: Optional[list[dict[str, Any]]] = None) -> str:
+    run_dir = tempfile.mkdtemp(prefix="checker-test-")
+    by_worker: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        by_worker.setdefault(e["w"], []).append(e)
+    for worker, lines in by_worker.items():
+        with open(os.path.join(run_dir, f"history-{worker}.jsonl"), "w") as f:
+            f.writelines(json.dumps(e) + "\n" for e in lines)
+    with open(os.path.join(run_dir, "nemesis.jsonl"), "w") as f:
+        f.writelines(json.dumps(e) + "\n" for e in faults or [])
+    return run_dir
+
+
+def hold(worker: str, lang: str, seq: int, fence: int, acquired: float, checked: float,
+         *, check_err: Optional[str] = None, release_err: Optional[str] = None,
+         renew: bool = False, ttl_ms: int = 2000, lost_at: Optional[float] = None,
+         name: str = "a") -> list[dict[str, Any]]:
+    """The lines of one hold: acquire, check, release (and a lost report)."""
+    common = {"w": worker, "lang": lang, "seq": seq, "name": name, "hold": f"{worker}:{seq}",
+              "fence": fence}
+    lines = [{**common, "op": "acquire", "mode": "try", "deadline_ms": 0, "renew": renew,
+              "ttl_ms": ttl_ms, "t0": int(acquired * S) - 1000, "t1": int(acquired * S), "ok": True},
+             {**common, "op": "check", "t0": int(checked * S), "t1": int(checked * S) + 1000,
+              "ok": check_err is None, **({"err": check_err} if check_err else {})},
+             {**common, "op": "release", "t0": int(checked * S) + 2000,
+              "t1": int(checked * S) + 3000, "ok": release_err is None,
+              **({"err": release_err} if release_err else {})}]
+    if lost_at is not None:
+        lines.append({"w": worker, "lang": lang, "op": "lost", "name": name, "fence": fence,
+                      "t": int(lost_at * S)})
+    return lines
+
+
+def restart_at(seconds: float) -> dict[str, Any]:
+    return {"kind": "server-restart", "start": int(seconds * S), "end": int(seconds * S) + 1000,
+            "target": "lock-server", "unsurvivable": True}
+
+
+class NoSilentLoss(unittest.TestCase):
+    def overlap(self, release_err: Optional[str]) -> dict[str, Any]:
+        # b acquires while a believes; a's release fails with release_err.
+        events = (hold("go-0", "go", 1, 10, 100.0, 101.0, release_err=release_err)
+                  + hold("rust-0", "rust", 1, 11, 100.5, 101.5))
+        return checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+
+    def test_a_release_saying_not_held_tells_the_holder(self) -> None:
+        result = self.overlap("NotHeld")
+        self.assertEqual(result["counts"]["overlaps_reported"], 1)
+        self.assertNotIn("no-silent-loss", result["violations"])
+
+    def test_a_release_that_timed_out_tells_nobody(self) -> None:
+        # Before: any release error counted as telling the holder.
+        for err in ("Connection", "Timeout"):
+            result = self.overlap(err)
+            self.assertEqual(result["counts"]["overlaps_silent"], 1, err)
+            self.assertEqual(result["violations_by_lang"]["no-silent-loss"], {"go": 1, "rust": 1})
+
+    def test_a_renewed_holder_that_ended_before_its_next_renewal_was_due(self) -> None:
+        # a is renewed and checks 0.1 s after b acquired: its next renewal
+        # would have told it; its release failed on a broken connection.
+        events = (hold("go-0", "go", 1, 10, 100.0, 100.6, release_err="Connection", renew=True)
+                  + hold("c-0", "c", 1, 11, 100.5, 101.5))
+        result = checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["counts"]["overlaps_ended_before_the_next_renewal"], 1)
+        self.assertEqual(result["violations"], {})
+        # Believing for 5 s after b acquired, it was due a report: silent.
+        events = (hold("go-0", "go", 1, 10, 100.0, 105.5, release_err="Connection", renew=True)
+                  + hold("c-0", "c", 1, 11, 100.5, 106.0))
+        result = checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["counts"]["overlaps_silent"], 1)
+
+    def test_a_renewed_holder_told_only_at_check_is_told_too_late(self) -> None:
+        # a's lease went with a restart at 100.2; no lost report, its check
+        # at 110 finds it lost; b holds from 101 to 110.
+        events = (hold("c-0", "c", 1, 10, 100.0, 110.0, check_err="Lost", release_err="NotHeld",
+                       renew=True)
+                  + hold("python-0", "python", 1, 11, 101.0, 110.5, renew=True))
+        result = checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["violations"].get("no-silent-loss"), 1)
+        # Told by a lost report within a renewal period: in time.
+        events = (hold("c-0", "c", 1, 10, 100.0, 110.0, check_err="Lost", release_err="NotHeld",
+                       renew=True, lost_at=101.5)
+                  + hold("python-0", "python", 1, 11, 101.0, 110.5, renew=True))
+        result = checker.check(write_run(events, [restart_at(100.2)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["violations"], {})
+
+
+class Liveness(unittest.TestCase):
+    def test_a_blocking_acquire_waiting_on_a_free_lock(self) -> None:
+        # The lock is held 100..101, then free; the waiter returns at 130.
+        events = hold("rust-0", "rust", 1, 10, 100.0, 101.0)
+        events.append({"w": "c-0", "lang": "c", "op": "acquire", "seq": 1, "name": "a",
+                       "mode": "blocking", "renew": False, "ttl_ms": 2000, "t0": int(100.5 * S),
+                       "t1": int(130 * S), "ok": True, "hold": "c-0:1", "fence": 11})
+        result = checker.check(write_run(events), command_timeout_ms=TIMEOUT_MS)
+        blocking = [v for v in result["violation_examples"] if "blocking" in v.get("what", "")]
+        self.assertEqual([v["langs"] for v in blocking], [["c"]])
+        self.assertEqual(result["counts"]["late_calls"], 1)
+        # Behind a hold until 129 it is fine.
+        events = hold("rust-0", "rust", 1, 10, 100.0, 129.0) + events[3:]
+        result = checker.check(write_run(events), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["violations"], {})
+
+    def test_longest_gap(self) -> None:
+        self.assertEqual(checker.longest_gap(0, 100, []), 100)
+        self.assertEqual(checker.longest_gap(0, 100, [(10, 20), (15, 50), (80, 200)]), 30)
+        self.assertEqual(checker.longest_gap(0, 100, [(-5, 200)]), 0)
+
+
+class Soundness(unittest.TestCase):
+    def test_a_language_without_history_and_a_dead_worker_are_run_faults(self) -> None:
+        events = hold("rust-0", "rust", 1, 10, 100.0, 101.0)
+        final = {"langs": ["rust", "python"], "stragglers": [], "lock_keys_left": {},
+                 "workers": {"rust-0": {"lang": "rust", "exit": 0, "killed": False},
+                             "python-0": {"lang": "python", "exit": 1, "killed": False,
+                                          "stderr": "ImportError"},
+                             "rust-1": {"lang": "rust", "exit": -9, "killed": True}}}
+        faults = checker.check(write_run(events), command_timeout_ms=TIMEOUT_MS,
+                               final=final)["run_faults"]
+        self.assertEqual(len(faults), 2, faults)
+        self.assertIn("no python worker", faults[0])
+        self.assertIn("python-0", faults[1])
+
+    def test_an_outage_past_the_failover_bound_is_a_fixture_fault(self) -> None:
+        final = {"failover_bound_s": 20, "outages": [{"seconds": 4.0}, {"seconds": 36.2}]}
+        faults = checker.check(write_run(hold("rust-0", "rust", 1, 10, 100.0, 101.0)),
+                               command_timeout_ms=TIMEOUT_MS, final=final)["fixture_faults"]
+        self.assertEqual(len(faults), 1)
+        self.assertIn("36.2 s", faults[0])
+
+
+if __name__ == "__main__":
+    unittest.main()
