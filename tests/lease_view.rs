@@ -126,8 +126,8 @@ fn extend_by_adds_to_what_is_left() {
 }
 
 // Before: a key deleted without a release message left its waiter parked
-// until the holder's whole ttl (failed 2 of 2 runs: Timeout after 15 s
-// for a 20 s lease deleted at once).
+// until the holder's lease end or its own deadline (failed 1 of 1 run: the
+// waiter woke only at its 10 s deadline).
 #[test]
 fn a_deleted_key_is_taken_by_a_waiter_before_the_lease_would_have_ended() {
     let server = RedisServer::start();
@@ -137,26 +137,33 @@ fn a_deleted_key_is_taken_by_a_waiter_before_the_lease_would_have_ended() {
     let holder = client.lock_with("deleted", options.clone()).unwrap();
     let _held = holder.acquire().unwrap();
     let waiter_client = Client::open(&server.url()).unwrap();
+    // Longer than the re-check period (a third of 12 s), shorter than the
+    // holder's lease.
+    let timeout = Duration::from_secs(10);
     let waiter = thread::spawn(move || {
         let lock = waiter_client.lock_with("deleted", options).unwrap();
         let started = Instant::now();
-        let outcome = lock.acquire_timeout(Duration::from_secs(11));
+        let outcome = lock.acquire_timeout(timeout);
         (outcome.map(|g| g.fencing_token()), started.elapsed())
     });
     wait_for_parked_waiter(&server, "deleted");
-    let deleted_at = Instant::now();
     let _: i64 = redis::cmd("DEL")
         .arg(key("deleted"))
         .query(&mut server.admin())
         .unwrap();
-    let (outcome, _) = waiter.join().unwrap();
-    outcome.expect("the waiter took the deleted lock before its deadline (the holder's ttl)");
-    assert!(deleted_at.elapsed() < ttl);
+    let (outcome, waited) = waiter.join().unwrap();
+    outcome.expect("the waiter took the deleted lock");
+    // The last attempt at the deadline takes a free lock too: the waiter
+    // must have looked before.
+    assert!(
+        waited < timeout,
+        "the waiter slept until its deadline ({waited:?}) although the key was gone"
+    );
 }
 
 // Before: a holder's watchdog that found its lease gone told nobody, and
-// the waiter slept on until the ttl the holder had left (failed 2 of 2
-// runs: Timeout after 8 s for a 30 s lease).
+// the waiter slept on until the ttl the holder had left or its own
+// deadline (failed 1 of 1 run: woken only at its 8 s deadline).
 #[test]
 fn a_lease_the_watchdog_finds_lost_wakes_its_waiters() {
     let server = RedisServer::start();
@@ -175,15 +182,17 @@ fn a_lease_the_watchdog_finds_lost_wakes_its_waiters() {
         .unwrap();
     let held = holder.acquire().unwrap();
     let waiter_client = Client::open(&server.url()).unwrap();
+    // Well inside the waiter's own re-check period (a third of the 30 s
+    // it was told the holder has left): only a message can wake it sooner.
+    let timeout = Duration::from_secs(8);
     let waiter = thread::spawn(move || {
-        // Well inside the waiter's own re-check period (a third of the
-        // 30 s it was told the holder has left): only a message can wake
-        // it in time.
-        waiter_client
+        let started = Instant::now();
+        let outcome = waiter_client
             .lock("found-lost")
             .unwrap()
-            .acquire_timeout(Duration::from_secs(8))
-            .map(|g| g.fencing_token())
+            .acquire_timeout(timeout)
+            .map(|g| g.fencing_token());
+        (outcome, started.elapsed())
     });
     wait_for_parked_waiter(&server, "found-lost");
     let _: i64 = redis::cmd("DEL")
@@ -193,11 +202,15 @@ fn a_lease_the_watchdog_finds_lost_wakes_its_waiters() {
     lost_rx
         .recv_timeout(Duration::from_secs(20))
         .expect("the watchdog found the lease lost");
-    let token = waiter
-        .join()
-        .unwrap()
-        .expect("the waiter was woken when the holder's watchdog found the lease lost");
+    let (outcome, waited) = waiter.join().unwrap();
+    let token = outcome.expect("the waiter took the lock");
     assert!(token > held.fencing_token());
+    // The last attempt at the deadline takes a free lock too: the waiter
+    // must have been woken before.
+    assert!(
+        waited < timeout,
+        "the waiter slept until its deadline ({waited:?}) although the holder's watchdog found the lease lost"
+    );
 }
 
 // Before: a cancel that arrived while the attempt was on the wire lost to
