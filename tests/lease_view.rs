@@ -71,6 +71,36 @@ fn a_shorter_extend_leaves_the_lease_as_long_as_it_was() {
 }
 
 #[test]
+fn over_redlock_a_shorter_extend_leaves_the_lease_as_long_as_it_was() {
+    let masters: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = masters.iter().map(RedisServer::url).collect();
+    let client = Client::redlock_builder(&urls).build().unwrap();
+    let lock = client
+        .lock_with("shorter", LockOptions::new().ttl(Duration::from_secs(30)))
+        .unwrap();
+    let guard = lock.acquire().unwrap();
+    guard.extend(Duration::from_millis(300)).unwrap();
+    assert!(
+        guard.remaining() > Duration::from_secs(20),
+        "{:?}",
+        guard.remaining()
+    );
+    for master in &masters {
+        assert!(pttl(master, "shorter") >= guard.remaining());
+    }
+    guard.extend_by(Duration::from_secs(10)).unwrap();
+    assert!(
+        guard.remaining() > Duration::from_secs(35),
+        "{:?}",
+        guard.remaining()
+    );
+    for master in &masters {
+        assert!(pttl(master, "shorter") >= guard.remaining());
+    }
+    guard.release().unwrap();
+}
+
+#[test]
 fn a_longer_extend_moves_every_view_of_the_lease() {
     let server = RedisServer::start();
     let client = Client::open(&server.url()).unwrap();
