@@ -641,6 +641,21 @@ mod tests {
         assert_eq!(renewed, vec!["healthy".to_string(), "broken".to_string()]);
     }
 
+    // Before: a lease found gone was reported to its holder only; the
+    // waiters slept until the ttl they had been told.
+    #[test]
+    fn a_lease_found_gone_is_announced_to_its_waiters() {
+        let memory = Memory::default();
+        memory.renewals.lock().insert("gone".into(), Some(false));
+        let gone = lease("gone", 3000, 0);
+        let next = renew(&memory, std::slice::from_ref(&gone));
+        assert!(gone.lost_reason().is_some());
+        assert!(matches!(
+            next.as_slice(),
+            [(_, Task::Announce(lost))] if lost.1 == "gone" && lost.0.name == "gone"
+        ));
+    }
+
     #[test]
     fn a_lease_that_cannot_be_renewed_in_time_is_lost_and_given_back() {
         let memory = Memory::default();

@@ -147,7 +147,8 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
             LATCHKEY_NO_QUORUM,
             LATCHKEY_PANIC,
         ],
-    ),    (
+    ),
+    (
         "latchkey_guard_extend_by",
         &[
             LATCHKEY_OK,
