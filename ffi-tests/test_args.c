@@ -123,6 +123,7 @@ static void test_null_everywhere(latchkey_client *client, latchkey_lock *lock,
     /* Guard calls. */
     CHECK_STATUS(INVALID, latchkey_guard_release(NULL, NULL));
     CHECK_STATUS(INVALID, latchkey_guard_extend(NULL, 1000, NULL));
+    CHECK_STATUS(INVALID, latchkey_guard_extend_by(NULL, 1000, NULL));
     CHECK_STATUS(INVALID, latchkey_guard_check(NULL, NULL));
     CHECK_STATUS(INVALID, latchkey_guard_lost(NULL, &bool_out, NULL));
     CHECK_STATUS(INVALID, latchkey_guard_lost(guard, NULL, NULL));
@@ -250,6 +251,7 @@ static void test_bad_numbers(latchkey_client *client) {
     CHECK_OK(latchkey_lock_acquire(lock, INT64_MAX, NULL, &guard, NULL));
     CHECK_STATUS(INVALID, latchkey_guard_extend(guard, 0, NULL));
     CHECK_STATUS(INVALID, latchkey_guard_extend(guard, UINT64_MAX, NULL));
+    CHECK_STATUS(INVALID, latchkey_guard_extend_by(guard, UINT64_MAX, NULL));
     CHECK_OK(latchkey_guard_check(guard, NULL));
     CHECK_OK(latchkey_guard_release(guard, NULL));
     CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_guard_release(guard, NULL));

@@ -92,6 +92,23 @@ static void test_acquire_inspect_release(void) {
     CHECK_OK(latchkey_client_inspect(client, "basic", &info, NULL));
     CHECK(info.ttl_ms > 30000 && info.ttl_ms <= 60000);
 
+    /* A shorter extend leaves the lease whole, in the guard and in Redis
+     * (before: the guard's lease was cut to 1 s, Redis kept a minute). */
+    uint64_t left = 0;
+    CHECK_OK(latchkey_guard_extend(guard, 1000, NULL));
+    CHECK_OK(latchkey_guard_remaining_ms(guard, &left, NULL));
+    CHECK(left > 30000);
+    CHECK_OK(latchkey_client_inspect(client, "basic", &info, NULL));
+    CHECK(info.ttl_ms > 30000 && (uint64_t)info.ttl_ms >= left);
+
+    /* extend_by adds to what is left. */
+    uint64_t before = left;
+    CHECK_OK(latchkey_guard_extend_by(guard, 20000, NULL));
+    CHECK_OK(latchkey_guard_remaining_ms(guard, &left, NULL));
+    CHECK(left > before + 15000 && left <= before + 20000);
+    CHECK_OK(latchkey_client_inspect(client, "basic", &info, NULL));
+    CHECK((uint64_t)info.ttl_ms >= left);
+
     CHECK_OK(latchkey_guard_release(guard, NULL));
     CHECK_OK(latchkey_client_inspect(client, "basic", &info, NULL));
     CHECK(!info.locked && info.owner_token[0] == '\0' && info.fencing_token == 0);
@@ -108,6 +125,7 @@ static void test_acquire_inspect_release(void) {
     CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_guard_release(guard, NULL));
     CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_guard_check(guard, NULL));
     CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_guard_extend(guard, 1000, NULL));
+    CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_guard_extend_by(guard, 1000, NULL));
     CHECK_OK(latchkey_guard_lost(guard, &lost, NULL));
     CHECK(lost);
     CHECK_OK(latchkey_guard_remaining_ms(guard, &remaining, NULL));

@@ -1200,8 +1200,11 @@ latchkey_status latchkey_guard_release(struct latchkey_guard *guard,
 latchkey_status latchkey_guard_free(struct latchkey_guard *guard);
 
 /**
- * Sets the lease to `ttl_ms` milliseconds from now (10 ms to 30 days), if
- * it is still ours. Auto-renewal continues with the new ttl.
+ * Makes the lease last at least `ttl_ms` milliseconds from now (10 ms to
+ * 30 days), if it is still ours. A lease with more left keeps it (Redis
+ * never shortens a lease, and neither does the guard); a longer ttl
+ * becomes the lease's ttl, which auto-renewal continues with. To add time
+ * to what is left, see latchkey_guard_extend_by.
  *
  * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
  * trip.
@@ -1217,6 +1220,28 @@ latchkey_status latchkey_guard_free(struct latchkey_guard *guard);
 latchkey_status latchkey_guard_extend(struct latchkey_guard *guard,
                                       uint64_t ttl_ms,
                                       struct latchkey_error **err_out);
+
+/**
+ * Adds `additional_ms` milliseconds to the time the lease has left (the
+ * form of redis-py's `extend`), if it is still ours: afterwards
+ * latchkey_guard_remaining_ms says what it said before plus
+ * `additional_ms`, less the drift allowance. The new length becomes the
+ * lease's ttl, which auto-renewal continues with.
+ *
+ * Threads: any thread (see latchkey_guard). Blocks: for one Redis round
+ * trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the lease was lost or the guard
+ * released; the lease is then reported lost); LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed);
+ * LATCHKEY_INVALID_ARGUMENT (`guard` NULL, the lease would exceed 30
+ * days); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live guard; `err_out` is NULL or writable.
+ */
+latchkey_status latchkey_guard_extend_by(struct latchkey_guard *guard,
+                                         uint64_t additional_ms,
+                                         struct latchkey_error **err_out);
 
 /**
  * Whether the lease is still held: LATCHKEY_OK, or LATCHKEY_LOST with the

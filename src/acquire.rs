@@ -45,6 +45,8 @@ pub(crate) trait Target {
     /// Gives back, in the background, a hold whose acquire had an unknown
     /// outcome (first sent at `first_unknown`).
     fn give_back_later(&self, hold: &str, first_unknown: Instant);
+    /// Gives back a hold that was acquired after the caller cancelled.
+    fn give_back_now(&self, held: Self::Held);
     /// The bound of the random pause after a holder's lease ran out.
     fn retry_jitter(&self) -> Duration;
     /// A new hold token when each attempt needs its own (see
@@ -60,6 +62,20 @@ pub(crate) trait Target {
 /// Longest sleep between attempts when no release message can arrive (the
 /// holder's key has no expiry, or the listener is unavailable).
 const BLIND_WAIT: Duration = Duration::from_millis(100);
+
+/// The shortest period at which a parked waiter looks at the lock again
+/// although no message came (see [`recheck_after`]).
+const MIN_RECHECK: Duration = Duration::from_secs(1);
+
+/// How long a waiter sleeps, listening, when the holder's lease has
+/// `holder_ttl` left: until the lease ends, but at most a third of it (and
+/// at least [`MIN_RECHECK`]). A key can vanish without a release message
+/// (a DEL, FLUSHDB, eviction, a holder that crashed after its watchdog
+/// found the lease gone); a waiter then finds it within a third of the
+/// holder's ttl, which is when a holder renews, without polling faster.
+fn recheck_after(holder_ttl: Duration) -> Duration {
+    (holder_ttl / 3).max(MIN_RECHECK).min(holder_ttl) + Duration::from_millis(1)
+}
 
 /// What an acquire knows about Redis being unreachable while it waits.
 #[derive(Default)]
@@ -103,8 +119,9 @@ pub(crate) struct Acquisition<'a, T: Target> {
     /// Wakes the parked loop when the client closes.
     _closing_registration: Option<CancelRegistration>,
     watches: Vec<Watch>,
-    /// A single try may take the lock even while a handoff to woken waiters
-    /// is pending; so may anyone who has already waited.
+    /// Whether this acquisition has parked (been a waiter a release could
+    /// wake): only then may it take a lock reserved for woken waiters. A
+    /// single try never has, and neither has a caller that just subscribed.
     waited: bool,
     outage: Outage,
     attempts: u32,
@@ -136,7 +153,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
             _registration: registration,
             _closing_registration: closing_registration,
             watches: Vec::new(),
-            waited: try_once,
+            waited: false,
             outage: Outage::default(),
             attempts: 0,
             hold_unheard_since: None,
@@ -152,20 +169,36 @@ impl<'a, T: Target> Acquisition<'a, T> {
             // returns at once; a cancel before it is seen by the check.
             let seen = self.parker.wakeups();
             if self.cancel.is_some_and(CancelToken::is_cancelled) {
-                return self.give_up(Err(Error::new(
-                    ErrorKind::Cancelled,
-                    format!("acquiring lock '{}' was cancelled", self.lock.name()),
-                )));
+                return self.give_up(Err(self.cancelled()));
             }
             if self.lock.closing().is_some_and(Closing::is_closed) {
                 return self.give_up(Err(Closing::error(self.lock.name())));
             }
             match self.attempt(seen) {
-                Next::Done(outcome) => return outcome,
+                Next::Done(outcome) => return self.finish(outcome),
                 Next::Retry => continue,
                 Next::Wait(holder_ttl) => self.park(seen, holder_ttl),
             }
         }
+    }
+
+    /// A cancel that arrived before the call returns wins, whatever the
+    /// attempt on the wire meanwhile did: a lock it took is given back.
+    fn finish(&self, outcome: Result<Option<T::Held>>) -> Result<Option<T::Held>> {
+        if !self.cancel.is_some_and(CancelToken::is_cancelled) {
+            return outcome;
+        }
+        if let Ok(Some(held)) = outcome {
+            self.lock.give_back_now(held);
+        }
+        Err(self.cancelled())
+    }
+
+    fn cancelled(&self) -> Error {
+        Error::new(
+            ErrorKind::Cancelled,
+            format!("acquiring lock '{}' was cancelled", self.lock.name()),
+        )
     }
 
     fn out_of_time(&self, now: Instant) -> bool {
@@ -208,7 +241,6 @@ impl<'a, T: Target> Acquisition<'a, T> {
                 if self.subscribe(seen) {
                     return Next::Retry;
                 }
-                self.waited = true;
                 Next::Wait(holder_ttl)
             }
             Err(e) => self.outage_policy(e, sent, now, seen),
@@ -248,20 +280,18 @@ impl<'a, T: Target> Acquisition<'a, T> {
         // One listener per server that publishes releases (Redlock: every
         // master); hearing any one of them is enough.
         self.watches = self.lock.watch_releases(&self.parker, seen, &self.hold);
-        if self.watches.is_empty() {
-            return false;
-        }
-        self.waited = true;
-        true
+        !self.watches.is_empty()
     }
 
-    /// Sleeps until a release message, the holder's lease end, the deadline
-    /// or a cancel.
-    fn park(&self, seen: u64, holder_ttl: Duration) {
+    /// Sleeps until a release message, the holder's lease end (or the
+    /// periodic re-check, see [`recheck_after`]), the deadline or a cancel.
+    /// Afterwards the acquisition counts as a woken waiter.
+    fn park(&mut self, seen: u64, holder_ttl: Duration) {
+        self.waited = true;
         let sleep = if self.watches.is_empty() || holder_ttl.is_zero() {
             holder_ttl.clamp(Duration::from_millis(1), BLIND_WAIT)
         } else {
-            holder_ttl + Duration::from_millis(1)
+            recheck_after(holder_ttl)
         };
         let now = Instant::now();
         let mut wake_at = now + sleep;
@@ -270,7 +300,8 @@ impl<'a, T: Target> Acquisition<'a, T> {
         }
         let woken = self.parker.park(seen, wake_at);
         if !woken && self.deadline.is_none_or(|d| Instant::now() < d) {
-            // The holder's lease ran out: every waiter noticed at once.
+            // The holder's lease ran out (or the periodic re-check is due):
+            // every waiter noticed at once.
             // (Parked on the same counter: a cancel or release since the
             // last attempt ends the pause.)
             let pause = jitter(self.lock.retry_jitter());
@@ -343,6 +374,9 @@ mod tests {
         fn give_back_later(&self, hold: &str, _first_unknown: Instant) {
             self.given_back.lock().push(hold.to_string());
         }
+        fn give_back_now(&self, held: (String, u64)) {
+            self.given_back.lock().push(held.0);
+        }
         fn retry_jitter(&self) -> Duration {
             Duration::ZERO
         }
@@ -388,11 +422,73 @@ mod tests {
         assert!(!tried[0].1 && tried[1..].iter().all(|(_, waited)| *waited));
     }
 
+    // Before: a single try could take the lock reserved for the waiters a
+    // release woke (a holder looping release + try_acquire kept a waiter
+    // out for 125 cycles).
     #[test]
-    fn a_single_try_makes_one_attempt_that_may_take_a_handoff() {
+    fn a_single_try_never_takes_a_handoff() {
         let lock = Scripted::new(vec![held(1000)]);
         assert_eq!(run(&lock, None, true, None).unwrap(), None);
-        assert_eq!(*lock.holds_tried.lock(), vec![("hold-1".to_string(), true)]);
+        assert_eq!(
+            *lock.holds_tried.lock(),
+            vec![("hold-1".to_string(), false)]
+        );
+    }
+
+    #[test]
+    fn a_waiter_looks_again_within_a_third_of_the_holders_lease() {
+        let second = Duration::from_secs(1);
+        let ms = Duration::from_millis(1);
+        assert_eq!(recheck_after(Duration::from_secs(30)), 10 * second + ms);
+        assert_eq!(recheck_after(Duration::from_secs(2)), second + ms);
+        assert_eq!(recheck_after(Duration::from_millis(300)), 300 * ms + ms);
+    }
+
+    // Before: an attempt that succeeded after the cancel returned the lock.
+    #[test]
+    fn a_cancel_before_the_call_returns_gives_back_what_it_took() {
+        struct CancelledMidAttempt {
+            inner: Scripted,
+            cancel: CancelToken,
+        }
+        let cancel = CancelToken::new();
+        let lock = CancelledMidAttempt {
+            inner: Scripted::new(vec![Ok(Attempt::Acquired(5))]),
+            cancel: cancel.clone(),
+        };
+        impl Target for CancelledMidAttempt {
+            type Held = (String, u64);
+            fn name(&self) -> &str {
+                "cancelled"
+            }
+            fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+                // The cancel arrives while the attempt is on the wire.
+                self.cancel.cancel();
+                self.inner.attempt(owner, hold, waited)
+            }
+            fn held(&self, h: String, f: u64, s: Instant, u: Option<Instant>) -> (String, u64) {
+                self.inner.held(h, f, s, u)
+            }
+            fn watch_releases(&self, p: &Arc<Parker>, seen: u64, h: &str) -> Vec<Watch> {
+                self.inner.watch_releases(p, seen, h)
+            }
+            fn give_back_later(&self, hold: &str, first_unknown: Instant) {
+                self.inner.give_back_later(hold, first_unknown)
+            }
+            fn give_back_now(&self, held: (String, u64)) {
+                self.inner.give_back_now(held)
+            }
+            fn retry_jitter(&self) -> Duration {
+                Duration::ZERO
+            }
+            fn hold_for_next_attempt(&self) -> Option<String> {
+                None
+            }
+        }
+        let outcome =
+            Acquisition::new(&lock, None, false, Some(&cancel), "o".into(), "h".into()).run();
+        assert_eq!(outcome.unwrap_err().kind(), ErrorKind::Cancelled);
+        assert_eq!(*lock.inner.given_back.lock(), vec!["h".to_string()]);
     }
 
     #[test]

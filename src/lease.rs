@@ -184,6 +184,13 @@ impl Lease {
     /// Records a renewal (or extend) that Redis confirmed; `sent` is when the
     /// command left this process.
     ///
+    /// Redis set the key's expiry to at least `ttl` (it never shortens
+    /// one), so the lease moves on only if that reaches further than it
+    /// already does: a shorter extend, or a renewal confirmed after an
+    /// extend that went further, leaves the validity and the ttl the
+    /// watchdog renews with as they are. The guard, the watchdog and Redis
+    /// keep one view of the lease.
+    ///
     /// Returns false, changing nothing, when the lease is lost or released
     /// or its validity ran out before the confirmation arrived: `check()`
     /// may already have said it was lost, and a lost lease never comes back
@@ -193,8 +200,11 @@ impl Lease {
         if state.lost.is_some() || state.released || Instant::now() >= state.valid_until {
             return false;
         }
-        state.ttl = ttl;
-        state.valid_until = sent + ttl.saturating_sub(drift(ttl));
+        let until = sent + ttl.saturating_sub(drift(ttl));
+        if until > state.valid_until {
+            state.ttl = ttl;
+            state.valid_until = until;
+        }
         true
     }
 
@@ -311,6 +321,24 @@ mod tests {
         // A confirmation that arrives after the validity ran out revives nothing.
         assert!(!held.renewed(Instant::now(), Duration::from_secs(10)));
         assert_eq!(held.remaining(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_shorter_confirmation_leaves_the_lease_as_it_was() {
+        let sent = Instant::now();
+        let held = lease(Duration::from_secs(30), sent);
+        let (ttl, until, next) = (held.ttl(), held.valid_until(), held.next_renewal());
+        // Before: the lease was cut to 1 s while Redis kept 30 s.
+        assert!(held.renewed(Instant::now(), Duration::from_secs(1)));
+        assert_eq!(
+            (held.ttl(), held.valid_until(), held.next_renewal()),
+            (ttl, until, next)
+        );
+        // A longer one moves the lease, its ttl and its next renewal.
+        let later = sent + Duration::from_secs(1);
+        assert!(held.renewed(later, Duration::from_secs(60)));
+        assert_eq!(held.ttl(), Duration::from_secs(60));
+        assert_eq!(held.next_renewal(), later + Duration::from_secs(20));
     }
 
     #[test]

@@ -516,6 +516,12 @@ impl Target for Lock {
         );
     }
 
+    fn give_back_now(&self, held: Guard) {
+        // A release that cannot reach Redis gives the hold back in the
+        // background (see `Guard::release_now`).
+        let _ = held.release();
+    }
+
     /// Listens for release messages of this lock on every server that
     /// publishes them; the listeners wake `parker`, ignoring releases of
     /// the hold `hold` itself.
@@ -670,20 +676,56 @@ impl Guard {
         }
     }
 
-    /// Sets the lease to `ttl` from now, if it is still ours; `NotHeld` if
-    /// not (the lease is then reported lost). Auto-renewal continues with
-    /// the new ttl. Redis never shortens a lease: asking for less than is
-    /// left shortens only this guard's own view (`remaining()`), so that a
-    /// late extension or renewal can never cut short a lease in Redis that
-    /// a guard still counts on.
+    /// Makes the lease last at least `ttl` from now, if it is still ours;
+    /// `NotHeld` if not (the lease is then reported lost). A lease that
+    /// already has more than `ttl` left keeps it: Redis never shortens a
+    /// lease (so a late extension or renewal can never cut short a lease a
+    /// guard still counts on), and neither does the guard, so
+    /// [`remaining`](Guard::remaining), the auto-renewal schedule and
+    /// Redis's expiry stay in agreement. A longer `ttl` becomes the
+    /// lease's ttl: auto-renewal continues with it, every third of it. To
+    /// add time to what is left, as redis-py's `extend` does, use
+    /// [`extend_by`](Guard::extend_by).
     ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
-    /// guard.extend(std::time::Duration::from_secs(60)).unwrap();
+    /// use std::time::Duration;
+    /// guard.extend(Duration::from_secs(60)).unwrap();
+    /// assert!(guard.remaining() > Duration::from_secs(50));
+    /// guard.extend(Duration::from_secs(1)).unwrap(); // still ours; keeps its 60 s
+    /// assert!(guard.remaining() > Duration::from_secs(50));
     /// ```
     pub fn extend(&self, ttl: Duration) -> Result<()> {
         check_ttl(ttl)?;
+        self.extend_to(ttl)
+    }
+
+    /// Adds `additional` to the time the lease has left (redis-py's
+    /// `extend(additional_time)`): afterwards [`remaining`](Guard::remaining)
+    /// is what it was plus `additional`, less the drift allowance.
+    /// `NotHeld` if the lease is no longer ours; `InvalidArgument` if the
+    /// lease would exceed 30 days. The new length becomes the lease's ttl.
+    ///
+    /// ```
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+    /// # let guard = latchkey::Client::open(&url).unwrap().lock("a").unwrap().acquire().unwrap();
+    /// use std::time::Duration;
+    /// let before = guard.remaining();
+    /// guard.extend_by(Duration::from_secs(30)).unwrap();
+    /// assert!(guard.remaining() > before + Duration::from_secs(25));
+    /// ```
+    pub fn extend_by(&self, additional: Duration) -> Result<()> {
+        let ttl = self.lease.remaining().saturating_add(additional);
+        if ttl > MAX_TTL {
+            return Err(Error::invalid(format!(
+                "a lease can be extended to 30 days at most; {additional:?} more would make it {ttl:?}"
+            )));
+        }
+        self.extend_to(ttl.max(MIN_TTL))
+    }
+
+    fn extend_to(&self, ttl: Duration) -> Result<()> {
         // An inherited guard says why here without touching a mutex.
         if let Some(reason) = self.lease.lost_reason() {
             return Err(Error::new(
@@ -698,6 +740,8 @@ impl Guard {
             .extend(&[ExtendItem::of(&self.lease, ttl)])?;
         let extended = outcome.into_iter().next().unwrap_or(Ok(false))?;
         if extended && self.lease.renewed(sent, ttl) {
+            // The next renewal follows the lease's new ttl and validity.
+            self.client.watchdog.reschedule(&self.lease);
             return Ok(());
         }
         let reason = if extended {
@@ -806,6 +850,12 @@ impl Guard {
         let expired = self.lease.lost_reason();
         let lost = self.lease.mark_released().or(expired);
         self.client.watchdog.unwatch(&self.lease);
+        // This client's own waiters that just left (this hold's acquisition
+        // among them) must not count as listeners: their release would
+        // reserve the lock for nobody (a_release_with_nobody_waiting_leaves_no_reservation).
+        for subscriber in &self.client.subscribers {
+            subscriber.settle(&self.lease.keys().channel);
+        }
         let outcome = self.client.backend.release(
             self.lease.keys(),
             self.lease.token(),

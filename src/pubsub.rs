@@ -220,6 +220,21 @@ struct Channel {
     subscribed: bool,
     subs_sent: u64,
     subs_confirmed: u64,
+    /// Our UNSUBSCRIBE commands sent and confirmed. Until Redis confirms
+    /// one, it counts this connection as a listener: a release published
+    /// meanwhile would reserve the lock for a waiter that is gone (see
+    /// [`Subscriber::settle`]).
+    unsubs_sent: u64,
+    unsubs_confirmed: u64,
+}
+
+impl Channel {
+    /// Nothing waits on it and Redis confirmed every command about it.
+    fn settled(&self) -> bool {
+        self.watchers.is_empty()
+            && self.subs_confirmed >= self.subs_sent
+            && self.unsubs_confirmed >= self.unsubs_sent
+    }
 }
 
 struct Connected {
@@ -280,6 +295,13 @@ impl Kind {
         match self {
             Kind::Plain => b"subscribe",
             Kind::Sharded => b"ssubscribe",
+        }
+    }
+
+    fn unsubscribed(self) -> &'static [u8] {
+        match self {
+            Kind::Plain => b"unsubscribe",
+            Kind::Sharded => b"sunsubscribe",
         }
     }
 }
@@ -359,6 +381,20 @@ impl Subscriber {
             let _ = router(channel, true);
         }
         watched
+    }
+
+    /// Waits (at most the command timeout) until Redis confirmed every
+    /// UNSUBSCRIBE this client sent for `channel` and no waiter of this
+    /// client listens there any more: a release sent before that would
+    /// count this connection as a listener and reserve the lock for 100 ms
+    /// for a waiter that is gone, and the releaser's own next acquire would
+    /// wait that reservation out.
+    pub(crate) fn settle(&self, channel: &[u8]) {
+        self.plain.settle(channel);
+        let shards: Vec<Arc<Lane>> = self.shards.lock().values().cloned().collect();
+        for lane in shards {
+            lane.settle(channel);
+        }
     }
 
     /// Closes the listener connections, so every waiter wakes, tries again
@@ -489,6 +525,30 @@ impl Lane {
         }
     }
 
+    /// See [`Subscriber::settle`]. Returns at once when a waiter of this
+    /// client listens on `channel` (it is a listener indeed).
+    fn settle(&self, channel: &[u8]) {
+        let shared = self.shared.get().clone();
+        let mut state = shared.state.lock();
+        let deadline = Instant::now() + state.command_timeout;
+        loop {
+            let pending = state
+                .channels
+                .get(channel)
+                .is_some_and(|c| c.watchers.is_empty() && c.unsubs_confirmed < c.unsubs_sent);
+            if !pending || state.conn.is_none() || state.closed {
+                return;
+            }
+            if shared
+                .confirmed
+                .wait_until(&mut state, deadline)
+                .timed_out()
+            {
+                return;
+            }
+        }
+    }
+
     /// Shuts the connection down; its reader thread then wakes every waiter.
     fn reconnect(&self) {
         let mut state = self.shared.get().state.lock();
@@ -555,7 +615,10 @@ impl Drop for Watch {
         }
         let unsubscribe = entry.subscribed && same_connection;
         entry.subscribed = false;
-        if entry.subs_confirmed >= entry.subs_sent {
+        if unsubscribe {
+            entry.unsubs_sent += 1;
+        }
+        if entry.settled() {
             state.channels.remove(&self.channel);
         }
         if unsubscribe {
@@ -671,8 +734,8 @@ fn authenticate(stream: &mut Stream, endpoint: &PubSubEndpoint) -> Result<()> {
 enum Heard {
     Message,
     Confirmation,
-    /// The server unsubscribed a shard channel (`sunsubscribe`).
-    Dropped,
+    /// Redis confirmed one of our UNSUBSCRIBE (or SUNSUBSCRIBE) commands.
+    Unsubscribed,
     Other,
 }
 
@@ -681,8 +744,8 @@ fn kind_of_reply(kind: Kind, reply_kind: &[u8]) -> Heard {
         Heard::Message
     } else if reply_kind == kind.confirmation() {
         Heard::Confirmation
-    } else if kind == Kind::Sharded && reply_kind == b"sunsubscribe" {
-        Heard::Dropped
+    } else if reply_kind == kind.unsubscribed() {
+        Heard::Unsubscribed
     } else {
         Heard::Other
     }
@@ -725,20 +788,26 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             Heard::Confirmation => {
                 if let Some(entry) = state.channels.get_mut(&channel) {
                     entry.subs_confirmed += 1;
-                    if entry.watchers.is_empty() && entry.subs_confirmed >= entry.subs_sent {
+                    if entry.settled() {
                         state.channels.remove(&channel);
                     }
                 }
                 shared.confirmed.notify_all();
             }
-            Heard::Dropped => {
-                // The server gave up a shard channel we still listen on (its
-                // slot moved away): start over where the slot is now.
-                if state
-                    .channels
-                    .get(&channel)
-                    .is_some_and(|c| c.subscribed && !c.watchers.is_empty())
-                {
+            Heard::Unsubscribed => {
+                let Some(entry) = state.channels.get_mut(&channel) else {
+                    continue;
+                };
+                if entry.unsubs_confirmed < entry.unsubs_sent {
+                    entry.unsubs_confirmed += 1;
+                    if entry.settled() {
+                        state.channels.remove(&channel);
+                    }
+                    shared.confirmed.notify_all();
+                } else if kind == Kind::Sharded && entry.subscribed && !entry.watchers.is_empty() {
+                    // Not ours: the server gave up a shard channel we still
+                    // listen on (its slot moved away). Start over where the
+                    // slot is now.
                     break;
                 }
             }
@@ -756,6 +825,8 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             entry.subscribed = false;
             entry.subs_sent = 0;
             entry.subs_confirmed = 0;
+            entry.unsubs_sent = 0;
+            entry.unsubs_confirmed = 0;
             for (_, parker, _) in &entry.watchers {
                 parker.wake();
             }
@@ -799,10 +870,10 @@ mod tests {
         ));
         assert!(matches!(
             kind_of_reply(Kind::Sharded, b"sunsubscribe"),
-            Heard::Dropped
+            Heard::Unsubscribed
         ));
         assert!(matches!(
-            kind_of_reply(Kind::Plain, b"unsubscribe"),
+            kind_of_reply(Kind::Plain, b"sunsubscribe"),
             Heard::Other
         ));
         assert_eq!(Kind::Sharded.subscribe(), b"SSUBSCRIBE");

@@ -39,6 +39,9 @@ enum Task {
     Renew(Weak<Lease>),
     /// Release a hold whose acquire or release had an unknown outcome.
     Release(Box<StrayToken>),
+    /// Wake the waiters of a lock whose hold renewal found gone: nobody
+    /// released it, so nobody else sends them the message.
+    Announce(Box<(LockKeys, String)>),
 }
 
 struct StrayToken {
@@ -170,6 +173,23 @@ impl Watchdog {
         }
     }
 
+    /// Moves `lease`'s next renewal to what its current state says (an
+    /// extend changed its ttl or validity), so the schedule, the lease and
+    /// Redis agree. A lease the thread is renewing right now is put back at
+    /// its new time when that round trip ends.
+    pub(crate) fn reschedule(&self, lease: &Arc<Lease>) {
+        let shared = self.shared();
+        let mut schedule = shared.schedule.lock();
+        let Some(key) = lease.take_scheduled() else {
+            return;
+        };
+        if let Some(task) = schedule.due.remove(&key) {
+            if schedule.push(lease.next_renewal(), task).1 {
+                shared.changed.notify_all();
+            }
+        }
+    }
+
     /// Renews every watched lease now rather than when it comes due: the
     /// deployment moved to another master, which may not have them.
     pub(crate) fn renew_all_now(&self) {
@@ -266,6 +286,7 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
         };
         let mut leases = Vec::new();
         let mut strays = Vec::new();
+        let mut announcements = Vec::new();
         let mut next = Vec::new();
         for task in tasks {
             match task {
@@ -277,10 +298,11 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
                     _ => {}
                 },
                 Task::Release(stray) => strays.push(*stray),
+                Task::Announce(lost) => announcements.push(*lost),
             }
         }
-        if !strays.is_empty() {
-            give_back_in_background(&shared, &backend, strays);
+        if !strays.is_empty() || !announcements.is_empty() {
+            give_back_in_background(&shared, &backend, strays, announcements);
         }
         for chunk in leases.chunks(BATCH) {
             let sent = Instant::now();
@@ -310,18 +332,24 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
     }
 }
 
-/// Gives holds back on a thread of their own: a give-back whose server
-/// does not answer waits up to the command timeout, and the renewals of
-/// every other lease must not wait with it. What is not settled yet goes
-/// back on the schedule.
+/// Gives holds back (and wakes the waiters of leases found gone) on a
+/// thread of their own: a command whose server does not answer waits up to
+/// the command timeout, and the renewals of every other lease must not
+/// wait with it. What is not settled yet goes back on the schedule.
 fn give_back_in_background(
     shared: &Arc<Shared>,
     backend: &Arc<dyn Backend>,
     strays: Vec<StrayToken>,
+    announcements: Vec<(LockKeys, String)>,
 ) {
     let (shared, backend) = (shared.clone(), backend.clone());
     let give_back = move || {
         crate::signals::mask_for_this_thread();
+        for (keys, token) in &announcements {
+            // Best effort: a waiter that misses it re-checks on its own
+            // within a third of the holder's ttl.
+            let _ = backend.announce_free(keys, token);
+        }
         let again: Vec<(Instant, Task)> = strays
             .into_iter()
             .filter_map(|stray| release_stray(backend.as_ref(), stray))
@@ -425,13 +453,20 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
                 );
                 keep.push((Instant::now(), Task::Release(Box::new(give_back(lease)))));
             }
-            Ok(false) => lease.mark_lost(
-                format!(
-                    "renewal found lock '{}' expired or held by another owner",
-                    lease.name()
-                ),
-                true,
-            ),
+            Ok(false) => {
+                lease.mark_lost(
+                    format!(
+                        "renewal found lock '{}' expired or held by another owner",
+                        lease.name()
+                    ),
+                    true,
+                );
+                // The key may have vanished without a release (deleted,
+                // evicted, expired): its waiters would otherwise sleep on
+                // until the ttl they were told.
+                let lost = (lease.keys().clone(), lease.token().to_string());
+                keep.push((Instant::now(), Task::Announce(Box::new(lost))));
+            }
             Err(e) => {
                 let now = Instant::now();
                 if lease.valid_until() <= now {
@@ -506,6 +541,9 @@ mod tests {
                     None => Err(Error::new(ErrorKind::Server, "WRONGTYPE")),
                 })
                 .collect())
+        }
+        fn announce_free(&self, _: &LockKeys, _: &str) -> Result<()> {
+            Ok(())
         }
         fn inspect(&self, _: &LockKeys) -> Result<Option<LockInfo>> {
             unused()
@@ -597,10 +635,25 @@ mod tests {
             .iter()
             .filter_map(|(_, t)| match t {
                 Task::Renew(w) => w.upgrade().map(|l| l.token().to_string()),
-                Task::Release(_) => None,
+                Task::Release(_) | Task::Announce(_) => None,
             })
             .collect();
         assert_eq!(renewed, vec!["healthy".to_string(), "broken".to_string()]);
+    }
+
+    // Before: a lease found gone was reported to its holder only; the
+    // waiters slept until the ttl they had been told.
+    #[test]
+    fn a_lease_found_gone_is_announced_to_its_waiters() {
+        let memory = Memory::default();
+        memory.renewals.lock().insert("gone".into(), Some(false));
+        let gone = lease("gone", 3000, 0);
+        let next = renew(&memory, std::slice::from_ref(&gone));
+        assert!(gone.lost_reason().is_some());
+        assert!(matches!(
+            next.as_slice(),
+            [(_, Task::Announce(lost))] if lost.1 == "gone" && lost.0.name == "gone"
+        ));
     }
 
     #[test]

@@ -182,6 +182,64 @@ func TestExtend(t *testing.T) {
 	}
 }
 
+// Before: Extend(300ms) on a 30 s lease cut the hold's own lease to 300 ms
+// while Redis kept 30 s: Check said ErrLost 300 ms later.
+func TestAShorterExtendKeepsTheLease(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithTTL(30*time.Second))
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Extend(300 * time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if left := m.Remaining(); left < 20*time.Second {
+		t.Fatalf("after Extend(300ms) on a 30 s lease: Remaining = %v", left)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if err := m.Check(); err != nil {
+		t.Fatalf("Check past the shorter ttl = %v", err)
+	}
+	info, err := c.Inspect(name)
+	if err != nil || info == nil || info.TTL < m.Remaining() {
+		t.Fatalf("Redis keeps less than the hold counts on: %+v, %v (remaining %v)", info, err, m.Remaining())
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExtendByAddsTime(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	m := newMutex(t, c, name, latchkey.WithTTL(10*time.Second), latchkey.WithAutoRenew(false))
+	if err := m.ExtendBy(time.Second); !errors.Is(err, latchkey.ErrNotHeld) {
+		t.Fatalf("ExtendBy when unlocked = %v, want ErrNotHeld", err)
+	}
+	if err := m.Lock(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := m.Remaining()
+	if err := m.ExtendBy(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	after := m.Remaining()
+	if after <= before+4*time.Second || after > before+5*time.Second {
+		t.Fatalf("ExtendBy(5s): remaining %v -> %v", before, after)
+	}
+	info, err := c.Inspect(name)
+	if err != nil || info == nil || info.TTL < after {
+		t.Fatalf("after ExtendBy: Inspect = %+v, %v (remaining %v)", info, err, after)
+	}
+	if err := m.ExtendBy(-time.Second); !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("ExtendBy(-1s) = %v, want ErrInvalidArgument", err)
+	}
+	if err := m.Unlock(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestBadInput(t *testing.T) {
 	c := openClient(t)
 	cases := []struct {

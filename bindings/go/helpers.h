@@ -100,6 +100,12 @@ static inline lk_result lk_extend(latchkey_guard *guard, uint64_t ttl_ms) {
 	return r;
 }
 
+static inline lk_result lk_extend_by(latchkey_guard *guard, uint64_t additional_ms) {
+	lk_result r = {0};
+	r.status = latchkey_guard_extend_by(guard, additional_ms, &r.err);
+	return r;
+}
+
 static inline lk_result lk_check(const latchkey_guard *guard) {
 	lk_result r = {0};
 	r.status = latchkey_guard_check(guard, &r.err);

@@ -222,20 +222,39 @@ func (h *Hold) Unlock() error {
 	return err
 }
 
-// Extend sets the lease to ttl from now, if it is still this hold's;
-// auto-renewal continues with the new ttl. ErrNotHeld means the lease was
-// lost (Lost is then closed).
+// Extend makes the lease last at least ttl from now, if it is still this
+// hold's. A lease with more left keeps it (Redis never shortens a lease,
+// and neither does the hold); a longer ttl becomes the ttl auto-renewal
+// continues with. ExtendBy adds time instead. ErrNotHeld means the lease
+// was lost (Lost is then closed).
 func (h *Hold) Extend(ttl time.Duration) error {
 	ms, err := millis("ttl", ttl)
 	if err != nil {
 		return err
 	}
+	return h.extendWith(func(g *C.latchkey_guard) C.lk_result { return C.lk_extend(g, ms) })
+}
+
+// ExtendBy adds additional to the time the lease has left (the form of
+// redis-py's extend), if it is still this hold's: Remaining then says what
+// it said before plus additional, less the drift allowance. The new length
+// becomes the lease's ttl. ErrNotHeld means the lease was lost (Lost is
+// then closed).
+func (h *Hold) ExtendBy(additional time.Duration) error {
+	ms, err := millis("additional", additional)
+	if err != nil {
+		return err
+	}
+	return h.extendWith(func(g *C.latchkey_guard) C.lk_result { return C.lk_extend_by(g, ms) })
+}
+
+func (h *Hold) extendWith(extend func(*C.latchkey_guard) C.lk_result) error {
 	h.guard.mu.RLock()
 	if h.guard.p == nil {
 		h.guard.mu.RUnlock()
 		return h.endedError()
 	}
-	r := C.lk_extend(h.guard.p, ms)
+	r := extend(h.guard.p)
 	h.guard.mu.RUnlock()
 	if r.status == C.LATCHKEY_NOT_HELD || r.status == C.LATCHKEY_LOST {
 		err := resultError(r)

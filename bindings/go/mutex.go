@@ -23,7 +23,7 @@ import (
 // TryAcquire return the Hold; keep it and call its methods, and nothing you
 // do can touch another acquisition, whoever made it.
 //
-// The Lock, TryLock, Unlock, Extend, Check, Remaining, FencingToken, Token
+// The Lock, TryLock, Unlock, Extend, ExtendBy, Check, Remaining, FencingToken, Token
 // and Lost methods of Mutex are a convenience with the local semantics of
 // sync.Mutex: the Mutex holds at most one hold taken by Lock or TryLock, and
 // a second Lock on the same Mutex waits here, in this process, until that
@@ -332,6 +332,16 @@ func (m *Mutex) Extend(ttl time.Duration) error {
 		return m.st.notLocked()
 	}
 	return h.Extend(ttl)
+}
+
+// ExtendBy is Hold.ExtendBy of the current hold; ErrNotHeld when the Mutex
+// holds nothing.
+func (m *Mutex) ExtendBy(additional time.Duration) error {
+	h := m.st.top()
+	if h == nil {
+		return m.st.notLocked()
+	}
+	return h.ExtendBy(additional)
 }
 
 // Check is Hold.Check of the current hold; ErrNotHeld when the Mutex holds

@@ -381,6 +381,7 @@ fn publishes(call: &Call<'_>) -> bool {
         scripts::release(),
         scripts::reentrant_release(),
         scripts::force_unlock(),
+        scripts::announce_free(),
     ]
     .iter()
     .any(|script| std::ptr::eq(*script, call.script))

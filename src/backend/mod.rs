@@ -115,6 +115,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// error means the round trip itself failed.
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>>;
 
+    /// Wakes the waiters of a lock whose hold `token` was found gone
+    /// without a release (deleted, evicted, expired): sends the release
+    /// message if the key is absent. Best effort: a waiter also re-checks
+    /// on its own (see `acquire`).
+    fn announce_free(&self, keys: &LockKeys, token: &str) -> Result<()>;
+
     /// Who holds the lock, if anyone.
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>>;
 
@@ -369,6 +375,13 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             }
         }
         Ok(outcomes)
+    }
+
+    fn announce_free(&self, keys: &LockKeys, token: &str) -> Result<()> {
+        self.runner
+            .eval(&script_calls::announce_free_call(keys, token))
+            .map(|_| ())
+            .map_err(|e| e.context(Op::Release(&keys.name)))
     }
 
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {

@@ -506,6 +506,16 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         Ok(outcomes)
     }
 
+    fn announce_free(&self, keys: &LockKeys, token: &str) -> Result<()> {
+        // Every master that lacks the key tells its listeners; a waiter
+        // hears any one of them. Best effort: no quorum is needed to wake.
+        let replies = self.first_replies(script_calls::announce_free_call(keys, token));
+        match replies.into_iter().find_map(|answer| answer.reply.err()) {
+            Some(e) => Err(e.context(Op::Release(&keys.name))),
+            None => Ok(()),
+        }
+    }
+
     fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
         let op = Op::Inspect(&keys.name);
         let mut states = Vec::new();

@@ -273,6 +273,16 @@ pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<Lo
     }))
 }
 
+/// Wakes the waiters of a lock whose hold `token` was found gone (the
+/// key vanished without a release message).
+pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &str) -> Call<'a> {
+    Call {
+        script: scripts::announce_free(),
+        keys: vec![&keys.lock],
+        args: vec![token.as_bytes().to_vec(), keys.channel.clone()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,6 +153,19 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
         ],
     ),
     (
+        "latchkey_guard_extend_by",
+        &[
+            LATCHKEY_OK,
+            LATCHKEY_NOT_HELD,
+            LATCHKEY_INVALID_ARGUMENT,
+            LATCHKEY_CONNECTION,
+            LATCHKEY_SERVER,
+            LATCHKEY_AUTH,
+            LATCHKEY_NO_QUORUM,
+            LATCHKEY_PANIC,
+        ],
+    ),
+    (
         "latchkey_guard_check",
         &[
             LATCHKEY_OK,

@@ -117,8 +117,11 @@ pub unsafe extern "C" fn latchkey_guard_free(guard: *mut latchkey_guard) -> latc
     unsafe { handles::free("latchkey_guard_free", guard, "guard") }
 }
 
-/// Sets the lease to `ttl_ms` milliseconds from now (10 ms to 30 days), if
-/// it is still ours. Auto-renewal continues with the new ttl.
+/// Makes the lease last at least `ttl_ms` milliseconds from now (10 ms to
+/// 30 days), if it is still ours. A lease with more left keeps it (Redis
+/// never shortens a lease, and neither does the guard); a longer ttl
+/// becomes the lease's ttl, which auto-renewal continues with. To add time
+/// to what is left, see latchkey_guard_extend_by.
 ///
 /// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
 /// trip.
@@ -141,6 +144,36 @@ pub unsafe extern "C" fn latchkey_guard_extend(
         // (see `args`).
         let handle = unsafe { args::borrow(guard.cast_const(), "guard") }?;
         handle.with(|g| Ok(g.extend(Duration::from_millis(ttl_ms))?))
+    })
+}
+
+/// Adds `additional_ms` milliseconds to the time the lease has left (the
+/// form of redis-py's `extend`), if it is still ours: afterwards
+/// latchkey_guard_remaining_ms says what it said before plus
+/// `additional_ms`, less the drift allowance. The new length becomes the
+/// lease's ttl, which auto-renewal continues with.
+///
+/// Threads: any thread (see latchkey_guard). Blocks: for one Redis round
+/// trip.
+/// Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the lease was lost or the guard
+/// released; the lease is then reported lost); LATCHKEY_CONNECTION,
+/// LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed);
+/// LATCHKEY_INVALID_ARGUMENT (`guard` NULL, the lease would exceed 30
+/// days); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `guard` is NULL or a live guard; `err_out` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_guard_extend_by(
+    guard: *mut latchkey_guard,
+    additional_ms: u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_guard_extend_by", err_out, || {
+        // SAFETY: `guard` keeps the `# Safety` contract above, all that these helpers rely on
+        // (see `args`).
+        let handle = unsafe { args::borrow(guard.cast_const(), "guard") }?;
+        handle.with(|g| Ok(g.extend_by(Duration::from_millis(additional_ms))?))
     })
 }
 

@@ -55,3 +55,5 @@ script!(force_unlock, "force_unlock.lua", resend_safe: false);
 script!(fenced_write, "fenced_write.lua", resend_safe: false);
 script!(fenced_read, "fenced_read.lua", resend_safe: true);
 script!(raise_fence, "raise_fence.lua", resend_safe: true);
+// A late copy only wakes waiters again, and they find the lock as it is.
+script!(announce_free, "announce_free.lua", resend_safe: true);

@@ -286,6 +286,7 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_guard_release", _S, [_H, _ERR]),
     ("latchkey_guard_free", None, [_H]),
     ("latchkey_guard_extend", _S, [_H, c_uint64, _ERR]),
+    ("latchkey_guard_extend_by", _S, [_H, c_uint64, _ERR]),
     ("latchkey_guard_check", _S, [_H, _ERR]),
     ("latchkey_guard_lost", _S, [_H, POINTER(c_bool), _ERR]),
     ("latchkey_guard_remaining_ms", _S, [_H, POINTER(c_uint64), _ERR]),

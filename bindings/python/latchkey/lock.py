@@ -735,15 +735,23 @@ class Lock:
 
     # --- the current hold ---------------------------------------------------------
 
-    def extend(self, ttl: float) -> None:
-        """Sets the calling thread's newest lease to ``ttl`` seconds from
-        now, if it is still ours (unlike redis-py's ``extend``, which adds
-        time). Auto-renewal goes on with the new ttl. :class:`NotHeld` if
-        the lease was lost or released, or this thread holds none."""
-        ttl_ms = _args.positive_ms(ttl, "ttl")
+    def extend(self, ttl: float, replace_ttl: bool = True) -> None:
+        """Extends the calling thread's newest lease, if it is still ours.
+
+        With ``replace_ttl=True`` (the default) the lease lasts at least
+        ``ttl`` seconds from now: a lease with more left keeps it (Redis
+        never shortens a lease, and neither does the lock), and a longer
+        ``ttl`` becomes the ttl auto-renewal goes on with. With
+        ``replace_ttl=False`` ``ttl`` seconds are added to what is left, as
+        redis-py's ``extend(additional_time)`` does. :class:`NotHeld` if the
+        lease was lost or released, or this thread holds none."""
+        ms = _args.positive_ms(ttl, "ttl")
         err = c_void_p()
         slot = self._newest()
-        status = lib.latchkey_guard_extend(slot.guard, ttl_ms, err)
+        if replace_ttl:
+            status = lib.latchkey_guard_extend(slot.guard, ms, err)
+        else:
+            status = lib.latchkey_guard_extend_by(slot.guard, ms, err)
         if status:
             raise_error(status, err)
 

@@ -167,6 +167,37 @@ def test_extend(client: Client, name: str) -> None:
         lock.extend(-1)
 
 
+def test_a_shorter_extend_keeps_the_lease(client: Client, name: str) -> None:
+    # Before: extend(0.3) cut the lock's own lease to 0.3 s while Redis kept
+    # 30 s, and check() raised LostError after 0.3 s.
+    lock = client.lock(name, ttl=30)
+    with lock:
+        lock.extend(0.3)
+        assert lock.remaining > 20
+        time.sleep(0.5)
+        lock.check()
+        info = client.inspect(name)
+        assert info is not None and info.ttl is not None
+        assert info.ttl >= lock.remaining
+
+
+def test_extend_without_replace_ttl_adds_time(client: Client, name: str) -> None:
+    lock = client.lock(name, ttl=10, auto_renew=False)
+    with lock:
+        before = lock.remaining
+        lock.extend(5, replace_ttl=False)
+        after = lock.remaining
+        assert before + 4 < after <= before + 5
+        info = client.inspect(name)
+        assert info is not None and info.ttl is not None and info.ttl >= after
+    lock.acquire()
+    client.force_unlock(name)
+    with pytest.raises(latchkey.NotHeld):
+        lock.extend(1, replace_ttl=False)
+    with pytest.raises(latchkey.NotHeld):
+        lock.release()
+
+
 def test_lease_without_renewal_expires(client: Client, name: str) -> None:
     lock = client.lock(name, ttl=0.2, auto_renew=False)
     lock.acquire()
