@@ -237,3 +237,124 @@ fn a_slot_migration_under_holders_and_waiters_fails_nobody() {
         .expect("an acquire of a free lock waits out the migration");
     assert!(late_token > waited_token);
 }
+
+/// The CRC16 of the cluster specification, to find a name whose slot is
+/// the first of its master's (the one `redis-cli --cluster reshard
+/// --cluster-slots 1` moves).
+fn crc16(data: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &byte in data {
+        crc ^= u16::from(byte) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+/// Moves the lowest slot of `nodes[from]` to `nodes[to]` with `redis-cli
+/// --cluster reshard`, and waits until every node agrees.
+fn reshard_one_slot(nodes: &[RedisServer], from: usize, to: usize, slot: u16) {
+    let status = std::process::Command::new("redis-cli")
+        .args(["--cluster", "reshard"])
+        .arg(format!("127.0.0.1:{}", nodes[from].port))
+        .args(["--cluster-from", &node_id(&nodes[from])])
+        .args(["--cluster-to", &node_id(&nodes[to])])
+        .args(["--cluster-slots", "1", "--cluster-yes"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("redis-cli runs");
+    assert!(status.success(), "redis-cli --cluster reshard failed");
+    // The next reshard refuses to start until every node agrees.
+    let views = || -> Vec<Option<usize>> {
+        (0..nodes.len())
+            .map(|i| master_index(nodes, i, slot))
+            .collect()
+    };
+    let limit = std::time::Instant::now() + Duration::from_secs(60);
+    while views().iter().any(|v| *v != Some(to)) {
+        assert!(
+            std::time::Instant::now() < limit,
+            "after a reshard to node {to}, the nodes still route slot {slot} to {:?}",
+            views()
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Before the fix, workers cycling through one lock while `redis-cli
+/// --cluster reshard` moved its slot back and forth failed with a `Server`
+/// error (TRYAGAIN) whenever an attempt met the slot half moved: failed 2
+/// of 3 runs (the test above meets it every time).
+#[test]
+fn a_busy_lock_lives_through_reshards_of_its_slot() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let nodes = support::cluster::start_nodes(2000);
+    // A name whose slot is slot 0, the first of the first master's range.
+    let name = (0..)
+        .map(|i| format!("resharded-{i}"))
+        .find(|n| crc16(n.as_bytes()) % 16384 == 0)
+        .unwrap();
+    let slot = slot_of(&nodes[0], &key(&name));
+    assert_eq!(slot, 0);
+    let first = master_index(&nodes, 0, slot).unwrap();
+    let second = (0..nodes.len())
+        .find(|&i| i != first && super_role(&nodes[i]) == "master")
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let inside = Arc::new(AtomicBool::new(false));
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client(&nodes);
+            let (name, stop, inside, tokens) =
+                (name.clone(), stop.clone(), inside.clone(), tokens.clone());
+            thread::spawn(move || -> Result<(), String> {
+                let lock = client
+                    .lock_with(&name, LockOptions::new().ttl(Duration::from_secs(5)))
+                    .unwrap();
+                while !stop.load(Ordering::SeqCst) {
+                    let guard = lock
+                        .acquire_timeout(Duration::from_secs(60))
+                        .map_err(|e| format!("acquire: {e}"))?;
+                    if inside.swap(true, Ordering::SeqCst) {
+                        return Err("two holders at once".into());
+                    }
+                    tokens.lock().unwrap().push(guard.fencing_token());
+                    thread::sleep(Duration::from_millis(1));
+                    inside.store(false, Ordering::SeqCst);
+                    guard.release().map_err(|e| format!("release: {e}"))?;
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    // Each reshard leaves the slot half moved for a few milliseconds only
+    // (between MIGRATE and SETSLOT NODE): many of them, for attempts to
+    // meet it.
+    for round in 0..20 {
+        let (from, to) = if round % 2 == 0 {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        reshard_one_slot(&nodes, from, to, slot);
+    }
+    stop.store(true, Ordering::SeqCst);
+    for worker in workers {
+        worker.join().unwrap().expect("no worker met an error");
+    }
+    let tokens = tokens.lock().unwrap();
+    assert!(!tokens.is_empty());
+    assert!(
+        tokens.windows(2).all(|w| w[0] < w[1]),
+        "fencing tokens go up with every acquisition"
+    );
+}

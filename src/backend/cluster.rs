@@ -391,11 +391,7 @@ impl Runner for ClusterNode {
                 })
                 .collect();
             let outcome = self.inner.run_in_slot(slot, &group, None);
-            // Every call of the slot failed to reach it: its master is out.
-            let unreachable = outcome
-                .replies
-                .iter()
-                .all(|r| matches!(r, Err(e) if e.kind() == ErrorKind::Connection));
+            let unreachable = outcome.unreachable;
             for (&i, reply) in indexes.iter().zip(outcome.replies) {
                 if let (Err(e), Some(addr)) = (&reply, master.as_ref().filter(|_| unreachable)) {
                     failed.insert(addr.clone(), e.clone());

@@ -54,6 +54,10 @@ pub(super) struct SlotOutcome {
     /// With [`WaitFor`]: how many replicas confirmed, after the round trip
     /// that ran the last of the calls.
     pub(super) confirmed: usize,
+    /// Calls failed because the node serving the slot could not be reached
+    /// (not because the slot was in migration or the cluster down): that
+    /// node's other slots would fail the same way now.
+    pub(super) unreachable: bool,
 }
 
 /// How the cluster answered one script.
@@ -102,6 +106,8 @@ struct Round {
     trouble: Option<Error>,
     /// The slot map must be read again (the master looked gone).
     refresh: bool,
+    /// The node could not be reached.
+    unreachable: bool,
 }
 
 /// The calls of one request, and the `WAIT` after them.
@@ -119,6 +125,8 @@ struct Progress {
     asked: Vec<Option<Addr>>,
     /// See [`SlotOutcome::confirmed`].
     confirmed: usize,
+    /// See [`SlotOutcome::unreachable`].
+    unreachable: bool,
 }
 
 /// A copy of `call` (calls are sent in groups that change from try to try).
@@ -147,6 +155,7 @@ impl Inner {
             replies: calls.iter().map(|_| None).collect(),
             asked: calls.iter().map(|_| None).collect(),
             confirmed: 0,
+            unreachable: false,
         };
         let mut redirects = 0;
         let mut pause = FIRST_PAUSE;
@@ -187,6 +196,7 @@ impl Inner {
             }
             let now = Instant::now();
             if now >= deadline {
+                progress.unreachable = round.unreachable;
                 let error = give_up(slot, round.trouble, redirects, now - started);
                 for reply in progress.replies.iter_mut().filter(|r| r.is_none()) {
                     *reply = Some(Err(error.clone()));
@@ -208,6 +218,7 @@ impl Inner {
                 .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorKind::Server, "no reply"))))
                 .collect(),
             confirmed: progress.confirmed,
+            unreachable: progress.unreachable,
         }
     }
 
@@ -251,6 +262,7 @@ impl Inner {
             Err(e) if e.kind() == ErrorKind::Connection && (unsent || resend_safe(&group)) => {
                 round.trouble = Some(e);
                 round.refresh = true;
+                round.unreachable = true;
                 return;
             }
             Err(e) => {
@@ -258,6 +270,7 @@ impl Inner {
                     // Not sent again, but the next request must not go to
                     // a dead master too.
                     let _ = self.refresh();
+                    progress.unreachable = true;
                 }
                 for &i in indexes {
                     progress.replies[i] = Some(Err(e.clone()));
