@@ -146,3 +146,64 @@ fn a_waiter_rides_out_a_killed_master_until_its_replica_takes_over() {
         .expect("the waiter got the lock after the failover");
     assert!(token > held);
 }
+
+/// Before the fix, the acquire confirmed by `WAIT` went on asking the
+/// master the client knew after it was killed (`kill -9`) and its replica
+/// had taken over: "connection refused", with the slot map never read
+/// again (failed 3 of 3 runs). Two replicas per master, so the promoted one still has a replica
+/// to confirm.
+#[test]
+fn an_acquire_confirmed_by_wait_follows_a_killed_master() {
+    let mut nodes = support::cluster::start_nodes_with(9, 2, 2000, &[]);
+    let name = "wait-killed";
+    let client = Client::cluster_builder(&urls(&nodes))
+        .command_timeout(Duration::from_secs(2))
+        .wait_for_replicas(1, Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let lock = client.lock(name).unwrap();
+    let first = lock.acquire().unwrap();
+    let first_token = first.fencing_token();
+    first.release().unwrap();
+
+    let slot = slot_of(&nodes[0], &key(name));
+    let master = master_index(&nodes, 0, slot).unwrap();
+    // Whichever replica wins the election must know the token given.
+    let port = nodes[master].port.to_string();
+    for replica in 0..nodes.len() {
+        if replication_field(&nodes[replica], "master_port").as_deref() == Some(port.as_str()) {
+            replica_has(&nodes, replica, &format!("{}:fence", key(name)));
+        }
+    }
+    nodes[master].kill();
+    let alive: Vec<usize> = (0..nodes.len()).filter(|&i| i != master).collect();
+    let mut promoted = None;
+    wait_until(
+        "a replica took over and every live node routes the slot to it",
+        Duration::from_secs(60),
+        || {
+            let views: Vec<Option<usize>> = alive
+                .iter()
+                .map(|&i| master_index(&nodes, i, slot))
+                .collect();
+            promoted = views[0].filter(|&p| p != master);
+            promoted.is_some() && views.iter().all(|v| *v == promoted)
+        },
+    );
+    let promoted = promoted.unwrap();
+    wait_until(
+        "the other replica follows the promoted one",
+        Duration::from_secs(60),
+        || {
+            replication_field(&nodes[promoted], "connected_slaves").as_deref() == Some("1")
+                && replication_field(&nodes[promoted], "slave0")
+                    .is_some_and(|s| s.contains("state=online"))
+        },
+    );
+
+    let guard = lock
+        .acquire_timeout(Duration::from_secs(30))
+        .expect("the acquire finds the promoted replica");
+    assert!(guard.fencing_token() > first_token);
+    guard.release().unwrap();
+}
