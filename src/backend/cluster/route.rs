@@ -10,7 +10,8 @@
 //! redirections past those few, as when nodes disagree during a failover)
 //! is tried again after a short pause that doubles, until the command
 //! timeout is spent. The deadline is checked before each pause, so a
-//! request never outlives it by more than one round trip. What is still
+//! request never outlives it by more than one try (a round trip, and a
+//! read of the slot map when the master looked gone). What is still
 //! unanswered then fails with a `Connection` error: the slot is out of
 //! service for now, which the acquire loop of a waiter rides out until its
 //! own deadline, as any outage. A reply that refuses a script (`TRYAGAIN`,
@@ -196,7 +197,7 @@ impl Inner {
             }
             let now = Instant::now();
             if now >= deadline {
-                progress.unreachable = round.unreachable;
+                progress.unreachable |= round.unreachable;
                 let error = give_up(slot, round.trouble, redirects, now - started);
                 for reply in progress.replies.iter_mut().filter(|r| r.is_none()) {
                     *reply = Some(Err(error.clone()));
