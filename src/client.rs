@@ -118,6 +118,9 @@ impl ClientBuilder {
     /// the lock (Redis `WAIT`), at most `timeout`; if fewer confirm, the
     /// lock is released again and the acquire fails with `Timeout`. Narrows
     /// what a failover can lose (single server or Sentinel; not Redlock).
+    /// On a Cluster the `WAIT` goes to the master serving the lock's slot,
+    /// in the same round trip as the acquire, and counts that master's
+    /// replicas: `replicas` is per master, so every master needs that many.
     ///
     /// ```
     /// let b = latchkey::Client::builder("redis://127.0.0.1")
@@ -249,7 +252,8 @@ impl ClientBuilder {
         if let Some(wait) = self.wait {
             if matches!(self.mode, Mode::Redlock) {
                 return Err(Error::invalid(
-                    "wait_for_replicas applies to a single server or Sentinel, not to Redlock",
+                    "wait_for_replicas applies to a single server, Sentinel or Cluster (where it \
+                     waits for the replicas of the lock's master), not to Redlock",
                 ));
             }
             if wait.replicas == 0 || wait.replicas > 64 {

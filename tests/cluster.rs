@@ -205,21 +205,7 @@ fn awkward_names_work_on_a_cluster() {
 /// Subscribers of lock `name`'s release channel, over all nodes (plain
 /// and sharded pub/sub).
 fn listeners(cluster: &Cluster, name: &str) -> i64 {
-    let channel = format!("{}:ch", key(name));
-    let mut total = 0;
-    for node in &cluster.nodes {
-        for command in ["NUMSUB", "SHARDNUMSUB"] {
-            let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
-                .arg(command)
-                .arg(&channel)
-                .query(&mut node.admin())
-                .unwrap_or_default();
-            if let Some(redis::Value::Int(n)) = reply.get(1) {
-                total += n;
-            }
-        }
-    }
-    total
+    support::cluster::listeners(&cluster.nodes, &format!("{}:ch", key(name)))
 }
 
 #[test]

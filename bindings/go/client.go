@@ -76,7 +76,8 @@ func WithPoolSize(n int) Option {
 // WithWaitForReplicas makes every acquire wait until `replicas` replicas have
 // the lock (Redis WAIT), at most `timeout`; if fewer confirm, the lock is
 // given back and Lock fails with ErrTimeout. For a single server, Sentinel
-// or Cluster, not Redlock.
+// or Cluster, not Redlock. On a Cluster the WAIT goes to the master serving
+// the lock's slot and counts that master's replicas: `replicas` is per master.
 func WithWaitForReplicas(replicas int, timeout time.Duration) Option {
 	return func(c *clientConfig) { c.replicas, c.replicaTimeout = replicas, &timeout }
 }

@@ -1,7 +1,8 @@
 //! Redis Cluster: every key of a lock shares one hash tag, so each script
 //! touches one slot and runs on the master that owns it. The slot map comes
-//! from `CLUSTER SLOTS`; `MOVED` refreshes it, `ASK` sends the one command
-//! to the importing node after `ASKING`.
+//! from `CLUSTER SLOTS`; how a script follows its slot through migrations
+//! and failovers (`MOVED`, `ASK`, `TRYAGAIN`, a master gone) is in
+//! [`route`].
 //!
 //! Release messages: Redis Cluster broadcasts a `PUBLISH` to every node, so
 //! each release would cost a message to every node of the cluster. On Redis
@@ -13,21 +14,22 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::sync::Mutex;
 use redis::{IntoConnectionInfo, Value};
 
-use super::single::{describe_addr, resend_safe, server_error_to_result, SingleNode};
+use super::single::{describe_addr, server_error_to_result, SingleNode};
 use super::{Call, EndpointSource, Runner, ShardRouter};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
 use crate::scripts;
 
+mod route;
+
+use route::WaitFor;
+
 const SLOTS: u16 = 16384;
-/// Redirections always followed for one command; past these it gives up
-/// once the command timeout is spent too (a failover may need more tries).
-const MAX_REDIRECTS: usize = 5;
 
 /// The CRC16 (XMODEM) of the cluster specification.
 fn crc16(data: &[u8]) -> u16 {
@@ -84,28 +86,6 @@ pub(crate) struct ClusterConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) pool_size: usize,
-}
-
-/// Where a command must go instead, from a MOVED or ASK reply.
-enum Redirect {
-    Moved,
-    Ask(Addr),
-}
-
-fn redirect_of(value: &Value) -> Option<Redirect> {
-    let Value::ServerError(err) = value else {
-        return None;
-    };
-    let target = || {
-        let addr = err.details()?.split_whitespace().nth(1)?;
-        let (host, port) = addr.rsplit_once(':')?;
-        Some((host.to_string(), port.parse().ok()?))
-    };
-    match err.code() {
-        "MOVED" => Some(Redirect::Moved),
-        "ASK" => target().map(Redirect::Ask),
-        _ => None,
-    }
 }
 
 impl ClusterNode {
@@ -300,71 +280,38 @@ impl Inner {
             .ok_or_else(|| Error::new(ErrorKind::Server, "INFO server gave no redis_version"))
     }
 
-    /// Runs `calls` (all in one slot) on the slot's master, following
-    /// redirections and riding out a failover until the command timeout.
-    fn run_in_slot(&self, slot: u16, calls: &[Call<'_>]) -> Result<Vec<Value>> {
-        let deadline = Instant::now() + self.command_timeout;
-        let mut ask: Option<Addr> = None;
-        let mut redirects = 0;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let addr = match ask.clone() {
-                Some(addr) => addr,
-                None => self.master_for(slot)?,
-            };
-            let node = self.node(&addr)?;
-            let prefix = ask.as_ref().map(|_| "ASKING");
-            ask = None;
-            let (unsent, outcome) = {
-                // One signal mask per round trip; not over the pauses.
-                let _masked = crate::signals::mask();
-                let in_flight = node.send_prefixed(prefix, calls);
-                let unsent = !in_flight.was_sent();
-                (unsent, node.receive_values(in_flight, None))
-            };
-            let retry = match &outcome {
-                Ok(values) => match values.iter().find_map(redirect_of) {
-                    Some(Redirect::Moved) => {
-                        self.refresh()?;
-                        true
-                    }
-                    Some(Redirect::Ask(target)) => {
-                        ask = Some(target);
-                        true
-                    }
-                    None => false,
-                },
-                // The master may be failing over: look again, briefly, if
-                // the scripts may run twice (after a timeout or a dropped
-                // connection they may have run already) or never reached
-                // the server (a refused connect).
-                Err(e)
-                    if matches!(e.kind(), ErrorKind::Connection)
-                        && Instant::now() < deadline
-                        && (resend_safe(calls) || unsent) =>
-                {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(500));
-                    let _ = self.refresh();
-                    true
+    /// Routes `slot` to `addr` (a `MOVED` named it) after reading the
+    /// slot map again: a node that has not heard of a failover yet may
+    /// still give the old map, and asking the old master again would only
+    /// be answered `MOVED` again.
+    fn moved(&self, slot: u16, addr: Option<Addr>) {
+        let _ = self.refresh();
+        let Some(addr) = addr else {
+            return;
+        };
+        let mut map = self.slots.get().lock();
+        match map
+            .iter()
+            .position(|(first, last, _)| (*first..=*last).contains(&slot))
+        {
+            Some(pos) => {
+                let (first, last, owner) = map[pos].clone();
+                if owner == addr {
+                    return;
                 }
-                // Not sent again, but the next call must not go to a dead
-                // master too: read the slot map again.
-                Err(e) if matches!(e.kind(), ErrorKind::Connection) => {
-                    let _ = self.refresh();
-                    false
+                let mut pieces = Vec::with_capacity(3);
+                if first < slot {
+                    pieces.push((first, slot - 1, owner.clone()));
                 }
-                Err(_) => false,
-            };
-            if !retry {
-                return outcome;
+                pieces.push((slot, slot, addr));
+                if slot < last {
+                    pieces.push((slot + 1, last, owner));
+                }
+                map.splice(pos..=pos, pieces);
             }
-            redirects += 1;
-            if redirects > MAX_REDIRECTS && Instant::now() >= deadline {
-                return Err(Error::new(
-                    ErrorKind::Server,
-                    format!("too many cluster redirections for slot {slot}"),
-                ));
+            None => {
+                map.push((slot, slot, addr));
+                map.sort();
             }
         }
     }
@@ -409,8 +356,8 @@ impl Runner for ClusterNode {
         let routed = self.routed(call);
         let call = routed.as_ref().unwrap_or(call);
         let calls = std::slice::from_ref(call);
-        let mut values = self.inner.run_in_slot(slot_of(call), calls)?;
-        let value = values.pop().unwrap_or(Value::Nil);
+        let mut outcome = self.inner.run_in_slot(slot_of(call), calls, None);
+        let value = outcome.replies.pop().unwrap_or(Ok(Value::Nil))?;
         server_error_to_result(call.script.name, value)
     }
 
@@ -444,20 +391,15 @@ impl Runner for ClusterNode {
                     })
                 })
                 .collect();
-            match self.inner.run_in_slot(slot, &group) {
-                Ok(values) => {
-                    for (&i, value) in indexes.iter().zip(values) {
-                        results[i] = Some(server_error_to_result(calls[i].script.name, value));
-                    }
+            let outcome = self.inner.run_in_slot(slot, &group, None);
+            let unreachable = outcome.unreachable;
+            for (&i, reply) in indexes.iter().zip(outcome.replies) {
+                if let (Err(e), Some(addr)) = (&reply, master.as_ref().filter(|_| unreachable)) {
+                    failed.insert(addr.clone(), e.clone());
                 }
-                Err(e) => {
-                    if let Some(addr) = master.filter(|_| e.kind() == ErrorKind::Connection) {
-                        failed.insert(addr, e.clone());
-                    }
-                    for &i in &indexes {
-                        results[i] = Some(Err(e.clone()));
-                    }
-                }
+                results[i] = Some(
+                    reply.and_then(|value| server_error_to_result(calls[i].script.name, value)),
+                );
             }
         }
         Ok(results
@@ -472,10 +414,17 @@ impl Runner for ClusterNode {
         replicas: usize,
         timeout: Duration,
     ) -> Result<(Value, usize)> {
-        let addr = self.inner.master_for(slot_of(call))?;
-        self.inner
-            .node(&addr)?
-            .eval_then_wait(call, replicas, timeout)
+        // The script and its WAIT go together to the node that serves the
+        // slot, following it like any other script: WAIT asks that node's
+        // replicas.
+        let calls = std::slice::from_ref(call);
+        let wait = WaitFor { replicas, timeout };
+        let mut outcome = self.inner.run_in_slot(slot_of(call), calls, Some(wait));
+        let value = outcome.replies.pop().unwrap_or(Ok(Value::Nil))?;
+        Ok((
+            server_error_to_result(call.script.name, value)?,
+            outcome.confirmed,
+        ))
     }
 
     fn pubsub_source(&self) -> EndpointSource {

@@ -226,6 +226,22 @@ impl SingleNode {
         self.write(Request::new(prefix, calls, None, None))
     }
 
+    /// Like [`send_prefixed`](Self::send_prefixed), followed by `WAIT
+    /// replicas timeout` in the same round trip: its reply comes after the
+    /// scripts', and the read allows for the `WAIT`'s own timeout.
+    pub(crate) fn send_then_wait<'a>(
+        &self,
+        prefix: Option<&str>,
+        calls: &'a [Call<'a>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> InFlight<'a> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+        let patience = self.command_timeout + timeout;
+        self.write(Request::new(prefix, calls, Some(wait), Some(patience)))
+    }
+
     /// Writes `request` on a pooled or new connection.
     fn write<'a>(&self, request: Request<'a>) -> InFlight<'a> {
         let _masked = crate::signals::mask();
@@ -361,13 +377,9 @@ impl Runner for SingleNode {
         timeout: Duration,
     ) -> Result<(Value, usize)> {
         let _masked = crate::signals::mask();
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
-        // WAIT blocks up to its own timeout: allow for it on this read.
-        let patience = self.command_timeout + timeout;
         let calls = std::slice::from_ref(call);
-        let request = Request::new(None, calls, Some(wait), Some(patience));
-        let mut values = self.receive_values(self.write(request), None)?;
+        let in_flight = self.send_then_wait(None, calls, replicas, timeout);
+        let mut values = self.receive_values(in_flight, None)?;
         let confirmed = match values.pop() {
             Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
             _ => 0,

@@ -189,7 +189,8 @@ pub unsafe extern "C" fn latchkey_client_options_set_pool_size(
 /// the lock is released again and the acquire fails with LATCHKEY_TIMEOUT.
 /// Narrows what a failover can lose. For a single server, Sentinel or
 /// Cluster, not Redlock (1 to 64 replicas; checked when the client is
-/// opened).
+/// opened). On a Cluster the WAIT goes to the master serving the lock's
+/// slot and counts that master's replicas: `replicas` is per master.
 ///
 /// Threads: see latchkey_client_options. Blocks: no.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);

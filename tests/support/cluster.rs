@@ -60,3 +60,73 @@ pub fn wait_until_ok(nodes: &[&RedisServer], limit: Duration) {
         });
     }
 }
+
+/// The slot of `key` (`CLUSTER KEYSLOT`, asked of `node`).
+pub fn slot_of(node: &RedisServer, key: &str) -> u16 {
+    redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(key)
+        .query(&mut node.admin())
+        .expect("CLUSTER KEYSLOT answers")
+}
+
+/// The index in `nodes` of the master serving `slot`, as `nodes[asked]`
+/// sees it (`None` when it names none of them or does not answer).
+pub fn master_index(nodes: &[RedisServer], asked: usize, slot: u16) -> Option<usize> {
+    let ranges: Vec<redis::Value> = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query(&mut nodes[asked].admin())
+        .ok()?;
+    // Each range: [first slot, last slot, [master ip, port, id], replicas...].
+    let port = ranges.into_iter().find_map(|range| {
+        let redis::Value::Array(f) = range else {
+            return None;
+        };
+        let (redis::Value::Int(first), redis::Value::Int(last), redis::Value::Array(m)) =
+            (f.first()?, f.get(1)?, f.get(2)?)
+        else {
+            return None;
+        };
+        match m.get(1)? {
+            redis::Value::Int(port) if (*first..=*last).contains(&i64::from(slot)) => Some(*port),
+            _ => None,
+        }
+    })?;
+    nodes.iter().position(|n| i64::from(n.port) == port)
+}
+
+/// The index in `nodes` of a replica of `nodes[master]`.
+pub fn replica_index(nodes: &[RedisServer], master: usize) -> usize {
+    let port = nodes[master].port.to_string();
+    nodes
+        .iter()
+        .position(|n| super::replication_field(n, "master_port").as_deref() == Some(port.as_str()))
+        .expect("every master has a replica")
+}
+
+/// The cluster node id of `node` (`CLUSTER MYID`).
+pub fn node_id(node: &RedisServer) -> String {
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut node.admin())
+        .expect("CLUSTER MYID answers")
+}
+
+/// Subscribers of `channel` over all of `nodes` (plain and sharded
+/// pub/sub).
+pub fn listeners(nodes: &[RedisServer], channel: &str) -> i64 {
+    let mut total = 0;
+    for node in nodes {
+        for command in ["NUMSUB", "SHARDNUMSUB"] {
+            let reply: Vec<redis::Value> = redis::cmd("PUBSUB")
+                .arg(command)
+                .arg(channel)
+                .query(&mut node.admin())
+                .unwrap_or_default();
+            if let Some(redis::Value::Int(n)) = reply.get(1) {
+                total += n;
+            }
+        }
+    }
+    total
+}

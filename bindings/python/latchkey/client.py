@@ -198,7 +198,9 @@ class Client:
     ) -> "Client":
         """A client for a Redis Cluster, given some of its nodes. Every key
         of a lock shares a hash tag, so each lock lives on one slot; MOVED
-        and ASK are followed."""
+        and ASK are followed. ``wait_for_replicas=(n, seconds)`` makes each
+        acquire wait (Redis WAIT) until n replicas of the master serving the
+        lock's slot have the lock: n is per master."""
         encoded = _args.text_list(seed_urls, "seed_urls")
         array = (c_char_p * len(encoded))(*encoded)
         self = cls.__new__(cls)
