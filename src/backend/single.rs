@@ -322,6 +322,31 @@ impl SingleNode {
         self.give_back(conn);
     }
 
+    /// Runs `calls` (pipelined) followed by one `WAIT replicas timeout` on
+    /// the same connection (WAIT counts the replicas that have every write
+    /// this connection made); the scripts' raw replies (a script's error
+    /// stays a `Value::ServerError`, so a Cluster can read MOVED and ASK)
+    /// and how many replicas confirmed them all.
+    pub(crate) fn eval_values_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<(Vec<Value>, usize)> {
+        let _masked = crate::signals::mask();
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
+        // WAIT blocks up to its own timeout: allow for it on this read.
+        let patience = self.command_timeout + timeout;
+        let request = Request::new(None, calls, Some(wait), Some(patience));
+        let mut values = self.receive_values(self.write(request), None)?;
+        let confirmed = match values.pop() {
+            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
+            _ => 0,
+        };
+        Ok((values, confirmed))
+    }
+
     /// Where a release listener for this node connects.
     pub(crate) fn endpoint(&self) -> PubSubEndpoint {
         PubSubEndpoint {
@@ -360,20 +385,29 @@ impl Runner for SingleNode {
         replicas: usize,
         timeout: Duration,
     ) -> Result<(Value, usize)> {
-        let _masked = crate::signals::mask();
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas).arg(timeout.as_millis().max(1) as u64);
-        // WAIT blocks up to its own timeout: allow for it on this read.
-        let patience = self.command_timeout + timeout;
         let calls = std::slice::from_ref(call);
-        let request = Request::new(None, calls, Some(wait), Some(patience));
-        let mut values = self.receive_values(self.write(request), None)?;
-        let confirmed = match values.pop() {
-            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
-            _ => 0,
-        };
+        let (mut values, confirmed) = self.eval_values_then_wait(calls, replicas, timeout)?;
         let reply = values.pop().unwrap_or(Value::Nil);
         Ok((server_error_to_result(call.script.name, reply)?, confirmed))
+    }
+
+    fn eval_many_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Result<(Value, usize)>>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (values, confirmed) = self.eval_values_then_wait(calls, replicas, timeout)?;
+        Ok(values
+            .into_iter()
+            .zip(calls)
+            .map(|(value, call)| {
+                server_error_to_result(call.script.name, value).map(|v| (v, confirmed))
+            })
+            .collect())
     }
 
     fn pubsub_source(&self) -> EndpointSource {
