@@ -35,6 +35,9 @@ pub(crate) struct SingleNode {
     idle: PerProcess<Mutex<Vec<redis::Connection>>>,
     max_idle: usize,
     description: String,
+    /// Connections opened so far: a new one may reach a server that
+    /// restarted since the last (Redlock reads its run again).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 /// A connection on loan from the pool, and whether it was used before (a
@@ -134,13 +137,21 @@ impl SingleNode {
             ),
             max_idle,
             description,
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many connections this node has opened so far.
+    pub(crate) fn connections_opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn borrow(&self) -> redis::RedisResult<Loan> {
         if let Some(conn) = self.idle.get().lock().pop() {
             return Ok(Loan { conn, reused: true });
         }
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let conn = connect(&self.client, self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         conn.set_write_timeout(Some(self.command_timeout))?;
