@@ -293,3 +293,60 @@ fn cluster_a_renewal_no_replica_confirmed_does_not_outlive_the_promoted_copy() {
         theirs.fencing_token()
     );
 }
+
+/// One server with a replica, `wait_for_replicas(1)`: while the replica is
+/// stopped (SIGSTOP: `WAIT` times out), an explicit `extend` fails with
+/// `Timeout` and leaves the lease as it was, and the watchdog's renewals
+/// do not extend it either: the lease runs out at its confirmed ttl and
+/// is reported lost. Once the replica answers again, `extend` works.
+#[test]
+fn an_extension_no_replica_confirmed_changes_nothing() {
+    let _serial = serial();
+    let master = RedisServer::start();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    wait_until("the replica is in sync", Duration::from_secs(30), || {
+        replication_field(&replica, "master_link_status").as_deref() == Some("up")
+    });
+    let client = Client::builder(&master.url())
+        .wait_for_replicas(1, Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let lock = client
+        .lock_with("stalled", LockOptions::new().ttl(Duration::from_secs(2)))
+        .unwrap();
+    let guard = lock.acquire().unwrap();
+    guard.extend(Duration::from_secs(3)).unwrap();
+
+    replica.signal(libc::SIGSTOP);
+    let before = guard.remaining();
+    let err = guard
+        .extend(Duration::from_secs(60))
+        .expect_err("no replica can confirm");
+    assert_eq!(err.kind(), latchkey::ErrorKind::Timeout, "{err}");
+    assert!(
+        guard.remaining() <= before,
+        "an unconfirmed extension moved the lease on: {:?} left, {before:?} before",
+        guard.remaining()
+    );
+    assert!(guard.check().is_ok(), "the lease is still within its ttl");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(key("stalled"))
+        .query(&mut master.admin())
+        .unwrap();
+    assert!(
+        pttl > 10_000,
+        "the master took the extension (PTTL {pttl} ms): only the lease ignores it"
+    );
+    // Renewed every ttl/3, never confirmed: lost at its confirmed ttl
+    // although the master keeps extending the key.
+    wait_until(
+        "the lease runs out unconfirmed",
+        Duration::from_secs(10),
+        || guard.check().is_err(),
+    );
+    replica.signal(libc::SIGCONT);
+    drop(guard);
+    let guard = lock.acquire_timeout(Duration::from_secs(70)).unwrap();
+    guard.extend(Duration::from_secs(5)).unwrap();
+    guard.release().unwrap();
+}
