@@ -490,3 +490,145 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner.describe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The replica confirmation of renewals, against a runner that answers
+    //! from memory: what each lease's outcome is, and how many `WAIT`s a
+    //! round trip costs.
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Extends every lease whose token starts with "ours"; `WAIT` reports
+    /// `confirmed` replicas. Counts the round trips that end with a `WAIT`.
+    struct Stub {
+        confirmed: usize,
+        multi_key: bool,
+        waits: AtomicUsize,
+    }
+
+    fn extended(call: &Call<'_>) -> redis::Value {
+        let ours = |arg: &Vec<u8>| i64::from(arg.starts_with(b"ours"));
+        let leases = call.keys.len();
+        if call.script.name == crate::scripts::extend_batch().name {
+            redis::Value::Array(
+                call.args[..leases]
+                    .iter()
+                    .map(|a| redis::Value::Int(ours(a)))
+                    .collect(),
+            )
+        } else {
+            redis::Value::Int(ours(&call.args[0]))
+        }
+    }
+
+    impl Runner for Stub {
+        fn eval(&self, call: &Call<'_>) -> Result<redis::Value> {
+            Ok(extended(call))
+        }
+        fn eval_many(&self, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>> {
+            Ok(calls.iter().map(|c| Ok(extended(c))).collect())
+        }
+        fn eval_then_wait(
+            &self,
+            call: &Call<'_>,
+            _replicas: usize,
+            _timeout: Duration,
+        ) -> Result<(redis::Value, usize)> {
+            self.waits.fetch_add(1, Ordering::SeqCst);
+            Ok((extended(call), self.confirmed))
+        }
+        fn eval_many_then_wait(
+            &self,
+            calls: &[Call<'_>],
+            _replicas: usize,
+            _timeout: Duration,
+        ) -> Result<Vec<Result<(redis::Value, usize)>>> {
+            self.waits.fetch_add(1, Ordering::SeqCst);
+            Ok(calls
+                .iter()
+                .map(|c| Ok((extended(c), self.confirmed)))
+                .collect())
+        }
+        fn pubsub_source(&self) -> EndpointSource {
+            Arc::new(|| Err(Error::new(ErrorKind::Connection, "no listener here")))
+        }
+        fn multi_key_scripts(&self) -> bool {
+            self.multi_key
+        }
+        fn describe(&self) -> String {
+            "stub".into()
+        }
+    }
+
+    fn backend(confirmed: usize, multi_key: bool) -> OneNodeBackend<Stub> {
+        OneNodeBackend::new(
+            Stub {
+                confirmed,
+                multi_key,
+                waits: AtomicUsize::new(0),
+            },
+            Some(WaitForReplicas {
+                replicas: 2,
+                timeout: Duration::from_millis(50),
+            }),
+        )
+    }
+
+    /// What `extend` says of leases whose tokens are `tokens`: true
+    /// (extended), false (not ours), or the error kind.
+    fn outcomes(backend: &OneNodeBackend<Stub>, tokens: &[&str]) -> Vec<String> {
+        let keys: Vec<LockKeys> = (0..tokens.len())
+            .map(|i| LockKeys::new("test", &format!("lock-{i}")).unwrap())
+            .collect();
+        let items: Vec<ExtendItem<'_>> = keys
+            .iter()
+            .zip(tokens)
+            .map(|(keys, token)| ExtendItem {
+                keys,
+                token,
+                reentrant: false,
+                ttl: Duration::from_secs(10),
+            })
+            .collect();
+        backend
+            .extend(&items)
+            .unwrap()
+            .into_iter()
+            .map(|r| match r {
+                Ok(flag) => flag.to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_renewal_counts_only_once_the_replicas_confirmed_it() {
+        for multi_key in [true, false] {
+            let confirmed = backend(2, multi_key);
+            assert_eq!(
+                outcomes(&confirmed, &["ours-1", "theirs", "ours-2"]),
+                ["true", "false", "true"]
+            );
+            // Too few replicas: the extended leases are errors (retried,
+            // old validity kept); one not ours is lost all the same.
+            let unconfirmed = backend(1, multi_key);
+            assert_eq!(
+                outcomes(&unconfirmed, &["ours-1", "theirs", "ours-2"]),
+                ["Timeout", "false", "Timeout"]
+            );
+            assert_eq!(outcomes(&unconfirmed, &["ours-1"]), ["Timeout"]);
+        }
+    }
+
+    #[test]
+    fn one_wait_per_round_trip_not_per_lease() {
+        let backend = backend(2, true);
+        let tokens: Vec<String> = (0..EXTEND_BATCH * 2 + 1)
+            .map(|i| format!("ours-{i}"))
+            .collect();
+        let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        assert!(outcomes(&backend, &tokens).iter().all(|o| o == "true"));
+        assert_eq!(backend.runner.waits.load(Ordering::SeqCst), 1);
+    }
+}
