@@ -25,10 +25,10 @@
 //! such restarts, one after the other, make a second quorum for a lock
 //! that is still held. The Redlock paper's answer is a delayed restart
 //! (keep a restarted master out for the largest ttl); the client does it
-//! here so that operators need not: the grant of a master whose current
-//! run is younger than the largest ttl this client uses does not count
-//! toward a quorum while another master has been up for a ttl longer
-//! ([`Master::uptime`]).
+//! here so that operators need not: while another master says the lock is
+//! held, the grant of a master whose current run is younger than the
+//! largest ttl this client uses does not count toward a quorum, if another
+//! master has been up for a ttl longer ([`Master::uptime`]).
 //!
 //! The masters are reached through the [`MasterNode`] trait (a
 //! [`SingleNode`] each in production) and the time is read from a
@@ -431,12 +431,18 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             }
         }
         // A grant from a master that restarted too recently does not count
-        // (it is given back with the others if the attempt fails).
-        let restarted = if issued.is_empty() {
+        // while another master says the lock is held: that lock may have
+        // had the restarted master in its quorum. (It is given back with
+        // the others if the attempt fails.) The runs are read whenever a
+        // master granted, so that a later change of run id is seen.
+        let mut restarted = if issued.is_empty() {
             Vec::new()
         } else {
             self.restarted(&answered, largest_ttl)
         };
+        if held_for.is_empty() {
+            restarted.clear();
+        }
         let counted = issued
             .iter()
             .filter(|(i, _)| !restarted.iter().any(|(r, _, _)| r == i))

@@ -391,3 +391,17 @@ fn masters_that_all_started_within_one_ttl_all_count() {
     assert!(matches!(outcome, Ok(Attempt::Acquired(_))), "{outcome:?}");
     assert_eq!(m.held_on(&lock), vec![0, 1, 2]);
 }
+
+/// A restart is held against a master only while another master says the
+/// lock is held (a lock that may have counted the restarted master): a
+/// free lock is granted by young and old masters alike.
+#[test]
+fn restarted_masters_count_for_a_lock_no_master_says_is_held() {
+    let m = masters(3);
+    m.nodes[0].restart();
+    m.nodes[1].restart();
+    let lock = keys("free");
+    let (outcome, _) = m.attempt(&lock, TTL);
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))), "{outcome:?}");
+    assert_eq!(m.held_on(&lock), vec![0, 1, 2]);
+}
