@@ -116,8 +116,11 @@ enum Mode {
 impl ClientBuilder {
     /// After each successful acquire, wait until `replicas` replicas have
     /// the lock (Redis `WAIT`), at most `timeout`; if fewer confirm, the
-    /// lock is released again and the acquire fails with `Timeout`. Narrows
-    /// what a failover can lose (single server or Sentinel; not Redlock).
+    /// lock is released again and the acquire fails with `Timeout`. Every
+    /// renewal (and [`Guard::extend`](crate::Guard::extend)) counts only
+    /// once the replicas confirmed it too; one they did not leaves the
+    /// lease its earlier validity and is tried again. Narrows what a
+    /// failover can lose (single server, Sentinel or Cluster; not Redlock).
     /// On a Cluster the `WAIT` goes to the master serving the lock's slot,
     /// in the same round trip as the acquire, and counts that master's
     /// replicas: `replicas` is per master, so every master needs that many.

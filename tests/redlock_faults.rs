@@ -385,3 +385,77 @@ fn duplicate_masters_are_refused() {
         assert!(err.message().contains("at least 3"), "{n}: {err}");
     }
 }
+
+/// How long `server` has been up, in whole seconds (`INFO server`).
+fn uptime(server: &RedisServer) -> Duration {
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query(&mut server.admin())
+        .unwrap();
+    let seconds = info
+        .lines()
+        .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    Duration::from_secs(seconds)
+}
+
+/// Two masters of three restart empty (no persistence), one after the
+/// other, while a client holds a lock on all three: together they are a
+/// quorum that never heard of it. A second client must not get the lock
+/// while the first one's check() is Ok; it gets it once the ttl has passed
+/// since the restarts. Before restarted masters were kept out of the
+/// quorum for the ttl, the second client got the lock at once while the
+/// first one's check() stayed Ok (failed 3 of 3 runs).
+#[test]
+fn two_masters_restarted_empty_one_after_the_other_do_not_grant_the_lock_twice() {
+    let ttl = Duration::from_secs(6);
+    let mut servers = masters(3);
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    // Masters that ran for over a ttl before the restarts (masters that all
+    // started within one ttl of each other all count, as a new deployment).
+    wait_until(
+        "every master has been up for over twice the ttl",
+        Duration::from_secs(60),
+        || servers.iter().all(|s| uptime(s) > ttl * 2),
+    );
+    let first = client_over(&urls);
+    // Not renewed: its check() stays Ok for the whole ttl.
+    let ours = first
+        .lock_with("twice", LockOptions::new().ttl(ttl).auto_renew(false))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    servers[0].restart();
+    servers[1].restart();
+
+    let second = client_over(&urls);
+    let lock = second
+        .lock_with("twice", LockOptions::new().ttl(ttl))
+        .unwrap();
+    let theirs = lock.try_acquire();
+    let ours_ok = ours.check().is_ok();
+    assert!(
+        !(ours_ok && matches!(theirs, Ok(Some(_)))),
+        "two clients hold 'twice': the second took it on the two restarted masters \
+         while the first one's check() is Ok"
+    );
+    assert!(
+        matches!(theirs, Ok(None)),
+        "the lock must look held until the restarted masters count again: {theirs:?}"
+    );
+    // The restarted masters count again a ttl after their restart.
+    let mut theirs = None;
+    wait_until(
+        "the second client gets the lock once the ttl has passed",
+        Duration::from_secs(60),
+        || {
+            theirs = lock.try_acquire().ok().flatten();
+            theirs.is_some()
+        },
+    );
+    assert!(
+        ours.check().is_err(),
+        "the first client's lease outlived its ttl"
+    );
+}

@@ -75,6 +75,24 @@ fn the_client_follows_a_failover_while_holding_a_lease() {
         replication_field(&deployment.master, "role").as_deref() == Some("slave")
     });
 
+    // Renewals wait for both replicas too: wait until the new master has
+    // them (the demoted master and the other replica follow it).
+    let new_port = deployment.master_port_per_sentinel();
+    let new_master = deployment
+        .replicas
+        .iter()
+        .find(|r| r.port == new_port)
+        .expect("a replica was promoted");
+    wait_until(
+        "both replicas follow the new master, in sync",
+        Duration::from_secs(60),
+        || {
+            (0..2).all(|i| {
+                replication_field(new_master, &format!("slave{i}"))
+                    .is_some_and(|line| line.contains("state=online"))
+            })
+        },
+    );
     // Our client reaches the new master: the lease is still ours there.
     guard
         .extend(Duration::from_secs(30))

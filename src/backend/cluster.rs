@@ -427,6 +427,67 @@ impl Runner for ClusterNode {
         ))
     }
 
+    fn eval_many_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Result<(Value, usize)>>> {
+        // One round trip and one WAIT per master: WAIT counts the replicas
+        // of the connection's own writes, so each master's scripts go on
+        // one connection with their WAIT. A script whose slot moved is sent
+        // again alone, on the path that follows redirections.
+        let mut by_master: HashMap<Addr, Vec<usize>> = HashMap::new();
+        let mut results: Vec<Option<Result<(Value, usize)>>> = calls.iter().map(|_| None).collect();
+        for (i, call) in calls.iter().enumerate() {
+            match self.inner.master_for(slot_of(call)) {
+                Ok(addr) => by_master.entry(addr).or_default().push(i),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        for (addr, indexes) in by_master {
+            let group: Vec<Call<'_>> = indexes
+                .iter()
+                .map(|&i| {
+                    self.routed(&calls[i]).unwrap_or_else(|| Call {
+                        script: calls[i].script,
+                        keys: calls[i].keys.clone(),
+                        args: calls[i].args.clone(),
+                    })
+                })
+                .collect();
+            let outcome = self
+                .inner
+                .node(&addr)
+                .and_then(|node| node.eval_values_then_wait(&group, replicas, timeout));
+            match outcome {
+                Ok((values, confirmed)) => {
+                    for (&i, value) in indexes.iter().zip(values) {
+                        results[i] = Some(if route::did_not_run_here(&value) {
+                            self.eval_then_wait(&calls[i], replicas, timeout)
+                        } else {
+                            server_error_to_result(calls[i].script.name, value)
+                                .map(|v| (v, confirmed))
+                        });
+                    }
+                }
+                Err(e) => {
+                    // The next round must not go to a dead master too.
+                    if e.kind() == ErrorKind::Connection {
+                        let _ = self.inner.refresh();
+                    }
+                    for &i in &indexes {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::new(ErrorKind::Server, "no reply"))))
+            .collect())
+    }
+
     fn pubsub_source(&self) -> EndpointSource {
         let inner = self.inner.clone();
         let shard_router: ShardRouter = {

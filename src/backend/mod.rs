@@ -195,6 +195,24 @@ pub(crate) trait Runner: Send + Sync + 'static {
         timeout: Duration,
     ) -> Result<(redis::Value, usize)>;
 
+    /// Runs many scripts, each followed (in its node's round trip) by one
+    /// `WAIT replicas timeout`: one result per call, with how many replicas
+    /// confirmed it. Renewals use it, so that one confirmation covers a
+    /// whole round trip rather than each lease. Here: one call at a time
+    /// ([`eval_then_wait`](Self::eval_then_wait)); one node sends them all
+    /// with one `WAIT`, a Cluster one `WAIT` per node.
+    fn eval_many_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Result<(redis::Value, usize)>>> {
+        Ok(calls
+            .iter()
+            .map(|call| self.eval_then_wait(call, replicas, timeout))
+            .collect())
+    }
+
     /// Where to listen for release messages.
     fn pubsub_source(&self) -> EndpointSource;
 
@@ -265,8 +283,21 @@ impl fmt::Display for Op<'_> {
     }
 }
 
-/// Replicas that must confirm an acquire (Redis `WAIT`), and how long to
-/// wait for them.
+/// A renewal the master took but too few replicas confirmed: it does not
+/// count (the lease keeps its earlier validity and is renewed again).
+fn unconfirmed_renewal(op: Op<'_>, confirmed: usize, wait: WaitForReplicas) -> Error {
+    Error::new(
+        ErrorKind::Timeout,
+        format!(
+            "{op}: only {confirmed} of {} replicas confirmed the renewal within {:?}; \
+             the lease keeps its earlier validity until a renewal is confirmed",
+            wait.replicas, wait.timeout
+        ),
+    )
+}
+
+/// Replicas that must confirm an acquire and every renewal (Redis `WAIT`),
+/// and how long to wait for them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct WaitForReplicas {
     pub(crate) replicas: usize,
@@ -334,40 +365,70 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             .map_err(|e| e.context(Op::Release(&keys.name)))
     }
 
+    /// With [`WaitForReplicas`], a renewal counts only once the replicas
+    /// confirmed it, like an acquire: one the master took but too few
+    /// replicas confirmed is an error for that lease (a `Timeout`), so the
+    /// lease keeps its earlier validity and the renewal is tried again. A
+    /// failover may promote a replica that missed the renewals: its copy
+    /// expires when the last confirmed validity does, and no lease here
+    /// outlives that.
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
-        if items.len() == 1 {
-            let call = script_calls::extend_call(&items[0]);
-            let value = self
-                .runner
-                .eval(&call)
-                .map_err(|e| e.context(Op::Extend(&items[0].keys.name)))?;
-            return Ok(vec![Ok(matches!(value, redis::Value::Int(1)))]);
-        }
-        let op = Op::Renew(items.len());
-        if !self.runner.multi_key_scripts() {
-            let calls: Vec<Call<'_>> = items.iter().map(script_calls::extend_call).collect();
-            return Ok(self
+        let op = match items {
+            [one] => Op::Extend(&one.keys.name),
+            _ => Op::Renew(items.len()),
+        };
+        // Many leases per script, several scripts per round trip; one
+        // script per lease where a script may not span locks (a Cluster).
+        let per_script = if self.runner.multi_key_scripts() {
+            EXTEND_BATCH
+        } else {
+            1
+        };
+        let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(per_script).collect();
+        let calls: Vec<Call<'_>> = chunks
+            .iter()
+            .map(|chunk| match chunk {
+                [one] => script_calls::extend_call(one),
+                many => script_calls::extend_batch_call(many),
+            })
+            .collect();
+        let replies: Vec<Result<(redis::Value, usize)>> = match (self.wait, calls.as_slice()) {
+            (None, [one]) => vec![Ok((self.runner.eval(one).map_err(|e| e.context(op))?, 0))],
+            (None, _) => self
                 .runner
                 .eval_many(&calls)
                 .map_err(|e| e.context(op))?
                 .into_iter()
-                .map(|r| {
-                    r.map(|v| matches!(v, redis::Value::Int(1)))
-                        .map_err(|e| e.context(op))
-                })
-                .collect());
-        }
-        // Many leases per script, several scripts per round trip.
-        let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
-        let calls: Vec<Call<'_>> = chunks
-            .iter()
-            .map(|c| script_calls::extend_batch_call(c))
-            .collect();
-        let replies = self.runner.eval_many(&calls).map_err(|e| e.context(op))?;
+                .map(|r| r.map(|value| (value, 0)))
+                .collect(),
+            (Some(wait), [one]) => vec![Ok(self
+                .runner
+                .eval_then_wait(one, wait.replicas, wait.timeout)
+                .map_err(|e| e.context(op))?)],
+            (Some(wait), _) => self
+                .runner
+                .eval_many_then_wait(&calls, wait.replicas, wait.timeout)
+                .map_err(|e| e.context(op))?,
+        };
         let mut outcomes = Vec::with_capacity(items.len());
         for (chunk, reply) in chunks.iter().zip(replies) {
-            match reply.and_then(|v| script_calls::parse_extend_batch(chunk.len(), v)) {
-                Ok(flags) => outcomes.extend(flags.into_iter().map(Ok)),
+            let parsed = reply.and_then(|(value, confirmed)| {
+                let flags = match chunk {
+                    [_] => vec![matches!(value, redis::Value::Int(1))],
+                    many => script_calls::parse_extend_batch(many.len(), value)?,
+                };
+                Ok((flags, confirmed))
+            });
+            match parsed {
+                Ok((flags, confirmed)) => {
+                    outcomes.extend(flags.into_iter().map(|extended| match self.wait {
+                        // Not ours any more: the master's word is enough.
+                        Some(wait) if extended && confirmed < wait.replicas => {
+                            Err(unconfirmed_renewal(op, confirmed, wait))
+                        }
+                        _ => Ok(extended),
+                    }));
+                }
                 Err(e) => {
                     let e = e.context(op);
                     outcomes.extend(chunk.iter().map(|_| Err(e.clone())));
@@ -440,5 +501,147 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
 
     fn describe(&self) -> String {
         self.runner.describe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The replica confirmation of renewals, against a runner that answers
+    //! from memory: what each lease's outcome is, and how many `WAIT`s a
+    //! round trip costs.
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Extends every lease whose token starts with "ours"; `WAIT` reports
+    /// `confirmed` replicas. Counts the round trips that end with a `WAIT`.
+    struct Stub {
+        confirmed: usize,
+        multi_key: bool,
+        waits: AtomicUsize,
+    }
+
+    fn extended(call: &Call<'_>) -> redis::Value {
+        let ours = |arg: &Vec<u8>| i64::from(arg.starts_with(b"ours"));
+        let leases = call.keys.len();
+        if call.script.name == crate::scripts::extend_batch().name {
+            redis::Value::Array(
+                call.args[..leases]
+                    .iter()
+                    .map(|a| redis::Value::Int(ours(a)))
+                    .collect(),
+            )
+        } else {
+            redis::Value::Int(ours(&call.args[0]))
+        }
+    }
+
+    impl Runner for Stub {
+        fn eval(&self, call: &Call<'_>) -> Result<redis::Value> {
+            Ok(extended(call))
+        }
+        fn eval_many(&self, calls: &[Call<'_>]) -> Result<Vec<Result<redis::Value>>> {
+            Ok(calls.iter().map(|c| Ok(extended(c))).collect())
+        }
+        fn eval_then_wait(
+            &self,
+            call: &Call<'_>,
+            _replicas: usize,
+            _timeout: Duration,
+        ) -> Result<(redis::Value, usize)> {
+            self.waits.fetch_add(1, Ordering::SeqCst);
+            Ok((extended(call), self.confirmed))
+        }
+        fn eval_many_then_wait(
+            &self,
+            calls: &[Call<'_>],
+            _replicas: usize,
+            _timeout: Duration,
+        ) -> Result<Vec<Result<(redis::Value, usize)>>> {
+            self.waits.fetch_add(1, Ordering::SeqCst);
+            Ok(calls
+                .iter()
+                .map(|c| Ok((extended(c), self.confirmed)))
+                .collect())
+        }
+        fn pubsub_source(&self) -> EndpointSource {
+            Arc::new(|| Err(Error::new(ErrorKind::Connection, "no listener here")))
+        }
+        fn multi_key_scripts(&self) -> bool {
+            self.multi_key
+        }
+        fn describe(&self) -> String {
+            "stub".into()
+        }
+    }
+
+    fn backend(confirmed: usize, multi_key: bool) -> OneNodeBackend<Stub> {
+        OneNodeBackend::new(
+            Stub {
+                confirmed,
+                multi_key,
+                waits: AtomicUsize::new(0),
+            },
+            Some(WaitForReplicas {
+                replicas: 2,
+                timeout: Duration::from_millis(50),
+            }),
+        )
+    }
+
+    /// What `extend` says of leases whose tokens are `tokens`: true
+    /// (extended), false (not ours), or the error kind.
+    fn outcomes(backend: &OneNodeBackend<Stub>, tokens: &[&str]) -> Vec<String> {
+        let keys: Vec<LockKeys> = (0..tokens.len())
+            .map(|i| LockKeys::new("test", &format!("lock-{i}")).unwrap())
+            .collect();
+        let items: Vec<ExtendItem<'_>> = keys
+            .iter()
+            .zip(tokens)
+            .map(|(keys, token)| ExtendItem {
+                keys,
+                token,
+                reentrant: false,
+                ttl: Duration::from_secs(10),
+            })
+            .collect();
+        backend
+            .extend(&items)
+            .unwrap()
+            .into_iter()
+            .map(|r| match r {
+                Ok(flag) => flag.to_string(),
+                Err(e) => format!("{:?}", e.kind()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_renewal_counts_only_once_the_replicas_confirmed_it() {
+        for multi_key in [true, false] {
+            let confirmed = backend(2, multi_key);
+            assert_eq!(
+                outcomes(&confirmed, &["ours-1", "theirs", "ours-2"]),
+                ["true", "false", "true"]
+            );
+            // Too few replicas: the extended leases are errors (retried,
+            // old validity kept); one not ours is lost all the same.
+            let unconfirmed = backend(1, multi_key);
+            assert_eq!(
+                outcomes(&unconfirmed, &["ours-1", "theirs", "ours-2"]),
+                ["Timeout", "false", "Timeout"]
+            );
+            assert_eq!(outcomes(&unconfirmed, &["ours-1"]), ["Timeout"]);
+        }
+    }
+
+    #[test]
+    fn one_wait_per_round_trip_not_per_lease() {
+        let backend = backend(2, true);
+        let tokens: Vec<String> = (0..EXTEND_BATCH * 2 + 1)
+            .map(|i| format!("ours-{i}"))
+            .collect();
+        let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+        assert!(outcomes(&backend, &tokens).iter().all(|o| o == "true"));
+        assert_eq!(backend.runner.waits.load(Ordering::SeqCst), 1);
     }
 }

@@ -20,6 +20,16 @@
 //! `ttl - elapsed - drift` of sending the acquire. Every operation that
 //! hears from fewer than a quorum fails with `NoQuorum` rather than guess.
 //!
+//! A master that restarted lost the locks it had granted (without
+//! persistence, or with a late `fsync`) and would grant them again: two
+//! such restarts, one after the other, make a second quorum for a lock
+//! that is still held. The Redlock paper's answer is a delayed restart
+//! (keep a restarted master out for the largest ttl); the client does it
+//! here so that operators need not: while another master says the lock is
+//! held, the grant of a master whose current run is younger than the
+//! largest ttl this client uses does not count toward a quorum, if another
+//! master has been up for a ttl longer ([`Master::uptime`]).
+//!
 //! The masters are reached through the [`MasterNode`] trait (a
 //! [`SingleNode`] each in production) and the time is read from a
 //! [`Clock`] (the monotonic clock in production), so the quorum, validity
@@ -32,6 +42,7 @@ mod health;
 mod memory;
 mod node;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,6 +74,9 @@ pub(crate) struct Redlock<N = SingleNode, C = Monotonic> {
     quorum: usize,
     command_timeout: Duration,
     clock: C,
+    /// The largest ttl asked for so far, in milliseconds: how long a
+    /// restarted master stays out of the quorum.
+    largest_ttl: AtomicU64,
 }
 
 /// The replies of one master: all its calls' results, or why it failed.
@@ -159,7 +173,51 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                 .collect(),
             command_timeout,
             clock,
+            largest_ttl: AtomicU64::new(0),
         })
+    }
+
+    /// Records that `ttl` is in use; the largest ttl in use so far.
+    fn note_ttl(&self, ttl: Duration) -> Duration {
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let before = self.largest_ttl.fetch_max(ms, Ordering::Relaxed);
+        Duration::from_millis(before.max(ms))
+    }
+
+    /// Among masters `answered`, those whose grant does not count toward a
+    /// quorum: their current run is younger than `largest_ttl`, and another
+    /// master has been up for at least `largest_ttl` longer (it ran for a
+    /// whole ttl before this restart, so locks it granted with this
+    /// master's previous run may still be held). Masters that all started
+    /// within one ttl of each other (a deployment just started, or
+    /// restarted whole) all count. Each master left out, with how long
+    /// until it counts again and an error saying why.
+    fn restarted(
+        &self,
+        answered: &[usize],
+        largest_ttl: Duration,
+    ) -> Vec<(usize, Duration, Error)> {
+        let uptimes: Vec<(usize, Duration)> = answered
+            .iter()
+            .filter_map(|&i| Some((i, self.masters[i].uptime()?)))
+            .collect();
+        let oldest = uptimes.iter().map(|(_, up)| *up).max().unwrap_or_default();
+        uptimes
+            .into_iter()
+            .filter(|(_, up)| *up < largest_ttl && oldest >= *up + largest_ttl)
+            .map(|(i, up)| {
+                let error = Error::new(
+                    ErrorKind::Connection,
+                    format!(
+                        "{} restarted {up:.1?} ago and may have lost the locks it granted \
+                         before; it counts toward a quorum again once {largest_ttl:?} (the \
+                         largest ttl in use) have passed since its restart",
+                        self.masters[i].node.describe()
+                    ),
+                );
+                (i, largest_ttl - up, error)
+            })
+            .collect()
     }
 
     /// Runs `calls` on the masters numbered in `which`, all at once; one
@@ -351,15 +409,20 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let (keys, ttl) = (args.keys, args.ttl);
         let op = Op::Acquire(&keys.name);
+        let largest_ttl = self.note_ttl(ttl);
         let sent = self.clock.now();
         let replies = self.first_replies(acquire_call(args));
         let mut issued = Vec::new();
         let mut held_for = Vec::new();
         let mut unknown = Vec::new();
         let mut errors = Vec::new();
+        let mut answered = Vec::new();
         for (i, answer) in replies.into_iter().enumerate() {
             if answer.outcome_unknown() {
                 unknown.push(i);
+            }
+            if answer.reply.is_ok() {
+                answered.push(i);
             }
             match answer.reply.and_then(parse_acquire) {
                 Ok(Attempt::Acquired(fence)) => issued.push((i, fence)),
@@ -367,11 +430,30 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                 Err(e) => errors.push(e),
             }
         }
+        // A grant from a master that restarted too recently does not count
+        // while another master says the lock is held: that lock may have
+        // had the restarted master in its quorum. (It is given back with
+        // the others if the attempt fails.) The runs are read whenever a
+        // master granted, so that a later change of run id is seen.
+        let mut restarted = if issued.is_empty() {
+            Vec::new()
+        } else {
+            self.restarted(&answered, largest_ttl)
+        };
+        if held_for.is_empty() {
+            restarted.clear();
+        }
+        let counted = issued
+            .iter()
+            .filter(|(i, _)| !restarted.iter().any(|(r, _, _)| r == i))
+            .count();
+        let counts_again_in = restarted.iter().map(|(_, left, _)| *left).min();
+        errors.extend(restarted.iter().map(|(_, _, e)| e.clone()));
         // Validity is counted after every round trip of the attempt (the
         // fence write-back included): a guard is never handed out with its
         // time already spent.
         let still_valid = || validity_left(ttl, sent, self.clock.now()).is_some();
-        if issued.len() >= self.quorum && still_valid() {
+        if counted >= self.quorum && still_valid() {
             let fence = issued.iter().map(|(_, f)| *f).max().unwrap_or(0);
             if self.write_back_fence(keys, fence, &issued) && still_valid() {
                 return Ok(Attempt::Acquired(fence));
@@ -387,9 +469,16 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         for &i in &unknown {
             self.release_later(i, args, sent + ttl);
         }
-        if issued.len() + held_for.len() < self.quorum {
+        if counted + held_for.len() < self.quorum {
+            if let Some(left) = counts_again_in {
+                if counted + held_for.len() + restarted.len() >= self.quorum {
+                    // A lock the restarted masters lost may still be held
+                    // (its holder cannot be seen): held, until they count.
+                    return Ok(Attempt::Held(left.max(Duration::from_millis(1))));
+                }
+            }
             // Too few masters answered for any outcome to be certain.
-            return Err(self.no_quorum(op, issued.len() + held_for.len(), &errors));
+            return Err(self.no_quorum(op, counted + held_for.len(), &errors));
         }
         if !issued.is_empty() && held_for.len() < self.quorum {
             // A split vote: contenders each took some masters, none holds a
@@ -454,6 +543,9 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
 
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
         let op = Op::RenewOnMasters(items.len(), self.masters.len());
+        for item in items {
+            self.note_ttl(item.ttl);
+        }
         // Per master: one batch script per chunk of leases, all chunks in
         // one round trip; then each lease's answer from every master.
         let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();

@@ -464,6 +464,25 @@ impl Runner for SentinelNode {
         })
     }
 
+    fn eval_many_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Result<(redis::Value, usize)>>> {
+        self.with_master(calls, |node| {
+            let replies = node.eval_many_then_wait(calls, replicas, timeout)?;
+            // As in `eval_many`: a demoted master refuses each script.
+            if let Some(Err(e)) = replies
+                .iter()
+                .find(|r| r.as_ref().is_err_and(looks_like_failover))
+            {
+                return Err(e.clone());
+            }
+            Ok(replies)
+        })
+    }
+
     fn pubsub_source(&self) -> super::EndpointSource {
         let inner = self.inner.clone();
         // Asked at every (re)connection of the listener, so it follows the

@@ -35,6 +35,9 @@ pub(crate) struct SingleNode {
     idle: PerProcess<Mutex<Vec<redis::Connection>>>,
     max_idle: usize,
     description: String,
+    /// Connections opened so far: a new one may reach a server that
+    /// restarted since the last (Redlock reads its run again).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 /// A connection on loan from the pool, and whether it was used before (a
@@ -134,13 +137,21 @@ impl SingleNode {
             ),
             max_idle,
             description,
+            opened: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many connections this node has opened so far.
+    pub(crate) fn connections_opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn borrow(&self) -> redis::RedisResult<Loan> {
         if let Some(conn) = self.idle.get().lock().pop() {
             return Ok(Loan { conn, reused: true });
         }
+        self.opened
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let conn = connect(&self.client, self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         conn.set_write_timeout(Some(self.command_timeout))?;
@@ -338,6 +349,27 @@ impl SingleNode {
         self.give_back(conn);
     }
 
+    /// Runs `calls` (pipelined) followed by one `WAIT replicas timeout` on
+    /// the same connection (WAIT counts the replicas that have every write
+    /// this connection made); the scripts' raw replies (a script's error
+    /// stays a `Value::ServerError`, so a Cluster can read MOVED and ASK)
+    /// and how many replicas confirmed them all.
+    pub(crate) fn eval_values_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<(Vec<Value>, usize)> {
+        let _masked = crate::signals::mask();
+        let in_flight = self.send_then_wait(None, calls, replicas, timeout);
+        let mut values = self.receive_values(in_flight, None)?;
+        let confirmed = match values.pop() {
+            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
+            _ => 0,
+        };
+        Ok((values, confirmed))
+    }
+
     /// Where a release listener for this node connects.
     pub(crate) fn endpoint(&self) -> PubSubEndpoint {
         PubSubEndpoint {
@@ -376,16 +408,29 @@ impl Runner for SingleNode {
         replicas: usize,
         timeout: Duration,
     ) -> Result<(Value, usize)> {
-        let _masked = crate::signals::mask();
         let calls = std::slice::from_ref(call);
-        let in_flight = self.send_then_wait(None, calls, replicas, timeout);
-        let mut values = self.receive_values(in_flight, None)?;
-        let confirmed = match values.pop() {
-            Some(Value::Int(n)) => usize::try_from(n).unwrap_or(0),
-            _ => 0,
-        };
+        let (mut values, confirmed) = self.eval_values_then_wait(calls, replicas, timeout)?;
         let reply = values.pop().unwrap_or(Value::Nil);
         Ok((server_error_to_result(call.script.name, reply)?, confirmed))
+    }
+
+    fn eval_many_then_wait(
+        &self,
+        calls: &[Call<'_>],
+        replicas: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Result<(Value, usize)>>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (values, confirmed) = self.eval_values_then_wait(calls, replicas, timeout)?;
+        Ok(values
+            .into_iter()
+            .zip(calls)
+            .map(|(value, call)| {
+                server_error_to_result(call.script.name, value).map(|v| (v, confirmed))
+            })
+            .collect())
     }
 
     fn pubsub_source(&self) -> EndpointSource {

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod blackhole;
 pub mod cluster;
 pub mod sentinel;
 

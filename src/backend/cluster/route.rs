@@ -97,6 +97,13 @@ fn classify(value: &Value) -> Reply {
     }
 }
 
+/// Whether a reply says the script did not run where it was sent (moved,
+/// asked elsewhere, in migration, cluster down): it must go again through
+/// [`Inner::run_in_slot`], which follows the slot.
+pub(super) fn did_not_run_here(value: &Value) -> bool {
+    classify(value) != Reply::Ran
+}
+
 /// What one round of tries left to do.
 #[derive(Default)]
 struct Round {

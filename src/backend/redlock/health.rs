@@ -4,6 +4,11 @@
 //! recovery thread per master that needs it re-probes the master with
 //! back-off, marks it up when it answers, and then sends what it is owed;
 //! the thread ends when the master is up and owes nothing.
+//!
+//! It also remembers each master's current run (`INFO server`: run id and
+//! uptime), read again whenever a new connection to it was opened, so that
+//! Redlock can tell a master that restarted, and with it lost the locks it
+//! had granted, from one that kept them ([`Master::uptime`]).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Weak};
@@ -13,7 +18,7 @@ use crate::sync::Mutex;
 
 use super::clock::Clock;
 use super::is_transport;
-use super::node::MasterNode;
+use super::node::{MasterNode, ServerRun};
 use crate::backend::script_calls::{parse_release, release_call};
 use crate::backend::{Op, Released};
 use crate::error::{Error, ErrorKind, Result};
@@ -54,6 +59,24 @@ struct Health {
     recovering: Option<u64>,
     /// Oldest first.
     owed: VecDeque<Cleanup>,
+    /// The master's current run, as last read.
+    run: Option<RunSeen>,
+    /// The connection count at which the master refused `INFO server` (an
+    /// ACL, a renamed command): not asked again on the same connections.
+    run_unreadable: Option<u64>,
+}
+
+/// What the client last read of a master's run.
+struct RunSeen {
+    id: String,
+    /// Its uptime at `read_at` (on the Redlock's clock).
+    uptime: Duration,
+    read_at: Instant,
+    /// When this run last answered us: a restart that ends it comes later.
+    alive_at: Instant,
+    /// The node's count of opened connections when it was read: while no
+    /// new connection is opened, every answer comes from this run.
+    connections: u64,
 }
 
 /// A release to send to a master once it answers again.
@@ -159,6 +182,54 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
                 self.node.describe()
             ),
         )
+    }
+
+    /// How long the master's current run has been up, as far as this
+    /// client can tell: read with `INFO server` when a new connection was
+    /// opened to it since the last reading (a new run may lie behind it),
+    /// else counted on from that reading. A run id that changed since the
+    /// client last saw the old run answer bounds the uptime by the time
+    /// since then, whatever the server says. `None` when the master does
+    /// not say (it refused `INFO`, or did not answer it).
+    pub(super) fn uptime(&self) -> Option<Duration> {
+        let opened = self.node.connections_opened();
+        {
+            let mut health = self.health.get().lock();
+            let now = self.clock.now();
+            if let Some(run) = health.run.as_mut().filter(|r| r.connections == opened) {
+                run.alive_at = now;
+                return Some(run.uptime + now.saturating_duration_since(run.read_at));
+            }
+            if health.run_unreadable == Some(opened) {
+                return None;
+            }
+        }
+        // Asked without holding the lock: a slow answer must not hold up
+        // the operations of other threads.
+        let read: Result<ServerRun> = self.node.server_run();
+        let now = self.clock.now();
+        let mut health = self.health.get().lock();
+        let read = match read {
+            Ok(read) => read,
+            Err(e) => {
+                if !is_transport(&e) {
+                    health.run_unreadable = Some(opened);
+                }
+                return None;
+            }
+        };
+        let mut uptime = read.uptime;
+        if let Some(old) = health.run.as_ref().filter(|old| old.id != read.id) {
+            uptime = uptime.min(now.saturating_duration_since(old.alive_at));
+        }
+        health.run = Some(RunSeen {
+            id: read.id,
+            uptime,
+            read_at: now,
+            alive_at: now,
+            connections: opened,
+        });
+        Some(uptime)
     }
 
     /// Queues a release for the recovery thread.

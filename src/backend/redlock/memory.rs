@@ -21,7 +21,7 @@ use crate::sync::{Condvar, Mutex};
 use redis::Value;
 
 use super::clock::{Clock, ManualClock};
-use super::node::MasterNode;
+use super::node::{MasterNode, ServerRun};
 use crate::backend::{Call, EndpointSource};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -61,6 +61,13 @@ struct State {
     requests: usize,
     /// Shared by nodes that connect at the same time (see [`connect_together`]).
     gate: Option<Arc<Gate>>,
+    /// The current run: its number, when it started on the clock and how
+    /// long it had been up by then (a node is made a day old).
+    run: u64,
+    run_since: Instant,
+    uptime_then: Duration,
+    /// Connections the client opened (a restart drops the pooled one).
+    connections: u64,
 }
 
 /// Holds the sends of nodes that connect on threads of their own until
@@ -130,6 +137,10 @@ impl MemoryNode {
                 keys: HashMap::new(),
                 requests: 0,
                 gate: None,
+                run: 0,
+                run_since: clock.now(),
+                uptime_then: Duration::from_secs(24 * 3600),
+                connections: 1,
             }),
         }))
     }
@@ -177,6 +188,27 @@ impl MemoryNode {
         let now = self.0.clock.now();
         let mut state = self.0.state.lock();
         state.get(key, now).and_then(|v| decimal(&v))
+    }
+
+    /// Restarts the node empty, as a server without persistence restarts:
+    /// every key is gone, a new run begins now, and the client's pooled
+    /// connection is dropped (its next request opens a new one).
+    pub(super) fn restart(&self) {
+        let now = self.0.clock.now();
+        let mut state = self.0.state.lock();
+        state.keys.clear();
+        state.run += 1;
+        state.run_since = now;
+        state.uptime_then = Duration::ZERO;
+        state.connections += 1;
+    }
+
+    /// Makes the current run `uptime` old now (a node is made a day old).
+    pub(super) fn set_uptime(&self, uptime: Duration) {
+        let now = self.0.clock.now();
+        let mut state = self.0.state.lock();
+        state.run_since = now;
+        state.uptime_then = uptime;
     }
 
     /// How many operation requests reached the node.
@@ -359,6 +391,18 @@ impl MasterNode for MemoryNode {
     fn ping(&self) -> Result<()> {
         self.background(|_, _| ())
             .map_err(|e| e.context("probing the server"))
+    }
+
+    fn connections_opened(&self) -> u64 {
+        self.0.state.lock().connections
+    }
+
+    fn server_run(&self) -> Result<ServerRun> {
+        let id = self.0.id;
+        self.background(|state, now| ServerRun {
+            id: format!("memory-{id}-run-{}", state.run),
+            uptime: state.uptime_then + now.saturating_duration_since(state.run_since),
+        })
     }
 
     fn server_identity(&self) -> String {

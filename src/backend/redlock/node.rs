@@ -3,11 +3,43 @@
 //! read), run one script, answer a probe, and say who it is. A
 //! [`SingleNode`] in production; an in-memory node in the unit tests.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::backend::single::{self, SingleNode};
 use crate::backend::{Call, EndpointSource, Runner};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
+
+/// A master's current run, as `INFO server` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServerRun {
+    /// `run_id`: a new one at every start of the server.
+    pub(crate) id: String,
+    /// `uptime_in_seconds` (whole seconds: never more than the truth).
+    pub(crate) uptime: Duration,
+}
+
+impl ServerRun {
+    /// Reads `run_id` and `uptime_in_seconds` from the text of `INFO server`.
+    pub(crate) fn parse(info: &str) -> Result<ServerRun> {
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(str::trim)
+        };
+        let id = field("run_id");
+        let uptime = field("uptime_in_seconds").and_then(|s| s.parse::<u64>().ok());
+        match (id, uptime) {
+            (Some(id), Some(uptime)) if !id.is_empty() => Ok(ServerRun {
+                id: id.to_string(),
+                uptime: Duration::from_secs(uptime),
+            }),
+            _ => Err(Error::new(
+                ErrorKind::Server,
+                "INFO server gave no run_id or uptime_in_seconds",
+            )),
+        }
+    }
+}
 
 /// One Redlock master.
 pub(crate) trait MasterNode: Send + Sync + 'static {
@@ -38,6 +70,13 @@ pub(crate) trait MasterNode: Send + Sync + 'static {
 
     /// Checks that the master answers (the recovery thread's probe).
     fn ping(&self) -> Result<()>;
+
+    /// How many connections to the master were opened so far: a new one
+    /// may reach a server that restarted (and lost its keys) since.
+    fn connections_opened(&self) -> u64;
+
+    /// The master's current run (`INFO server`).
+    fn server_run(&self) -> Result<ServerRun>;
 
     /// The server, in a form where two spellings of one server compare
     /// equal: no server may vote twice.
@@ -78,6 +117,14 @@ impl MasterNode for SingleNode {
 
     fn ping(&self) -> Result<()> {
         SingleNode::ping(self)
+    }
+
+    fn connections_opened(&self) -> u64 {
+        SingleNode::connections_opened(self)
+    }
+
+    fn server_run(&self) -> Result<ServerRun> {
+        ServerRun::parse(&self.info("server")?)
     }
 
     fn server_identity(&self) -> String {

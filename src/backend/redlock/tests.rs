@@ -294,3 +294,114 @@ fn two_masters_that_are_one_server_are_refused() {
         .expect("one server would vote twice");
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 }
+
+/// One acquire attempt of hold `hold` through `redlock`.
+fn attempt_as(
+    redlock: &Redlock<MemoryNode, ManualClock>,
+    lock: &LockKeys,
+    hold: &str,
+) -> Result<Attempt> {
+    redlock.acquire(&AcquireArgs {
+        keys: lock,
+        owner: "owner",
+        hold,
+        ttl: TTL,
+        reentrant: false,
+        waited: false,
+        nest: false,
+    })
+}
+
+/// Another client of the same masters, which has never talked to them.
+fn fresh_client(m: &Masters) -> Redlock<MemoryNode, ManualClock> {
+    Redlock::with_clock(m.nodes.clone(), TIMEOUT, m.clock.clone())
+        .expect("distinct memory masters make a valid Redlock")
+}
+
+/// The Redlock paper's delayed restart, done by the client: two masters of
+/// three restart empty, one after the other, while a hold has the lock.
+/// Their grants to another hold would make a second quorum (before this
+/// rule, the second client got the lock: two holders); a master younger
+/// than the ttl counts again once the ttl has passed since its restart.
+#[test]
+fn masters_restarted_within_the_ttl_do_not_make_a_second_quorum() {
+    let m = masters(3);
+    let lock = keys("a");
+    let (outcome, _) = m.attempt(&lock, TTL);
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))));
+    m.nodes[0].restart();
+    m.clock.advance_to(m.clock.now() + Duration::from_secs(1));
+    m.nodes[1].restart();
+    // The client that saw the old runs, and one that never saw them.
+    let other = fresh_client(&m);
+    for (who, redlock) in [("the same client", &m.redlock), ("a new client", &other)] {
+        // Held (by a lock the restarted masters may have lost) until the
+        // first of them counts again, a ttl after its restart.
+        let outcome = attempt_as(redlock, &lock, "hold-2");
+        assert_eq!(
+            outcome.expect(who),
+            Attempt::Held(TTL - Duration::from_secs(1)),
+            "{who}"
+        );
+        // What the attempt took on the restarted masters was given back.
+        for node in &m.nodes[..2] {
+            assert_eq!(node.holder(&lock.lock), None, "{who}");
+        }
+    }
+    // A ttl after the second restart, every lock granted before it has
+    // expired: the restarted masters count again.
+    m.clock.advance_to(m.clock.now() + TTL);
+    let outcome = attempt_as(&other, &lock, "hold-2");
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))), "{outcome:?}");
+}
+
+/// A run id that changed bounds the uptime by the time since the old run
+/// last answered, whatever the new run says (another server behind the
+/// same address, up for a day but without our keys).
+#[test]
+fn a_new_run_id_is_younger_than_the_old_run_seen_last_whatever_its_uptime() {
+    let m = masters(3);
+    let lock = keys("a");
+    let (outcome, _) = m.attempt(&lock, TTL);
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))));
+    for node in &m.nodes[..2] {
+        node.restart();
+        node.set_uptime(Duration::from_secs(24 * 3600));
+    }
+    let outcome = attempt_as(&m.redlock, &lock, "hold-2").expect("every master answered");
+    assert!(matches!(outcome, Attempt::Held(_)), "{outcome:?}");
+}
+
+/// Masters that all started within one ttl of each other (a deployment
+/// just started, or one restarted whole) all count: none ran a whole ttl
+/// before the others, so no lock granted before can be lost on one alone.
+#[test]
+fn masters_that_all_started_within_one_ttl_all_count() {
+    let m = masters(3);
+    for (node, up) in m.nodes.iter().zip([1, 5, 9]) {
+        node.set_uptime(Duration::from_secs(up));
+    }
+    let lock = keys("a");
+    let (outcome, _) = m.attempt(&lock, TTL);
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))), "{outcome:?}");
+    // One master of three restarted: the other two still make a quorum.
+    let m = masters(3);
+    m.nodes[2].restart();
+    let (outcome, _) = m.attempt(&lock, TTL);
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))), "{outcome:?}");
+    assert_eq!(m.held_on(&lock), vec![0, 1, 2]);
+}
+
+/// A restart is held against a master only while another master says the
+/// lock is held (a lock that may have counted the restarted master): a
+/// free lock is granted by young and old masters alike.
+#[test]
+fn restarted_masters_count_for_a_lock_no_master_says_is_held() {
+    let m = masters(3);
+    m.nodes[0].restart();
+    m.nodes[1].restart();
+    let lock = keys("free");
+    let (outcome, _) = m.attempt(&lock, TTL);
+    assert!(matches!(outcome, Ok(Attempt::Acquired(_))), "{outcome:?}");
+    assert_eq!(m.held_on(&lock), vec![0, 1, 2]);
+}
