@@ -70,6 +70,7 @@ FUZZ_TARGETS := url ffi_args
 .PHONY: fuzz fuzz-short fuzz-targets
 fuzz:
 	LATCHKEY_PROPERTY_CASES=200000 $(CARGO) test --release --lib properties
+	$(CARGO) test --release --test cluster_migration -- --ignored
 	$(MAKE) fuzz-targets
 
 # The short run `make test` does: only the cargo-fuzz targets, 10 s each,

@@ -290,7 +290,13 @@ fn reshard_one_slot(nodes: &[RedisServer], from: usize, to: usize, slot: u16) {
 /// --cluster reshard` moved its slot back and forth failed with a `Server`
 /// error (TRYAGAIN) whenever an attempt met the slot half moved: failed 2
 /// of 3 runs (the test above meets it every time).
+///
+/// It runs in `make fuzz`, not `make test`: once in six runs on a loaded
+/// machine the nodes had not agreed on the slot's owner 60 s after a
+/// reshard that redis-cli reported done (not yet explained; the library's
+/// part is covered deterministically by the test above).
 #[test]
+#[ignore = "long and load-sensitive: make fuzz runs it"]
 fn a_busy_lock_lives_through_reshards_of_its_slot() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
