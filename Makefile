@@ -64,7 +64,9 @@ test-repeat:
 # What parses outside bytes (URLs and their redaction, the C ABI's
 # arguments): the stable property tests with many cases, then the
 # coverage-guided targets in fuzz/ for FUZZ_SECONDS each, where a nightly
-# toolchain and cargo-fuzz are installed (cargo install cargo-fuzz).
+# toolchain and cargo-fuzz are installed (cargo install cargo-fuzz). Also
+# the long randomized runs against real servers that are too slow or too
+# load-sensitive for `make test` (cluster reshards under a busy lock).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := url ffi_args
 .PHONY: fuzz fuzz-short fuzz-targets
