@@ -214,7 +214,8 @@ fn save(admin: &mut redis::Connection) {
 /// Finding 1. Before the fix (acquire.lua's "already ours" branch ran
 /// PEXPIRE with the attempt's ttl) the copy cut the 60 s lease back to 2 s
 /// and another owner took the lock 2 s later while the guard still counted
-/// 56 s: failed 2 of 2 runs ("PTTL 2000 ms below the guard's 59999 ms").
+/// 56 s: failed 3 of 3 runs ("the late copy cut the lease in Redis to 2002
+/// ms below the guard's 59.39s").
 #[test]
 fn a_late_copy_of_an_acquire_never_shortens_an_extended_lease() {
     let server = RedisServer::start();
@@ -250,7 +251,7 @@ fn a_late_copy_of_an_acquire_never_shortens_an_extended_lease() {
 
 /// Finding 2. Before the fix the copy (sent with no live hold, ARGV[6] =
 /// '0') took the "stale tenure" branch, deleted the key with hold Y's
-/// field and installed its own abandoned hold: failed 2 of 2 runs ("hold Y
+/// field and installed its own abandoned hold: failed 3 of 3 runs ("hold Y
 /// removed by a late copy").
 #[test]
 fn a_late_reentrant_acquire_never_removes_a_live_hold_of_its_handle() {
@@ -289,7 +290,8 @@ fn a_late_reentrant_acquire_never_removes_a_live_hold_of_its_handle() {
 /// Finding 3. Before the fix the nested acquire C nested into the restored
 /// tenure of hold A: C got A's token, below B's, its fenced write was
 /// refused, and A's long-released field kept the name locked after C's
-/// release: failed 2 of 2 runs ("C's token ... not above B's ...").
+/// release: failed 3 of 3 runs ("C's token 1796601460270491 is not above
+/// B's 1796601460321264").
 #[test]
 fn a_nested_acquire_after_a_restart_from_an_older_snapshot_gets_a_higher_token() {
     let mut server = RedisServer::start();
@@ -342,8 +344,9 @@ fn a_nested_acquire_after_a_restart_from_an_older_snapshot_gets_a_higher_token()
 /// Finding 4. Before the fix each master kept its own tenure `fence`
 /// field (the write-back raised only the counters): with the master that
 /// issued the highest token down, a nested hold got a lower token than the
-/// tenure's first hold and its fenced write was refused: failed 2 of 2
-/// runs ("nested token ... below the tenure's first ...").
+/// tenure's first hold and its fenced write was refused: failed 3 of 3
+/// runs ("nested token 1796601461427385 below the tenure's first
+/// 9000000000000001").
 #[test]
 fn a_redlock_tenure_never_hands_a_nested_hold_a_lower_token() {
     let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
@@ -388,6 +391,34 @@ fn a_redlock_tenure_never_hands_a_nested_hold_a_lower_token() {
     );
     drop(nested);
     drop(first);
+}
+
+/// A force-unlock names the holder it saw; for a reentrant lock that was
+/// only the handle's token, so a late copy deleted the same handle's next
+/// tenure. Before the fix (force_unlock.lua compared only the owner): failed
+/// 2 of 2 runs ("the next tenure's hold removed by a late force-unlock").
+#[test]
+fn a_late_force_unlock_never_breaks_the_next_tenure_of_the_same_handle() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    let name = "late-force";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let first = lock.try_acquire().unwrap().unwrap();
+    monitor.script_calls_since(&mut admin);
+    assert!(client.force_unlock(name).unwrap());
+    let calls = monitor.script_calls_since(&mut admin);
+    // The inspect, then the unlock: the unlock is the last call.
+    let copy = calls.last().cloned().unwrap();
+    drop(first);
+    let next = lock.try_acquire().unwrap().unwrap();
+    deliver(&mut admin, &copy);
+    assert!(
+        hold_present(&mut admin, name, &next, true),
+        "the next tenure's hold removed by a late force-unlock"
+    );
+    next.release().unwrap();
 }
 
 // ---------------------------------------------------------------------------

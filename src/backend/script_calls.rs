@@ -166,6 +166,18 @@ pub(crate) fn inspect_call(keys: &LockKeys) -> Call<'_> {
     }
 }
 
+/// The holder a force-unlock names, from what inspect saw: a plain lock's
+/// hold token; a reentrant lock's owner and tenure token (the owner alone
+/// would also match the same handle's next tenure, which a late unlock
+/// must not break).
+pub(crate) fn force_unlock_holder(seen: &LockInfo) -> String {
+    if seen.reentrant {
+        format!("{}:{}", seen.owner_token, seen.fencing_token)
+    } else {
+        seen.owner_token.clone()
+    }
+}
+
 pub(crate) fn force_unlock_call<'a>(keys: &'a LockKeys, holder: &str) -> Call<'a> {
     Call {
         script: scripts::force_unlock(),
