@@ -13,9 +13,10 @@
 -- script's header says what such a copy does; none changes anything that
 -- belongs to a newer hold: no script lowers an expiry (PEXPIRE only on a
 -- key it has just created, else expire_at_least), removes a hold or key
--- that another hold created (release: only its own hold; acquire: only
--- holds of its own handle that had ended before it was sent), or issues a
--- token at or below one issued before.
+-- that another hold created (a release: only its own hold; a reentrant
+-- acquire: only holds of its own handle that had ended before it was
+-- sent; a force-unlock: only the holder it names, never the same handle's
+-- next tenure), or issues a token at or below one issued before.
 -- The value 'handoff' (string) or owner 'handoff' (hash) reserves a just
 -- released lock for the waiters its release woke.
 
