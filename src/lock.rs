@@ -243,10 +243,13 @@ pub struct Lock {
 
 /// A reentrant handle's holds in this process, and the order of its
 /// acquire attempts and releases: an attempt may nest into the handle's
-/// tenure in Redis only while one of its holds is live here, and that is
-/// decided and acted on with no release or other attempt of the handle in
-/// between (a stale tenure, left by a late release or brought back by an
-/// older snapshot, is replaced by a new one with a new fencing token).
+/// tenure in Redis only while one of its holds is live here and the
+/// tenure's token is at least the highest the handle was given, and that
+/// is decided and acted on with no release or other attempt of the handle
+/// in between. Otherwise the tenure is stale (left by a late release,
+/// brought back by an older snapshot, a Redlock master that missed it): it
+/// is renewed with a new, higher fencing token, keeping the holds that are
+/// live here (a late copy of an attempt never deletes a newer hold).
 #[derive(Default)]
 struct Tenure {
     state: Mutex<TenureState>,

@@ -14,7 +14,8 @@
 //! seed is printed; `LATCHKEY_REPLAY_SEED` replays one, and
 //! `LATCHKEY_REPLAY_CASES` (default 6; `make fuzz` runs more) sets how many
 //! sequences run. A failing sequence is shrunk (steps dropped while it
-//! still fails) and printed.
+//! still fails) and printed; `LATCHKEY_REPLAY_ALL=1` goes on after a
+//! failure and reports every failing case.
 
 mod support;
 
@@ -764,7 +765,11 @@ fn replaying_the_past_changes_nothing() {
                 | 1
         });
     println!("LATCHKEY_REPLAY_SEED={seed} LATCHKEY_REPLAY_CASES={cases}");
+    // LATCHKEY_REPLAY_ALL=1 runs every case and reports each failure
+    // (to see every kind of finding at once), instead of the first.
+    let all = std::env::var("LATCHKEY_REPLAY_ALL").is_ok_and(|v| v == "1");
     let mut rng = Rng(seed);
+    let mut failures = Vec::new();
     for case in 0..cases {
         let steps = generate(&mut rng, 30);
         if let Err(failure) = run(&steps) {
@@ -773,11 +778,17 @@ fn replaying_the_past_changes_nothing() {
                 .iter()
                 .map(|s| format!("  {} {:?}", s.id, s.step))
                 .collect();
-            panic!(
+            let report = format!(
                 "case {case} of seed {seed} failed; shrunk to {} steps:\n{}\n{failure}",
                 steps.len(),
                 listing.join("\n")
             );
+            println!("{report}");
+            failures.push(report);
+            if !all {
+                break;
+            }
         }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
