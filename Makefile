@@ -64,16 +64,20 @@ test-repeat:
 # What parses outside bytes (URLs and their redaction, the C ABI's
 # arguments): the stable property tests with many cases, then the
 # coverage-guided targets in fuzz/ for FUZZ_SECONDS each, where a nightly
-# toolchain and cargo-fuzz are installed (cargo install cargo-fuzz). Also
-# the long randomized runs against real servers that are too slow or too
-# load-sensitive for `make test` (cluster reshards under a busy lock).
+# toolchain and cargo-fuzz are installed (cargo install cargo-fuzz). Then
+# the long randomized runs against real servers: the lock protocol against
+# late copies of its own commands (tests/late_copies.rs, REPLAY_CASES random
+# sequences; LATCHKEY_REPLAY_SEED=N replays the seed a failure printed), and
+# cluster reshards under a busy lock (too load-sensitive for `make test`).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := url ffi_args
+REPLAY_CASES ?= 300
 .PHONY: fuzz fuzz-short fuzz-targets
 fuzz:
 	LATCHKEY_PROPERTY_CASES=200000 $(CARGO) test --release --lib properties
 	$(CARGO) test --release --test cluster_migration -- --ignored
 	$(MAKE) fuzz-targets
+	LATCHKEY_REPLAY_CASES=$(REPLAY_CASES) $(CARGO) test --release --test late_copies replaying_the_past -- --nocapture
 
 # The short run `make test` does: only the cargo-fuzz targets, 10 s each,
 # skipped without nightly and cargo-fuzz.

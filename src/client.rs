@@ -838,7 +838,8 @@ impl Client {
         let Some(holder) = self.inner.backend.inspect(&keys)? else {
             return Ok(false);
         };
-        self.inner.backend.force_unlock(&keys, &holder.owner_token)
+        let holder = crate::backend::script_calls::force_unlock_holder(&holder);
+        self.inner.backend.force_unlock(&keys, &holder)
     }
 
     /// Writes `value` to the resource `resource` only if `fencing_token` is

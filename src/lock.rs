@@ -244,10 +244,13 @@ pub struct Lock {
 
 /// A reentrant handle's holds in this process, and the order of its
 /// acquire attempts and releases: an attempt may nest into the handle's
-/// tenure in Redis only while one of its holds is live here, and that is
-/// decided and acted on with no release or other attempt of the handle in
-/// between (a stale tenure, left by a late release or brought back by an
-/// older snapshot, is replaced by a new one with a new fencing token).
+/// tenure in Redis only while one of its holds is live here and the
+/// tenure's token is at least the highest the handle was given, and that
+/// is decided and acted on with no release or other attempt of the handle
+/// in between. Otherwise the tenure is stale (left by a late release,
+/// brought back by an older snapshot, a Redlock master that missed it): it
+/// is renewed with a new, higher fencing token, keeping the holds that are
+/// live here (a late copy of an attempt never deletes a newer hold).
 #[derive(Default)]
 struct Tenure {
     state: Mutex<TenureState>,
@@ -256,15 +259,26 @@ struct Tenure {
 #[derive(Default)]
 struct TenureState {
     holds: Vec<std::sync::Weak<Lease>>,
-    /// Acquired, guard not yet made.
-    pending: usize,
+    /// Acquired, guard not yet made: the holds' tokens.
+    pending: Vec<String>,
+    /// The highest fencing token the handle was ever given: a nested hold
+    /// never gets less, and a tenure in Redis below it (brought back by an
+    /// older snapshot, or a Redlock master that missed it) is never
+    /// nested into.
+    highest_token: u64,
 }
 
 impl TenureState {
-    fn live(&mut self) -> bool {
+    /// The tokens of the handle's live holds (pending ones included).
+    fn live(&mut self) -> Vec<String> {
         self.holds
             .retain(|weak| weak.upgrade().is_some_and(|lease| lease.is_active()));
-        self.pending > 0 || !self.holds.is_empty()
+        self.holds
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .map(|lease| lease.token().to_string())
+            .chain(self.pending.iter().cloned())
+            .collect()
     }
 }
 
@@ -448,7 +462,9 @@ impl Lock {
         self.client.closing.register(&lease);
         let tenure = self.options.reentrant.then(|| {
             let mut state = self.tenure.state.lock();
-            state.pending = state.pending.saturating_sub(1);
+            if let Some(i) = state.pending.iter().position(|p| p == lease.token()) {
+                state.pending.swap_remove(i);
+            }
             state.holds.push(Arc::downgrade(&lease));
             self.tenure.clone()
         });
@@ -479,15 +495,23 @@ impl Target for Lock {
             reentrant: self.options.reentrant,
             waited,
             nest: false,
+            known_token: 0,
+            live_holds: &[],
         };
         if !self.options.reentrant {
             return self.client.backend.acquire(&args);
         }
         let mut tenure = self.tenure.state.lock();
-        args.nest = tenure.live();
+        let live = tenure.live();
+        args.nest = !live.is_empty();
+        args.known_token = tenure.highest_token;
+        args.live_holds = &live;
         let attempt = self.client.backend.acquire(&args);
-        if matches!(attempt, Ok(Attempt::Acquired(_))) {
-            tenure.pending += 1;
+        if let Ok(Attempt::Acquired(token)) = attempt {
+            if !tenure.pending.iter().any(|p| p == hold) {
+                tenure.pending.push(hold.to_string());
+            }
+            tenure.highest_token = tenure.highest_token.max(token);
         }
         attempt
     }

@@ -70,6 +70,13 @@ pub(crate) struct AcquireArgs<'a> {
     /// Reentrant: the handle has a live hold here, so a tenure it owns in
     /// Redis may be nested into (otherwise it is stale: start a new one).
     pub(crate) nest: bool,
+    /// Reentrant: the highest fencing token the handle was ever given (0
+    /// for none); the script never returns a lower one, and nests only into
+    /// a tenure whose token is at least this.
+    pub(crate) known_token: u64,
+    /// Reentrant: the tokens of the handle's live holds; a renewed tenure
+    /// keeps their fields (it drops only holds that had ended).
+    pub(crate) live_holds: &'a [String],
 }
 
 /// One fenced write.

@@ -384,8 +384,17 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
     }
 
     /// Raises the fencing counter to `token` on the masters that issued a
-    /// lower one, so that a quorum has a counter at least `token`.
-    fn write_back_fence(&self, keys: &LockKeys, token: u64, issued: &[(usize, u64)]) -> bool {
+    /// lower one, so that a quorum has a counter at least `token`. For a
+    /// reentrant hold also the tenure's token there: one tenure has one
+    /// token on every master, so a nested hold answered by any quorum gets
+    /// at least the token its tenure's first hold got.
+    fn write_back_fence(
+        &self,
+        args: &AcquireArgs<'_>,
+        token: u64,
+        issued: &[(usize, u64)],
+    ) -> bool {
+        let keys = args.keys;
         let already = issued.iter().filter(|(_, f)| *f == token).count();
         let behind: Vec<usize> = issued
             .iter()
@@ -395,7 +404,8 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
         if already >= self.quorum || behind.is_empty() {
             return already >= self.quorum;
         }
-        let call = script_calls::raise_fence_call(keys, token);
+        let reentrant_hold = args.reentrant.then_some((args.owner, args.hold));
+        let call = script_calls::raise_fence_call(keys, token, reentrant_hold);
         let raised = self
             .run_on(std::slice::from_ref(&call), &behind)
             .into_iter()
@@ -455,7 +465,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let still_valid = || validity_left(ttl, sent, self.clock.now()).is_some();
         if counted >= self.quorum && still_valid() {
             let fence = issued.iter().map(|(_, f)| *f).max().unwrap_or(0);
-            if self.write_back_fence(keys, fence, &issued) && still_valid() {
+            if self.write_back_fence(args, fence, &issued) && still_valid() {
                 return Ok(Attempt::Acquired(fence));
             }
         }

@@ -46,6 +46,8 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     ]);
     if args.reentrant {
         script_args.push(flag(args.nest));
+        script_args.push(args.known_token.to_string().into_bytes());
+        script_args.extend(args.live_holds.iter().map(|h| h.as_bytes().to_vec()));
     }
     Call {
         script,
@@ -126,13 +128,26 @@ pub(crate) fn parse_extend_batch(count: usize, value: redis::Value) -> Result<Ve
 }
 
 /// Raises a lock's fencing counter to at least `token` (Redlock: so that
-/// any later majority continues above the token just issued).
-pub(crate) fn raise_fence_call(keys: &LockKeys, token: u64) -> Call<'_> {
-    Call {
+/// any later majority continues above the token just issued); for a
+/// reentrant hold (`Some((owner, hold))`) also its tenure's token and the
+/// hold's own, so that every master nests later holds of the tenure under
+/// that one token.
+pub(crate) fn raise_fence_call<'a>(
+    keys: &'a LockKeys,
+    token: u64,
+    reentrant_hold: Option<(&str, &str)>,
+) -> Call<'a> {
+    let mut call = Call {
         script: scripts::raise_fence(),
         keys: vec![&keys.fence],
         args: vec![token.to_string().into_bytes(), millis(keys.fence_retention)],
+    };
+    if let Some((owner, hold)) = reentrant_hold {
+        call.keys.push(&keys.lock);
+        call.args.push(owner.as_bytes().to_vec());
+        call.args.push(hold.as_bytes().to_vec());
     }
+    call
 }
 
 pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &str, reentrant: bool) -> Call<'a> {
@@ -148,6 +163,18 @@ pub(crate) fn inspect_call(keys: &LockKeys) -> Call<'_> {
         script: scripts::inspect(),
         keys: vec![&keys.lock, &keys.fence],
         args: vec![],
+    }
+}
+
+/// The holder a force-unlock names, from what inspect saw: a plain lock's
+/// hold token; a reentrant lock's owner and tenure token (the owner alone
+/// would also match the same handle's next tenure, which a late unlock
+/// must not break).
+pub(crate) fn force_unlock_holder(seen: &LockInfo) -> String {
+    if seen.reentrant {
+        format!("{}:{}", seen.owner_token, seen.fencing_token)
+    } else {
+        seen.owner_token.clone()
     }
 }
 

@@ -9,11 +9,20 @@
 -- fresh callers see the lock as held (and become waiters), waiters may take
 -- it. So the lock goes to someone who was waiting, not to the process that
 -- just released it.
+--
+-- A late copy (a retry whose first attempt ran, or a delayed duplicate):
+-- - the key is this hold's: the expiry only grows (an extension made since
+--   is kept) and a new token above every earlier one is issued;
+-- - the key is another hold's, or reserved: nothing changes;
+-- - the key is free (this hold was released or expired meanwhile): it
+--   takes the lock for a hold nobody waits for any more; the acquisition's
+--   give-back, which watches for its unanswered attempts, releases it.
 local kind = key_type(KEYS[1])
 if kind == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   -- A retried attempt whose first reply was lost: it is already ours. The
-  -- token of the first reply was never seen, so a fresh one is issued.
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  -- token of the first reply was never seen, so a fresh one is issued. The
+  -- holder may have extended the lease since: never shorten it.
+  expire_at_least(KEYS[1], ARGV[2])
   return {1, next_fence(KEYS[2], ARGV[4])}
 end
 if kind ~= 'none' and not (ARGV[3] == '1' and is_handoff(KEYS[1], kind)) then

@@ -2,4 +2,7 @@
 -- KEYS[1] lock key; ARGV[1] the hold's token, ARGV[2] new ttl in ms,
 -- ARGV[3] '1' for a reentrant lock (a hash), '0' for a plain one.
 -- Returns 1 when extended, 0 when the hold is gone.
+--
+-- A late copy: the expiry only grows, and only while this hold owns the
+-- lock; a lease extended since keeps its longer expiry.
 return extend_hold(KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1')

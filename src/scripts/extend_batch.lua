@@ -5,6 +5,9 @@
 -- KEYS[i] lock key i; ARGV[i] its hold token, ARGV[n+i] its new ttl in ms,
 -- ARGV[2n+i] '1' when it is a reentrant lock (a hash), else '0'.
 -- Returns an array: 1 where extended, 0 where the hold is gone.
+--
+-- A late copy: as extend.lua for each lease (the expiry only grows, only
+-- for holds that still own their lock).
 local n = #KEYS
 local out = {}
 for i = 1, n do

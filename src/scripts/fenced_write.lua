@@ -7,6 +7,12 @@
 -- (decimal, no leading zeros), ARGV[2] value, ARGV[3] the writing hold's
 -- token ('' when the writer gave only a fencing token).
 -- Returns {1, token} when written, {0, highest token seen} when refused.
+--
+-- A late copy: refused once a higher token was seen, or the same token
+-- from another holder, so it never overwrites a newer holder's write. It
+-- does put back its value over a later write of the same holder with the
+-- same token (the library never sends a write twice; a writer that needs
+-- order between its own writes reads back or waits for the reply).
 local seen = redis.call('HGET', KEYS[1], 'fence')
 if seen then
   if decimal_less(ARGV[1], seen) then

@@ -1,18 +1,32 @@
 -- Administrative unlock: delete the lock and wake waiters, but only if it
 -- is still held by the holder the caller saw (a force-unlock that reaches
 -- Redis late must not break whoever holds the lock by then).
--- KEYS[1] lock key; ARGV[1] channel, ARGV[2] the holder to remove (a plain
--- lock's hold token or a reentrant lock's owner token; '' for whoever
--- holds it), ARGV[3] (optional) 'SPUBLISH' on a Redis 7 Cluster: the
--- release message stays on the lock's shard instead of reaching every node.
+-- KEYS[1] lock key; ARGV[1] channel, ARGV[2] the holder to remove: a plain
+-- lock's hold token, or a reentrant lock's owner token followed by ':' and
+-- the tenure's fencing token (a handle's next tenure has the same owner
+-- but another token); '' for whoever holds it. ARGV[3] (optional)
+-- 'SPUBLISH' on a Redis 7 Cluster: the release message stays on the
+-- lock's shard instead of reaching every node.
 -- Returns 1 when a lock was deleted, 0 when it was free or held by another.
+--
+-- A late copy naming a holder deletes only that holder's lock: a plain
+-- hold's token is never reused, a reentrant tenure's token changes with
+-- every new tenure of the handle (and whenever a tenure is renewed, in
+-- which case the copy deletes nothing). A copy with '' deletes whoever
+-- holds the lock when it arrives: that is what it asks for, and the
+-- library never sends one (it names the holder it saw).
 if ARGV[2] ~= '' then
   local kind = key_type(KEYS[1])
   local holder = nil
   if kind == 'string' then
     holder = redis.call('GET', KEYS[1])
   elseif kind == 'hash' then
-    holder = redis.call('HGET', KEYS[1], 'owner')
+    local owner = redis.call('HGET', KEYS[1], 'owner') or ''
+    if string.find(ARGV[2], ':', 1, true) then
+      holder = owner .. ':' .. (redis.call('HGET', KEYS[1], 'fence') or '')
+    else
+      holder = owner
+    end
   end
   if holder ~= ARGV[2] then
     return 0

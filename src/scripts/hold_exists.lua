@@ -2,6 +2,7 @@
 -- KEYS[1] lock key; ARGV[1] the hold's token, ARGV[2] '1' for a reentrant
 -- lock (a hash), '0' for a plain one.
 -- Returns 1 when the hold is there, 0 when not.
+-- A late copy: read only, changes nothing.
 local kind = key_type(KEYS[1])
 if ARGV[2] == '1' then
   if kind == 'hash' and redis.call('HEXISTS', KEYS[1], 'h:' .. ARGV[1]) == 1 then

@@ -3,6 +3,7 @@
 -- Returns {} when free (or only reserved for woken waiters), else
 -- {kind, owner, pttl, fencing token, hold count}. The owner of a plain lock
 -- is its hold's token; of a reentrant lock, the owning handle's token.
+-- A late copy: read only, changes nothing.
 local kind = key_type(KEYS[1])
 if kind == 'none' or is_handoff(KEYS[1], kind) then
   return {}

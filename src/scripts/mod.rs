@@ -37,23 +37,40 @@ macro_rules! script {
     };
 }
 
-// An acquire retried with the same hold token finds its hold in place.
+// Each script's header says what a late copy of it does (a call that
+// reaches Redis again at any later moment); none changes what belongs to a
+// newer hold. `resend_safe` says more: a second run is also harmless to
+// the caller's own reading of the reply.
+
+// A retry with the same hold token finds its hold in place: the expiry only
+// grows (an extension made since is kept) and a fresh token above every
+// earlier one is issued (the first reply, with its token, was lost).
 script!(acquire, "acquire.lua", resend_safe: true);
+// A retry finds its own hold field and answers that hold's token again;
+// it never deletes the handle's tenure and never returns a token below the
+// handle's highest.
 script!(reentrant_acquire, "reentrant_acquire.lua", resend_safe: true);
-// A second release of one hold would answer "not ours" although the first
-// one released it.
+// Not resent: a second run answers "not ours" although the first one
+// released the hold (a late copy itself is harmless: it checks its hold's
+// token, and every hold has its own).
 script!(release, "release.lua", resend_safe: false);
 script!(reentrant_release, "reentrant_release.lua", resend_safe: false);
+// Only ever raise the expiry of the hold they name.
 script!(extend, "extend.lua", resend_safe: true);
 script!(extend_batch, "extend_batch.lua", resend_safe: true);
+// Read only.
 script!(inspect, "inspect.lua", resend_safe: true);
 script!(hold_exists, "hold_exists.lua", resend_safe: true);
-// A second DEL could delete the lock of whoever took it in between.
+// Not resent: a second run answers "not held" although the first one
+// deleted the lock (a late copy deletes only the holder it names).
 script!(force_unlock, "force_unlock.lua", resend_safe: false);
-// A second write could be refused (a higher token in between) although the
-// first one was applied.
+// Not resent: a second write could be refused (a higher token in between)
+// although the first one was applied, and a late copy can put back an
+// older value of the same holder under the same token.
 script!(fenced_write, "fenced_write.lua", resend_safe: false);
+// Read only.
 script!(fenced_read, "fenced_read.lua", resend_safe: true);
+// Only ever raises a counter or a tenure's token.
 script!(raise_fence, "raise_fence.lua", resend_safe: true);
 // A late copy only wakes waiters again, and they find the lock as it is.
 script!(announce_free, "announce_free.lua", resend_safe: true);

@@ -7,6 +7,16 @@
 -- never touch another. The key's expiry only grows (extend, renewal and a
 -- nested acquire set it to at least what they ask): one hold never
 -- shortens another's lease, and a late command never shortens a lease.
+--
+-- Late copies. Any call may reach Redis again at any later moment (a copy
+-- delayed in the network, a retry whose first attempt did run). Each
+-- script's header says what such a copy does; none changes anything that
+-- belongs to a newer hold: no script lowers an expiry (PEXPIRE only on a
+-- key it has just created, else expire_at_least), removes a hold or key
+-- that another hold created (a release: only its own hold; a reentrant
+-- acquire: only holds of its own handle that had ended before it was
+-- sent; a force-unlock: only the holder it names, never the same handle's
+-- next tenure), or issues a token at or below one issued before.
 -- The value 'handoff' (string) or owner 'handoff' (hash) reserves a just
 -- released lock for the waiters its release woke.
 
@@ -46,19 +56,25 @@ local function decimal_less(a, b)
 end
 
 -- Issues the next fencing token of a lock: max(counter + 1, server clock in
--- microseconds). The clock term keeps tokens increasing when the counter
--- is lost or rolled back (restart, older snapshot, lost AOF tail, failover
--- to a lagging replica, eviction), assuming the server clock never steps
--- back across such an event and tokens are not issued faster than one per
--- microsecond per name for long. The counter expires after `retention` ms
--- without an acquire, so a free name leaves nothing behind.
+-- microseconds, floor + 1). The clock term keeps tokens increasing when the
+-- counter is lost or rolled back (restart, older snapshot, lost AOF tail,
+-- failover to a lagging replica, eviction), assuming the server clock
+-- never steps back across such an event and tokens are not issued faster
+-- than one per microsecond per name for long. `floor` (a decimal string,
+-- optional) is the highest token the caller already knows of: the new
+-- token is above it whatever Redis forgot. The counter expires after
+-- `retention` ms without an acquire, so a free name leaves nothing behind.
 -- Tokens stay below 2^53, where doubles are exact.
-local function next_fence(fence_key, retention)
+local function next_fence(fence_key, retention, floor)
   local now = redis.call('TIME')
   local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
   local token = (tonumber(redis.call('GET', fence_key) or '0') or 0) + 1
   if clock > token then
     token = clock
+  end
+  local above = (tonumber(floor or '0') or 0) + 1
+  if above > token then
+    token = above
   end
   local text = string.format('%.0f', token)
   redis.call('SET', fence_key, text, 'PX', retention)

@@ -6,6 +6,10 @@
 -- this hold was not there (expired, broken or released before).
 -- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
 -- stays on the lock's shard instead of reaching every node.
+--
+-- A late copy: it removes only this hold's own field, which is gone after
+-- the first run, so a copy changes nothing (other holds of the handle, and
+-- later tenures, have fields of their own).
 if key_type(KEYS[1]) ~= 'hash' or redis.call('HDEL', KEYS[1], 'h:' .. ARGV[1]) == 0 then
   return 0
 end

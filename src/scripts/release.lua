@@ -5,6 +5,10 @@
 -- Returns 1 when released, 0 when the lock was not ours (expired or taken).
 -- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
 -- stays on the lock's shard instead of reaching every node.
+--
+-- A late copy: the key holds this hold's token only while this hold owns
+-- it (tokens are never reused), so a copy arriving after the release, an
+-- expiry or another holder's acquire changes nothing.
 if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end

@@ -56,6 +56,8 @@ impl Masters {
             reentrant: false,
             waited: false,
             nest: false,
+            known_token: 0,
+            live_holds: &[],
         });
         (outcome, self.clock.now() - started)
     }
@@ -309,6 +311,8 @@ fn attempt_as(
         reentrant: false,
         waited: false,
         nest: false,
+        known_token: 0,
+        live_holds: &[],
     })
 }
 

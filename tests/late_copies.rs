@@ -1,0 +1,800 @@
+//! A late copy of any command, delivered at any later moment, changes
+//! nothing that belongs to a newer hold: it never shortens an expiry, never
+//! removes a hold it did not create, never lowers a fencing token.
+//!
+//! The copies are the library's own script calls, captured with their
+//! exact KEYS and ARGV by a MONITOR connection and delivered again through
+//! a raw connection (EVALSHA of the same script), the way a command
+//! delayed in the network would reach Redis.
+//!
+//! `replaying_the_past_changes_nothing` generates random sequences from
+//! three handles (one plain, two reentrant) against a real redis-server,
+//! with SAVE, restarts from an older snapshot and replayed copies of any
+//! earlier call, and checks after every step (see [`Run::check`]). Its
+//! seed is printed; `LATCHKEY_REPLAY_SEED` replays one, and
+//! `LATCHKEY_REPLAY_CASES` (default 6; `make fuzz` runs more) sets how many
+//! sequences run. A failing sequence is shrunk (steps dropped while it
+//! still fails) and printed; `LATCHKEY_REPLAY_ALL=1` goes on after a
+//! failure and reports every failing case.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use latchkey::{Client, Guard, Lock, LockOptions};
+use support::RedisServer;
+
+/// Every script the library sends, as it sends it (prelude first), so that
+/// a restarted server knows them before a copy is replayed.
+const SCRIPTS: &[&str] = &[
+    include_str!("../src/scripts/acquire.lua"),
+    include_str!("../src/scripts/reentrant_acquire.lua"),
+    include_str!("../src/scripts/release.lua"),
+    include_str!("../src/scripts/reentrant_release.lua"),
+    include_str!("../src/scripts/extend.lua"),
+    include_str!("../src/scripts/extend_batch.lua"),
+    include_str!("../src/scripts/inspect.lua"),
+    include_str!("../src/scripts/hold_exists.lua"),
+    include_str!("../src/scripts/force_unlock.lua"),
+    include_str!("../src/scripts/fenced_write.lua"),
+    include_str!("../src/scripts/fenced_read.lua"),
+    include_str!("../src/scripts/raise_fence.lua"),
+];
+
+fn load_scripts(admin: &mut redis::Connection) {
+    for body in SCRIPTS {
+        let text = format!("{}{}", include_str!("../src/scripts/prelude.lua"), body);
+        let _: String = redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(text)
+            .query(admin)
+            .unwrap();
+    }
+}
+
+/// One captured command: its arguments, the command name first.
+type Command = Vec<Vec<u8>>;
+
+/// A MONITOR connection: every command the server runs, with its exact
+/// arguments.
+struct Monitor {
+    reader: BufReader<TcpStream>,
+    next_marker: u64,
+}
+
+impl Monitor {
+    fn start(server: &RedisServer) -> Monitor {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "MONITOR answered {line:?}");
+        Monitor {
+            reader,
+            next_marker: 0,
+        }
+    }
+
+    /// The script calls (EVALSHA) the server ran since the last call,
+    /// sent by anyone but `admin` (which sends a marker to know where
+    /// "now" is in the stream).
+    fn script_calls_since(&mut self, admin: &mut redis::Connection) -> Vec<Command> {
+        self.next_marker += 1;
+        let marker = format!("late-copies-marker-{}", self.next_marker);
+        let _: String = redis::cmd("ECHO").arg(&marker).query(admin).unwrap();
+        let mut calls = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            self.reader.read_until(b'\n', &mut line).unwrap();
+            assert!(!line.is_empty(), "the MONITOR connection closed");
+            let args = parse_monitor_line(&line);
+            match args.first().map(|a| a.to_ascii_uppercase()) {
+                Some(name)
+                    if name == b"ECHO" && args.get(1) == Some(&marker.clone().into_bytes()) =>
+                {
+                    return calls
+                }
+                Some(name) if name == b"EVALSHA" => calls.push(args),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The quoted arguments of one MONITOR line (`+<time> [db addr] "A" "B"`),
+/// unescaped (Redis writes them with sdscatrepr: `\\`, `\"`, `\n`, `\r`,
+/// `\t`, `\a`, `\b` and `\xHH`).
+fn parse_monitor_line(line: &[u8]) -> Vec<Vec<u8>> {
+    let start = line
+        .iter()
+        .position(|&b| b == b']')
+        .map_or(line.len(), |p| p + 1);
+    let mut args = Vec::new();
+    let mut i = start;
+    while i < line.len() {
+        if line[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut arg = Vec::new();
+        while i < line.len() && line[i] != b'"' {
+            if line[i] == b'\\' && i + 1 < line.len() {
+                i += 1;
+                match line[i] {
+                    b'n' => arg.push(b'\n'),
+                    b'r' => arg.push(b'\r'),
+                    b't' => arg.push(b'\t'),
+                    b'a' => arg.push(7),
+                    b'b' => arg.push(8),
+                    b'x' if i + 2 < line.len() => {
+                        let hex = std::str::from_utf8(&line[i + 1..i + 3]).unwrap_or("00");
+                        arg.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                        i += 2;
+                    }
+                    other => arg.push(other),
+                }
+            } else {
+                arg.push(line[i]);
+            }
+            i += 1;
+        }
+        args.push(arg);
+        i += 1;
+    }
+    args
+}
+
+/// Delivers a captured command again, as a late copy would arrive; its
+/// reply goes nowhere (nobody waits for it any more).
+fn deliver(admin: &mut redis::Connection, command: &Command) {
+    let mut cmd = redis::cmd(std::str::from_utf8(&command[0]).unwrap());
+    for arg in &command[1..] {
+        cmd.arg(arg.as_slice());
+    }
+    let _: redis::RedisResult<redis::Value> = cmd.query(admin);
+}
+
+/// The first captured script call whose KEYS[1] is the lock `name`.
+fn call_on(calls: &[Command], name: &str) -> Command {
+    let key = format!("latchkey:{{{name}}}").into_bytes();
+    calls
+        .iter()
+        .find(|c| c.get(3) == Some(&key))
+        .cloned()
+        .unwrap_or_else(|| panic!("no script call on {name} among {} captured", calls.len()))
+}
+
+fn lock_key(name: &str) -> String {
+    format!("latchkey:{{{name}}}")
+}
+
+fn pttl(admin: &mut redis::Connection, name: &str) -> i64 {
+    redis::cmd("PTTL").arg(lock_key(name)).query(admin).unwrap()
+}
+
+/// Whether the hold of `guard` is in Redis.
+fn hold_present(admin: &mut redis::Connection, name: &str, guard: &Guard, reentrant: bool) -> bool {
+    let key = lock_key(name);
+    let kind: String = redis::cmd("TYPE").arg(&key).query(admin).unwrap();
+    if reentrant {
+        kind == "hash"
+            && redis::cmd("HEXISTS")
+                .arg(&key)
+                .arg(format!("h:{}", guard.token()))
+                .query::<i64>(admin)
+                .unwrap()
+                == 1
+    } else {
+        kind == "string"
+            && redis::cmd("GET").arg(&key).query::<String>(admin).unwrap() == guard.token()
+    }
+}
+
+fn options(reentrant: bool) -> LockOptions {
+    LockOptions::new()
+        .ttl(Duration::from_secs(5))
+        .auto_renew(false)
+        .reentrant(reentrant)
+}
+
+fn save(admin: &mut redis::Connection) {
+    let () = redis::cmd("SAVE").query(admin).unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Findings 1-4, one test each.
+
+/// Finding 1. Before the fix (acquire.lua's "already ours" branch ran
+/// PEXPIRE with the attempt's ttl) the copy cut the 60 s lease back to 2 s
+/// and another owner took the lock 2 s later while the guard still counted
+/// 56 s: failed 3 of 3 runs ("the late copy cut the lease in Redis to 2002
+/// ms below the guard's 59.39s").
+#[test]
+fn a_late_copy_of_an_acquire_never_shortens_an_extended_lease() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    let name = "late-acquire";
+    let lock = client
+        .lock_with(
+            name,
+            LockOptions::new()
+                .ttl(Duration::from_secs(2))
+                .auto_renew(false),
+        )
+        .unwrap();
+    let guard = lock.try_acquire().unwrap().unwrap();
+    // The attempt that timed out and was retried with the same hold token:
+    // the very call the library sent, still on its way.
+    let copy = call_on(&monitor.script_calls_since(&mut admin), name);
+    guard.extend(Duration::from_secs(60)).unwrap();
+    deliver(&mut admin, &copy);
+    let before = Instant::now();
+    let remaining = guard.remaining();
+    let left = pttl(&mut admin, name) + before.elapsed().as_millis() as i64 + 2;
+    assert!(
+        left >= remaining.as_millis() as i64,
+        "the late copy cut the lease in Redis to {left} ms below the guard's {remaining:?}"
+    );
+    let other = client.lock(name).unwrap();
+    assert!(other.try_acquire().unwrap().is_none(), "two holders");
+    guard.release().unwrap();
+}
+
+/// Finding 2. Before the fix the copy (sent with no live hold, ARGV[6] =
+/// '0') took the "stale tenure" branch, deleted the key with hold Y's
+/// field and installed its own abandoned hold: failed 3 of 3 runs ("hold Y
+/// removed by a late copy").
+#[test]
+fn a_late_reentrant_acquire_never_removes_a_live_hold_of_its_handle() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    let name = "late-reentrant";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let first = lock.try_acquire().unwrap().unwrap();
+    let copy = call_on(&monitor.script_calls_since(&mut admin), name);
+    first.release().unwrap();
+    let y = lock.try_acquire().unwrap().unwrap();
+    deliver(&mut admin, &copy);
+    assert!(
+        hold_present(&mut admin, name, &y, true),
+        "hold Y removed by a late copy"
+    );
+    assert!(y.confirm().unwrap());
+    let before = Instant::now();
+    let remaining = y.remaining();
+    assert!(
+        pttl(&mut admin, name) + before.elapsed().as_millis() as i64 + 2
+            >= remaining.as_millis() as i64
+    );
+    let token = y.fencing_token();
+    let nested = lock.try_acquire().unwrap().unwrap();
+    assert!(
+        nested.fencing_token() >= token,
+        "a nested hold's token went down"
+    );
+    drop(nested);
+    y.release().unwrap();
+}
+
+/// Finding 3. Before the fix the nested acquire C nested into the restored
+/// tenure of hold A: C got A's token, below B's, its fenced write was
+/// refused, and A's long-released field kept the name locked after C's
+/// release: failed 3 of 3 runs ("C's token 1796601460270491 is not above
+/// B's 1796601460321264").
+#[test]
+fn a_nested_acquire_after_a_restart_from_an_older_snapshot_gets_a_higher_token() {
+    let mut server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let name = "late-snapshot";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let a = lock.try_acquire().unwrap().unwrap();
+    save(&mut server.admin());
+    a.release().unwrap();
+    let b = lock.try_acquire().unwrap().unwrap();
+    assert!(
+        b.fenced_write("late-snapshot-resource", b"b")
+            .unwrap()
+            .written
+    );
+    server.restart();
+    support::warm_up(&client);
+    // B is still live for its handle: this acquire nests.
+    let c = lock.try_acquire().unwrap().unwrap();
+    assert!(
+        c.fencing_token() > b.fencing_token(),
+        "C's token {} is not above B's {}",
+        c.fencing_token(),
+        b.fencing_token()
+    );
+    // (The resource lives on the restarted server too: it was written
+    // after the snapshot, so it is gone; write it again with B's token, as
+    // a resource elsewhere would still have it.)
+    assert!(
+        client
+            .fenced_write("late-snapshot-resource", b.fencing_token(), b"b")
+            .unwrap()
+            .written
+    );
+    assert!(
+        c.fenced_write("late-snapshot-resource", b"c")
+            .unwrap()
+            .written,
+        "C's fenced write was refused"
+    );
+    c.release().unwrap();
+    let _ = b.release();
+    let other = client.lock_with(name, options(true)).unwrap();
+    assert!(
+        other.try_acquire().unwrap().is_some(),
+        "a long-released hold kept the name locked"
+    );
+}
+
+/// Finding 4. Before the fix each master kept its own tenure `fence`
+/// field (the write-back raised only the counters): with the master that
+/// issued the highest token down, a nested hold got a lower token than the
+/// tenure's first hold and its fenced write was refused: failed 3 of 3
+/// runs ("nested token 1796601461427385 below the tenure's first
+/// 9000000000000001").
+#[test]
+fn a_redlock_tenure_never_hands_a_nested_hold_a_lower_token() {
+    let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let client = Client::redlock_builder(&urls)
+        .connect_timeout(Duration::from_millis(500))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let name = "late-redlock";
+    // Master 0's counter runs far ahead (its clock, or tokens it issued
+    // while the others were away): it issues the highest token.
+    let ahead: u64 = 9_000_000_000_000_000;
+    let () = redis::cmd("SET")
+        .arg(format!("latchkey:{{{name}}}:fence"))
+        .arg(ahead)
+        .query(&mut servers[0].admin())
+        .unwrap();
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let first = lock.try_acquire().unwrap().unwrap();
+    assert!(first.fencing_token() > ahead);
+    assert!(
+        first
+            .fenced_write("late-redlock-resource", b"first")
+            .unwrap()
+            .written
+    );
+    servers[0].kill();
+    let nested = lock.acquire_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        nested.fencing_token() >= first.fencing_token(),
+        "nested token {} below the tenure's first {}",
+        nested.fencing_token(),
+        first.fencing_token()
+    );
+    assert!(
+        nested
+            .fenced_write("late-redlock-resource", b"nested")
+            .unwrap()
+            .written,
+        "the nested hold's fenced write was refused"
+    );
+    drop(nested);
+    drop(first);
+}
+
+/// A force-unlock names the holder it saw; for a reentrant lock that was
+/// only the handle's token, so a late copy deleted the same handle's next
+/// tenure. Before the fix (force_unlock.lua compared only the owner): failed
+/// 2 of 2 runs ("the next tenure's hold removed by a late force-unlock").
+#[test]
+fn a_late_force_unlock_never_breaks_the_next_tenure_of_the_same_handle() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    let name = "late-force";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let first = lock.try_acquire().unwrap().unwrap();
+    monitor.script_calls_since(&mut admin);
+    assert!(client.force_unlock(name).unwrap());
+    let calls = monitor.script_calls_since(&mut admin);
+    // The inspect, then the unlock: the unlock is the last call.
+    let copy = calls.last().cloned().unwrap();
+    drop(first);
+    let next = lock.try_acquire().unwrap().unwrap();
+    deliver(&mut admin, &copy);
+    assert!(
+        hold_present(&mut admin, name, &next, true),
+        "the next tenure's hold removed by a late force-unlock"
+    );
+    next.release().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// The generator.
+
+/// A tiny xorshift64* generator: seeded, reproducible, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The handles: 0 is a plain lock, 1 and 2 reentrant ones (three owners).
+const HANDLES: usize = 3;
+
+fn reentrant(handle: usize) -> bool {
+    handle != 0
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// An acquire (a nested one when the handle holds).
+    Acquire(usize),
+    /// Releases one of the handle's guards.
+    Release(usize, u32),
+    /// Extends one of the handle's guards to 30 s.
+    Extend(usize, u32),
+    /// A fenced write through one of the handle's guards.
+    FencedWrite(usize, u32),
+    ForceUnlock,
+    Save,
+    /// kill -9, start again from the last snapshot (if any).
+    Restart,
+    /// Delivers again one call captured during step `step`.
+    Replay {
+        step: usize,
+        which: u32,
+    },
+}
+
+/// One step with the id it was generated with (a replay names its
+/// source by that id, so dropping steps keeps the others' meaning).
+#[derive(Clone, Debug)]
+struct Numbered {
+    id: usize,
+    step: Step,
+}
+
+fn generate(rng: &mut Rng, len: usize) -> Vec<Numbered> {
+    // Steps mostly stay with the handle of the step before: the findings
+    // are stories of one handle (acquire, save, release, acquire, restart,
+    // acquire), which a uniform choice would rarely tell.
+    let mut handle = rng.below(HANDLES as u64) as usize;
+    (0..len)
+        .map(|id| {
+            if rng.below(10) < 3 {
+                handle = rng.below(HANDLES as u64) as usize;
+            }
+            let index = rng.below(4) as u32;
+            let step = match rng.below(100) {
+                0..=24 => Step::Acquire(handle),
+                25..=35 => Step::Release(handle, index),
+                36..=45 => Step::Extend(handle, index),
+                46..=51 => Step::FencedWrite(handle, index),
+                52..=54 => Step::ForceUnlock,
+                55..=62 => Step::Save,
+                63..=69 => Step::Restart,
+                _ if id > 0 => Step::Replay {
+                    step: rng.below(id as u64) as usize,
+                    which: rng.below(8) as u32,
+                },
+                _ => Step::Acquire(handle),
+            };
+            Numbered { id, step }
+        })
+        .collect()
+}
+
+/// One guard the run holds, and what the checker knows about it.
+struct Held {
+    guard: Guard,
+    /// Created before a restart: Redis may have forgotten it (a restart
+    /// loses data by design), so it no longer counts for the invariants.
+    before_restart: bool,
+    /// Removed by a force-unlock (by design).
+    broken: bool,
+}
+
+impl Held {
+    /// Whether this guard says it holds the lock, and Redis is expected to
+    /// agree: not lost, not before a restart, not force-unlocked, and with
+    /// some validity left (so an expiry in flight is no finding).
+    fn counts(&self) -> bool {
+        !self.before_restart
+            && !self.broken
+            && self.guard.check().is_ok()
+            && self.guard.remaining() > Duration::from_millis(200)
+    }
+}
+
+const NAME: &str = "replayed";
+
+struct Run {
+    server: RedisServer,
+    client: Client,
+    admin: redis::Connection,
+    monitor: Monitor,
+    locks: Vec<Lock>,
+    held: Vec<Vec<Held>>,
+    /// The script calls each step made, by step id.
+    captured: HashMap<usize, Vec<Command>>,
+    /// Every fencing token issued to a guard, with its handle.
+    tokens: Vec<(usize, u64)>,
+}
+
+impl Run {
+    fn new() -> Run {
+        let server = RedisServer::start();
+        let client = Client::builder(&server.url())
+            .command_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        let mut admin = server.admin();
+        load_scripts(&mut admin);
+        let monitor = Monitor::start(&server);
+        let locks = (0..HANDLES)
+            .map(|h| client.lock_with(NAME, options(reentrant(h))).unwrap())
+            .collect();
+        Run {
+            server,
+            client,
+            admin,
+            monitor,
+            locks,
+            held: (0..HANDLES).map(|_| Vec::new()).collect(),
+            captured: HashMap::new(),
+            tokens: Vec::new(),
+        }
+    }
+
+    fn pick(&self, handle: usize, index: u32) -> Option<usize> {
+        let n = self.held[handle].len();
+        (n > 0).then(|| index as usize % n)
+    }
+
+    /// Runs one step; `Err` names the invariant it broke.
+    fn step(&mut self, numbered: &Numbered) -> Result<(), String> {
+        let mut may_remove = false;
+        match &numbered.step {
+            Step::Acquire(h) => {
+                let h = *h;
+                let nested = self.held[h].iter().any(|x| x.guard.check().is_ok());
+                if let Ok(Some(guard)) = self.locks[h].try_acquire() {
+                    let token = guard.fencing_token();
+                    let own = self
+                        .tokens
+                        .iter()
+                        .filter(|(o, _)| *o == h)
+                        .map(|(_, t)| *t)
+                        .max();
+                    let others = self
+                        .tokens
+                        .iter()
+                        .filter(|(o, _)| *o != h)
+                        .map(|(_, t)| *t)
+                        .max();
+                    let all = own.max(others);
+                    if nested && reentrant(h) {
+                        if own.is_some_and(|own| token < own) {
+                            return Err(format!(
+                                "nested hold of handle {h} got token {token}, below the handle's {own:?}"
+                            ));
+                        }
+                        if others.is_some_and(|o| token <= o) {
+                            return Err(format!(
+                                "nested hold of handle {h} got token {token}, not above another owner's {others:?}"
+                            ));
+                        }
+                    } else if all.is_some_and(|a| token <= a) {
+                        return Err(format!(
+                            "handle {h} got token {token}, not above {all:?} issued before"
+                        ));
+                    }
+                    let owners: Vec<usize> = (0..HANDLES)
+                        .filter(|&o| o != h && self.held[o].iter().any(Held::counts))
+                        .collect();
+                    if !owners.is_empty() {
+                        return Err(format!(
+                            "handle {h} acquired while handle(s) {owners:?} hold the lock"
+                        ));
+                    }
+                    self.tokens.push((h, token));
+                    self.held[h].push(Held {
+                        guard,
+                        before_restart: false,
+                        broken: false,
+                    });
+                }
+            }
+            Step::Release(h, i) => {
+                if let Some(i) = self.pick(*h, *i) {
+                    let _ = self.held[*h].remove(i).guard.release();
+                }
+            }
+            Step::Extend(h, i) => {
+                if let Some(i) = self.pick(*h, *i) {
+                    let _ = self.held[*h][i].guard.extend(Duration::from_secs(30));
+                }
+            }
+            Step::FencedWrite(h, i) => {
+                if let Some(i) = self.pick(*h, *i) {
+                    let _ = self.held[*h][i]
+                        .guard
+                        .fenced_write("replayed-resource", b"v");
+                }
+            }
+            Step::ForceUnlock => {
+                may_remove = true;
+                let _ = self.client.force_unlock(NAME);
+            }
+            Step::Save => save(&mut self.admin),
+            Step::Restart => {
+                self.server.restart();
+                self.admin = self.server.admin();
+                load_scripts(&mut self.admin);
+                self.monitor = Monitor::start(&self.server);
+                for held in self.held.iter_mut().flatten() {
+                    held.before_restart = true;
+                }
+            }
+            Step::Replay { step, which } => {
+                if let Some(calls) = self.captured.get(step).filter(|c| !c.is_empty()) {
+                    let call = calls[*which as usize % calls.len()].clone();
+                    deliver(&mut self.admin, &call);
+                }
+            }
+        }
+        let calls = self.monitor.script_calls_since(&mut self.admin);
+        if !matches!(numbered.step, Step::Replay { .. }) {
+            self.captured.insert(numbered.id, calls);
+        }
+        self.check(may_remove)
+    }
+
+    /// After every step: every hold a guard counts on is in Redis (unless
+    /// the step was a force-unlock), the key lives at least as long as any
+    /// such guard believes, and at most one owner's guards say held.
+    fn check(&mut self, may_remove: bool) -> Result<(), String> {
+        let mut longest = Duration::ZERO;
+        let started = Instant::now();
+        for h in 0..HANDLES {
+            for i in 0..self.held[h].len() {
+                if !self.held[h][i].counts() {
+                    continue;
+                }
+                let present =
+                    hold_present(&mut self.admin, NAME, &self.held[h][i].guard, reentrant(h));
+                if !present {
+                    if may_remove {
+                        self.held[h][i].broken = true;
+                        continue;
+                    }
+                    return Err(format!(
+                        "hold {} of handle {h} (token {}) vanished, though its guard says held",
+                        self.held[h][i].guard.token(),
+                        self.held[h][i].guard.fencing_token()
+                    ));
+                }
+                longest = longest.max(self.held[h][i].guard.remaining());
+            }
+        }
+        if longest > Duration::ZERO {
+            let left = pttl(&mut self.admin, NAME) + started.elapsed().as_millis() as i64 + 2;
+            if left < longest.as_millis() as i64 {
+                return Err(format!(
+                    "the key lives {left} ms, less than the {longest:?} a guard counts on"
+                ));
+            }
+        }
+        let owners: Vec<usize> = (0..HANDLES)
+            .filter(|&h| self.held[h].iter().any(Held::counts))
+            .collect();
+        if owners.len() > 1 {
+            return Err(format!("owners {owners:?} all say held"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `steps` on a fresh server; the first broken invariant, with the
+/// step that broke it.
+fn run(steps: &[Numbered]) -> Result<(), String> {
+    let mut run = Run::new();
+    for numbered in steps {
+        run.step(numbered)
+            .map_err(|e| format!("after step {} {:?}: {e}", numbered.id, numbered.step))?;
+    }
+    Ok(())
+}
+
+/// Drops steps one at a time while the sequence still fails, pass after
+/// pass until no single step can go.
+fn shrink(mut steps: Vec<Numbered>, mut failure: String) -> (Vec<Numbered>, String) {
+    let mut budget = 200;
+    loop {
+        let mut dropped = false;
+        let mut i = steps.len();
+        while i > 0 && budget > 0 {
+            i -= 1;
+            let mut fewer = steps.clone();
+            fewer.remove(i);
+            budget -= 1;
+            if let Err(e) = run(&fewer) {
+                steps = fewer;
+                failure = e;
+                dropped = true;
+            }
+        }
+        if !dropped || budget == 0 {
+            return (steps, failure);
+        }
+    }
+}
+
+#[test]
+fn replaying_the_past_changes_nothing() {
+    let cases: usize = std::env::var("LATCHKEY_REPLAY_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let seed: u64 = std::env::var("LATCHKEY_REPLAY_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+                | 1
+        });
+    println!("LATCHKEY_REPLAY_SEED={seed} LATCHKEY_REPLAY_CASES={cases}");
+    // LATCHKEY_REPLAY_ALL=1 runs every case and reports each failure
+    // (to see every kind of finding at once), instead of the first.
+    let all = std::env::var("LATCHKEY_REPLAY_ALL").is_ok_and(|v| v == "1");
+    let mut rng = Rng(seed);
+    let mut failures = Vec::new();
+    for case in 0..cases {
+        let steps = generate(&mut rng, 30);
+        if let Err(failure) = run(&steps) {
+            let (steps, failure) = shrink(steps, failure);
+            let listing: Vec<String> = steps
+                .iter()
+                .map(|s| format!("  {} {:?}", s.id, s.step))
+                .collect();
+            let report = format!(
+                "case {case} of seed {seed} failed; shrunk to {} steps:\n{}\n{failure}",
+                steps.len(),
+                listing.join("\n")
+            );
+            println!("{report}");
+            failures.push(report);
+            if !all {
+                break;
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
