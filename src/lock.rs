@@ -411,11 +411,10 @@ impl Lock {
             // A close that swept the client's holds before this one was
             // registered (see `guard`) has not released it: do it here.
             Some(guard)
-                if self.client.closing.release_if_closed(
-                    self.client.backend.as_ref(),
-                    &self.client.watchdog,
-                    &guard.lease,
-                ) =>
+                if self
+                    .client
+                    .closing
+                    .release_if_closed(&self.client.releaser(), &guard.lease) =>
             {
                 Err(Closing::error(&self.keys.name))
             }
