@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
 use support::{wait_for_waiter, wait_until, RedisServer};
 
+/// One extend of a scenario, named.
+type Step<'a> = Box<dyn Fn() -> latchkey::Result<()> + 'a>;
+
 fn pttl(server: &RedisServer, name: &str) -> i64 {
     let mut admin = server.admin();
     redis::cmd("PTTL")
@@ -316,7 +319,7 @@ fn no_extend_makes_the_guard_outlive_the_key() {
         );
     };
     agree("acquire");
-    let steps: Vec<(&str, Box<dyn Fn() -> latchkey::Result<()>>)> = vec![
+    let steps: Vec<(&str, Step<'_>)> = vec![
         (
             "extend 10 s",
             Box::new(|| guard.extend(Duration::from_secs(10))),
