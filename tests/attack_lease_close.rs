@@ -24,6 +24,26 @@ fn pttl(server: &RedisServer, name: &str) -> i64 {
         .unwrap()
 }
 
+/// Asserts that the guard does not count on more than Redis keeps, in end
+/// times: the guard's end is at least `before + remaining` (`before` taken
+/// before remaining() was read), Redis's at most `after + PTTL` (`after`
+/// taken once PTTL answered; PTTL is the expiry less the server's whole
+/// milliseconds). A renewal in between only moves both ends later.
+fn assert_guard_within_key(server: &RedisServer, name: &str, guard: &latchkey::Guard, what: &str) {
+    let before = Instant::now();
+    let guard_left = guard.remaining();
+    let key_left = pttl(server, name);
+    let after = Instant::now();
+    let guard_end = before + guard_left;
+    let key_end = after + Duration::from_millis(key_left.max(0) as u64);
+    assert!(
+        guard_end <= key_end,
+        "after {what}: the guard counts on {guard_left:?}, Redis keeps {key_left} ms \
+         ({:?} less)",
+        guard_end - key_end
+    );
+}
+
 fn raw_value(server: &RedisServer, name: &str) -> Option<String> {
     let mut admin = server.admin();
     redis::cmd("GET")
@@ -310,14 +330,7 @@ fn no_extend_makes_the_guard_outlive_the_key() {
         .unwrap()
         .acquire()
         .unwrap();
-    let agree = |what: &str| {
-        let key_left = pttl(&server, name);
-        let guard_left = guard.remaining();
-        assert!(
-            (guard_left.as_millis() as i64) <= key_left,
-            "after {what}: the guard counts on {guard_left:?}, Redis keeps {key_left} ms"
-        );
-    };
+    let agree = |what: &str| assert_guard_within_key(&server, name, &guard, what);
     agree("acquire");
     let steps: Vec<(&str, Step<'_>)> = vec![
         (
@@ -554,4 +567,87 @@ fn a_cancelled_waiter_gives_the_lock_back_free() {
         reserved.is_empty(),
         "a cancelled waiter left the lock taken right after it returned: {reserved:?}"
     );
+}
+
+/// Extends, extend_bys and 100 ms watchdog renewals of one lease at once,
+/// with a checker reading PTTL and then remaining(): the guard never counts
+/// on more than Redis keeps, and the lease is never lost.
+#[test]
+fn concurrent_extends_and_renewals_never_outrun_the_key() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let name = "extend-storm";
+    let guard = Arc::new(
+        client
+            .lock_with(name, LockOptions::new().ttl(Duration::from_millis(300)))
+            .unwrap()
+            .acquire()
+            .unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let extenders: Vec<_> = (0..3)
+        .map(|t| {
+            let (guard, stop) = (guard.clone(), stop.clone());
+            thread::spawn(move || {
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    i += 1;
+                    let outcome = match (t + i) % 3 {
+                        0 => guard.extend(Duration::from_millis(100 + i % 500)),
+                        1 => guard.extend_by(Duration::from_millis(i % 7)),
+                        _ => guard.extend(Duration::from_millis(300)),
+                    };
+                    outcome.unwrap();
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let mut checks = 0;
+    while started.elapsed() < Duration::from_secs(2) {
+        assert_guard_within_key(&server, name, &guard, "extends and renewals");
+        checks += 1;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for e in extenders {
+        e.join().unwrap();
+    }
+    guard.check().unwrap();
+    eprintln!("{checks} checks");
+}
+
+/// A close from inside a lost-lease callback (the watchdog thread): it
+/// returns, releases the client's other hold, and the watchdog goes on.
+#[test]
+fn a_close_from_a_lost_callback_does_not_deadlock() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let observer = Client::open(&server.url()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let closer = client.clone();
+    let doomed = client
+        .lock_with(
+            "doomed",
+            LockOptions::new()
+                .ttl(Duration::from_millis(300))
+                .on_lost(move |_| {
+                    let _ = tx.send(closer.close().map_err(|e| e.kind()));
+                }),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let kept = client.lock("kept").unwrap().acquire().unwrap();
+    let mut admin = server.admin();
+    let _: i64 = redis::cmd("DEL")
+        .arg("latchkey:{doomed}")
+        .query(&mut admin)
+        .unwrap();
+    let closed = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the callback's close returned");
+    assert_eq!(closed, Ok(()));
+    assert!(doomed.lost());
+    assert_eq!(kept.check().unwrap_err().kind(), ErrorKind::NotHeld);
+    assert!(!observer.is_locked("kept").unwrap());
 }
