@@ -651,3 +651,44 @@ fn a_close_from_a_lost_callback_does_not_deadlock() {
     assert_eq!(kept.check().unwrap_err().kind(), ErrorKind::NotHeld);
     assert!(!observer.is_locked("kept").unwrap());
 }
+
+/// Redlock with a master down: extend and extend_by reach the two live
+/// masters, and the guard counts on no more than the shorter of their
+/// keys (both are needed for a quorum). With two masters down an extend
+/// fails (NoQuorum) and moves nothing.
+#[test]
+fn a_redlock_extend_with_a_master_down_stays_within_the_quorum() {
+    let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    let client = Client::redlock_builder(&urls)
+        .connect_timeout(Duration::from_millis(300))
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let name = "redlock-extend";
+    let guard = client
+        .lock_with(name, LockOptions::new().ttl(Duration::from_secs(2)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    servers[0].kill();
+    let within_live = |what: &str| {
+        for server in &servers[1..] {
+            assert_guard_within_key(server, name, &guard, what);
+        }
+    };
+    guard.extend(Duration::from_secs(60)).unwrap();
+    within_live("extend 60 s");
+    guard.extend(Duration::from_secs(5)).unwrap();
+    within_live("a shorter extend");
+    guard.extend_by(Duration::from_secs(30)).unwrap();
+    within_live("extend_by 30 s");
+    servers[1].kill();
+    let before = guard.remaining();
+    let err = guard.extend(Duration::from_secs(600)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoQuorum, "{err}");
+    let err = guard.extend_by(Duration::from_secs(600)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NoQuorum, "{err}");
+    assert!(guard.remaining() <= before);
+    assert_guard_within_key(&servers[2], name, &guard, "refused extends");
+}
