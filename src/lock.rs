@@ -132,7 +132,11 @@ impl LockOptions {
         self
     }
 
-    /// How often the watchdog renews (default: a third of the ttl).
+    /// How often the watchdog renews (default: a third of the ttl). A
+    /// renewal still goes no later than a third of the lease's ttl before
+    /// its validity ends, so that it can come back in time (a period close
+    /// to the ttl, or an extend that made the ttl shorter than the period,
+    /// would otherwise lose the lease at each renewal).
     ///
     /// ```
     /// let o = latchkey::LockOptions::new().renew_every(std::time::Duration::from_secs(2));
