@@ -115,10 +115,13 @@ pub(crate) struct Acquisition<'a, T: Target> {
     owner: String,
     hold: String,
     parker: Arc<Parker>,
+    /// Declared before the registrations, so dropped before them: once a
+    /// close sees this acquisition unregistered, its UNSUBSCRIBE was sent
+    /// (see `Closing::close`).
+    watches: Vec<Watch>,
     _registration: Option<CancelRegistration>,
     /// Wakes the parked loop when the client closes.
     _closing_registration: Option<CancelRegistration>,
-    watches: Vec<Watch>,
     /// Whether this acquisition has parked (been a waiter a release could
     /// wake): only then may it take a lock reserved for woken waiters. A
     /// single try never has, and neither has a caller that just subscribed.
@@ -150,9 +153,9 @@ impl<'a, T: Target> Acquisition<'a, T> {
             owner,
             hold,
             parker,
+            watches: Vec::new(),
             _registration: registration,
             _closing_registration: closing_registration,
-            watches: Vec::new(),
             waited: false,
             outage: Outage::default(),
             attempts: 0,
@@ -184,11 +187,15 @@ impl<'a, T: Target> Acquisition<'a, T> {
 
     /// A cancel that arrived before the call returns wins, whatever the
     /// attempt on the wire meanwhile did: a lock it took is given back.
-    fn finish(&self, outcome: Result<Option<T::Held>>) -> Result<Option<T::Held>> {
+    fn finish(&mut self, outcome: Result<Option<T::Held>>) -> Result<Option<T::Held>> {
         if !self.cancel.is_some_and(CancelToken::is_cancelled) {
             return outcome;
         }
         if let Ok(Some(held)) = outcome {
+            // Stop listening first: the give-back waits for the UNSUBSCRIBE,
+            // so it does not count this acquisition as a waiter and reserve
+            // the lock for it (a_cancelled_waiter_gives_the_lock_back_free).
+            self.watches.clear();
             self.lock.give_back_now(held);
         }
         Err(self.cancelled())

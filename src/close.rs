@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
 
@@ -18,11 +18,28 @@ use crate::backend::Backend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
 use crate::lease::Lease;
+use crate::pubsub::Subscriber;
 use crate::wait::CancelToken;
 use crate::watchdog::Watchdog;
 
 /// At most this many threads release a closing client's holds at once.
 const MAX_RELEASE_THREADS: usize = 32;
+
+/// How long a close waits for the client's woken acquires to return before
+/// it releases the holds. A parked acquire returns at once; one with an
+/// attempt on the wire returns when Redis answers. Releasing while one of
+/// them still listens would reserve the lock for it ('handoff', 100 ms)
+/// although it is leaving.
+const WAITERS_LEAVE_WITHIN: Duration = Duration::from_secs(1);
+
+/// Who releases a closing client's holds: the backend, the watchdog that
+/// renews them and the release listeners whose pending UNSUBSCRIBEs a
+/// release waits for.
+pub(crate) struct Releaser<'a> {
+    pub(crate) backend: &'a dyn Backend,
+    pub(crate) watchdog: &'a Watchdog,
+    pub(crate) subscribers: &'a [Subscriber],
+}
 
 /// What a client needs to be closed: the flag, the holds it has handed out
 /// and the parkers of its waits in progress.
@@ -80,11 +97,17 @@ impl Closing {
     /// hold. Closing again does nothing. Errors: the holds whose release
     /// Redis did not confirm (each is given back in the background as soon
     /// as Redis answers, and its guard already says it is not held).
-    pub(crate) fn close(&self, backend: &dyn Backend, watchdog: &Watchdog) -> Result<()> {
+    pub(crate) fn close(&self, releaser: &Releaser<'_>) -> Result<()> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         self.waiters().cancel();
+        // The woken acquires leave (and unsubscribe) before the holds are
+        // released: a release while this client's own leaving waiter still
+        // counted as a listener reserved the lock for nobody
+        // (a_close_never_reserves_the_lock_for_its_own_leaving_waiter).
+        self.waiters()
+            .wait_until_unregistered(Instant::now() + WAITERS_LEAVE_WITHIN);
         let leases: Vec<Arc<Lease>> = std::mem::take(&mut *self.holds.get().lock())
             .into_iter()
             .filter_map(|weak| weak.upgrade())
@@ -96,7 +119,7 @@ impl Closing {
         let release_all = |chunk: &[Arc<Lease>]| -> Vec<Error> {
             chunk
                 .iter()
-                .filter_map(|lease| release_closed(backend, watchdog, lease).err())
+                .filter_map(|lease| release_closed(releaser, lease).err())
                 .collect()
         };
         // The calling thread releases the first share itself: one hold
@@ -125,17 +148,12 @@ impl Closing {
     /// Releases one hold the close has just taken over, if it is closed
     /// already: for an acquire that finished after the close swept the
     /// holds. Returns whether it did.
-    pub(crate) fn release_if_closed(
-        &self,
-        backend: &dyn Backend,
-        watchdog: &Watchdog,
-        lease: &Arc<Lease>,
-    ) -> bool {
+    pub(crate) fn release_if_closed(&self, releaser: &Releaser<'_>, lease: &Arc<Lease>) -> bool {
         if !self.is_closed() {
             return false;
         }
         if lease.mark_closed() {
-            let _ = release_closed(backend, watchdog, lease);
+            let _ = release_closed(releaser, lease);
         }
         true
     }
@@ -143,8 +161,18 @@ impl Closing {
 
 /// Releases a hold marked closed: stops its renewal and deletes it in
 /// Redis; a release whose outcome is unknown is retried in the background.
-fn release_closed(backend: &dyn Backend, watchdog: &Watchdog, lease: &Lease) -> Result<()> {
+fn release_closed(releaser: &Releaser<'_>, lease: &Lease) -> Result<()> {
+    let Releaser {
+        backend,
+        watchdog,
+        subscribers,
+    } = releaser;
     watchdog.unwatch(lease);
+    // As `Guard::release` does: this client's UNSUBSCRIBEs on the channel
+    // are confirmed first, so they do not count as listeners.
+    for subscriber in subscribers.iter() {
+        subscriber.settle(&lease.keys().channel);
+    }
     match backend.release(lease.keys(), lease.token(), lease.reentrant()) {
         Ok(_) => Ok(()),
         Err(e) => {

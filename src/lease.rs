@@ -131,12 +131,22 @@ impl Lease {
     }
 
     /// When the watchdog should renew next: a third of the ttl (or the
-    /// configured period) after the last confirmation.
+    /// configured period) after the last confirmation, but never later than
+    /// a third of the ttl before the validity ends: a renewal sent at the
+    /// validity end always comes back too late and loses the lease (a
+    /// period close to the ttl did, and so did an extend that made the ttl
+    /// shorter than the period; a_renewal_period_near_the_ttl_never_loses_the_lease,
+    /// an_extend_shorter_than_the_renewal_period_never_loses_the_lease).
     pub(crate) fn next_renewal(&self) -> Instant {
         let state = self.state.lock();
         let period = self.renew_every.unwrap_or(state.ttl / 3);
         let confirmed_at = state.valid_until - state.ttl.saturating_sub(drift(state.ttl));
-        (confirmed_at + period).min(state.valid_until)
+        let latest = state
+            .valid_until
+            .checked_sub(state.ttl / 3)
+            .unwrap_or(state.valid_until)
+            .max(confirmed_at);
+        (confirmed_at + period).min(latest)
     }
 
     /// The time left on the local clock, zero once lost or expired.
@@ -285,8 +295,8 @@ impl Lease {
 mod tests {
     use super::*;
 
-    fn lease(ttl: Duration, sent: Instant) -> Arc<Lease> {
-        Lease::new(NewLease {
+    fn new_lease(ttl: Duration, sent: Instant) -> NewLease {
+        NewLease {
             keys: LockKeys::new("t", "n").unwrap(),
             token: "hold".into(),
             fencing_token: 1,
@@ -295,7 +305,11 @@ mod tests {
             sent,
             renew_every: None,
             on_lost: None,
-        })
+        }
+    }
+
+    fn lease(ttl: Duration, sent: Instant) -> Arc<Lease> {
+        Lease::new(new_lease(ttl, sent))
     }
 
     #[test]
@@ -339,6 +353,20 @@ mod tests {
         assert!(held.renewed(later, Duration::from_secs(60)));
         assert_eq!(held.ttl(), Duration::from_secs(60));
         assert_eq!(held.next_renewal(), later + Duration::from_secs(20));
+    }
+
+    #[test]
+    fn a_renewal_leaves_a_third_of_the_ttl_to_come_back() {
+        let sent = Instant::now();
+        let ttl = Duration::from_millis(300);
+        let late = Lease::new(NewLease {
+            renew_every: Some(Duration::from_millis(298)),
+            ..new_lease(ttl, sent)
+        });
+        // Validity 295 ms: the renewal goes at 195 ms, not at 295 ms.
+        assert_eq!(late.next_renewal(), sent + Duration::from_millis(195));
+        // The default period is untouched.
+        assert_eq!(lease(ttl, sent).next_renewal(), sent + ttl / 3);
     }
 
     #[test]

@@ -132,7 +132,11 @@ impl LockOptions {
         self
     }
 
-    /// How often the watchdog renews (default: a third of the ttl).
+    /// How often the watchdog renews (default: a third of the ttl). A
+    /// renewal still goes no later than a third of the lease's ttl before
+    /// its validity ends, so that it can come back in time (a period close
+    /// to the ttl, or an extend that made the ttl shorter than the period,
+    /// would otherwise lose the lease at each renewal).
     ///
     /// ```
     /// let o = latchkey::LockOptions::new().renew_every(std::time::Duration::from_secs(2));
@@ -425,11 +429,10 @@ impl Lock {
             // A close that swept the client's holds before this one was
             // registered (see `guard`) has not released it: do it here.
             Some(guard)
-                if self.client.closing.release_if_closed(
-                    self.client.backend.as_ref(),
-                    &self.client.watchdog,
-                    &guard.lease,
-                ) =>
+                if self
+                    .client
+                    .closing
+                    .release_if_closed(&self.client.releaser(), &guard.lease) =>
             {
                 Err(Closing::error(&self.keys.name))
             }

@@ -67,7 +67,16 @@ impl ClientShared {
 
     /// See [`Client::close`](crate::Client::close).
     pub(crate) fn close(&self) -> Result<()> {
-        self.closing.close(self.backend.as_ref(), &self.watchdog)
+        self.closing.close(&self.releaser())
+    }
+
+    /// What releases this client's holds when it closes.
+    pub(crate) fn releaser(&self) -> crate::close::Releaser<'_> {
+        crate::close::Releaser {
+            backend: self.backend.as_ref(),
+            watchdog: &self.watchdog,
+            subscribers: &self.subscribers,
+        }
     }
 
     /// The keys of lock `name` on this client.

@@ -76,6 +76,9 @@ struct CancelInner {
     cancelled: AtomicBool,
     next_id: AtomicU64,
     parked: Mutex<Vec<(u64, Arc<Parker>)>>,
+    /// Notified whenever a registration drops (see
+    /// [`CancelToken::wait_until_unregistered`]).
+    left: Condvar,
 }
 
 impl std::fmt::Debug for CancelToken {
@@ -131,6 +134,17 @@ impl CancelToken {
         self.inner.cancelled.store(false, Ordering::SeqCst);
     }
 
+    /// Waits until every registration has dropped (every acquire given the
+    /// token has returned), or until `until`.
+    pub(crate) fn wait_until_unregistered(&self, until: Instant) {
+        let mut parked = self.inner.parked.lock();
+        while !parked.is_empty() {
+            if self.inner.left.wait_until(&mut parked, until).timed_out() {
+                return;
+            }
+        }
+    }
+
     /// Registers a parker to be woken by `cancel` until the registration drops.
     pub(crate) fn register(&self, parker: &Arc<Parker>) -> CancelRegistration {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +168,7 @@ impl Drop for CancelRegistration {
             .parked
             .lock()
             .retain(|(id, _)| *id != self.id);
+        self.token.inner.left.notify_all();
     }
 }
 
