@@ -308,8 +308,10 @@ fn hold(
     signals: SignalWatch,
 ) -> Result<(), Outcome> {
     let options = options.on_lost(|lost| {
-        println!("lost-callback {}", lost.reason);
-        let _ = std::io::stdout().flush();
+        // Not println!: it panics when stdout is a closed pipe.
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "lost-callback {}", lost.reason);
+        let _ = out.flush();
     });
     let lock = client.lock_with(name, options)?;
     let acquired = lock.acquire_with(timeout_ms.map(Duration::from_millis), Some(&signals.cancel));
@@ -410,9 +412,8 @@ impl HoldState {
     /// was lost at any moment of the hold, as `--help` says.
     fn end(mut self, ending: Result<(), Outcome>) -> Result<(), Outcome> {
         if let Some(guard) = self.guard.take() {
-            if let Err(err) = guard.release() {
+            if let Err(err) = self.release(guard) {
                 eprintln!("latchkey hold: release: {err}");
-                self.saw(&err);
             }
         }
         match self.lost {
@@ -425,6 +426,17 @@ impl HoldState {
             ))),
             None => ending,
         }
+    }
+
+    /// Releases `guard`, remembering a loss it reports. The guard is asked
+    /// first: a lease lost while Redis is unreachable (the renewals failed
+    /// until it ran out) is then remembered too, although the release can
+    /// only fail with a connection error.
+    fn release(&mut self, guard: Guard) -> Result<(), latchkey::Error> {
+        if let Err(err) = guard.check() {
+            self.saw(&err);
+        }
+        guard.release().inspect_err(|err| self.saw(err))
     }
 
     /// Remembers a loss that `err` reports.
@@ -457,12 +469,8 @@ fn obey(client: &Client, line: &str, state: &mut HoldState) -> Result<String, Ou
                 format!("refused {}", outcome.highest_token)
             }
         }
-        (["release"], Some(_)) => match guard.take().map(|g| g.release()) {
-            Some(Err(e)) => {
-                let reply = format!("error {:?} {e}", e.kind());
-                state.saw(&e);
-                reply
-            }
+        (["release"], Some(_)) => match state.guard.take().map(|g| state.release(g)) {
+            Some(Err(e)) => format!("error {:?} {e}", e.kind()),
             _ => "released".to_string(),
         },
         _ => format!("unknown command '{line}'"),
