@@ -7,9 +7,12 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{tool, RedisServer};
+use latchkey::{Client, ErrorKind, LockOptions};
+use support::{in_forked_child, tool, wait_for_waiter, wait_until, RedisServer};
 
 // --- latchkey hold --------------------------------------------------------
 
@@ -103,4 +106,287 @@ fn hold_with_a_closed_stdout_reports_a_loss_without_panicking() {
     let stderr = stderr_of(&mut holder);
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(status.code(), Some(1), "{status:?}; stderr: {stderr}");
+}
+
+// --- fork ------------------------------------------------------------------
+
+/// Whether `signal` is blocked on the calling thread.
+fn blocked(signal: libc::c_int) -> bool {
+    // SAFETY: reads this thread's mask into a set we own.
+    unsafe {
+        let mut current: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
+        libc::sigismember(&current, signal) == 1
+    }
+}
+
+/// The wait status of `in_forked_child`: 0 when the child ran to its end.
+fn exited_cleanly(status: Option<i32>) -> bool {
+    status.is_some_and(|s| libc::WIFEXITED(s) && libc::WEXITSTATUS(s) == 0)
+}
+
+/// Holds `name` with a short lease through `client` and deletes it behind
+/// the holder's back, so the renewal thread runs `on_lost`.
+fn lose_with(
+    server: &RedisServer,
+    client: &Client,
+    name: &str,
+    on_lost: impl Fn() + Send + Sync + 'static,
+) -> latchkey::Guard {
+    let guard = client
+        .lock_with(
+            name,
+            LockOptions::new()
+                .ttl(Duration::from_millis(300))
+                .on_lost(move |_| on_lost()),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("latchkey:{{{name}}}"))
+        .query(&mut server.admin())
+        .unwrap();
+    guard
+}
+
+/// A fork from inside a lost callback (on the renewal thread, which blocks
+/// every asynchronous signal): the child has SIGTERM and SIGINT
+/// deliverable, and uses the parent's client at once for a renewed hold of
+/// its own. Held: 3 of 3 runs.
+#[test]
+fn a_child_forked_from_a_lost_callback_uses_the_client_with_its_signals() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let status = Arc::new(AtomicI32::new(-1));
+    let done = Arc::new(AtomicBool::new(false));
+    let (for_child, status_out, done_out) = (client.clone(), status.clone(), done.clone());
+    let guard = lose_with(&server, &client, "fork-in-callback", move || {
+        let child = in_forked_child(Duration::from_secs(10), || {
+            assert!(!blocked(libc::SIGTERM) && !blocked(libc::SIGINT));
+            let own = for_child
+                .lock_with(
+                    "fork-in-callback-child",
+                    LockOptions::new().ttl(Duration::from_millis(900)),
+                )
+                .unwrap()
+                .acquire_timeout(Duration::from_secs(5))
+                .unwrap();
+            // Renewed by the child's own renewal thread (every 300 ms).
+            std::thread::sleep(Duration::from_millis(200));
+            let before = own.remaining();
+            wait_until("the child renews", Duration::from_secs(10), || {
+                own.remaining() > before
+            });
+            own.check().unwrap();
+            own.release().unwrap();
+        });
+        status_out.store(child.unwrap_or(-2), Ordering::SeqCst);
+        done_out.store(true, Ordering::SeqCst);
+    });
+    wait_until("the lost callback forked", Duration::from_secs(20), || {
+        done.load(Ordering::SeqCst)
+    });
+    assert!(guard.lost());
+    let status = status.load(Ordering::SeqCst);
+    assert!(exited_cleanly(Some(status)), "child wait status {status}");
+}
+
+/// finding: a program started from a lost callback with `posix_spawn()`
+/// (as C programs, glibc's `popen()` and Python's `subprocess` do; Python
+/// uses vfork or posix_spawn) starts with every asynchronous signal
+/// blocked: SIGTERM, SIGINT and SIGHUP do not end it. The callback runs on
+/// the renewal thread, which blocks them for good; the library's
+/// pthread_atfork handler gives a fork()ed child the host's mask back, but
+/// vfork and posix_spawn run no fork handlers, and exec keeps the mask.
+/// (README: "a fork from a lost-lease callback ... gives the child none of
+/// those signals blocked" — true for fork() only.) Fails 3 of 3 runs: the
+/// spawned `sleep` has SIGTERM's bit in SigBlk. (A shell started with
+/// `system()` hides it: dash clears its mask, but not every program does.)
+#[test]
+#[ignore = "finding: a program posix_spawn()ed from a lost callback starts with SIGTERM/SIGINT blocked"]
+fn a_program_spawned_from_a_lost_callback_gets_its_signals() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let mask = Arc::new(Mutex::new(None));
+    let mask_out = mask.clone();
+    let _guard = lose_with(&server, &client, "spawn-in-callback", move || {
+        *mask_out.lock().unwrap() = Some(spawned_sleep_mask());
+    });
+    wait_until("the lost callback ran", Duration::from_secs(20), || {
+        mask.lock().unwrap().is_some()
+    });
+    let mask = mask.lock().unwrap().unwrap();
+    let bit = |signal: libc::c_int| mask & (1u64 << (signal - 1)) != 0;
+    assert!(
+        !bit(libc::SIGTERM) && !bit(libc::SIGINT) && !bit(libc::SIGHUP),
+        "the program started from the callback has SigBlk {mask:#x}"
+    );
+}
+
+/// Starts `sleep 30` with posix_spawnp (default attributes: the mask is
+/// inherited), reads its blocked-signal mask and kills it.
+fn spawned_sleep_mask() -> u64 {
+    let program = std::ffi::CString::new("sleep").unwrap();
+    let seconds = std::ffi::CString::new("30").unwrap();
+    let argv = [
+        program.as_ptr() as *mut libc::c_char,
+        seconds.as_ptr() as *mut libc::c_char,
+        std::ptr::null_mut(),
+    ];
+    let envp = [std::ptr::null_mut()];
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: valid NUL-terminated program, argv and envp arrays.
+    let spawned = unsafe {
+        libc::posix_spawnp(
+            &mut pid,
+            program.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            argv.as_ptr(),
+            envp.as_ptr(),
+        )
+    };
+    assert_eq!(spawned, 0, "posix_spawnp sleep");
+    let status = format!("/proc/{pid}/status");
+    let mut mask = None;
+    wait_until("sleep has exec'd", Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(&status).unwrap_or_default();
+        if !text.contains("Name:\tsleep") {
+            return false;
+        }
+        mask = text
+            .lines()
+            .find_map(|l| l.strip_prefix("SigBlk:"))
+            .and_then(|m| u64::from_str_radix(m.trim(), 16).ok());
+        true
+    });
+    // SAFETY: kills and reaps the child spawned above.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
+    }
+    mask.expect("SigBlk in /proc/PID/status")
+}
+
+/// Forks while a waiter of the parent's client is parked on a lock the
+/// parent holds and the watchdog renews short leases. The child finds the
+/// inherited guard inert (check fails, release is NotHeld, drop does
+/// nothing), closes the inherited client, takes a lock of its own through
+/// it before that and fails to take the parent's; none of it touches the
+/// parent's hold, whose waiter gets the lock once the parent releases.
+/// Held: 20 forks per run, 3 of 3 runs.
+#[test]
+fn a_child_never_acts_on_its_parents_hold_while_a_waiter_is_parked() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    // Renewed every 600 ms: the watchdog is busy across the forks, yet a
+    // renewal late under load cannot lose the parent's hold.
+    let options = LockOptions::new().ttl(Duration::from_millis(1800));
+    let guard = client
+        .lock_with("parked", options.clone())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let waiter = {
+        let client = client.clone();
+        let options = options.clone();
+        std::thread::spawn(move || {
+            let lock = client.lock_with("parked", options).unwrap();
+            let got = lock.acquire_timeout(Duration::from_secs(60)).unwrap();
+            got.release().unwrap();
+        })
+    };
+    wait_for_waiter(&server, "parked");
+    let slot = Mutex::new(Some(guard));
+    for fork in 0..20 {
+        let status = in_forked_child(Duration::from_secs(10), || {
+            let inherited = slot.lock().unwrap().take().unwrap();
+            assert!(inherited.check().is_err());
+            let own = client
+                .lock_with("child-own", LockOptions::new().ttl(Duration::from_secs(30)))
+                .unwrap()
+                .acquire_timeout(Duration::from_secs(5))
+                .unwrap();
+            let theirs = client
+                .lock("parked")
+                .unwrap()
+                .acquire_timeout(Duration::from_millis(100));
+            assert_eq!(theirs.unwrap_err().kind(), ErrorKind::Timeout);
+            assert_eq!(inherited.release().unwrap_err().kind(), ErrorKind::NotHeld);
+            own.release().unwrap();
+            let _ = client.close();
+        });
+        assert!(exited_cleanly(status), "fork {fork}: status {status:?}");
+        let guard = slot.lock().unwrap();
+        let guard = guard.as_ref().unwrap();
+        guard.check().expect("the parent still holds");
+        let info = client.inspect("parked").unwrap().expect("still held");
+        assert_eq!(info.owner_token, guard.token(), "fork {fork}");
+    }
+    slot.lock().unwrap().take().unwrap().release().unwrap();
+    waiter.join().unwrap();
+}
+
+/// Forks again and again while another thread closes a client with 300
+/// holds (close releases them on up to 32 threads of its own). Each child
+/// must end: the inherited client either still works for it or says
+/// Closed; a client of its own works. Every parent hold ends free. Held:
+/// 3 of 3 runs.
+#[test]
+fn children_forked_while_close_runs_never_hang() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let holds: Vec<_> = (0..300)
+        .map(|i| {
+            client
+                .lock_with(
+                    &format!("closing-{i}"),
+                    LockOptions::new().ttl(Duration::from_secs(30)),
+                )
+                .unwrap()
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    let closed = Arc::new(AtomicBool::new(false));
+    let closer = {
+        let (client, closed) = (client.clone(), closed.clone());
+        std::thread::spawn(move || {
+            client.close().unwrap();
+            closed.store(true, Ordering::SeqCst);
+        })
+    };
+    let url = server.url();
+    let mut forks = 0;
+    loop {
+        let finished = closed.load(Ordering::SeqCst);
+        forks += 1;
+        let status = in_forked_child(Duration::from_secs(10), || {
+            match client
+                .lock("closing-child")
+                .unwrap()
+                .acquire_timeout(Duration::from_secs(2))
+            {
+                Ok(guard) => guard.release().unwrap(),
+                Err(e) => assert_eq!(e.kind(), ErrorKind::Closed),
+            }
+            let own = Client::open(&url).unwrap();
+            own.lock("closing-child")
+                .unwrap()
+                .acquire()
+                .unwrap()
+                .release()
+                .unwrap();
+        });
+        assert!(exited_cleanly(status), "fork {forks}: status {status:?}");
+        if finished {
+            break;
+        }
+    }
+    closer.join().unwrap();
+    for (i, guard) in holds.iter().enumerate() {
+        assert!(guard.check().is_err());
+        assert!(client.inspect(&format!("closing-{i}")).unwrap().is_none());
+    }
 }
