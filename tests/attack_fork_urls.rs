@@ -390,3 +390,35 @@ fn children_forked_while_close_runs_never_hang() {
         assert!(client.inspect(&format!("closing-{i}")).unwrap().is_none());
     }
 }
+
+// --- secrets -----------------------------------------------------------------
+
+/// A server that does not know AUTH (renamed or disabled, as some hosted
+/// Redis and proxies do) answers "unknown command 'AUTH', with args
+/// beginning with: 'bob' 's3cret'", and that reply went into our error
+/// whole: the password in the message of every call, in the CLI's stderr
+/// and in latchkey_last_error. Before the fix, 2 of 2 URLs below (every
+/// run) showed the password.
+#[test]
+fn a_server_that_quotes_the_auth_arguments_never_shows_the_password() {
+    let server = RedisServer::start_with(&["--rename-command", "AUTH", ""]);
+    let host_port = server.url().trim_start_matches("redis://").to_string();
+    for url in [
+        format!("redis://:s3cret@{host_port}"),
+        format!("redis://bob:s3cret@{host_port}/0"),
+    ] {
+        let client = Client::open(&url).unwrap();
+        let err = client.inspect("auth-quoted").unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        let output = tool()
+            .args(["--url", &url, "inspect", "auth-quoted"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("s3cret"), "{stderr}");
+        assert!(stderr.contains("arguments not shown"), "{stderr}");
+    }
+}
