@@ -422,3 +422,81 @@ fn a_server_that_quotes_the_auth_arguments_never_shows_the_password() {
         assert!(stderr.contains("arguments not shown"), "{stderr}");
     }
 }
+
+/// In a child: takes `name` with a 900 ms lease through `client`, sees
+/// the child's own renewal thread renew it, gives it back.
+fn hold_and_see_it_renewed(client: &Client, name: &str) {
+    let own = client
+        .lock_with(name, LockOptions::new().ttl(Duration::from_millis(900)))
+        .unwrap()
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = own.remaining();
+    wait_until("the child renews", Duration::from_secs(10), || {
+        own.remaining() > before
+    });
+    own.check().unwrap();
+    own.release().unwrap();
+}
+
+/// Forks while a lost callback is running (blocked, on the parent's
+/// renewal thread): each child's own renewal thread renews its hold. Held:
+/// 5 forks per run, 3 of 3 runs.
+#[test]
+fn children_forked_while_a_lost_callback_runs_renew_their_own_holds() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let (leave, leave_rx) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, leave_rx) = (Mutex::new(entered_tx), Mutex::new(leave_rx));
+    let guard = lose_with(&server, &client, "callback-busy", move || {
+        let _ = entered_tx.lock().unwrap().send(());
+        let _ = leave_rx.lock().unwrap().recv();
+    });
+    entered.recv_timeout(Duration::from_secs(20)).unwrap();
+    for fork in 0..5 {
+        let status = in_forked_child(Duration::from_secs(15), || {
+            hold_and_see_it_renewed(&client, "callback-busy-child");
+        });
+        assert!(exited_cleanly(status), "fork {fork}: status {status:?}");
+    }
+    leave.send(()).unwrap();
+    assert!(guard.lost());
+}
+
+/// Forks while a Redlock master is down, so the parent's probe thread
+/// keeps asking it and the parent's renewals find it missing: each child
+/// takes a hold of its own through the same client on the two masters
+/// left, renewed by its own thread. Held: 5 forks per run, 3 of 3 runs.
+#[test]
+fn children_forked_while_a_redlock_master_is_down_hold_through_the_rest() {
+    let mut masters: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let urls: Vec<String> = masters.iter().map(RedisServer::url).collect();
+    let client = Client::redlock_builder(&urls)
+        .connect_timeout(Duration::from_millis(200))
+        .command_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let parent = client
+        .lock_with(
+            "redlock-parent",
+            LockOptions::new().ttl(Duration::from_millis(1500)),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    masters[2].kill();
+    // The master is known down once an attempt has failed on it.
+    let _ = client.lock("redlock-probe").unwrap().try_acquire();
+    for fork in 0..5 {
+        let status = in_forked_child(Duration::from_secs(15), || {
+            hold_and_see_it_renewed(&client, "redlock-child");
+        });
+        assert!(exited_cleanly(status), "fork {fork}: status {status:?}");
+    }
+    parent
+        .check()
+        .expect("the parent's hold is renewed on two masters");
+    parent.release().unwrap();
+}
