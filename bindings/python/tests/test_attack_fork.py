@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -96,3 +97,62 @@ def test_an_os_fork_child_that_exits_normally_leaves_the_parents_hold(
     lock.check()
     assert client.is_locked(name)
     lock.release()
+
+
+def test_an_os_fork_child_refuses_the_parents_client_while_a_thread_waits(
+    client: Client, url: str, name: str
+) -> None:
+    # Held: a parent thread is parked in an acquire (inside a C call, its
+    # handle in use) at the fork. The child's use of the inherited Client
+    # and Lock is refused at once (no hang on the parent's use count), and
+    # a Client of its own works; the parent's hold and wait are untouched.
+    lock = client.lock(name, ttl=5)
+    assert lock.acquire()
+    waiting = threading.Event()
+    got: list[bool] = []
+
+    def wait_for_it() -> None:
+        waiting.set()
+        other = client.lock(name, ttl=5)
+        got.append(other.acquire(timeout=30))
+        other.release()
+
+    waiter = threading.Thread(target=wait_for_it)
+    waiter.start()
+    assert waiting.wait(5)
+    # The waiter is about to park or parked (its Client call in progress
+    # either way: the use count the child inherits is not zero).
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        for use in (lambda: client.lock(name), lambda: lock.release()):
+            try:
+                use()
+                code = code or 4
+            except Exception:
+                pass
+        client.close()  # a no-op on the parent's client, which stays open
+        try:
+            with Client(url) as own:
+                mine = own.lock(name + "-child", ttl=5)
+                if not mine.acquire(timeout=5):
+                    code = 5
+                mine.release()
+        except Exception:
+            code = 6
+        os._exit(code)
+    deadline = time.monotonic() + 20
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the os.fork child hung")
+        time.sleep(0.01)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) in (0,), status
+    lock.check()
+    lock.release()
+    waiter.join(30)
+    assert got == [True]
