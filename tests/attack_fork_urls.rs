@@ -500,3 +500,70 @@ fn children_forked_while_a_redlock_master_is_down_hold_through_the_rest() {
         .expect("the parent's hold is renewed on two masters");
     parent.release().unwrap();
 }
+
+/// Every deployment's builder, Debug, build error and first-command error
+/// for URLs with a secret in each place it can sit (user info, lone user,
+/// percent-encoded, raw awkward characters, `?pass=`, `?password=`, a
+/// fragment), against ports where nothing listens. Held: the secret shows
+/// nowhere.
+#[test]
+fn no_deployment_shows_a_url_secret_in_debug_or_errors() {
+    let secrets = ["s3cret", "s3%2Fcret", "s3/cret"];
+    let urls = [
+        "redis://:s3cret@127.0.0.1:1",
+        "redis://bob:s3cret@127.0.0.1:1/1",
+        "redis://s3cret@127.0.0.1:1",
+        "redis://:s3%2Fcret@127.0.0.1:1",
+        "redis://:s3/cret@127.0.0.1:1",
+        "redis://:s3cret@127.0.0.1:1/?password=s3cret",
+        "redis://127.0.0.1:1/?pass=s3cret",
+        "redis://:s3cret@127.0.0.1:1#s3cret",
+        "unix:///nonexistent/latchkey.sock?pass=s3cret",
+        "unix:///nonexistent/latchkey.sock?password=s3cret",
+        "redis://:s3cret@127.0.0.1:99999",
+    ];
+    let check = |what: &str, text: String| {
+        for secret in secrets {
+            assert!(!text.contains(secret), "{what}: {text}");
+        }
+    };
+    let short = |b: latchkey::ClientBuilder| {
+        b.connect_timeout(Duration::from_millis(100))
+            .command_timeout(Duration::from_millis(200))
+    };
+    for url in urls {
+        let builders = [
+            ("one", short(Client::builder(url))),
+            (
+                "redlock",
+                short(Client::redlock_builder(&[
+                    url,
+                    "redis://127.0.0.1:2",
+                    "redis://127.0.0.1:3",
+                ])),
+            ),
+            (
+                "sentinel",
+                short(Client::sentinel_builder(&[url], "mymaster").master_password("s3cret")),
+            ),
+            ("cluster", short(Client::cluster_builder(&[url]))),
+        ];
+        for (kind, builder) in builders {
+            check(kind, format!("{builder:?}"));
+            match builder.build() {
+                Err(err) => check(kind, format!("{err} {err:?}")),
+                Ok(client) => {
+                    check(kind, format!("{client:?}"));
+                    let err = client.inspect("secret-probe").unwrap_err();
+                    check(kind, format!("{err} {err:?}"));
+                    let err = client
+                        .lock("secret-probe")
+                        .unwrap()
+                        .acquire_timeout(Duration::from_millis(50))
+                        .unwrap_err();
+                    check(kind, format!("{err} {err:?}"));
+                }
+            }
+        }
+    }
+}
