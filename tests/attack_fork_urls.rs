@@ -602,3 +602,37 @@ fn a_thread_started_from_a_lost_callback_forks_children_with_their_signals() {
         "SIGTERM blocked on the callback's thread: {thread_blocked}; its child: {child:?}"
     );
 }
+
+/// A guard inherited across fork is inert, but `Guard::fenced_write` did
+/// not ask: the child wrote to the fenced resource with its parent's
+/// fencing token and holder identity, so the resource took it as the
+/// parent's own write (an equal token from the same holder is accepted),
+/// while the parent still held the lock — the child acting on its parent's
+/// hold. Before the fix the child's write was "written" and replaced the
+/// parent's value (failed on the one run made; no race is involved; C's
+/// latchkey_guard_fenced_write goes through the same call).
+#[test]
+fn a_child_cannot_write_with_its_parents_fencing_identity() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let guard = client.lock("fenced-fork").unwrap().acquire().unwrap();
+    assert!(
+        guard
+            .fenced_write("fenced-fork-res", b"parent")
+            .unwrap()
+            .written
+    );
+    let status = in_forked_child(Duration::from_secs(10), || {
+        let err = guard
+            .fenced_write("fenced-fork-res", b"child")
+            .expect_err("an inherited guard wrote");
+        assert_eq!(err.kind(), ErrorKind::NotHeld);
+    });
+    assert!(exited_cleanly(status), "status {status:?}");
+    let (token, value) = client.fenced_read("fenced-fork-res").unwrap().unwrap();
+    assert_eq!(
+        (token, value.as_slice()),
+        (guard.fencing_token(), &b"parent"[..])
+    );
+    guard.release().unwrap();
+}
