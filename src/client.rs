@@ -550,7 +550,8 @@ fn has_stray_at(parsed: &url::Url) -> bool {
 /// the password elsewhere in the text: with an '@' and no '?' or '#',
 /// everything before the last '@' is hidden; with a '?' or '#' and no
 /// '@' (so no user info), everything after the first of them; with both,
-/// everything after the scheme.
+/// everything after the scheme; with none of them, everything after the
+/// first ':' after the scheme (a password typed without its '@host').
 pub(crate) fn redact_url(url: &str) -> String {
     if let Ok(mut parsed) = url::Url::parse(url) {
         if !has_stray_at(&parsed) && !parsed.cannot_be_a_base() {
@@ -577,7 +578,13 @@ pub(crate) fn redact_url(url: &str) -> String {
     let at = rest.rfind('@');
     let query = rest.find(['?', '#']);
     match (at, query) {
-        (None, None) => url.to_string(),
+        // No user info, yet it did not parse: a colon may start a password
+        // typed without its '@host' (redis://user:password), which the
+        // parser took for a port.
+        (None, None) => match rest.find(':') {
+            Some(colon) => format!("{head}{}***", &rest[..=colon]),
+            None => url.to_string(),
+        },
         (Some(at), None) => format!("{head}***{}", &rest[at..]),
         (None, Some(q)) => format!("{head}{}{}***", &rest[..q], &rest[q..=q]),
         (Some(_), Some(_)) => format!("{head}***"),
@@ -904,6 +911,10 @@ mod tests {
             "redis://bob:***@host"
         );
         assert_eq!(redact_url("redis://host:6379"), "redis://host:6379");
+        // Before: a password typed without its '@host' did not parse (it
+        // sits where the port goes) and the URL was shown whole.
+        assert_eq!(redact_url("redis://bob:s3cret"), "redis://bob:***");
+        assert_eq!(redact_url("redis://:s3cret"), "redis://:***");
         assert_eq!(redact_url("redis://s3cret@host"), "redis://***@host");
         // A raw '/' ends the user info early: hide up to the last '@'.
         assert_eq!(

@@ -134,7 +134,9 @@ impl Error {
 
     /// Classifies a redis-crate error. `what` says what we were doing or where
     /// ("on redis at 127.0.0.1:6379"), so the message reads "what: ...". The redis crate never puts a
-    /// password into its error text, and neither do we.
+    /// password into its error text, but a server's reply may quote the
+    /// arguments of a command it does not know (AUTH included): those are
+    /// cut (see `without_arguments`).
     pub(crate) fn from_redis(what: &str, err: &redis::RedisError) -> Self {
         if is_auth_failure(err) {
             let hint = if err.code() == Some("NOAUTH") {
@@ -144,9 +146,12 @@ impl Error {
                 "the server refused the user name or password; check them in the URL \
                  (percent-encode any / @ : % # ? in them)"
             };
+            let err = without_arguments(err);
             return Error::new(ErrorKind::Auth, format!("{what}: {err}; {hint}"));
         }
+        let text = without_arguments(err);
         if is_missing_database(err) {
+            let err = &text;
             return Error::invalid(format!(
                 "{what}: {err}; the database number in the URL does not exist on this server \
                  (a server has as many databases as its `databases` setting, 16 by default, \
@@ -175,7 +180,20 @@ impl Error {
         } else {
             ""
         };
-        Error::new(kind, format!("{what}: {err}{hint}"))
+        Error::new(kind, format!("{what}: {text}{hint}"))
+    }
+}
+
+/// A redis-crate error's text without the arguments a server may quote:
+/// Redis answers an unknown command with "unknown command 'AUTH', with args
+/// beginning with: 'user' 'password'" (AUTH renamed or disabled, a proxy
+/// that lacks it), which would put the password into our message.
+pub(crate) fn without_arguments(err: &redis::RedisError) -> String {
+    const QUOTED: &str = "with args beginning with:";
+    let text = err.to_string();
+    match text.find(QUOTED) {
+        Some(at) => format!("{}(arguments not shown)", &text[..at]),
+        None => text,
     }
 }
 

@@ -828,6 +828,8 @@ impl Guard {
     /// the resource has seen a higher token, or an equal token from another
     /// holder; accepted again for this hold (and, for a reentrant lock, for
     /// the other holds of the same handle's tenure, which share its token).
+    /// `NotHeld`, writing nothing, for a guard inherited across `fork()`
+    /// (its holder identity is the parent's).
     ///
     /// ```
     /// # fn main() -> latchkey::Result<()> {
@@ -839,6 +841,15 @@ impl Guard {
     /// # Ok(()) }
     /// ```
     pub fn fenced_write(&self, resource: &str, value: &[u8]) -> Result<FencedWrite> {
+        // The holder identity would make the resource take a forked child's
+        // write as its parent's own: an inherited guard writes nothing.
+        if self.lease.inherited() {
+            let reason = self.lease.lost_reason().unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::NotHeld,
+                format!("cannot write to '{resource}': {reason}"),
+            ));
+        }
         self.client.fenced_write(
             resource,
             self.lease.fencing_token(),

@@ -251,6 +251,10 @@ enum Event {
     NotText,
     EndOfInput,
     InputError(String),
+    /// Writing stdout failed (the reader closed it).
+    OutputError(String),
+    /// Every line handed to the writer is written.
+    OutputDone,
 }
 
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
@@ -289,9 +293,13 @@ impl SignalWatch {
         }
     }
 
-    /// The signal received, if one was.
+    /// The signal that cancelled the wait. Only the signal thread cancels,
+    /// and it sends the signal right after: wait for it (looking only at
+    /// what had arrived already made a SIGTERM during the wait exit 1, not
+    /// 143, when the acquire returned first: 6 of 10 runs of
+    /// tests/cli.rs a_signal_ends_a_waiting_hold).
     fn received(&self) -> Option<i32> {
-        self.events.try_iter().find_map(|event| match event {
+        self.events.iter().find_map(|event| match event {
             Event::Signal(signal) => Some(signal),
             _ => None,
         })
@@ -307,9 +315,10 @@ fn hold(
     timeout_ms: Option<u64>,
     signals: SignalWatch,
 ) -> Result<(), Outcome> {
-    let options = options.on_lost(|lost| {
-        println!("lost-callback {}", lost.reason);
-        let _ = std::io::stdout().flush();
+    let out = Writer::start(signals.sender.clone());
+    let reports = out.clone();
+    let options = options.on_lost(move |lost| {
+        reports.line(format!("lost-callback {}", lost.reason));
     });
     let lock = client.lock_with(name, options)?;
     let acquired = lock.acquire_with(timeout_ms.map(Duration::from_millis), Some(&signals.cancel));
@@ -322,9 +331,11 @@ fn hold(
         }
         Err(err) => return Err(err.into()),
     };
-    let mut out = std::io::stdout();
-    writeln!(out, "acquired {} {}", guard.fencing_token(), guard.token())?;
-    out.flush()?;
+    out.line(format!(
+        "acquired {} {}",
+        guard.fencing_token(),
+        guard.token()
+    ));
 
     let to_main = signals.sender.clone();
     std::thread::spawn(move || read_input(&to_main));
@@ -342,22 +353,83 @@ fn hold(
         let ending = match event {
             Event::Line(line) => match obey(client, &line, &mut state) {
                 Ok(reply) => {
-                    writeln!(out, "{reply}")?;
-                    out.flush()?;
+                    out.line(reply);
                     continue;
                 }
                 Err(outcome) => Err(outcome),
             },
             Event::NotText => {
-                writeln!(out, "error the line is not UTF-8; the hold goes on")?;
-                out.flush()?;
+                out.line("error the line is not UTF-8; the hold goes on".into());
                 continue;
             }
             Event::EndOfInput => Ok(()),
             Event::InputError(message) => Err(Outcome::Other(format!("reading stdin: {message}"))),
+            Event::OutputError(message) => {
+                Err(Outcome::Other(format!("writing stdout: {message}")))
+            }
+            Event::OutputDone => continue,
             Event::Signal(signal) => Err(Outcome::Signalled(signal)),
         };
-        return state.end(ending);
+        let signalled = matches!(ending, Err(Outcome::Signalled(_)));
+        let outcome = state.end(ending);
+        if !signalled {
+            // The replies still queued are written before the exit, unless
+            // the reader stopped reading: a signal then ends the wait.
+            out.done();
+            for event in signals.events.iter() {
+                if matches!(
+                    event,
+                    Event::OutputDone | Event::OutputError(_) | Event::Signal(_)
+                ) {
+                    break;
+                }
+            }
+        }
+        return outcome;
+    }
+}
+
+/// Lines for stdout, written by a thread of their own: a reader that stops
+/// reading (a full pipe) blocks that thread only, never the main loop of
+/// `hold`, which must still end on a signal and release the lock, nor the
+/// renewal thread, which runs the lost callback. The writer reports the
+/// first failed write (and drops the lines after it), and when it has
+/// written every line queued before [`done`](Writer::done).
+#[derive(Clone)]
+struct Writer(mpsc::Sender<Option<String>>);
+
+impl Writer {
+    fn start(to_main: mpsc::Sender<Event>) -> Writer {
+        let (lines, queued) = mpsc::channel::<Option<String>>();
+        std::thread::spawn(move || {
+            let mut out = std::io::stdout();
+            let mut broken = false;
+            for line in queued {
+                let Some(line) = line else {
+                    let _ = to_main.send(Event::OutputDone);
+                    continue;
+                };
+                if broken {
+                    continue;
+                }
+                if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+                    // Reported once; later lines are dropped.
+                    broken = true;
+                    let _ = to_main.send(Event::OutputError(err.to_string()));
+                }
+            }
+        });
+        Writer(lines)
+    }
+
+    fn line(&self, line: String) {
+        // The writer thread lives as long as the process.
+        let _ = self.0.send(Some(line));
+    }
+
+    /// Asks for an `OutputDone` once the lines queued so far are written.
+    fn done(&self) {
+        let _ = self.0.send(None);
     }
 }
 
@@ -410,9 +482,8 @@ impl HoldState {
     /// was lost at any moment of the hold, as `--help` says.
     fn end(mut self, ending: Result<(), Outcome>) -> Result<(), Outcome> {
         if let Some(guard) = self.guard.take() {
-            if let Err(err) = guard.release() {
+            if let Err(err) = self.release(guard) {
                 eprintln!("latchkey hold: release: {err}");
-                self.saw(&err);
             }
         }
         match self.lost {
@@ -425,6 +496,17 @@ impl HoldState {
             ))),
             None => ending,
         }
+    }
+
+    /// Releases `guard`, remembering a loss it reports. The guard is asked
+    /// first: a lease lost while Redis is unreachable (the renewals failed
+    /// until it ran out) is then remembered too, although the release can
+    /// only fail with a connection error.
+    fn release(&mut self, guard: Guard) -> Result<(), latchkey::Error> {
+        if let Err(err) = guard.check() {
+            self.saw(&err);
+        }
+        guard.release().inspect_err(|err| self.saw(err))
     }
 
     /// Remembers a loss that `err` reports.
@@ -457,12 +539,8 @@ fn obey(client: &Client, line: &str, state: &mut HoldState) -> Result<String, Ou
                 format!("refused {}", outcome.highest_token)
             }
         }
-        (["release"], Some(_)) => match guard.take().map(|g| g.release()) {
-            Some(Err(e)) => {
-                let reply = format!("error {:?} {e}", e.kind());
-                state.saw(&e);
-                reply
-            }
+        (["release"], Some(_)) => match state.guard.take().map(|g| state.release(g)) {
+            Some(Err(e)) => format!("error {:?} {e}", e.kind()),
             _ => "released".to_string(),
         },
         _ => format!("unknown command '{line}'"),

@@ -18,9 +18,10 @@
 //!
 //! The table is behind one read-write lock held for a hash lookup. A fork
 //! while another thread holds it would leave the child's copy locked for
-//! ever, so a pthread_atfork handler takes it around fork.
+//! ever, so a pthread_atfork handler takes it around fork (and keeps the
+//! guard in a static, not a thread-local: see `HeldAcrossFork`).
 
-use std::cell::RefCell;
+use std::cell::UnsafeCell;
 use std::collections::HashMap;
 use std::sync::{LazyLock, Once, RwLockWriteGuard};
 
@@ -98,33 +99,41 @@ static LIVE: LazyLock<RwLock<Table>> = LazyLock::new(|| {
     RwLock::new(Table::default())
 });
 
-thread_local! {
-    /// The write guard `prepare` takes before a fork, until `after` drops
-    /// it on the same thread (in the parent, and in the child, whose only
-    /// thread is the copy of the forking one).
-    static HELD_ACROSS_FORK: RefCell<Option<RwLockWriteGuard<'static, Table>>> =
-        const { RefCell::new(None) };
-}
+/// The write guard `prepare` takes before a fork, until `after` drops it on
+/// the same thread (in the parent, and in the child, whose only thread is
+/// the copy of the forking one). Not a thread-local: a fork from a thread
+/// whose thread-locals are already destroyed (a pthread_key or C++
+/// thread_local destructor) could not keep the guard there, and a child
+/// forked while another thread held the table would find it locked for
+/// ever (ffi-tests/attack_fork_tls.c: 42 of 200 such children hung).
+struct HeldAcrossFork(UnsafeCell<Option<RwLockWriteGuard<'static, Table>>>);
+
+// SAFETY: only the thread that holds LIVE's write lock touches the slot
+// (`prepare` after taking it, `after` before dropping it), so every access
+// is serialised by that lock.
+unsafe impl Sync for HeldAcrossFork {}
+
+static HELD_ACROSS_FORK: HeldAcrossFork = HeldAcrossFork(UnsafeCell::new(None));
 
 fn install_fork_handlers() {
     static ONCE: Once = Once::new();
     extern "C" fn prepare() {
-        // Held across fork; released again on both sides. Taken outside the
-        // thread-local's borrow: a reader may hold the table for a moment.
-        // (A fork from a thread-local destructor finds the slot gone: the
-        // guard is then dropped at once, as if no handler ran.)
+        // Held across fork; released again on both sides.
         let guard = LIVE.write();
-        let _ = HELD_ACROSS_FORK.try_with(|held| *held.borrow_mut() = Some(guard));
+        // SAFETY: this thread holds the write lock (see HeldAcrossFork).
+        unsafe { *HELD_ACROSS_FORK.0.get() = Some(guard) };
     }
     extern "C" fn after() {
         // In the child this unlocks the copy of the table, which no other
         // thread can hold: the child has no other thread.
-        let guard = HELD_ACROSS_FORK.try_with(|held| held.borrow_mut().take());
+        // SAFETY: this thread took the write lock in `prepare` and still
+        // holds it, inside the slot (see HeldAcrossFork).
+        let guard = unsafe { (*HELD_ACROSS_FORK.0.get()).take() };
         drop(guard);
     }
     ONCE.call_once(|| {
         // SAFETY: registers three plain functions; they touch only LIVE,
-        // which exists by the time any of them can run, and this thread's
+        // which exists by the time any of them can run, and
         // HELD_ACROSS_FORK.
         unsafe { libc::pthread_atfork(Some(prepare), Some(after), Some(after)) };
     });

@@ -20,15 +20,22 @@ _FOREVER_MS = 2**62
 
 
 def text(value: object, what: str) -> bytes:
-    """A str argument as NUL-terminated UTF-8 for C."""
+    """A str argument as NUL-terminated UTF-8 for C.
+
+    Messages give the position of the bad character, never the value: the
+    value may be a URL with a password in it, or a password."""
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, not {type(value).__name__}")
     if "\0" in value:
-        raise ValueError(f"{what} must not contain NUL characters: {value!r}")
+        raise ValueError(
+            f"{what} must not contain NUL characters (one at index {value.index(chr(0))})"
+        )
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValueError(f"{what} is not encodable as UTF-8 ({e.reason}): {value!r}") from None
+        raise ValueError(
+            f"{what} is not encodable as UTF-8 ({e.reason}, at index {e.start})"
+        ) from None
 
 
 def text_list(values: object, what: str) -> list[bytes]:

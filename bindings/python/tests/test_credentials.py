@@ -65,3 +65,27 @@ def test_an_invalid_url_never_shows_a_query_password() -> None:
             latchkey.Client(url)
         assert "S3CRETpw" not in str(caught.value)
         assert "S3CRETpw" not in repr(caught.value)
+
+
+# Before the fix, the argument checks quoted the whole value: a URL with a
+# NUL or a lone surrogate in it was repeated in the ValueError, password
+# included, and so was a master_password with one (every time, 5 of 5
+# cases below).
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: latchkey.Client(f"redis://:{AWKWARD_ENCODED}@127.0.0.1:1\0"),
+        lambda: latchkey.Client(f"redis://:{AWKWARD_ENCODED}\ud800@127.0.0.1:1"),
+        lambda: latchkey.Client.redlock(
+            [f"redis://:{AWKWARD_ENCODED}@h:1\0", "redis://h:2", "redis://h:3"]
+        ),
+        lambda: latchkey.Client.sentinel(["redis://h:1"], "m", master_password="se/cret\0"),
+        lambda: latchkey.Client.sentinel(["redis://h:1"], "m", master_password="se/cret\udc80"),
+    ],
+)
+def test_argument_checks_never_quote_a_url_or_password(make: object) -> None:
+    with pytest.raises(ValueError) as caught:
+        make()  # type: ignore[operator]
+    assert "index" in str(caught.value)
+    assert_no_secret(str(caught.value))
+    assert_no_secret(repr(caught.value))

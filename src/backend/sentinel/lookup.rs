@@ -85,9 +85,12 @@ fn ask_one(
     connect_timeout: Duration,
     command_timeout: Duration,
 ) -> std::result::Result<Found, String> {
-    let mut conn = connect(sentinel, connect_timeout).map_err(|e| e.to_string())?;
+    // A sentinel that does not know AUTH quotes its arguments (the
+    // password): `without_arguments` cuts them.
+    let mut conn =
+        connect(sentinel, connect_timeout).map_err(|e| crate::error::without_arguments(&e))?;
     conn.set_read_timeout(Some(command_timeout))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| crate::error::without_arguments(&e))?;
     // The address from GET-MASTER-ADDR-BY-NAME: during a failover the
     // sentinel running it names the promoted replica there, while MASTER
     // still shows the old address (with the new epoch) until it is over.
@@ -103,7 +106,7 @@ fn ask_one(
             if e.to_string().contains("No such master") {
                 format!("does not know a master named '{master_name}'")
             } else {
-                e.to_string()
+                crate::error::without_arguments(&e)
             }
         })?;
     let (host, port) =
