@@ -16,7 +16,8 @@
 --
 -- A late copy (a retry whose first attempt ran, or a delayed duplicate):
 -- - its own hold is there: the expiry only grows, the reply is the hold's
---   token again;
+--   token again (a retry that finds its hold under a token below ARGV[7]
+--   nests or renews as below instead, so a retry never returns less);
 -- - the handle's tenure is there: it adds its (abandoned) hold, the expiry
 --   only grows, and when it starts a new tenure its token is above every
 --   earlier one. It drops only hold fields of its own handle whose token is
@@ -33,14 +34,18 @@ local ours = kind == 'hash' and redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
 if ours then
   local fence = redis.call('HGET', KEYS[1], 'fence')
   local mine = redis.call('HGET', KEYS[1], hold)
-  if mine then
+  if mine == '1' and fence then
+    mine = fence
+  end
+  if mine and not decimal_less(mine, known) then
     -- This very acquisition ran before: its hold is in place.
     expire_at_least(KEYS[1], ARGV[3])
-    if mine == '1' and fence then
-      mine = fence
-    end
     return {1, mine}
   end
+  -- A hold of this acquisition whose token is below one the handle was
+  -- given since (its first reply was lost, and another hold of the handle
+  -- started a newer tenure meanwhile): it is given a token as any other
+  -- acquisition below, never its older one.
   if ARGV[6] == '1' and fence and not decimal_less(fence, known) then
     -- A live tenure of the handle: nest, sharing its token.
     redis.call('HSET', KEYS[1], hold, fence)
