@@ -247,7 +247,9 @@ impl Lease {
                 reason,
             };
             // A panicking callback must not take the watchdog down with it.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| callback(&info)));
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::signals::as_host(|| callback(&info))
+            }));
         }
     }
 

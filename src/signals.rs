@@ -19,7 +19,10 @@
 //! that forks) or inside a masked round trip, a pthread_atfork handler
 //! gives the child the mask the host had instead (for a library thread:
 //! none of the signals the library blocks), so the child, and any program
-//! it execs, gets its signals.
+//! it execs, gets its signals. The host's own code that runs on a library
+//! thread (lost-lease callbacks) runs with the mask the host had on the
+//! thread that started it ([`as_host`]): vfork and posix_spawn run no fork
+//! handler, and a thread or program started there inherits that mask.
 
 use std::cell::Cell;
 use std::marker::PhantomData;
@@ -132,6 +135,74 @@ pub(crate) fn mask_for_this_thread() {
     });
 }
 
+/// Like [`mask_for_this_thread`], for a library thread that runs the
+/// host's code (lost-lease callbacks): `host` is the mask the host had on
+/// the thread that started it ([`host_mask`]), restored while that code
+/// runs ([`as_host`]) and given to a child forked on this thread.
+pub(crate) fn mask_for_this_thread_of(host: libc::sigset_t) {
+    std::mem::forget(mask());
+    MASKS.with(|masks| {
+        let (depth, _) = masks.get();
+        masks.set((depth, host));
+    });
+}
+
+/// The mask the host has on this thread: what the library's outermost
+/// guard found, or the thread's mask when the library blocked nothing.
+pub(crate) fn host_mask() -> libc::sigset_t {
+    let (depth, previous) = MASKS.with(Cell::get);
+    if depth > 0 {
+        return previous;
+    }
+    // SAFETY: reads this thread's mask into a set we own.
+    unsafe {
+        let mut current: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut current);
+        current
+    }
+}
+
+/// Runs the host's code (a user callback) with the host's signal mask
+/// instead of the library's: a thread it starts, or a program it spawns
+/// (posix_spawn, vfork, popen and Python's subprocess run no fork
+/// handler), inherits the host's mask, not every signal blocked.
+pub(crate) fn as_host<R>(code: impl FnOnce() -> R) -> R {
+    let (depth, host) = MASKS.with(Cell::get);
+    if depth == 0 {
+        return code();
+    }
+    /// Puts the library's mask and bookkeeping back, panic or not.
+    struct Back {
+        depth: usize,
+        host: libc::sigset_t,
+        library: libc::sigset_t,
+    }
+    impl Drop for Back {
+        fn drop(&mut self) {
+            // SAFETY: restores this thread's mask from a set we own.
+            unsafe {
+                libc::pthread_sigmask(libc::SIG_SETMASK, &self.library, std::ptr::null_mut())
+            };
+            let _ = MASKS.try_with(|masks| masks.set((self.depth, self.host)));
+        }
+    }
+    // SAFETY: sets this thread's mask to the host's and saves the current
+    // (library) one into a set we own.
+    let library = unsafe {
+        let mut library: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &host, &mut library);
+        library
+    };
+    // Library calls made by the code mask and unmask from the host's mask.
+    MASKS.with(|masks| masks.set((0, host)));
+    let _back = Back {
+        depth,
+        host,
+        library,
+    };
+    code()
+}
+
 fn register_fork_handler() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
@@ -231,6 +302,40 @@ mod tests {
                 !child_starts_blocked(),
                 "the child inherited the library's mask"
             );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn host_code_on_a_library_thread_runs_with_the_hosts_mask() {
+        // SAFETY: a set we own, filled with SIGUSR1 only.
+        let host = unsafe {
+            let mut host: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut host);
+            libc::sigaddset(&mut host, libc::SIGUSR1);
+            host
+        };
+        std::thread::spawn(move || {
+            mask_for_this_thread_of(host);
+            assert!(blocked(libc::SIGTERM));
+            as_host(|| {
+                assert!(
+                    !blocked(libc::SIGTERM),
+                    "host code runs with the library's mask"
+                );
+                assert!(blocked(libc::SIGUSR1), "the host's own blocking is kept");
+                drop(mask());
+                assert!(!blocked(libc::SIGTERM));
+                let spawned = std::thread::spawn(|| blocked(libc::SIGTERM))
+                    .join()
+                    .unwrap();
+                assert!(
+                    !spawned,
+                    "a thread host code starts inherits the library's mask"
+                );
+            });
+            assert!(blocked(libc::SIGTERM), "the library thread is masked again");
         })
         .join()
         .unwrap();

@@ -236,9 +236,11 @@ impl Watchdog {
             schedule.sleeping_until = None;
             let shared = shared.clone();
             let backend = self.backend.clone();
+            // Lost-lease callbacks run on this thread with the host's mask.
+            let host = crate::signals::host_mask();
             let spawned = std::thread::Builder::new()
                 .name("latchkey-watchdog".into())
-                .spawn(move || run(shared, backend));
+                .spawn(move || run(shared, backend, host));
             if spawned.is_err() {
                 // Without a thread nothing is renewed: leases run out and
                 // `check()` reports it, as documented. Try again next time.
@@ -259,8 +261,8 @@ impl Drop for Watchdog {
     }
 }
 
-fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>) {
-    crate::signals::mask_for_this_thread();
+fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
+    crate::signals::mask_for_this_thread_of(host);
     loop {
         let tasks = {
             let mut schedule = shared.schedule.lock();

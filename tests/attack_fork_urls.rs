@@ -196,7 +196,6 @@ fn a_child_forked_from_a_lost_callback_uses_the_client_with_its_signals() {
 /// spawned `sleep` has SIGTERM's bit in SigBlk. (A shell started with
 /// `system()` hides it: dash clears its mask, but not every program does.)
 #[test]
-#[ignore = "finding: a program posix_spawn()ed from a lost callback starts with SIGTERM/SIGINT blocked"]
 fn a_program_spawned_from_a_lost_callback_gets_its_signals() {
     let server = RedisServer::start();
     let client = Client::open(&server.url()).unwrap();
@@ -567,7 +566,6 @@ fn no_deployment_shows_a_url_secret_in_debug_or_errors() {
 /// does whatever it execs. Fails 3 of 3 runs (the thread and its child both
 /// have SIGTERM blocked).
 #[test]
-#[ignore = "finding: a thread started from a lost callback, and children it forks, have SIGTERM/SIGINT blocked"]
 fn a_thread_started_from_a_lost_callback_forks_children_with_their_signals() {
     let server = RedisServer::start();
     let client = Client::open(&server.url()).unwrap();

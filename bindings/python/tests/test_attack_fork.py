@@ -29,18 +29,14 @@ def _bit(signum: int) -> int:
     return 1 << (signum - 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding: a program started with subprocess from a lost callback has "
-    "SIGTERM/SIGINT/SIGHUP blocked (vfork/posix_spawn run no fork handler; 3 of 3 runs)",
-)
 def test_a_program_started_from_a_lost_callback_gets_its_signals(
     client: Client, url: str, name: str
 ) -> None:
     # The callback runs on the renewal thread, which blocks every
-    # asynchronous signal; subprocess starts the program with vfork or
-    # posix_spawn, so the library's pthread_atfork handler never runs and
-    # `sleep` inherits the renewal thread's mask: SIGTERM does not end it.
+    # asynchronous signal except while it runs host code; subprocess starts
+    # the program with vfork or posix_spawn, which run no pthread_atfork
+    # handler. Before the callback ran with the host's mask, `sleep`
+    # inherited the renewal thread's: SIGTERM did not end it (3 of 3 runs).
     masks: list[int] = []
     done = threading.Event()
 
