@@ -8,7 +8,9 @@ Invariants (README, Semantics and "What one Redis guarantees"):
 - no silent loss: every overlap, whatever the faults, is reported to one of
   the holders (a lost report, `check()` failing, or `release()` saying
   NotHeld; a release that failed otherwise, say on a timeout, told nobody
-  anything), and when both holds are renewed, in time: at most one renewal
+  anything; counted apart, as unknowable, is a hold that is not renewed,
+  lost to an unsurvivable fault, whose release could not reach Redis:
+  nothing could have told it), and when both holds are renewed, in time: at most one renewal
   period (a third of the ttl) plus the command timeout and some slack after
   the overlap began, one of them no longer believes it holds the lock (a
   renewal is where the watchdog learns and the lost report comes from; a
@@ -206,6 +208,16 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
         due = (b.acq_t1 + a.ttl_ms * 1_000_000 // 3 + command_timeout_ms * 1_000_000
                + int(handoff_slack_s * NS))
         return a.check_t0 <= due
+    def unknowable(a: Hold, b: Hold) -> bool:
+        """Nothing could have told `a`: it is not renewed (only its release
+        asks Redis), its lease went with a fault the deployment cannot
+        survive (a restart without its data, an eviction), and its release
+        could not reach Redis (timeout, broken connection). A library that
+        said NotHeld there would be guessing."""
+        return (not a.renewed and a.release_err in ("Connection", "Timeout")
+                and excused(min(a.acq_t0, b.acq_t0), max(a.acq_t1, b.acq_t1)))
+
+    unknown = 0
     by_name: dict[str, list[Hold]] = {}
     for h in holds:
         by_name.setdefault(h.name, []).append(h)
@@ -223,6 +235,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                 if a.never_told_lost() and b.never_told_lost():
                     if ended_before_its_renewal(a, b):
                         before_renewal += 1
+                    elif unknowable(a, b):
+                        unknown += 1
                     else:
                         silent += 1
                         violate("no-silent-loss", **pair)
@@ -257,6 +271,7 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                         langs=(a.lang, b.lang), a=describe(a), b=describe(b))
     counts.update(overlaps_reported=reported, overlaps_silent=silent,
                   overlaps_ended_before_the_next_renewal=before_renewal,
+                  overlaps_unknowable=unknown,
                   overlaps_reported_too_late=late,
                   overlaps_excused_by_unsurvivable_faults=excused_overlaps)
 

@@ -23,7 +23,8 @@ def render(summary: dict[str, Any]) -> str:
         "## Violations per deployment",
         "",
         "| Deployment | Holds | " + " | ".join(INVARIANTS)
-        + " | Overlaps reported / silent / ended before the next renewal / excused | Slow handoffs |",
+        + " | Overlaps reported / silent / ended before the next renewal / unknowable / excused"
+        " | Slow handoffs |",
         "|---|---|" + "---|" * len(INVARIANTS) + "---|---|",
     ]
     for phase in summary["phases"]:
@@ -32,6 +33,7 @@ def render(summary: dict[str, Any]) -> str:
                      + " | ".join(str(phase["violations"].get(i, 0)) for i in INVARIANTS)
                      + f" | {c['overlaps_reported']} / {c['overlaps_silent']} / "
                        f"{c.get('overlaps_ended_before_the_next_renewal', 0)} / "
+                       f"{c.get('overlaps_unknowable', 0)} / "
                        f"{c['overlaps_excused_by_unsurvivable_faults']} | {c['slow_handoffs']} |")
     lines += [
         "",
@@ -42,7 +44,10 @@ def render(summary: dict[str, Any]) -> str:
         "was (always a violation); *ended before the next renewal*: neither was told, but",
         "the renewed holder whose lease was taken stopped believing before its next",
         "renewal was due to tell it (its release failed on a timeout or a broken",
-        "connection, which is no report); *excused*: a fault the deployment cannot survive",
+        "connection, which is no report); *unknowable*: neither was told, the holder whose",
+        "lease was taken is not renewed, lost it to a fault the deployment cannot survive,",
+        "and its release could not reach Redis, so nothing could have told it; *excused*:",
+        "a fault the deployment cannot survive",
         "happened between their acquires, so only \"no silent loss\" applies. *Slow",
         "handoffs*: a lock released while others waited went to none of them within 1 s,",
         "away from faults of a server, the releaser or a waiter.",
