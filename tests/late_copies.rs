@@ -564,6 +564,39 @@ fn a_late_force_unlock_after_a_restart_breaks_a_hold_nested_into_the_tenure_it_n
     drop(a);
 }
 
+/// Found by the generator (seed 4242, case 188 of 200, shrunk to: handle 1
+/// acquires A, SAVE, force-unlock, handle 2 acquires C, restart, handle 1
+/// acquires B). The restart brings back A's tenure (and the fence counter
+/// of the snapshot, below C's token); the handle never learned of the
+/// force-unlock, so B nests into the tenure and gets A's token, below C's,
+/// which another owner was issued before the restart. B's fenced writes are
+/// then refused where C wrote (the fence does its job); nothing in Redis or
+/// in the handle tells this tenure from one the force-unlock never reached.
+/// Failed 3 of 3 runs ("B's token ... is not above C's ...").
+#[test]
+#[ignore = "finding: after a restart from a snapshot older than a force-unlock, the handle nests into the restored tenure and its new hold gets that tenure's token, below a token another owner was issued between the force-unlock and the restart; no small script fix: nothing distinguishes the restored tenure"]
+fn a_hold_nested_into_a_force_unlocked_tenure_restored_by_a_restart_gets_a_higher_token() {
+    let mut server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let name = "force-restart-token";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let a = lock.try_acquire().unwrap().unwrap();
+    save(&mut server.admin());
+    assert!(client.force_unlock(name).unwrap());
+    let other = client.lock_with(name, options(true)).unwrap();
+    let c = other.try_acquire().unwrap().unwrap();
+    server.restart();
+    support::warm_up(&client);
+    let b = lock.try_acquire().unwrap().unwrap();
+    assert!(
+        b.fencing_token() > c.fencing_token(),
+        "B's token {} is not above C's {}",
+        b.fencing_token(),
+        c.fencing_token()
+    );
+    drop((a, b, c));
+}
+
 // ---------------------------------------------------------------------------
 // The generator.
 
@@ -807,13 +840,21 @@ impl Run {
                 .map(|(_, t)| *t)
                 .max();
             let all = own.max(others);
+            // Nesting into a tenure a force-unlock broke and a restart
+            // brought back gets that tenure's token, whatever other owners
+            // got in between (see
+            // `a_hold_nested_into_a_force_unlocked_tenure_restored_by_a_restart_gets_a_higher_token`).
+            let into_broken = self.held[h]
+                .iter()
+                .filter(|x| x.guard.check().is_ok())
+                .all(|x| x.broken && x.before_restart);
             if nested && reentrant(h) {
                 if own.is_some_and(|own| token < own) {
                     return Err(format!(
                         "nested hold of handle {h} got token {token}, below the handle's {own:?}"
                     ));
                 }
-                if others.is_some_and(|o| token <= o) {
+                if !into_broken && others.is_some_and(|o| token <= o) {
                     return Err(format!(
                         "nested hold of handle {h} got token {token}, not above another owner's {others:?}"
                     ));
