@@ -846,8 +846,7 @@ impl Run {
             // `a_hold_nested_into_a_force_unlocked_tenure_restored_by_a_restart_gets_a_higher_token`).
             let into_broken = self.held[h]
                 .iter()
-                .filter(|x| x.guard.check().is_ok())
-                .all(|x| x.broken && x.before_restart);
+                .any(|x| x.broken && x.before_restart && x.guard.fencing_token() == token);
             if nested && reentrant(h) {
                 if own.is_some_and(|own| token < own) {
                     return Err(format!(
@@ -1011,6 +1010,19 @@ impl Run {
         for h in 0..HANDLES {
             for i in 0..self.held[h].len() {
                 if !self.held[h][i].counts() {
+                    // A force-unlock breaks uncounted holds too (one from
+                    // before a restart that Redis kept): remember it, for
+                    // the tenure a later restart may bring back.
+                    if may_remove
+                        && !hold_present(
+                            &mut self.admin,
+                            NAME,
+                            &self.held[h][i].guard,
+                            reentrant(h),
+                        )
+                    {
+                        self.held[h][i].broken = true;
+                    }
                     continue;
                 }
                 let asked = Instant::now();
