@@ -8,9 +8,14 @@
 //! delayed in the network would reach Redis.
 //!
 //! `replaying_the_past_changes_nothing` generates random sequences from
-//! three handles (one plain, two reentrant) against a real redis-server,
-//! with SAVE, restarts from an older snapshot and replayed copies of any
-//! earlier call, and checks after every step (see [`Run::check`]). Its
+//! five handles (plain and reentrant, three with a long ttl and no
+//! renewal, two auto-renewed with a short ttl so that the watchdog renews
+//! during a sequence) against a real redis-server, with SAVE, restarts
+//! from an older snapshot, steps that wait for the watchdog's next renewal
+//! (`extend_batch.lua` when it renews several holds at once; a renewal
+//! that finds a hold gone sends `announce_free.lua`) and replayed copies
+//! of any earlier call, renewals and announcements included, and checks
+//! after every step (see [`Run::check`]). Its
 //! seed is printed; `LATCHKEY_REPLAY_SEED` replays one, and
 //! `LATCHKEY_REPLAY_CASES` (default 6; `make fuzz` runs more) sets how many
 //! sequences run. A failing sequence is shrunk (steps dropped while it
@@ -19,7 +24,7 @@
 
 mod support;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -27,32 +32,65 @@ use std::time::{Duration, Instant};
 use latchkey::{Client, Guard, Lock, LockOptions};
 use support::RedisServer;
 
-/// Every script the library sends, as it sends it (prelude first), so that
-/// a restarted server knows them before a copy is replayed.
-const SCRIPTS: &[&str] = &[
-    include_str!("../src/scripts/acquire.lua"),
-    include_str!("../src/scripts/reentrant_acquire.lua"),
-    include_str!("../src/scripts/release.lua"),
-    include_str!("../src/scripts/reentrant_release.lua"),
-    include_str!("../src/scripts/extend.lua"),
-    include_str!("../src/scripts/extend_batch.lua"),
-    include_str!("../src/scripts/inspect.lua"),
-    include_str!("../src/scripts/hold_exists.lua"),
-    include_str!("../src/scripts/force_unlock.lua"),
-    include_str!("../src/scripts/fenced_write.lua"),
-    include_str!("../src/scripts/fenced_read.lua"),
-    include_str!("../src/scripts/raise_fence.lua"),
+/// Every script the library sends, by file name, as it sends it (prelude
+/// first), so that a restarted server knows them before a copy is replayed.
+const SCRIPTS: &[(&str, &str)] = &[
+    ("acquire", include_str!("../src/scripts/acquire.lua")),
+    (
+        "reentrant_acquire",
+        include_str!("../src/scripts/reentrant_acquire.lua"),
+    ),
+    ("release", include_str!("../src/scripts/release.lua")),
+    (
+        "reentrant_release",
+        include_str!("../src/scripts/reentrant_release.lua"),
+    ),
+    ("extend", include_str!("../src/scripts/extend.lua")),
+    (
+        "extend_batch",
+        include_str!("../src/scripts/extend_batch.lua"),
+    ),
+    ("inspect", include_str!("../src/scripts/inspect.lua")),
+    (
+        "hold_exists",
+        include_str!("../src/scripts/hold_exists.lua"),
+    ),
+    (
+        "force_unlock",
+        include_str!("../src/scripts/force_unlock.lua"),
+    ),
+    (
+        "fenced_write",
+        include_str!("../src/scripts/fenced_write.lua"),
+    ),
+    (
+        "fenced_read",
+        include_str!("../src/scripts/fenced_read.lua"),
+    ),
+    (
+        "raise_fence",
+        include_str!("../src/scripts/raise_fence.lua"),
+    ),
+    (
+        "announce_free",
+        include_str!("../src/scripts/announce_free.lua"),
+    ),
 ];
 
-fn load_scripts(admin: &mut redis::Connection) {
-    for body in SCRIPTS {
-        let text = format!("{}{}", include_str!("../src/scripts/prelude.lua"), body);
-        let _: String = redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(text)
-            .query(admin)
-            .unwrap();
-    }
+/// Loads every script; their SHA1s (what EVALSHA names), by file name.
+fn load_scripts(admin: &mut redis::Connection) -> HashMap<Vec<u8>, &'static str> {
+    SCRIPTS
+        .iter()
+        .map(|(name, body)| {
+            let text = format!("{}{}", include_str!("../src/scripts/prelude.lua"), body);
+            let sha: String = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(text)
+                .query(admin)
+                .unwrap();
+            (sha.into_bytes(), *name)
+        })
+        .collect()
 }
 
 /// One captured command: its arguments, the command name first.
@@ -63,6 +101,8 @@ type Command = Vec<Vec<u8>>;
 struct Monitor {
     reader: BufReader<TcpStream>,
     next_marker: u64,
+    /// The start of a line a read that timed out left unfinished.
+    pending: Vec<u8>,
 }
 
 impl Monitor {
@@ -79,21 +119,75 @@ impl Monitor {
         Monitor {
             reader,
             next_marker: 0,
+            pending: Vec::new(),
         }
     }
 
-    /// The script calls (EVALSHA) the server ran since the last call,
-    /// sent by anyone but `admin` (which sends a marker to know where
-    /// "now" is in the stream).
+    /// The next whole line, or the read's error (a timeout: the part read
+    /// so far waits in `pending` for the next call).
+    fn read_line(&mut self) -> std::io::Result<Vec<u8>> {
+        let read = self.reader.read_until(b'\n', &mut self.pending)?;
+        assert!(read > 0, "the MONITOR connection closed");
+        Ok(std::mem::take(&mut self.pending))
+    }
+
+    /// Reads the stream until a script call that `wanted` accepts has run,
+    /// while `worth_waiting` says one may still come (asked every 50 ms)
+    /// and for `limit` at most; then every other call up to now. Returns
+    /// every script call read, and whether a wanted one came.
+    fn wait_for_call(
+        &mut self,
+        admin: &mut redis::Connection,
+        wanted: impl Fn(&Command) -> bool,
+        mut worth_waiting: impl FnMut() -> bool,
+        limit: Duration,
+    ) -> (Vec<Command>, bool) {
+        let deadline = Instant::now() + limit;
+        let stream = self.reader.get_ref().try_clone().unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut calls = Vec::new();
+        let mut found = false;
+        while !found {
+            match self.read_line() {
+                Ok(line) => {
+                    let args = parse_monitor_line(&line);
+                    if args.first().map(|a| a.to_ascii_uppercase()) == Some(b"EVALSHA".to_vec()) {
+                        found = wanted(&args);
+                        calls.push(args);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if Instant::now() >= deadline || !worth_waiting() {
+                        break;
+                    }
+                }
+                Err(e) => panic!("reading the MONITOR connection: {e}"),
+            }
+        }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        calls.extend(self.script_calls_since(admin));
+        (calls, found)
+    }
+
+    /// The script calls (EVALSHA) the server ran since the last call (a
+    /// copy `admin` delivered among them); `admin` sends a marker to know
+    /// where "now" is in the stream.
     fn script_calls_since(&mut self, admin: &mut redis::Connection) -> Vec<Command> {
         self.next_marker += 1;
         let marker = format!("late-copies-marker-{}", self.next_marker);
         let _: String = redis::cmd("ECHO").arg(&marker).query(admin).unwrap();
         let mut calls = Vec::new();
         loop {
-            let mut line = Vec::new();
-            self.reader.read_until(b'\n', &mut line).unwrap();
-            assert!(!line.is_empty(), "the MONITOR connection closed");
+            let line = self.read_line().unwrap();
             let args = parse_monitor_line(&line);
             match args.first().map(|a| a.to_ascii_uppercase()) {
                 Some(name)
@@ -422,6 +516,87 @@ fn a_late_force_unlock_never_breaks_the_next_tenure_of_the_same_handle() {
     next.release().unwrap();
 }
 
+/// Found by the generator (seed 777, case 117 of 200, shrunk to: handle 1
+/// acquires A, SAVE, force-unlock, restart, handle 1 acquires B, the
+/// force-unlock's copy arrives). The restart brings back the tenure the
+/// force-unlock deleted; the handle never learned of the force-unlock (A
+/// is not auto-renewed), so B nests into that tenure and gets its token,
+/// and the late copy, naming that tenure, deletes it with B: B's guard
+/// says held while the lock is free. Nothing in Redis or in the handle
+/// tells this tenure from one the force-unlock never reached (the
+/// snapshot predates the force-unlock, and the handle's highest token is
+/// the tenure's own), and the copy breaks what the force-unlock named, as
+/// the force-unlock would have had it arrived late the first time.
+/// Failed 3 of 3 runs ("hold B removed by the late force-unlock").
+#[test]
+#[ignore = "finding: a late force-unlock after a restart from a snapshot older than the force-unlock deletes the tenure it named again, with the hold the handle nested into it since (B's guard says held, the key is gone); no small script fix: nothing distinguishes the restored tenure from one never force-unlocked"]
+fn a_late_force_unlock_after_a_restart_breaks_a_hold_nested_into_the_tenure_it_named() {
+    let mut server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let name = "late-force-restart";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let a = lock.try_acquire().unwrap().unwrap();
+    save(&mut server.admin());
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    assert!(client.force_unlock(name).unwrap());
+    let copy = monitor
+        .script_calls_since(&mut admin)
+        .last()
+        .cloned()
+        .unwrap();
+    server.restart();
+    support::warm_up(&client);
+    let mut admin = server.admin();
+    load_scripts(&mut admin);
+    let b = lock.try_acquire().unwrap().unwrap();
+    assert_eq!(
+        b.fencing_token(),
+        a.fencing_token(),
+        "B nested into A's tenure"
+    );
+    deliver(&mut admin, &copy);
+    assert!(
+        hold_present(&mut admin, name, &b, true),
+        "hold B removed by the late force-unlock"
+    );
+    drop(b);
+    drop(a);
+}
+
+/// Found by the generator (seed 4242, case 188 of 200, shrunk to: handle 1
+/// acquires A, SAVE, force-unlock, handle 2 acquires C, restart, handle 1
+/// acquires B). The restart brings back A's tenure (and the fence counter
+/// of the snapshot, below C's token); the handle never learned of the
+/// force-unlock, so B nests into the tenure and gets A's token, below C's,
+/// which another owner was issued before the restart. B's fenced writes are
+/// then refused where C wrote (the fence does its job); nothing in Redis or
+/// in the handle tells this tenure from one the force-unlock never reached.
+/// Failed 3 of 3 runs ("B's token ... is not above C's ...").
+#[test]
+#[ignore = "finding: after a restart from a snapshot older than a force-unlock, the handle nests into the restored tenure and its new hold gets that tenure's token, below a token another owner was issued between the force-unlock and the restart; no small script fix: nothing distinguishes the restored tenure"]
+fn a_hold_nested_into_a_force_unlocked_tenure_restored_by_a_restart_gets_a_higher_token() {
+    let mut server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let name = "force-restart-token";
+    let lock = client.lock_with(name, options(true)).unwrap();
+    let a = lock.try_acquire().unwrap().unwrap();
+    save(&mut server.admin());
+    assert!(client.force_unlock(name).unwrap());
+    let other = client.lock_with(name, options(true)).unwrap();
+    let c = other.try_acquire().unwrap().unwrap();
+    server.restart();
+    support::warm_up(&client);
+    let b = lock.try_acquire().unwrap().unwrap();
+    assert!(
+        b.fencing_token() > c.fencing_token(),
+        "B's token {} is not above C's {}",
+        b.fencing_token(),
+        c.fencing_token()
+    );
+    drop((a, b, c));
+}
+
 // ---------------------------------------------------------------------------
 // The generator.
 
@@ -443,20 +618,57 @@ impl Rng {
     }
 }
 
-/// The handles: 0 is a plain lock, 1 and 2 reentrant ones (three owners).
-const HANDLES: usize = 3;
+/// The handles: 0 is a plain lock, 1 and 2 reentrant ones, all with a 5 s
+/// ttl and no renewal; 3 is a plain lock and 4 a reentrant one, both
+/// auto-renewed with a short ttl, so the watchdog renews them during a
+/// sequence (five owners).
+const HANDLES: usize = 5;
 
 fn reentrant(handle: usize) -> bool {
-    handle != 0
+    matches!(handle, 1 | 2 | 4)
+}
+
+fn renewed(handle: usize) -> bool {
+    handle >= 3
+}
+
+/// The ttl of the auto-renewed handles: the watchdog renews a third of it
+/// after each confirmation.
+const RENEWED_TTL: Duration = Duration::from_secs(1);
+
+fn handle_options(handle: usize) -> LockOptions {
+    if renewed(handle) {
+        LockOptions::new()
+            .ttl(RENEWED_TTL)
+            .auto_renew(true)
+            .reentrant(reentrant(handle))
+    } else {
+        options(reentrant(handle))
+    }
+}
+
+/// How far an Extend step extends a guard: 30 s, or twice the short ttl
+/// for an auto-renewed handle (the watchdog renews with the extended ttl
+/// from then on; 30 s would leave nothing to renew during a sequence).
+fn extension(handle: usize) -> Duration {
+    if renewed(handle) {
+        RENEWED_TTL * 2
+    } else {
+        Duration::from_secs(30)
+    }
 }
 
 #[derive(Clone, Debug)]
 enum Step {
     /// An acquire (a nested one when the handle holds).
     Acquire(usize),
+    /// Two acquires back to back: a reentrant handle's two holds then come
+    /// due for renewal together, and the watchdog renews them in one
+    /// `extend_batch.lua`.
+    AcquireTwice(usize),
     /// Releases one of the handle's guards.
     Release(usize, u32),
-    /// Extends one of the handle's guards to 30 s.
+    /// Extends one of the handle's guards (see [`extension`]).
     Extend(usize, u32),
     /// A fenced write through one of the handle's guards.
     FencedWrite(usize, u32),
@@ -464,11 +676,17 @@ enum Step {
     Save,
     /// kill -9, start again from the last snapshot (if any).
     Restart,
+    /// Waits until the watchdog's next renewal has run (while an
+    /// auto-renewed guard still holds).
+    Renew,
     /// Delivers again one call captured during step `step`.
     Replay {
         step: usize,
         which: u32,
     },
+    /// Delivers again one of the renewals (`extend_batch.lua`,
+    /// `extend.lua`) or announcements (`announce_free.lua`) captured so far.
+    ReplayRenewal(u32),
 }
 
 /// One step with the id it was generated with (a replay names its
@@ -491,13 +709,17 @@ fn generate(rng: &mut Rng, len: usize) -> Vec<Numbered> {
             }
             let index = rng.below(4) as u32;
             let step = match rng.below(100) {
-                0..=24 => Step::Acquire(handle),
-                25..=35 => Step::Release(handle, index),
-                36..=45 => Step::Extend(handle, index),
-                46..=51 => Step::FencedWrite(handle, index),
-                52..=54 => Step::ForceUnlock,
-                55..=62 => Step::Save,
-                63..=69 => Step::Restart,
+                0..=15 => Step::Acquire(handle),
+                16..=21 if reentrant(handle) => Step::AcquireTwice(handle),
+                16..=21 => Step::Acquire(handle),
+                22..=31 => Step::Release(handle, index),
+                32..=39 => Step::Extend(handle, index),
+                40..=44 => Step::FencedWrite(handle, index),
+                45..=47 => Step::ForceUnlock,
+                48..=55 => Step::Save,
+                56..=61 => Step::Restart,
+                62..=69 => Step::Renew,
+                70..=77 => Step::ReplayRenewal(rng.below(64) as u32),
                 _ if id > 0 => Step::Replay {
                     step: rng.below(id as u64) as usize,
                     which: rng.below(8) as u32,
@@ -538,12 +760,27 @@ struct Run {
     client: Client,
     admin: redis::Connection,
     monitor: Monitor,
+    /// The scripts by SHA1, to tell the captured calls apart.
+    scripts: HashMap<Vec<u8>, &'static str>,
     locks: Vec<Lock>,
     held: Vec<Vec<Held>>,
     /// The script calls each step made, by step id.
     captured: HashMap<usize, Vec<Command>>,
+    /// Every renewal and announcement captured, in order (whatever step
+    /// ran meanwhile: the watchdog sends them on its own).
+    renewals: Vec<Command>,
     /// Every fencing token issued to a guard, with its handle.
     tokens: Vec<(usize, u64)>,
+    /// How many calls of each script were captured and replayed, to see
+    /// what the sequences cover.
+    counts: BTreeMap<String, usize>,
+}
+
+/// The script a captured EVALSHA names.
+fn script_of<'a>(scripts: &HashMap<Vec<u8>, &'a str>, call: &Command) -> &'a str {
+    call.get(1)
+        .and_then(|sha| scripts.get(sha))
+        .map_or("", |s| s)
 }
 
 impl Run {
@@ -554,21 +791,29 @@ impl Run {
             .build()
             .unwrap();
         let mut admin = server.admin();
-        load_scripts(&mut admin);
+        let scripts = load_scripts(&mut admin);
         let monitor = Monitor::start(&server);
         let locks = (0..HANDLES)
-            .map(|h| client.lock_with(NAME, options(reentrant(h))).unwrap())
+            .map(|h| client.lock_with(NAME, handle_options(h)).unwrap())
             .collect();
         Run {
             server,
             client,
             admin,
             monitor,
+            scripts,
             locks,
             held: (0..HANDLES).map(|_| Vec::new()).collect(),
             captured: HashMap::new(),
+            renewals: Vec::new(),
             tokens: Vec::new(),
+            counts: BTreeMap::new(),
         }
+    }
+
+    fn count(&mut self, what: &str, call: &Command) {
+        let script = script_of(&self.scripts, call);
+        *self.counts.entry(format!("{what} {script}")).or_default() += 1;
     }
 
     fn pick(&self, handle: usize, index: u32) -> Option<usize> {
@@ -576,59 +821,78 @@ impl Run {
         (n > 0).then(|| index as usize % n)
     }
 
+    /// One acquire by handle `h`, checked: its token, and that no other
+    /// owner still holds.
+    fn acquire(&mut self, h: usize) -> Result<(), String> {
+        let nested = self.held[h].iter().any(|x| x.guard.check().is_ok());
+        if let Ok(Some(guard)) = self.locks[h].try_acquire() {
+            let token = guard.fencing_token();
+            let own = self
+                .tokens
+                .iter()
+                .filter(|(o, _)| *o == h)
+                .map(|(_, t)| *t)
+                .max();
+            let others = self
+                .tokens
+                .iter()
+                .filter(|(o, _)| *o != h)
+                .map(|(_, t)| *t)
+                .max();
+            let all = own.max(others);
+            // Nesting into a tenure a force-unlock broke and a restart
+            // brought back gets that tenure's token, whatever other owners
+            // got in between (see
+            // `a_hold_nested_into_a_force_unlocked_tenure_restored_by_a_restart_gets_a_higher_token`).
+            let into_broken = self.held[h]
+                .iter()
+                .any(|x| x.broken && x.before_restart && x.guard.fencing_token() == token);
+            if nested && reentrant(h) {
+                if own.is_some_and(|own| token < own) {
+                    return Err(format!(
+                        "nested hold of handle {h} got token {token}, below the handle's {own:?}"
+                    ));
+                }
+                if !into_broken && others.is_some_and(|o| token <= o) {
+                    return Err(format!(
+                        "nested hold of handle {h} got token {token}, not above another owner's {others:?}"
+                    ));
+                }
+            } else if all.is_some_and(|a| token <= a) {
+                return Err(format!(
+                    "handle {h} got token {token}, not above {all:?} issued before"
+                ));
+            }
+            let owners: Vec<usize> = (0..HANDLES)
+                .filter(|&o| o != h && self.held[o].iter().any(Held::counts))
+                .collect();
+            if !owners.is_empty() {
+                return Err(format!(
+                    "handle {h} acquired while handle(s) {owners:?} hold the lock"
+                ));
+            }
+            self.tokens.push((h, token));
+            self.held[h].push(Held {
+                guard,
+                before_restart: false,
+                broken: false,
+            });
+        }
+        Ok(())
+    }
+
     /// Runs one step; `Err` names the invariant it broke.
     fn step(&mut self, numbered: &Numbered) -> Result<(), String> {
         let mut may_remove = false;
+        let mut calls = Vec::new();
+        // The copy a replay delivers: MONITOR shows it too, and it is no
+        // call of the library's.
+        let mut delivered = None;
         match &numbered.step {
-            Step::Acquire(h) => {
-                let h = *h;
-                let nested = self.held[h].iter().any(|x| x.guard.check().is_ok());
-                if let Ok(Some(guard)) = self.locks[h].try_acquire() {
-                    let token = guard.fencing_token();
-                    let own = self
-                        .tokens
-                        .iter()
-                        .filter(|(o, _)| *o == h)
-                        .map(|(_, t)| *t)
-                        .max();
-                    let others = self
-                        .tokens
-                        .iter()
-                        .filter(|(o, _)| *o != h)
-                        .map(|(_, t)| *t)
-                        .max();
-                    let all = own.max(others);
-                    if nested && reentrant(h) {
-                        if own.is_some_and(|own| token < own) {
-                            return Err(format!(
-                                "nested hold of handle {h} got token {token}, below the handle's {own:?}"
-                            ));
-                        }
-                        if others.is_some_and(|o| token <= o) {
-                            return Err(format!(
-                                "nested hold of handle {h} got token {token}, not above another owner's {others:?}"
-                            ));
-                        }
-                    } else if all.is_some_and(|a| token <= a) {
-                        return Err(format!(
-                            "handle {h} got token {token}, not above {all:?} issued before"
-                        ));
-                    }
-                    let owners: Vec<usize> = (0..HANDLES)
-                        .filter(|&o| o != h && self.held[o].iter().any(Held::counts))
-                        .collect();
-                    if !owners.is_empty() {
-                        return Err(format!(
-                            "handle {h} acquired while handle(s) {owners:?} hold the lock"
-                        ));
-                    }
-                    self.tokens.push((h, token));
-                    self.held[h].push(Held {
-                        guard,
-                        before_restart: false,
-                        broken: false,
-                    });
-                }
+            Step::Acquire(h) => self.acquire(*h)?,
+            Step::AcquireTwice(h) => {
+                self.acquire(*h)?;
+                self.acquire(*h)?;
             }
             Step::Release(h, i) => {
                 if let Some(i) = self.pick(*h, *i) {
@@ -637,7 +901,7 @@ impl Run {
             }
             Step::Extend(h, i) => {
                 if let Some(i) = self.pick(*h, *i) {
-                    let _ = self.held[*h][i].guard.extend(Duration::from_secs(30));
+                    let _ = self.held[*h][i].guard.extend(extension(*h));
                 }
             }
             Step::FencedWrite(h, i) => {
@@ -661,36 +925,127 @@ impl Run {
                     held.before_restart = true;
                 }
             }
+            Step::Renew => {
+                // Waits on the renewal itself, not on a clock: it comes a
+                // third of the ttl after the last one, later under load,
+                // and never once every auto-renewed guard has ended (then
+                // waiting is pointless).
+                let scripts = &self.scripts;
+                let held = &self.held;
+                let (during, _) = self.monitor.wait_for_call(
+                    &mut self.admin,
+                    |call| matches!(script_of(scripts, call), "extend" | "extend_batch"),
+                    || {
+                        (0..HANDLES)
+                            .filter(|&h| renewed(h))
+                            .any(|h| held[h].iter().any(|x| x.guard.check().is_ok()))
+                    },
+                    Duration::from_secs(10),
+                );
+                calls = during;
+            }
             Step::Replay { step, which } => {
                 if let Some(calls) = self.captured.get(step).filter(|c| !c.is_empty()) {
                     let call = calls[*which as usize % calls.len()].clone();
+                    self.count("replayed", &call);
                     deliver(&mut self.admin, &call);
+                    delivered = Some(call);
+                }
+            }
+            Step::ReplayRenewal(which) => {
+                if !self.renewals.is_empty() {
+                    let call = self.renewals[*which as usize % self.renewals.len()].clone();
+                    self.count("replayed", &call);
+                    deliver(&mut self.admin, &call);
+                    delivered = Some(call);
                 }
             }
         }
-        let calls = self.monitor.script_calls_since(&mut self.admin);
-        if !matches!(numbered.step, Step::Replay { .. }) {
+        calls.extend(self.monitor.script_calls_since(&mut self.admin));
+        let delivered_holder = delivered
+            .as_ref()
+            .filter(|copy| script_of(&self.scripts, copy) == "force_unlock")
+            .and_then(|copy| copy.get(5))
+            .map(|holder| String::from_utf8_lossy(holder).into_owned());
+        if let Some(copy) = delivered {
+            if let Some(i) = calls.iter().position(|c| *c == copy) {
+                calls.remove(i);
+            }
+        }
+        for call in &calls {
+            self.count("captured", call);
+        }
+        self.renewals.extend(
+            calls
+                .iter()
+                .filter(|call| {
+                    matches!(
+                        script_of(&self.scripts, call),
+                        "extend" | "extend_batch" | "announce_free"
+                    )
+                })
+                .cloned(),
+        );
+        if !matches!(numbered.step, Step::Replay { .. } | Step::ReplayRenewal(_)) {
             self.captured.insert(numbered.id, calls);
         }
-        self.check(may_remove)
+        // A late force-unlock removes the holder it names, as the
+        // force-unlock itself did: after a restart from a snapshot older
+        // than that force-unlock brought the named tenure back, the
+        // handle's next acquire nests into it and the copy breaks that
+        // nested hold too (see
+        // `a_late_force_unlock_after_a_restart_breaks_a_hold_nested_into_the_tenure_it_named`).
+        self.check(may_remove, delivered_holder.as_deref())
     }
 
     /// After every step: every hold a guard counts on is in Redis (unless
     /// the step was a force-unlock), the key lives at least as long as any
     /// such guard believes, and at most one owner's guards say held.
-    fn check(&mut self, may_remove: bool) -> Result<(), String> {
+    /// `named`: the holder a replayed force-unlock named (a plain hold's
+    /// token, or `owner:fencing token` of a reentrant tenure); its holds
+    /// may go.
+    fn check(&mut self, may_remove: bool, named: Option<&str>) -> Result<(), String> {
         let mut longest = Duration::ZERO;
         let started = Instant::now();
         for h in 0..HANDLES {
             for i in 0..self.held[h].len() {
                 if !self.held[h][i].counts() {
+                    // A force-unlock breaks uncounted holds too (one from
+                    // before a restart that Redis kept): remember it, for
+                    // the tenure a later restart may bring back.
+                    if may_remove
+                        && !hold_present(
+                            &mut self.admin,
+                            NAME,
+                            &self.held[h][i].guard,
+                            reentrant(h),
+                        )
+                    {
+                        self.held[h][i].broken = true;
+                    }
                     continue;
                 }
+                let asked = Instant::now();
+                let remaining = self.held[h][i].guard.remaining();
                 let present =
                     hold_present(&mut self.admin, NAME, &self.held[h][i].guard, reentrant(h));
+                let guard = &self.held[h][i].guard;
+                let is_named = named.is_some_and(|named| {
+                    if reentrant(h) {
+                        named.ends_with(&format!(":{}", guard.fencing_token()))
+                    } else {
+                        named == guard.token()
+                    }
+                });
                 if !present {
-                    if may_remove {
+                    if may_remove || is_named {
                         self.held[h][i].broken = true;
+                        continue;
+                    }
+                    // Redis keeps a hold at least as long as its guard's
+                    // validity: gone only once that has passed (a check
+                    // that stalled under load) is an expiry, no finding.
+                    if asked.elapsed() >= remaining {
                         continue;
                     }
                     return Err(format!(
@@ -723,12 +1078,21 @@ impl Run {
 /// Runs `steps` on a fresh server; the first broken invariant, with the
 /// step that broke it.
 fn run(steps: &[Numbered]) -> Result<(), String> {
+    run_counting(steps, &mut BTreeMap::new())
+}
+
+/// As [`run`], adding to `counts` how many calls of each script were
+/// captured and replayed.
+fn run_counting(steps: &[Numbered], counts: &mut BTreeMap<String, usize>) -> Result<(), String> {
     let mut run = Run::new();
-    for numbered in steps {
+    let outcome = steps.iter().try_for_each(|numbered| {
         run.step(numbered)
-            .map_err(|e| format!("after step {} {:?}: {e}", numbered.id, numbered.step))?;
+            .map_err(|e| format!("after step {} {:?}: {e}", numbered.id, numbered.step))
+    });
+    for (what, n) in &run.counts {
+        *counts.entry(what.clone()).or_default() += n;
     }
-    Ok(())
+    outcome
 }
 
 /// Drops steps one at a time while the sequence still fails, pass after
@@ -776,9 +1140,10 @@ fn replaying_the_past_changes_nothing() {
     let all = std::env::var("LATCHKEY_REPLAY_ALL").is_ok_and(|v| v == "1");
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
+    let mut counts = BTreeMap::new();
     for case in 0..cases {
         let steps = generate(&mut rng, 30);
-        if let Err(failure) = run(&steps) {
+        if let Err(failure) = run_counting(&steps, &mut counts) {
             let (steps, failure) = shrink(steps, failure);
             let listing: Vec<String> = steps
                 .iter()
@@ -796,5 +1161,8 @@ fn replaying_the_past_changes_nothing() {
             }
         }
     }
+    // What the sequences covered (the watchdog's calls depend on timing).
+    let covered: Vec<String> = counts.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    println!("script calls: {}", covered.join(", "));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
