@@ -50,13 +50,13 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 
-rust-test:
+rust-test: deps
 	bash tools/with-redis $(CARGO) test --release $(CARGO_TEST_FLAGS)
 
 # Runs `make rust-test` N times in a row (every test binary each time, so a
 # failure in one does not hide the others) and counts failures per test.
 N ?= 20
-test-repeat:
+test-repeat: deps
 	bash tools/repeat-tests.sh $(N) rust-test CARGO_TEST_FLAGS=--no-fail-fast
 
 ## Fuzzing --------------------------------------------------------------------

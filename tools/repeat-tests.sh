@@ -19,7 +19,9 @@ for k in $(seq 1 "$runs"); do
   else
     failed_runs=$((failed_runs + 1))
     echo "run $k/$runs: FAILED ($(( $(date +%s) - started )) s), see $logs/run-$k.log"
-    grep -E '^test .* \.\.\. FAILED$' "$logs/run-$k.log" | sed 's/^/  /'
+    # A run that failed before any test did (a build or a fixture) says why.
+    grep -E '^test .* \.\.\. FAILED$' "$logs/run-$k.log" | sed 's/^/  /' \
+      || tail -n 3 "$logs/run-$k.log" | sed 's/^/  /'
   fi
 done
 echo "failures per test over $runs runs of make $target:"
