@@ -597,6 +597,28 @@ latchkey_status latchkey_client_options_set_master_db(struct latchkey_client_opt
                                                       struct latchkey_error **err_out);
 
 /**
+ * Redlock only: how long, in milliseconds, a master stays out of every
+ * quorum after it (re)started. A master that restarts without its keys
+ * would grant again locks it had granted before; the Redlock paper's
+ * delayed restart keeps it out until those have expired. Unset (the
+ * default): the largest ttl the client has used, so for one ttl after
+ * most masters of a deployment start, locks look held. 0: every master
+ * counts as soon as it answers (only for masters that keep their keys
+ * across restarts, or whose restarts operators delay). At most 365 days;
+ * checked when the client is opened (any other deployment refuses it).
+ *
+ * Threads: see latchkey_client_options. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object not used by another thread.
+ */
+latchkey_status latchkey_client_options_set_redlock_restart_delay_ms(struct latchkey_client_options *options,
+                                                                     uint64_t delay_ms,
+                                                                     struct latchkey_error **err_out);
+
+/**
  * Makes a client for the Redis at `url`
  * (`redis://[user:password@]host[:port][/db]` or `unix:///path`), with
  * `options` (NULL for the defaults). No connection is made yet: the first

@@ -79,6 +79,9 @@ pub struct ClientBuilder {
     prefix: String,
     pool_size: usize,
     fence_retention: Duration,
+    /// Redlock only: how long a restarted master stays out of quorums;
+    /// `None` for the largest ttl in use.
+    restart_delay: Option<Duration>,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -100,6 +103,7 @@ impl fmt::Debug for ClientBuilder {
             .field("prefix", &self.prefix)
             .field("pool_size", &self.pool_size)
             .field("fence_retention", &self.fence_retention)
+            .field("restart_delay", &self.restart_delay)
             .finish()
     }
 }
@@ -226,6 +230,41 @@ impl ClientBuilder {
         self
     }
 
+    /// Redlock only: how long a master stays out of every quorum after it
+    /// (re)started. A master without persistence (or with a late `fsync`)
+    /// comes back empty and would grant again locks it had granted before;
+    /// two such restarts make a second quorum for a lock still held. The
+    /// Redlock paper's answer is a delayed restart: a restarted master does
+    /// not vote until every lock it may have granted has expired.
+    ///
+    /// The default is the largest ttl this client has asked for: a master
+    /// whose current run is younger (`INFO server`; a run id that changed
+    /// since the client last saw the old run counts from then) grants
+    /// nothing that counts, so for one ttl after most masters of a
+    /// deployment started, its locks look held. `Duration::ZERO` lets every
+    /// master vote as soon as it answers: only for masters that keep their
+    /// keys across restarts (`appendfsync always`), or whose operators
+    /// delay their restarts themselves. A longer delay covers other
+    /// clients' longer ttls.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = latchkey::Client::redlock_builder(&["redis://a", "redis://b", "redis://c"])
+    ///     .redlock_restart_delay(Duration::from_secs(60))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = client;
+    /// let err = latchkey::Client::builder("redis://a")
+    ///     .redlock_restart_delay(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), latchkey::ErrorKind::InvalidArgument);
+    /// ```
+    pub fn redlock_restart_delay(mut self, delay: Duration) -> Self {
+        self.restart_delay = Some(delay);
+        self
+    }
+
     /// Checks the options and makes the client. No connection is opened
     /// yet: the first command connects, so a client can be made before
     /// Redis is up.
@@ -264,6 +303,19 @@ impl ClientBuilder {
             }
             check_timeout("replica wait timeout", wait.timeout)?;
         }
+        if self.restart_delay.is_some() && !matches!(self.mode, Mode::Redlock) {
+            return Err(Error::invalid(
+                "redlock_restart_delay applies to Redlock only (a single server, Sentinel or \
+                 Cluster has no quorum for a restarted master to join)",
+            ));
+        }
+        if let Some(delay) = self.restart_delay {
+            if delay > Duration::from_secs(365 * 24 * 3600) {
+                return Err(Error::invalid(format!(
+                    "the Redlock restart delay must be at most 365 days; got {delay:?}"
+                )));
+            }
+        }
         if let Mode::Sentinel { master_name } = self.mode.clone() {
             return self.build_sentinel(master_name);
         }
@@ -284,7 +336,7 @@ impl ClientBuilder {
             .collect::<Result<Vec<_>>>()?;
         let backend: Arc<dyn Backend> = if matches!(self.mode, Mode::Redlock) {
             // Checks the number of masters and that they are all different.
-            Arc::new(Redlock::new(nodes, self.command_timeout)?)
+            Arc::new(Redlock::new(nodes, self.command_timeout)?.restart_delay(self.restart_delay))
         } else {
             match nodes.into_iter().next() {
                 Some(node) => Arc::new(OneNodeBackend::new(node, self.wait)),
@@ -621,6 +673,7 @@ impl Client {
             prefix: DEFAULT_PREFIX.to_string(),
             pool_size: 8,
             fence_retention: DEFAULT_FENCE_RETENTION,
+            restart_delay: None,
         }
     }
 

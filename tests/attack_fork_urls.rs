@@ -465,6 +465,8 @@ fn children_forked_while_a_redlock_master_is_down_hold_through_the_rest() {
     let mut masters: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = masters.iter().map(RedisServer::url).collect();
     let client = Client::redlock_builder(&urls)
+        // Fresh test servers: no restart to wait out.
+        .redlock_restart_delay(Duration::ZERO)
         .connect_timeout(Duration::from_millis(200))
         .command_timeout(Duration::from_millis(500))
         .build()

@@ -311,6 +311,9 @@ fn redlock(urls: &[String], timeout: Duration) -> Client {
     Client::redlock_builder(urls)
         .connect_timeout(timeout)
         .command_timeout(timeout)
+        // Fresh test servers: no restart here to wait out (see
+        // tests/redlock_faults.rs for the restart delay).
+        .redlock_restart_delay(Duration::ZERO)
         .build()
         .unwrap()
 }

@@ -662,6 +662,8 @@ fn a_redlock_extend_with_a_master_down_stays_within_the_quorum() {
     let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
     let client = Client::redlock_builder(&urls)
+        // Fresh test servers: no restart to wait out.
+        .redlock_restart_delay(Duration::ZERO)
         .connect_timeout(Duration::from_millis(300))
         .command_timeout(Duration::from_millis(300))
         .build()

@@ -447,6 +447,8 @@ fn a_redlock_tenure_never_hands_a_nested_hold_a_lower_token() {
     let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
     let client = Client::redlock_builder(&urls)
+        // Fresh test servers: no restart to wait out.
+        .redlock_restart_delay(Duration::ZERO)
         .connect_timeout(Duration::from_millis(500))
         .command_timeout(Duration::from_millis(500))
         .build()

@@ -74,7 +74,10 @@ fn a_shorter_extend_leaves_the_lease_as_long_as_it_was() {
 fn over_redlock_a_shorter_extend_leaves_the_lease_as_long_as_it_was() {
     let masters: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = masters.iter().map(RedisServer::url).collect();
-    let client = Client::redlock_builder(&urls).build().unwrap();
+    let client = Client::redlock_builder(&urls)
+        .redlock_restart_delay(Duration::ZERO) // fresh test servers
+        .build()
+        .unwrap();
     let lock = client
         .lock_with("shorter", LockOptions::new().ttl(Duration::from_secs(30)))
         .unwrap();

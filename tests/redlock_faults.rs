@@ -39,6 +39,17 @@ fn client_over(urls: &[String]) -> Client {
     Client::redlock_builder(urls)
         .connect_timeout(TIMEOUT)
         .command_timeout(TIMEOUT)
+        // Fresh test servers: only the restart tests below wait them out.
+        .redlock_restart_delay(Duration::ZERO)
+        .build()
+        .unwrap()
+}
+
+/// A client with the default restart delay (the largest ttl it uses).
+fn delaying_client_over(urls: &[String]) -> Client {
+    Client::redlock_builder(urls)
+        .connect_timeout(TIMEOUT)
+        .command_timeout(TIMEOUT)
         .build()
         .unwrap()
 }
@@ -412,14 +423,14 @@ fn two_masters_restarted_empty_one_after_the_other_do_not_grant_the_lock_twice()
     let ttl = Duration::from_secs(6);
     let mut servers = masters(3);
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
-    // Masters that ran for over a ttl before the restarts (masters that all
-    // started within one ttl of each other all count, as a new deployment).
+    // Masters that ran for over a ttl before the restarts (younger ones
+    // would not count toward the first client's quorum either).
     wait_until(
         "every master has been up for over twice the ttl",
         Duration::from_secs(60),
         || servers.iter().all(|s| uptime(s) > ttl * 2),
     );
-    let first = client_over(&urls);
+    let first = delaying_client_over(&urls);
     // Not renewed: its check() stays Ok for the whole ttl.
     let ours = first
         .lock_with("twice", LockOptions::new().ttl(ttl).auto_renew(false))
@@ -429,7 +440,7 @@ fn two_masters_restarted_empty_one_after_the_other_do_not_grant_the_lock_twice()
     servers[0].restart();
     servers[1].restart();
 
-    let second = client_over(&urls);
+    let second = delaying_client_over(&urls);
     let lock = second
         .lock_with("twice", LockOptions::new().ttl(ttl))
         .unwrap();
@@ -458,4 +469,57 @@ fn two_masters_restarted_empty_one_after_the_other_do_not_grant_the_lock_twice()
         ours.check().is_err(),
         "the first client's lease outlived its ttl"
     );
+}
+
+/// Every master restarts empty at once (a whole deployment rebooted, or
+/// restarted by its orchestrator) while a lock is held: no master keeps
+/// the lock, and all three are equally young, which is also how a new
+/// deployment looks. Before the strict delayed restart, masters that all
+/// started within one ttl of each other all counted (as a new deployment)
+/// and the second client got the lock at once while the first one's
+/// check() was Ok (failed 3 of 3 runs). The client cannot tell a
+/// deployment that lost its locks from a new one, so neither grants for a
+/// ttl; a waiter gets the lock once that ttl has passed.
+#[test]
+fn a_deployment_restarted_whole_does_not_grant_a_held_lock_again() {
+    let ttl = Duration::from_secs(4);
+    let mut servers = masters(3);
+    let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
+    wait_until(
+        "every master has been up for over a ttl",
+        Duration::from_secs(60),
+        || servers.iter().all(|s| uptime(s) > ttl),
+    );
+    let first = delaying_client_over(&urls);
+    let ours = first
+        .lock_with("whole", LockOptions::new().ttl(ttl).auto_renew(false))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    for server in &mut servers {
+        server.restart();
+    }
+
+    for (who, client) in [
+        ("a new client", delaying_client_over(&urls)),
+        ("the same client", first.clone()),
+    ] {
+        let theirs = client
+            .lock_with("whole", LockOptions::new().ttl(ttl))
+            .unwrap()
+            .try_acquire();
+        assert!(
+            !(ours.check().is_ok() && matches!(theirs, Ok(Some(_)))),
+            "two holders of 'whole': {who} took it on three restarted masters while the \
+             first hold's check() is Ok"
+        );
+        assert!(matches!(theirs, Ok(None)), "{who}: {theirs:?}");
+    }
+    let waiter = delaying_client_over(&urls)
+        .lock_with("whole", LockOptions::new().ttl(ttl))
+        .unwrap()
+        .acquire_timeout(Duration::from_secs(60))
+        .expect("the lock is granted once the masters have run a ttl");
+    assert!(ours.check().is_err(), "the first hold outlived its ttl");
+    drop(waiter);
 }

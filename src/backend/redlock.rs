@@ -22,13 +22,15 @@
 //!
 //! A master that restarted lost the locks it had granted (without
 //! persistence, or with a late `fsync`) and would grant them again: two
-//! such restarts, one after the other, make a second quorum for a lock
-//! that is still held. The Redlock paper's answer is a delayed restart
-//! (keep a restarted master out for the largest ttl); the client does it
-//! here so that operators need not: while another master says the lock is
-//! held, the grant of a master whose current run is younger than the
-//! largest ttl this client uses does not count toward a quorum, if another
-//! master has been up for a ttl longer ([`Master::uptime`]).
+//! such restarts, one after the other (or the whole deployment at once),
+//! make a second quorum for a lock that is still held. The Redlock
+//! paper's answer is a delayed restart (keep a restarted master out for
+//! the largest ttl); the client does it here so that operators need not:
+//! the grant of a master whose current run is younger than the restart
+//! delay (by default the largest ttl this client uses) never counts toward
+//! a quorum ([`Master::uptime`]). The client cannot tell a deployment that
+//! just started from one that restarted and lost its locks, so the rule
+//! holds for both.
 //!
 //! The masters are reached through the [`MasterNode`] trait (a
 //! [`SingleNode`] each in production) and the time is read from a
@@ -74,9 +76,11 @@ pub(crate) struct Redlock<N = SingleNode, C = Monotonic> {
     quorum: usize,
     command_timeout: Duration,
     clock: C,
-    /// The largest ttl asked for so far, in milliseconds: how long a
-    /// restarted master stays out of the quorum.
+    /// The largest ttl asked for so far, in milliseconds: by default, how
+    /// long a restarted master stays out of the quorum.
     largest_ttl: AtomicU64,
+    /// How long a restarted master stays out, when set by the user.
+    restart_delay: Option<Duration>,
 }
 
 /// The replies of one master: all its calls' results, or why it failed.
@@ -174,7 +178,15 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
             command_timeout,
             clock,
             largest_ttl: AtomicU64::new(0),
+            restart_delay: None,
         })
+    }
+
+    /// Sets how long a (re)started master stays out of every quorum;
+    /// `None` (the default) for the largest ttl in use.
+    pub(crate) fn restart_delay(mut self, delay: Option<Duration>) -> Self {
+        self.restart_delay = delay;
+        self
     }
 
     /// Records that `ttl` is in use; the largest ttl in use so far.
@@ -185,37 +197,30 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
     }
 
     /// Among masters `answered`, those whose grant does not count toward a
-    /// quorum: their current run is younger than `largest_ttl`, and another
-    /// master has been up for at least `largest_ttl` longer (it ran for a
-    /// whole ttl before this restart, so locks it granted with this
-    /// master's previous run may still be held). Masters that all started
-    /// within one ttl of each other (a deployment just started, or
-    /// restarted whole) all count. Each master left out, with how long
-    /// until it counts again and an error saying why.
-    fn restarted(
-        &self,
-        answered: &[usize],
-        largest_ttl: Duration,
-    ) -> Vec<(usize, Duration, Error)> {
+    /// quorum: their current run is younger than `delay`, so locks granted
+    /// by their previous run (and lost with it) may still be held. Each
+    /// master left out, with how long until it counts again and an error
+    /// saying why. A master that does not say how long it has run (`INFO`
+    /// refused) counts.
+    fn restarted(&self, answered: &[usize], delay: Duration) -> Vec<(usize, Duration, Error)> {
         let uptimes: Vec<(usize, Duration)> = answered
             .iter()
             .filter_map(|&i| Some((i, self.masters[i].uptime()?)))
             .collect();
-        let oldest = uptimes.iter().map(|(_, up)| *up).max().unwrap_or_default();
         uptimes
             .into_iter()
-            .filter(|(_, up)| *up < largest_ttl && oldest >= *up + largest_ttl)
+            .filter(|(_, up)| *up < delay)
             .map(|(i, up)| {
                 let error = Error::new(
                     ErrorKind::Connection,
                     format!(
-                        "{} restarted {up:.1?} ago and may have lost the locks it granted \
-                         before; it counts toward a quorum again once {largest_ttl:?} (the \
-                         largest ttl in use) have passed since its restart",
+                        "{} (re)started {up:.1?} ago and may have lost locks it granted \
+                         before; it counts toward a quorum once {delay:?} (the restart delay) \
+                         have passed since its start",
                         self.masters[i].node.describe()
                     ),
                 );
-                (i, largest_ttl - up, error)
+                (i, delay - up, error)
             })
             .collect()
     }
@@ -440,19 +445,17 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                 Err(e) => errors.push(e),
             }
         }
-        // A grant from a master that restarted too recently does not count
-        // while another master says the lock is held: that lock may have
-        // had the restarted master in its quorum. (It is given back with
-        // the others if the attempt fails.) The runs are read whenever a
-        // master granted, so that a later change of run id is seen.
-        let mut restarted = if issued.is_empty() {
+        // A grant from a master that (re)started too recently does not
+        // count: a lock it granted before may still be held. (It is given
+        // back with the others if the attempt fails.) The runs are read
+        // whenever a master granted, so that a later change of run id is
+        // seen.
+        let delay = self.restart_delay.unwrap_or(largest_ttl);
+        let restarted = if issued.is_empty() || delay.is_zero() {
             Vec::new()
         } else {
-            self.restarted(&answered, largest_ttl)
+            self.restarted(&answered, delay)
         };
-        if held_for.is_empty() {
-            restarted.clear();
-        }
         let counted = issued
             .iter()
             .filter(|(i, _)| !restarted.iter().any(|(r, _, _)| r == i))

@@ -28,6 +28,7 @@ pub struct latchkey_client_options {
     wait_for_replicas: Option<(usize, Duration)>,
     master_password: Option<String>,
     master_db: Option<i64>,
+    redlock_restart_delay: Option<Duration>,
 }
 
 /// Makes an options object with every option unset.
@@ -281,6 +282,41 @@ pub unsafe extern "C" fn latchkey_client_options_set_master_db(
     })
 }
 
+/// Redlock only: how long, in milliseconds, a master stays out of every
+/// quorum after it (re)started. A master that restarts without its keys
+/// would grant again locks it had granted before; the Redlock paper's
+/// delayed restart keeps it out until those have expired. Unset (the
+/// default): the largest ttl the client has used, so for one ttl after
+/// most masters of a deployment start, locks look held. 0: every master
+/// counts as soon as it answers (only for masters that keep their keys
+/// across restarts, or whose restarts operators delay). At most 365 days;
+/// checked when the client is opened (any other deployment refuses it).
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_redlock_restart_delay_ms(
+    options: *mut latchkey_client_options,
+    delay_ms: u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_redlock_restart_delay_ms",
+        err_out,
+        || {
+            // SAFETY: `options` keeps the `# Safety` contract above, all that
+            // `args::borrow_mut` relies on (see `args`).
+            let options = unsafe { args::borrow_mut(options, "options") }?;
+            options.redlock_restart_delay = Some(Duration::from_millis(delay_ms));
+            Ok(())
+        },
+    )
+}
+
 impl Handle for latchkey_client_options {
     const KIND: Kind = Kind::ClientOptions;
 }
@@ -308,6 +344,9 @@ impl latchkey_client_options {
         }
         if let Some(db) = self.master_db {
             builder = builder.master_db(db);
+        }
+        if let Some(delay) = self.redlock_restart_delay {
+            builder = builder.redlock_restart_delay(delay);
         }
         builder
     }
