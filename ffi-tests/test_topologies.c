@@ -2,7 +2,9 @@
  * The other deployments from C. Redlock: a client over three masters (three
  * private servers) takes and gives back locks like a single-server client,
  * excludes a second Redlock client, reports each master's view, and refuses
- * bad master lists. Sentinel and Cluster clients open without connecting
+ * bad master lists; with the default restart delay, masters younger than the
+ * ttl grant nothing that counts until they have run a ttl. Sentinel and
+ * Cluster clients open without connecting
  * and report an unreachable deployment as LATCHKEY_CONNECTION (their
  * behaviour against real deployments is tested in Rust). Waiting for
  * replicas on a server that has none fails the acquire with a timeout.
@@ -12,6 +14,51 @@
 #include "check.h"
 
 #define MASTERS 3
+
+/* The default restart delay (the largest ttl in use): the client cannot
+ * tell masters that just started from ones that restarted and lost their
+ * locks, so a lock looks held until they have run a ttl. The restart delay
+ * is for Redlock only. */
+static void test_fresh_masters_grant_nothing_for_a_ttl(const char **urls) {
+    latchkey_client *patient = NULL, *none = NULL;
+    latchkey_lock_options *long_ttl = NULL, *short_ttl = NULL;
+    latchkey_lock *lock = NULL;
+    latchkey_guard *guard = NULL;
+    latchkey_client_options *options = NULL;
+
+    /* A ttl far longer than the masters have run: held. */
+    CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, NULL, &patient, NULL));
+    CHECK_OK(latchkey_lock_options_new(&long_ttl, NULL));
+    CHECK_OK(latchkey_lock_options_set_ttl_ms(long_ttl, 3600 * 1000, NULL));
+    CHECK_OK(latchkey_lock_new(patient, "fresh", long_ttl, &lock, NULL));
+    CHECK_STATUS(LATCHKEY_TIMEOUT, latchkey_lock_try_acquire(lock, &guard, NULL));
+    CHECK(guard == NULL);
+    latchkey_lock_free(lock);
+    latchkey_client_free(patient);
+
+    /* A short ttl, on a client that never used a longer one: a waiter gets
+     * the lock once the masters have run that ttl. */
+    CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, NULL, &patient, NULL));
+    CHECK_OK(latchkey_lock_options_new(&short_ttl, NULL));
+    CHECK_OK(latchkey_lock_options_set_ttl_ms(short_ttl, 2000, NULL));
+    CHECK_OK(latchkey_lock_new(patient, "fresh", short_ttl, &lock, NULL));
+    CHECK_OK(latchkey_lock_acquire(lock, 60000, NULL, &guard, NULL));
+    CHECK_OK(latchkey_guard_release(guard, NULL));
+    latchkey_guard_free(guard);
+    latchkey_lock_free(lock);
+    latchkey_client_free(patient);
+    latchkey_lock_options_free(long_ttl);
+    latchkey_lock_options_free(short_ttl);
+
+    CHECK_OK(latchkey_client_options_new(&options, NULL));
+    CHECK_OK(latchkey_client_options_set_redlock_restart_delay_ms(options, 0, NULL));
+    CHECK_STATUS(LATCHKEY_INVALID_ARGUMENT,
+                 latchkey_client_open(urls[0], options, &none, NULL));
+    CHECK(strstr(latchkey_last_error(), "Redlock only") != NULL);
+    CHECK(none == NULL);
+    latchkey_client_options_free(options);
+    test_pass("masters younger than the ttl grant nothing that counts until they ran a ttl");
+}
 
 int main(void) {
     test_start_server();
@@ -32,8 +79,15 @@ int main(void) {
     latchkey_guard *guard = NULL, *rival_guard = NULL;
     latchkey_lock_info info;
     uint64_t fencing = 0;
-    CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, NULL, &client, NULL));
-    CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, NULL, &rival, NULL));
+    test_fresh_masters_grant_nothing_for_a_ttl(urls);
+
+    /* Fresh test servers: no restart to wait out. */
+    latchkey_client_options *trusting = NULL;
+    CHECK_OK(latchkey_client_options_new(&trusting, NULL));
+    CHECK_OK(latchkey_client_options_set_redlock_restart_delay_ms(trusting, 0, NULL));
+    CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, trusting, &client, NULL));
+    CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, trusting, &rival, NULL));
+    latchkey_client_options_free(trusting);
     CHECK_OK(latchkey_lock_new(client, "quorum", NULL, &lock, NULL));
     CHECK_OK(latchkey_lock_new(rival, "quorum", NULL, &rival_lock, NULL));
 

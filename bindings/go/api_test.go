@@ -262,6 +262,15 @@ func TestBadInput(t *testing.T) {
 		{"zero pool", func() error { _, err := latchkey.Open(redisURL, latchkey.WithPoolSize(0)); return err }},
 		{"zero command timeout", func() error { _, err := latchkey.Open(redisURL, latchkey.WithCommandTimeout(0)); return err }},
 		{"redlock of two", func() error { _, err := latchkey.OpenRedlock([]string{redisURL, redisURL}); return err }},
+		{"restart delay on one server", func() error {
+			_, err := latchkey.Open(redisURL, latchkey.WithRedlockRestartDelay(0))
+			return err
+		}},
+		{"negative restart delay", func() error {
+			_, err := latchkey.OpenRedlock([]string{"redis://a", "redis://b", "redis://c"},
+				latchkey.WithRedlockRestartDelay(-time.Second))
+			return err
+		}},
 		{"cluster without seeds", func() error { _, err := latchkey.OpenCluster(nil); return err }},
 		{"sentinel without name", func() error { _, err := latchkey.OpenSentinel([]string{redisURL}, ""); return err }},
 		{"inspect empty name", func() error { _, err := c.Inspect(""); return err }},

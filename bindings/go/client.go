@@ -45,6 +45,7 @@ type clientConfig struct {
 	replicaTimeout                 *time.Duration
 	masterPassword                 *string
 	masterDB                       *int64
+	restartDelay                   *time.Duration
 }
 
 // WithConnectTimeout sets the time allowed to connect and handshake
@@ -92,6 +93,17 @@ func WithMasterPassword(password string) Option {
 // (default 0).
 func WithMasterDB(db int64) Option {
 	return func(c *clientConfig) { c.masterDB = &db }
+}
+
+// WithRedlockRestartDelay (Redlock only) sets how long a master stays out of
+// every quorum after it (re)started: one that restarts without its keys
+// would grant held locks again (the Redlock paper's delayed restart). By
+// default it is the largest ttl the client has used, so for one ttl after
+// most masters start, locks look held; 0 lets every master count at once
+// (only for masters that keep their keys across restarts, or whose restarts
+// are delayed by their operators). Other deployments refuse it.
+func WithRedlockRestartDelay(d time.Duration) Option {
+	return func(c *clientConfig) { c.restartDelay = &d }
 }
 
 // clientOptions builds a latchkey_client_options from opts (nil when no
@@ -184,6 +196,15 @@ func clientOptions(opts []Option) (*C.latchkey_client_options, error) {
 	}
 	if cfg.masterDB != nil {
 		if err := check(C.latchkey_client_options_set_master_db(o, C.int64_t(*cfg.masterDB), &cerr)); err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.restartDelay != nil {
+		ms, err := millis("Redlock restart delay", *cfg.restartDelay)
+		if err == nil {
+			err = check(C.latchkey_client_options_set_redlock_restart_delay_ms(o, ms, &cerr))
+		}
+		if err != nil {
 			return fail(err)
 		}
 	}

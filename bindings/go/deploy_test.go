@@ -130,14 +130,16 @@ func TestRedlock(t *testing.T) {
 		servers = append(servers, s)
 		urls = append(urls, s.url)
 	}
+	// Fresh test servers: no restart to wait out (TestRedlockFreshDeployment
+	// covers the default delay).
 	c, err := latchkey.OpenRedlock(urls, latchkey.WithCommandTimeout(500*time.Millisecond),
-		latchkey.WithConnectTimeout(500*time.Millisecond))
+		latchkey.WithConnectTimeout(500*time.Millisecond), latchkey.WithRedlockRestartDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	other, err := latchkey.OpenRedlock(urls, latchkey.WithCommandTimeout(500*time.Millisecond),
-		latchkey.WithConnectTimeout(500*time.Millisecond))
+		latchkey.WithConnectTimeout(500*time.Millisecond), latchkey.WithRedlockRestartDelay(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,6 +190,38 @@ func TestRedlock(t *testing.T) {
 	servers[1].stop()
 	if r, err := rival.TryAcquire(); r != nil || err == nil {
 		t.Fatalf("TryAcquire with 1 of 3 masters = %v, %v; want an error", r, err)
+	}
+}
+
+// With the default restart delay, masters younger than the ttl do not count
+// toward a quorum (the client cannot tell a new deployment from one that
+// restarted and lost its locks): a lock looks held until they have run a
+// ttl, and a waiter gets it then.
+func TestRedlockFreshDeployment(t *testing.T) {
+	var urls []string
+	for i := 0; i < 3; i++ {
+		urls = append(urls, startServer(t, "").url)
+	}
+	c, err := latchkey.OpenRedlock(urls, latchkey.WithCommandTimeout(500*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	m, err := c.NewMutex(uniqueName(t), latchkey.WithTTL(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, err := m.TryAcquire(); h != nil || err != nil {
+		t.Fatalf("TryAcquire on masters younger than the ttl = %v, %v; want nil, nil (held)", h, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h, err := m.Acquire(ctx)
+	if err != nil {
+		t.Fatalf("Acquire once the masters have run a ttl: %v", err)
+	}
+	if err := h.Unlock(); err != nil {
+		t.Fatal(err)
 	}
 }
 

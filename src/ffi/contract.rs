@@ -70,7 +70,10 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ("latchkey_client_options_set_wait_for_replicas", LOCAL),
     ("latchkey_client_options_set_master_password", LOCAL),
     ("latchkey_client_options_set_master_db", LOCAL),
-    ("latchkey_client_options_set_redlock_restart_delay_ms", LOCAL),
+    (
+        "latchkey_client_options_set_redlock_restart_delay_ms",
+        LOCAL,
+    ),
     ("latchkey_client_open", LOCAL),
     ("latchkey_client_open_redlock", LOCAL),
     ("latchkey_client_open_sentinel", LOCAL),

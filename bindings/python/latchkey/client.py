@@ -127,11 +127,21 @@ class Client:
         command_timeout: Optional[float] = None,
         prefix: Optional[str] = None,
         pool_size: Optional[int] = None,
+        restart_delay: Optional[float] = None,
     ) -> "Client":
         """A Redlock client over independent masters (an odd number, at
         least 3). A lock is held when a quorum (N/2+1) granted it, and only
         within ttl - elapsed - drift; a master that is down is a vote
-        against, and too few answers raise :class:`NoQuorum`."""
+        against, and too few answers raise :class:`NoQuorum`.
+
+        ``restart_delay`` (seconds): how long a master stays out of every
+        quorum after it (re)started, since one that restarts without its
+        keys would grant held locks again (the Redlock paper's delayed
+        restart). ``None``, the default, is the largest ttl this client
+        has used, so for one ttl after most masters start, locks look held;
+        ``0`` lets every master count at once (only for masters that keep
+        their keys across restarts, or whose restarts are delayed by their
+        operators)."""
         encoded = _args.text_list(urls, "urls")
         array = (c_char_p * len(encoded))(*encoded)
         self = cls.__new__(cls)
@@ -144,6 +154,7 @@ class Client:
             command_timeout=command_timeout,
             prefix=prefix,
             pool_size=pool_size,
+            restart_delay=restart_delay,
         )
         return self
 
@@ -231,6 +242,7 @@ class Client:
         wait_for_replicas: Optional[tuple[int, float]] = None,
         master_password: Optional[str] = None,
         master_db: Optional[int] = None,
+        restart_delay: Optional[float] = None,
     ) -> None:
         self._kind = kind
         # Check every argument before allocating anything in C.
@@ -265,6 +277,9 @@ class Client:
         if master_db is not None:
             db = _args.count(master_db, "master_db", maximum=2**63 - 1)
             settings.append((lib.latchkey_client_options_set_master_db, (db,)))
+        if restart_delay is not None:
+            delay_ms = _args.non_negative_ms(restart_delay, "restart_delay")
+            settings.append((lib.latchkey_client_options_set_redlock_restart_delay_ms, (delay_ms,)))
 
         options = c_void_p()
         err = c_void_p()
