@@ -17,8 +17,8 @@
 
 /* The default restart delay (the largest ttl in use): the client cannot
  * tell masters that just started from ones that restarted and lost their
- * locks, so a lock looks held until they have run a ttl. The restart delay
- * is for Redlock only. */
+ * locks, so no lock is granted until they have run a ttl. The restart
+ * delay is for Redlock only. */
 static void test_fresh_masters_grant_nothing_for_a_ttl(const char **urls) {
     latchkey_client *patient = NULL, *none = NULL;
     latchkey_lock_options *long_ttl = NULL, *short_ttl = NULL;
@@ -26,12 +26,14 @@ static void test_fresh_masters_grant_nothing_for_a_ttl(const char **urls) {
     latchkey_guard *guard = NULL;
     latchkey_client_options *options = NULL;
 
-    /* A ttl far longer than the masters have run: held. */
+    /* A ttl far longer than the masters have run: not granted, and the
+     * error says why (no master says the lock is held). */
     CHECK_OK(latchkey_client_open_redlock(urls, MASTERS, NULL, &patient, NULL));
     CHECK_OK(latchkey_lock_options_new(&long_ttl, NULL));
     CHECK_OK(latchkey_lock_options_set_ttl_ms(long_ttl, 3600 * 1000, NULL));
     CHECK_OK(latchkey_lock_new(patient, "fresh", long_ttl, &lock, NULL));
-    CHECK_STATUS(LATCHKEY_TIMEOUT, latchkey_lock_try_acquire(lock, &guard, NULL));
+    CHECK_STATUS(LATCHKEY_NO_QUORUM, latchkey_lock_try_acquire(lock, &guard, NULL));
+    CHECK(strstr(latchkey_last_error(), "restart delay") != NULL);
     CHECK(guard == NULL);
     latchkey_lock_free(lock);
     latchkey_client_free(patient);

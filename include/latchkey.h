@@ -601,11 +601,15 @@ latchkey_status latchkey_client_options_set_master_db(struct latchkey_client_opt
  * quorum after it (re)started. A master that restarts without its keys
  * would grant again locks it had granted before; the Redlock paper's
  * delayed restart keeps it out until those have expired. Unset (the
- * default): the largest ttl the client has used, so for one ttl after
- * most masters of a deployment start, locks look held. 0: every master
- * counts as soon as it answers (only for masters that keep their keys
- * across restarts, or whose restarts operators delay). At most 365 days;
- * checked when the client is opened (any other deployment refuses it).
+ * default): the largest ttl the client has used; a master that refuses
+ * INFO counts as just restarted. So for one ttl after most masters of a
+ * deployment start, no lock is granted: acquires wait, and fail with
+ * LATCHKEY_NO_QUORUM (saying why) when they stop waiting. When clients use
+ * different ttls, set it on every client to the largest ttl any uses.
+ * 0: every master counts as soon as it answers (only for masters that
+ * keep their keys across restarts, or whose restarts operators delay).
+ * At most 365 days; checked when the client is opened (any other
+ * deployment refuses it).
  *
  * Threads: see latchkey_client_options. Blocks: no.
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);

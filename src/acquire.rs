@@ -250,6 +250,16 @@ impl<'a, T: Target> Acquisition<'a, T> {
                 }
                 Next::Wait(holder_ttl)
             }
+            Ok(Attempt::Withheld(retry_in, why)) => {
+                // Answered, but not grantable yet (Redlock: masters younger
+                // than the restart delay): wait, re-asking in `retry_in`;
+                // a caller that stops waiting is told why, not "held".
+                self.outage.answered();
+                if self.out_of_time(now) {
+                    return Next::Done(self.give_up(Err(why)));
+                }
+                Next::Wait(retry_in)
+            }
             Err(e) => self.outage_policy(e, sent, now, seen),
         }
     }

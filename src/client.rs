@@ -238,14 +238,21 @@ impl ClientBuilder {
     /// not vote until every lock it may have granted has expired.
     ///
     /// The default is the largest ttl this client has asked for: a master
-    /// whose current run is younger (`INFO server`; a run id that changed
-    /// since the client last saw the old run counts from then) grants
-    /// nothing that counts, so for one ttl after most masters of a
-    /// deployment started, its locks look held. `Duration::ZERO` lets every
-    /// master vote as soon as it answers: only for masters that keep their
-    /// keys across restarts (`appendfsync always`), or whose operators
-    /// delay their restarts themselves. A longer delay covers other
-    /// clients' longer ttls.
+    /// whose current run is younger (`INFO server`'s uptime less a second,
+    /// as it counts whole seconds; a run id that changed since the client
+    /// last saw the old run counts from then) grants nothing that counts,
+    /// and neither does a master that does not say how long it has run
+    /// (`INFO` refused). So for one ttl after most masters of a deployment
+    /// started, no lock is granted: an acquire waits, and one that stops
+    /// waiting (or a `try_acquire`) fails with `NoQuorum`, saying why.
+    ///
+    /// When clients use different ttls, set the delay on every client to
+    /// the largest ttl any client uses: with the default, a client with a
+    /// short ttl counts a restarted master again while another client's
+    /// longer lease, granted before the restart, still runs. `Duration::ZERO`
+    /// lets every master vote as soon as it answers: only for masters that
+    /// keep their keys across restarts (`appendfsync always`), or whose
+    /// operators delay their restarts themselves.
     ///
     /// ```
     /// use std::time::Duration;

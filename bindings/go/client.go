@@ -98,10 +98,14 @@ func WithMasterDB(db int64) Option {
 // WithRedlockRestartDelay (Redlock only) sets how long a master stays out of
 // every quorum after it (re)started: one that restarts without its keys
 // would grant held locks again (the Redlock paper's delayed restart). By
-// default it is the largest ttl the client has used, so for one ttl after
-// most masters start, locks look held; 0 lets every master count at once
-// (only for masters that keep their keys across restarts, or whose restarts
-// are delayed by their operators). Other deployments refuse it.
+// default it is the largest ttl the client has used, and a master that
+// refuses INFO counts as just restarted; so for one ttl after most masters
+// start, no lock is granted: Acquire waits, and fails with ErrNoQuorum
+// (saying why) when it stops waiting, as TryAcquire does. When clients use
+// different ttls, set it on every client to the largest ttl any uses. 0
+// lets every master count at once (only for masters that keep their keys
+// across restarts, or whose restarts are delayed by their operators).
+// Other deployments refuse it.
 func WithRedlockRestartDelay(d time.Duration) Option {
 	return func(c *clientConfig) { c.restartDelay = &d }
 }

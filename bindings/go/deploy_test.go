@@ -195,8 +195,8 @@ func TestRedlock(t *testing.T) {
 
 // With the default restart delay, masters younger than the ttl do not count
 // toward a quorum (the client cannot tell a new deployment from one that
-// restarted and lost its locks): a lock looks held until they have run a
-// ttl, and a waiter gets it then.
+// restarted and lost its locks): no lock is granted until they have run a
+// ttl (ErrNoQuorum, saying why), and a waiter gets it then.
 func TestRedlockFreshDeployment(t *testing.T) {
 	var urls []string
 	for i := 0; i < 3; i++ {
@@ -211,8 +211,9 @@ func TestRedlockFreshDeployment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, err := m.TryAcquire(); h != nil || err != nil {
-		t.Fatalf("TryAcquire on masters younger than the ttl = %v, %v; want nil, nil (held)", h, err)
+	if h, err := m.TryAcquire(); h != nil || !errors.Is(err, latchkey.ErrNoQuorum) ||
+		!strings.Contains(err.Error(), "restart delay") {
+		t.Fatalf("TryAcquire on masters younger than the ttl = %v, %v; want ErrNoQuorum naming the restart delay", h, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -35,12 +35,18 @@ pub(crate) struct Call<'a> {
 pub(crate) use crate::pubsub::{EndpointSource, PubSubEndpoint, ShardRouter};
 
 /// The outcome of one acquire attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Attempt {
     /// Ours, with this fencing token.
     Acquired(u64),
     /// Someone else's; their lease ends in about this long (zero: unknown).
     Held(Duration),
+    /// Not granted, though no master says it is held: too few masters
+    /// count yet (Redlock: masters younger than the restart delay, whose
+    /// lost locks may still be held). Worth asking again in about this
+    /// long; the error (`NoQuorum`) says why, and is what a caller gets
+    /// when it stops waiting.
+    Withheld(Duration, Error),
 }
 
 /// The outcome of a release.

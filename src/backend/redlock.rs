@@ -201,26 +201,35 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
     /// by their previous run (and lost with it) may still be held. Each
     /// master left out, with how long until it counts again and an error
     /// saying why. A master that does not say how long it has run (`INFO`
-    /// refused) counts.
+    /// refused, or not answered) does not count either: it may have
+    /// restarted a moment ago.
     fn restarted(&self, answered: &[usize], delay: Duration) -> Vec<(usize, Duration, Error)> {
-        let uptimes: Vec<(usize, Duration)> = answered
+        answered
             .iter()
-            .filter_map(|&i| Some((i, self.masters[i].uptime()?)))
-            .collect();
-        uptimes
-            .into_iter()
-            .filter(|(_, up)| *up < delay)
-            .map(|(i, up)| {
-                let error = Error::new(
-                    ErrorKind::Connection,
-                    format!(
-                        "{} (re)started {up:.1?} ago and may have lost locks it granted \
-                         before; it counts toward a quorum once {delay:?} (the restart delay) \
-                         have passed since its start",
-                        self.masters[i].node.describe()
+            .filter_map(|&i| {
+                let master = self.masters[i].node.describe();
+                let (left, why) = match self.masters[i].uptime() {
+                    Some(up) if up >= delay => return None,
+                    Some(up) => (
+                        delay - up,
+                        format!(
+                            "{master} (re)started {up:.1?} ago and may have lost locks it \
+                             granted before; it counts toward a quorum once {delay:?} (the \
+                             restart delay) have passed since its start"
+                        ),
                     ),
-                );
-                (i, delay - up, error)
+                    // Fails closed: a master that may have restarted a
+                    // moment ago is treated as if it had.
+                    None => (
+                        delay,
+                        format!(
+                            "{master} did not say how long it has run (INFO server refused \
+                             or not answered), so it may have restarted and lost locks; it \
+                             counts toward a quorum once it says, or with a zero restart delay"
+                        ),
+                    ),
+                };
+                Some((i, left, Error::new(ErrorKind::Connection, why)))
             })
             .collect()
     }
@@ -442,7 +451,8 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             match answer.reply.and_then(parse_acquire) {
                 Ok(Attempt::Acquired(fence)) => issued.push((i, fence)),
                 Ok(Attempt::Held(left)) => held_for.push(left),
-                Err(e) => errors.push(e),
+                // One master's script never withholds.
+                Ok(Attempt::Withheld(_, e)) | Err(e) => errors.push(e),
             }
         }
         // A grant from a master that (re)started too recently does not
@@ -486,8 +496,30 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             if let Some(left) = counts_again_in {
                 if counted + held_for.len() + restarted.len() >= self.quorum {
                     // A lock the restarted masters lost may still be held
-                    // (its holder cannot be seen): held, until they count.
-                    return Ok(Attempt::Held(left.max(Duration::from_millis(1))));
+                    // (its holder cannot be seen): not granted until they
+                    // count. Held, if a master says so; else withheld, and
+                    // the caller is told why.
+                    let left = left.max(Duration::from_millis(1));
+                    if !held_for.is_empty() {
+                        return Ok(Attempt::Held(left));
+                    }
+                    let young: Vec<String> =
+                        restarted.iter().map(|(_, _, e)| e.to_string()).collect();
+                    return Ok(Attempt::Withheld(
+                        left,
+                        Error::new(
+                            ErrorKind::NoQuorum,
+                            format!(
+                                "{op}: not granted: no master says the lock is held, but only \
+                                 {counted} of {} masters count toward a quorum of {}; {}. \
+                                 Masters younger than the restart delay may have lost locks \
+                                 that are still held (see redlock_restart_delay)",
+                                self.masters.len(),
+                                self.quorum,
+                                young.join("; ")
+                            ),
+                        ),
+                    ));
                 }
             }
             // Too few masters answered for any outcome to be certain.

@@ -158,9 +158,11 @@ class Redlock(Deployment):
     """Five independent masters without persistence."""
 
     name = "redlock"
-    assumptions = ("a majority of the 5 masters keeps its data and is reachable; clocks drift "
-                   "less than 1 % + 2 ms of the ttl; a master restarted without persistence "
-                   "may hand a lock out again (only no silent loss is claimed then)")
+    assumptions = ("a majority of the 5 masters is reachable; clocks drift less than 1 % + 2 ms "
+                   "of the ttl; a master restarted without persistence counts toward no quorum "
+                   "for a ttl (the client's delayed restart), so restarts are survived; a master "
+                   "restored from an older snapshot may hand a lock out again (only no silent "
+                   "loss is claimed then)")
 
     def __init__(self, root: str) -> None:
         super().__init__(root)
@@ -169,9 +171,6 @@ class Redlock(Deployment):
 
     def spec(self, worker_id: str) -> str:
         return "redlock:" + ",".join(p.url for p in self.proxies_for(worker_id))
-
-    def unsurvivable(self, kind: str) -> bool:
-        return kind == "server-restart" or super().unsurvivable(kind)
 
     def has_master(self) -> bool:
         """A majority of the masters answers."""

@@ -137,11 +137,14 @@ class Client:
         ``restart_delay`` (seconds): how long a master stays out of every
         quorum after it (re)started, since one that restarts without its
         keys would grant held locks again (the Redlock paper's delayed
-        restart). ``None``, the default, is the largest ttl this client
-        has used, so for one ttl after most masters start, locks look held;
-        ``0`` lets every master count at once (only for masters that keep
-        their keys across restarts, or whose restarts are delayed by their
-        operators)."""
+        restart). ``None``, the default, is the largest ttl this client has
+        used (a master that refuses INFO counts as just restarted): for one
+        ttl after most masters start, no lock is granted; ``acquire`` waits
+        and raises :class:`NoQuorum`, saying why, when it stops waiting.
+        When clients use different ttls, set it on every client to the
+        largest ttl any uses. ``0`` lets every master count at once (only
+        for masters that keep their keys across restarts, or whose
+        restarts are delayed by their operators)."""
         encoded = _args.text_list(urls, "urls")
         array = (c_char_p * len(encoded))(*encoded)
         self = cls.__new__(cls)

@@ -45,6 +45,7 @@ from ._handle import SharedHandle
 from ._lib import (
     CANCELLED,
     LOST_CALLBACK,
+    NO_QUORUM,
     NOT_HELD,
     OK,
     TIMEOUT,
@@ -626,7 +627,10 @@ class Lock:
             raise Cancelled(f"acquiring lock {self._name!r}: cancelled")
         started = time.monotonic()
         status = int(_acquire(handle, 0, None, slot.guard, err))
-        if status != TIMEOUT or ms == 0:
+        # NO_QUORUM may mean "not yet" (Redlock masters younger than the
+        # restart delay), which a waiting acquire waits out; the wait below
+        # says so again at once when the quorum is really lost.
+        if status not in (TIMEOUT, NO_QUORUM) or ms == 0:
             return status
         discard_error(err)
         if ms > 0:

@@ -64,8 +64,10 @@ def test_masters_younger_than_the_ttl_grant_nothing_until_they_ran_a_ttl(
     urls = [m.url for m in masters]
     with Client.redlock(urls, command_timeout=0.5) as client:
         # The client cannot tell new masters from ones that restarted and
-        # lost their locks: held, for a ttl far longer than they have run.
-        assert client.lock(name, ttl=3600).acquire(blocking=False) is False
+        # lost their locks: not granted, for a ttl far longer than they have
+        # run, and the error says why.
+        with pytest.raises(latchkey.NoQuorum, match="restart delay"):
+            client.lock(name, ttl=3600).acquire(blocking=False)
     with Client.redlock(urls, command_timeout=0.5) as client:
         lock = client.lock(name, ttl=2)
         assert lock.acquire(timeout=60)

@@ -14,7 +14,12 @@ use crate::error::{Error, ErrorKind, Result};
 pub(crate) struct ServerRun {
     /// `run_id`: a new one at every start of the server.
     pub(crate) id: String,
-    /// `uptime_in_seconds` (whole seconds: never more than the truth).
+    /// How long the run has lasted at least: `uptime_in_seconds` less one
+    /// second. The server counts whole seconds of its wall clock since
+    /// its start (rounded down at both ends), so a server 0.54 s old can
+    /// say 1 (seen on redis-server 7.0.15): the raw figure may exceed the
+    /// truth by almost a second, and a restarted master would count that
+    /// much early.
     pub(crate) uptime: Duration,
 }
 
@@ -31,7 +36,7 @@ impl ServerRun {
         match (id, uptime) {
             (Some(id), Some(uptime)) if !id.is_empty() => Ok(ServerRun {
                 id: id.to_string(),
-                uptime: Duration::from_secs(uptime),
+                uptime: Duration::from_secs(uptime.saturating_sub(1)),
             }),
             _ => Err(Error::new(
                 ErrorKind::Server,
@@ -137,5 +142,32 @@ impl MasterNode for SingleNode {
 
     fn describe(&self) -> String {
         Runner::describe(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `uptime_in_seconds` may exceed the run's age by almost a second
+    /// (whole seconds of the wall clock at both ends): the age counted is
+    /// one second less, never below zero.
+    #[test]
+    fn the_age_of_a_run_is_its_uptime_in_seconds_less_one() {
+        let run = ServerRun::parse("# Server\r\nrun_id:abc\r\nuptime_in_seconds:7\r\n").unwrap();
+        assert_eq!(run.id, "abc");
+        assert_eq!(run.uptime, Duration::from_secs(6));
+        let fresh = ServerRun::parse("run_id:abc\nuptime_in_seconds:0\n").unwrap();
+        assert_eq!(fresh.uptime, Duration::ZERO);
+        for broken in [
+            "",
+            "run_id:\nuptime_in_seconds:1",
+            "run_id:a\nuptime_in_seconds:x",
+        ] {
+            assert_eq!(
+                ServerRun::parse(broken).unwrap_err().kind(),
+                ErrorKind::Server
+            );
+        }
     }
 }

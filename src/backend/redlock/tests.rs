@@ -389,11 +389,8 @@ fn masters_that_all_started_within_one_ttl_grant_nothing_for_a_ttl() {
     }
     let lock = keys("a");
     let (outcome, _) = m.attempt(&lock, TTL);
-    assert_eq!(
-        outcome.expect("every master answered"),
-        Attempt::Held(TTL - Duration::from_secs(9)),
-        "held; look again when the oldest master has run a ttl"
-    );
+    // Withheld, saying why; look again when the oldest master has run a ttl.
+    assert_withheld(outcome, TTL - Duration::from_secs(9));
     assert_eq!(m.held_on(&lock), Vec::<usize>::new(), "given back");
     m.clock
         .advance_to(m.clock.now() + TTL - Duration::from_secs(5));
@@ -431,10 +428,33 @@ fn restarted_masters_do_not_count_even_when_no_master_says_held() {
     m.nodes[1].restart();
     let lock = keys("free");
     let (outcome, _) = m.attempt(&lock, TTL);
-    assert_eq!(outcome.expect("every master answered"), Attempt::Held(TTL));
+    assert_withheld(outcome, TTL);
     assert_eq!(m.held_on(&lock), Vec::<usize>::new());
     let patient = fresh_client(&m).restart_delay(Some(TTL * 2));
     m.clock.advance_to(m.clock.now() + TTL);
     let outcome = attempt_as(&patient, &lock, "hold-2");
-    assert_eq!(outcome.expect("every master answered"), Attempt::Held(TTL));
+    assert_withheld(outcome, TTL);
+}
+
+/// An attempt withheld because too few masters count yet: no master says
+/// the lock is held, so the caller is told why rather than "held".
+fn assert_withheld(outcome: Result<Attempt>, retry_in: Duration) {
+    match outcome.expect("every master answered") {
+        Attempt::Withheld(left, why) => {
+            assert_eq!(left, retry_in);
+            assert_eq!(why.kind(), ErrorKind::NoQuorum);
+            let message = why.to_string();
+            for expected in [
+                "no master says the lock is held",
+                "restart delay",
+                "(re)started",
+            ] {
+                assert!(
+                    message.contains(expected),
+                    "{expected:?} not in {message:?}"
+                );
+            }
+        }
+        other => panic!("{other:?}: want withheld"),
+    }
 }
