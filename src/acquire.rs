@@ -275,7 +275,11 @@ impl<'a, T: Target> Acquisition<'a, T> {
         if transient {
             self.hold_unheard_since.get_or_insert(sent);
             let pause = self.outage.failed();
-            if !self.out_of_time(now) && self.outage.answered {
+            // A server that never answered fails the first attempt at once
+            // (a wrong address); one that answered "not now" (a Cluster
+            // slot in migration) is waited out like an outage met while
+            // waiting.
+            if !self.out_of_time(now) && (self.outage.answered || e.is_answered_busy()) {
                 let wake_at = self.deadline.map_or(now + pause, |d| d.min(now + pause));
                 self.parker.park(seen, wake_at);
                 return Next::Retry;

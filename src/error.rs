@@ -78,10 +78,15 @@ impl ErrorKind {
 /// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 /// assert!(err.to_string().contains("URL"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The server answered, but could not serve the request for now (a
+    /// Cluster slot in migration or without a master): worth waiting out
+    /// even on an acquire's first attempt, unlike a server that never
+    /// answered (a wrong address fails at once).
+    answered_busy: bool,
 }
 
 impl Error {
@@ -95,6 +100,7 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            answered_busy: false,
         }
     }
 
@@ -129,7 +135,20 @@ impl Error {
         Error {
             kind: self.kind,
             message: format!("{what}: {}", self.message),
+            answered_busy: self.answered_busy,
         }
+    }
+
+    /// Marks an error of a server that answered but cannot serve the
+    /// request for now (see `answered_busy`).
+    pub(crate) fn answered_busy(mut self) -> Self {
+        self.answered_busy = true;
+        self
+    }
+
+    /// Whether the server answered but could not serve the request for now.
+    pub(crate) fn is_answered_busy(&self) -> bool {
+        self.answered_busy
     }
 
     /// Classifies a redis-crate error. `what` says what we were doing or where
@@ -210,6 +229,16 @@ fn is_auth_failure(err: &redis::RedisError) -> bool {
 fn is_missing_database(err: &redis::RedisError) -> bool {
     let text = err.to_string();
     text.contains("DB index is out of range") || text.contains("refused to switch database")
+}
+
+// Kind and message only: what a user reads in an `unwrap()`'s panic.
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .finish()
+    }
 }
 
 impl fmt::Display for Error {

@@ -238,6 +238,68 @@ fn a_slot_migration_under_holders_and_waiters_fails_nobody() {
     assert!(late_token > waited_token);
 }
 
+/// A migration stuck for longer than the command timeout (a reshard
+/// interrupted, waiting for its operator): an acquire of a free lock whose
+/// keys are split between the two nodes (TRYAGAIN) waits until its own
+/// deadline, not until the command timeout. Before, its first attempt
+/// failed with `Connection` once the command timeout was spent (1 of 1
+/// run: "the slot is being migrated ... (TRYAGAIN) ... still so after
+/// 0.5 s"): the acquire loop waited out only outages met while already
+/// waiting, to fail a wrong address at once.
+#[test]
+fn an_acquire_waits_out_a_migration_stuck_past_the_command_timeout() {
+    let nodes = support::cluster::start_nodes(2000);
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let quick = || {
+        Client::cluster_builder(&urls)
+            .command_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap()
+    };
+    let name = "stuck";
+    let slot = slot_of(&nodes[0], &key(name));
+    let source = master_index(&nodes, 0, slot).unwrap();
+    let target = (0..nodes.len())
+        .find(|&i| i != source && super_role(&nodes[i]) == "master")
+        .unwrap();
+    // Taken once, so that a fence key is left to split from the lock key.
+    quick()
+        .lock(name)
+        .unwrap()
+        .acquire()
+        .unwrap()
+        .release()
+        .unwrap();
+    let migration = Migration::start(&nodes, slot, source, target);
+    for k in migration.keys_left() {
+        migration.move_key(&k);
+    }
+    let waiter = {
+        let client = quick();
+        thread::spawn(move || {
+            client
+                .lock(name)
+                .unwrap()
+                .acquire_timeout(Duration::from_secs(60))
+                .map(|g| g.fencing_token())
+        })
+    };
+    // Stuck for four command timeouts: the acquire cannot succeed
+    // meanwhile (its keys are split), so it must still be waiting.
+    thread::sleep(Duration::from_secs(2));
+    assert!(
+        !waiter.is_finished(),
+        "the acquire gave up on a stuck migration: {:?}",
+        waiter.join()
+    );
+    migration.finish();
+    let token = waiter
+        .join()
+        .unwrap()
+        .expect("the acquire gets the lock once the migration goes on");
+    assert!(token > 0);
+}
+
 /// The CRC16 of the cluster specification, to find a name whose slot is
 /// the first of its master's (the one `redis-cli --cluster reshard
 /// --cluster-slots 1` moves).

@@ -303,21 +303,28 @@ impl Inner {
                     round.redirected = true;
                 }
                 Reply::TryAgain => {
-                    round.trouble = Some(Error::new(
-                        ErrorKind::Connection,
-                        "the slot is being migrated to another node, and the keys of the lock \
-                         are on both for now (TRYAGAIN); try again once the migration goes on",
-                    ));
+                    round.trouble = Some(
+                        Error::new(
+                            ErrorKind::Connection,
+                            "the slot is being migrated to another node, and the keys of the \
+                             lock are on both for now (TRYAGAIN); try again once the migration \
+                             goes on",
+                        )
+                        .answered_busy(),
+                    );
                 }
                 Reply::Down(details) => {
-                    round.trouble = Some(Error::new(
-                        ErrorKind::Connection,
-                        format!(
-                            "on {}: the cluster cannot serve the slot now (CLUSTERDOWN {details}); \
-                             a master may have failed before a replica took over",
-                            crate::backend::Runner::describe(&*node)
-                        ),
-                    ));
+                    round.trouble = Some(
+                        Error::new(
+                            ErrorKind::Connection,
+                            format!(
+                                "on {}: the cluster cannot serve the slot now (CLUSTERDOWN \
+                                 {details}); a master may have failed before a replica took over",
+                                crate::backend::Runner::describe(&*node)
+                            ),
+                        )
+                        .answered_busy(),
+                    );
                     round.refresh = true;
                 }
             }
@@ -334,15 +341,19 @@ impl Inner {
 fn give_up(slot: u16, trouble: Option<Error>, redirects: usize, spent: Duration) -> Error {
     match trouble {
         Some(e) => {
-            let kind = e.kind();
-            Error::new(
-                kind,
+            let error = Error::new(
+                e.kind(),
                 format!(
                     "{} (slot {slot}, still so after {:.1} s)",
                     e.message(),
                     spent.as_secs_f64()
                 ),
-            )
+            );
+            if e.is_answered_busy() {
+                error.answered_busy()
+            } else {
+                error
+            }
         }
         None => Error::new(
             ErrorKind::Connection,
