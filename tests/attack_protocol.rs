@@ -225,9 +225,8 @@ fn an_extension_that_writes_nothing_is_not_confirmed_by_an_empty_wait() {
                 .ttl(Duration::from_secs(5))
                 .auto_renew(false),
         )
-        .unwrap()
-        .acquire()
         .unwrap();
+    let ours = support::acquire_confirmed(&ours);
     link.cut();
     let unconfirmed = ours.extend(Duration::from_secs(60));
     assert!(

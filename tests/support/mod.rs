@@ -331,11 +331,24 @@ pub fn in_forked_child(limit: Duration, child: impl FnOnce()) -> Option<i32> {
 /// loaded its scripts (and, on Sentinel, started listening to the
 /// sentinels).
 pub fn warm_up(client: &latchkey::Client) {
-    client
-        .lock("warm-up")
-        .unwrap()
-        .acquire()
-        .unwrap()
+    acquire_confirmed(&client.lock("warm-up").unwrap())
         .release()
         .unwrap();
+}
+
+/// Acquires `lock` while its replicas are healthy. With a short
+/// `wait_for_replicas` timeout (kept short so that the tests' later,
+/// blackholed phases fail fast), a loaded machine may let a healthy
+/// replica's confirmation come late: the acquire then fails with `Timeout`
+/// and gives the lock back, and is simply tried again (seen once in 20
+/// runs of `make rust-test` next to parallel builds).
+pub fn acquire_confirmed(lock: &latchkey::Lock) -> latchkey::Guard {
+    let mut tries = 0;
+    loop {
+        match lock.acquire() {
+            Ok(guard) => return guard,
+            Err(e) if e.kind() == latchkey::ErrorKind::Timeout && tries < 20 => tries += 1,
+            Err(e) => panic!("acquiring {}: {e}", lock.name()),
+        }
+    }
 }
