@@ -805,7 +805,10 @@ fn cycle_redlock(scenario: &str, cycles: usize, urls: &[String]) -> Res<()> {
     let mut conn = redis::Client::open(urls[0].as_str())?.get_connection()?;
     let single = Client::open(&urls[0])?;
     let single_lock = single.lock("bench:redlock-single")?;
-    let redlock = Client::redlock_builder(urls).build()?;
+    // Fresh bench masters: no restart to wait out (the peers do not wait either).
+    let redlock = Client::redlock_builder(urls)
+        .redlock_restart_delay(Duration::ZERO)
+        .build()?;
     let lock = redlock.lock("bench:redlock")?;
     let warmup = cycles / 10 + 10;
     let (mut floor, mut one, mut many) = (Vec::new(), Vec::new(), Vec::new());
@@ -985,9 +988,13 @@ fn cycle_redlock_down(scenario: &str, cycles: usize, down: usize, urls: &[String
         degraded_urls.push(format!("redis://127.0.0.1:{}", hole.local_addr()?.port()));
     }
     let mut conn = redis::Client::open(urls[0].as_str())?.get_connection()?;
-    let healthy = Client::redlock_builder(urls).build()?;
+    let healthy = Client::redlock_builder(urls)
+        .redlock_restart_delay(Duration::ZERO)
+        .build()?;
     let healthy_lock = healthy.lock("bench:redlock-up")?;
-    let degraded = Client::redlock_builder(&degraded_urls).build()?;
+    let degraded = Client::redlock_builder(&degraded_urls)
+        .redlock_restart_delay(Duration::ZERO)
+        .build()?;
     let degraded_lock = degraded.lock("bench:redlock-down")?;
     // The first cycle finds the dead masters (one connect timeout); the
     // warm-up keeps it out of the figures.
