@@ -245,6 +245,12 @@ for impl in redis-py pottery redsync redlock-rs; do
   run handoff "$impl" handoff "$URL" "$(n 30)"
 done
 
+log "herd: N waiters on one lock (scripts per handoff, handoff latency, fairness)"
+# The waiting issue's baseline: every release wakes every waiter today.
+for waiters in 1 32 256; do
+  run "herd-$waiters" latchkey-rust herd "$URL" "$waiters" "$(n 500)"
+done
+
 log "contended-4: 4 processes on one lock, 3 rounds of 2 s"
 for impl in latchkey-rust latchkey-python latchkey-go redis-py python-redis-lock pottery redsync redlock-rs; do
   why=$(why_not "$impl")

@@ -23,6 +23,11 @@
 //!                                         Redlock cycle with DOWN of the
 //!                                         masters blackholed, next to the
 //!                                         cycle with all of them up
+//! latchkey-bench herd URL WAITERS HANDOFFS
+//!                                         WAITERS+1 threads (4 clients)
+//!                                         contend for one lock: scripts
+//!                                         per handoff, handoff latency,
+//!                                         fairness (`herd-32`, `herd-256`)
 //! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
 //! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
@@ -72,6 +77,10 @@ fn main() {
         ("cycle-redlock-down", n) if n >= 8 => match (arg(3).parse(), arg(4).parse()) {
             (Ok(cycles), Ok(down)) => cycle_redlock_down(arg(2), cycles, down, &args[5..]),
             _ => Err("CYCLES and DOWN must be numbers".into()),
+        },
+        ("herd", 5) => match (arg(3).parse(), arg(4).parse()) {
+            (Ok(waiters), Ok(handoffs)) => herd(arg(2), waiters, handoffs),
+            _ => Err("WAITERS and HANDOFFS must be numbers".into()),
         },
         ("waiter", 4) => waiter(arg(2), arg(3)),
         ("bare-waiter", 3) => bare_waiter(arg(2)),
@@ -357,6 +366,118 @@ fn handoff(url: &str, rounds: usize) -> Res<()> {
     Row::new("handoff", "latchkey-rust")
         .latency(&stats(&samples), floor.median_us)
         .str("floor_source", how)
+        .print();
+    Ok(())
+}
+
+/// `herd-N`: N+1 threads (spread over 4 clients, as 4 processes' worth of
+/// connections) take one lock in turn, each holding it for a moment; every
+/// release has N waiters. Measured: Lua scripts Redis ran per handoff
+/// (`INFO commandstats`: the release, the winner's acquire, and whatever
+/// the woken losers sent), the handoff latency (release sent to the next
+/// holder's acquire returned, one clock), and fairness (Jain's index of
+/// the acquisitions per thread: 1 when all got the same share).
+fn herd(url: &str, waiters: usize, handoffs: usize) -> Res<()> {
+    use std::sync::Mutex;
+    let scenario = format!("herd-{waiters}");
+    let name = format!("bench:{scenario}");
+    let clients: Vec<Client> = (0..4)
+        .map(|_| {
+            Client::builder(url)
+                .pool_size(waiters.div_ceil(4).max(1))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut admin = redis::Client::open(url)?.get_connection()?;
+    // When the last release was sent, and the handoffs seen so far.
+    let released_at = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicU64::new(0));
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(handoffs)));
+    let warm_up = (handoffs / 10 + waiters) as u64;
+    let total = handoffs as u64 + warm_up;
+    let scripts_at_start = Arc::new(AtomicU64::new(0));
+    let scripts_at_end = Arc::new(AtomicU64::new(0));
+    let threads: Vec<_> = (0..=waiters)
+        .map(|i| {
+            let lock = clients[i % clients.len()].lock(&name);
+            let (released_at, done, samples) = (released_at.clone(), done.clone(), samples.clone());
+            let (scripts_at_start, scripts_at_end) =
+                (scripts_at_start.clone(), scripts_at_end.clone());
+            let url = url.to_string();
+            std::thread::spawn(move || -> Result<u64, String> {
+                let lock = lock.map_err(|e| e.to_string())?;
+                let mut own = 0u64;
+                loop {
+                    let guard = lock.acquire().map_err(|e| e.to_string())?;
+                    let now = monotonic_ns();
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    let before = released_at.load(Ordering::SeqCst);
+                    if n > warm_up && n <= total && before > 0 {
+                        samples
+                            .lock()
+                            .map_err(|e| e.to_string())?
+                            .push(now - before);
+                        own += 1;
+                    }
+                    if n == warm_up || n == total {
+                        // The measured part starts (or ends): scripts run
+                        // between the two counts belong to its handoffs.
+                        let mut admin = redis::Client::open(url.as_str())
+                            .and_then(|c| c.get_connection())
+                            .map_err(|e| e.to_string())?;
+                        let calls = evalsha_calls(&mut admin).map_err(|e| e.to_string())?;
+                        let at = if n == total {
+                            &scripts_at_end
+                        } else {
+                            &scripts_at_start
+                        };
+                        at.store(calls, Ordering::SeqCst);
+                    }
+                    // A moment's work under the lock, so that every waiter
+                    // is parked when it is released.
+                    std::thread::sleep(Duration::from_micros(200));
+                    if n >= total {
+                        // Everyone else stops at its next acquire.
+                        released_at.store(monotonic_ns(), Ordering::SeqCst);
+                        guard.release().map_err(|e| e.to_string())?;
+                        return Ok(own);
+                    }
+                    released_at.store(monotonic_ns(), Ordering::SeqCst);
+                    guard.release().map_err(|e| e.to_string())?;
+                    if done.load(Ordering::SeqCst) >= total {
+                        return Ok(own);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut shares = Vec::new();
+    for t in threads {
+        shares.push(t.join().map_err(|_| "a herd thread panicked")??);
+    }
+    let scripts = scripts_at_end
+        .load(Ordering::SeqCst)
+        .saturating_sub(scripts_at_start.load(Ordering::SeqCst));
+    let samples = samples.lock().map_err(|_| "poisoned")?.clone();
+    let measured = handoffs.max(1) as f64;
+    let sum: f64 = shares.iter().map(|&x| x as f64).sum();
+    let squares: f64 = shares.iter().map(|&x| (x as f64) * (x as f64)).sum();
+    let jain = if squares > 0.0 {
+        sum * sum / (shares.len() as f64 * squares)
+    } else {
+        0.0
+    };
+    let floor = stats(
+        &(0..50)
+            .map(|_| ping_ns(&mut admin))
+            .collect::<Res<Vec<_>>>()?,
+    );
+    Row::new(&scenario, "latchkey-rust")
+        .latency(&stats(&samples), floor.median_us)
+        .num("scripts_per_handoff", scripts as f64 / measured)
+        .num("fairness_jain", jain)
+        .int("waiters", waiters as u64)
+        .str("floor_source", "PING after the run")
         .print();
     Ok(())
 }
