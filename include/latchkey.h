@@ -400,6 +400,22 @@ const char *latchkey_last_error(void);
 latchkey_status latchkey_error_status(const struct latchkey_error *err);
 
 /**
+ * Whether the deployment answered but could not grant the lock yet, for
+ * a reason that passes: Redlock masters younger than the restart delay
+ * (LATCHKEY_NO_QUORUM), a Cluster slot in migration (LATCHKEY_CONNECTION).
+ * A waiting acquire waits such a failure out until its deadline, even on
+ * its first attempt; a binding that tries once before it waits (and
+ * waits only after LATCHKEY_TIMEOUT) waits after these too. false when
+ * `err` is NULL or not a live error.
+ *
+ * Threads: any thread. Blocks: no. Never fails.
+ *
+ * # Safety
+ * `err` is NULL or an error not yet freed.
+ */
+bool latchkey_error_is_busy(const struct latchkey_error *err);
+
+/**
  * The message of `err`: what happened and, where it helps, what to do.
  * "" when `err` is NULL or not a live error.
  *

@@ -252,13 +252,18 @@ impl<'a, T: Target> Acquisition<'a, T> {
             }
             Ok(Attempt::Withheld(retry_in, why)) => {
                 // Answered, but not grantable yet (Redlock: masters younger
-                // than the restart delay): wait, re-asking in `retry_in`;
-                // a caller that stops waiting is told why, not "held".
+                // than the restart delay): ask again in `retry_in`, not
+                // sooner (nothing can change before; no release message
+                // is awaited), woken early only by cancel or close; a
+                // caller that stops waiting is told why, not "held".
                 self.outage.answered();
                 if self.out_of_time(now) {
                     return Next::Done(self.give_up(Err(why)));
                 }
-                Next::Wait(retry_in)
+                let until = now + retry_in.max(Duration::from_millis(1));
+                self.parker
+                    .park(seen, self.deadline.map_or(until, |d| d.min(until)));
+                Next::Retry
             }
             Err(e) => self.outage_policy(e, sent, now, seen),
         }
@@ -277,8 +282,8 @@ impl<'a, T: Target> Acquisition<'a, T> {
             let pause = self.outage.failed();
             // A server that never answered fails the first attempt at once
             // (a wrong address); one that answered "not now" (a Cluster
-            // slot in migration) is waited out like an outage met while
-            // waiting.
+            // slot in migration: TRYAGAIN) is waited out like an outage met
+            // while waiting.
             if !self.out_of_time(now) && (self.outage.answered || e.is_answered_busy()) {
                 let wake_at = self.deadline.map_or(now + pause, |d| d.min(now + pause));
                 self.parker.park(seen, wake_at);

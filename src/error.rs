@@ -82,10 +82,11 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
-    /// The server answered, but could not serve the request for now (a
-    /// Cluster slot in migration or without a master): worth waiting out
-    /// even on an acquire's first attempt, unlike a server that never
-    /// answered (a wrong address fails at once).
+    /// The deployment answered, but could not serve the request for now
+    /// (a Cluster slot in migration, Redlock masters younger than the
+    /// restart delay): worth waiting out even on an acquire's first
+    /// attempt, unlike a server that never answered (a wrong address fails
+    /// at once).
     answered_busy: bool,
 }
 

@@ -10,6 +10,7 @@ import "C"
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -67,7 +68,14 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 		// ends: it triggers the cancel handle, which wakes the acquire.
 		triggered := make(chan struct{})
 		stop := context.AfterFunc(ctx, func() {
-			C.latchkey_cancel_trigger(cancel, nil)
+			// At ctx's deadline the library's own timeout (that deadline,
+			// rounded up) ends the call within a millisecond and says why
+			// it was not acquired: held (ErrTimeout, reported below as
+			// ctx's error) or not yet grantable (ErrNoQuorum, naming the
+			// restart delay). Only other ends of ctx cancel the wait.
+			if !hasDeadline || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				C.latchkey_cancel_trigger(cancel, nil)
+			}
 			close(triggered)
 		})
 		r = C.lk_acquire(st.lock, timeout, cancel)

@@ -503,8 +503,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                     if !held_for.is_empty() {
                         return Ok(Attempt::Held(left));
                     }
-                    let young: Vec<String> =
-                        restarted.iter().map(|(_, _, e)| e.to_string()).collect();
+                    let young: Vec<&str> = restarted.iter().map(|(_, _, e)| e.message()).collect();
                     return Ok(Attempt::Withheld(
                         left,
                         Error::new(
@@ -518,7 +517,9 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
                                 self.quorum,
                                 young.join("; ")
                             ),
-                        ),
+                        )
+                        // Not now, rather than not at all: waited out.
+                        .answered_busy(),
                     ));
                 }
             }

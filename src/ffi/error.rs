@@ -17,6 +17,8 @@ use super::status::latchkey_status;
 pub(crate) struct Failure {
     pub(crate) status: latchkey_status,
     pub(crate) message: String,
+    /// See latchkey_error_is_busy.
+    pub(crate) busy: bool,
 }
 
 impl Failure {
@@ -24,6 +26,7 @@ impl Failure {
         Failure {
             status,
             message: message.into(),
+            busy: false,
         }
     }
 
@@ -35,7 +38,10 @@ impl Failure {
 impl From<crate::Error> for Failure {
     fn from(err: crate::Error) -> Self {
         // The kind travels as the status; the message is the Rust message.
-        Failure::new(err.kind().into(), err.message())
+        Failure {
+            busy: err.is_answered_busy(),
+            ..Failure::new(err.kind().into(), err.message())
+        }
     }
 }
 
@@ -47,6 +53,7 @@ impl From<crate::Error> for Failure {
 pub struct latchkey_error {
     status: latchkey_status,
     message: CString,
+    busy: bool,
 }
 
 impl Handle for latchkey_error {
@@ -87,6 +94,7 @@ pub(crate) fn report(
         let error = handles::into_raw(latchkey_error {
             status: failure.status,
             message,
+            busy: failure.busy,
         });
         set_err_out(err_out, error);
     }
@@ -143,6 +151,30 @@ pub unsafe extern "C" fn latchkey_error_status(err: *const latchkey_error) -> la
         // (see `args`).
         unsafe { super::args::borrow(err, "err") }
             .map_or(latchkey_status::LATCHKEY_INVALID_ARGUMENT, |e| e.status)
+    })
+}
+
+/// Whether the deployment answered but could not grant the lock yet, for
+/// a reason that passes: Redlock masters younger than the restart delay
+/// (LATCHKEY_NO_QUORUM), a Cluster slot in migration (LATCHKEY_CONNECTION).
+/// A waiting acquire waits such a failure out until its deadline, even on
+/// its first attempt; a binding that tries once before it waits (and
+/// waits only after LATCHKEY_TIMEOUT) waits after these too. false when
+/// `err` is NULL or not a live error.
+///
+/// Threads: any thread. Blocks: no. Never fails.
+///
+/// # Safety
+/// `err` is NULL or an error not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_error_is_busy(err: *const latchkey_error) -> bool {
+    boundary::infallible(false, || {
+        if err.is_null() {
+            return false;
+        }
+        // SAFETY: `err` keeps the `# Safety` contract above, all that `args::borrow` relies on
+        // (see `args`).
+        unsafe { super::args::borrow(err, "err") }.is_ok_and(|e| e.busy)
     })
 }
 

@@ -145,6 +145,30 @@ fn null_arguments_are_invalid_and_named() {
         latchkey_error_free(ptr::null_mut());
         assert_eq!(latchkey_error_status(ptr::null()), LATCHKEY_OK);
         assert_eq!(text(latchkey_error_message(ptr::null())), "");
+        assert!(!latchkey_error_is_busy(ptr::null()));
+    }
+}
+
+/// A core error the deployment answered "not now" to keeps that mark in
+/// C; any other does not.
+#[test]
+fn a_busy_answer_is_marked_on_the_error() {
+    use crate::{Error, ErrorKind};
+    for (error, busy) in [
+        (
+            Error::new(ErrorKind::NoQuorum, "young masters").answered_busy(),
+            true,
+        ),
+        (Error::new(ErrorKind::NoQuorum, "masters down"), false),
+    ] {
+        let mut err: *mut latchkey_error = ptr::null_mut();
+        let status = super::error::report("f", Err(error.into()), &mut err);
+        assert_eq!(status, LATCHKEY_NO_QUORUM);
+        // SAFETY: err came from report and is freed once.
+        unsafe {
+            assert_eq!(latchkey_error_is_busy(err), busy);
+            latchkey_error_free(err);
+        }
     }
 }
 

@@ -216,6 +216,7 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_status_name", c_char_p, [c_int32]),
     ("latchkey_error_status", _S, [_H]),
     ("latchkey_error_message", c_char_p, [_H]),
+    ("latchkey_error_is_busy", c_bool, [_H]),
     ("latchkey_error_free", None, [_H]),
     ("latchkey_version", c_char_p, []),
     ("latchkey_debug_panic", _S, [_ERR]),
@@ -340,6 +341,12 @@ def take_error(status: int, err: c_void_p) -> LatchkeyError:
 def raise_error(status: int, err: c_void_p) -> NoReturn:
     """Raises the exception of a failed call (see take_error)."""
     raise take_error(status, err)
+
+
+def error_is_busy(err: c_void_p) -> bool:
+    """Whether a call's error is a "not now" the deployment answered (see
+    ``latchkey_error_is_busy``): a waiting acquire waits it out."""
+    return bool(err.value) and bool(lib.latchkey_error_is_busy(err))
 
 
 def discard_error(err: c_void_p) -> None:

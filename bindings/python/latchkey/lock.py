@@ -45,12 +45,12 @@ from ._handle import SharedHandle
 from ._lib import (
     CANCELLED,
     LOST_CALLBACK,
-    NO_QUORUM,
     NOT_HELD,
     OK,
     TIMEOUT,
     USER_FREE,
     discard_error,
+    error_is_busy,
     lib,
     raise_error,
 )
@@ -627,10 +627,9 @@ class Lock:
             raise Cancelled(f"acquiring lock {self._name!r}: cancelled")
         started = time.monotonic()
         status = int(_acquire(handle, 0, None, slot.guard, err))
-        # NO_QUORUM may mean "not yet" (Redlock masters younger than the
-        # restart delay), which a waiting acquire waits out; the wait below
-        # says so again at once when the quorum is really lost.
-        if status not in (TIMEOUT, NO_QUORUM) or ms == 0:
+        # Held, or "not now" (Redlock masters younger than the restart
+        # delay, a Cluster slot in migration): wait, as Rust's acquire does.
+        if (status != TIMEOUT and not error_is_busy(err)) or ms == 0:
             return status
         discard_error(err)
         if ms > 0:

@@ -322,8 +322,11 @@ impl Inner {
                                  {details}); a master may have failed before a replica took over",
                                 crate::backend::Runner::describe(&*node)
                             ),
-                        )
-                        .answered_busy(),
+                        ),
+                        // Not "busy": a cluster that lost a shard for good
+                        // (or never had every slot assigned) says so for
+                        // ever, so a first attempt fails as on a server that
+                        // never answered; waiters already waiting ride it out.
                     );
                     round.refresh = true;
                 }
