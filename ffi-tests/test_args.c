@@ -58,6 +58,7 @@ static void test_null_everywhere(latchkey_client *client, latchkey_lock *lock,
     CHECK_STATUS(INVALID, latchkey_client_options_set_master_password(copts, NULL, NULL));
     CHECK_STATUS(INVALID, latchkey_client_options_set_master_db(NULL, 1, NULL));
     CHECK_STATUS(INVALID, latchkey_client_options_set_redlock_restart_delay_ms(NULL, 1, NULL));
+    CHECK(!latchkey_error_is_busy(NULL));
     CHECK_STATUS(INVALID, latchkey_lock_options_new(NULL, NULL));
     CHECK_STATUS(INVALID, latchkey_lock_options_set_ttl_ms(NULL, 1000, NULL));
     CHECK_STATUS(INVALID, latchkey_lock_options_set_auto_renew(NULL, true, NULL));

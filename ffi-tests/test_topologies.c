@@ -32,8 +32,11 @@ static void test_fresh_masters_grant_nothing_for_a_ttl(const char **urls) {
     CHECK_OK(latchkey_lock_options_new(&long_ttl, NULL));
     CHECK_OK(latchkey_lock_options_set_ttl_ms(long_ttl, 3600 * 1000, NULL));
     CHECK_OK(latchkey_lock_new(patient, "fresh", long_ttl, &lock, NULL));
-    CHECK_STATUS(LATCHKEY_NO_QUORUM, latchkey_lock_try_acquire(lock, &guard, NULL));
-    CHECK(strstr(latchkey_last_error(), "restart delay") != NULL);
+    latchkey_error *err = NULL;
+    CHECK_STATUS(LATCHKEY_NO_QUORUM, latchkey_lock_try_acquire(lock, &guard, &err));
+    CHECK(strstr(latchkey_error_message(err), "restart delay") != NULL);
+    CHECK(latchkey_error_is_busy(err)); /* not now, rather than not at all */
+    latchkey_error_free(err);
     CHECK(guard == NULL);
     latchkey_lock_free(lock);
     latchkey_client_free(patient);
