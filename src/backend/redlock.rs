@@ -548,6 +548,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let op = Op::Release(&keys.name);
         let mut freed = 0;
         let mut still_held = 0;
+        let mut not_ours = 0;
         let mut errors = Vec::new();
         let replies = self.first_replies(release_call(keys, token, reentrant));
         for (i, answer) in replies.into_iter().enumerate() {
@@ -567,7 +568,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             match answer.reply.and_then(parse_release) {
                 Ok(Released::Free) => freed += 1,
                 Ok(Released::StillHeld) => still_held += 1,
-                Ok(Released::NotOwner) => {}
+                Ok(Released::NotOwner) => not_ours += 1,
                 Err(e) => errors.push(e),
             }
         }
@@ -582,7 +583,20 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         if ours + errors.len() >= self.quorum {
             // The masters we did not hear from might have made it a quorum:
             // "not the owner" would be a guess.
-            return Err(self.no_quorum(op, self.masters.len() - errors.len(), &errors));
+            let first = errors
+                .first()
+                .map(|e| format!("; first failure: {e}"))
+                .unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::NoQuorum,
+                format!(
+                    "{op}: no quorum: {ours} of {} masters had the hold, {not_ours} no longer \
+                     had it, {} did not answer; {} needed{first}",
+                    self.masters.len(),
+                    errors.len(),
+                    self.quorum
+                ),
+            ));
         }
         Ok(Released::NotOwner)
     }
