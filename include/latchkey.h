@@ -173,7 +173,9 @@ enum latchkey_status
   LATCHKEY_PANIC = 8,
   /**
    * Redlock: too few masters answered (fewer than N/2+1) for the outcome
-   * to be known; the others are down, paused or unreachable.
+   * to be known; the others are down, paused or unreachable. Also: too
+   * few of those that answered count yet, being younger than the restart
+   * delay (latchkey_error_is_busy says so; the message names it).
    */
   LATCHKEY_NO_QUORUM = 9,
   /**

@@ -36,7 +36,9 @@ pub enum ErrorKind {
     /// Redis answered with an error.
     Server,
     /// Redlock: too few masters answered for the outcome to be known (fewer
-    /// than N/2+1); the others are down, paused or unreachable.
+    /// than N/2+1); the others are down, paused or unreachable. Also: too
+    /// few of those that answered count yet, being younger than the restart
+    /// delay (`ClientBuilder::redlock_restart_delay`); the message says so.
     NoQuorum,
     /// Redis refused the credentials: a wrong user name or password
     /// (`WRONGPASS`), or none given to a server that requires one

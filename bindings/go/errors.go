@@ -74,7 +74,9 @@ var (
 	ErrServer = errors.New("latchkey: server")
 	// ErrPanic: a bug inside the library was caught at the C boundary.
 	ErrPanic = errors.New("latchkey: panic")
-	// ErrNoQuorum: Redlock could not reach a quorum of masters.
+	// ErrNoQuorum: Redlock could not reach a quorum of masters, or too few of
+	// them count yet, being younger than the restart delay (the message says
+	// so; see WithRedlockRestartDelay).
 	ErrNoQuorum = errors.New("latchkey: no quorum")
 	// ErrAuth: Redis refused the credentials (a wrong user name or
 	// password, or none given to a server that requires one); retrying will

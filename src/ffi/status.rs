@@ -36,7 +36,9 @@ pub enum latchkey_status {
     /// message says where. The library stays usable.
     LATCHKEY_PANIC = 8,
     /// Redlock: too few masters answered (fewer than N/2+1) for the outcome
-    /// to be known; the others are down, paused or unreachable.
+    /// to be known; the others are down, paused or unreachable. Also: too
+    /// few of those that answered count yet, being younger than the restart
+    /// delay (latchkey_error_is_busy says so; the message names it).
     LATCHKEY_NO_QUORUM = 9,
     /// Redis refused the credentials: a wrong user name or password, or
     /// none given to a server that requires one. Retrying will not help;

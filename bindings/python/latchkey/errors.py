@@ -105,8 +105,9 @@ class InternalPanic(LatchkeyError):
 
 
 class NoQuorum(LatchkeyError):
-    """Redlock: fewer than N/2+1 masters answered, so the outcome is unknown
-    (``LATCHKEY_NO_QUORUM``)."""
+    """Redlock: fewer than N/2+1 masters answered, so the outcome is unknown,
+    or too few of them count yet, being younger than the restart delay (the
+    message says so) (``LATCHKEY_NO_QUORUM``)."""
 
     status = 9
 
