@@ -219,9 +219,10 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
                         ),
                     ),
                     // Fails closed: a master that may have restarted a
-                    // moment ago is treated as if it had.
+                    // moment ago is treated as if it had. Asked again soon:
+                    // the reading may have failed only this once.
                     None => (
-                        delay,
+                        delay.min(Duration::from_secs(1)),
                         format!(
                             "{master} did not say how long it has run (INFO server refused \
                              or not answered), so it may have restarted and lost locks; it \
