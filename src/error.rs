@@ -80,7 +80,7 @@ impl ErrorKind {
 /// assert_eq!(err.kind(), ErrorKind::InvalidArgument);
 /// assert!(err.to_string().contains("URL"));
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
@@ -233,6 +233,16 @@ fn is_missing_database(err: &redis::RedisError) -> bool {
     let text = err.to_string();
     text.contains("DB index is out of range") || text.contains("refused to switch database")
 }
+
+// Kind and message only, as a user sees an error: the internal mark
+// (`answered_busy`) changes how long an acquire waits, not what failed.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
 
 // Kind and message only: what a user reads in an `unwrap()`'s panic.
 impl fmt::Debug for Error {

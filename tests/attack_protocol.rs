@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use latchkey::{Client, ErrorKind, LockOptions};
 use support::blackhole::Blackhole;
-use support::{replication_field, wait_until, RedisServer};
+use support::{replication_field, wait_until, wait_until_up_for, RedisServer};
 
 fn load(admin: &mut redis::Connection, body: &str) -> String {
     let text = format!("{}{}", include_str!("../src/scripts/prelude.lua"), body);
@@ -97,19 +97,6 @@ fn a_retried_reentrant_acquire_never_returns_a_token_below_the_handles() {
     assert!(y.is_some(), "hold Y removed by the retry");
 }
 
-fn uptime(server: &RedisServer) -> Duration {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query(&mut server.admin())
-        .unwrap();
-    let seconds = info
-        .lines()
-        .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Duration::from_secs(seconds)
-}
-
 fn redlock_over(urls: &[String]) -> Client {
     Client::redlock_builder(urls)
         .connect_timeout(Duration::from_millis(1000))
@@ -136,11 +123,7 @@ fn a_quorum_of_freshly_restarted_masters_never_grants_a_held_lock() {
     let ttl = Duration::from_secs(4);
     let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
-    wait_until(
-        "every master has been up for over twice the ttl",
-        Duration::from_secs(60),
-        || servers.iter().all(|s| uptime(s) > ttl * 2),
-    );
+    wait_until_up_for(&servers, ttl * 2);
     let first = redlock_over(&urls);
     let name = "paused-then-restarted";
     servers[0].signal(libc::SIGSTOP);

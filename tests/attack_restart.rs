@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latchkey::{Client, ErrorKind, LockOptions};
-use support::{wait_until, RedisServer};
+use support::{uptime, wait_until, wait_until_up_for, RedisServer};
 
 const TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -22,20 +22,6 @@ fn client_over(urls: &[String]) -> Client {
         .command_timeout(TIMEOUT)
         .build()
         .unwrap()
-}
-
-/// `uptime_in_seconds` of `server` (`INFO server`), as it reports it.
-fn uptime(server: &RedisServer) -> Duration {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query(&mut server.admin())
-        .unwrap();
-    let seconds = info
-        .lines()
-        .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Duration::from_secs(seconds)
 }
 
 /// The wall clock's position within its current second.
@@ -65,11 +51,7 @@ fn whole_second_uptime_lets_restarted_masters_count_before_the_delay() {
     let ttl = Duration::from_secs(2);
     let mut servers = masters(3, &[]);
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
-    wait_until(
-        "every master has been up for over twice the ttl",
-        Duration::from_secs(60),
-        || servers.iter().all(|s| uptime(s) > ttl * 2),
-    );
+    wait_until_up_for(&servers, ttl * 2);
     let first = client_over(&urls);
     // Warm: the first client's connections and its reading of the runs.
     drop(first.lock_with("warm", not_renewed(ttl)).unwrap().acquire());
@@ -122,15 +104,7 @@ fn a_short_ttl_client_takes_a_lock_held_with_a_longer_ttl_after_restarts() {
     let short = Duration::from_secs(1);
     let mut servers = masters(3, &[]);
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
-    wait_until(
-        "every master has been up for over the long ttl",
-        Duration::from_secs(60),
-        || {
-            servers
-                .iter()
-                .all(|s| uptime(s) > long + Duration::from_secs(1))
-        },
-    );
+    wait_until_up_for(&servers, long + Duration::from_secs(1));
     let ours = client_over(&urls)
         .lock_with("ttls", not_renewed(long))
         .unwrap()
@@ -196,15 +170,7 @@ fn a_renewed_lease_on_restarted_masters_is_reported_lost_and_never_shared() {
     let ttl = Duration::from_secs(3);
     let mut servers = masters(3, &[]);
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
-    wait_until(
-        "every master has been up for over the ttl and a second",
-        Duration::from_secs(60),
-        || {
-            servers
-                .iter()
-                .all(|s| uptime(s) > ttl + Duration::from_secs(1))
-        },
-    );
+    wait_until_up_for(&servers, ttl + Duration::from_secs(1));
     let ours = client_over(&urls)
         .lock_with("renewed", LockOptions::new().ttl(ttl))
         .unwrap()

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
-use support::{wait_until, RedisServer};
+use support::{scripts_run, wait_until, RedisServer};
 
 const TIMEOUT: Duration = Duration::from_millis(500);
 /// Longer than anything these tests wait for: a fresh master stays young.
@@ -46,22 +46,6 @@ fn holders_on(server: &RedisServer, name: &str) -> Vec<String> {
     keys.into_iter()
         .filter(|k| !k.ends_with(":fence"))
         .collect()
-}
-
-/// How many scripts `server` has run (EVAL and EVALSHA).
-fn scripts_run(server: &RedisServer) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.admin())
-        .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split([':', ','])
-                .find_map(|f| f.strip_prefix("calls="))
-                .and_then(|n| n.parse::<u64>().ok())
-        })
-        .sum()
 }
 
 /// Every key a lock may have left, per master, must be gone.

@@ -7,20 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey::{Client, LockOptions};
-use support::{wait_for_waiter, wait_until, RedisServer};
-
-fn script_calls(server: &RedisServer) -> u64 {
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.admin())
-        .unwrap();
-    stats
-        .lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| l.split("calls=").nth(1))
-        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
-        .sum()
-}
+use support::{scripts_run, wait_for_waiter, wait_until, RedisServer};
 
 #[test]
 fn the_database_in_the_url_is_the_one_used() {
@@ -53,10 +40,10 @@ fn renew_every_sets_the_renewal_period() {
         .unwrap()
         .acquire()
         .unwrap();
-    let before = script_calls(&server);
+    let before = scripts_run(&server);
     // With the default period (ttl/3 = 10 s) five renewals take 50 s.
     wait_until("five renewals", Duration::from_secs(10), || {
-        script_calls(&server) >= before + 5
+        scripts_run(&server) >= before + 5
     });
     guard.check().unwrap();
     guard.release().unwrap();

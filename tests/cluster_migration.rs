@@ -117,6 +117,17 @@ impl<'a> Migration<'a> {
     }
 }
 
+/// The slot of lock `name`, the master serving it, and another master to
+/// migrate it to.
+fn slot_and_masters(nodes: &[RedisServer], name: &str) -> (u16, usize, usize) {
+    let slot = slot_of(&nodes[0], &key(name));
+    let source = master_index(nodes, 0, slot).unwrap();
+    let target = (0..nodes.len())
+        .find(|&i| i != source && super_role(&nodes[i]) == "master")
+        .unwrap();
+    (slot, source, target)
+}
+
 fn super_role(node: &RedisServer) -> String {
     support::replication_field(node, "role").unwrap_or_default()
 }
@@ -130,11 +141,7 @@ const HALF_DONE: Duration = Duration::from_millis(500);
 fn a_slot_migration_under_holders_and_waiters_fails_nobody() {
     let nodes = support::cluster::start_nodes(2000);
     let name = "migrating";
-    let slot = slot_of(&nodes[0], &key(name));
-    let source = master_index(&nodes, 0, slot).unwrap();
-    let target = (0..nodes.len())
-        .find(|&i| i != source && super_role(&nodes[i]) == "master")
-        .unwrap();
+    let (slot, source, target) = slot_and_masters(&nodes, name);
     let holder = client(&nodes);
     let options = LockOptions::new().ttl(Duration::from_secs(6));
     let guard = holder
@@ -257,11 +264,7 @@ fn an_acquire_waits_out_a_migration_stuck_past_the_command_timeout() {
             .unwrap()
     };
     let name = "stuck";
-    let slot = slot_of(&nodes[0], &key(name));
-    let source = master_index(&nodes, 0, slot).unwrap();
-    let target = (0..nodes.len())
-        .find(|&i| i != source && super_role(&nodes[i]) == "master")
-        .unwrap();
+    let (slot, source, target) = slot_and_masters(&nodes, name);
     // Taken once, so that a fence key is left to split from the lock key.
     quick()
         .lock(name)

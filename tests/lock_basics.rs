@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
-use support::RedisServer;
+use support::{scripts_run, RedisServer};
 
 fn client(server: &RedisServer) -> Client {
     Client::open(&server.url()).unwrap()
@@ -513,25 +513,6 @@ fn a_release_hands_the_lock_to_a_waiter_not_back_to_the_releaser() {
         reserved >= rounds * 3 / 4,
         "the lock was reserved for the waiter in only {reserved} of {rounds} rounds"
     );
-}
-
-/// How many scripts the server has run so far.
-fn scripts_run(server: &RedisServer) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.admin())
-        .unwrap();
-    info.lines()
-        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
 }
 
 #[test]

@@ -17,7 +17,7 @@ use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 use latchkey::{Client, ErrorKind, LockOptions};
-use support::{wait_until, RedisServer};
+use support::{wait_until, wait_until_up_for, RedisServer};
 
 const TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -401,20 +401,6 @@ fn duplicate_masters_are_refused() {
     }
 }
 
-/// How long `server` has been up, in whole seconds (`INFO server`).
-fn uptime(server: &RedisServer) -> Duration {
-    let info: String = redis::cmd("INFO")
-        .arg("server")
-        .query(&mut server.admin())
-        .unwrap();
-    let seconds = info
-        .lines()
-        .find_map(|l| l.strip_prefix("uptime_in_seconds:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Duration::from_secs(seconds)
-}
-
 /// Two masters of three restart empty (no persistence), one after the
 /// other, while a client holds a lock on all three: together they are a
 /// quorum that never heard of it. A second client must not get the lock
@@ -429,11 +415,7 @@ fn two_masters_restarted_empty_one_after_the_other_do_not_grant_the_lock_twice()
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
     // Masters that ran for over a ttl before the restarts (younger ones
     // would not count toward the first client's quorum either).
-    wait_until(
-        "every master has been up for over twice the ttl",
-        Duration::from_secs(60),
-        || servers.iter().all(|s| uptime(s) > ttl * 2),
-    );
+    wait_until_up_for(&servers, ttl * 2);
     let first = delaying_client_over(&urls);
     // Not renewed: its check() stays Ok for the whole ttl.
     let ours = first
@@ -489,11 +471,7 @@ fn a_deployment_restarted_whole_does_not_grant_a_held_lock_again() {
     let ttl = Duration::from_secs(4);
     let mut servers = masters(3);
     let urls: Vec<String> = servers.iter().map(RedisServer::url).collect();
-    wait_until(
-        "every master has been up for over a ttl",
-        Duration::from_secs(60),
-        || servers.iter().all(|s| uptime(s) > ttl),
-    );
+    wait_until_up_for(&servers, ttl);
     let first = delaying_client_over(&urls);
     let ours = first
         .lock_with("whole", LockOptions::new().ttl(ttl).auto_renew(false))

@@ -26,10 +26,7 @@ func TestAttackWithheldAcquireCtxDeadlineSaysNoQuorum(t *testing.T) {
 	if testing.Short() {
 		t.Skip()
 	}
-	var urls []string
-	for i := 0; i < 3; i++ {
-		urls = append(urls, startServer(t, "").url)
-	}
+	urls := startMasters(t, 3)
 	c, err := latchkey.OpenRedlock(urls, latchkey.WithCommandTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -198,10 +198,7 @@ func TestRedlock(t *testing.T) {
 // restarted and lost its locks): no lock is granted until they have run a
 // ttl (ErrNoQuorum, saying why), and a waiter gets it then.
 func TestRedlockFreshDeployment(t *testing.T) {
-	var urls []string
-	for i := 0; i < 3; i++ {
-		urls = append(urls, startServer(t, "").url)
-	}
+	urls := startMasters(t, 3)
 	c, err := latchkey.OpenRedlock(urls, latchkey.WithCommandTimeout(500*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

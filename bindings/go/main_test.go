@@ -135,6 +135,17 @@ func startServer(t testing.TB, sentinelConf string, extra ...string) *redisServe
 	return srv
 }
 
+// startMasters starts n private servers (Redlock masters) and returns their
+// URLs; each is stopped when the test ends.
+func startMasters(t testing.TB, n int) []string {
+	t.Helper()
+	urls := make([]string, 0, n)
+	for i := 0; i < n; i++ {
+		urls = append(urls, startServer(t, "").url)
+	}
+	return urls
+}
+
 // Helpers shared by the tests.
 
 var nameSeq atomic.Int64

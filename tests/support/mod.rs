@@ -280,19 +280,60 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
 
 /// A field of `INFO replication` on a server.
 pub fn replication_field(server: &RedisServer, field: &str) -> Option<String> {
+    info_field(server, "replication", field)
+}
+
+/// A field of `INFO <section>` on a server; `None` when the server does
+/// not answer within 2 s (it may be stopped or restarting).
+pub fn info_field(server: &RedisServer, section: &str, field: &str) -> Option<String> {
     let client = redis::Client::open(server.url()).ok()?;
     let mut conn = client
         .get_connection_with_timeout(Duration::from_secs(2))
         .ok()?;
     conn.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let info: String = redis::cmd("INFO")
-        .arg("replication")
-        .query(&mut conn)
-        .ok()?;
+    let info: String = redis::cmd("INFO").arg(section).query(&mut conn).ok()?;
     info.lines().find_map(|l| {
         l.strip_prefix(&format!("{field}:"))
             .map(|v| v.trim().to_string())
     })
+}
+
+/// `uptime_in_seconds` of `server`, as it reports it (zero when it does
+/// not answer).
+pub fn uptime(server: &RedisServer) -> Duration {
+    let seconds = info_field(server, "server", "uptime_in_seconds")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_secs(seconds)
+}
+
+/// Waits until every one of `servers` says it has been up for more than
+/// `age` (Redlock counts a master only once it has run its restart delay).
+pub fn wait_until_up_for(servers: &[RedisServer], age: Duration) {
+    wait_until(
+        &format!("every server has been up for over {age:?}"),
+        age * 2 + Duration::from_secs(60),
+        || servers.iter().all(|s| uptime(s) > age),
+    );
+}
+
+/// How many scripts `server` has run (EVAL and EVALSHA calls).
+pub fn scripts_run(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.admin())
+        .unwrap();
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// Forks; the child runs `child` and leaves with `_exit` (status 0, or 1

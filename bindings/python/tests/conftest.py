@@ -36,6 +36,20 @@ class RedisServer(redis_fixture.RedisServer):
         super().__init__(list(extra), sentinel_of=sentinel_of, prefix="latchkey-py-redis-")
 
 
+@pytest.fixture
+def masters() -> Iterator[list[RedisServer]]:
+    """Three private servers, for Redlock (a stopped one is resumed before
+    it is killed)."""
+    servers: list[RedisServer] = []
+    try:
+        for _ in range(3):
+            servers.append(RedisServer())
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     server = RedisServer()

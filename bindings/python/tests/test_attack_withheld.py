@@ -1,7 +1,7 @@
-"""Attacks on Python's blocking acquire after 645b69d: the zero-timeout C
-acquire now falls through to the waiting path on NO_QUORUM as well as on
-TIMEOUT. Compared with Rust's acquire_timeout for the same situation
-(tests/attack_withheld.rs)."""
+"""Attacks on Python's blocking acquire: its zero-timeout first C acquire
+falls through to the waiting path on TIMEOUT and on a "not now" error
+(latchkey_error_is_busy) only. Compared with Rust's acquire_timeout for the
+same situation (tests/attack_withheld.rs)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import signal
 import socket
 import threading
 import time
-from typing import Iterator
 
 import pytest
 
@@ -18,20 +17,6 @@ import latchkey
 from latchkey import Client
 
 from conftest import RedisServer
-
-
-@pytest.fixture
-def masters() -> Iterator[list[RedisServer]]:
-    servers: list[RedisServer] = []
-    try:
-        for _ in range(3):
-            servers.append(RedisServer())
-        yield servers
-    finally:
-        for server in servers:
-            if server.pid is not None:
-                os.kill(server.pid, signal.SIGCONT)
-            server.stop()
 
 
 class _Monitor:

@@ -4,26 +4,12 @@ ttl grant nothing that counts (the default restart delay)."""
 
 from __future__ import annotations
 
-from typing import Iterator
-
 import pytest
 
 import latchkey
 from latchkey import Client
 
 from conftest import RedisServer
-
-
-@pytest.fixture
-def masters() -> Iterator[list[RedisServer]]:
-    servers: list[RedisServer] = []
-    try:
-        for _ in range(3):
-            servers.append(RedisServer())
-        yield servers
-    finally:
-        for server in servers:
-            server.stop()
 
 
 def test_redlock_acquire_release_and_no_quorum(masters: list[RedisServer], name: str) -> None:
