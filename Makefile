@@ -50,8 +50,12 @@ lint:
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet
 
+# The test binaries run three at a time (tools/run-rust-tests.py; JOBS=1 runs
+# them one after another as `cargo test` would); FILTER arguments go to every
+# binary, e.g. `make rust-test CARGO_TEST_FLAGS=fencing`.
+JOBS ?= 3
 rust-test: deps
-	bash tools/with-redis $(CARGO) test --release $(CARGO_TEST_FLAGS)
+	CARGO=$(CARGO) bash tools/with-redis python3 tools/run-rust-tests.py --jobs $(JOBS) $(CARGO_TEST_FLAGS)
 
 # Runs `make rust-test` N times in a row (every test binary each time, so a
 # failure in one does not hide the others) and counts failures per test.
