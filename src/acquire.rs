@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::backend::Attempt;
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pubsub::Watch;
+use crate::pubsub::{Watch, WAITER_ID_PREFIX};
 use crate::wait::{jitter, CancelRegistration, CancelToken, Parker};
 
 /// What the loop needs from the lock it acquires (the `Lock` implements it;
@@ -27,8 +27,15 @@ pub(crate) trait Target {
 
     /// The lock's name, for messages.
     fn name(&self) -> &str;
-    /// One acquire attempt of the hold `hold` (reentrant owner `owner`).
-    fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt>;
+    /// One acquire attempt of the hold `hold` (reentrant owner `owner`);
+    /// `queue`: how the acquisition's waiter queues (see [`Queueing`]).
+    fn attempt(
+        &self,
+        owner: &str,
+        hold: &str,
+        waited: bool,
+        queue: Queueing<'_>,
+    ) -> Result<Attempt>;
     /// Makes the guard of a hold that was just acquired. `unheard_since`:
     /// an earlier attempt of this acquisition, sent then, was never
     /// answered and may still reach Redis (after the hold is released).
@@ -41,7 +48,13 @@ pub(crate) trait Target {
     ) -> Self::Held;
     /// Listens for this lock's release messages, waking `parker`; gives up
     /// subscribing when the parker is woken after `seen` (a cancel).
-    fn watch_releases(&self, parker: &Arc<Parker>, seen: u64, hold: &str) -> Vec<Watch>;
+    fn watch_releases(
+        &self,
+        parker: &Arc<Parker>,
+        seen: u64,
+        hold: &str,
+        waiter: &str,
+    ) -> Vec<Watch>;
     /// Gives back, in the background, a hold whose acquire had an unknown
     /// outcome (first sent at `first_unknown`).
     fn give_back_later(&self, hold: &str, first_unknown: Instant);
@@ -57,7 +70,49 @@ pub(crate) trait Target {
     fn closing(&self) -> Option<&Closing> {
         None
     }
+
+    /// Whether waiters queue in Redis (a release then wakes only the
+    /// waiter it hands the lock to).
+    fn queues_waiters(&self) -> bool {
+        false
+    }
+
+    /// Takes a waiter that gives up out of the queue (best effort).
+    fn leave_queue(&self, _waiter: &str) {}
 }
+
+/// What an attempt does in the lock's waiter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queueing<'a> {
+    /// Nothing (a single try; a deployment without a queue).
+    No,
+    /// Queue this waiter if the lock is held (or renew its entry).
+    Join(&'a str),
+    /// The last attempt (the deadline has passed): leave the queue whatever
+    /// the outcome, so giving up costs no extra round trip.
+    Leave(&'a str),
+}
+
+impl<'a> Queueing<'a> {
+    /// The waiter id ("" for none).
+    pub(crate) fn waiter(self) -> &'a str {
+        match self {
+            Queueing::No => "",
+            Queueing::Join(w) | Queueing::Leave(w) => w,
+        }
+    }
+}
+
+/// How long a queued waiter's entry lasts unless it asks again: a release
+/// skips entries that ran out (their waiters died), so a dead waiter is
+/// handed the lock at most during this long after its last attempt.
+pub(crate) const QUEUE_ENTRY_LEASE: Duration = Duration::from_secs(15);
+
+/// The longest a queued waiter parks before it asks again (renewing its
+/// entry, well within [`QUEUE_ENTRY_LEASE`]). It is also the longest a
+/// release handed to a waiter that died delays the others: they look at
+/// the lock again within this period.
+const QUEUED_RECHECK: Duration = Duration::from_secs(5);
 
 /// Longest sleep between attempts when no release message can arrive (the
 /// holder's key has no expiry, or the listener is unavailable).
@@ -127,6 +182,13 @@ pub(crate) struct Acquisition<'a, T: Target> {
     /// single try never has, and neither has a caller that just subscribed.
     waited: bool,
     outage: Outage,
+    /// The acquisition's id in the lock's waiter queue ("" when it does
+    /// not queue: a single try, or a deployment without a queue).
+    waiter: String,
+    /// Whether an attempt may have queued the waiter (it found the lock
+    /// held, or its outcome is unknown) and none has taken it out since:
+    /// giving up then leaves the queue.
+    queued: bool,
     attempts: u32,
     /// When an attempt with the current hold token was first sent whose
     /// outcome is unknown (it may still take the lock for that token).
@@ -145,6 +207,11 @@ impl<'a, T: Target> Acquisition<'a, T> {
         let parker = Parker::new();
         let registration = cancel.map(|c| c.register(&parker));
         let closing_registration = lock.closing().map(|c| c.waiters().register(&parker));
+        let waiter = if !try_once && lock.queues_waiters() {
+            format!("{WAITER_ID_PREFIX}{}", uuid::Uuid::new_v4().simple())
+        } else {
+            String::new()
+        };
         Acquisition {
             lock,
             deadline,
@@ -158,6 +225,8 @@ impl<'a, T: Target> Acquisition<'a, T> {
             _closing_registration: closing_registration,
             waited: false,
             outage: Outage::default(),
+            waiter,
+            queued: false,
             attempts: 0,
             hold_unheard_since: None,
         }
@@ -227,8 +296,27 @@ impl<'a, T: Target> Acquisition<'a, T> {
         }
         self.attempts += 1;
         let sent = Instant::now();
-        let result = self.lock.attempt(&self.owner, &self.hold, self.waited);
+        // The first attempt does not queue: an uncontended acquire then
+        // costs the queue nothing. A waiter queues from its second attempt
+        // on, the one right after it subscribed (a release before that
+        // finds no queue, frees the lock, and that attempt takes it).
+        let queue = if self.waiter.is_empty() || self.attempts == 1 {
+            Queueing::No
+        } else if self.out_of_time(sent) {
+            Queueing::Leave(&self.waiter)
+        } else {
+            Queueing::Join(&self.waiter)
+        };
+        let result = self
+            .lock
+            .attempt(&self.owner, &self.hold, self.waited, queue);
         let now = Instant::now();
+        // An attempt that found the lock held queued the waiter; one whose
+        // outcome is unknown may have; one that took the lock, or was the
+        // last, left.
+        self.queued = matches!(queue, Queueing::Join(_))
+            && !matches!(result, Ok(Attempt::Acquired(_)))
+            || (matches!(queue, Queueing::Leave(_)) && result.is_err());
         match result {
             Ok(Attempt::Acquired(fencing_token)) => {
                 let hold = std::mem::take(&mut self.hold);
@@ -305,7 +393,9 @@ impl<'a, T: Target> Acquisition<'a, T> {
         }
         // One listener per server that publishes releases (Redlock: every
         // master); hearing any one of them is enough.
-        self.watches = self.lock.watch_releases(&self.parker, seen, &self.hold);
+        self.watches = self
+            .lock
+            .watch_releases(&self.parker, seen, &self.hold, &self.waiter);
         !self.watches.is_empty()
     }
 
@@ -314,11 +404,15 @@ impl<'a, T: Target> Acquisition<'a, T> {
     /// Afterwards the acquisition counts as a woken waiter.
     fn park(&mut self, seen: u64, holder_ttl: Duration) {
         self.waited = true;
-        let sleep = if self.watches.is_empty() || holder_ttl.is_zero() {
+        let mut sleep = if self.watches.is_empty() || holder_ttl.is_zero() {
             holder_ttl.clamp(Duration::from_millis(1), BLIND_WAIT)
         } else {
             recheck_after(holder_ttl)
         };
+        if self.queued {
+            // Asking again renews the queue entry before it runs out.
+            sleep = sleep.min(QUEUED_RECHECK);
+        }
         let now = Instant::now();
         let mut wake_at = now + sleep;
         if let Some(d) = self.deadline {
@@ -343,6 +437,11 @@ impl<'a, T: Target> Acquisition<'a, T> {
     fn give_up(&self, outcome: Result<Option<T::Held>>) -> Result<Option<T::Held>> {
         if let Some(since) = self.hold_unheard_since {
             self.lock.give_back_later(&self.hold, since);
+        }
+        if self.queued {
+            // Leave the queue, so that no release hands the lock to a
+            // waiter that is gone.
+            self.lock.leave_queue(&self.waiter);
         }
         outcome
     }
@@ -378,7 +477,13 @@ mod tests {
         fn name(&self) -> &str {
             "scripted"
         }
-        fn attempt(&self, _owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+        fn attempt(
+            &self,
+            _owner: &str,
+            hold: &str,
+            waited: bool,
+            _q: Queueing<'_>,
+        ) -> Result<Attempt> {
             self.holds_tried.lock().push((hold.to_string(), waited));
             self.answers
                 .lock()
@@ -394,7 +499,13 @@ mod tests {
         ) -> (String, u64) {
             (hold, fencing_token)
         }
-        fn watch_releases(&self, _parker: &Arc<Parker>, _seen: u64, _hold: &str) -> Vec<Watch> {
+        fn watch_releases(
+            &self,
+            _parker: &Arc<Parker>,
+            _seen: u64,
+            _hold: &str,
+            _waiter: &str,
+        ) -> Vec<Watch> {
             Vec::new()
         }
         fn give_back_later(&self, hold: &str, _first_unknown: Instant) {
@@ -487,16 +598,22 @@ mod tests {
             fn name(&self) -> &str {
                 "cancelled"
             }
-            fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+            fn attempt(
+                &self,
+                owner: &str,
+                hold: &str,
+                waited: bool,
+                q: Queueing<'_>,
+            ) -> Result<Attempt> {
                 // The cancel arrives while the attempt is on the wire.
                 self.cancel.cancel();
-                self.inner.attempt(owner, hold, waited)
+                self.inner.attempt(owner, hold, waited, q)
             }
             fn held(&self, h: String, f: u64, s: Instant, u: Option<Instant>) -> (String, u64) {
                 self.inner.held(h, f, s, u)
             }
-            fn watch_releases(&self, p: &Arc<Parker>, seen: u64, h: &str) -> Vec<Watch> {
-                self.inner.watch_releases(p, seen, h)
+            fn watch_releases(&self, p: &Arc<Parker>, seen: u64, h: &str, w: &str) -> Vec<Watch> {
+                self.inner.watch_releases(p, seen, h, w)
             }
             fn give_back_later(&self, hold: &str, first_unknown: Instant) {
                 self.inner.give_back_later(hold, first_unknown)

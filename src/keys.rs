@@ -8,8 +8,10 @@
 //!
 //! ```text
 //! P:{N}          the lock        P:{N}:fence   its fencing counter
-//! P:{N}:ch       its channel     (hash tag: N up to its first '}')
+//! P:{N}:ch       its channel     P:{N}:q       its waiter queue
 //! ```
+//!
+//! (The hash tag is N up to its first '}'.)
 //!
 //! Redis takes the hash tag from the first `{` to the next `}`; when that is
 //! empty it hashes the whole key instead. That happens for exactly one kind
@@ -43,6 +45,8 @@ pub(crate) struct LockKeys {
     pub(crate) lock: Vec<u8>,
     pub(crate) fence: Vec<u8>,
     pub(crate) channel: Vec<u8>,
+    /// The waiters queued for the lock (see src/scripts/prelude.lua).
+    pub(crate) queue: Vec<u8>,
     /// How long the fencing counter stays after the last acquire (tokens
     /// keep increasing without it: see src/scripts/prelude.lua).
     pub(crate) fence_retention: Duration,
@@ -59,6 +63,7 @@ impl LockKeys {
             name: name.to_string(),
             fence: format!("{lock}:fence").into_bytes(),
             channel: format!("{lock}:ch").into_bytes(),
+            queue: format!("{lock}:q").into_bytes(),
             lock: lock.into_bytes(),
             fence_retention: DEFAULT_FENCE_RETENTION,
         })

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
 
-use crate::acquire::{Acquisition, Target};
+use crate::acquire::{Acquisition, Queueing, Target};
 use crate::backend::{AcquireArgs, Attempt, ExtendItem, Released};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
@@ -489,7 +489,13 @@ impl Target for Lock {
         &self.keys.name
     }
 
-    fn attempt(&self, owner: &str, hold: &str, waited: bool) -> Result<Attempt> {
+    fn attempt(
+        &self,
+        owner: &str,
+        hold: &str,
+        waited: bool,
+        queue: Queueing<'_>,
+    ) -> Result<Attempt> {
         let mut args = AcquireArgs {
             keys: &self.keys,
             owner,
@@ -500,6 +506,7 @@ impl Target for Lock {
             nest: false,
             known_token: 0,
             live_holds: &[],
+            queue,
         };
         if !self.options.reentrant {
             return self.client.backend.acquire(&args);
@@ -551,17 +558,32 @@ impl Target for Lock {
 
     /// Listens for release messages of this lock on every server that
     /// publishes them; the listeners wake `parker`, ignoring releases of
-    /// the hold `hold` itself.
-    fn watch_releases(&self, parker: &Arc<Parker>, seen: u64, hold: &str) -> Vec<Watch> {
+    /// the hold `hold` itself and messages for other queued waiters.
+    fn watch_releases(
+        &self,
+        parker: &Arc<Parker>,
+        seen: u64,
+        hold: &str,
+        waiter: &str,
+    ) -> Vec<Watch> {
         self.client
             .subscribers
             .iter()
-            .filter_map(|s| s.watch(&self.keys.channel, parker, seen, hold).ok())
+            .filter_map(|s| s.watch(&self.keys.channel, parker, seen, hold, waiter).ok())
             .collect()
     }
 
     fn retry_jitter(&self) -> Duration {
         self.options.retry_jitter
+    }
+
+    fn queues_waiters(&self) -> bool {
+        self.client.backend.queues_waiters()
+    }
+
+    fn leave_queue(&self, waiter: &str) {
+        // Best effort: an entry left behind runs out after its lease.
+        let _ = self.client.backend.leave_queue(&self.keys, waiter);
     }
 
     fn hold_for_next_attempt(&self) -> Option<String> {

@@ -212,11 +212,7 @@ fn encode_command(parts: &[&[u8]]) -> Vec<u8> {
 /// SUBSCRIBE commands (replies come in order, so counting is enough).
 #[derive(Default)]
 struct Channel {
-    /// Watch id, parker, and the waiter's own owner token: a release
-    /// message carries the releasing token, and a waiter is not woken by
-    /// its own release (Redlock gives back a failed partial acquire that
-    /// way; waking ourselves would spin).
-    watchers: Vec<(u64, Arc<Parker>, Vec<u8>)>,
+    watchers: Vec<Watcher>,
     subscribed: bool,
     subs_sent: u64,
     subs_confirmed: u64,
@@ -227,6 +223,36 @@ struct Channel {
     unsubs_sent: u64,
     unsubs_confirmed: u64,
 }
+
+/// One waiter listening on a channel.
+struct Watcher {
+    id: u64,
+    parker: Arc<Parker>,
+    /// The waiter's own hold token: a broadcast release message carries
+    /// the releasing token, and a waiter is not woken by its own release
+    /// (Redlock gives back a failed partial acquire that way; waking
+    /// ourselves would spin).
+    own_token: Vec<u8>,
+    /// The waiter's queue id (empty when it is not queued): a release that
+    /// hands the lock to one queued waiter publishes that id, and wakes
+    /// only that waiter.
+    waiter: Vec<u8>,
+}
+
+impl Watcher {
+    /// Whether a message with `payload` is for this waiter.
+    fn is_woken_by(&self, payload: &[u8]) -> bool {
+        if payload.starts_with(WAITER_ID_PREFIX.as_bytes()) {
+            self.waiter == payload
+        } else {
+            self.own_token != payload
+        }
+    }
+}
+
+/// How every waiter id starts (and no hold token does): a message that
+/// starts so names the one waiter it wakes.
+pub(crate) const WAITER_ID_PREFIX: &str = "w:";
 
 impl Channel {
     /// Nothing waits on it and Redis confirmed every command about it.
@@ -356,9 +382,12 @@ impl Subscriber {
         parker: &Arc<Parker>,
         woken_from: u64,
         own_token: &str,
+        waiter: &str,
     ) -> Result<Watch> {
         let Some(router) = self.router()? else {
-            return self.plain.watch(channel, parker, woken_from, own_token);
+            return self
+                .plain
+                .watch(channel, parker, woken_from, own_token, waiter);
         };
         let endpoint = router(channel, false)?;
         let lane_key = format!("{:?}", endpoint.info.addr());
@@ -374,7 +403,7 @@ impl Subscriber {
                 ))
             })
             .clone();
-        let watched = lane.watch(channel, parker, woken_from, own_token);
+        let watched = lane.watch(channel, parker, woken_from, own_token, waiter);
         if watched.is_err() {
             // The slot may have moved (failover, resharding): read the slot
             // map again, so the next attempt goes where the slot is now.
@@ -441,6 +470,7 @@ impl Lane {
         parker: &Arc<Parker>,
         woken_from: u64,
         own_token: &str,
+        waiter: &str,
     ) -> Result<Watch> {
         let _masked = crate::signals::mask();
         let mut state = self.shared.get().state.lock();
@@ -454,9 +484,12 @@ impl Lane {
         let id = state.next_watch_id;
         state.next_watch_id += 1;
         let entry = state.channels.entry(channel.to_vec()).or_default();
-        entry
-            .watchers
-            .push((id, parker.clone(), own_token.as_bytes().to_vec()));
+        entry.watchers.push(Watcher {
+            id,
+            parker: parker.clone(),
+            own_token: own_token.as_bytes().to_vec(),
+            waiter: waiter.as_bytes().to_vec(),
+        });
         let watch = Watch {
             shared: self.shared.get().clone(),
             channel: channel.to_vec(),
@@ -609,7 +642,7 @@ impl Drop for Watch {
         let Some(entry) = state.channels.get_mut(&self.channel) else {
             return;
         };
-        entry.watchers.retain(|(id, _, _)| *id != self.id);
+        entry.watchers.retain(|watcher| watcher.id != self.id);
         if !entry.watchers.is_empty() {
             return;
         }
@@ -778,9 +811,9 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
         match kind_of_reply(kind, &message_kind) {
             Heard::Message => {
                 if let Some(entry) = state.channels.get(&channel) {
-                    for (_, parker, own_token) in &entry.watchers {
-                        if *own_token != payload {
-                            parker.wake();
+                    for watcher in &entry.watchers {
+                        if watcher.is_woken_by(&payload) {
+                            watcher.parker.wake();
                         }
                     }
                 }
@@ -827,8 +860,8 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             entry.subs_confirmed = 0;
             entry.unsubs_sent = 0;
             entry.unsubs_confirmed = 0;
-            for (_, parker, _) in &entry.watchers {
-                parker.wake();
+            for watcher in &entry.watchers {
+                watcher.parker.wake();
             }
         }
         state.channels.retain(|_, c| !c.watchers.is_empty());

@@ -41,7 +41,10 @@ fn reentrant_acquire(
         .arg("1")
         .arg(600_000)
         .arg(if nest { "1" } else { "0" })
-        .arg(known.to_string());
+        .arg(known.to_string())
+        // Not a queued waiter.
+        .arg("")
+        .arg(15_000);
     for l in live {
         cmd.arg(*l);
     }

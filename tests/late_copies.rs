@@ -75,6 +75,10 @@ const SCRIPTS: &[(&str, &str)] = &[
         "announce_free",
         include_str!("../src/scripts/announce_free.lua"),
     ),
+    (
+        "leave_queue",
+        include_str!("../src/scripts/leave_queue.lua"),
+    ),
 ];
 
 /// Loads every script; their SHA1s (what EVALSHA names), by file name.

@@ -221,10 +221,20 @@ func TestStressGarbageCollection(t *testing.T) {
 			acquired++
 		case op < 7 && holds[i] != nil:
 			if err := holds[i].Unlock(); err != nil {
-				fail("Unlock: %v", err)
+				// Only a lease that ran out before the unlock (its renewal
+				// came too late on a loaded machine; the ttls here are
+				// 150-450 ms) may fail it, and only as "not held": never
+				// a hold freed or released behind its holder's back,
+				// which verify() catches while the hold is live.
+				if !errors.Is(err, latchkey.ErrNotHeld) {
+					fail("Unlock: %v", err)
+				}
+				t.Logf("%s: ran out before its unlock: %v", lockNames[i], err)
+				expired++
+			} else {
+				unlocked++
 			}
 			holds[i] = nil
-			unlocked++
 		case op == 7 && holds[i] != nil:
 			h := holds[i]
 			if deleted, err := admin.ForceUnlock(lockNames[i]); err != nil || !deleted {

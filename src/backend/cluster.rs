@@ -329,6 +329,7 @@ fn publishes(call: &Call<'_>) -> bool {
         scripts::reentrant_release(),
         scripts::force_unlock(),
         scripts::announce_free(),
+        scripts::leave_queue(),
     ]
     .iter()
     .any(|script| std::ptr::eq(*script, call.script))

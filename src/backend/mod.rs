@@ -17,6 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub(crate) use crate::acquire::Queueing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
@@ -83,6 +84,12 @@ pub(crate) struct AcquireArgs<'a> {
     /// Reentrant: the tokens of the handle's live holds; a renewed tenure
     /// keeps their fields (it drops only holds that had ended).
     pub(crate) live_holds: &'a [String],
+    /// What the attempt does in the waiter queue, when the acquisition
+    /// will wait and the backend queues waiters (see
+    /// [`Backend::queues_waiters`]): an attempt that finds the lock held
+    /// queues the waiter, one that takes it (or the reservation a release
+    /// made for it), or the last one, leaves the queue.
+    pub(crate) queue: Queueing<'a>,
 }
 
 /// One fenced write.
@@ -153,6 +160,20 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Where waiters subscribe to release messages (one listener each).
     fn pubsub_sources(&self) -> Vec<EndpointSource>;
+
+    /// Whether waiters queue in Redis, so that a release wakes only the
+    /// waiter it hands the lock to. Redlock's masters share no queue: a
+    /// release there wakes every waiter.
+    fn queues_waiters(&self) -> bool {
+        false
+    }
+
+    /// Removes a waiter that gives up from the lock's queue, passing on a
+    /// reservation a release made for it meanwhile. Best effort: an entry
+    /// left behind runs out after its lease.
+    fn leave_queue(&self, _keys: &LockKeys, _waiter: &str) -> Result<()> {
+        Ok(())
+    }
 
     /// Whether a failed attempt gives back what it took (Redlock undoes a
     /// minority). The next attempt then needs a hold token of its own: an
@@ -371,7 +392,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let call = script_calls::release_call(keys, token, reentrant);
+        let call = script_calls::release_call(keys, token, reentrant, true);
         self.runner
             .eval(&call)
             .and_then(script_calls::parse_release)
@@ -497,6 +518,17 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
 
     fn pubsub_sources(&self) -> Vec<EndpointSource> {
         vec![self.runner.pubsub_source()]
+    }
+
+    fn queues_waiters(&self) -> bool {
+        true
+    }
+
+    fn leave_queue(&self, keys: &LockKeys, waiter: &str) -> Result<()> {
+        self.runner
+            .eval(&script_calls::leave_queue_call(keys, waiter))
+            .map(|_| ())
+            .map_err(|e| e.context(Op::Acquire(&keys.name)))
     }
 
     fn undoes_failed_attempts(&self) -> bool {

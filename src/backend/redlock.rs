@@ -384,7 +384,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
         if granted.is_empty() {
             return;
         }
-        let call = release_call(args.keys, args.hold, args.reentrant);
+        let call = release_call(args.keys, args.hold, args.reentrant, false);
         let answers = self.run_on(std::slice::from_ref(&call), granted);
         for (&i, answer) in granted.iter().zip(answers) {
             if answer.outcome_unknown() {
@@ -551,7 +551,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         let mut still_held = 0;
         let mut not_ours = 0;
         let mut errors = Vec::new();
-        let replies = self.first_replies(release_call(keys, token, reentrant));
+        let replies = self.first_replies(release_call(keys, token, reentrant, false));
         for (i, answer) in replies.into_iter().enumerate() {
             // The release may be stuck on a master that stopped or slowed
             // down, or was not sent to a master remembered down (which may

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::{AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Released};
+use super::{AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Queueing, Released};
+use crate::acquire::QUEUE_ENTRY_LEASE;
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
@@ -47,11 +48,19 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     if args.reentrant {
         script_args.push(flag(args.nest));
         script_args.push(args.known_token.to_string().into_bytes());
+    }
+    script_args.push(args.queue.waiter().as_bytes().to_vec());
+    // An entry lease of 0: the last attempt leaves the queue.
+    script_args.push(match args.queue {
+        Queueing::Leave(_) => b"0".to_vec(),
+        _ => millis(QUEUE_ENTRY_LEASE),
+    });
+    if args.reentrant {
         script_args.extend(args.live_holds.iter().map(|h| h.as_bytes().to_vec()));
     }
     Call {
         script,
-        keys: vec![&keys.lock, &keys.fence],
+        keys: vec![&keys.lock, &keys.fence, &keys.queue],
         args: script_args,
     }
 }
@@ -65,14 +74,25 @@ pub(crate) fn parse_acquire(value: redis::Value) -> Result<Attempt> {
     })
 }
 
-pub(crate) fn release_call<'a>(keys: &'a LockKeys, token: &str, reentrant: bool) -> Call<'a> {
+/// A release; `queued`: hand the lock to the first queued waiter and wake
+/// only it (one node), rather than wake every listener (Redlock).
+pub(crate) fn release_call<'a>(
+    keys: &'a LockKeys,
+    token: &str,
+    reentrant: bool,
+    queued: bool,
+) -> Call<'a> {
+    let mut call_keys: Vec<&[u8]> = vec![&keys.lock];
+    if queued {
+        call_keys.push(&keys.queue);
+    }
     Call {
         script: if reentrant {
             scripts::reentrant_release()
         } else {
             scripts::release()
         },
-        keys: vec![&keys.lock],
+        keys: call_keys,
         args: vec![
             token.as_bytes().to_vec(),
             keys.channel.clone(),
@@ -307,6 +327,19 @@ pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &str) -> Call<'a
         script: scripts::announce_free(),
         keys: vec![&keys.lock],
         args: vec![token.as_bytes().to_vec(), keys.channel.clone()],
+    }
+}
+
+/// A waiter that gives up leaves the lock's queue (see `leave_queue.lua`).
+pub(crate) fn leave_queue_call<'a>(keys: &'a LockKeys, waiter: &str) -> Call<'a> {
+    Call {
+        script: scripts::leave_queue(),
+        keys: vec![&keys.lock, &keys.queue],
+        args: vec![
+            waiter.as_bytes().to_vec(),
+            keys.channel.clone(),
+            millis(HANDOFF_WINDOW),
+        ],
     }
 }
 

@@ -522,7 +522,7 @@ fn watch_against(stream: Vec<u8>, command_timeout: std::time::Duration) -> std::
     let subscriber = Subscriber::new(source);
     let parker = Parker::new();
     let started = Instant::now();
-    let outcome = subscriber.watch(b"ch", &parker, 0, "own-token");
+    let outcome = subscriber.watch(b"ch", &parker, 0, "own-token", "");
     let took = started.elapsed();
     drop(outcome);
     drop(subscriber);

@@ -2,31 +2,45 @@
 -- KEYS[1] lock key, KEYS[2] fencing counter
 -- ARGV[1] the hold's token, ARGV[2] ttl in ms, ARGV[3] '1' when the caller
 -- has been waiting (and may take the lock during a handoff), '0' otherwise,
--- ARGV[4] fencing counter retention in ms.
+-- ARGV[4] fencing counter retention in ms, ARGV[5] the caller's waiter id
+-- ('' for a caller that will not wait: it never queues), ARGV[6] the lease
+-- of its queue entry in ms ('0': its last attempt, which leaves the
+-- queue whatever the outcome); KEYS[3] the waiter queue.
 -- Returns {1, fencing token} or {0, ms until the holder's lease ends}.
 --
--- A release that woke waiters leaves a handoff reservation for a moment:
--- fresh callers see the lock as held (and become waiters), waiters may take
--- it. So the lock goes to someone who was waiting, not to the process that
--- just released it.
+-- A release leaves a handoff reservation for a moment: for the queued
+-- waiter it woke ('handoff:' .. id), or (Redlock) for every waiter that has
+-- waited ('handoff'). Fresh callers see the lock as held (and queue), so
+-- the lock goes to someone who was waiting, not to the process that just
+-- released it. A caller that finds the lock held queues (or renews its
+-- entry); one that takes it leaves the queue.
 --
 -- A late copy (a retry whose first attempt ran, or a delayed duplicate):
 -- - the key is this hold's: the expiry only grows (an extension made since
 --   is kept) and a new token above every earlier one is issued;
--- - the key is another hold's, or reserved: nothing changes;
+-- - the key is another hold's, or reserved: nothing changes, except that
+--   the waiter is queued again: an entry for a waiter that is gone, which
+--   runs out after its lease (until then a release may reserve the lock
+--   for it once; the others look again within their re-check period);
 -- - the key is free (this hold was released or expired meanwhile): it
 --   takes the lock for a hold nobody waits for any more; the acquisition's
 --   give-back, which watches for its unanswered attempts, releases it.
 local kind = key_type(KEYS[1])
+local waiter = ARGV[5] or ''
 if kind == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   -- A retried attempt whose first reply was lost: it is already ours. The
   -- token of the first reply was never seen, so a fresh one is issued. The
   -- holder may have extended the lease since: never shorten it.
   expire_at_least(KEYS[1], ARGV[2])
+  queue_leave(KEYS[3], waiter)
   return {1, next_fence(KEYS[2], ARGV[4])}
 end
-if kind ~= 'none' and not (ARGV[3] == '1' and is_handoff(KEYS[1], kind)) then
+if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) then
+  if waiter ~= '' then
+    queue_join(KEYS[3], waiter, ARGV[6])
+  end
   return {0, redis.call('PTTL', KEYS[1])}
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+queue_leave(KEYS[3], waiter)
 return {1, next_fence(KEYS[2], ARGV[4])}

@@ -74,3 +74,5 @@ script!(fenced_read, "fenced_read.lua", resend_safe: true);
 script!(raise_fence, "raise_fence.lua", resend_safe: true);
 // A late copy only wakes waiters again, and they find the lock as it is.
 script!(announce_free, "announce_free.lua", resend_safe: true);
+// A second run finds the entry gone and no reservation naming the waiter.
+script!(leave_queue, "leave_queue.lua", resend_safe: true);

@@ -18,7 +18,9 @@
 -- sent; a force-unlock: only the holder it names, never the same handle's
 -- next tenure), or issues a token at or below one issued before.
 -- The value 'handoff' (string) or owner 'handoff' (hash) reserves a just
--- released lock for the waiters its release woke.
+-- released lock for the waiters its release woke (Redlock, whose masters
+-- share no queue); the value 'handoff:' .. W reserves it for the one
+-- queued waiter W that its release woke (see the waiter queue below).
 
 -- The number of fields of a reentrant lock that are not holds.
 local NON_HOLD_FIELDS = 2
@@ -36,6 +38,27 @@ local function is_handoff(key, kind)
     return redis.call('HGET', key, 'owner') == 'handoff'
   end
   return false
+end
+
+-- The waiter id a 'handoff:' .. W reservation names, or nil.
+local function reserved_for(key, kind)
+  if kind ~= 'string' then
+    return nil
+  end
+  local value = redis.call('GET', key)
+  if string.sub(value, 1, 8) == 'handoff:' then
+    return string.sub(value, 9)
+  end
+  return nil
+end
+
+-- Whether an acquire may replace the key's reservation: the legacy one by
+-- any caller that has waited (`waited` '1'), a named one by its waiter.
+local function may_take_reservation(key, kind, waited, waiter)
+  if waited == '1' and is_handoff(key, kind) then
+    return true
+  end
+  return waiter ~= '' and reserved_for(key, kind) == waiter
 end
 
 -- Sets the key's ttl to at least `ttl` ms (never shorter than now).
@@ -96,4 +119,54 @@ local function extend_hold(key, hold, ttl, reentrant)
   end
   expire_at_least(key, ttl)
   return 1
+end
+
+-- The waiter queue of a lock: a sorted set of waiter ids (one per waiting
+-- acquisition, 'w:' and a random id), each scored with the server time in
+-- ms at which its entry runs out unless the waiter asks again. A waiter
+-- asks again at least every third of its entry's lease, so a live waiter's
+-- entry never runs out, and a dead waiter's is skipped once it has.
+
+local function server_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- Queues `waiter` (or renews its entry) for `lease` ms; the queue key
+-- lives at least as long as its newest entry. A lease of '0' is a
+-- waiter's last attempt: it leaves the queue instead.
+local function queue_join(queue, waiter, lease)
+  if lease == '0' then
+    redis.call('ZREM', queue, waiter)
+    return
+  end
+  redis.call('ZADD', queue, server_ms() + tonumber(lease), waiter)
+  expire_at_least(queue, lease)
+end
+
+local function queue_leave(queue, waiter)
+  if waiter ~= '' then
+    redis.call('ZREM', queue, waiter)
+  end
+end
+
+-- A lock just became free: hands it to the live waiter that asked least
+-- recently (removing it from the queue: if it does not take the lock, its
+-- next attempt queues it again), by reserving the key for it for `window`
+-- ms and waking only it (the message is its id); with no live waiter, the
+-- key is deleted. `publish` is 'PUBLISH' or 'SPUBLISH'.
+local function hand_to_next(key, queue, channel, window, publish)
+  if redis.call('EXISTS', queue) == 0 then
+    redis.call('DEL', key)
+    return
+  end
+  redis.call('ZREMRANGEBYSCORE', queue, '-inf', server_ms())
+  local next_waiter = redis.call('ZRANGE', queue, 0, 0)[1]
+  if not next_waiter then
+    redis.call('DEL', key)
+    return
+  end
+  redis.call('ZREM', queue, next_waiter)
+  redis.call('SET', key, 'handoff:' .. next_waiter, 'PX', window)
+  redis.call(publish, channel, next_waiter)
 end

@@ -5,8 +5,12 @@
 -- otherwise, ARGV[5] fencing counter retention in ms, ARGV[6] '1' when the
 -- handle knows it has a live hold (so a hash it owns is a live tenure to
 -- nest into), '0' when not, ARGV[7] the highest fencing token the handle
--- was ever given ('0' for none), ARGV[8..] the tokens of the handle's
--- live holds (when the call was sent).
+-- was ever given ('0' for none), ARGV[8] the caller's waiter id ('' for
+-- a caller that will not wait), ARGV[9] the lease of its queue entry in ms
+-- ('0': the last attempt),
+-- ARGV[10..] the tokens of the handle's live holds (when the call was
+-- sent); KEYS[3] the waiter queue (see acquire.lua: a caller that finds
+-- the lock held queues, one that takes it leaves the queue).
 -- Returns {1, fencing token} or {0, ms until the holder's lease ends}.
 --
 -- The token returned is never below ARGV[7], and above it whenever the
@@ -30,6 +34,7 @@
 local kind = key_type(KEYS[1])
 local hold = 'h:' .. ARGV[2]
 local known = ARGV[7] or '0'
+local waiter = ARGV[8] or ''
 local ours = kind == 'hash' and redis.call('HGET', KEYS[1], 'owner') == ARGV[1]
 if ours then
   local fence = redis.call('HGET', KEYS[1], 'fence')
@@ -40,6 +45,7 @@ if ours then
   if mine and not decimal_less(mine, known) then
     -- This very acquisition ran before: its hold is in place.
     expire_at_least(KEYS[1], ARGV[3])
+    queue_leave(KEYS[3], waiter)
     return {1, mine}
   end
   -- A hold of this acquisition whose token is below one the handle was
@@ -50,6 +56,7 @@ if ours then
     -- A live tenure of the handle: nest, sharing its token.
     redis.call('HSET', KEYS[1], hold, fence)
     expire_at_least(KEYS[1], ARGV[3])
+    queue_leave(KEYS[3], waiter)
     return {1, fence}
   end
   -- Our handle's tenure, but the handle had no live hold, or Redis's
@@ -58,7 +65,7 @@ if ours then
   -- tenure's token): nesting would reuse an outdated token. Renew the
   -- tenure with a new token, dropping only holds that had ended.
   local live = {}
-  for i = 8, #ARGV do
+  for i = 10, #ARGV do
     live['h:' .. ARGV[i]] = true
   end
   local fields = redis.call('HGETALL', KEYS[1])
@@ -72,10 +79,14 @@ if ours then
   local token = next_fence(KEYS[2], ARGV[5], known)
   redis.call('HSET', KEYS[1], 'fence', token, hold, token)
   expire_at_least(KEYS[1], ARGV[3])
+  queue_leave(KEYS[3], waiter)
   return {1, token}
 end
 if kind ~= 'none' then
-  if not (ARGV[4] == '1' and is_handoff(KEYS[1], kind)) then
+  if not may_take_reservation(KEYS[1], kind, ARGV[4], waiter) then
+    if waiter ~= '' then
+      queue_join(KEYS[3], waiter, ARGV[9])
+    end
     return {0, redis.call('PTTL', KEYS[1])}
   end
   -- Only a handoff reservation (no hold) is replaced.
@@ -85,4 +96,5 @@ local fence = next_fence(KEYS[2], ARGV[5], known)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'fence', fence, hold, fence)
 -- The key did not exist a moment ago: this sets its first expiry.
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+queue_leave(KEYS[3], waiter)
 return {1, fence}

@@ -6,6 +6,7 @@
 -- this hold was not there (expired, broken or released before).
 -- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
 -- stays on the lock's shard instead of reaching every node.
+-- KEYS[2] (optional) the waiter queue: see release.lua.
 --
 -- A late copy: it removes only this hold's own field, which is gone after
 -- the first run, so a copy changes nothing (other holds of the handle, and
@@ -16,8 +17,13 @@ end
 if redis.call('HLEN', KEYS[1]) > NON_HOLD_FIELDS then
   return 2
 end
+local publish = ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
+if KEYS[2] then
+  hand_to_next(KEYS[1], KEYS[2], ARGV[2], ARGV[3], publish)
+  return 1
+end
 redis.call('DEL', KEYS[1])
-if redis.call(ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[2], ARGV[1]) > 0 then
+if redis.call(publish, ARGV[2], ARGV[1]) > 0 then
   redis.call('SET', KEYS[1], 'handoff', 'PX', ARGV[3])
 end
 return 1

@@ -301,7 +301,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
     }
 
     fn release(&self, cleanup: &Cleanup) -> Result<Released> {
-        let call = release_call(&cleanup.keys, &cleanup.token, cleanup.reentrant);
+        let call = release_call(&cleanup.keys, &cleanup.token, cleanup.reentrant, false);
         self.node
             .eval(&call)
             .and_then(parse_release)

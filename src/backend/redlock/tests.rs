@@ -58,6 +58,7 @@ impl Masters {
             nest: false,
             known_token: 0,
             live_holds: &[],
+            queue: crate::backend::Queueing::No,
         });
         (outcome, self.clock.now() - started)
     }
@@ -313,6 +314,7 @@ fn attempt_as(
         nest: false,
         known_token: 0,
         live_holds: &[],
+        queue: crate::backend::Queueing::No,
     })
 }
 
