@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::backend::Attempt;
+use crate::backend::{Attempt, Queueing};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pubsub::{Watch, WAITER_ID_PREFIX};
@@ -81,35 +81,8 @@ pub(crate) trait Target {
     fn leave_queue(&self, _waiter: &str) {}
 }
 
-/// What an attempt does in the lock's waiter queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Queueing<'a> {
-    /// Nothing (a single try; a deployment without a queue).
-    No,
-    /// Queue this waiter if the lock is held (or renew its entry).
-    Join(&'a str),
-    /// The last attempt (the deadline has passed): leave the queue whatever
-    /// the outcome, so giving up costs no extra round trip.
-    Leave(&'a str),
-}
-
-impl<'a> Queueing<'a> {
-    /// The waiter id ("" for none).
-    pub(crate) fn waiter(self) -> &'a str {
-        match self {
-            Queueing::No => "",
-            Queueing::Join(w) | Queueing::Leave(w) => w,
-        }
-    }
-}
-
-/// How long a queued waiter's entry lasts unless it asks again: a release
-/// skips entries that ran out (their waiters died), so a dead waiter is
-/// handed the lock at most during this long after its last attempt.
-pub(crate) const QUEUE_ENTRY_LEASE: Duration = Duration::from_secs(15);
-
 /// The longest a queued waiter parks before it asks again (renewing its
-/// entry, well within [`QUEUE_ENTRY_LEASE`]). It is also the longest a
+/// entry, well within `backend::QUEUE_ENTRY_LEASE`). It is also the longest a
 /// release handed to a waiter that died delays the others: they look at
 /// the lock again within this period.
 const QUEUED_RECHECK: Duration = Duration::from_secs(5);

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::sync::Mutex;
 
-use crate::acquire::{Acquisition, Queueing, Target};
-use crate::backend::{AcquireArgs, Attempt, ExtendItem, Released};
+use crate::acquire::{Acquisition, Target};
+use crate::backend::{AcquireArgs, Attempt, ExtendItem, Queueing, Released};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::FencedWrite;

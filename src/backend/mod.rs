@@ -17,7 +17,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) use crate::acquire::Queueing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
@@ -60,6 +59,33 @@ pub(crate) enum Released {
     /// The lock was not ours (any more).
     NotOwner,
 }
+
+/// What an attempt does in the lock's waiter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queueing<'a> {
+    /// Nothing (a single try; a deployment without a queue).
+    No,
+    /// Queue this waiter if the lock is held (or renew its entry).
+    Join(&'a str),
+    /// The last attempt (the deadline has passed): leave the queue whatever
+    /// the outcome, so giving up costs no extra round trip.
+    Leave(&'a str),
+}
+
+impl<'a> Queueing<'a> {
+    /// The waiter id ("" for none).
+    pub(crate) fn waiter(self) -> &'a str {
+        match self {
+            Queueing::No => "",
+            Queueing::Join(w) | Queueing::Leave(w) => w,
+        }
+    }
+}
+
+/// How long a queued waiter's entry lasts unless it asks again: a release
+/// skips entries that ran out (their waiters died), so a dead waiter is
+/// handed the lock at most during this long after its last attempt.
+pub(crate) const QUEUE_ENTRY_LEASE: Duration = Duration::from_secs(15);
 
 /// One acquire attempt: which hold asks for which lock.
 pub(crate) struct AcquireArgs<'a> {

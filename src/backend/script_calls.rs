@@ -5,8 +5,9 @@
 
 use std::time::Duration;
 
-use super::{AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Queueing, Released};
-use crate::acquire::QUEUE_ENTRY_LEASE;
+use super::{
+    AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Queueing, Released, QUEUE_ENTRY_LEASE,
+};
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::LockKeys;
