@@ -358,9 +358,6 @@ impl<'a, T: Target> Acquisition<'a, T> {
     /// true when it just subscribed (then try again at once: a release
     /// between the attempt and the subscription is not missed).
     fn subscribe(&mut self, seen: u64) -> bool {
-        if crate::chaos::variant("waiter-never-subscribes") {
-            return false;
-        }
         if self.watches.iter().any(Watch::is_live) {
             return false;
         }

@@ -10,9 +10,9 @@
 //! - `fence-no-clock`: fencing tokens come from the counter alone, so they
 //!   start again after a restart that lost it;
 //! - `stale-release`: a release that finds the lock not ours deletes it;
-//! - `waiter-never-subscribes`: waiters never subscribe to releases (they
-//!   wake only by their blind timer, and no release reserves the lock for
-//!   them);
+//! - `release-wakes-nobody`: a release hands the lock to a queued waiter
+//!   but never wakes it (the waiter finds the lock only at its re-check,
+//!   after the reservation ran out and someone else may have taken it);
 //! - `c-lost-callback-never-runs`: the C ABI never calls the lost-lease
 //!   callback (so the C, Go and Python bindings hear of a loss only when they
 //!   ask, by check or release).
@@ -41,6 +41,11 @@ pub(crate) fn script_text(text: String) -> String {
             "if false then",
         ),
         ("fence-no-clock", "if clock > token then", "if false then"),
+        (
+            "release-wakes-nobody",
+            "redis.call(publish, channel, next_waiter)",
+            "local _ = publish",
+        ),
     ];
     replacements
         .iter()
