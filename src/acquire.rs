@@ -17,7 +17,7 @@ use crate::backend::{Attempt, Queueing};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::pubsub::{Watch, WAITER_ID_PREFIX};
-use crate::wait::{jitter, CancelRegistration, CancelToken, Parker};
+use crate::wait::{jitter, CancelRegistration, CancelToken, Parker, Wakers};
 
 /// What the loop needs from the lock it acquires (the `Lock` implements it;
 /// the loop knows nothing else about it, so it depends on no lock module).
@@ -79,6 +79,12 @@ pub(crate) trait Target {
 
     /// Takes a waiter that gives up out of the queue (best effort).
     fn leave_queue(&self, _waiter: &str) {}
+
+    /// The parked acquisitions of the same reentrant handle, which wake
+    /// when one of them takes the lock (the others may then nest).
+    fn handle_waiters(&self) -> Option<&Wakers> {
+        None
+    }
 }
 
 /// The longest a queued waiter parks before it asks again (renewing its
@@ -150,6 +156,8 @@ pub(crate) struct Acquisition<'a, T: Target> {
     _registration: Option<CancelRegistration>,
     /// Wakes the parked loop when the client closes.
     _closing_registration: Option<CancelRegistration>,
+    /// Wakes the parked loop when its reentrant handle takes the lock.
+    _handle_registration: Option<CancelRegistration>,
     /// Whether this acquisition has parked (been a waiter a release could
     /// wake): only then may it take a lock reserved for woken waiters. A
     /// single try never has, and neither has a caller that just subscribed.
@@ -180,6 +188,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
         let parker = Parker::new();
         let registration = cancel.map(|c| c.register(&parker));
         let closing_registration = lock.closing().map(|c| c.waiters().register(&parker));
+        let handle_registration = lock.handle_waiters().map(|w| w.register(&parker));
         let waiter = if !try_once && lock.queues_waiters() {
             format!("{WAITER_ID_PREFIX}{}", uuid::Uuid::new_v4().simple())
         } else {
@@ -196,6 +205,7 @@ impl<'a, T: Target> Acquisition<'a, T> {
             watches: Vec::new(),
             _registration: registration,
             _closing_registration: closing_registration,
+            _handle_registration: handle_registration,
             waited: false,
             outage: Outage::default(),
             waiter,

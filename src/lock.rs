@@ -15,7 +15,7 @@ use crate::keys::LockKeys;
 use crate::lease::{Lease, LostCallback, LostLease, NewLease};
 use crate::pubsub::Watch;
 use crate::shared::ClientShared;
-use crate::wait::{CancelToken, Parker};
+use crate::wait::{CancelToken, Parker, Wakers};
 
 /// The shortest ttl accepted.
 pub const MIN_TTL: Duration = Duration::from_millis(10);
@@ -258,6 +258,10 @@ pub struct Lock {
 #[derive(Default)]
 struct Tenure {
     state: Mutex<TenureState>,
+    /// The handle's acquisitions that wait: when one of them takes the
+    /// lock, the others may nest at once, and a release hands the lock to
+    /// one queued waiter only, so they are woken here.
+    waiters: Wakers,
 }
 
 #[derive(Default)]
@@ -518,6 +522,7 @@ impl Target for Lock {
         args.live_holds = &live;
         let attempt = self.client.backend.acquire(&args);
         if let Ok(Attempt::Acquired(token)) = attempt {
+            self.tenure.waiters.wake_all();
             if !tenure.pending.iter().any(|p| p == hold) {
                 tenure.pending.push(hold.to_string());
             }
@@ -582,8 +587,16 @@ impl Target for Lock {
     }
 
     fn leave_queue(&self, waiter: &str) {
-        // Best effort: an entry left behind runs out after its lease.
-        let _ = self.client.backend.leave_queue(&self.keys, waiter);
+        // In the background: a cancel or close returns at once, even while
+        // Redis does not answer (an entry left behind runs out after its
+        // lease).
+        self.client
+            .watchdog
+            .leave_queue_later(self.keys.clone(), waiter.to_string());
+    }
+
+    fn handle_waiters(&self) -> Option<&Wakers> {
+        self.options.reentrant.then_some(&self.tenure.waiters)
     }
 
     fn hold_for_next_attempt(&self) -> Option<String> {

@@ -74,11 +74,52 @@ pub struct CancelToken {
 #[derive(Default)]
 struct CancelInner {
     cancelled: AtomicBool,
+    parked: Wakers,
+}
+
+/// Parkers that one event wakes together (a cancel, a close, a reentrant
+/// handle taking its lock), each registered while its acquisition waits.
+#[derive(Default)]
+pub(crate) struct Wakers {
+    inner: Arc<WakersInner>,
+}
+
+#[derive(Default)]
+struct WakersInner {
     next_id: AtomicU64,
     parked: Mutex<Vec<(u64, Arc<Parker>)>>,
     /// Notified whenever a registration drops (see
-    /// [`CancelToken::wait_until_unregistered`]).
+    /// [`Wakers::wait_until_empty`]).
     left: Condvar,
+}
+
+impl Wakers {
+    /// Registers `parker` until the registration drops.
+    pub(crate) fn register(&self, parker: &Arc<Parker>) -> CancelRegistration {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        self.inner.parked.lock().push((id, parker.clone()));
+        CancelRegistration {
+            wakers: self.inner.clone(),
+            id,
+        }
+    }
+
+    /// Wakes every registered parker.
+    pub(crate) fn wake_all(&self) {
+        for (_, parker) in self.inner.parked.lock().iter() {
+            parker.wake();
+        }
+    }
+
+    /// Waits until every registration has dropped, or until `until`.
+    fn wait_until_empty(&self, until: Instant) {
+        let mut parked = self.inner.parked.lock();
+        while !parked.is_empty() {
+            if self.inner.left.wait_until(&mut parked, until).timed_out() {
+                return;
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CancelToken {
@@ -108,9 +149,7 @@ impl CancelToken {
     /// ```
     pub fn cancel(&self) {
         self.inner.cancelled.store(true, Ordering::SeqCst);
-        for (_, parker) in self.inner.parked.lock().iter() {
-            parker.wake();
-        }
+        self.inner.parked.wake_all();
     }
 
     /// Whether [`cancel`](CancelToken::cancel) was called (since the last reset).
@@ -137,38 +176,26 @@ impl CancelToken {
     /// Waits until every registration has dropped (every acquire given the
     /// token has returned), or until `until`.
     pub(crate) fn wait_until_unregistered(&self, until: Instant) {
-        let mut parked = self.inner.parked.lock();
-        while !parked.is_empty() {
-            if self.inner.left.wait_until(&mut parked, until).timed_out() {
-                return;
-            }
-        }
+        self.inner.parked.wait_until_empty(until);
     }
 
     /// Registers a parker to be woken by `cancel` until the registration drops.
     pub(crate) fn register(&self, parker: &Arc<Parker>) -> CancelRegistration {
-        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        self.inner.parked.lock().push((id, parker.clone()));
-        CancelRegistration {
-            token: self.clone(),
-            id,
-        }
+        self.inner.parked.register(parker)
     }
 }
 
+/// A parker's registration with [`Wakers`] (a cancel token's included);
+/// dropping it unregisters.
 pub(crate) struct CancelRegistration {
-    token: CancelToken,
+    wakers: Arc<WakersInner>,
     id: u64,
 }
 
 impl Drop for CancelRegistration {
     fn drop(&mut self) {
-        self.token
-            .inner
-            .parked
-            .lock()
-            .retain(|(id, _)| *id != self.id);
-        self.token.inner.left.notify_all();
+        self.wakers.parked.lock().retain(|(id, _)| *id != self.id);
+        self.wakers.left.notify_all();
     }
 }
 

@@ -42,6 +42,8 @@ enum Task {
     /// Wake the waiters of a lock whose hold renewal found gone: nobody
     /// released it, so nobody else sends them the message.
     Announce(Box<(LockKeys, String)>),
+    /// Take a waiter that gave up out of its lock's queue.
+    LeaveQueue(Box<(LockKeys, String)>),
 }
 
 struct StrayToken {
@@ -227,6 +229,13 @@ impl Watchdog {
         self.schedule(Instant::now(), Task::Release(Box::new(stray)));
     }
 
+    /// Takes the waiter `waiter` out of the queue of the lock `keys`, in
+    /// the background and once (best effort: an entry left behind runs out
+    /// after its lease).
+    pub(crate) fn leave_queue_later(&self, keys: LockKeys, waiter: String) {
+        self.schedule(Instant::now(), Task::LeaveQueue(Box::new((keys, waiter))));
+    }
+
     fn schedule(&self, when: Instant, task: Task) {
         let shared = self.shared();
         let mut schedule = shared.schedule.lock();
@@ -289,6 +298,7 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
         let mut leases = Vec::new();
         let mut strays = Vec::new();
         let mut announcements = Vec::new();
+        let mut departures = Vec::new();
         let mut next = Vec::new();
         for task in tasks {
             match task {
@@ -301,10 +311,15 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
                 },
                 Task::Release(stray) => strays.push(*stray),
                 Task::Announce(lost) => announcements.push(*lost),
+                Task::LeaveQueue(departure) => departures.push(*departure),
             }
         }
-        if !strays.is_empty() || !announcements.is_empty() {
-            give_back_in_background(&shared, &backend, strays, announcements);
+        if !strays.is_empty() || !announcements.is_empty() || !departures.is_empty() {
+            let notices = Notices {
+                announcements,
+                departures,
+            };
+            give_back_in_background(&shared, &backend, strays, notices);
         }
         for chunk in leases.chunks(BATCH) {
             let sent = Instant::now();
@@ -334,6 +349,14 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
     }
 }
 
+/// Best-effort notes to Redis, sent once each: wake the waiters of a lock
+/// whose hold was found gone (its keys and the lost hold's token), take a
+/// waiter that gave up out of a queue (the keys and the waiter's id).
+struct Notices {
+    announcements: Vec<(LockKeys, String)>,
+    departures: Vec<(LockKeys, String)>,
+}
+
 /// Gives holds back (and wakes the waiters of leases found gone) on a
 /// thread of their own: a command whose server does not answer waits up to
 /// the command timeout, and the renewals of every other lease must not
@@ -342,15 +365,19 @@ fn give_back_in_background(
     shared: &Arc<Shared>,
     backend: &Arc<dyn Backend>,
     strays: Vec<StrayToken>,
-    announcements: Vec<(LockKeys, String)>,
+    notices: Notices,
 ) {
     let (shared, backend) = (shared.clone(), backend.clone());
     let give_back = move || {
         crate::signals::mask_for_this_thread();
-        for (keys, token) in &announcements {
+        for (keys, token) in &notices.announcements {
             // Best effort: a waiter that misses it re-checks on its own
             // within a third of the holder's ttl.
             let _ = backend.announce_free(keys, token);
+        }
+        for (keys, waiter) in &notices.departures {
+            // Best effort: an entry left behind runs out after its lease.
+            let _ = backend.leave_queue(keys, waiter);
         }
         let again: Vec<(Instant, Task)> = strays
             .into_iter()
@@ -637,7 +664,7 @@ mod tests {
             .iter()
             .filter_map(|(_, t)| match t {
                 Task::Renew(w) => w.upgrade().map(|l| l.token().to_string()),
-                Task::Release(_) | Task::Announce(_) => None,
+                Task::Release(_) | Task::Announce(_) | Task::LeaveQueue(_) => None,
             })
             .collect();
         assert_eq!(renewed, vec!["healthy".to_string(), "broken".to_string()]);

@@ -5,7 +5,7 @@
 -- is its hold's token; of a reentrant lock, the owning handle's token.
 -- A late copy: read only, changes nothing.
 local kind = key_type(KEYS[1])
-if kind == 'none' or is_handoff(KEYS[1], kind) then
+if kind == 'none' or is_handoff(KEYS[1], kind) or reserved_for(KEYS[1], kind) then
   return {}
 end
 local fence = redis.call('GET', KEYS[2]) or '0'
