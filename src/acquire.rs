@@ -404,7 +404,12 @@ impl<'a, T: Target> Acquisition<'a, T> {
             // every waiter noticed at once.
             // (Parked on the same counter: a cancel or release since the
             // last attempt ends the pause.)
-            let pause = jitter(self.lock.retry_jitter());
+            let mut pause = jitter(self.lock.retry_jitter());
+            if self.queued {
+                // Re-check and pause together stay well within the entry's
+                // lease, so a live waiter's entry never runs out.
+                pause = pause.min(QUEUED_RECHECK);
+            }
             self.parker.park(seen, Instant::now() + pause);
         }
     }

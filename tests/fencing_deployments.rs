@@ -242,11 +242,7 @@ fn sentinel_promoting_a_lagging_replica_never_repeats_a_token() {
     // The master dies; the sentinels promote the replica that lagged.
     deployment.master.kill();
     deployment.replicas[0].signal(libc::SIGCONT);
-    wait_until(
-        "the sentinels promote the replica",
-        Duration::from_secs(25),
-        || deployment.agreed_master_port() == Some(deployment.replicas[0].port),
-    );
+    deployment.wait_for_promotion_of(&deployment.replicas[0]);
     wait_until(
         "the replica serves as master",
         Duration::from_secs(10),

@@ -88,6 +88,33 @@ impl SentinelDeployment {
         ports.iter().all(|p| *p == ports[0]).then_some(ports[0])?
     }
 
+    /// Waits until every sentinel names `replica` as the master, after the
+    /// master died. The sentinels fail over by themselves, but an attempt
+    /// that found no promotable replica (one just resumed from SIGSTOP is
+    /// not, until the sentinels hear from it again) or a split vote is
+    /// tried again only after twice the failover timeout, and on a loaded
+    /// machine that can repeat: so the first sentinel is also asked to
+    /// fail over, every 200 ms (refusals ignored: NOGOODSLAVE, INPROG),
+    /// until they agree. Up to 60 s.
+    pub fn wait_for_promotion_of(&self, replica: &RedisServer) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut sentinel = self.sentinels[0].admin();
+        while self.agreed_master_port() != Some(replica.port) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sentinels did not promote the replica on port {} within 60 s",
+                replica.port
+            );
+            if Self::master_port_per(&self.sentinels[0]) != Some(replica.port) {
+                let _: redis::RedisResult<String> = redis::cmd("SENTINEL")
+                    .arg("FAILOVER")
+                    .arg("mymaster")
+                    .query(&mut sentinel);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Asks the first sentinel for a failover and waits until it names
     /// another master.
     pub fn fail_over(&self) {
