@@ -173,6 +173,9 @@ fn release_closed(releaser: &Releaser<'_>, lease: &Lease) -> Result<()> {
     for subscriber in subscribers.iter() {
         subscriber.settle(&lease.keys().channel);
     }
+    // Its own waiters that just gave up leave the queue first: the release
+    // must not hand the lock to one of them.
+    watchdog.leave_before_release(lease.keys());
     match backend.release(lease.keys(), lease.token(), lease.reentrant()) {
         Ok(_) => Ok(()),
         Err(e) => {

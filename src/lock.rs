@@ -929,6 +929,9 @@ impl Guard {
         for subscriber in &self.client.subscribers {
             subscriber.settle(&self.lease.keys().channel);
         }
+        // Likewise, its waiters of this lock that just gave up leave the
+        // queue first, so the release hands the lock to a live waiter.
+        self.client.watchdog.leave_before_release(self.lease.keys());
         let outcome = self.client.backend.release(
             self.lease.keys(),
             self.lease.token(),

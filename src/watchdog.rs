@@ -42,8 +42,9 @@ enum Task {
     /// Wake the waiters of a lock whose hold renewal found gone: nobody
     /// released it, so nobody else sends them the message.
     Announce(Box<(LockKeys, String)>),
-    /// Take a waiter that gave up out of its lock's queue.
-    LeaveQueue(Box<(LockKeys, String)>),
+    /// Take the waiters that gave up out of their locks' queues (those
+    /// in `Shared::departures` by then).
+    LeaveQueues,
 }
 
 struct StrayToken {
@@ -128,13 +129,30 @@ pub(crate) struct Watchdog {
 struct Shared {
     schedule: Mutex<Schedule>,
     changed: Condvar,
+    /// Waiters that gave up and have not left their lock's queue yet (an
+    /// entry stays until its leave script answered): the lock's keys and
+    /// the waiter's id.
+    departures: Mutex<Vec<(LockKeys, String)>>,
 }
 
 impl Shared {
+    /// Runs the leave script of each departure (best effort: an entry left
+    /// behind runs out after its lease), then forgets it. Twice for one
+    /// waiter (the background and a release at once) is harmless.
+    fn leave(&self, backend: &dyn Backend, leaving: &[(LockKeys, String)]) {
+        for (keys, waiter) in leaving {
+            let _ = backend.leave_queue(keys, waiter);
+        }
+        self.departures
+            .lock()
+            .retain(|(_, w)| !leaving.iter().any(|(_, left)| left == w));
+    }
+
     fn new() -> Arc<Self> {
         Arc::new(Shared {
             schedule: Mutex::new(Schedule::default()),
             changed: Condvar::new(),
+            departures: Mutex::new(Vec::new()),
         })
     }
 }
@@ -231,9 +249,29 @@ impl Watchdog {
 
     /// Takes the waiter `waiter` out of the queue of the lock `keys`, in
     /// the background and once (best effort: an entry left behind runs out
-    /// after its lease).
+    /// after its lease), or before this client's next release of that
+    /// lock ([`Watchdog::leave_before_release`]), whichever comes first.
     pub(crate) fn leave_queue_later(&self, keys: LockKeys, waiter: String) {
-        self.schedule(Instant::now(), Task::LeaveQueue(Box::new((keys, waiter))));
+        self.shared().departures.lock().push((keys, waiter));
+        self.schedule(Instant::now(), Task::LeaveQueues);
+    }
+
+    /// Before this client releases the lock `keys`: its own waiters of that
+    /// lock that gave up leave the queue first, so that the release does
+    /// not hand the lock to one of them (a close releases its holds right
+    /// after its waiters gave up).
+    pub(crate) fn leave_before_release(&self, keys: &LockKeys) {
+        let shared = self.shared();
+        let leaving: Vec<(LockKeys, String)> = shared
+            .departures
+            .lock()
+            .iter()
+            .filter(|(k, _)| k.lock == keys.lock)
+            .cloned()
+            .collect();
+        if !leaving.is_empty() {
+            shared.leave(self.backend.as_ref(), &leaving);
+        }
     }
 
     fn schedule(&self, when: Instant, task: Task) {
@@ -311,7 +349,7 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
                 },
                 Task::Release(stray) => strays.push(*stray),
                 Task::Announce(lost) => announcements.push(*lost),
-                Task::LeaveQueue(departure) => departures.push(*departure),
+                Task::LeaveQueues => departures.extend(shared.departures.lock().iter().cloned()),
             }
         }
         if !strays.is_empty() || !announcements.is_empty() || !departures.is_empty() {
@@ -375,10 +413,7 @@ fn give_back_in_background(
             // within a third of the holder's ttl.
             let _ = backend.announce_free(keys, token);
         }
-        for (keys, waiter) in &notices.departures {
-            // Best effort: an entry left behind runs out after its lease.
-            let _ = backend.leave_queue(keys, waiter);
-        }
+        shared.leave(backend.as_ref(), &notices.departures);
         let again: Vec<(Instant, Task)> = strays
             .into_iter()
             .filter_map(|stray| release_stray(backend.as_ref(), stray))
@@ -664,7 +699,7 @@ mod tests {
             .iter()
             .filter_map(|(_, t)| match t {
                 Task::Renew(w) => w.upgrade().map(|l| l.token().to_string()),
-                Task::Release(_) | Task::Announce(_) | Task::LeaveQueue(_) => None,
+                Task::Release(_) | Task::Announce(_) | Task::LeaveQueues => None,
             })
             .collect();
         assert_eq!(renewed, vec!["healthy".to_string(), "broken".to_string()]);
