@@ -192,13 +192,16 @@ fn losing_the_quorum_marks_the_lease_lost() {
 fn renewal_keeps_a_redlock_lease_alive() {
     let servers = masters(3);
     let client = client(&servers, Duration::from_millis(500));
-    let options = LockOptions::new().ttl(Duration::from_millis(600));
+    // Longer than a stall of a loaded machine, and the lease outlives it
+    // only by being renewed.
+    let ttl = Duration::from_secs(3);
+    let options = LockOptions::new().ttl(ttl);
     let guard = client
         .lock_with("kept", options)
         .unwrap()
         .acquire()
         .unwrap();
-    let until = Instant::now() + Duration::from_millis(2000);
+    let until = Instant::now() + ttl + Duration::from_millis(1000);
     while Instant::now() < until {
         std::thread::sleep(Duration::from_millis(50));
     }
