@@ -167,11 +167,7 @@ fn a_manual_failover_during_a_hold_is_followed() {
             .unwrap();
         owner.as_deref() == Some(guard.token())
     });
-    let _: () = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .query(&mut replica.admin())
-        .unwrap();
-    wait_until("the replica is promoted", Duration::from_secs(30), || {
+    support::cluster::fail_over_to(replica, false, || {
         replication_field(replica, "role").as_deref() == Some("master")
             && replication_field(old_master, "role").as_deref() == Some("slave")
     });
@@ -236,11 +232,7 @@ fn a_failover_loses_neither_waiters_nor_a_renewed_lease() {
                     .unwrap();
                 exists == 1
             });
-            let _: () = redis::cmd("CLUSTER")
-                .arg("FAILOVER")
-                .query(&mut replica.admin())
-                .unwrap();
-            wait_until("the replica is promoted", Duration::from_secs(30), || {
+            support::cluster::fail_over_to(replica, false, || {
                 replication_field(replica, "role").as_deref() == Some("master")
                     && replication_field(old_master, "role").as_deref() == Some("slave")
             });

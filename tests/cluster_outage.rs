@@ -52,11 +52,7 @@ fn an_acquire_confirmed_by_wait_follows_a_failover() {
     let master = master_index(&nodes, 0, slot).unwrap();
     let replica = replica_index(&nodes, master);
     replica_has(&nodes, replica, &format!("{}:fence", key(name)));
-    let () = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .query(&mut nodes[replica].admin())
-        .unwrap();
-    wait_until("the replica is promoted", Duration::from_secs(30), || {
+    support::cluster::fail_over_to(&nodes[replica], false, || {
         replication_field(&nodes[replica], "role").as_deref() == Some("master")
             && replication_field(&nodes[master], "role").as_deref() == Some("slave")
     });

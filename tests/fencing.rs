@@ -96,15 +96,20 @@ fn tokens_keep_increasing_after_losing_the_tail_of_the_aof() {
 }
 
 /// Drops the last half of the newest AOF file (Redis loads a truncated AOF
-/// up to its last complete command).
+/// up to its last complete command). Redis 7 keeps its AOF in parts
+/// (`appendonlydir/*.incr.aof` is the newest); Redis 6.2 in one file.
 fn cut_aof_tail(dir: &std::path::Path) {
     let aof_dir = dir.join("appendonlydir");
-    let newest = std::fs::read_dir(&aof_dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
-        .max()
-        .expect("an incremental AOF file");
+    let newest = if aof_dir.is_dir() {
+        std::fs::read_dir(&aof_dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".incr.aof"))
+            .max()
+            .expect("an incremental AOF file")
+    } else {
+        dir.join("appendonly.aof")
+    };
     let len = std::fs::metadata(&newest).unwrap().len();
     let file = std::fs::OpenOptions::new()
         .write(true)

@@ -261,12 +261,7 @@ fn cluster_a_renewal_no_replica_confirmed_does_not_outlive_the_promoted_copy() {
         Duration::from_secs(30),
         gone_on_replica,
     );
-    let _: () = redis::cmd("CLUSTER")
-        .arg("FAILOVER")
-        .arg("FORCE")
-        .query(&mut replica.admin())
-        .unwrap();
-    wait_until("the replica is promoted", Duration::from_secs(30), || {
+    cluster::fail_over_to(replica, true, || {
         replication_field(replica, "role").as_deref() == Some("master")
     });
     let mut theirs = None;

@@ -95,6 +95,8 @@ fn silence_hello_messages(deployment: &SentinelDeployment, lagging: &[&RedisServ
             .arg("on")
             .arg(">lagging")
             .arg("~*")
+            // Redis 6.2 gives a new user every channel unless reset first.
+            .arg("resetchannels")
             .arg("&latchkey:*")
             .arg("+@all")
             .query(&mut server.admin())

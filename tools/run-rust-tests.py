@@ -15,9 +15,13 @@ that passes prints one line; one that fails prints its whole log (so
 `test NAME ... FAILED` lines reach tools/repeat-tests.sh). Every binary
 runs even after one failed, and the exit status is 1 if any failed.
 
-usage: run-rust-tests.py [--jobs N] [--no-fail-fast] [FILTER...]
+usage: run-rust-tests.py [--jobs N] [--no-fail-fast] [--only NAMES] [FILTER...]
 FILTER arguments go to every test binary (and the doc tests), as they
-would after `cargo test --release --`.
+would after `cargo test --release --`. --only runs just the named test
+files (comma-separated stems of tests/*.rs, e.g. `waiting,cluster`; `all`
+for every one), without the doc tests: how `make test-redis6` runs the
+suite against another server version ($REDIS_SERVER), with --logs DIR
+keeping its logs apart.
 """
 
 from __future__ import annotations
@@ -58,9 +62,8 @@ class Binary:
     name: str
     command: list[str]
 
-    @property
-    def log_path(self) -> Path:
-        return LOGS / (self.name.replace("/", "_") + ".log")
+    def log_path(self, logs: Path) -> Path:
+        return logs / (self.name.replace("/", "_") + ".log")
 
 
 def build(cargo: str) -> list[Binary]:
@@ -113,8 +116,8 @@ def summary_line(log_path: Path) -> str:
     return "; ".join(results) if results else "no test result line"
 
 
-def run(binaries: list[Binary], jobs: int, filters: list[str]) -> int:
-    LOGS.mkdir(parents=True, exist_ok=True)
+def run(binaries: list[Binary], jobs: int, filters: list[str], keep_times: bool, logs: Path) -> int:
+    logs.mkdir(parents=True, exist_ok=True)
     times = expected_times()
     queue = sorted(binaries, key=lambda b: times.get(b.name, 0.0), reverse=True)
     running: list[Running] = []
@@ -124,7 +127,7 @@ def run(binaries: list[Binary], jobs: int, filters: list[str]) -> int:
     while queue or running:
         while queue and len(running) < jobs:
             binary = queue.pop(0)
-            log = open(binary.log_path, "wb")
+            log = open(binary.log_path(logs), "wb")
             process = subprocess.Popen(
                 binary.command + filters, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
             )
@@ -136,17 +139,17 @@ def run(binaries: list[Binary], jobs: int, filters: list[str]) -> int:
         measured[finished.binary.name] = round(seconds, 1)
         status = finished.process.returncode
         if status == 0:
-            print(f"ok     {finished.binary.name} ({seconds:.1f} s): {summary_line(finished.binary.log_path)}", flush=True)
+            print(f"ok     {finished.binary.name} ({seconds:.1f} s): {summary_line(finished.binary.log_path(logs))}", flush=True)
         else:
             failed.append(finished.binary.name)
             print(f"FAILED {finished.binary.name} ({seconds:.1f} s, exit {status}); its output:", flush=True)
-            sys.stdout.write(finished.binary.log_path.read_text(errors="replace"))
+            sys.stdout.write(finished.binary.log_path(logs).read_text(errors="replace"))
             print(f"end of {finished.binary.name}'s output", flush=True)
-    if not filters:
+    if keep_times:
         TIMES.write_text(json.dumps({**expected_times(), **measured}, indent=1, sort_keys=True))
     total = time.monotonic() - started_all
     print(f"{len(binaries) - len(failed)} of {len(binaries)} test binaries passed in {total:.0f} s "
-          f"({jobs} at a time; logs in {os.path.relpath(LOGS, ROOT)})")
+          f"({jobs} at a time; logs in {os.path.relpath(logs, ROOT)})")
     for name in failed:
         print(f"  failed: {name}")
     return 1 if failed else 0
@@ -170,14 +173,30 @@ def main() -> int:
                         help="test binaries at a time (LATCHKEY_TEST_JOBS, default 3)")
     parser.add_argument("--no-fail-fast", action="store_true",
                         help="accepted for cargo's sake: every binary always runs")
+    parser.add_argument("--only", default="",
+                        help="comma-separated test files to run (stems of tests/*.rs); no doc tests")
+    parser.add_argument("--logs", type=Path, default=LOGS, help=f"where the logs go (default {LOGS})")
     parser.add_argument("filters", nargs="*", help="arguments for every test binary")
     options = parser.parse_args()
     if options.jobs < 1:
         parser.error("--jobs must be at least 1")
     cargo = os.environ.get("CARGO", "cargo")
     binaries = build(cargo)
-    binaries.append(Binary("doc tests", [cargo, "test", "--release", "--doc", "--"]))
-    return run(binaries, options.jobs, options.filters)
+    if options.only == "all":
+        pass
+    elif options.only:
+        wanted = {f"tests/{stem.strip()}.rs" for stem in options.only.split(",") if stem.strip()}
+        unknown = wanted - {b.name for b in binaries}
+        if unknown:
+            parser.error(f"--only names no test binary: {', '.join(sorted(unknown))}")
+        binaries = [b for b in binaries if b.name in wanted]
+    else:
+        binaries.append(Binary("doc tests", [cargo, "test", "--release", "--doc", "--"]))
+    # Times of a partial or filtered run (or against another server) would
+    # mislead the next full run's order.
+    keep_times = not options.filters and not options.only
+    logs = options.logs if options.logs.is_absolute() else ROOT / options.logs
+    return run(binaries, options.jobs, options.filters, keep_times, logs)
 
 
 if __name__ == "__main__":

@@ -86,11 +86,9 @@ impl Cluster {
     pub fn force_failover(&mut self, master: usize, replica: usize, key: &str) {
         self.nodes[master].kill();
         self.nodes[replica].signal(libc::SIGCONT);
-        let () = redis::cmd("CLUSTER")
-            .arg("FAILOVER")
-            .arg("FORCE")
-            .query(&mut self.nodes[replica].admin())
-            .unwrap();
+        cluster::fail_over_to(&self.nodes[replica], true, || {
+            replication_field(&self.nodes[replica], "role").as_deref() == Some("master")
+        });
         let alive = self.alive_without(master);
         wait_until(
             "every live node routes the slot to the promoted replica",

@@ -130,3 +130,37 @@ pub fn listeners(nodes: &[RedisServer], channel: &str) -> i64 {
     }
     total
 }
+
+/// Asks `replica` to take over from its master (`CLUSTER FAILOVER`, with
+/// `FORCE` when `force`) until `promoted` says it did, for up to 60 s.
+/// One request is not enough: a manual failover that does not complete
+/// within 5 s (the master's offset not reached in time, or an election
+/// that lost its votes on a loaded machine) is aborted for good, and a
+/// test that asked once waited in vain (`cluster.rs`, on Redis 6.2: "timed
+/// out waiting until the replica is promoted").
+#[allow(dead_code)]
+pub fn fail_over_to(replica: &RedisServer, force: bool, mut promoted: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut failover = redis::cmd("CLUSTER");
+        failover.arg("FAILOVER");
+        if force {
+            failover.arg("FORCE");
+        }
+        // An error (the replica is busy with a failover already) is as
+        // good as a request: the wait below tells.
+        let _: redis::RedisResult<()> = failover.query(&mut replica.admin());
+        let retry_at = std::time::Instant::now() + Duration::from_secs(6);
+        while std::time::Instant::now() < retry_at {
+            if promoted() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until the replica on port {} is promoted",
+            replica.port
+        );
+    }
+}
