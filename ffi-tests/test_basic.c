@@ -1,7 +1,7 @@
 /*
  * The everyday API from C: open, lock, acquire, inspect, extend, fencing,
- * release, reentrancy, force-unlock, the err_out convention, and handles
- * that outlive the ones they were made from.
+ * release, reentrancy, fair locks, force-unlock, the err_out convention,
+ * and handles that outlive the ones they were made from.
  */
 #include <ctype.h>
 #include <string.h>
@@ -243,6 +243,39 @@ static void test_reentrant_and_force_unlock(void) {
     test_pass("reentrant holds nest per handle; force-unlock deletes any holder's lock");
 }
 
+static void test_fair_lock(void) {
+    latchkey_client *client = open_client(NULL);
+    latchkey_lock_options *options = NULL;
+    latchkey_lock *first = NULL, *second = NULL, *refused = NULL;
+    latchkey_guard *held = NULL, *none = NULL;
+    latchkey_error *err = NULL;
+
+    CHECK_OK(latchkey_lock_options_new(&options, NULL));
+    CHECK_OK(latchkey_lock_options_set_fair(options, true, NULL));
+    CHECK_OK(latchkey_lock_new(client, "fair", options, &first, NULL));
+    CHECK_OK(latchkey_lock_new(client, "fair", options, &second, NULL));
+    CHECK_OK(latchkey_lock_acquire(first, 1000, NULL, &held, NULL));
+    CHECK_STATUS(LATCHKEY_TIMEOUT, latchkey_lock_try_acquire(second, &none, NULL));
+    CHECK_OK(latchkey_guard_release(held, NULL));
+    latchkey_guard_free(held);
+    CHECK_OK(latchkey_lock_try_acquire(second, &held, NULL));
+    CHECK_OK(latchkey_guard_release(held, NULL));
+    latchkey_guard_free(held);
+
+    /* Fair and reentrant together are refused, with the reason. */
+    CHECK_OK(latchkey_lock_options_set_reentrant(options, true, NULL));
+    CHECK_STATUS(LATCHKEY_INVALID_ARGUMENT, latchkey_lock_new(client, "fair", options, &refused, &err));
+    CHECK(refused == NULL);
+    CHECK(strstr(latchkey_error_message(err), "fair and reentrant") != NULL);
+    latchkey_error_free(err);
+    latchkey_lock_options_free(options);
+
+    latchkey_lock_free(second);
+    latchkey_lock_free(first);
+    latchkey_client_free(client);
+    test_pass("a fair lock: a try does not jump a holder; fair and reentrant are refused");
+}
+
 static void test_err_out(void) {
     latchkey_client *client = open_client(NULL);
     latchkey_lock *lock = NULL;
@@ -320,6 +353,7 @@ int main(void) {
     test_acquire_inspect_release();
     test_fenced_write_and_read();
     test_reentrant_and_force_unlock();
+    test_fair_lock();
     test_err_out();
     test_handles_outlive_their_parents();
     test_unreachable_server();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::backend::{Attempt, Queueing};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
-use crate::pubsub::{Watch, WAITER_ID_PREFIX};
+use crate::pubsub::{Watch, FAIR_WAITER_ID_PREFIX, WAITER_ID_PREFIX};
 use crate::wait::{jitter, CancelRegistration, CancelToken, Parker, Wakers};
 
 /// What the loop needs from the lock it acquires (the `Lock` implements it;
@@ -79,6 +79,12 @@ pub(crate) trait Target {
 
     /// Takes a waiter that gives up out of the queue (best effort).
     fn leave_queue(&self, _waiter: &str) {}
+
+    /// Whether the lock is fair (its waiters keep their place in the
+    /// queue when handed the lock).
+    fn fair(&self) -> bool {
+        false
+    }
 
     /// The parked acquisitions of the same reentrant handle, which wake
     /// when one of them takes the lock (the others may then nest).
@@ -190,7 +196,12 @@ impl<'a, T: Target> Acquisition<'a, T> {
         let closing_registration = lock.closing().map(|c| c.waiters().register(&parker));
         let handle_registration = lock.handle_waiters().map(|w| w.register(&parker));
         let waiter = if !try_once && lock.queues_waiters() {
-            format!("{WAITER_ID_PREFIX}{}", uuid::Uuid::new_v4().simple())
+            let prefix = if lock.fair() {
+                FAIR_WAITER_ID_PREFIX
+            } else {
+                WAITER_ID_PREFIX
+            };
+            format!("{prefix}{}", uuid::Uuid::new_v4().simple())
         } else {
             String::new()
         };

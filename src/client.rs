@@ -857,6 +857,12 @@ impl Client {
     /// ```
     pub fn lock_with(&self, name: &str, options: LockOptions) -> Result<Lock> {
         options.validate()?;
+        if options.get_fair() && !self.inner.backend.queues_waiters() {
+            return Err(Error::invalid(format!(
+                "a fair lock needs one waiter queue, and {} has none (Redlock's masters would each order the waiters their own way)",
+                self.inner.backend.describe()
+            )));
+        }
         let keys = self.inner.keys(name)?;
         Ok(Lock::new(self.inner.clone(), keys, options))
     }

@@ -9,6 +9,7 @@
 //! ```text
 //! P:{N}          the lock        P:{N}:fence   its fencing counter
 //! P:{N}:ch       its channel     P:{N}:q       its waiter queue
+//! P:{N}:qa       the queue's arrival order
 //! ```
 //!
 //! (The hash tag is N up to its first '}'.)
@@ -45,8 +46,11 @@ pub(crate) struct LockKeys {
     pub(crate) lock: Vec<u8>,
     pub(crate) fence: Vec<u8>,
     pub(crate) channel: Vec<u8>,
-    /// The waiters queued for the lock (see src/scripts/prelude.lua).
+    /// The waiters queued for the lock, scored by when their entries run
+    /// out (see src/scripts/prelude.lua).
     pub(crate) queue: Vec<u8>,
+    /// The same waiters scored by arrival: the order of the queue.
+    pub(crate) queue_order: Vec<u8>,
     /// How long the fencing counter stays after the last acquire (tokens
     /// keep increasing without it: see src/scripts/prelude.lua).
     pub(crate) fence_retention: Duration,
@@ -64,6 +68,7 @@ impl LockKeys {
             fence: format!("{lock}:fence").into_bytes(),
             channel: format!("{lock}:ch").into_bytes(),
             queue: format!("{lock}:q").into_bytes(),
+            queue_order: format!("{lock}:qa").into_bytes(),
             lock: lock.into_bytes(),
             fence_retention: DEFAULT_FENCE_RETENTION,
         })

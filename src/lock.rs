@@ -39,6 +39,7 @@ pub struct LockOptions {
     ttl: Duration,
     auto_renew: bool,
     reentrant: bool,
+    fair: bool,
     retry_jitter: Duration,
     renew_every: Option<Duration>,
     on_lost: Option<LostCallback>,
@@ -50,6 +51,7 @@ impl Default for LockOptions {
             ttl: Duration::from_secs(30),
             auto_renew: true,
             reentrant: false,
+            fair: false,
             retry_jitter: Duration::from_millis(5),
             renew_every: None,
             on_lost: None,
@@ -63,6 +65,7 @@ impl fmt::Debug for LockOptions {
             .field("ttl", &self.ttl)
             .field("auto_renew", &self.auto_renew)
             .field("reentrant", &self.reentrant)
+            .field("fair", &self.fair)
             .field("retry_jitter", &self.retry_jitter)
             .field("renew_every", &self.renew_every)
             .field("on_lost", &self.on_lost.is_some())
@@ -116,6 +119,39 @@ impl LockOptions {
     /// ```
     pub fn reentrant(mut self, on: bool) -> Self {
         self.reentrant = on;
+        self
+    }
+
+    /// A fair lock: strict first-come, first-served across processes and
+    /// languages. Every waiting acquire queues in Redis on its first attempt
+    /// that finds the lock taken; a release (or any fair attempt that finds
+    /// the lock free, e.g. after a holder's lease ran out) hands the lock to
+    /// the live waiter that queued first, and no fair caller, not even
+    /// `try_acquire`, takes a free lock while an earlier waiter is queued.
+    ///
+    /// A waiter that dies, is stopped, or stops asking keeps its place for
+    /// at most 15 s after its last attempt (a live waiter asks again at
+    /// least every 5 s); the lock is handed to it meanwhile and waits
+    /// for it, so such a waiter holds up the ones behind it for at most
+    /// about 20 s. A waiter that times out, is cancelled or whose client
+    /// closes leaves the queue at once and passes on a handoff made to it.
+    ///
+    /// An ordinary lock hands the lock over in the same arrival order, but
+    /// its callers take a lock they find free whoever is queued (after a
+    /// holder's lease ran out, say), and a waiter that does not take a
+    /// handoff within 100 ms loses its place. On one name, fair and
+    /// ordinary handles share the queue; only the fair ones never jump it.
+    ///
+    /// Not with [`reentrant`](Self::reentrant), and not on Redlock (its
+    /// masters share no queue): [`Client::lock_with`](crate::Client::lock_with)
+    /// refuses both with `InvalidArgument`.
+    ///
+    /// ```
+    /// let o = latchkey::LockOptions::new().fair(true);
+    /// assert!(o.get_fair());
+    /// ```
+    pub fn fair(mut self, on: bool) -> Self {
+        self.fair = on;
         self
     }
 
@@ -186,8 +222,22 @@ impl LockOptions {
         self.reentrant
     }
 
+    /// Whether the lock is fair (first come, first served).
+    ///
+    /// ```
+    /// assert!(!latchkey::LockOptions::new().get_fair());
+    /// ```
+    pub fn get_fair(&self) -> bool {
+        self.fair
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         check_ttl(self.ttl)?;
+        if self.fair && self.reentrant {
+            return Err(Error::invalid(
+                "a lock cannot be both fair and reentrant (a reentrant lock lets its holder's handle jump the queue)",
+            ));
+        }
         if self.retry_jitter > Duration::from_secs(10) {
             return Err(Error::invalid("the retry jitter must be at most 10 s"));
         }
@@ -511,6 +561,7 @@ impl Target for Lock {
             known_token: 0,
             live_holds: &[],
             queue,
+            fair: self.options.fair,
         };
         if !self.options.reentrant {
             return self.client.backend.acquire(&args);
@@ -584,6 +635,10 @@ impl Target for Lock {
 
     fn queues_waiters(&self) -> bool {
         self.client.backend.queues_waiters()
+    }
+
+    fn fair(&self) -> bool {
+        self.options.fair
     }
 
     fn leave_queue(&self, waiter: &str) {

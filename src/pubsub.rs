@@ -242,7 +242,9 @@ struct Watcher {
 impl Watcher {
     /// Whether a message with `payload` is for this waiter.
     fn is_woken_by(&self, payload: &[u8]) -> bool {
-        if payload.starts_with(WAITER_ID_PREFIX.as_bytes()) {
+        if payload.starts_with(WAITER_ID_PREFIX.as_bytes())
+            || payload.starts_with(FAIR_WAITER_ID_PREFIX.as_bytes())
+        {
             self.waiter == payload
         } else {
             self.own_token != payload
@@ -253,6 +255,10 @@ impl Watcher {
 /// How every waiter id starts (and no hold token does): a message that
 /// starts so names the one waiter it wakes.
 pub(crate) const WAITER_ID_PREFIX: &str = "w:";
+
+/// How a fair lock's waiter ids start: the scripts keep such a waiter in
+/// the queue when they hand it the lock (see src/scripts/prelude.lua).
+pub(crate) const FAIR_WAITER_ID_PREFIX: &str = "f:";
 
 impl Channel {
     /// Nothing waits on it and Redis confirmed every command about it.

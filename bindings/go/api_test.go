@@ -938,3 +938,55 @@ func TestNativeStaticLibs(t *testing.T) {
 		}
 	}
 }
+
+// A holder that died leaves its key until its lease runs out; nobody
+// releases it. Fair Mutexes queued one after another get the lock in
+// arrival order (an ordinary lock lets the first to look again take it:
+// tests/fair.rs); fair and reentrant together are refused.
+func TestFairArrivalOrder(t *testing.T) {
+	c := openClient(t)
+	name := uniqueName(t)
+	if _, err := redisDo(redisURL, "SET", "latchkey:{"+name+"}", "a-holder-that-died", "PX", "2000"); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var taken []int
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		m := newMutex(t, c, name, latchkey.WithFair(true), latchkey.WithRetryJitter(50*time.Millisecond))
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := m.Lock(ctx); err != nil {
+				t.Errorf("waiter %d: %v", i, err)
+				return
+			}
+			mu.Lock()
+			taken = append(taken, i)
+			mu.Unlock()
+			if err := m.Unlock(); err != nil {
+				t.Errorf("waiter %d Unlock: %v", i, err)
+			}
+		}(i)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			n, err := redisDo(redisURL, "ZCARD", "latchkey:{"+name+"}:qa")
+			if err == nil && n.(int64) > int64(i) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("waiter %d never queued (%v, %v)", i, n, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wg.Wait()
+	if fmt.Sprint(taken) != "[0 1 2 3]" {
+		t.Fatalf("fair Mutexes got the lock in the order %v, not their arrival order", taken)
+	}
+	if _, err := c.NewMutex(name, latchkey.WithFair(true), latchkey.WithReentrant(true)); !errors.Is(err, latchkey.ErrInvalidArgument) {
+		t.Fatalf("fair and reentrant: %v, want ErrInvalidArgument", err)
+	}
+}

@@ -143,7 +143,7 @@ typedef struct {
 	uint64_t renew_every_ms;
 	uintptr_t handle;
 	unsigned char set_ttl, set_auto_renew, auto_renew, set_reentrant, reentrant,
-		set_retry_jitter, set_renew_every;
+		set_retry_jitter, set_renew_every, set_fair, fair;
 } lk_lock_config;
 
 typedef struct {
@@ -165,6 +165,8 @@ static inline lk_lock_made lk_lock_new(const latchkey_client *client, const char
 		r.status = latchkey_lock_options_set_auto_renew(options, cfg.auto_renew != 0, &r.err);
 	if (r.status == LATCHKEY_OK && cfg.set_reentrant)
 		r.status = latchkey_lock_options_set_reentrant(options, cfg.reentrant != 0, &r.err);
+	if (r.status == LATCHKEY_OK && cfg.set_fair)
+		r.status = latchkey_lock_options_set_fair(options, cfg.fair != 0, &r.err);
 	if (r.status == LATCHKEY_OK && cfg.set_retry_jitter)
 		r.status = latchkey_lock_options_set_retry_jitter_ms(options, cfg.retry_jitter_ms, &r.err);
 	if (r.status == LATCHKEY_OK && cfg.set_renew_every)

@@ -75,7 +75,7 @@ type MutexOption func(*mutexConfig)
 
 type mutexConfig struct {
 	ttl, retryJitter, renewEvery *time.Duration
-	autoRenew, reentrant         *bool
+	autoRenew, reentrant, fair   *bool
 }
 
 // WithTTL sets the lease length (default 30 s; 10 ms to 30 days). With
@@ -96,6 +96,16 @@ func WithAutoRenew(on bool) MutexOption {
 // lock (default false). Each Lock then needs its own Unlock.
 func WithReentrant(on bool) MutexOption {
 	return func(c *mutexConfig) { c.reentrant = &on }
+}
+
+// WithFair sets whether the lock is fair (default false): first come, first
+// served across processes and languages; no fair caller, not even TryLock,
+// takes a free lock while a waiter that queued before it waits. A waiter
+// that died holds the ones behind it up for at most about 20 s. Not with
+// WithReentrant(true), and not on Redlock: NewMutex refuses both with
+// ErrInvalidArgument.
+func WithFair(on bool) MutexOption {
+	return func(c *mutexConfig) { c.fair = &on }
 }
 
 // WithRetryJitter sets the upper bound of the random pause before retrying
@@ -141,6 +151,9 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 	}
 	if cfg.autoRenew != nil {
 		cc.set_auto_renew, cc.auto_renew = 1, cbool(*cfg.autoRenew)
+	}
+	if cfg.fair != nil {
+		cc.set_fair, cc.fair = 1, cbool(*cfg.fair)
 	}
 	st := &mutexState{name: name, client: c.st, done: make(chan struct{}), slot: make(chan struct{}, 1)}
 	if cfg.reentrant != nil {

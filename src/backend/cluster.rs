@@ -324,6 +324,9 @@ fn slot_of(call: &Call<'_>) -> u16 {
 /// Whether `call` runs a script that publishes a release message (these
 /// take `SPUBLISH` as an optional last argument).
 fn publishes(call: &Call<'_>) -> bool {
+    if std::ptr::eq(scripts::acquire(), call.script) {
+        return call.args.len() == super::script_calls::FAIR_ACQUIRE_ARGS;
+    }
     [
         scripts::release(),
         scripts::reentrant_release(),

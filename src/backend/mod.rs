@@ -116,6 +116,10 @@ pub(crate) struct AcquireArgs<'a> {
     /// queues the waiter, one that takes it (or the reservation a release
     /// made for it), or the last one, leaves the queue.
     pub(crate) queue: Queueing<'a>,
+    /// A fair lock (plain locks only): the attempt never takes a free lock
+    /// while a waiter that arrived before it is queued; it hands the lock
+    /// to that waiter instead.
+    pub(crate) fair: bool,
 }
 
 /// One fenced write.

@@ -18,6 +18,10 @@ use crate::scripts;
 /// a holder that releases and re-acquires in a loop wins almost every time.
 const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
 
+/// The number of arguments of a fair plain acquire before the optional
+/// `SPUBLISH` (see acquire.lua): such an attempt may publish a handoff.
+pub(crate) const FAIR_ACQUIRE_ARGS: usize = 8;
+
 /// A duration as whole milliseconds for PX/PEXPIRE (at least 1).
 pub(crate) fn millis(d: Duration) -> Vec<u8> {
     d.as_millis().max(1).to_string().into_bytes()
@@ -58,10 +62,15 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     });
     if args.reentrant {
         script_args.extend(args.live_holds.iter().map(|h| h.as_bytes().to_vec()));
+    } else if args.fair {
+        // A fair attempt that finds the lock free may hand it to the first
+        // queued waiter (see acquire.lua): it publishes like a release.
+        script_args.push(keys.channel.clone());
+        script_args.push(millis(HANDOFF_WINDOW));
     }
     Call {
         script,
-        keys: vec![&keys.lock, &keys.fence, &keys.queue],
+        keys: vec![&keys.lock, &keys.fence, &keys.queue, &keys.queue_order],
         args: script_args,
     }
 }
@@ -86,6 +95,7 @@ pub(crate) fn release_call<'a>(
     let mut call_keys: Vec<&[u8]> = vec![&keys.lock];
     if queued {
         call_keys.push(&keys.queue);
+        call_keys.push(&keys.queue_order);
     }
     Call {
         script: if reentrant {
@@ -335,7 +345,7 @@ pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &str) -> Call<'a
 pub(crate) fn leave_queue_call<'a>(keys: &'a LockKeys, waiter: &str) -> Call<'a> {
     Call {
         script: scripts::leave_queue(),
-        keys: vec![&keys.lock, &keys.queue],
+        keys: vec![&keys.lock, &keys.queue, &keys.queue_order],
         args: vec![
             waiter.as_bytes().to_vec(),
             keys.channel.clone(),

@@ -94,6 +94,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ("latchkey_lock_options_set_ttl_ms", LOCAL),
     ("latchkey_lock_options_set_auto_renew", LOCAL),
     ("latchkey_lock_options_set_reentrant", LOCAL),
+    ("latchkey_lock_options_set_fair", LOCAL),
     ("latchkey_lock_options_set_retry_jitter_ms", LOCAL),
     ("latchkey_lock_options_set_renew_every_ms", LOCAL),
     ("latchkey_lock_options_set_on_lost", LOCAL),

@@ -237,6 +237,34 @@ pub unsafe extern "C" fn latchkey_lock_options_set_reentrant(
     })
 }
 
+/// Sets whether the lock is fair (default false): first come, first served
+/// across processes and languages; no fair caller, not even a try, takes a
+/// free lock while a waiter that queued before it waits. A waiter that died
+/// holds the ones behind it up for at most about 20 s. Not with
+/// reentrant, not on Redlock: latchkey_lock_new refuses both with
+/// LATCHKEY_INVALID_ARGUMENT. See the README's "Fair locks".
+///
+/// Threads: see latchkey_lock_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_lock_options_set_fair(
+    options: *mut latchkey_lock_options,
+    fair: bool,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_lock_options_set_fair", err_out, || {
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        options.update(|o| o.fair(fair));
+        Ok(())
+    })
+}
+
 /// Sets the upper bound, in milliseconds, of the random pause before
 /// retrying when a holder's lease ran out (0 to 10000, default 5; checked by
 /// latchkey_lock_new). It keeps many waiters from retrying at once.

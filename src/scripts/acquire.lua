@@ -5,7 +5,15 @@
 -- ARGV[4] fencing counter retention in ms, ARGV[5] the caller's waiter id
 -- ('' for a caller that will not wait: it never queues), ARGV[6] the lease
 -- of its queue entry in ms ('0': its last attempt, which leaves the
--- queue whatever the outcome); KEYS[3] the waiter queue.
+-- queue whatever the outcome); KEYS[3] and KEYS[4] the waiter queue and
+-- its arrival order (see the prelude).
+-- A fair lock's caller adds ARGV[7] the lock's channel, ARGV[8] the
+-- handoff window in ms and ARGV[9] (optional) 'SPUBLISH' on a Redis 7
+-- Cluster: it never takes a free lock while a live waiter that arrived
+-- before it is queued, and hands the lock to that waiter instead (wakes
+-- it), so the lock goes in arrival order even when nobody released it
+-- (the holder's lease ran out, a reservation was not taken in time).
+-- A caller of an ordinary lock takes a free lock whoever is queued.
 -- Returns {1, fencing token} or {0, ms until the holder's lease ends}.
 --
 -- A release leaves a handoff reservation for a moment: for the queued
@@ -32,15 +40,27 @@ if kind == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   -- token of the first reply was never seen, so a fresh one is issued. The
   -- holder may have extended the lease since: never shorten it.
   expire_at_least(KEYS[1], ARGV[2])
-  queue_leave(KEYS[3], waiter)
+  queue_leave(KEYS[3], KEYS[4], waiter)
   return {1, next_fence(KEYS[2], ARGV[4])}
 end
 if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) then
   if waiter ~= '' then
-    queue_join(KEYS[3], waiter, ARGV[6])
+    queue_join(KEYS[3], KEYS[4], waiter, ARGV[6])
   end
   return {0, redis.call('PTTL', KEYS[1])}
 end
+if kind == 'none' and ARGV[7] then
+  -- A fair lock found free: it goes to the first live waiter in arrival
+  -- order, which may be this caller.
+  if waiter ~= '' then
+    queue_join(KEYS[3], KEYS[4], waiter, ARGV[6])
+  end
+  local first = queue_head(KEYS[3], KEYS[4])
+  if first and first ~= waiter then
+    reserve_for(KEYS[1], first, ARGV[7], ARGV[8], ARGV[9] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH')
+    return {0, redis.call('PTTL', KEYS[1])}
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-queue_leave(KEYS[3], waiter)
+queue_leave(KEYS[3], KEYS[4], waiter)
 return {1, next_fence(KEYS[2], ARGV[4])}

@@ -121,52 +121,114 @@ local function extend_hold(key, hold, ttl, reentrant)
   return 1
 end
 
--- The waiter queue of a lock: a sorted set of waiter ids (one per waiting
--- acquisition, 'w:' and a random id), each scored with the server time in
--- ms at which its entry runs out unless the waiter asks again. A waiter
--- asks again at least every third of its entry's lease, so a live waiter's
--- entry never runs out, and a dead waiter's is skipped once it has.
+-- The waiter queue of a lock is two sorted sets of the same waiter ids
+-- (one per waiting acquisition: 'w:' and a random id, or 'f:' and a random
+-- id for a fair lock's waiter):
+-- - `queue` scores each with the server time in ms at which its entry runs
+--   out unless the waiter asks again. A waiter asks again at least every
+--   third of its entry's lease, so a live waiter's entry never runs out,
+--   and a dead waiter's is skipped once it has.
+-- - `order` scores each with its arrival: the server clock in
+--   microseconds when it first queued, above every earlier arrival (so a
+--   failover to a server whose clock is behind keeps the order). Asking
+--   again keeps the arrival; a waiter whose entry ran out arrives anew.
+-- A release hands the lock to the live waiter that arrived first.
+
+local function server_time()
+  local now = redis.call('TIME')
+  return tonumber(now[1]), tonumber(now[2])
+end
 
 local function server_ms()
-  local now = redis.call('TIME')
-  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local seconds, micros = server_time()
+  return seconds * 1000 + math.floor(micros / 1000)
 end
 
--- Queues `waiter` (or renews its entry) for `lease` ms; the queue key
--- lives at least as long as its newest entry. A lease of '0' is a
--- waiter's last attempt: it leaves the queue instead.
-local function queue_join(queue, waiter, lease)
-  if lease == '0' then
-    redis.call('ZREM', queue, waiter)
-    return
-  end
-  redis.call('ZADD', queue, server_ms() + tonumber(lease), waiter)
-  expire_at_least(queue, lease)
+-- Whether `waiter` is a fair lock's waiter: it keeps its place when a
+-- release hands it the lock, until it takes it or its entry runs out.
+local function is_fair_waiter(waiter)
+  return string.sub(waiter, 1, 2) == 'f:'
 end
 
-local function queue_leave(queue, waiter)
+-- Takes `waiter` out of the queue.
+local function queue_leave(queue, order, waiter)
   if waiter ~= '' then
     redis.call('ZREM', queue, waiter)
+    redis.call('ZREM', order, waiter)
   end
 end
 
--- A lock just became free: hands it to the live waiter that asked least
--- recently (removing it from the queue: if it does not take the lock, its
--- next attempt queues it again), by reserving the key for it for `window`
--- ms and waking only it (the message is its id); with no live waiter, the
--- key is deleted. `publish` is 'PUBLISH' or 'SPUBLISH'.
-local function hand_to_next(key, queue, channel, window, publish)
-  if redis.call('EXISTS', queue) == 0 then
-    redis.call('DEL', key)
+-- Queues `waiter` (or renews its entry) for `lease` ms; the queue's keys
+-- live at least as long as its newest entry. A lease of '0' is a
+-- waiter's last attempt: it leaves the queue instead.
+local function queue_join(queue, order, waiter, lease)
+  if lease == '0' then
+    queue_leave(queue, order, waiter)
     return
   end
+  local seconds, micros = server_time()
+  local now_ms = seconds * 1000 + math.floor(micros / 1000)
+  local entry = tonumber(redis.call('ZSCORE', queue, waiter) or '0')
+  if entry <= now_ms or not redis.call('ZSCORE', order, waiter) then
+    -- A new waiter, or one whose entry ran out: it arrives now.
+    local arrival = seconds * 1000000 + micros
+    local last = redis.call('ZRANGE', order, -1, -1, 'WITHSCORES')[2]
+    if last and tonumber(last) >= arrival then
+      arrival = tonumber(last) + 1
+    end
+    redis.call('ZADD', order, arrival, waiter)
+  end
+  redis.call('ZADD', queue, now_ms + tonumber(lease), waiter)
+  expire_at_least(queue, lease)
+  expire_at_least(order, lease)
+end
+
+-- The live waiter that arrived first, or nil; drops the entries that ran
+-- out on the way (each is dropped once, so this stays cheap).
+local function queue_head(queue, order)
+  if redis.call('EXISTS', queue) == 0 then
+    return nil
+  end
   redis.call('ZREMRANGEBYSCORE', queue, '-inf', server_ms())
-  local next_waiter = redis.call('ZRANGE', queue, 0, 0)[1]
+  if redis.call('EXISTS', queue) == 0 then
+    redis.call('DEL', order)
+    return nil
+  end
+  while true do
+    local first = redis.call('ZRANGE', order, 0, 0)[1]
+    if not first then
+      -- Live entries without an arrival (queued by a client of an older
+      -- version, which knew only `queue`) come after every ordered one.
+      return redis.call('ZRANGE', queue, 0, 0)[1]
+    end
+    if redis.call('ZSCORE', queue, first) then
+      return first
+    end
+    redis.call('ZREM', order, first)
+  end
+end
+
+-- Reserves the lock for `waiter` for `window` ms and wakes only it (the
+-- message is its id). `publish` is 'PUBLISH' or 'SPUBLISH'.
+local function reserve_for(key, waiter, channel, window, publish)
+  redis.call('SET', key, 'handoff:' .. waiter, 'PX', window)
+  redis.call(publish, channel, waiter)
+end
+
+-- A lock just became free: hands it to the live waiter that arrived first
+-- (see reserve_for); with no live waiter, the key is deleted. A waiter of
+-- an ordinary lock leaves the queue then (if it does not take the lock,
+-- its next attempt queues it again, as a new arrival); a fair lock's
+-- waiter keeps its place until it takes the lock, so a waiter slower than
+-- the window is handed it again rather than passed over.
+local function hand_to_next(key, queue, order, channel, window, publish)
+  local next_waiter = queue_head(queue, order)
   if not next_waiter then
     redis.call('DEL', key)
     return
   end
-  redis.call('ZREM', queue, next_waiter)
-  redis.call('SET', key, 'handoff:' .. next_waiter, 'PX', window)
-  redis.call(publish, channel, next_waiter)
+  if not is_fair_waiter(next_waiter) then
+    queue_leave(queue, order, next_waiter)
+  end
+  reserve_for(key, next_waiter, channel, window, publish)
 end

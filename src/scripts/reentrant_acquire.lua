@@ -9,8 +9,9 @@
 -- a caller that will not wait), ARGV[9] the lease of its queue entry in ms
 -- ('0': the last attempt),
 -- ARGV[10..] the tokens of the handle's live holds (when the call was
--- sent); KEYS[3] the waiter queue (see acquire.lua: a caller that finds
--- the lock held queues, one that takes it leaves the queue).
+-- sent); KEYS[3] and KEYS[4] the waiter queue and its arrival order (see
+-- acquire.lua: a caller that finds the lock held queues, one that takes it
+-- leaves the queue). A reentrant lock is never fair.
 -- Returns {1, fencing token} or {0, ms until the holder's lease ends}.
 --
 -- The token returned is never below ARGV[7], and above it whenever the
@@ -45,7 +46,7 @@ if ours then
   if mine and not decimal_less(mine, known) then
     -- This very acquisition ran before: its hold is in place.
     expire_at_least(KEYS[1], ARGV[3])
-    queue_leave(KEYS[3], waiter)
+    queue_leave(KEYS[3], KEYS[4], waiter)
     return {1, mine}
   end
   -- A hold of this acquisition whose token is below one the handle was
@@ -56,7 +57,7 @@ if ours then
     -- A live tenure of the handle: nest, sharing its token.
     redis.call('HSET', KEYS[1], hold, fence)
     expire_at_least(KEYS[1], ARGV[3])
-    queue_leave(KEYS[3], waiter)
+    queue_leave(KEYS[3], KEYS[4], waiter)
     return {1, fence}
   end
   -- Our handle's tenure, but the handle had no live hold, or Redis's
@@ -79,13 +80,13 @@ if ours then
   local token = next_fence(KEYS[2], ARGV[5], known)
   redis.call('HSET', KEYS[1], 'fence', token, hold, token)
   expire_at_least(KEYS[1], ARGV[3])
-  queue_leave(KEYS[3], waiter)
+  queue_leave(KEYS[3], KEYS[4], waiter)
   return {1, token}
 end
 if kind ~= 'none' then
   if not may_take_reservation(KEYS[1], kind, ARGV[4], waiter) then
     if waiter ~= '' then
-      queue_join(KEYS[3], waiter, ARGV[9])
+      queue_join(KEYS[3], KEYS[4], waiter, ARGV[9])
     end
     return {0, redis.call('PTTL', KEYS[1])}
   end
@@ -96,5 +97,5 @@ local fence = next_fence(KEYS[2], ARGV[5], known)
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'fence', fence, hold, fence)
 -- The key did not exist a moment ago: this sets its first expiry.
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
-queue_leave(KEYS[3], waiter)
+queue_leave(KEYS[3], KEYS[4], waiter)
 return {1, fence}

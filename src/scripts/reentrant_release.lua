@@ -6,7 +6,8 @@
 -- this hold was not there (expired, broken or released before).
 -- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
 -- stays on the lock's shard instead of reaching every node.
--- KEYS[2] (optional) the waiter queue: see release.lua.
+-- KEYS[2] and KEYS[3] (optional) the waiter queue and its order: see
+-- release.lua.
 --
 -- A late copy: it removes only this hold's own field, which is gone after
 -- the first run, so a copy changes nothing (other holds of the handle, and
@@ -19,7 +20,7 @@ if redis.call('HLEN', KEYS[1]) > NON_HOLD_FIELDS then
 end
 local publish = ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 if KEYS[2] then
-  hand_to_next(KEYS[1], KEYS[2], ARGV[2], ARGV[3], publish)
+  hand_to_next(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3], publish)
   return 1
 end
 redis.call('DEL', KEYS[1])

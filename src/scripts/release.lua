@@ -5,8 +5,9 @@
 -- Returns 1 when released, 0 when the lock was not ours (expired or taken).
 -- ARGV[4] (optional) 'SPUBLISH' on a Redis 7 Cluster: the release message
 -- stays on the lock's shard instead of reaching every node.
--- KEYS[2] (optional) the waiter queue: the lock is handed to the first live
--- queued waiter, and only that one is woken (see hand_to_next). Without
+-- KEYS[2] and KEYS[3] (optional) the waiter queue and its arrival order:
+-- the lock is handed to the first live queued waiter, and only that one is
+-- woken (see hand_to_next). Without
 -- it (Redlock), every listener is woken and the lock is reserved for
 -- whichever waiter comes first.
 --
@@ -18,7 +19,7 @@ if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local publish = ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH'
 if KEYS[2] then
-  hand_to_next(KEYS[1], KEYS[2], ARGV[2], ARGV[3], publish)
+  hand_to_next(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3], publish)
 elseif redis.call(publish, ARGV[2], ARGV[1]) > 0 then
   -- Someone is waiting: reserve the lock for the woken waiters briefly.
   redis.call('SET', KEYS[1], 'handoff', 'PX', ARGV[3])

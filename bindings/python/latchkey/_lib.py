@@ -277,6 +277,7 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_lock_options_set_ttl_ms", _S, [_H, c_uint64, _ERR]),
     ("latchkey_lock_options_set_auto_renew", _S, [_H, c_bool, _ERR]),
     ("latchkey_lock_options_set_reentrant", _S, [_H, c_bool, _ERR]),
+    ("latchkey_lock_options_set_fair", _S, [_H, c_bool, _ERR]),
     ("latchkey_lock_options_set_retry_jitter_ms", _S, [_H, c_uint64, _ERR]),
     ("latchkey_lock_options_set_renew_every_ms", _S, [_H, c_uint64, _ERR]),
     ("latchkey_lock_options_set_on_lost", _S, [_H, LOST_CALLBACK, c_void_p, USER_FREE, _ERR]),

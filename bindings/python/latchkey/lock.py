@@ -366,6 +366,11 @@ class Lock:
       bounds how long a crashed holder blocks others.
     - ``reentrant``: the owner may acquire again while it holds the lock
       (nested ``with`` blocks); each acquire needs its own release.
+    - ``fair``: first come, first served across processes and languages;
+      no fair caller, not even a non-blocking acquire, takes a free lock
+      while a waiter that queued before it waits. A waiter that died holds
+      the ones behind it up for at most about 20 s. Not with ``reentrant``
+      and not on Redlock (:class:`InvalidArgument`).
     - ``thread_local`` (default True, as in redis-py): a hold belongs to
       the thread that acquired it. :meth:`release`, :meth:`extend`,
       :meth:`check`, :meth:`owned`, :attr:`fencing_token`, :attr:`token`,
@@ -404,6 +409,7 @@ class Lock:
         ttl: float = 30.0,
         auto_renew: bool = True,
         reentrant: bool = False,
+        fair: bool = False,
         thread_local: bool = True,
         on_lost: Optional[Callable[[LostLease], object]] = None,
         blocking_timeout: Optional[float] = None,
@@ -439,6 +445,7 @@ class Lock:
                 (lib.latchkey_lock_options_set_ttl_ms, ttl_ms),
                 (lib.latchkey_lock_options_set_auto_renew, bool(auto_renew)),
                 (lib.latchkey_lock_options_set_reentrant, self._reentrant),
+                (lib.latchkey_lock_options_set_fair, bool(fair)),
                 (lib.latchkey_lock_options_set_retry_jitter_ms, jitter_ms),
                 (lib.latchkey_lock_options_set_renew_every_ms, renew_ms),
             ):

@@ -5,6 +5,7 @@ database, renew_every and retry_jitter."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from typing import Iterator
 
@@ -135,3 +136,38 @@ def test_retry_jitter_reaches_the_library_and_delays_retries(client: Client, nam
     # chance of (5 %)^3.
     assert any(d > 0.05 for d in delays), delays
     assert all(d < 8 for d in delays), delays
+
+
+def test_fair_serves_waiters_in_arrival_order_after_a_holder_died(
+    client: Client, url: str, name: str
+) -> None:
+    # A holder that died leaves its key until its lease runs out; nobody
+    # releases it. Fair waiters queued one after another then get the lock
+    # in arrival order (an ordinary lock lets the first to look again take
+    # it: tests/fair.rs).
+    cli(url, "SET", f"latchkey:{{{name}}}", "a-holder-that-died", "PX", "2000")
+    taken: list[int] = []
+
+    def waiter(index: int) -> None:
+        lock = client.lock(name, fair=True, retry_jitter=0.05)
+        assert lock.acquire(timeout=60)
+        taken.append(index)
+        lock.release()
+
+    threads = []
+    for index in range(4):
+        thread = threading.Thread(target=waiter, args=(index,))
+        thread.start()
+        threads.append(thread)
+        wait_until(
+            f"waiter {index} queued",
+            lambda queued=index + 1: int(cli(url, "ZCARD", f"latchkey:{{{name}}}:qa")) >= queued,
+        )
+    for thread in threads:
+        thread.join()
+    assert taken == [0, 1, 2, 3]
+
+
+def test_fair_is_refused_with_reentrant(client: Client, name: str) -> None:
+    with pytest.raises(latchkey.InvalidArgument, match="fair and reentrant"):
+        client.lock(name, fair=True, reentrant=True).acquire(blocking=False)

@@ -58,6 +58,7 @@ impl Masters {
             nest: false,
             known_token: 0,
             live_holds: &[],
+            fair: false,
             queue: crate::backend::Queueing::No,
         });
         (outcome, self.clock.now() - started)
@@ -315,6 +316,7 @@ fn attempt_as(
         known_token: 0,
         live_holds: &[],
         queue: crate::backend::Queueing::No,
+        fair: false,
     })
 }
 
