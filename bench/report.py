@@ -358,7 +358,8 @@ def markdown(rows, env, plotted, elapsed_s):
         "the bare release script publishes, the waiter sits in a plain blocking read of its "
         "SUBSCRIBE connection and then runs the bare acquire script.\n"
     )
-    herd = [r for w_ in (1, 32, 256) for r in measured(rows, f"herd-{w_}")]
+    herd = [r for kind in ("herd", "herd-fair") for w_ in (1, 32, 256)
+            for r in measured(rows, f"{kind}-{w_}")]
     if herd:
         w("## herd: N waiters on one lock\n")
         w(table(
@@ -371,9 +372,11 @@ def markdown(rows, env, plotted, elapsed_s):
             "\nN+1 threads over 4 clients (latchkey-rust) take one lock in turn, holding it 0.2 ms; "
             "every release has N waiters. Scripts per handoff come from `INFO commandstats` "
             "(EVALSHA calls between two counts); a handoff is the release sent until the next "
-            "holder's acquire returned. Every release wakes every waiter today, so both grow "
-            "with N: the waiting issue's target is at most 2 scripts per handoff and a median at "
-            "256 waiters within 1.2× of 1 waiter.\n"
+            "holder's acquire returned. A release wakes only the waiter it hands the lock to: "
+            "the handoff itself is 2 scripts (the release and the winner's acquire); the releasing "
+            "thread's own two attempts to wait again add about 2 more. `herd-fair-N` is the same "
+            "with a fair lock (strict arrival order). Targets: at most 2 scripts per handoff for the "
+            "handoff itself and a median at 256 waiters within 1.2× of 1 waiter.\n"
         )
     w("## contended-4: 4 processes on one lock\n")
     w(table(

@@ -246,9 +246,14 @@ for impl in redis-py pottery redsync redlock-rs; do
 done
 
 log "herd: N waiters on one lock (scripts per handoff, handoff latency, fairness)"
-# The waiting issue's baseline: every release wakes every waiter today.
+# One wake-up per release: at most 2 scripts per handoff are the release and
+# the winner's acquire (the releasing thread's own re-queueing adds ~2).
 for waiters in 1 32 256; do
   run "herd-$waiters" latchkey-rust herd "$URL" "$waiters" "$(n 500)"
+done
+# The same with a fair lock (strict arrival order).
+for waiters in 1 32 256; do
+  run "herd-fair-$waiters" latchkey-rust herd "$URL" "$waiters" "$(n 500)" fair
 done
 
 log "contended-4: 4 processes on one lock, 3 rounds of 2 s"

@@ -23,11 +23,12 @@
 //!                                         Redlock cycle with DOWN of the
 //!                                         masters blackholed, next to the
 //!                                         cycle with all of them up
-//! latchkey-bench herd URL WAITERS HANDOFFS
+//! latchkey-bench herd URL WAITERS HANDOFFS [fair]
 //!                                         WAITERS+1 threads (4 clients)
 //!                                         contend for one lock: scripts
 //!                                         per handoff, handoff latency,
-//!                                         fairness (`herd-32`, `herd-256`)
+//!                                         fairness (`herd-32`, `herd-256`;
+//!                                         `herd-fair-N` for a fair lock)
 //! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
 //! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
@@ -78,9 +79,14 @@ fn main() {
             (Ok(cycles), Ok(down)) => cycle_redlock_down(arg(2), cycles, down, &args[5..]),
             _ => Err("CYCLES and DOWN must be numbers".into()),
         },
-        ("herd", 5) => match (arg(3).parse(), arg(4).parse()) {
-            (Ok(waiters), Ok(handoffs)) => herd(arg(2), waiters, handoffs),
-            _ => Err("WAITERS and HANDOFFS must be numbers".into()),
+        ("herd", 5 | 6) => match (
+            arg(3).parse(),
+            arg(4).parse(),
+            args.get(5).map(String::as_str),
+        ) {
+            (Ok(waiters), Ok(handoffs), None) => herd(arg(2), waiters, handoffs, false),
+            (Ok(waiters), Ok(handoffs), Some("fair")) => herd(arg(2), waiters, handoffs, true),
+            _ => Err("WAITERS and HANDOFFS must be numbers, then optionally `fair`".into()),
         },
         ("waiter", 4) => waiter(arg(2), arg(3)),
         ("bare-waiter", 3) => bare_waiter(arg(2)),
@@ -377,9 +383,14 @@ fn handoff(url: &str, rounds: usize) -> Res<()> {
 /// the woken losers sent), the handoff latency (release sent to the next
 /// holder's acquire returned, one clock), and fairness (Jain's index of
 /// the acquisitions per thread: 1 when all got the same share).
-fn herd(url: &str, waiters: usize, handoffs: usize) -> Res<()> {
+fn herd(url: &str, waiters: usize, handoffs: usize, fair: bool) -> Res<()> {
     use std::sync::Mutex;
-    let scenario = format!("herd-{waiters}");
+    let scenario = if fair {
+        format!("herd-fair-{waiters}")
+    } else {
+        format!("herd-{waiters}")
+    };
+    let options = latchkey::LockOptions::new().fair(fair);
     let name = format!("bench:{scenario}");
     let clients: Vec<Client> = (0..4)
         .map(|_| {
@@ -399,7 +410,7 @@ fn herd(url: &str, waiters: usize, handoffs: usize) -> Res<()> {
     let scripts_at_end = Arc::new(AtomicU64::new(0));
     let threads: Vec<_> = (0..=waiters)
         .map(|i| {
-            let lock = clients[i % clients.len()].lock(&name);
+            let lock = clients[i % clients.len()].lock_with(&name, options.clone());
             let (released_at, done, samples) = (released_at.clone(), done.clone(), samples.clone());
             let (scripts_at_start, scripts_at_end) =
                 (scripts_at_start.clone(), scripts_at_end.clone());
