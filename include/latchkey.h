@@ -340,6 +340,25 @@ typedef struct latchkey_master_state {
 } latchkey_master_state;
 
 /**
+ * One waiter queued for a lock, from latchkey_client_inspect_queue. The
+ * id belongs to the array and stays valid until
+ * latchkey_queued_waiters_free.
+ */
+typedef struct latchkey_queued_waiter {
+  /**
+   * The entry's id: "w:" and a random id, one per waiting acquisition
+   * (not the owner token it gets when it takes the lock).
+   */
+  const char *id;
+  /**
+   * Milliseconds until the entry runs out unless its waiter asks again
+   * (above 0 and at most 15000: a live waiter renews it every 5 s at
+   * the latest).
+   */
+  uint64_t expires_in_ms;
+} latchkey_queued_waiter;
+
+/**
  * Called when an auto-renewed lease is lost: with the `user` pointer given
  * to latchkey_lock_options_set_on_lost, the lock's name, the lost hold's
  * owner token (the same string latchkey_guard_owner_token gives for that
@@ -869,6 +888,62 @@ latchkey_status latchkey_client_inspect_masters(const struct latchkey_client *cl
  * yet freed, and `count` its length.
  */
 latchkey_status latchkey_master_states_free(struct latchkey_master_state *masters, size_t count);
+
+/**
+ * Who holds the lock `name` and who waits for it, in one snapshot (one
+ * script): `*info_out` as latchkey_client_inspect fills it, and the live
+ * queued waiters in the order a release hands the lock on (the one that
+ * queued earliest first; entries that ran out, their waiter dead,
+ * left out): an array of `*count_out` waiters written to `*waiters_out`,
+ * and the number of live waiters to `*total_out`. At most 1000 waiters
+ * are listed; `*total_out` counts them all, so it is above `*count_out`
+ * when the list was cut. A new function rather than new fields of
+ * latchkey_lock_info, whose size programs compiled against older headers
+ * rely on.
+ *
+ * No waiters (0, NULL and 0) when nobody waits, for a lock that is free
+ * (`locked` false: even in the rare moment a release has handed it to a
+ * queued waiter that has not taken it yet), and always for Redlock, whose
+ * waiters do not queue (its masters share no queue).
+ *
+ * Ownership: free the array with latchkey_queued_waiters_free(*waiters_out,
+ * *count_out).
+ * Threads: any thread. Blocks: for one Redis round trip (Redlock: one to
+ * every master).
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `name`
+ * empty, longer than 4096 bytes or not UTF-8; the URL's database does not
+ * exist); LATCHKEY_CONNECTION (Redis unreachable or no answer within the
+ * command timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM
+ * (Redlock: too few masters answered to tell who holds it);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
+ * string; `info_out`, `waiters_out`, `count_out`, `total_out` and
+ * `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_client_inspect_queue(const struct latchkey_client *client,
+                                              const char *name,
+                                              struct latchkey_lock_info *info_out,
+                                              struct latchkey_queued_waiter **waiters_out,
+                                              size_t *count_out,
+                                              uint64_t *total_out,
+                                              struct latchkey_error **err_out);
+
+/**
+ * Frees an array from latchkey_client_inspect_queue, given with its count.
+ * NULL is ignored.
+ *
+ * Threads: any thread, once. Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live array from latchkey_client_inspect_queue, or `count` is not its
+ * length; nothing is freed); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `waiters` is NULL or an array from latchkey_client_inspect_queue, not
+ * yet freed, and `count` its length.
+ */
+latchkey_status latchkey_queued_waiters_free(struct latchkey_queued_waiter *waiters, size_t count);
 
 /**
  * Administrative unlock: deletes the lock `name` whoever holds it and

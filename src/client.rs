@@ -867,18 +867,32 @@ impl Client {
         Ok(Lock::new(self.inner.clone(), keys, options))
     }
 
-    /// Who holds `name`, if anyone: owner token, fencing token, remaining ttl.
+    /// Who holds `name`, if anyone: owner token, fencing token, remaining
+    /// ttl, and the waiters queued for it in the order a release hands the
+    /// lock on ([`LockInfo::queue`]: at most [`MAX_REPORTED_WAITERS`](crate::MAX_REPORTED_WAITERS) of
+    /// them, [`LockInfo::queue_len`] counts all; always empty for
+    /// Redlock). One script, so holder and queue are one snapshot.
+    ///
+    /// `None` means the lock is free; a free lock's queue is not reported,
+    /// even in the rare moments it has queued waiters (a release has just
+    /// handed the lock to the next one, which has not taken it yet; or a
+    /// holder's lease ran out and its waiters have not looked again yet).
     ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
     /// if let Some(info) = client.inspect("orders:42").unwrap() {
     ///     println!("held by {} for {:?} more", info.owner_token, info.ttl);
+    ///     for waiter in &info.queue {
+    ///         println!("next: {} (entry runs out in {:?})", waiter.id, waiter.expires_in);
+    ///     }
     /// }
     /// ```
     pub fn inspect(&self, name: &str) -> Result<Option<LockInfo>> {
         let keys = self.inner.keys(name)?;
-        self.inner.backend.inspect(&keys)
+        self.inner
+            .backend
+            .inspect(&keys, crate::info::MAX_REPORTED_WAITERS)
     }
 
     /// Whether `name` is currently held by anyone.
@@ -889,7 +903,9 @@ impl Client {
     /// println!("{}", client.is_locked("orders:42").unwrap());
     /// ```
     pub fn is_locked(&self, name: &str) -> Result<bool> {
-        Ok(self.inspect(name)?.is_some())
+        let keys = self.inner.keys(name)?;
+        // Without the queue: only whether there is a holder matters.
+        Ok(self.inner.backend.inspect(&keys, 0)?.is_some())
     }
 
     /// Administrative unlock: deletes the lock whoever holds it and wakes
@@ -908,7 +924,7 @@ impl Client {
     /// ```
     pub fn force_unlock(&self, name: &str) -> Result<bool> {
         let keys = self.inner.keys(name)?;
-        let Some(holder) = self.inner.backend.inspect(&keys)? else {
+        let Some(holder) = self.inner.backend.inspect(&keys, 0)? else {
             return Ok(false);
         };
         let holder = crate::backend::script_calls::force_unlock_holder(&holder);

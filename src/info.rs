@@ -3,6 +3,14 @@
 
 use std::time::Duration;
 
+/// The most queued waiters [`Client::inspect`](crate::Client::inspect)
+/// lists in [`LockInfo::queue`]: the first 1000 in the order a release
+/// hands the lock on. [`LockInfo::queue_len`] still counts them all, so a
+/// caller knows when the list was cut. The bound keeps one inspect of a
+/// lock with a huge queue from blocking Redis for long (the script runs
+/// atomically) or sending a huge reply.
+pub const MAX_REPORTED_WAITERS: usize = 1000;
+
 /// What [`Client::inspect`](crate::Client::inspect) reports about a held lock.
 ///
 /// ```
@@ -14,6 +22,7 @@ use std::time::Duration;
 /// assert_eq!(info.owner_token, guard.token());
 /// assert_eq!(info.fencing_token, guard.fencing_token());
 /// assert!(info.masters.is_empty()); // one server, not Redlock
+/// assert!(info.queue.is_empty()); // nobody is waiting for it
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +43,65 @@ pub struct LockInfo {
     pub hold_count: u64,
     /// For Redlock: what each master says (empty for a single server).
     pub masters: Vec<MasterState>,
+    /// The acquisitions waiting for the lock, in the order a release hands
+    /// it to them (the earliest to queue first); entries that
+    /// ran out (their waiter died) are left out. At most
+    /// [`MAX_REPORTED_WAITERS`]; [`queue_len`](Self::queue_len) counts them
+    /// all.
+    ///
+    /// Always empty for Redlock, whose waiters do not queue (its masters
+    /// share no queue; a release there wakes every waiter). A lock that is
+    /// free is reported as `None`, queue and all, even when waiters are
+    /// still queued: in the moment a release has handed the lock to the
+    /// next waiter and that waiter has not yet taken it, or when a
+    /// holder's lease ran out and its waiters have not yet looked again
+    /// (they do within 5 s).
+    pub queue: Vec<QueuedWaiter>,
+    /// How many live waiters are queued: more than `queue.len()` when the
+    /// list was cut at [`MAX_REPORTED_WAITERS`].
+    pub queue_len: u64,
+}
+
+/// One waiting acquisition in a lock's queue, as [`LockInfo::queue`]
+/// lists it.
+///
+/// ```
+/// # fn main() -> latchkey::Result<()> {
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+/// use std::time::{Duration, Instant};
+///
+/// let client = latchkey::Client::open(&url)?;
+/// let guard = client.lock("queued-doc")?.acquire()?;
+/// let waiter = std::thread::spawn({
+///     let lock = client.lock("queued-doc")?;
+///     move || lock.acquire_timeout(Duration::from_secs(30)).map(drop)
+/// });
+/// // Wait until the waiter has queued (an inspect changes nothing).
+/// let deadline = Instant::now() + Duration::from_secs(20);
+/// let mut info = client.inspect("queued-doc")?.expect("held");
+/// while info.queue_len == 0 {
+///     assert!(Instant::now() < deadline, "the waiter never queued");
+///     std::thread::sleep(Duration::from_millis(10));
+///     info = client.inspect("queued-doc")?.expect("held");
+/// }
+/// let queued = &info.queue[0];
+/// assert!(queued.id.starts_with("w:"));
+/// assert!(queued.expires_in <= Duration::from_secs(15));
+/// guard.release()?; // hands the lock to the waiter
+/// waiter.join().expect("the waiter did not panic")?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedWaiter {
+    /// The entry's id: `w:` and a random id, one per waiting acquisition
+    /// (not the hold token the acquisition gets when it takes the lock).
+    /// A release that hands the lock to this waiter reserves the key as
+    /// `handoff:` and this id.
+    pub id: String,
+    /// Time until the entry runs out unless its waiter asks again. A live
+    /// waiter asks at least every 5 s, renewing its entry to 15 s; an
+    /// entry that runs out is skipped (its waiter died).
+    pub expires_in: Duration,
 }
 
 /// One Redlock master's view of a lock, as reported by [`Client::inspect`](crate::Client::inspect).

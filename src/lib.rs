@@ -60,7 +60,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use info::{FencedWrite, LockInfo, MasterState};
+pub use info::{FencedWrite, LockInfo, MasterState, QueuedWaiter, MAX_REPORTED_WAITERS};
 pub use keys::{DEFAULT_FENCE_RETENTION, MAX_NAME_LEN};
 pub use lease::{LostCallback, LostLease};
 pub use lock::{Guard, Lock, LockOptions, MAX_TTL, MIN_TTL};

@@ -1017,7 +1017,7 @@ impl Guard {
             }
         };
         if crate::chaos::variant("stale-release") && matches!(outcome, Released::NotOwner) {
-            if let Ok(Some(holder)) = self.client.backend.inspect(self.lease.keys()) {
+            if let Ok(Some(holder)) = self.client.backend.inspect(self.lease.keys(), 0) {
                 let _ = self
                     .client
                     .backend

@@ -609,7 +609,7 @@ mod tests {
         fn announce_free(&self, _: &LockKeys, _: &str) -> Result<()> {
             Ok(())
         }
-        fn inspect(&self, _: &LockKeys) -> Result<Option<LockInfo>> {
+        fn inspect(&self, _: &LockKeys, _: usize) -> Result<Option<LockInfo>> {
             unused()
         }
         fn hold_exists(&self, _: &LockKeys, _: &str, _: bool) -> Result<bool> {

@@ -336,3 +336,74 @@ fn a_line_that_is_not_utf8_gets_an_error_and_the_hold_goes_on() {
     assert_eq!(wait_exit(&mut holder).code(), Some(0));
     assert_eq!(inspect(&server, "cli-bytes"), "free");
 }
+
+/// `inspect` prints the queue after the holder's line, which stays as it
+/// was (scripts parse it): "queue waiters=N listed=M", then one line per
+/// listed waiter with its id and how long its entry has left, the next to
+/// get the lock first. A free lock is still just "free".
+#[test]
+fn inspect_prints_the_waiters_queued_for_the_lock() {
+    let server = RedisServer::start();
+    let name = "cli-queue";
+    assert_eq!(inspect(&server, name), "free");
+    let mut holder = start_holder(&server, name, &[]);
+    let shown = inspect(&server, name);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 2, "{shown}");
+    assert!(lines[0].starts_with("held owner="), "{shown}");
+    assert_eq!(lines[1], "queue waiters=0 listed=0", "{shown}");
+
+    let mut waiters: Vec<Child> = Vec::new();
+    for count in 1..=2 {
+        waiters.push(
+            tool()
+                .args(["--url", &server.url(), "hold", name])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a waiting latchkey hold"),
+        );
+        support::wait_until("the waiter queued", Duration::from_secs(30), || {
+            inspect(&server, name).contains(&format!("queue waiters={count} "))
+        });
+    }
+    let shown = inspect(&server, name);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 4, "{shown}");
+    assert!(lines[0].starts_with("held owner="), "{shown}");
+    assert_eq!(lines[1], "queue waiters=2 listed=2", "{shown}");
+    let mut ids = Vec::new();
+    for line in &lines[2..] {
+        let (id, left) = line
+            .strip_prefix("waiter ")
+            .and_then(|rest| rest.split_once(" expires_in_ms="))
+            .unwrap_or_else(|| panic!("not a waiter line: {line:?} in {shown}"));
+        assert!(id.starts_with("w:"), "{line:?}");
+        let left: u64 = left.parse().expect("milliseconds");
+        assert!(left > 0 && left <= 15_000, "{line:?}");
+        ids.push(id.to_string());
+    }
+    assert_ne!(ids[0], ids[1], "{shown}");
+
+    // The holder releases: the first waiter takes the lock and leaves the
+    // queue; the second is still listed.
+    drop(holder.stdin.take());
+    assert_eq!(wait_exit(&mut holder).code(), Some(0));
+    support::wait_until(
+        "the first waiter took the lock",
+        Duration::from_secs(30),
+        || inspect(&server, name).contains("queue waiters=1 "),
+    );
+    let shown = inspect(&server, name);
+    assert!(!shown.contains(&ids[0]), "{shown}");
+    assert!(
+        shown.contains(&format!("waiter {} expires_in_ms=", ids[1])),
+        "{shown}"
+    );
+    for mut waiter in waiters {
+        drop(waiter.stdin.take());
+        assert_eq!(wait_exit(&mut waiter).code(), Some(0));
+    }
+    assert_eq!(inspect(&server, name), "free");
+}

@@ -10,6 +10,7 @@
 mod support;
 
 use std::process::{Child, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -140,4 +141,121 @@ fn a_waiter_killed_while_queued_costs_the_next_at_most_one_recheck() {
         waited < Duration::from_secs(15),
         "the live waiter got the lock {waited:?} after the release"
     );
+}
+
+/// The ids `client.inspect(name)` lists in the queue of the held lock.
+fn listed(client: &Client, name: &str) -> Vec<String> {
+    let info = client.inspect(name).unwrap().expect("the lock is held");
+    info.queue.into_iter().map(|w| w.id).collect()
+}
+
+// What inspect says about the queue: the live waiters in the order a
+// release hands the lock on (the first parked waiter first, as long as no
+// waiter asked again since: each asks every 5 s, all with the same
+// period), each with a `w:` id and an entry that runs out within the 15 s
+// entry lease; the waiter a release handed the lock to is gone from it,
+// and so is a waiter that timed out.
+#[test]
+fn inspect_lists_the_queue_in_the_order_a_release_hands_the_lock_on() {
+    const NAME: &str = "inspected-queue";
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let options = LockOptions::new().ttl(LONG_TTL);
+    let guard = client
+        .lock_with(NAME, options.clone())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    assert!(listed(&client, NAME).is_empty(), "nobody waits yet");
+    // Each waiter says which it is and its hold token when it takes the
+    // lock, then holds it until told to release.
+    let (took_tx, took_rx) = mpsc::channel::<(usize, String, mpsc::Sender<()>)>();
+    let mut waiters = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
+    for i in 0..3 {
+        let before = scripts_run(&server);
+        let lock = client.lock_with(NAME, options.clone()).unwrap();
+        let took = took_tx.clone();
+        waiters.push(thread::spawn(move || {
+            let guard = lock.acquire_timeout(Duration::from_secs(120)).unwrap();
+            let (release_tx, release_rx) = mpsc::channel();
+            took.send((i, guard.token().to_string(), release_tx))
+                .unwrap();
+            release_rx.recv().unwrap();
+            guard.release().unwrap();
+        }));
+        // Parked (both attempts made) before the next one comes: its
+        // second attempt renews its entry, which moves it back in line.
+        wait_for_scripts(&server, before, 2);
+        let now = listed(&client, NAME);
+        assert_eq!(now.len(), i + 1, "waiter {i} queued: {now:?}");
+        assert_eq!(now[..i], ids[..], "the earlier waiters kept their places");
+        ids.push(now[i].clone());
+    }
+    let info = client.inspect(NAME).unwrap().expect("held");
+    assert_eq!(info.owner_token, guard.token());
+    assert_eq!(info.queue_len, 3);
+    let in_queue: Vec<&str> = info.queue.iter().map(|w| w.id.as_str()).collect();
+    assert_eq!(in_queue, ids, "arrival order, the first parked first");
+    for waiter in &info.queue {
+        assert!(waiter.id.starts_with("w:"), "{waiter:?}");
+        assert!(
+            waiter.expires_in > Duration::ZERO && waiter.expires_in <= Duration::from_secs(15),
+            "{waiter:?}"
+        );
+    }
+    let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(distinct.len(), 3, "{ids:?}");
+
+    // A waiter that times out leaves the queue.
+    let late = client.lock_with(NAME, options.clone()).unwrap();
+    let impatient = thread::spawn(move || late.acquire_timeout(Duration::from_secs(3)));
+    let mut impatient_id = String::new();
+    wait_until(
+        "the impatient waiter queued",
+        Duration::from_secs(3),
+        || {
+            let now = listed(&client, NAME);
+            match now.len() {
+                4 => {
+                    impatient_id = now[3].clone();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    let outcome = impatient.join().unwrap();
+    assert_eq!(outcome.unwrap_err().kind(), ErrorKind::Timeout);
+    let now = listed(&client, NAME);
+    assert!(
+        !now.contains(&impatient_id),
+        "{impatient_id} timed out: {now:?}"
+    );
+    assert_eq!(now, ids, "the others wait on");
+
+    // A release hands the lock to the first listed waiter, which then is
+    // no longer listed.
+    guard.release().unwrap();
+    let (first, token, release_first) = took_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(first, 0, "the first parked waiter got the lock");
+    let info = client
+        .inspect(NAME)
+        .unwrap()
+        .expect("held by the first waiter");
+    assert_eq!(info.owner_token, token);
+    let now: Vec<String> = info.queue.into_iter().map(|w| w.id).collect();
+    assert_eq!(now, ids[1..], "the handed-to waiter left the queue");
+    assert_eq!(info.queue_len, 2);
+
+    // The others take it in turn; then nobody is queued.
+    release_first.send(()).unwrap();
+    for _ in 1..3 {
+        let (_, _, release) = took_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        release.send(()).unwrap();
+    }
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    assert_eq!(queued(&server, NAME), 0, "every waiter left the queue");
 }

@@ -389,17 +389,49 @@ type LockInfo struct {
 	Reentrant bool
 	// HoldCount is the number of nested holds (1 for a plain lock).
 	HoldCount uint64
+	// Queue lists the waiters queued for the lock in the order a release
+	// hands it to them (the earliest to queue first); entries
+	// that ran out (their waiter died) are left out. At most
+	// MaxReportedWaiters; QueueLen counts them all. Always empty for
+	// Redlock, whose waiters do not queue.
+	Queue []QueuedWaiter
+	// QueueLen is the number of live queued waiters: more than len(Queue)
+	// when the list was cut.
+	QueueLen uint64
 }
 
-// Inspect says who holds the lock name: nil (and no error) when nobody does.
+// QueuedWaiter is one waiting acquisition in a lock's queue, from
+// LockInfo.Queue.
+type QueuedWaiter struct {
+	// ID is the entry's id: "w:" and a random id, one per waiting
+	// acquisition (not the owner token it gets when it takes the lock).
+	ID string
+	// ExpiresIn is the time until the entry runs out unless its waiter
+	// asks again (a live waiter asks at least every 5 s, renewing it to
+	// 15 s).
+	ExpiresIn time.Duration
+}
+
+// MaxReportedWaiters is the most waiters Client.Inspect lists in
+// LockInfo.Queue.
+const MaxReportedWaiters = 1000
+
+// Inspect says who holds the lock name, and who waits for it (Queue, in
+// the order a release hands the lock on): nil (and no error) when nobody
+// holds it, even in the rare moment a release has handed it to a queued
+// waiter that has not taken it yet. One round trip, one snapshot.
 func (c *Client) Inspect(name string) (*LockInfo, error) {
 	var info *LockInfo
 	err := c.withName("name", name, func(p *C.latchkey_client, cname *C.char) error {
 		var ci C.latchkey_lock_info
+		var arr *C.latchkey_queued_waiter
+		var n C.size_t
+		var total C.uint64_t
 		var cerr *C.latchkey_error
-		if st := C.latchkey_client_inspect(p, cname, &ci, &cerr); st != C.LATCHKEY_OK {
+		if st := C.latchkey_client_inspect_queue(p, cname, &ci, &arr, &n, &total, &cerr); st != C.LATCHKEY_OK {
 			return takeError(st, cerr)
 		}
+		defer C.latchkey_queued_waiters_free(arr, n)
 		if !bool(ci.locked) {
 			return nil
 		}
@@ -413,6 +445,16 @@ func (c *Client) Inspect(name string) (*LockInfo, error) {
 			TTL:          ttl,
 			Reentrant:    bool(ci.reentrant),
 			HoldCount:    uint64(ci.hold_count),
+			QueueLen:     uint64(total),
+		}
+		if n > 0 {
+			info.Queue = make([]QueuedWaiter, 0, int(n))
+			for _, w := range unsafe.Slice(arr, int(n)) {
+				info.Queue = append(info.Queue, QueuedWaiter{
+					ID:        C.GoString(w.id),
+					ExpiresIn: time.Duration(w.expires_in_ms) * time.Millisecond,
+				})
+			}
 		}
 		return nil
 	})

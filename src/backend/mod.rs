@@ -171,8 +171,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// on its own (see `acquire`).
     fn announce_free(&self, keys: &LockKeys, token: &str) -> Result<()>;
 
-    /// Who holds the lock, if anyone.
-    fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>>;
+    /// Who holds the lock, if anyone, and (when the backend queues waiters)
+    /// the first `queue_limit` live waiters of its queue and how many there
+    /// are; 0 skips the queue (a caller that only needs the holder).
+    fn inspect(&self, keys: &LockKeys, queue_limit: usize) -> Result<Option<LockInfo>>;
 
     /// Whether the hold `hold` still owns the lock (read only).
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool>;
@@ -509,9 +511,9 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             .map_err(|e| e.context(Op::Release(&keys.name)))
     }
 
-    fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
+    fn inspect(&self, keys: &LockKeys, queue_limit: usize) -> Result<Option<LockInfo>> {
         self.runner
-            .eval(&script_calls::inspect_call(keys))
+            .eval(&script_calls::inspect_call(keys, queue_limit))
             .and_then(|value| script_calls::parse_inspect(&keys.name, value))
             .map_err(|e| e.context(Op::Inspect(&keys.name)))
     }

@@ -669,7 +669,9 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         }
     }
 
-    fn inspect(&self, keys: &LockKeys) -> Result<Option<LockInfo>> {
+    /// The queue is always empty: Redlock's waiters do not queue (its
+    /// masters share no queue), so no master is asked for one.
+    fn inspect(&self, keys: &LockKeys, _queue_limit: usize) -> Result<Option<LockInfo>> {
         let op = Op::Inspect(&keys.name);
         let mut states = Vec::new();
         let mut owners: Vec<LockInfo> = Vec::new();
@@ -677,7 +679,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         for (master, answer) in self
             .masters
             .iter()
-            .zip(self.first_replies(script_calls::inspect_call(keys)))
+            .zip(self.first_replies(script_calls::inspect_call(keys, 0)))
         {
             let parsed = answer
                 .reply
@@ -725,6 +727,8 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             reentrant: owner.reentrant,
             hold_count: owner.hold_count,
             masters: states,
+            queue: Vec::new(),
+            queue_len: 0,
         }))
     }
 

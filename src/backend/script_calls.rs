@@ -9,7 +9,7 @@ use super::{
     AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Queueing, Released, QUEUE_ENTRY_LEASE,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::info::{FencedWrite, LockInfo};
+use crate::info::{FencedWrite, LockInfo, QueuedWaiter};
 use crate::keys::LockKeys;
 use crate::scripts;
 
@@ -189,12 +189,22 @@ pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &str, reentrant: bo
     }
 }
 
-pub(crate) fn inspect_call(keys: &LockKeys) -> Call<'_> {
-    Call {
+/// Describes the lock; with a `queue_limit` above 0 also its waiter queue
+/// (how many live waiters, and the first `queue_limit` of them). Callers
+/// that only want the holder (is-locked, force-unlock) and Redlock (no
+/// queue) pass 0, so the script does not read the queue at all.
+pub(crate) fn inspect_call(keys: &LockKeys, queue_limit: usize) -> Call<'_> {
+    let mut call = Call {
         script: scripts::inspect(),
         keys: vec![&keys.lock, &keys.fence],
         args: vec![],
+    };
+    if queue_limit > 0 {
+        call.keys.push(&keys.queue);
+        call.keys.push(&keys.queue_order);
+        call.args.push(queue_limit.to_string().into_bytes());
     }
+    call
 }
 
 /// The holder a force-unlock names, from what inspect saw: a plain lock's
@@ -301,6 +311,11 @@ fn parse_flag_and_number(value: redis::Value) -> Result<(i64, u64)> {
     }
 }
 
+/// Parses the reply of [`inspect_call`]: `{}` when free, else the five
+/// fields of the holder, then (when the queue was asked for) the number of
+/// live queued waiters and a waiter id and its ms left per listed waiter.
+/// Anything else is an error, never a panic: the reply comes from the
+/// server.
 pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<LockInfo>> {
     let redis::Value::Array(items) = &value else {
         return Err(unexpected(&value));
@@ -308,7 +323,9 @@ pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<Lo
     if items.is_empty() {
         return Ok(None);
     }
-    if items.len() != 5 {
+    // Five holder fields, or five, the count and an even number of
+    // (id, ms left) items: the lengths 5, 6, 8, 10, ...
+    if items.len() < 5 || (items.len() > 5 && items.len() % 2 != 0) {
         return Err(unexpected(&value));
     }
     let kind = match &items[0] {
@@ -320,6 +337,21 @@ pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<Lo
         _ => String::new(),
     };
     let pttl = value_to_i64(&items[2])?;
+    let (queue_len, queue) = match items.get(5) {
+        None => (0, Vec::new()),
+        Some(count) => {
+            let queue = items[6..]
+                .chunks_exact(2)
+                .map(|pair| parse_queued_waiter(&pair[0], &pair[1]))
+                .collect::<Result<Vec<_>>>()?;
+            let queue_len = value_to_u64(count)?;
+            // One script counted and listed the same entries.
+            if usize::try_from(queue_len).is_ok_and(|n| n < queue.len()) {
+                return Err(unexpected(&value));
+            }
+            (queue_len, queue)
+        }
+    };
     Ok(Some(LockInfo {
         name: name.to_string(),
         owner_token,
@@ -328,7 +360,23 @@ pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<Lo
         reentrant: kind == b"reentrant",
         hold_count: value_to_u64(&items[4])?,
         masters: Vec::new(),
+        queue,
+        queue_len,
     }))
+}
+
+/// One listed waiter of an inspect reply: its id and the ms until its
+/// entry runs out.
+fn parse_queued_waiter(id: &redis::Value, left: &redis::Value) -> Result<QueuedWaiter> {
+    let redis::Value::BulkString(id) = id else {
+        return Err(unexpected(id));
+    };
+    Ok(QueuedWaiter {
+        // Ids are ours ('w:' and a UUID), so always UTF-8; lossy only so
+        // that a key written by something else cannot fail the inspect.
+        id: String::from_utf8_lossy(id).into_owned(),
+        expires_in: Duration::from_millis(value_to_u64(left)?),
+    })
 }
 
 /// Wakes the waiters of a lock whose hold `token` was found gone (the
@@ -374,5 +422,58 @@ mod tests {
         assert!(parse_release(Value::Int(7)).is_err());
         assert!(parse_inspect("n", Value::Array(vec![Value::Int(1)])).is_err());
         assert_eq!(parse_inspect("n", Value::Array(vec![])).unwrap(), None);
+    }
+
+    fn held(queue: &[Value]) -> Value {
+        let mut items = vec![
+            Value::BulkString(b"plain".to_vec()),
+            Value::BulkString(b"owner".to_vec()),
+            Value::Int(5000),
+            Value::BulkString(b"7".to_vec()),
+            Value::Int(1),
+        ];
+        items.extend_from_slice(queue);
+        Value::Array(items)
+    }
+
+    #[test]
+    fn an_inspect_reply_gives_the_queue_in_order() {
+        let id = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let info = parse_inspect("n", held(&[])).unwrap().unwrap();
+        assert!(info.queue.is_empty());
+        assert_eq!(info.queue_len, 0);
+        let info = parse_inspect("n", held(&[Value::Int(0)])).unwrap().unwrap();
+        assert!(info.queue.is_empty());
+        let reply = held(&[
+            Value::Int(3),
+            id("w:a"),
+            Value::Int(14_000),
+            id("w:b"),
+            Value::Int(15_000),
+        ]);
+        let info = parse_inspect("n", reply).unwrap().unwrap();
+        assert_eq!(info.queue_len, 3, "cut: 3 live, 2 listed");
+        let ids: Vec<&str> = info.queue.iter().map(|w| w.id.as_str()).collect();
+        assert_eq!(ids, ["w:a", "w:b"]);
+        assert_eq!(info.queue[0].expires_in, Duration::from_millis(14_000));
+    }
+
+    #[test]
+    fn a_malformed_queue_in_an_inspect_reply_is_an_error() {
+        let id = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        for queue in [
+            // An id without its time.
+            vec![Value::Int(1), id("w:a")],
+            // A time that is not a number, a negative one, an id that is not a string.
+            vec![Value::Int(1), id("w:a"), id("soon")],
+            vec![Value::Int(1), id("w:a"), Value::Int(-1)],
+            vec![Value::Int(1), Value::Int(3), Value::Int(1)],
+            // A count below the entries listed, a count that is not a number.
+            vec![Value::Int(0), id("w:a"), Value::Int(1)],
+            vec![Value::Nil, id("w:a"), Value::Int(1)],
+        ] {
+            let reply = held(&queue);
+            assert!(parse_inspect("n", reply.clone()).is_err(), "{reply:?}");
+        }
     }
 }

@@ -46,7 +46,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print who holds NAME ("held owner=... fencing=... ttl_ms=...") or "free"
+    /// Print who holds NAME ("held owner=... fencing=... ttl_ms=..."), then its
+    /// queue ("queue waiters=N listed=M", then "waiter ID expires_in_ms=MS"
+    /// per listed waiter, the next to get the lock first; at most 1000 are
+    /// listed), or "free"
     Inspect {
         /// The lock's name
         name: String,
@@ -186,15 +189,30 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
     match &cli.command {
         Command::Inspect { name } => {
             match client.inspect(name)? {
-                Some(info) => println!(
-                    "held owner={} fencing={} ttl_ms={} reentrant={} holds={}",
-                    info.owner_token,
-                    info.fencing_token,
-                    info.ttl
-                        .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
-                    info.reentrant,
-                    info.hold_count
-                ),
+                Some(info) => {
+                    // The first line stays as it was: scripts parse it.
+                    println!(
+                        "held owner={} fencing={} ttl_ms={} reentrant={} holds={}",
+                        info.owner_token,
+                        info.fencing_token,
+                        info.ttl
+                            .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+                        info.reentrant,
+                        info.hold_count
+                    );
+                    println!(
+                        "queue waiters={} listed={}",
+                        info.queue_len,
+                        info.queue.len()
+                    );
+                    for waiter in &info.queue {
+                        println!(
+                            "waiter {} expires_in_ms={}",
+                            waiter.id,
+                            waiter.expires_in.as_millis()
+                        );
+                    }
+                }
                 None => println!("free"),
             }
             Ok(())

@@ -86,6 +86,10 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ("latchkey_client_force_unlock", ASKS_REDIS),
     ("latchkey_client_inspect_masters", ASKS_REDIS),
     ("latchkey_master_states_free", LOCAL),
+    // Redlock: the holder part is decided by quorum, as in
+    // latchkey_client_inspect (its queue is always empty).
+    ("latchkey_client_inspect_queue", NEEDS_QUORUM),
+    ("latchkey_queued_waiters_free", LOCAL),
     ("latchkey_client_fenced_write", NEEDS_QUORUM),
     ("latchkey_client_fenced_read", NEEDS_QUORUM),
     ("latchkey_bytes_free", LOCAL),

@@ -43,6 +43,8 @@ pub(crate) enum Kind {
     Bytes(usize),
     /// An array from latchkey_client_inspect_masters, with its count.
     MasterStates(usize),
+    /// An array from latchkey_client_inspect_queue, with its count.
+    QueuedWaiters(usize),
 }
 
 impl Kind {
@@ -57,6 +59,7 @@ impl Kind {
             Kind::Error => "latchkey_error",
             Kind::Bytes(_) => "buffer from latchkey_client_fenced_read",
             Kind::MasterStates(_) => "array from latchkey_client_inspect_masters",
+            Kind::QueuedWaiters(_) => "array from latchkey_client_inspect_queue",
         }
     }
 

@@ -25,7 +25,15 @@ The shared library is found through the environment variable
 from ._lib import LibraryNotFound, library_path
 from ._lib import version as _library_version
 from .cancel import Cancel
-from .client import Client, FencedValue, FencedWrite, LockInfo, MasterState
+from .client import (
+    MAX_REPORTED_WAITERS,
+    Client,
+    FencedValue,
+    FencedWrite,
+    LockInfo,
+    MasterState,
+    QueuedWaiter,
+)
 from .errors import (
     AuthenticationFailed,
     Cancelled,
@@ -49,6 +57,8 @@ __all__ = [
     "Client",
     "Lock",
     "LockInfo",
+    "QueuedWaiter",
+    "MAX_REPORTED_WAITERS",
     "LostLease",
     "MasterState",
     "FencedWrite",

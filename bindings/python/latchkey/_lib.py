@@ -194,6 +194,15 @@ class MasterStateC(Structure):
     ]
 
 
+class QueuedWaiterC(Structure):
+    """struct latchkey_queued_waiter."""
+
+    _fields_ = [
+        ("id", c_char_p),
+        ("expires_in_ms", c_uint64),
+    ]
+
+
 LOST_CALLBACK = CFUNCTYPE(None, c_void_p, c_char_p, c_char_p, c_uint64, c_char_p)
 USER_FREE = CFUNCTYPE(None, c_void_p)
 
@@ -252,6 +261,20 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
         [_H, c_char_p, POINTER(POINTER(MasterStateC)), POINTER(c_size_t), _ERR],
     ),
     ("latchkey_master_states_free", None, [POINTER(MasterStateC), c_size_t]),
+    (
+        "latchkey_client_inspect_queue",
+        _S,
+        [
+            _H,
+            c_char_p,
+            POINTER(LockInfoC),
+            POINTER(POINTER(QueuedWaiterC)),
+            POINTER(c_size_t),
+            POINTER(c_uint64),
+            _ERR,
+        ],
+    ),
+    ("latchkey_queued_waiters_free", None, [POINTER(QueuedWaiterC), c_size_t]),
     (
         "latchkey_client_fenced_write",
         _S,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import weakref
 from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint64, c_void_p, string_at
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, NoReturn, Optional, Union
 
 from . import _args, _lib
@@ -16,7 +16,11 @@ from .errors import LatchkeyError
 if TYPE_CHECKING:
     from .lock import Lock, LostLease
 
-__all__ = ["Client", "LockInfo", "MasterState", "FencedWrite", "FencedValue"]
+__all__ = ["Client", "LockInfo", "QueuedWaiter", "MasterState", "FencedWrite", "FencedValue"]
+
+MAX_REPORTED_WAITERS = 1000
+"""The most waiters :meth:`Client.inspect` lists in :attr:`LockInfo.queue`
+(:attr:`LockInfo.queue_len` counts them all)."""
 
 _client_free = lib.latchkey_client_free
 
@@ -24,8 +28,20 @@ Bytes = Union[bytes, bytearray, memoryview]
 
 
 @dataclass(frozen=True)
+class QueuedWaiter:
+    """One waiting acquisition queued for a lock, from :attr:`LockInfo.queue`."""
+
+    id: str
+    """The entry's id: ``w:`` and a random id, one per waiting acquisition
+    (not the owner token it gets when it takes the lock)."""
+    expires_in: float
+    """Seconds until the entry runs out unless its waiter asks again (a live
+    waiter asks at least every 5 s, renewing it to 15 s)."""
+
+
+@dataclass(frozen=True)
 class LockInfo:
-    """Who holds a lock, from :meth:`Client.inspect`."""
+    """Who holds a lock, and who waits for it, from :meth:`Client.inspect`."""
 
     owner_token: str
     """The holder's owner token (32 hex digits)."""
@@ -37,6 +53,14 @@ class LockInfo:
     """Whether it is a reentrant lock."""
     hold_count: int
     """How many nested holds a reentrant lock has (1 for a plain lock)."""
+    queue: list[QueuedWaiter] = field(default_factory=list, hash=False)
+    """The live waiters, in the order a release hands the lock to them (the
+    earliest to queue first); at most
+    :data:`MAX_REPORTED_WAITERS` (1000). Always empty for Redlock, whose
+    waiters do not queue. Left out of the hash (a list is not hashable)."""
+    queue_len: int = 0
+    """How many live waiters are queued: more than ``len(queue)`` when the
+    list was cut."""
 
 
 @dataclass(frozen=True)
@@ -421,19 +445,38 @@ class Client:
             self._exit()
 
     def inspect(self, name: str) -> Optional[LockInfo]:
-        """Who holds the lock ``name``: a :class:`LockInfo`, or None if
-        nobody does. One round trip (Redlock: to every master, reporting
-        the quorum's holder)."""
+        """Who holds the lock ``name`` and who waits for it: a
+        :class:`LockInfo` (its ``queue`` lists the waiters in the order a
+        release hands the lock on), or None if nobody holds it. One round
+        trip, one snapshot (Redlock: to every master, reporting the
+        quorum's holder; its queue is always empty, Redlock's waiters do
+        not queue). A free lock is None even in the rare moment it has
+        queued waiters (a release has just handed it to the next one)."""
         name_b = _args.text(name, "name")
         info = _lib.LockInfoC()
+        waiters = POINTER(_lib.QueuedWaiterC)()
+        count = c_size_t()
+        total = c_uint64()
         err = c_void_p()
         handle = self._enter()
         try:
-            status = lib.latchkey_client_inspect(handle, name_b, info, err)
+            status = lib.latchkey_client_inspect_queue(
+                handle, name_b, info, waiters, count, total, err
+            )
         finally:
             self._exit()
         if status:
             raise_error(status, err)
+        try:
+            queue = [
+                QueuedWaiter(
+                    id=_decode(waiters[i].id) or "",
+                    expires_in=waiters[i].expires_in_ms / 1000.0,
+                )
+                for i in range(count.value)
+            ]
+        finally:
+            lib.latchkey_queued_waiters_free(waiters, count.value)
         if not info.locked:
             return None
         return LockInfo(
@@ -442,6 +485,8 @@ class Client:
             ttl=None if info.ttl_ms < 0 else info.ttl_ms / 1000.0,
             reentrant=info.reentrant,
             hold_count=info.hold_count,
+            queue=queue,
+            queue_len=total.value,
         )
 
     def inspect_masters(self, name: str) -> list[MasterState]:
