@@ -150,9 +150,9 @@ fn build_c(dir: &Path) -> Result<Program, String> {
 /// The Go waiter. The binding links target/release/liblatchkey.a by path
 /// (bindings/go/link_static.go), which may be an older build (see
 /// `library`): `go build -overlay` replaces that file, for this build
-/// only, by a copy that links this test's library instead. Built afresh
-/// each run, since go does not notice that a library named in
-/// `#cgo LDFLAGS` changed.
+/// only, by a copy that links this test's library instead. Linked afresh
+/// each run into the test's directory (the compiled packages come from
+/// go's cache), so no binary of an earlier run is ever reused.
 fn build_go(dir: &Path) -> Result<Program, String> {
     let link_static = repo().join("bindings/go/link_static.go");
     let release = "${SRCDIR}/../../target/release/liblatchkey.a";
