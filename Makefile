@@ -205,12 +205,14 @@ c-example: deps
 # bindings/go: gofmt, go vet, then go test -race (the tests start their own
 # redis-server and use the Rust tool target/release/latchkey for interop).
 # The binding links target/release/liblatchkey.a, hence the cargo build.
+# gofmt and go vet also check the examples and tests/fair_interop's Go
+# waiter (which tests/fair_interop.rs builds and runs).
 go-test: deps target/native-static-libs.txt
 	@command -v go >/dev/null || { echo "go is missing: install Go 1.24 or newer (Debian: apt-get install golang)" >&2; exit 1; }
 	$(CARGO) build --release
-	@unformatted=$$(gofmt -l bindings/go examples/go); \
+	@unformatted=$$(gofmt -l bindings/go examples/go tests/fair_interop/go); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted: $$unformatted" >&2; exit 1; fi
-	cd bindings/go && go vet ./... && cd ../../examples/go && go vet ./...
+	cd bindings/go && go vet ./... && cd ../../examples/go && go vet ./... && cd ../../tests/fair_interop/go && go vet ./...
 	cd bindings/go && go test -race -count=1 ./...
 
 # examples/go/contend, into target/examples-go/contend (static: runs
@@ -238,12 +240,17 @@ python-test: deps python-lint
 
 # mypy --strict and ruff, as configured in bindings/python/pyproject.toml;
 # installed with pip when missing (the versions they were last run with).
+# The same for tests/fair_interop's Python waiter (run by tests/fair_interop.rs).
 PYTHON_LINTERS := mypy==2.4.1 ruff==0.17.6
+PYTHON_WAITER := ../../tests/fair_interop/waiter.py
 python-lint:
 	@python3 -m mypy --version >/dev/null 2>&1 && python3 -m ruff --version >/dev/null 2>&1 || \
 	  { echo "installing $(PYTHON_LINTERS) with pip"; python3 -m pip install -q $(PYTHON_LINTERS); } || \
 	  { echo "mypy or ruff is missing and pip could not install them: python3 -m pip install $(PYTHON_LINTERS)" >&2; exit 1; }
 	cd bindings/python && python3 -m mypy && python3 -m ruff check latchkey tests && python3 -m ruff format --check latchkey tests
+	cd bindings/python && MYPYPATH=. python3 -m mypy $(PYTHON_WAITER) && \
+	  python3 -m ruff check --config pyproject.toml $(PYTHON_WAITER) && \
+	  python3 -m ruff format --check --config pyproject.toml $(PYTHON_WAITER)
 
 # Longer seeded storms of Ctrl-C and garbage collections against real
 # servers (LATCHKEY_STRESS_ITERATIONS cycles per storm; the suite runs fewer).
