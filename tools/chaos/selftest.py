@@ -47,6 +47,7 @@ class Variant:
     langs: list[str]  # every language it affects
     extra: list[str]  # run.py arguments that expose it
     workers: int = 4  # in all, shared among the languages (at least one each)
+    seconds: float = 0.0  # the run's length when shorter than --duration
 
 
 VARIANTS: dict[str, Variant] = {
@@ -74,7 +75,7 @@ VARIANTS: dict[str, Variant] = {
     # (they excuse the pairs near them); one name, eight workers and many
     # holds longer than the ttl keep several waiters queued for seconds.
     "queue-skipping": Variant("arrival-order", ALL, [
-        "--fair", "--faults", "none", "--long-percent", "50"], workers=8),
+        "--fair", "--faults", "none", "--long-percent", "50"], workers=8, seconds=15),
     # The C ABI never calls the lost-lease callback: C's on_lost, Go's Lost
     # channel and Python's on_lost stay silent, and a renewed holder hears
     # of its loss only at check(), long after the next holder took the lock.
@@ -106,7 +107,8 @@ def make_run(variant: str, langs: list[str], seed: int, duration: float) -> Run:
     out = os.path.join(REPO, "target", "chaos", f"selftest-{variant}")
     per_lang = max(1, VARIANTS[variant].workers // len(langs))
     argv = [sys.executable, os.path.join(HERE, "run.py"), "--profile", "selftest",
-            "--seed", str(seed), "--duration", str(duration), "--variant", variant,
+            "--seed", str(seed), "--variant", variant,
+            "--duration", str(min(duration, VARIANTS[variant].seconds or duration)),
             "--langs", ",".join(langs), "--per-lang", str(per_lang), "--out", out,
             "--expect-violation", *VARIANTS[variant].extra]
     return Run(variant, langs, seed, out, argv)
