@@ -13,6 +13,9 @@
 //! - `release-wakes-nobody`: a release hands the lock to a queued waiter
 //!   but never wakes it (the waiter finds the lock only at its re-check,
 //!   after the reservation ran out and someone else may have taken it);
+//! - `queue-skipping`: a release (and a fair caller that finds the lock
+//!   free) hands the lock to the queued waiter that arrived LAST, not first
+//!   (breaks a fair lock's arrival order);
 //! - `c-lost-callback-never-runs`: the C ABI never calls the lost-lease
 //!   callback (so the C, Go and Python bindings hear of a loss only when they
 //!   ask, by check or release).
@@ -32,23 +35,61 @@ pub(crate) fn variant(_name: &str) -> bool {
     false
 }
 
+/// The text replacements that plant the script variants: (variant, text
+/// of the scripts it replaces, replacement). Each text must be in the
+/// scripts (a test checks it: a variant whose text moved is no variant).
+const REPLACEMENTS: &[(&str, &str, &str)] = &[
+    (
+        "release-no-owner-check",
+        "if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then",
+        "if false then",
+    ),
+    ("fence-no-clock", "if clock > token then", "if false then"),
+    (
+        "release-wakes-nobody",
+        "redis.call(publish, channel, waiter)",
+        "local _ = publish",
+    ),
+    (
+        "queue-skipping",
+        "local first = redis.call('ZRANGE', order, 0, 0)[1]",
+        "local first = redis.call('ZRANGE', order, -1, -1)[1]",
+    ),
+];
+
 /// The script text of a variant: the text replacements that break it.
 pub(crate) fn script_text(text: String) -> String {
-    let replacements: &[(&str, &str, &str)] = &[
-        (
-            "release-no-owner-check",
-            "if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then",
-            "if false then",
-        ),
-        ("fence-no-clock", "if clock > token then", "if false then"),
-        (
-            "release-wakes-nobody",
-            "redis.call(publish, channel, next_waiter)",
-            "local _ = publish",
-        ),
-    ];
-    replacements
+    REPLACEMENTS
         .iter()
         .filter(|(name, _, _)| variant(name))
         .fold(text, |text, (_, from, to)| text.replace(from, to))
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every script, with the prelude they share.
+    const SCRIPTS: &[&str] = &[
+        include_str!("scripts/prelude.lua"),
+        include_str!("scripts/acquire.lua"),
+        include_str!("scripts/release.lua"),
+        include_str!("scripts/leave_queue.lua"),
+        include_str!("scripts/reentrant_acquire.lua"),
+        include_str!("scripts/reentrant_release.lua"),
+        include_str!("scripts/extend.lua"),
+        include_str!("scripts/fenced_write.lua"),
+    ];
+
+    /// A variant planted by a replacement whose text is no longer in the
+    /// scripts plants nothing, and the self-test then looks for a defect
+    /// that is not there (`release-wakes-nobody` replaced a line that the
+    /// fair-lock change had moved into `reserve_for`).
+    #[test]
+    fn every_variant_replacement_finds_its_text() {
+        for (name, from, _) in super::REPLACEMENTS {
+            assert!(
+                SCRIPTS.iter().any(|script| script.contains(from)),
+                "variant {name}: no script contains {from:?}"
+            );
+        }
+    }
 }

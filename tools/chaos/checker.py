@@ -21,7 +21,13 @@ Invariants (README, Semantics and "What one Redis guarantees"):
 - liveness: no call outlives its deadline plus the timeouts (with slack),
   a blocking acquire does not wait while nobody's lease stands in its way,
   a released lock goes to a waiter (or a single try) promptly when nothing
-  is broken, and no lock stays held by nobody after the run.
+  is broken, and no lock stays held by nobody after the run;
+- arrival order (fair locks only): a waiter that surely queued before
+  another one started its call, both waiting away from faults, gets the
+  lock first (see check_arrival_order).
+
+Not an invariant, a number: scripts per handoff, the scripts the lock
+servers ran (INFO commandstats) per acquisition that waited.
 
 Besides the library's invariants, the run itself must be sound: every
 language wrote histories and no worker died of itself (run faults), and the
@@ -44,6 +50,17 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 NS = 1_000_000_000
+
+#: How long a fair lock's queue may be held up by a waiter that died, was
+#: cut off or left a stray entry (a late copy of an attempt): its entry
+#: runs out 15 s after its last attempt and the others look again within
+#: 5 s (README, "Fair locks."). Liveness excuses that long after a fault in
+#: a fair run.
+FAIR_QUEUE_HOLDUP_NS = 20 * NS
+
+#: An acquire that took longer than this waited (a free lock is one round
+#: trip away); only for the scripts-per-handoff number.
+WAITED_NS = 10_000_000
 
 
 @dataclass
@@ -167,6 +184,10 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
             per[lang] = per.get(lang, 0) + 1
 
     unsurvivable = [f for f in faults if f.unsurvivable]
+    # A fair run: its acquires say so. A fair queue keeps a dead waiter's
+    # place for a while, so liveness excuses longer after a fault.
+    fair = any(e.get("fair") for e in events if e.get("op") == "acquire")
+    holdup = FAIR_QUEUE_HOLDUP_NS if fair else 0
 
     def excused(start: int, end: int) -> bool:
         return any(overlaps(f.start, f.end + 1, start, end) for f in unsurvivable)
@@ -330,7 +351,7 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
         violate("liveness", what="call outlived its deadline plus the timeouts", call=brief(e),
                 langs=(e.get("lang", "?"),), seconds=round((e["t1"] - e["t0"]) / NS, 3))
     counts["late_calls"] = late + check_blocking_waits(events, holds, faults, command_timeout_ms,
-                                                       slack_s, violate)
+                                                       slack_s, violate, holdup_ns=holdup)
 
     grace = command_timeout_ms * 1_000_000 + NS
     window = int(handoff_slack_s * NS)
@@ -359,10 +380,16 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
         # off). A fault of an uninvolved worker excuses nothing (it used to
         # excuse everything near it: only the quiet last quarter of a run
         # was judged).
+        # In a fair run, a fault of any worker too, for as long as the
+        # queue may keep the place of a waiter it killed or cut off (the
+        # killed worker's acquire never made it to its history).
         involved = {h.worker, *(w["w"] for w in waiters)}
         if any((f.target not in workers or f.target in involved)
                and overlaps(f.start - grace, f.end + grace, r - window, r + window)
                for f in any_fault):
+            continue
+        if fair and any(overlaps(f.start - grace, f.end + grace + holdup, r - window, r + window)
+                        for f in any_fault):
             continue
         # From the release's invoke: the next holder's acquire may return
         # before the release's own reply does.
@@ -378,6 +405,21 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                     langs=[h.lang, *(w.get("lang", "?") for w in waiters)],
                     waiters=[brief(w) for w in waiters[:3]])
     counts["slow_handoffs"] = slow
+
+    if fair:
+        counts.update(check_arrival_order(events, faults, workers, command_timeout_ms, violate))
+
+    # Scripts per handoff: what the lock servers ran (INFO commandstats,
+    # summed over the run by run.py) per acquisition that waited. Not an
+    # invariant (it varies with faults and with the renewals and fenced
+    # writes of the run): a number, so that a herd coming back shows.
+    waited = sum(1 for e in acquires if e.get("ok") and e.get("mode") != "try"
+                 and e["t1"] - e["t0"] > WAITED_NS)
+    counts["waited_acquires"] = waited
+    scripts = (final or {}).get("scripts")
+    if scripts is not None:
+        counts["scripts"] = int(scripts)
+        counts["scripts_per_handoff"] = round(int(scripts) / waited, 2) if waited else None
 
     if final is not None:
         for name, held in final.get("lock_keys_left", {}).items():
@@ -413,14 +455,15 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
 
 def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults: list[Fault],
                          command_timeout_ms: int, slack_s: float,
-                         violate: Callable[..., None]) -> int:
+                         violate: Callable[..., None], holdup_ns: int = 0) -> int:
     """A blocking acquire has no deadline, but it may wait only while the
     lock is someone's: from a hold's acquire until its release returned
     (until its lease ran out, a ttl later, when the release failed or never
     came), or while a fault kept the lock unreachable or unknown (from the
     fault until three command timeouts plus a ttl after it). A stretch
     of its wait longer than the ttl plus twice the command timeout plus
-    slack with none of those is a waiter that missed a free lock."""
+    slack with none of those is a waiter that missed a free lock. A fair
+    queue may keep a dead or cut-off waiter's place `holdup_ns` longer."""
     ttl_of = {h.name: h.ttl_ms for h in holds if h.ttl_ms}
     last_seen: dict[str, int] = {}
     for e in events:
@@ -438,7 +481,8 @@ def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults
         began = max(h.acq_t0, h.acq_t1 - command_timeout_ms * 1_000_000)
         busy.setdefault(h.name, []).append((began, end))
     grace = command_timeout_ms * 1_000_000 + NS
-    fault_spans = [(f.start - grace, f.end + 3 * grace + max(ttl_of.values(), default=0) * 1_000_000)
+    fault_spans = [(f.start - grace, f.end + 3 * grace + max(ttl_of.values(), default=0) * 1_000_000
+                    + holdup_ns)
                    for f in faults if f.kind != "snapshot"]
     allowed = max(ttl_of.values(), default=0) * 1_000_000 + 2 * command_timeout_ms * 1_000_000 \
         + int(slack_s * NS)
@@ -453,6 +497,73 @@ def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults
             violate("liveness", what="a blocking acquire waited while nobody held the lock",
                     call=brief(e), langs=(e.get("lang", "?"),), free_seconds=round(gap / NS, 3))
     return late
+
+
+def first_answer_bound_ns(command_timeout_ms: int) -> int:
+    """How late after its call began the first attempt of an acquire that
+    succeeded after waiting was surely answered. The public API says only
+    when the call began and returned, not when its first attempt (the
+    script that queued it) ran; but a first attempt that is not answered
+    ends the call (it has not waited yet, so it does not ride an outage
+    out), so one that succeeded had it answered within a connect timeout
+    (the worker's equals its command timeout), a command timeout and one
+    resend after a dropped connection (another command timeout), plus 1 s
+    for a loaded machine."""
+    return 3 * command_timeout_ms * 1_000_000 + NS
+
+
+def check_arrival_order(events: list[dict[str, Any]], faults: list[Fault], workers: set[str],
+                        command_timeout_ms: int, violate: Callable[..., None]) -> dict[str, int]:
+    """A fair lock is first come, first served (README, "Fair locks."): a
+    waiter A queued by its first attempt gets the lock before any caller B
+    whose call began after A was queued. When A was queued is known only
+    within first_answer_bound_ns of its call's start, so only pairs where B
+    began later than that are compared (B began while A still waited:
+    else A got the lock first and there is nothing to compare). B got the
+    lock before A when its fencing token is lower and its call returned
+    first (tokens of one name grow with every grant). A is a waiting
+    acquire (a single try never queues); B may be any: not even a fair
+    try takes the lock while an earlier waiter is queued.
+
+    Excused, conservatively: any fault of a server or of A's or B's worker
+    during A's wait (a restart or failover loses the queue, an eviction
+    drops it, a pause, a sleep or a cut-off can run a waiter's entry out,
+    which then arrives anew). A fault of another worker does not change
+    the order of A and B: a dead waiter ahead of both holds them up, in
+    their order."""
+    margin = first_answer_bound_ns(command_timeout_ms)
+    grace = command_timeout_ms * 1_000_000 + NS
+    timed = [f for f in faults if f.kind != "snapshot"]
+    got: dict[str, list[dict[str, Any]]] = {}
+    for e in events:
+        if e.get("op") == "acquire" and e.get("ok") and e.get("fair") and "fence" in e:
+            got.setdefault(e["name"], []).append(e)
+    compared = excused = 0
+    for name, acquires in got.items():
+        acquires.sort(key=lambda e: e["t0"])
+        starts = [e["t0"] for e in acquires]
+        for a in acquires:
+            if a.get("mode") == "try":
+                continue
+            # B began after A was surely queued and while A still waited.
+            for b in acquires[bisect.bisect_right(starts, a["t0"] + margin):]:
+                if b["t0"] >= a["t1"]:
+                    break
+                if b["w"] == a["w"]:
+                    continue
+                if any(overlaps(f.start - grace, f.end + grace, a["t0"], a["t1"])
+                       and (f.target not in workers or f.target in (a["w"], b["w"]))
+                       for f in timed):
+                    excused += 1
+                    continue
+                compared += 1
+                if int(b["fence"]) < int(a["fence"]) and b["t1"] < a["t1"]:
+                    violate("arrival-order", what="a later caller got a fair lock before a "
+                            "waiter queued before it began", name=name,
+                            langs=(a.get("lang", "?"), b.get("lang", "?")),
+                            first=brief(a), later=brief(b),
+                            queued_before_by_s=round((b["t0"] - a["t0"]) / NS, 3))
+    return {"fair_pairs_compared": compared, "fair_pairs_excused": excused}
 
 
 def longest_gap(start: int, end: int, spans: list[tuple[int, int]]) -> int:

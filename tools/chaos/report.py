@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INVARIANTS = ["exclusion", "no-silent-loss", "fencing", "liveness"]
+INVARIANTS = ["exclusion", "no-silent-loss", "fencing", "liveness", "arrival-order"]
 LANGS = ["rust", "c", "python", "go"]
 
 
@@ -24,8 +24,8 @@ def render(summary: dict[str, Any]) -> str:
         "",
         "| Deployment | Holds | " + " | ".join(INVARIANTS)
         + " | Overlaps reported / silent / ended before the next renewal / unknowable / excused"
-        " | Slow handoffs |",
-        "|---|---|" + "---|" * len(INVARIANTS) + "---|---|",
+        " | Slow handoffs | Fair pairs compared | Scripts per handoff |",
+        "|---|---|" + "---|" * len(INVARIANTS) + "---|---|---|---|",
     ]
     for phase in summary["phases"]:
         c = phase["counts"]
@@ -34,7 +34,8 @@ def render(summary: dict[str, Any]) -> str:
                      + f" | {c['overlaps_reported']} / {c['overlaps_silent']} / "
                        f"{c.get('overlaps_ended_before_the_next_renewal', 0)} / "
                        f"{c.get('overlaps_unknowable', 0)} / "
-                       f"{c['overlaps_excused_by_unsurvivable_faults']} | {c['slow_handoffs']} |")
+                       f"{c['overlaps_excused_by_unsurvivable_faults']} | {c['slow_handoffs']} | "
+                       f"{c.get('fair_pairs_compared', '-')} | {c.get('scripts_per_handoff', '-')} |")
     lines += [
         "",
         "An overlap is two holds of one name whose holders both believed they held it",
@@ -50,7 +51,12 @@ def render(summary: dict[str, Any]) -> str:
         "a fault the deployment cannot survive",
         "happened between their acquires, so only \"no silent loss\" applies. *Slow",
         "handoffs*: a lock released while others waited went to none of them within 1 s,",
-        "away from faults of a server, the releaser or a waiter.",
+        "away from faults of a server, the releaser or a waiter. A `-fair` phase runs the",
+        "deployment again with fair locks in every worker: *arrival order* is judged on",
+        "the pairs of waiters whose queueing order is certain, away from faults (*fair",
+        "pairs compared*). *Scripts per handoff*: the scripts the lock servers ran",
+        "(INFO commandstats) per acquisition that waited (renewals and fenced writes",
+        "included); no invariant, a number to compare between runs.",
     ]
     lines += ["", "## Violations per language", "",
               "Each violation counts for the languages of the holds or calls in it.", "",

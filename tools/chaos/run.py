@@ -5,7 +5,7 @@ the histories. A seed replays the same schedule of faults and operations.
 
 usage: run.py --duration SECONDS --seed N --profile short|long|selftest
               [--variant NAME] [--out DIR] [--report FILE]
-              [--deployments a,b] [--langs rust,python] [--per-lang N]
+              [--deployments a,b] [--langs rust,python] [--per-lang N] [--fair]
 Exit status: 0 when no invariant was violated, 1 otherwise (with
 --expect-violation: the reverse); 1 whenever the run was not sound (a run
 or fixture fault), 2 when a language's worker is missing."""
@@ -52,6 +52,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "faults": (nemesis.WORKER_FAULTS + nemesis.SERVER_FAULTS + nemesis.FAILOVER
                    + nemesis.PROXY_FAULTS),
         "ttl_ms": 2000, "command_timeout_ms": 1000,
+        # Run again with fair locks (every worker's), where the checker
+        # also judges arrival order; not Redlock, which refuses fair locks.
+        "fair_deployments": ["single-always", "sentinel", "cluster"],
     },
     # The variants' self-test: the Rust worker on one server, with the
     # faults that expose the broken variants. A command timeout well below
@@ -121,12 +124,69 @@ class MasterWatch(threading.Thread):
         return self.outages
 
 
+# The commands that run a script (INFO commandstats names them cmdstat_...).
+SCRIPT_COMMANDS = ("eval", "evalsha", "eval_ro", "evalsha_ro", "fcall", "fcall_ro")
+
+
+def scripts_run(port: int) -> int:
+    """How many scripts a server has run since it started."""
+    info = resp.command(port, "INFO", "commandstats", timeout=2.0)
+    text = info.decode() if isinstance(info, bytes) else str(info)
+    total = 0
+    for line in text.splitlines():
+        key, _, stats = line.partition(":")
+        if key.removeprefix("cmdstat_") in SCRIPT_COMMANDS:
+            fields = dict(f.split("=", 1) for f in stats.split(",") if "=" in f)
+            total += int(fields.get("calls", 0))
+    return total
+
+
+class ScriptCount(threading.Thread):
+    """Counts the scripts the deployment's data servers run during the
+    run, from INFO commandstats once a second (a restarted server starts
+    again from zero: what it ran before its last reading is kept, what it
+    ran since then is lost). For the scripts-per-handoff number."""
+
+    def __init__(self, deployment: deployments.Deployment) -> None:
+        super().__init__(daemon=True)
+        self.deployment = deployment
+        self.last: dict[int, int] = {}
+        self.total = 0
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        for server in self.deployment.data_servers():
+            try:
+                now = scripts_run(server.port)
+            except (resp.RedisError, ValueError):
+                continue  # down (a restart), or asleep: read it next time
+            before = self.last.get(server.port)
+            if before is None:
+                self.last[server.port] = now  # the first reading: the baseline
+                continue
+            self.total += now - before if now >= before else now
+            self.last[server.port] = now
+
+    def run(self) -> None:
+        self.sample()
+        while not self.done.wait(1.0):
+            self.sample()
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        self.sample()
+        return self.total
+
+
 class Workers:
     """The worker processes of one phase, by id."""
 
     def __init__(self, run_dir: str, spec: Callable[[str], str], storage: str, until_ns: int, seed: int,
-                 ttl_ms: int, command_timeout_ms: int, variant: Optional[str]) -> None:
+                 ttl_ms: int, command_timeout_ms: int, variant: Optional[str],
+                 fair: bool = False) -> None:
         self.run_dir, self.spec, self.storage = run_dir, spec, storage
+        self.fair = fair
         self.until_ns, self.seed = until_ns, seed
         self.ttl_ms, self.command_timeout_ms = ttl_ms, command_timeout_ms
         self.variant = variant
@@ -150,7 +210,8 @@ class Workers:
             "--ttl-ms", str(self.ttl_ms), "--seed", str(seed), "--id", worker_id,
             "--history", os.path.join(self.run_dir, f"history-{worker_id}.jsonl"),
             "--until-ns", str(self.until_ns), "--command-timeout-ms", str(self.command_timeout_ms),
-            "--long-percent", str(self.long_percent), "--renew-percent", str(self.renew_percent)]
+            "--long-percent", str(self.long_percent), "--renew-percent", str(self.renew_percent),
+            "--fair", "1" if self.fair else "0"]
         err = open(os.path.join(self.run_dir, f"stderr-{worker_id}.txt"), "wb")
         self.procs[worker_id] = subprocess.Popen(argv, env=self.env, stdout=err, stderr=err,
                                                  stdin=subprocess.DEVNULL)
@@ -229,9 +290,14 @@ class Workers:
         return out
 
 
+def phase_name(deployment: str, fair: bool) -> str:
+    """A phase's name (its directory, its row in the report)."""
+    return deployment + ("-fair" if fair else "")
+
+
 def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str, Any],
-              out_dir: str, seconds: float) -> dict[str, Any]:
-    run_dir = os.path.join(out_dir, name)
+              out_dir: str, seconds: float, fair: bool = False) -> dict[str, Any]:
+    run_dir = os.path.join(out_dir, phase_name(name, fair))
     os.makedirs(run_dir, exist_ok=True)
     server_root = tempfile.mkdtemp(prefix=f"latchkey-chaos-{name}-")
     deployment = deployments.make(name, server_root)
@@ -241,13 +307,15 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
     ttl_ms, timeout_ms = profile["ttl_ms"], profile["command_timeout_ms"]
     phase_seed = args.seed * 100 + index
     watch = MasterWatch(deployment)
+    scripts = ScriptCount(deployment)
     try:
         storage.start()
         deployment.start()
         watch.start()
+        scripts.start()
         until_ns = time.monotonic_ns() + int(seconds * 1e9)
         workers = Workers(run_dir, deployment.spec, storage.url, until_ns, phase_seed, ttl_ms,
-                          timeout_ms, args.variant)
+                          timeout_ms, args.variant, fair)
         workers.long_percent = profile.get("long_percent", 15)
         workers.renew_percent = profile.get("renew_percent", 70)
         workers.names = profile.get("names", NAMES)
@@ -263,10 +331,12 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         nem.run(faults_until)
         stragglers = workers.wait(grace_s=3 * ttl_ms / 1000 + 4 * timeout_ms / 1000 + 10)
         outages = watch.stop()
+        scripts_total = scripts.stop()
         # Whatever a worker still held when it stopped expires within a ttl.
         time.sleep(ttl_ms / 1000 + 0.5)
         final = final_state(deployment, storage, stragglers, workers.names)
         final.update(workers=workers.report(), langs=profile["langs"], outages=outages,
+                     scripts=scripts_total,
                      failover_bound_s=deployment.failover_bound_s(nem.longest_fault_s()))
         with open(os.path.join(run_dir, "final.json"), "w") as f:
             json.dump(final, f, indent=2)
@@ -274,10 +344,11 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
                                fair_handoff=deployment.fair_handoff)
     finally:
         watch.done.set()
+        scripts.done.set()
         deployment.stop()
         storage.stop()
         shutil.rmtree(server_root, ignore_errors=True)
-    result.update(deployment=name, seconds=seconds, seed=args.seed,
+    result.update(deployment=phase_name(name, fair), seconds=seconds, seed=args.seed,
                   assumptions=deployment.assumptions,
                   workers={w: workers.langs[w] for w in workers.procs})
     with open(os.path.join(run_dir, "result.json"), "w") as f:
@@ -320,7 +391,7 @@ def recheck(out_dir: str, report_path: Optional[str]) -> int:
         if os.path.exists(final_path):
             with open(final_path) as f:
                 final = json.load(f)
-        fair = old["deployment"] != "cluster" or deployments.Cluster.fair_handoff
+        fair = old["deployment"].removesuffix("-fair") != "cluster" or deployments.Cluster.fair_handoff
         new = checker.check(run_dir, command_timeout_ms=timeout_ms, final=final, fair_handoff=fair)
         if final is None:
             carried = [v for v in old["violation_examples"]
@@ -354,6 +425,8 @@ def main() -> int:
     parser.add_argument("--per-lang", type=int, default=None, help="workers per language")
     parser.add_argument("--deployments", default=None)
     parser.add_argument("--langs", default=None)
+    parser.add_argument("--fair", action="store_true",
+                        help="every worker's locks are fair (not on Redlock, which refuses them)")
     parser.add_argument("--faults", default=None, help="fault kinds, comma-separated, or none")
     parser.add_argument("--renew-percent", type=int, default=None,
                         help="holds in a hundred renewed by the watchdog")
@@ -406,14 +479,29 @@ def main() -> int:
     print(f"chaos: profile {args.profile}, seed {args.seed}, {args.duration:.0f} s"
           + (f", variant {args.variant}" if args.variant else "") + f", histories in {out_dir}",
           flush=True)
-    seconds = args.duration / len(profile["deployments"])
+    # Phases: every deployment (with fair locks if --fair), then the
+    # profile's fair phases. Fair locks are refused on Redlock.
+    phases = [(name, args.fair) for name in profile["deployments"]
+              if not (args.fair and name == "redlock")]
+    if not args.fair and not args.deployments:
+        phases += [(name, True) for name in profile.get("fair_deployments", [])]
+    if not phases:
+        print("chaos: no deployment to run (fair locks are refused on Redlock)", file=sys.stderr)
+        return 2
+    seconds = args.duration / len(phases)
     results = []
-    for index, name in enumerate(profile["deployments"]):
-        result = run_phase(name, index, args, profile, out_dir, seconds)
+    for index, (name, fair) in enumerate(phases):
+        result = run_phase(name, index, args, profile, out_dir, seconds, fair)
         results.append(result)
+        name = phase_name(name, fair)
+        c = result["counts"]
         print(f"chaos: {name}: {result['ops'].get('acquire', 0)} acquires, "
-              f"{result['counts']['holds']} holds, faults {result['faults']}, "
+              f"{c['holds']} holds, faults {result['faults']}, "
               f"violations {result['violations'] or 'none'}", flush=True)
+        print(f"chaos: {name}: scripts per handoff {c.get('scripts_per_handoff')} "
+              f"({c.get('scripts')} scripts, {c.get('waited_acquires')} acquisitions that waited)"
+              + (f"; arrival order: {c.get('fair_pairs_compared', 0)} pairs compared, "
+                 f"{c.get('fair_pairs_excused', 0)} excused by faults" if fair else ""), flush=True)
         for fault in result["run_faults"]:
             print(f"chaos: {name}: RUN FAULT (the run is not sound): {fault}", flush=True)
         for fault in result["fixture_faults"]:

@@ -140,6 +140,72 @@ class Liveness(unittest.TestCase):
         self.assertEqual(checker.longest_gap(0, 100, [(-5, 200)]), 0)
 
 
+def fair_acquire(worker: str, lang: str, seq: int, fence: int, started: float, returned: float,
+                 *, mode: str = "blocking") -> list[dict[str, Any]]:
+    """The lines of one hold of a fair lock acquired after waiting."""
+    lines = hold(worker, lang, seq, fence, returned, returned + 0.1)
+    lines[0].update(mode=mode, fair=True, t0=int(started * S))
+    if mode == "blocking":
+        del lines[0]["deadline_ms"]
+    else:
+        lines[0]["deadline_ms"] = 20_000
+    return lines
+
+
+class ArrivalOrder(unittest.TestCase):
+    # With a command timeout of 1 s, a waiter's first attempt was answered
+    # at most 4 s after its call began.
+    def test_a_later_caller_served_first_is_a_violation(self) -> None:
+        # go-0 waits from 100 s; c-0 begins at 105 s, after go-0 queued,
+        # and gets the lock (token 11) before go-0 (token 12).
+        events = (fair_acquire("go-0", "go", 1, 12, 100.0, 110.0, mode="timeout")
+                  + fair_acquire("c-0", "c", 1, 11, 105.0, 108.0))
+        result = checker.check(write_run(events), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["violations"].get("arrival-order"), 1, result["violation_examples"])
+        self.assertEqual(result["violations_by_lang"]["arrival-order"], {"c": 1, "go": 1})
+        self.assertEqual(result["counts"]["fair_pairs_compared"], 1)
+
+    def test_in_arrival_order_or_ambiguous_or_near_a_fault_is_no_violation(self) -> None:
+        in_order = (fair_acquire("go-0", "go", 1, 11, 100.0, 108.0)
+                    + fair_acquire("c-0", "c", 1, 12, 105.0, 110.0))
+        # c-0 began 2 s after go-0: go-0's first attempt may not have been
+        # answered yet, so either may have queued first.
+        ambiguous = (fair_acquire("go-0", "go", 1, 12, 100.0, 110.0)
+                     + fair_acquire("c-0", "c", 1, 11, 102.0, 108.0))
+        # An ordinary lock promises no order.
+        not_fair = (hold("go-0", "go", 1, 12, 110.0, 110.1)
+                    + hold("c-0", "c", 1, 11, 108.0, 108.1))
+        not_fair[0].update(mode="blocking", t0=int(100 * S))
+        not_fair[3].update(mode="blocking", t0=int(105 * S))
+        for events, compared in ((in_order, 1), (ambiguous, 0), (not_fair, None)):
+            result = checker.check(write_run(events), command_timeout_ms=TIMEOUT_MS)
+            self.assertNotIn("arrival-order", result["violations"], result["violation_examples"])
+            self.assertEqual(result["counts"].get("fair_pairs_compared"), compared)
+        # A server restart while go-0 waited may have lost the queue.
+        events = (fair_acquire("go-0", "go", 1, 12, 100.0, 110.0)
+                  + fair_acquire("c-0", "c", 1, 11, 105.0, 108.0))
+        result = checker.check(write_run(events, [restart_at(103.0)]), command_timeout_ms=TIMEOUT_MS)
+        self.assertNotIn("arrival-order", result["violations"])
+        self.assertEqual(result["counts"]["fair_pairs_excused"], 1)
+        # A fault of an uninvolved worker changes nothing.
+        stop = {"kind": "worker-stop", "start": int(103 * S), "end": int(106 * S),
+                "target": "rust-0", "unsurvivable": False}
+        events += hold("rust-0", "rust", 1, 5, 90.0, 91.0)
+        result = checker.check(write_run(events, [stop]), command_timeout_ms=TIMEOUT_MS)
+        self.assertEqual(result["violations"].get("arrival-order"), 1)
+
+
+class ScriptsPerHandoff(unittest.TestCase):
+    def test_scripts_per_acquisition_that_waited(self) -> None:
+        events = (fair_acquire("go-0", "go", 1, 11, 100.0, 101.0)
+                  + fair_acquire("c-0", "c", 1, 12, 100.5, 102.0)
+                  + hold("rust-0", "rust", 1, 13, 103.0, 103.5))  # a try: did not wait
+        result = checker.check(write_run(events), command_timeout_ms=TIMEOUT_MS,
+                               final={"scripts": 9})
+        self.assertEqual(result["counts"]["waited_acquires"], 2)
+        self.assertEqual(result["counts"]["scripts_per_handoff"], 4.5)
+
+
 class Soundness(unittest.TestCase):
     def test_a_language_without_history_and_a_dead_worker_are_run_faults(self) -> None:
         events = hold("rust-0", "rust", 1, 10, 100.0, 101.0)

@@ -6,7 +6,9 @@
  *
  * usage: c-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
  *        --seed N --id ID --history FILE --until-ns N
- *        [--command-timeout-ms N] [--long-percent N] [--renew-percent N]
+ *        [--command-timeout-ms N] [--long-percent N] [--renew-percent N] [--fair 0|1]
+ * With --fair 1 every lock is fair (latchkey_lock_options_set_fair) and every
+ * acquire line says "fair":true.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -199,6 +201,8 @@ int main(int argc, char **argv) {
     uint64_t long_percent = strtoull(arg(argc, argv, "long-percent", "15"), NULL, 10);
     if (long_percent > 85) long_percent = 85;
     uint64_t renew_percent = strtoull(arg(argc, argv, "renew-percent", "70"), NULL, 10);
+    /* Whether every lock is fair (first come, first served). */
+    bool fair = strtoull(arg(argc, argv, "fair", "0"), NULL, 10) != 0;
     history_fd = open(history, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (history_fd < 0) {
         perror(history);
@@ -229,6 +233,7 @@ int main(int argc, char **argv) {
             if (latchkey_lock_options_new(&lopts, NULL) != LATCHKEY_OK ||
                 latchkey_lock_options_set_ttl_ms(lopts, ttl_ms, NULL) != LATCHKEY_OK ||
                 latchkey_lock_options_set_auto_renew(lopts, renewed == 0, NULL) != LATCHKEY_OK ||
+                latchkey_lock_options_set_fair(lopts, fair, NULL) != LATCHKEY_OK ||
                 latchkey_lock_options_set_on_lost(lopts, on_lost, NULL, NULL, NULL) != LATCHKEY_OK ||
                 latchkey_lock_new(client, names[i], lopts, &locks[i][renewed], &err) != LATCHKEY_OK) {
                 fprintf(stderr, "c-worker: cannot make lock %s\n", names[i]);
@@ -283,6 +288,7 @@ int main(int argc, char **argv) {
                          seq, name, mode, renew ? "true" : "false", ttl_ms, t0, t1);
         if (deadline >= 0)
             n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"deadline_ms\":%" PRId64, deadline);
+        if (fair) n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"fair\":true");
         if (status != LATCHKEY_OK) {
             snprintf(fields + n, sizeof fields - (size_t)n, ",\"ok\":false,\"err\":\"%s\",\"msg\":",
                      status_kind(status));

@@ -9,7 +9,10 @@
 // usage: go-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
 //
 //	--seed N --id ID --history FILE --until-ns N
-//	[--command-timeout-ms N] [--long-percent N] [--renew-percent N]
+//	[--command-timeout-ms N] [--long-percent N] [--renew-percent N] [--fair 0|1]
+//
+// With --fair 1 every mutex is fair (WithFair) and every acquire line says
+// "fair": true.
 package main
 
 import (
@@ -121,16 +124,17 @@ func main() {
 	timeoutMs := flag.Uint64("command-timeout-ms", 1000, "")
 	longPercent := flag.Uint64("long-percent", 15, "")
 	renewPercent := flag.Uint64("renew-percent", 70, "")
+	fair := flag.Uint64("fair", 0, "")
 	flag.Parse()
 	if err := run(*spec, *storageURL, strings.Split(*names, ","), *id, *historyPath, *ttlMs, *seed, *until,
-		time.Duration(*timeoutMs)*time.Millisecond, min(*longPercent, 85), *renewPercent); err != nil {
+		time.Duration(*timeoutMs)*time.Millisecond, min(*longPercent, 85), *renewPercent, *fair != 0); err != nil {
 		fmt.Fprintln(os.Stderr, "go-worker:", err)
 		os.Exit(2)
 	}
 }
 
 func run(spec, storageURL string, names []string, id, historyPath string, ttlMs, seed, until uint64,
-	timeout time.Duration, longPercent, renewPercent uint64) error {
+	timeout time.Duration, longPercent, renewPercent uint64, fair bool) error {
 	file, err := os.OpenFile(historyPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -149,11 +153,11 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 	type pair struct{ renewed, plain *latchkey.Mutex }
 	mutexes := make([]pair, len(names))
 	for i, name := range names {
-		r, err := client.NewMutex(name, latchkey.WithTTL(ttl))
+		r, err := client.NewMutex(name, latchkey.WithTTL(ttl), latchkey.WithFair(fair))
 		if err != nil {
 			return err
 		}
-		p, err := client.NewMutex(name, latchkey.WithTTL(ttl), latchkey.WithAutoRenew(false))
+		p, err := client.NewMutex(name, latchkey.WithTTL(ttl), latchkey.WithAutoRenew(false), latchkey.WithFair(fair))
 		if err != nil {
 			return err
 		}
@@ -183,6 +187,9 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 		cancelAfter := r.below(2 * ttlMs)
 		event := map[string]any{"op": "acquire", "seq": seq, "name": name, "mode": mode, "renew": renew,
 			"ttl_ms": ttlMs}
+		if fair {
+			event["fair"] = true
+		}
 		t0 := monoNs()
 		var held *latchkey.Hold
 		var lockErr error

@@ -8,7 +8,9 @@ lock.fencing_token, lock.check(), lock.release(), client.fenced_write.
 usage: worker.py --deployment SPEC --storage URL --names A,B --ttl-ms N
                  --seed N --id ID --history FILE --until-ns N
                  [--command-timeout-ms N] [--long-percent N]
-                 [--renew-percent N]
+                 [--renew-percent N] [--fair 0|1]
+With --fair 1 every lock is fair (client.lock(..., fair=True)) and every
+acquire line says "fair": true.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def main() -> int:
     parser.add_argument("--long-percent", type=int, default=15)
     # How many holds in a hundred the watchdog renews.
     parser.add_argument("--renew-percent", type=int, default=70)
+    # Whether every lock is fair (first come, first served).
+    parser.add_argument("--fair", type=int, default=0)
     args = parser.parse_args()
     plant_variant(os.environ.get("LATCHKEY_CHAOS_VARIANT", ""))
     rng = random.Random(args.seed)
@@ -116,10 +120,11 @@ def main() -> int:
         history.log(op="lost", name=lost.name, fence=lost.fencing_token,
                     t=time.monotonic_ns(), reason=lost.reason)
 
+    fair = bool(args.fair)
     locks = [
         (name,
-         client.lock(name, ttl=ttl_ms / 1000, on_lost=on_lost),
-         client.lock(name, ttl=ttl_ms / 1000, auto_renew=False, on_lost=on_lost))
+         client.lock(name, ttl=ttl_ms / 1000, on_lost=on_lost, fair=fair),
+         client.lock(name, ttl=ttl_ms / 1000, auto_renew=False, on_lost=on_lost, fair=fair))
         for name in args.names.split(",")
     ]
     history.log(op="start", t=time.monotonic_ns())
@@ -136,6 +141,8 @@ def main() -> int:
         wait_ms = 100 + rng.randrange(3 * ttl_ms)
         event: dict[str, Any] = dict(op="acquire", seq=seq, name=name, mode=mode,
                                      renew=renew, ttl_ms=ttl_ms)
+        if fair:
+            event["fair"] = True
         if mode != "blocking":
             event["deadline_ms"] = 0 if mode == "try" else wait_ms
         t0 = time.monotonic_ns()

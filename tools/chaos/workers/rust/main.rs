@@ -8,7 +8,9 @@
 //!
 //! usage: chaos-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
 //!        --seed N --id ID --history FILE --until-ns N [--command-timeout-ms N]
-//!        [--long-percent N] [--renew-percent N]
+//!        [--long-percent N] [--renew-percent N] [--fair 0|1]
+//! With `--fair 1` every lock is fair (`LockOptions::fair`) and every
+//! acquire line says `"fair":true`.
 //! SPEC: single:URL | redlock:URL,URL,.. | sentinel:MASTER:URL,URL,.. | cluster:URL,URL,..
 
 use std::collections::HashMap;
@@ -176,6 +178,8 @@ fn run() -> Result<(), String> {
     let long_percent = args.num("long-percent", Some(15))?.min(85);
     // How many holds in a hundred the watchdog renews.
     let renew_percent = args.num("renew-percent", Some(70))?;
+    // Whether every lock is fair (first come, first served).
+    let fair = args.num("fair", Some(0))? != 0;
     let mut rng = Rng(args.num("seed", None)?);
     let history = Arc::new(History {
         file: Mutex::new(File::create(args.get("history")?).map_err(|e| e.to_string())?),
@@ -209,9 +213,11 @@ fn run() -> Result<(), String> {
         };
         let renewed = LockOptions::new()
             .ttl(ttl)
+            .fair(fair)
             .on_lost(on_lost(history.clone()));
         let plain = LockOptions::new()
             .ttl(ttl)
+            .fair(fair)
             .auto_renew(false)
             .on_lost(on_lost(history.clone()));
         locks.push((
@@ -249,6 +255,9 @@ fn run() -> Result<(), String> {
             ("t0", Json::Num(t0)),
             ("t1", Json::Num(t1)),
         ];
+        if fair {
+            fields.push(("fair", Json::Bool(true)));
+        }
         if mode != "blocking" {
             let deadline = match mode {
                 "try" => 0,
