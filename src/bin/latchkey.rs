@@ -99,6 +99,10 @@ struct Lease {
     /// Do not renew the lease (it ends after --ttl-ms)
     #[arg(long)]
     no_renew: bool,
+    /// A fair lock: first come, first served; never take the lock while a
+    /// waiter that queued earlier is waiting for it (LockOptions::fair)
+    #[arg(long)]
+    fair: bool,
 }
 
 impl Lease {
@@ -106,6 +110,7 @@ impl Lease {
         LockOptions::new()
             .ttl(Duration::from_millis(self.ttl_ms))
             .auto_renew(!self.no_renew)
+            .fair(self.fair)
     }
 }
 
