@@ -404,6 +404,96 @@ fn a_stopped_fair_head_keeps_its_place_while_its_entry_lasts() {
     assert!(taken.lock().unwrap()[0].1 > head_got);
 }
 
+/// The head of a fair queue whose last attempt (at its deadline) finds the
+/// lock free gives it to the next waiter instead of taking it: acquire.lua
+/// takes the caller out of the queue ('0' lease) before it looks for the
+/// first live waiter, so the head no longer counts. It arrived first, it
+/// was waiting, and the lock was free before its deadline (the holder's
+/// lease ran out: here a key deleted without a release message, as an
+/// expiry leaves it); an ordinary lock's waiter would take it. The later
+/// waiter gets the lock instead, out of arrival order. Fixed in
+/// acquire.lua: a last attempt looks for the first waiter before it
+/// leaves.
+///
+/// Failure seen before the fix (5 of 5 runs): "the first waiter timed out
+/// although the lock was free before its deadline (the next waiter got it
+/// out of arrival order)".
+#[test]
+fn a_fair_head_whose_last_attempt_finds_the_lock_free_takes_it() {
+    let server = RedisServer::start();
+    let name = "head-deadline";
+    let mut admin = server.admin();
+    for round in 0.. {
+        assert!(round < 3, "the setup never fit within the head's deadline");
+        // A holder that died: its key stays until its lease runs out.
+        let _: () = redis::cmd("SET")
+            .arg(lock_key(name))
+            .arg("a-holder-that-died")
+            .arg("PX")
+            .arg(60_000)
+            .query(&mut admin)
+            .unwrap();
+        // The head waits 4 s; the holder's lease of 60 s makes both waiters
+        // re-check only every 5 s, so the head's last attempt, at its
+        // deadline, is the first look at the lock after it became free.
+        let client = Client::open(&server.url()).unwrap();
+        let head_started = Instant::now();
+        let head = {
+            thread::spawn(move || {
+                match client
+                    .lock_with(name, fair())
+                    .unwrap()
+                    .acquire_timeout(Duration::from_secs(4))
+                {
+                    Ok(guard) => {
+                        guard.release().unwrap();
+                        true
+                    }
+                    Err(e) if e.kind() == ErrorKind::Timeout => false,
+                    Err(e) => panic!("the head: {e}"),
+                }
+            })
+        };
+        wait_for_arrivals(&server, name, 1);
+        let next_got = Arc::new(AtomicBool::new(false));
+        let next = {
+            let client = Client::open(&server.url()).unwrap();
+            let next_got = next_got.clone();
+            thread::spawn(move || {
+                let guard = client
+                    .lock_with(name, fair())
+                    .unwrap()
+                    .acquire_timeout(Duration::from_secs(60))
+                    .expect("the next waiter gets the lock in the end");
+                next_got.store(true, Ordering::SeqCst);
+                guard.release().unwrap();
+            })
+        };
+        wait_for_arrivals(&server, name, 2);
+        // The holder's lease "runs out" (no release message).
+        let _: () = redis::cmd("DEL")
+            .arg(lock_key(name))
+            .query(&mut admin)
+            .unwrap();
+        let freed = Instant::now();
+        let head_got_it = head.join().unwrap();
+        next.join().unwrap();
+        if freed > head_started + Duration::from_millis(3500) {
+            // The head's last attempt (sent at its deadline, 4 s after it
+            // started) may have come before the lock was freed: the round
+            // tests nothing on so slow a machine; try again.
+            continue;
+        }
+        assert!(
+            head_got_it,
+            "the first waiter timed out although the lock was free before its deadline \
+             (the next waiter got it out of arrival order: {})",
+            next_got.load(Ordering::SeqCst)
+        );
+        break;
+    }
+}
+
 /// Fair waiters in three clients (ordinary ones mixed in), queued one after
 /// another; two of them cancel; a fourth client hammers the lock with fair
 /// `try_acquire` all along. The fair waiters get the lock in arrival order,
