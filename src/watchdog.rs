@@ -256,6 +256,18 @@ impl Watchdog {
         self.schedule(Instant::now(), Task::LeaveQueues);
     }
 
+    /// The waiters of this client that gave up and have not left their
+    /// lock's queue yet: the lock's keys and the waiter's id.
+    pub(crate) fn pending_departures(&self) -> Vec<(LockKeys, String)> {
+        self.shared().departures.lock().clone()
+    }
+
+    /// Takes `leaving` out of their queues now, in this thread (see
+    /// [`Watchdog::leave_queue_later`]).
+    pub(crate) fn leave_queues_now(&self, leaving: &[(LockKeys, String)]) {
+        self.shared().leave(self.backend.as_ref(), leaving);
+    }
+
     /// Before this client releases the lock `keys`: its own waiters of that
     /// lock that gave up leave the queue first, so that the release does
     /// not hand the lock to one of them (a close releases its holds right

@@ -19,7 +19,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
-use support::{tool, wait_until, RedisServer};
+use support::{in_forked_child, tool, wait_until, RedisServer};
 
 /// Generous bound for "a dead or stopped waiter holds the queue up for
 /// about 20 s at most" (README, Fair locks: 15 s entry lease + one 5 s
@@ -157,6 +157,12 @@ impl CliWaiter {
 
     /// Ends the hold (end of input: the process releases and exits).
     fn finish(mut self) -> std::process::ExitStatus {
+        drop(self.stdin.take());
+        self.child.wait().unwrap()
+    }
+
+    /// Waits for the process to end (after a signal).
+    fn wait(mut self) -> std::process::ExitStatus {
         drop(self.stdin.take());
         self.child.wait().unwrap()
     }
@@ -492,6 +498,152 @@ fn a_fair_head_whose_last_attempt_finds_the_lock_free_takes_it() {
         );
         break;
     }
+}
+
+/// README ("Fair locks"): "A waiter that times out, is cancelled or closed
+/// leaves at once." A program closes its client and ends (here a forked
+/// child that `_exit`s right after `close` returns, as a process ends
+/// after its last call). The waiting acquire returns `Closed` and hands
+/// its departure to the watchdog thread (`leave_queue_later`), which runs
+/// it a moment later, after the process is gone: the entry stays, and a
+/// fair queue keeps handing the lock to a waiter that is gone until the
+/// entry runs out (15 s, then a re-check).
+///
+/// Failure seen before the fix (5 of 5 runs): "the closed client's waiter
+/// is still queued after close returned and its process ended:
+/// [\"f:9477…\"] (the release then handed the lock to
+/// Some(\"handoff:f:9477…\"))". Fixed: a close takes its waiters that gave
+/// up out of their queues itself before it returns.
+#[test]
+fn a_fair_waiter_of_a_closed_client_has_left_the_queue_when_close_returns() {
+    let server = RedisServer::start();
+    let name: &'static str = "closed-waiter";
+    let holder_client = Client::open(&server.url()).unwrap();
+    let holder = holder_client
+        .lock_with(name, fair())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let url = server.url();
+    let status = in_forked_child(Duration::from_secs(60), || {
+        let client = Client::open(&url).unwrap();
+        let waiting = {
+            let client = client.clone();
+            thread::spawn(move || client.lock_with(name, fair()).unwrap().acquire().map(drop))
+        };
+        wait_for_arrivals(&server, name, 1);
+        client.close().unwrap();
+        let outcome = waiting.join().unwrap();
+        assert_eq!(outcome.unwrap_err().kind(), ErrorKind::Closed);
+        // The process ends here.
+    });
+    assert_eq!(status, Some(0), "the child failed");
+    let left_behind = arrivals(&server, name);
+    // What it costs: the next fair waiter (queued now) is handed the lock
+    // at the release, not the waiter that is gone.
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let next = fair_waiter(&server, name, 1, &taken);
+    wait_until("the next waiter queued", SETUP, || {
+        arrivals(&server, name).len() > left_behind.len()
+    });
+    holder.release().unwrap();
+    let handed_to = lock_value(&server, name);
+    next.join().unwrap();
+    assert!(
+        left_behind.is_empty(),
+        "the closed client's waiter is still queued after close returned and its process \
+         ended: {left_behind:?} (the release then handed the lock to {handed_to:?})"
+    );
+}
+
+/// The same through the command line: `latchkey hold --fair` ended by
+/// SIGTERM while it waits exits with 143 at once; its waiter must have
+/// left the queue by then, or the release hands the lock to it.
+///
+/// Failure seen before the fix (4 of 5 runs): "the waiter ended by SIGTERM
+/// is still queued after its process exited (the release then handed the
+/// lock to Some(\"handoff:f:084c…\"))". Fixed: the command line closes its
+/// client before it exits (and a close leaves the queues itself).
+#[test]
+fn a_fair_cli_waiter_ended_by_sigterm_has_left_the_queue_when_it_exits() {
+    let server = RedisServer::start();
+    let name: &'static str = "sigterm-waiter";
+    let holder_client = Client::open(&server.url()).unwrap();
+    let holder = holder_client
+        .lock_with(name, fair())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let first = CliWaiter::start(&server, name, &[]);
+    let first_id = wait_for_arrivals(&server, name, 1)[0].clone();
+    wait_until("the first waiter is subscribed", SETUP, || {
+        listeners(&server, name) == 1
+    });
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let next = fair_waiter(&server, name, 1, &taken);
+    wait_for_arrivals(&server, name, 2);
+    signal(&first.child, libc::SIGTERM);
+    let status = first.wait();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    let queued = arrivals(&server, name);
+    holder.release().unwrap();
+    let handed_to = lock_value(&server, name);
+    next.join().unwrap();
+    assert!(
+        !queued.contains(&first_id),
+        "the waiter ended by SIGTERM is still queued after its process exited \
+         (the release then handed the lock to {handed_to:?})"
+    );
+}
+
+/// The head of a fair queue is stopped while the release hands it the lock
+/// (`handoff:<its id>`, its wake-up message unread), then ended by SIGTERM
+/// and let run: whether it takes the lock and releases it or gives up
+/// first, by the time it exited it is out of the queue, and the next
+/// waiter gets the lock.
+///
+/// Failure seen before the fix (4 of 5 runs): "the head ended by SIGTERM
+/// is still queued after its process exited (the next waiter got the lock
+/// 15.07s after that)": the gone head kept its place until its entry ran
+/// out.
+#[test]
+fn a_fair_head_ended_by_sigterm_as_it_is_handed_the_lock_passes_it_on() {
+    let server = RedisServer::start();
+    let name: &'static str = "sigterm-handed";
+    let holder_client = Client::open(&server.url()).unwrap();
+    let holder = holder_client
+        .lock_with(name, fair())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let head = CliWaiter::start(&server, name, &[]);
+    let head_id = wait_for_arrivals(&server, name, 1)[0].clone();
+    wait_until("the head is subscribed", SETUP, || {
+        listeners(&server, name) == 1
+    });
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let next = fair_waiter(&server, name, 1, &taken);
+    wait_for_arrivals(&server, name, 2);
+    signal(&head.child, libc::SIGSTOP);
+    holder.release().unwrap();
+    assert_eq!(
+        lock_value(&server, name),
+        Some(format!("handoff:{head_id}"))
+    );
+    signal(&head.child, libc::SIGTERM);
+    signal(&head.child, libc::SIGCONT);
+    let status = head.wait();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "{status:?}");
+    let queued = arrivals(&server, name);
+    let exited = Instant::now();
+    next.join().unwrap();
+    let waited = taken.lock().unwrap()[0].1.duration_since(exited);
+    assert!(
+        !queued.contains(&head_id),
+        "the head ended by SIGTERM is still queued after its process exited (the next \
+         waiter got the lock {waited:?} after that)"
+    );
+    assert!(waited < DEAD_WAITER_BOUND, "{waited:?}");
 }
 
 /// Fair waiters in three clients (ordinary ones mixed in), queued one after
