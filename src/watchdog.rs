@@ -327,6 +327,17 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
             let mut schedule = shared.schedule.lock();
             loop {
                 if schedule.stop {
+                    // The client's last handle is gone, the process goes
+                    // on: waiters that gave up still leave their queues.
+                    // Dropping the client right after a cancel stopped the
+                    // thread before it took the departure, and the entry
+                    // (a fair queue's head) stayed until it ran out
+                    // (attack_fair::
+                    // a_cancelled_fair_waiter_leaves_even_when_its_client_is_dropped_at_once,
+                    // 14 of 20 rounds).
+                    drop(schedule);
+                    let leaving = shared.departures.lock().clone();
+                    shared.leave(backend.as_ref(), &leaving);
                     return;
                 }
                 let Some(&(first, _)) = schedule.due.keys().next() else {

@@ -843,3 +843,71 @@ fn the_entries_of_killed_fair_waiters_run_out_under_a_renewed_hold() {
     }
     assert_eq!(keys, vec![format!("{}:fence", lock_key(name))]);
 }
+
+/// A program that cancels a fair wait and then drops its client (without
+/// `close`; README: dropping the last `Client` does not close) while the
+/// process goes on. The cancelled wait hands its departure to the watchdog
+/// thread, and dropping the last handle stops that thread: if it had not
+/// taken the departure yet, the waiter never leaves, and its entry (the
+/// head here) is handed the lock until it runs out.
+///
+/// Failure seen before the fix (1 of 1 runs): "14 of 20 cancelled waiters
+/// never left the queue once their client was dropped". Fixed: the
+/// watchdog thread, told to stop, still runs the pending departures.
+#[test]
+fn a_cancelled_fair_waiter_leaves_even_when_its_client_is_dropped_at_once() {
+    let server = RedisServer::start();
+    let name: &'static str = "dropped-client";
+    let holder_client = Client::open(&server.url()).unwrap();
+    let _holder = holder_client
+        .lock_with(name, fair())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let mut lingered = 0;
+    const ROUNDS: usize = 20;
+    for _ in 0..ROUNDS {
+        let client = Client::open(&server.url()).unwrap();
+        let lock = client.lock_with(name, fair()).unwrap();
+        let cancel = CancelToken::new();
+        let waiting = {
+            let cancel = cancel.clone();
+            thread::spawn(move || {
+                let outcome = lock.acquire_with(None, Some(&cancel)).map(drop);
+                // The lock handle goes with the thread: the client's last
+                // handle is dropped as soon as the wait returns.
+                drop(lock);
+                outcome
+            })
+        };
+        let id = wait_for_arrivals(&server, name, 1)[0].clone();
+        cancel.cancel();
+        drop(client);
+        assert_eq!(
+            waiting.join().unwrap().unwrap_err().kind(),
+            ErrorKind::Cancelled
+        );
+        // It leaves at once, or (left behind) its entry runs out after
+        // 15 s: 10 s tells the two apart.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while arrivals(&server, name).contains(&id) && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(20));
+        }
+        if arrivals(&server, name).contains(&id) {
+            lingered += 1;
+            // Clear the entry for the next round.
+            let mut admin = server.admin();
+            for key in [queue_key(name), order_key(name)] {
+                let _: () = redis::cmd("ZREM")
+                    .arg(key)
+                    .arg(&id)
+                    .query(&mut admin)
+                    .unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        lingered, 0,
+        "{lingered} of {ROUNDS} cancelled waiters never left the queue once their client was dropped"
+    );
+}
