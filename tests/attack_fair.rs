@@ -911,3 +911,67 @@ fn a_cancelled_fair_waiter_leaves_even_when_its_client_is_dropped_at_once() {
         "{lingered} of {ROUNDS} cancelled waiters never left the queue once their client was dropped"
     );
 }
+
+/// Redis itself stalls (SIGSTOP) for longer than a queue entry's lease
+/// (15 s) while four fair waiters, in four clients, wait in order. Every
+/// entry is then out of date when Redis runs again (its clock moved on),
+/// so each waiter arrives anew at its next attempt, in whatever order
+/// those attempts reach Redis; no waiter died or stopped. Held in 4 of 4
+/// runs: the waiters' next attempts follow their re-check schedule, which
+/// follows their arrival, so they re-arrive in the same order. Nothing in
+/// the design guarantees that (the README bounds only what a dead or
+/// stopped waiter costs), so this probe is not part of the default run; a
+/// guarantee would need an entry lease that does not run while the server
+/// itself stalls, a change of the queue's design.
+#[test]
+#[ignore = "a probe, not a guarantee: order across a Redis stall longer than the 15 s entry lease depends on the order the waiters' next attempts reach Redis (held 4 of 4 runs)"]
+fn fair_waiters_keep_their_order_across_a_redis_stall_longer_than_an_entry_lease() {
+    const WAITERS: usize = 4;
+    let server = RedisServer::start();
+    let name: &'static str = "stalled-redis";
+    let holder_client = Client::open(&server.url()).unwrap();
+    let holder = holder_client
+        .lock_with(
+            name,
+            LockOptions::new().fair(true).ttl(Duration::from_secs(60)),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for number in 0..WAITERS {
+        waiters.push(fair_waiter(&server, name, number, &taken));
+        wait_for_arrivals(&server, name, number + 1);
+    }
+    server.signal(libc::SIGSTOP);
+    let stopped = Instant::now();
+    // The condition is the stall's length itself: longer than an entry's
+    // lease, with a margin.
+    while stopped.elapsed() < Duration::from_secs(17) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    server.signal(libc::SIGCONT);
+    // Every waiter asks again (and arrives anew) within its re-check.
+    let mut admin = server.admin();
+    wait_until("every waiter queued again", SETUP, || {
+        let (seconds, micros): (u64, u64) = redis::cmd("TIME").query(&mut admin).unwrap();
+        let now_ms = seconds * 1000 + micros / 1000;
+        let live: usize = redis::cmd("ZCOUNT")
+            .arg(queue_key(name))
+            .arg(format!("({now_ms}"))
+            .arg("+inf")
+            .query(&mut admin)
+            .unwrap();
+        live == WAITERS
+    });
+    holder.release().unwrap();
+    for waiter in waiters {
+        waiter.join().unwrap();
+    }
+    assert_eq!(
+        order_of(&taken),
+        (0..WAITERS).collect::<Vec<_>>(),
+        "the fair waiters were served out of arrival order after a Redis stall"
+    );
+}
