@@ -790,8 +790,10 @@ impl Client {
     /// close is an ending, not a loss, and no lost-lease callback runs);
     /// every acquire of the client that is waiting returns promptly with
     /// [`ErrorKind::Closed`](crate::ErrorKind::Closed), and so does every
-    /// later one. Inspection and fenced writes keep working. Closing again
-    /// does nothing.
+    /// later one; those waits are out of their locks' queues when the close
+    /// returns (bounded by the command timeout, like the releases).
+    /// Inspection and fenced writes keep working. Closing again does
+    /// nothing.
     ///
     /// Errors: a release that Redis did not confirm (the hold is given back
     /// in the background as soon as Redis answers; its guard already says

@@ -17,6 +17,7 @@ use crate::sync::Mutex;
 use crate::backend::Backend;
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
+use crate::keys::LockKeys;
 use crate::lease::Lease;
 use crate::pubsub::Subscriber;
 use crate::wait::CancelToken;
@@ -93,8 +94,9 @@ impl Closing {
         holds.push(Arc::downgrade(lease));
     }
 
-    /// Closes: sets the flag, wakes every wait, and releases every live
-    /// hold. Closing again does nothing. Errors: the holds whose release
+    /// Closes: sets the flag, wakes every wait, takes the waits that gave
+    /// up out of their locks' queues and releases every live hold. Closing
+    /// again does nothing. Errors: the holds whose release
     /// Redis did not confirm (each is given back in the background as soon
     /// as Redis answers, and its guard already says it is not held).
     pub(crate) fn close(&self, releaser: &Releaser<'_>) -> Result<()> {
@@ -113,19 +115,47 @@ impl Closing {
             .filter_map(|weak| weak.upgrade())
             .filter(|lease| lease.mark_closed())
             .collect();
-        if leases.is_empty() {
+        // The woken waiters handed their leaving to the watchdog thread;
+        // the close does it itself before it returns, since a program ends
+        // after closing its client and a departure still pending then never
+        // happens: a fair queue kept handing the lock to the waiter that was
+        // gone until its entry ran out (attack_fair::
+        // a_fair_waiter_of_a_closed_client_has_left_the_queue_when_close_returns).
+        // A release leaves its own lock's departures first
+        // (`leave_before_release`); the others are jobs of their own, in
+        // the same parallel round, so a silent Redis costs one timeout.
+        let departures: Vec<(LockKeys, String)> = releaser
+            .watchdog
+            .pending_departures()
+            .into_iter()
+            .filter(|(keys, _)| !leases.iter().any(|l| l.keys().lock == keys.lock))
+            .collect();
+        let jobs: Vec<Job<'_>> = leases
+            .iter()
+            .map(Job::Release)
+            .chain(departures.iter().map(Job::Leave))
+            .collect();
+        if jobs.is_empty() {
             return Ok(());
         }
-        let release_all = |chunk: &[Arc<Lease>]| -> Vec<Error> {
+        let release_all = |chunk: &[Job<'_>]| -> Vec<Error> {
             chunk
                 .iter()
-                .filter_map(|lease| release_closed(releaser, lease).err())
+                .filter_map(|job| match job {
+                    Job::Release(lease) => release_closed(releaser, lease).err(),
+                    Job::Leave(departure) => {
+                        releaser
+                            .watchdog
+                            .leave_queues_now(std::slice::from_ref(*departure));
+                        None
+                    }
+                })
                 .collect()
         };
-        // The calling thread releases the first share itself: one hold
-        // costs no thread.
-        let per_thread = leases.len().div_ceil(MAX_RELEASE_THREADS);
-        let mut chunks = leases.chunks(per_thread);
+        // The calling thread does the first share itself: one hold costs
+        // no thread.
+        let per_thread = jobs.len().div_ceil(MAX_RELEASE_THREADS);
+        let mut chunks = jobs.chunks(per_thread);
         let own = chunks.next().unwrap_or_default();
         let failures: Vec<Error> = std::thread::scope(|scope| {
             let workers: Vec<_> = chunks
@@ -157,6 +187,14 @@ impl Closing {
         }
         true
     }
+}
+
+/// One thing a close does in Redis before it returns.
+enum Job<'a> {
+    /// Release a hold of the client.
+    Release(&'a Arc<Lease>),
+    /// Take a waiter of the client that gave up out of its lock's queue.
+    Leave(&'a (LockKeys, String)),
 }
 
 /// Releases a hold marked closed: stops its renewal and deletes it in

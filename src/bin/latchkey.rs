@@ -102,6 +102,10 @@ struct Lease {
     /// Do not renew the lease (it ends after --ttl-ms)
     #[arg(long)]
     no_renew: bool,
+    /// A fair lock: first come, first served; never take the lock while a
+    /// waiter that queued earlier is waiting for it (LockOptions::fair)
+    #[arg(long)]
+    fair: bool,
 }
 
 impl Lease {
@@ -109,6 +113,7 @@ impl Lease {
         LockOptions::new()
             .ttl(Duration::from_millis(self.ttl_ms))
             .auto_renew(!self.no_renew)
+            .fair(self.fair)
     }
 }
 
@@ -186,6 +191,18 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
         builder = builder.prefix(prefix.clone());
     }
     let client = builder.build()?;
+    let outcome = command(cli, &client, signals);
+    // The process ends next: closing the client takes a waiter that gave
+    // up (a signal while `hold` waits) out of the lock's queue now; left
+    // to the library's background thread, which the exit ends, it stayed
+    // queued, and a fair lock was handed to it until its entry ran out.
+    // Holds were released above; what close reports is only about them.
+    let _ = client.close();
+    outcome
+}
+
+/// Runs the command of `cli` on `client`.
+fn command(cli: &Cli, client: &Client, signals: Option<SignalWatch>) -> Result<(), Outcome> {
     match &cli.command {
         Command::Inspect { name } => {
             match client.inspect(name)? {
@@ -230,7 +247,7 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
             let Some(signals) = signals else {
                 return Err(Outcome::Other("signals are not being watched".into()));
             };
-            hold(&client, name, lease.options(), *timeout_ms, signals)
+            hold(client, name, lease.options(), *timeout_ms, signals)
         }
         Command::Worker {
             name,
@@ -240,7 +257,7 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
             log,
             verbose,
         } => worker(
-            &client,
+            client,
             name,
             lease.options(),
             *count,

@@ -51,12 +51,19 @@ if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) t
 end
 if kind == 'none' and ARGV[7] then
   -- A fair lock found free: it goes to the first live waiter in arrival
-  -- order, which may be this caller.
-  if waiter ~= '' then
+  -- order, which may be this caller. A last attempt ('0') looks before it
+  -- leaves: a caller first in line takes the lock then, and only one that
+  -- is not hands it on as it leaves (leaving first made the head, at its
+  -- deadline, give a free lock to the waiter behind it).
+  local last = ARGV[6] == '0'
+  if waiter ~= '' and not last then
     queue_join(KEYS[3], KEYS[4], waiter, ARGV[6])
   end
   local first = queue_head(KEYS[3], KEYS[4])
   if first and first ~= waiter then
+    if last then
+      queue_leave(KEYS[3], KEYS[4], waiter)
+    end
     reserve_for(KEYS[1], first, ARGV[7], ARGV[8], ARGV[9] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH')
     return {0, redis.call('PTTL', KEYS[1])}
   end
