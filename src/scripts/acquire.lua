@@ -47,7 +47,15 @@ if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) t
   if waiter ~= '' then
     queue_join(KEYS[3], KEYS[4], waiter, ARGV[6])
   end
-  return {0, redis.call('PTTL', KEYS[1])}
+  local wait = redis.call('PTTL', KEYS[1])
+  local reserved = ARGV[7] and reserved_for(KEYS[1], kind)
+  if reserved then
+    -- Reserved for a fair waiter that keeps its place: look again when its
+    -- entry runs out, not when the 100 ms reservation does (waiters behind
+    -- a dead head asked every 100 ms for up to 15 s).
+    wait = math.max(wait, entry_left(KEYS[3], reserved))
+  end
+  return {0, wait}
 end
 if kind == 'none' and ARGV[7] then
   -- A fair lock found free: it goes to the first live waiter in arrival
@@ -65,7 +73,7 @@ if kind == 'none' and ARGV[7] then
       queue_leave(KEYS[3], KEYS[4], waiter)
     end
     reserve_for(KEYS[1], first, ARGV[7], ARGV[8], ARGV[9] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH')
-    return {0, redis.call('PTTL', KEYS[1])}
+    return {0, math.max(redis.call('PTTL', KEYS[1]), entry_left(KEYS[3], first))}
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])

@@ -6,13 +6,22 @@
 -- order; ARGV[1] the waiter id,
 -- ARGV[2] channel, ARGV[3] handoff window in ms, ARGV[4] (optional)
 -- 'SPUBLISH' on a Redis 7 Cluster.
--- Returns 1 when it passed a reservation on, else 0.
+-- A waiter that leaves a free lock (a reservation for it ran out before it
+-- gave up) hands it to the next live waiter the same way: otherwise that
+-- one slept on until its re-check (up to 5 s).
+-- Returns 1 when it handed the lock on, else 0.
 --
 -- A late copy: the waiter's id is its acquisition's own and that
 -- acquisition has ended, so the entry is already gone and no reservation
--- names it; nothing changes.
+-- names it; if the lock is free and waiters are queued, it hands the lock
+-- to the first of them, as a release would.
 queue_leave(KEYS[2], KEYS[3], ARGV[1])
-if reserved_for(KEYS[1], key_type(KEYS[1])) ~= ARGV[1] then
+local kind = key_type(KEYS[1])
+if kind == 'none' then
+  if not queue_head(KEYS[2], KEYS[3]) then
+    return 0
+  end
+elseif reserved_for(KEYS[1], kind) ~= ARGV[1] then
   return 0
 end
 hand_to_next(KEYS[1], KEYS[2], KEYS[3], ARGV[2], ARGV[3], ARGV[4] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH')

@@ -208,6 +208,17 @@ local function queue_head(queue, order)
   end
 end
 
+-- Ms until `waiter`'s queue entry runs out (0 when it has none): while a
+-- lock is reserved for a fair waiter, nothing changes before that unless
+-- that waiter acts (takes the lock, leaves), and then the next is woken.
+local function entry_left(queue, waiter)
+  local expiry = redis.call('ZSCORE', queue, waiter)
+  if not expiry then
+    return 0
+  end
+  return math.max(0, tonumber(expiry) - server_ms())
+end
+
 -- Reserves the lock for `waiter` for `window` ms and wakes only it (the
 -- message is its id). `publish` is 'PUBLISH' or 'SPUBLISH'.
 local function reserve_for(key, waiter, channel, window, publish)
