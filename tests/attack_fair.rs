@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
+use latchkey::{CancelToken, Client, ErrorKind, Guard, LockOptions};
 use support::{in_forked_child, tool, wait_until, RedisServer};
 
 /// Generous bound for "a dead or stopped waiter holds the queue up for
@@ -48,6 +48,14 @@ fn channel(name: &str) -> String {
 
 fn fair() -> LockOptions {
     LockOptions::new().fair(true).ttl(Duration::from_secs(30))
+}
+
+/// A fair hold of `name` by a client of its own (returned with it: the
+/// hold ends with its client).
+fn hold_fair(server: &RedisServer, name: &str) -> (Client, Guard) {
+    let client = Client::open(&server.url()).unwrap();
+    let guard = client.lock_with(name, fair()).unwrap().acquire().unwrap();
+    (client, guard)
 }
 
 /// The waiter ids in lock `name`'s arrival order (live or not).
@@ -223,12 +231,7 @@ fn kill_at(step: Step) {
         Step::Woken => "kill-woken",
         Step::Holding => "kill-holding",
     };
-    let holder_client = Client::open(&server.url()).unwrap();
-    let holder = holder_client
-        .lock_with(name, fair())
-        .unwrap()
-        .acquire()
-        .unwrap();
+    let (_holder_client, holder) = hold_fair(&server, name);
     let victim = CliWaiter::start(&server, name, &["--ttl-ms", "2000"]);
     let mut stopped_before_subscribing = false;
     let victim_id = match step {
@@ -357,12 +360,7 @@ fn a_fair_waiter_killed_while_holding_passes_the_lock_on_in_arrival_order() {
 fn a_stopped_fair_head_keeps_its_place_while_its_entry_lasts() {
     let server = RedisServer::start();
     let name: &'static str = "stopped-head";
-    let holder_client = Client::open(&server.url()).unwrap();
-    let holder = holder_client
-        .lock_with(name, fair())
-        .unwrap()
-        .acquire()
-        .unwrap();
+    let (_holder_client, holder) = hold_fair(&server, name);
     let head = CliWaiter::start(&server, name, &[]);
     let head_id = wait_for_arrivals(&server, name, 1)[0].clone();
     wait_until("the head is subscribed", SETUP, || {
@@ -518,12 +516,7 @@ fn a_fair_head_whose_last_attempt_finds_the_lock_free_takes_it() {
 fn a_fair_waiter_of_a_closed_client_has_left_the_queue_when_close_returns() {
     let server = RedisServer::start();
     let name: &'static str = "closed-waiter";
-    let holder_client = Client::open(&server.url()).unwrap();
-    let holder = holder_client
-        .lock_with(name, fair())
-        .unwrap()
-        .acquire()
-        .unwrap();
+    let (_holder_client, holder) = hold_fair(&server, name);
     let url = server.url();
     let status = in_forked_child(Duration::from_secs(60), || {
         let client = Client::open(&url).unwrap();
@@ -568,12 +561,7 @@ fn a_fair_waiter_of_a_closed_client_has_left_the_queue_when_close_returns() {
 fn a_fair_cli_waiter_ended_by_sigterm_has_left_the_queue_when_it_exits() {
     let server = RedisServer::start();
     let name: &'static str = "sigterm-waiter";
-    let holder_client = Client::open(&server.url()).unwrap();
-    let holder = holder_client
-        .lock_with(name, fair())
-        .unwrap()
-        .acquire()
-        .unwrap();
+    let (_holder_client, holder) = hold_fair(&server, name);
     let first = CliWaiter::start(&server, name, &[]);
     let first_id = wait_for_arrivals(&server, name, 1)[0].clone();
     wait_until("the first waiter is subscribed", SETUP, || {
@@ -610,12 +598,7 @@ fn a_fair_cli_waiter_ended_by_sigterm_has_left_the_queue_when_it_exits() {
 fn a_fair_head_ended_by_sigterm_as_it_is_handed_the_lock_passes_it_on() {
     let server = RedisServer::start();
     let name: &'static str = "sigterm-handed";
-    let holder_client = Client::open(&server.url()).unwrap();
-    let holder = holder_client
-        .lock_with(name, fair())
-        .unwrap()
-        .acquire()
-        .unwrap();
+    let (_holder_client, holder) = hold_fair(&server, name);
     let head = CliWaiter::start(&server, name, &[]);
     let head_id = wait_for_arrivals(&server, name, 1)[0].clone();
     wait_until("the head is subscribed", SETUP, || {

@@ -104,21 +104,8 @@ fn a_fair_try_acquire_does_not_jump_the_queue() {
         .lock_with(name, LockOptions::new().fair(true))
         .unwrap();
     // A queued waiter (gone) whose entry runs out in 2 s.
+    gone_head(&server, name, "f:gone", Duration::from_secs(2));
     let mut admin = server.admin();
-    let time: (String, String) = redis::cmd("TIME").query(&mut admin).unwrap();
-    let now_ms = time.0.parse::<u64>().unwrap() * 1000 + time.1.parse::<u64>().unwrap() / 1000;
-    let _: () = redis::cmd("ZADD")
-        .arg(queue_key(name))
-        .arg(now_ms + 2000)
-        .arg("f:gone")
-        .query(&mut admin)
-        .unwrap();
-    let _: () = redis::cmd("ZADD")
-        .arg(order_key(name))
-        .arg(1)
-        .arg("f:gone")
-        .query(&mut admin)
-        .unwrap();
     assert!(
         fair.try_acquire().unwrap().is_none(),
         "a fair try_acquire took the lock ahead of a queued waiter"
@@ -149,21 +136,7 @@ fn a_dead_waiter_at_the_head_holds_a_fair_queue_up_only_until_its_entry_runs_out
         .unwrap()
         .acquire()
         .unwrap();
-    let mut admin = server.admin();
-    let time: (String, String) = redis::cmd("TIME").query(&mut admin).unwrap();
-    let now_ms = time.0.parse::<u64>().unwrap() * 1000 + time.1.parse::<u64>().unwrap() / 1000;
-    let _: () = redis::cmd("ZADD")
-        .arg(queue_key(name))
-        .arg(now_ms + 3000)
-        .arg("f:dead")
-        .query(&mut admin)
-        .unwrap();
-    let _: () = redis::cmd("ZADD")
-        .arg(order_key(name))
-        .arg(1)
-        .arg("f:dead")
-        .query(&mut admin)
-        .unwrap();
+    gone_head(&server, name, "f:dead", Duration::from_secs(3));
     let waiter = {
         let client = Client::open(&server.url()).unwrap();
         let options = options.clone();
