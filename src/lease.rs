@@ -286,6 +286,12 @@ impl Lease {
 
     /// Stops renewal and reporting: the holder is giving the lock back.
     /// Returns the loss reason if the lease was already lost.
+    /// Whether its holder released it (or its client closed it): from then
+    /// on the release deals with Redis, and the watchdog leaves it alone.
+    pub(crate) fn released(&self) -> bool {
+        self.state.lock().released
+    }
+
     pub(crate) fn mark_released(&self) -> Option<String> {
         let mut state = self.state.lock();
         state.released = true;

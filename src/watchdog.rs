@@ -512,6 +512,15 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
     let results = backend.extend(&items);
     let mut keep = Vec::with_capacity(leases.len());
     for (i, lease) in leases.iter().enumerate() {
+        if lease.released() {
+            // Released (or closed) while this renewal was in flight: the
+            // release settles the hold in Redis. Taken for a renewal
+            // confirmed too late, it was given back here as well, and when
+            // that give-back reached Redis first the holder's own release
+            // found the key gone and said NotHeld
+            // (lock_basics::a_release_racing_a_renewal_is_never_told_the_lock_was_lost).
+            continue;
+        }
         let outcome = match &results {
             Ok(results) => results[i].clone(),
             Err(e) => Err(e.clone()),
@@ -527,6 +536,9 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
             Ok(true) if lease.renewed(sent, ttls[i]) => {
                 keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
             }
+            // Released just now, after the check above: the release
+            // settles it (released never goes back to false).
+            Ok(true) if lease.released() => {}
             Ok(true) => {
                 // Confirmed only after the lease's validity ran out (check()
                 // may have said so already): a lost lease stays lost, and

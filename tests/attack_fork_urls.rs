@@ -165,10 +165,11 @@ fn a_child_forked_from_a_lost_callback_uses_the_client_with_its_signals() {
                 .acquire_timeout(Duration::from_secs(5))
                 .unwrap();
             // Renewed by the child's own renewal thread (every 300 ms).
-            std::thread::sleep(Duration::from_millis(200));
-            let before = own.remaining();
+            // The end of its validity moves on with each renewal (its
+            // remaining time alone shrinks between them).
+            let before = Instant::now() + own.remaining();
             wait_until("the child renews", Duration::from_secs(10), || {
-                own.remaining() > before
+                Instant::now() + own.remaining() > before + Duration::from_millis(100)
             });
             own.check().unwrap();
             own.release().unwrap();
@@ -422,10 +423,11 @@ fn hold_and_see_it_renewed(client: &Client, name: &str) {
         .unwrap()
         .acquire_timeout(Duration::from_secs(5))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
-    let before = own.remaining();
+    // The end of its validity moves on with each renewal (its remaining
+    // time alone shrinks between them).
+    let before = Instant::now() + own.remaining();
     wait_until("the child renews", Duration::from_secs(10), || {
-        own.remaining() > before
+        Instant::now() + own.remaining() > before + Duration::from_millis(100)
     });
     own.check().unwrap();
     own.release().unwrap();

@@ -580,3 +580,32 @@ fn many_leases_are_renewed_together_and_only_the_lost_one_is_reported() {
     }
     assert!(client.is_locked("many-299").unwrap());
 }
+
+/// A release while the watchdog's renewal of the same lease is in flight.
+/// The renewal's answer came after the release had marked the lease
+/// released, so the watchdog took the lease for one confirmed too late and
+/// gave the hold back in the background; when that give-back reached Redis
+/// before the holder's own release, the key was gone and the release
+/// reported `NotHeld` for a lock it did hold (1 of 20 repeat runs of
+/// claims::renew_every_sets_the_renewal_period, "lock 'renew-often' was no
+/// longer held by this owner"). Here many releases race a renewal every
+/// 5 ms; every one must succeed.
+#[test]
+fn a_release_racing_a_renewal_is_never_told_the_lock_was_lost() {
+    let server = RedisServer::start();
+    // One connection: the release waits for the renewal's round trip to
+    // end, which puts it right where the race is.
+    let client = Client::builder(&server.url()).pool_size(1).build().unwrap();
+    let options = LockOptions::new()
+        .ttl(Duration::from_secs(30))
+        .renew_every(Duration::from_millis(1));
+    let lock = client.lock_with("renew-race", options).unwrap();
+    for round in 0..1000 {
+        let guard = lock.acquire().unwrap();
+        // Let a renewal or two go out, so that one is in flight now and then.
+        thread::sleep(Duration::from_micros(round % 3000));
+        guard
+            .release()
+            .unwrap_or_else(|e| panic!("round {round}: the release of a held lock failed: {e}"));
+    }
+}
