@@ -42,6 +42,7 @@ func TestInspectQueue(t *testing.T) {
 	took := make(chan int, 2)
 	release := make(chan struct{})
 	var wg sync.WaitGroup
+	firstQueued := ""
 	for i := 0; i < 2; i++ {
 		m := newMutex(t, c, name)
 		wg.Add(1)
@@ -60,6 +61,9 @@ func TestInspectQueue(t *testing.T) {
 			}
 		}()
 		waitUntil(t, fmt.Sprintf("waiter %d is queued", i), func() bool { return len(queue()) == i+1 })
+		if i == 0 {
+			firstQueued = queue()[0].ID
+		}
 	}
 
 	info, err = c.Inspect(name)
@@ -78,9 +82,10 @@ func TestInspectQueue(t *testing.T) {
 	if first.ID == second.ID {
 		t.Fatalf("two waiters share the id %s", first.ID)
 	}
-	// Listed by when their entries run out: the next to get the lock first.
-	if first.ExpiresIn > second.ExpiresIn {
-		t.Errorf("listed out of order: %+v", info.Queue)
+	// Listed in arrival order, the next to get the lock first (not by when
+	// the entries run out: a waiter's next attempt renews its entry).
+	if first.ID != firstQueued {
+		t.Errorf("listed out of arrival order: %+v, first queued %s", info.Queue, firstQueued)
 	}
 
 	// The release hands the lock to the first listed waiter, which leaves
