@@ -169,10 +169,14 @@ impl CliWaiter {
         self.child.wait().unwrap()
     }
 
-    /// Waits for the process to end (after a signal).
+    /// Waits for the process to end (after a signal). Its input stays open
+    /// until then: an end of input is a reason to release and exit 0 of
+    /// its own, and a head that took the lock as it resumed saw that end
+    /// of input before the SIGTERM (exit 0, not 143: 1 of 9 repeat runs).
     fn wait(mut self) -> std::process::ExitStatus {
+        let status = self.child.wait().unwrap();
         drop(self.stdin.take());
-        self.child.wait().unwrap()
+        status
     }
 
     fn kill(mut self) {
