@@ -246,14 +246,20 @@ for impl in redis-py pottery redsync redlock-rs; do
 done
 
 log "herd: N waiters on one lock (scripts per handoff, handoff latency, fairness)"
-# One wake-up per release: at most 2 scripts per handoff are the release and
-# the winner's acquire (the releasing thread's own re-queueing adds ~2).
+# One wake-up per release: a handoff is 2 scripts, the release and the
+# winner's acquire. `herd` adds the releasing thread's own re-queueing (~2);
+# `drain` counts the handoffs alone.
 for waiters in 1 32 256; do
   run "herd-$waiters" latchkey-rust herd "$URL" "$waiters" "$(n 500)"
 done
 # The same with a fair lock (strict arrival order).
 for waiters in 1 32 256; do
   run "herd-fair-$waiters" latchkey-rust herd "$URL" "$waiters" "$(n 500)" fair
+done
+# The handoffs alone: N parked waiters take the lock down the queue.
+for waiters in 1 32 256; do
+  run "drain-$waiters" latchkey-rust drain "$URL" "$waiters" "$(n 500)"
+  run "drain-fair-$waiters" latchkey-rust drain "$URL" "$waiters" "$(n 500)" fair
 done
 
 log "contended-4: 4 processes on one lock, 3 rounds of 2 s"

@@ -29,6 +29,10 @@
 //!                                         per handoff, handoff latency,
 //!                                         fairness (`herd-32`, `herd-256`;
 //!                                         `herd-fair-N` for a fair lock)
+//! latchkey-bench drain URL WAITERS HANDOFFS [fair]
+//!                                         WAITERS parked waiters take the
+//!                                         lock down the queue: scripts of
+//!                                         the handoffs alone (`drain-N`)
 //! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
 //! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
@@ -86,6 +90,15 @@ fn main() {
         ) {
             (Ok(waiters), Ok(handoffs), None) => herd(arg(2), waiters, handoffs, false),
             (Ok(waiters), Ok(handoffs), Some("fair")) => herd(arg(2), waiters, handoffs, true),
+            _ => Err("WAITERS and HANDOFFS must be numbers, then optionally `fair`".into()),
+        },
+        ("drain", 5 | 6) => match (
+            arg(3).parse(),
+            arg(4).parse(),
+            args.get(5).map(String::as_str),
+        ) {
+            (Ok(waiters), Ok(handoffs), None) => drain(arg(2), waiters, handoffs, false),
+            (Ok(waiters), Ok(handoffs), Some("fair")) => drain(arg(2), waiters, handoffs, true),
             _ => Err("WAITERS and HANDOFFS must be numbers, then optionally `fair`".into()),
         },
         ("waiter", 4) => waiter(arg(2), arg(3)),
@@ -487,6 +500,115 @@ fn herd(url: &str, waiters: usize, handoffs: usize, fair: bool) -> Res<()> {
         .latency(&stats(&samples), floor.median_us)
         .num("scripts_per_handoff", scripts as f64 / measured)
         .num("fairness_jain", jain)
+        .int("waiters", waiters as u64)
+        .str("floor_source", "PING after the run")
+        .print();
+    Ok(())
+}
+
+/// Waits until Redis has run `count` more scripts than `since` (each
+/// waiter makes two attempts before it parks: the first, and one right
+/// after it subscribed), at most a minute.
+fn wait_for_scripts(admin: &mut redis::Connection, since: u64, count: u64) -> Res<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while evalsha_calls(admin)? < since + count {
+        if Instant::now() >= deadline {
+            return Err(format!("the waiters did not park: fewer than {count} scripts ran").into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// The handoff itself, without the re-queueing of `herd`: in each round, N
+/// waiters queue and park behind a holder; then the lock passes down the
+/// whole queue, each waiter holding it 0.2 ms and leaving. Scripts are
+/// counted from just before the holder's release until the last waiter's
+/// acquire returned, so they are exactly the handoffs' releases and
+/// acquires (and whatever else a release caused).
+fn drain(url: &str, waiters: usize, handoffs: usize, fair: bool) -> Res<()> {
+    use std::sync::Mutex;
+    let scenario = if fair {
+        format!("drain-fair-{waiters}")
+    } else {
+        format!("drain-{waiters}")
+    };
+    let options = latchkey::LockOptions::new().fair(fair);
+    let name = format!("bench:{scenario}");
+    let clients: Vec<Client> = (0..4)
+        .map(|_| {
+            Client::builder(url)
+                .pool_size(waiters.div_ceil(4).max(1))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    let holder = clients[0].lock_with(&name, options.clone())?;
+    let mut admin = redis::Client::open(url)?.get_connection()?;
+    let rounds = handoffs.div_ceil(waiters.max(1)).max(1);
+    let samples = Arc::new(Mutex::new(Vec::with_capacity(rounds * waiters)));
+    let (mut scripts, mut measured) = (0u64, 0u64);
+    for _ in 0..rounds {
+        let guard = holder.acquire()?;
+        let released_at = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let scripts_at_end = Arc::new(AtomicU64::new(0));
+        let before = evalsha_calls(&mut admin)?;
+        let threads: Vec<_> = (0..waiters)
+            .map(|i| {
+                let lock = clients[i % clients.len()].lock_with(&name, options.clone());
+                let (released_at, done, samples, scripts_at_end) = (
+                    released_at.clone(),
+                    done.clone(),
+                    samples.clone(),
+                    scripts_at_end.clone(),
+                );
+                let url = url.to_string();
+                std::thread::spawn(move || -> Result<(), String> {
+                    let lock = lock.map_err(|e| e.to_string())?;
+                    let guard = lock.acquire().map_err(|e| e.to_string())?;
+                    let now = monotonic_ns();
+                    let before = released_at.load(Ordering::SeqCst);
+                    samples
+                        .lock()
+                        .map_err(|e| e.to_string())?
+                        .push(now.saturating_sub(before));
+                    if done.fetch_add(1, Ordering::SeqCst) + 1 == waiters as u64 {
+                        // The last handoff is over: its release would hand
+                        // the lock to nobody.
+                        let mut admin = redis::Client::open(url.as_str())
+                            .and_then(|c| c.get_connection())
+                            .map_err(|e| e.to_string())?;
+                        let calls = evalsha_calls(&mut admin).map_err(|e| e.to_string())?;
+                        scripts_at_end.store(calls, Ordering::SeqCst);
+                    }
+                    std::thread::sleep(Duration::from_micros(200));
+                    released_at.store(monotonic_ns(), Ordering::SeqCst);
+                    guard.release().map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        wait_for_scripts(&mut admin, before, 2 * waiters as u64)?;
+        let start = evalsha_calls(&mut admin)?;
+        released_at.store(monotonic_ns(), Ordering::SeqCst);
+        guard.release()?;
+        for t in threads {
+            t.join().map_err(|_| "a drain thread panicked")??;
+        }
+        scripts += scripts_at_end.load(Ordering::SeqCst).saturating_sub(start);
+        measured += waiters as u64;
+    }
+    let samples = samples.lock().map_err(|_| "poisoned")?.clone();
+    let floor = stats(
+        &(0..50)
+            .map(|_| ping_ns(&mut admin))
+            .collect::<Res<Vec<_>>>()?,
+    );
+    Row::new(&scenario, "latchkey-rust")
+        .latency(&stats(&samples), floor.median_us)
+        .num(
+            "scripts_per_handoff",
+            scripts as f64 / measured.max(1) as f64,
+        )
         .int("waiters", waiters as u64)
         .str("floor_source", "PING after the run")
         .print();
