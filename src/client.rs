@@ -78,6 +78,8 @@ pub struct ClientBuilder {
     command_timeout: Duration,
     prefix: String,
     pool_size: usize,
+    /// How long a read of a reply spins before it sleeps.
+    spin: Duration,
     fence_retention: Duration,
     /// Redlock only: how long a restarted master stays out of quorums;
     /// `None` for the largest ttl in use.
@@ -102,6 +104,7 @@ impl fmt::Debug for ClientBuilder {
             .field("command_timeout", &self.command_timeout)
             .field("prefix", &self.prefix)
             .field("pool_size", &self.pool_size)
+            .field("spin", &self.spin)
             .field("fence_retention", &self.fence_retention)
             .field("restart_delay", &self.restart_delay)
             .finish()
@@ -214,6 +217,27 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a thread waiting for a reply from Redis keeps asking the
+    /// socket before it sleeps until the reply (default 100 µs, or
+    /// `LATCHKEY_SPIN_US` microseconds from the environment; at most 10 ms;
+    /// zero turns spinning off). A thread woken by the reply costs a
+    /// scheduler wake-up, which on a virtual machine can cost more than
+    /// the round trip; spinning saves it at the price of the CPU spent
+    /// asking. Each server's connections spin only while its replies come
+    /// within the limit (a slower server is probed now and then), and at
+    /// most one fewer threads of the process than it has cores spin at
+    /// once.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = latchkey::Client::builder("redis://127.0.0.1").spin(Duration::ZERO);
+    /// # let _ = b;
+    /// ```
+    pub fn spin(mut self, limit: Duration) -> Self {
+        self.spin = limit;
+        self
+    }
+
     /// How long a lock name's fencing counter stays in Redis after its last
     /// acquire (default one day; 1 s to 365 days). After that a free name
     /// leaves no key behind; fencing tokens keep increasing regardless,
@@ -295,6 +319,13 @@ impl ClientBuilder {
                 self.fence_retention
             )));
         }
+        if self.spin > crate::backend::MAX_SPIN {
+            return Err(Error::invalid(format!(
+                "the spin limit must be at most {:?}; got {:?}",
+                crate::backend::MAX_SPIN,
+                self.spin
+            )));
+        }
         if self.pool_size == 0 || self.pool_size > 1024 {
             return Err(Error::invalid("the pool size must be between 1 and 1024"));
         }
@@ -338,6 +369,7 @@ impl ClientBuilder {
                     self.connect_timeout,
                     self.command_timeout,
                     self.pool_size,
+                    self.spin,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
@@ -382,6 +414,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
             pool_size: self.pool_size,
+            spin: self.spin,
         })?;
         Ok(Client::with_backend(
             Arc::new(OneNodeBackend::new(node, self.wait)),
@@ -414,6 +447,7 @@ impl ClientBuilder {
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
             pool_size: self.pool_size,
+            spin: self.spin,
         });
         Ok(Client::with_backend(
             Arc::new(OneNodeBackend::new(node, self.wait)),
@@ -679,6 +713,7 @@ impl Client {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             prefix: DEFAULT_PREFIX.to_string(),
             pool_size: 8,
+            spin: crate::backend::default_spin(),
             fence_retention: DEFAULT_FENCE_RETENTION,
             restart_delay: None,
         }

@@ -316,7 +316,10 @@ fn a_waiter_leaving_a_free_lock_hands_it_to_the_next() {
         .arg(order_key(name))
         .arg("f:leaving")
         .arg(format!("{}:ch", lock_key(name)))
-        .arg(100)
+        // A window long enough that the reservation cannot run out before
+        // the GET below reads it (with the library's 100 ms, a loaded
+        // machine read the key after it had: 1 of 20 repeat runs).
+        .arg(30_000)
         .query(&mut admin)
         .unwrap();
     let value: Option<String> = redis::cmd("GET")

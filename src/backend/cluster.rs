@@ -72,6 +72,8 @@ struct Inner {
     connect_timeout: Duration,
     command_timeout: Duration,
     pool_size: usize,
+    /// The spin limit of each node's reads (see `backend::wire`).
+    spin: Duration,
     /// (first slot, last slot, master) ranges, sorted.
     slots: PerProcess<Mutex<Vec<(u16, u16, Addr)>>>,
     nodes: PerProcess<Mutex<HashMap<Addr, Arc<SingleNode>>>>,
@@ -86,6 +88,7 @@ pub(crate) struct ClusterConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) pool_size: usize,
+    pub(crate) spin: Duration,
 }
 
 impl ClusterNode {
@@ -111,6 +114,7 @@ impl ClusterNode {
                 connect_timeout: config.connect_timeout,
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
+                spin: config.spin,
                 slots: PerProcess::new(|| Mutex::new(Vec::new()), |_| {}),
                 nodes: PerProcess::new(|| Mutex::new(HashMap::new()), |_| {}),
                 next_listener: AtomicUsize::new(0),
@@ -137,6 +141,7 @@ impl Inner {
             self.connect_timeout,
             self.command_timeout,
             self.pool_size,
+            self.spin,
         ));
         nodes.insert(addr.clone(), node.clone());
         Ok(node)
@@ -202,7 +207,7 @@ impl Inner {
             .into_connection_info()?
             .set_redis_settings(self.settings.clone());
         let client = redis::Client::open(info)?;
-        let mut conn = super::single::connect(&client, self.connect_timeout)?;
+        let mut conn = super::single::connect_admin(&client, self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn)?;
         let mut map = Vec::new();

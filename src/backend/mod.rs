@@ -12,6 +12,8 @@ pub(crate) mod redlock;
 pub(crate) mod script_calls;
 pub(crate) mod sentinel;
 pub(crate) mod single;
+mod wire;
+pub(crate) use wire::{default_spin, MAX_SPIN};
 
 use std::fmt;
 use std::sync::Arc;

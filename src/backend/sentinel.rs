@@ -73,6 +73,8 @@ struct Inner {
     connect_timeout: Duration,
     command_timeout: Duration,
     pool_size: usize,
+    /// The spin limit of each node's reads (see `backend::wire`).
+    spin: Duration,
     /// The master in use, per process: a forked child starts without one
     /// rather than wait on a lock a thread of its parent held at the fork
     /// (a lookup holds none while it waits for the sentinels, but a
@@ -100,6 +102,7 @@ pub(crate) struct SentinelConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     pub(crate) pool_size: usize,
+    pub(crate) spin: Duration,
 }
 
 impl SentinelNode {
@@ -112,6 +115,7 @@ impl SentinelNode {
                 connect_timeout: config.connect_timeout,
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
+                spin: config.spin,
                 current: PerProcess::new(|| Mutex::new(None), |_| {}),
                 on_switch: OnceLock::new(),
                 last_switch: AtomicU64::new(0),
@@ -317,6 +321,7 @@ impl Inner {
             self.connect_timeout,
             self.command_timeout,
             self.pool_size,
+            self.spin,
         ))
     }
 

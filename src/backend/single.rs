@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use crate::sync::Mutex;
 use redis::{ConnectionLike, Value};
 
+use super::wire::{Spin, Wire};
 use super::{Call, EndpointSource, PubSubEndpoint, Runner};
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
@@ -32,18 +33,20 @@ pub(crate) struct SingleNode {
     /// Idle connections and the fork generation they were opened in: after a fork
     /// the child must not use its parent's sockets (the two would interleave
     /// commands on one stream), so it starts with an empty pool.
-    idle: PerProcess<Mutex<Vec<redis::Connection>>>,
+    idle: PerProcess<Mutex<Vec<Wire>>>,
     max_idle: usize,
     description: String,
     /// Connections opened so far: a new one may reach a server that
     /// restarted since the last (Redlock reads its run again).
     opened: std::sync::atomic::AtomicU64,
+    /// How long reads spin before they sleep (see [`super::wire`]).
+    spin: Arc<Spin>,
 }
 
 /// A connection on loan from the pool, and whether it was used before (a
 /// reused connection may have been closed by a server restart since).
 struct Loan {
-    conn: redis::Connection,
+    conn: Wire,
     reused: bool,
 }
 
@@ -118,6 +121,7 @@ impl SingleNode {
         connect_timeout: Duration,
         command_timeout: Duration,
         max_idle: usize,
+        spin: Duration,
     ) -> Self {
         let description = describe_addr(client.get_connection_info().addr());
         SingleNode {
@@ -138,6 +142,7 @@ impl SingleNode {
             max_idle,
             description,
             opened: std::sync::atomic::AtomicU64::new(0),
+            spin: Spin::new(spin),
         }
     }
 
@@ -152,7 +157,7 @@ impl SingleNode {
         }
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let conn = connect(&self.client, self.connect_timeout)?;
+        let mut conn = connect(&self.client, self.connect_timeout, self.spin.clone())?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         conn.set_write_timeout(Some(self.command_timeout))?;
         Ok(Loan {
@@ -214,7 +219,7 @@ impl SingleNode {
         }
     }
 
-    fn give_back(&self, conn: redis::Connection) {
+    fn give_back(&self, conn: Wire) {
         let mut idle = self.idle.get().lock();
         if idle.len() < self.max_idle {
             idle.push(conn);
@@ -342,7 +347,7 @@ impl SingleNode {
 
     /// Gives back a connection whose read timeout was changed for one
     /// request, with the command timeout again.
-    fn give_back_read(&self, conn: redis::Connection, read_timeout: Option<Duration>) {
+    fn give_back_read(&self, mut conn: Wire, read_timeout: Option<Duration>) {
         if read_timeout.is_some() {
             let _ = conn.set_read_timeout(Some(self.command_timeout));
         }
@@ -460,7 +465,7 @@ fn worth_resending(
 /// Reads the replies of `request` (after the scripts the server forgot, on
 /// NOSCRIPT, are loaded and the request is sent again).
 fn read_replies(
-    conn: &mut redis::Connection,
+    conn: &mut Wire,
     request: &Request<'_>,
     read_timeout: Option<Duration>,
 ) -> redis::RedisResult<Vec<Value>> {
@@ -565,27 +570,41 @@ fn canonical_host(host: &str) -> String {
     }
 }
 
+/// A connection for an occasional question (a sentinel's, a cluster's slot
+/// map): like [`connect`], without spinning.
+pub(crate) fn connect_admin(
+    client: &redis::Client,
+    connect_timeout: Duration,
+) -> redis::RedisResult<Wire> {
+    connect(client, connect_timeout, Spin::new(Duration::ZERO))
+}
+
 /// Opens a connection to `client`'s server within `connect_timeout`,
-/// handshake included. The redis crate would apply the timeout to each
-/// reply of its setup pipeline (`CLIENT SETINFO` twice, `AUTH`, `SELECT`),
-/// so a server that accepts and never answers cost several timeouts: it
-/// connects here with no setup at all, then sends `AUTH` and `SELECT` (as
-/// needed) and a `PING`, whose replies are read against one deadline.
+/// handshake included: `AUTH` and `SELECT` as needed (or `HELLO 3` with
+/// the credentials, for RESP3) and a `PING`, whose replies are read against
+/// one deadline, so a server that accepts connections but never answers
+/// (stopped, or a listening socket nobody reads) fails here, within the
+/// connect timeout, not at the first command.
 pub(crate) fn connect(
     client: &redis::Client,
     connect_timeout: Duration,
-) -> redis::RedisResult<redis::Connection> {
+    spin: Arc<Spin>,
+) -> redis::RedisResult<Wire> {
     let deadline = Instant::now() + connect_timeout;
     let info = client.get_connection_info();
     let settings = info.redis_settings();
-    // The same address, without credentials, database or client name.
-    let bare_settings = redis::RedisConnectionInfo::default()
-        .set_protocol(settings.protocol())
-        .set_skip_set_lib_name();
-    let bare = redis::Client::open(info.clone().set_redis_settings(bare_settings))?;
-    let mut conn = bare.get_connection_with_timeout(connect_timeout)?;
+    let mut conn = Wire::connect(info.addr(), connect_timeout, spin, settings.db())?;
     let mut setup = redis::pipe();
-    if let Some(password) = settings.password() {
+    let resp3 = settings.protocol() != redis::ProtocolVersion::RESP2;
+    if resp3 {
+        let hello = setup.cmd("HELLO").arg(3);
+        if let Some(password) = settings.password() {
+            hello
+                .arg("AUTH")
+                .arg(settings.username().unwrap_or("default"))
+                .arg(password);
+        }
+    } else if let Some(password) = settings.password() {
         let auth = setup.cmd("AUTH");
         if let Some(username) = settings.username() {
             auth.arg(username);
@@ -595,11 +614,8 @@ pub(crate) fn connect(
     if settings.db() != 0 {
         setup.cmd("SELECT").arg(settings.db());
     }
-    // A server that accepts connections but never answers (stopped, or a
-    // listening socket nobody reads) must fail here, within the connect
-    // timeout, not at the first command.
     setup.cmd("PING");
-    let authenticates = settings.password().is_some();
+    let authenticates = settings.password().is_some() || resp3;
     let count = setup.cmd_iter().count();
     conn.send_packed_command(&setup.get_packed_pipeline())?;
     for i in 0..count {

@@ -13,7 +13,7 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::backend::single::{connect, describe_addr};
+use crate::backend::single::{connect_admin, describe_addr};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where a sentinel says the master is, and under which configuration epoch.
@@ -87,8 +87,8 @@ fn ask_one(
 ) -> std::result::Result<Found, String> {
     // A sentinel that does not know AUTH quotes its arguments (the
     // password): `without_arguments` cuts them.
-    let mut conn =
-        connect(sentinel, connect_timeout).map_err(|e| crate::error::without_arguments(&e))?;
+    let mut conn = connect_admin(sentinel, connect_timeout)
+        .map_err(|e| crate::error::without_arguments(&e))?;
     conn.set_read_timeout(Some(command_timeout))
         .map_err(|e| crate::error::without_arguments(&e))?;
     // The address from GET-MASTER-ADDR-BY-NAME: during a failover the
