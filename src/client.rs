@@ -218,15 +218,17 @@ impl ClientBuilder {
     }
 
     /// How long a thread waiting for a reply from Redis keeps asking the
-    /// socket before it sleeps until the reply (default 100 µs, or
-    /// `LATCHKEY_SPIN_US` microseconds from the environment; at most 10 ms;
-    /// zero turns spinning off). A thread woken by the reply costs a
-    /// scheduler wake-up, which on a virtual machine can cost more than
-    /// the round trip; spinning saves it at the price of the CPU spent
-    /// asking. Each server's connections spin only while its replies come
-    /// within the limit (a slower server is probed now and then), and at
-    /// most one fewer threads of the process than it has cores spin at
-    /// once.
+    /// socket before it sleeps until the reply (default: `LATCHKEY_SPIN_US`
+    /// microseconds from the environment, else zero, which turns spinning
+    /// off; at most 10 ms). A thread woken by the reply costs a scheduler
+    /// wake-up, which on a loaded virtual machine can cost more than the
+    /// round trip; spinning (yielding the CPU between looks, so a server on
+    /// the same machine is not kept from replying) saves it at the price
+    /// of the CPU spent asking. Each server's connections spin only while
+    /// its replies come within the limit (a slower server is probed now
+    /// and then), at most one fewer threads of the process than it has
+    /// cores spin at once, and the renewal thread never spins. See
+    /// BENCHMARKS.md for what it saves and costs on a given machine.
     ///
     /// ```
     /// use std::time::Duration;

@@ -299,7 +299,12 @@ impl Watchdog {
             let host = crate::signals::host_mask();
             let spawned = std::thread::Builder::new()
                 .name("latchkey-watchdog".into())
-                .spawn(move || run(shared, backend, host));
+                .spawn(move || {
+                    // Renewals are not waited for by anyone: no reason to
+                    // spend a core spinning for their replies.
+                    crate::backend::never_spin_on_this_thread();
+                    run(shared, backend, host)
+                });
             if spawned.is_err() {
                 // Without a thread nothing is renewed: leases run out and
                 // `check()` reports it, as documented. Try again next time.

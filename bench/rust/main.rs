@@ -236,16 +236,24 @@ impl Row {
 
 // --- cycle ----------------------------------------------------------------------
 
-/// The floor, the latchkey cycle and the bare scripts, measured interleaved
-/// (one of each per iteration) so that all three see the same machine: on a
-/// shared machine the round trip drifts by tens of percent.
+/// How long the `latchkey-rust-spin` client's reads spin (see
+/// `ClientBuilder::spin`).
+const BENCH_SPIN: Duration = Duration::from_micros(100);
+
+/// The floor, the latchkey cycle (as configured, and with reads that spin
+/// [`BENCH_SPIN`]) and the bare scripts, measured interleaved (one of each
+/// per iteration) so that all see the same machine: on a shared machine
+/// the round trip drifts by tens of percent.
 fn cycle(url: &str, cycles: usize) -> Res<()> {
     let mut conn = redis::Client::open(url)?.get_connection()?;
     let client = Client::open(url)?;
     let lock = client.lock("bench:cycle")?;
+    let spinning = Client::builder(url).spin(BENCH_SPIN).build()?;
+    let spin_lock = spinning.lock("bench:cycle-spin")?;
     let bare = BareScripts::new();
     let warm_up = cycles / 20 + 100;
-    let (mut floor, mut cycle, mut lua) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut floor, mut cycle, mut lua, mut spun) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for i in 0..cycles + warm_up {
         let t = Instant::now();
         redis::cmd("PING").query::<String>(&mut conn)?;
@@ -254,10 +262,13 @@ fn cycle(url: &str, cycles: usize) -> Res<()> {
         let t2 = Instant::now();
         bare.cycle(&mut conn, i)?;
         let t3 = Instant::now();
+        spin_lock.acquire()?.release()?;
+        let t4 = Instant::now();
         if i >= warm_up {
             floor.push((t1 - t).as_nanos() as u64);
             cycle.push((t2 - t1).as_nanos() as u64);
             lua.push((t3 - t2).as_nanos() as u64);
+            spun.push((t4 - t3).as_nanos() as u64);
         }
     }
     let floor = stats(&floor);
@@ -274,6 +285,11 @@ fn cycle(url: &str, cycles: usize) -> Res<()> {
     Row::new("cycle", "bare-lua-scripts")
         .latency(&stats(&lua), f)
         .str("floor_source", how)
+        .print();
+    Row::new("cycle", "latchkey-rust-spin")
+        .latency(&stats(&spun), f)
+        .str("floor_source", how)
+        .int("spin_us", BENCH_SPIN.as_micros() as u64)
         .print();
     Ok(())
 }

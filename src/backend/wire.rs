@@ -2,27 +2,27 @@
 //! reads spin for a moment before they sleep.
 //!
 //! Why: a thread that blocks in `recv` and is woken by the reply pays a
-//! scheduler wake-up, which on a virtual machine costs more than Redis
-//! takes to run a lock's script. A `PING` measured 56.5 µs with a blocking
-//! read and 23-24 µs with a reader that polls the non-blocking socket
-//! (Python, loopback, the project's 2-core VM); Go's runtime spins before it
-//! parks, which is much of why redsync's uncontended cycle was faster.
+//! scheduler wake-up, which on a loaded virtual machine can cost more than
+//! Redis takes to run a lock's script (a `PING` once measured 56.5 µs with
+//! a blocking read and 23-24 µs with a reader that polls the non-blocking
+//! socket, on the project's 2-core VM); Go's runtime spins before it parks.
 //!
-//! So a read first asks the socket without blocking; then, if the replies
-//! of this server usually come quickly, it keeps asking for a bounded time
-//! ([`Spin`]); only then does it sleep in `poll(2)` until the reply or the
-//! read timeout. Spinning is bounded three ways: by a limit (default
-//! [`DEFAULT_SPIN`], `LATCHKEY_SPIN_US` or the client option; zero turns it
-//! off), by what the replies of this server took lately (a server whose
-//! replies take longer than the limit is not spun for, except on a rare
-//! probe read that notices when it got fast again), and by the number of
-//! threads of the process that may spin at once (one fewer than the
-//! cores, so a spinning thread never keeps a Redis on the same machine off
-//! the last core).
+//! So a read first asks the socket without blocking; then, if the client
+//! allows it and the replies of this server usually come quickly, it keeps
+//! asking for a bounded time ([`Spin`]), yielding the CPU between looks;
+//! only then does it sleep in `poll(2)` until the reply or the read
+//! timeout. Spinning is bounded four ways: by a limit (the client option,
+//! else `LATCHKEY_SPIN_US`, else [`DEFAULT_SPIN`]: off), by what the
+//! replies of this server took lately (a server whose replies take longer
+//! than the limit is not spun for, except on a rare probe read that
+//! notices when it got fast again), by the number of threads of the
+//! process that may spin at once (one fewer than the cores), and by the
+//! thread (the renewal thread never spins).
 //!
 //! The redis crate still packs the commands and parses the replies
 //! (`redis::Parser`); only the socket and the waiting are ours.
 
+use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
@@ -33,10 +33,13 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionLike, RedisResult, Value};
 
-/// How long a read spins at most unless configured otherwise: several
-/// times a loopback script round trip, a fraction of a thread wake-up
-/// plus the round trip on a loaded machine.
-pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(100);
+/// How long a read spins at most unless configured otherwise: not at all.
+/// Measured on the project's 2-core VM (`make bench`, the `cycle` rows
+/// with and without spinning, interleaved in one process), spinning
+/// saved a third of the cycle while the machine was loaded and nothing
+/// while it was idle, and costs a core while it spins (see BENCHMARKS.md):
+/// a choice for the user who knows the machine, not a default.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::ZERO;
 
 /// The longest spin limit a client accepts.
 pub(crate) const MAX_SPIN: Duration = Duration::from_millis(10);
@@ -74,6 +77,19 @@ pub(crate) struct Spin {
     /// found the socket empty, in nanoseconds (0: none seen yet).
     reply_ns: AtomicU64,
     reads: AtomicU64,
+}
+
+thread_local! {
+    /// Set on threads whose reads never spin (see
+    /// [`never_spin_on_this_thread`]).
+    static NEVER_SPIN: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the calling thread's reads sleep at once, whatever the client's
+/// spin limit (the watchdog's: nobody waits for a renewal's reply, and
+/// the replies of many renewals pipelined take long).
+pub(crate) fn never_spin_on_this_thread() {
+    NEVER_SPIN.with(|never| never.set(true));
 }
 
 /// Threads of this process spinning right now.
@@ -123,7 +139,7 @@ impl Spin {
 
     /// How long the next read that finds the socket empty may spin.
     fn budget(&self) -> Duration {
-        if self.limit.is_zero() {
+        if self.limit.is_zero() || NEVER_SPIN.with(Cell::get) {
             return Duration::ZERO;
         }
         let reads = self.reads.fetch_add(1, Ordering::Relaxed);
@@ -341,7 +357,14 @@ impl Read for Reader<'_> {
             if let Some(_slot) = SpinSlot::take() {
                 let until = started + budget;
                 loop {
-                    std::hint::spin_loop();
+                    // Yield, not a busy pause: the kernel tends to wake the
+                    // server on the CPU of the client that wrote to it (a
+                    // synchronous wake-up), and a client spinning there
+                    // kept it from running until the spin ran out
+                    // (measured: every round trip took the whole limit).
+                    // SAFETY: sched_yield takes no arguments and cannot fail
+                    // in a way that matters here.
+                    unsafe { libc::sched_yield() };
                     if let Some(n) = try_recv(self.fd, buf)? {
                         self.spin.observe(started.elapsed());
                         return Ok(n);
@@ -463,7 +486,7 @@ mod tests {
             socket: Socket::Unix(client),
             parser: redis::Parser::new(),
             read_timeout: Some(Duration::from_millis(20)),
-            spin: Spin::new(DEFAULT_SPIN),
+            spin: Spin::new(Duration::from_micros(100)),
             db: 0,
             open: true,
         };
