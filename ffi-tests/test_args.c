@@ -44,6 +44,7 @@ static void test_null_everywhere(latchkey_client *client, latchkey_lock *lock,
     CHECK_STATUS(INVALID, latchkey_client_options_set_prefix(NULL, "p", NULL));
     CHECK_STATUS(INVALID, latchkey_client_options_set_prefix(copts, NULL, NULL));
     CHECK_STATUS(INVALID, latchkey_client_options_set_pool_size(NULL, 1, NULL));
+    CHECK_STATUS(INVALID, latchkey_client_options_set_spin_us(NULL, 1, NULL));
     CHECK_STATUS(INVALID, latchkey_client_open(NULL, NULL, &client_out, NULL));
     CHECK_STATUS(INVALID, latchkey_client_open(test_server.url, NULL, NULL, NULL));
     CHECK_STATUS(INVALID, latchkey_client_open_redlock(NULL, 3, NULL, &client_out, NULL));
@@ -263,6 +264,28 @@ static void test_bad_numbers(latchkey_client *client) {
     test_pass("zero and huge ttls, timeouts, pool sizes; double release is NOT_HELD");
 }
 
+static void test_spin_limit(void) {
+    latchkey_client_options *copts = NULL;
+    latchkey_client *other = NULL;
+    latchkey_error *err = NULL;
+
+    CHECK_OK(latchkey_client_options_new(&copts, NULL));
+    CHECK_OK(latchkey_client_options_set_spin_us(copts, 0, NULL));
+    CHECK_OK(latchkey_client_options_set_spin_us(copts, 10000, NULL));
+    CHECK_STATUS(INVALID, latchkey_client_options_set_spin_us(copts, 10001, &err));
+    CHECK(err != NULL && latchkey_error_status(err) == INVALID);
+    CHECK(strstr(latchkey_error_message(err), "latchkey_client_options_set_spin_us") != NULL);
+    CHECK(strstr(latchkey_error_message(err), "at most 10000") != NULL);
+    CHECK(strstr(latchkey_last_error(), "at most 10000") != NULL);
+    latchkey_error_free(err);
+    CHECK_STATUS(INVALID, latchkey_client_options_set_spin_us(copts, UINT64_MAX, NULL));
+    /* A refused limit is not kept: the options still hold 10000, which opens. */
+    CHECK_OK(latchkey_client_open(test_server.url, copts, &other, NULL));
+    latchkey_client_free(other);
+    latchkey_client_options_free(copts);
+    test_pass("a spin limit above 10000 us is refused by its setter and not kept");
+}
+
 static void test_free_null_and_names(void) {
     latchkey_client_options_free(NULL);
     latchkey_client_free(NULL);
@@ -297,6 +320,7 @@ int main(void) {
     test_null_everywhere(client, lock, guard);
     test_bad_strings(client);
     test_bad_numbers(client);
+    test_spin_limit();
     test_free_null_and_names();
 
     CHECK_OK(latchkey_guard_release(guard, NULL));

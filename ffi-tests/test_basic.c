@@ -312,6 +312,37 @@ static void test_err_out(void) {
     test_pass("err_out: set on failure with status and message, NULL on success");
 }
 
+static void test_spin_limits(void) {
+    /* Spinning off, the longest spin limit, and the default (no option). */
+    const uint64_t limits[] = {0, 10000};
+    for (size_t i = 0; i <= sizeof limits / sizeof limits[0]; i++) {
+        latchkey_client_options *options = NULL;
+        latchkey_client *client = NULL;
+        latchkey_lock *lock = NULL, *other = NULL;
+        latchkey_guard *guard = NULL, *none = NULL;
+        CHECK_OK(latchkey_client_options_new(&options, NULL));
+        if (i < sizeof limits / sizeof limits[0]) {
+            CHECK_OK(latchkey_client_options_set_spin_us(options, limits[i], NULL));
+        }
+        CHECK_OK(latchkey_client_open(test_server.url, options, &client, NULL));
+        latchkey_client_options_free(options);
+        CHECK_OK(latchkey_lock_new(client, "spin", NULL, &lock, NULL));
+        CHECK_OK(latchkey_lock_new(client, "spin", NULL, &other, NULL));
+        CHECK_OK(latchkey_lock_acquire(lock, 5000, NULL, &guard, NULL));
+        CHECK_STATUS(LATCHKEY_TIMEOUT, latchkey_lock_try_acquire(other, &none, NULL));
+        CHECK(none == NULL);
+        CHECK_OK(latchkey_guard_release(guard, NULL));
+        CHECK_OK(latchkey_lock_try_acquire(other, &none, NULL));
+        CHECK_OK(latchkey_guard_release(none, NULL));
+        latchkey_guard_free(none);
+        latchkey_guard_free(guard);
+        latchkey_lock_free(other);
+        latchkey_lock_free(lock);
+        latchkey_client_free(client);
+    }
+    test_pass("spin limits 0 and 10000 us and the default each take and release a lock");
+}
+
 static void test_handles_outlive_their_parents(void) {
     latchkey_client *client = open_client(NULL);
     latchkey_lock *lock = NULL;
@@ -355,6 +386,7 @@ int main(void) {
     test_reentrant_and_force_unlock();
     test_fair_lock();
     test_err_out();
+    test_spin_limits();
     test_handles_outlive_their_parents();
     test_unreachable_server();
     test_stop_server();

@@ -222,10 +222,12 @@ typedef struct latchkey_client latchkey_client;
 /**
  * Options for the latchkey_client_open* functions. Options not set keep
  * the library's defaults (connect timeout 2 s, command timeout 2 s, prefix
- * "latchkey", pool size 8, no replica wait). New options come as new
- * setters, so the ABI can grow.
+ * "latchkey", pool size 8, spin limit 100 us or LATCHKEY_SPIN_US, no
+ * replica wait). New options come as new setters, so the ABI can grow.
  *
- * Values are checked when the client is opened, not by the setters.
+ * Values are checked when the client is opened, not by the setters (except
+ * latchkey_client_options_set_spin_us, which also refuses a limit above
+ * 10 ms at once).
  * Threads: not thread-safe; set it up on one thread, then it may be read
  * by the latchkey_client_open* functions from any thread.
  */
@@ -575,6 +577,29 @@ latchkey_status latchkey_client_options_set_prefix(struct latchkey_client_option
 latchkey_status latchkey_client_options_set_pool_size(struct latchkey_client_options *options,
                                                       size_t pool_size,
                                                       struct latchkey_error **err_out);
+
+/**
+ * Sets how long, in microseconds, a thread waiting for a reply from Redis
+ * keeps asking the socket before it sleeps until the reply (default 100,
+ * or LATCHKEY_SPIN_US from the environment; 0 turns spinning off; at most
+ * 10000, that is 10 ms). A thread woken by the reply costs a scheduler
+ * wake-up, which on a virtual machine can cost more than the round trip;
+ * spinning saves it at the price of the CPU spent asking. Each server's
+ * connections spin only while its replies come within the limit (a slower
+ * server is probed now and then), and at most one fewer threads of the
+ * process than it has cores spin at once. A value above 10000 is refused
+ * here, and the options keep the limit they had.
+ *
+ * Threads: see latchkey_client_options. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL,
+ * `spin_us` above 10000); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object not used by another thread.
+ */
+latchkey_status latchkey_client_options_set_spin_us(struct latchkey_client_options *options,
+                                                    uint64_t spin_us,
+                                                    struct latchkey_error **err_out);
 
 /**
  * After each successful acquire, waits until `replicas` replicas have the

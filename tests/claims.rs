@@ -170,6 +170,72 @@ fn the_pool_keeps_at_most_pool_size_idle_connections() {
     );
 }
 
+/// Every spin limit from 0 (no spinning) to 10 ms makes a working client;
+/// a longer one is refused.
+#[test]
+fn the_spin_limit_is_at_most_10_ms_and_any_limit_works() {
+    let server = RedisServer::start();
+    let limits = [
+        Duration::ZERO,
+        Duration::from_micros(100),
+        Duration::from_millis(10),
+    ];
+    for spin in limits {
+        let client = Client::builder(&server.url()).spin(spin).build().unwrap();
+        let lock = client.lock("spin").unwrap();
+        let guard = lock.acquire().unwrap();
+        assert!(client.is_locked("spin").unwrap(), "spin {spin:?}");
+        let other = client.lock("spin").unwrap();
+        assert!(other.try_acquire().unwrap().is_none(), "spin {spin:?}");
+        guard.release().unwrap();
+        assert!(!client.is_locked("spin").unwrap(), "spin {spin:?}");
+    }
+    let err = Client::builder(&server.url())
+        .spin(Duration::from_millis(10) + Duration::from_nanos(1))
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), latchkey::ErrorKind::InvalidArgument);
+    assert!(err.to_string().contains("at most 10ms"), "{err}");
+}
+
+/// The default spin limit is 100 us, or `LATCHKEY_SPIN_US` microseconds
+/// (at most 10 ms). The variable is read once per process, so each case
+/// runs this test again in a child process with its own environment.
+#[test]
+fn the_default_spin_limit_is_100_us_or_latchkey_spin_us() {
+    const TEST: &str = "the_default_spin_limit_is_100_us_or_latchkey_spin_us";
+    const EXPECTED: &str = "CLAIMS_EXPECTED_SPIN";
+    if let Ok(expected) = std::env::var(EXPECTED) {
+        let debug = format!("{:?}", Client::builder("redis://127.0.0.1"));
+        assert!(debug.contains(&format!("spin: {expected},")), "{debug}");
+        return;
+    }
+    let cases = [
+        (None, "100µs"),
+        (Some("0"), "0ns"),
+        (Some("250"), "250µs"),
+        (Some("50000"), "10ms"),
+        (Some("not a number"), "100µs"),
+    ];
+    for (value, expected) in cases {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", TEST, "--test-threads", "1"])
+            .env(EXPECTED, expected);
+        match value {
+            Some(value) => child.env("LATCHKEY_SPIN_US", value),
+            None => child.env_remove("LATCHKEY_SPIN_US"),
+        };
+        let out = child.output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "LATCHKEY_SPIN_US={value:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[test]
 fn the_sentinel_master_password_and_db_are_used() {
     let master = RedisServer::start_with(&["--requirepass", "s3cret/pw"]);

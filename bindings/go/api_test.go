@@ -261,6 +261,11 @@ func TestBadInput(t *testing.T) {
 		{"prefix with brace", func() error { _, err := latchkey.Open(redisURL, latchkey.WithPrefix("a{b")); return err }},
 		{"zero pool", func() error { _, err := latchkey.Open(redisURL, latchkey.WithPoolSize(0)); return err }},
 		{"zero command timeout", func() error { _, err := latchkey.Open(redisURL, latchkey.WithCommandTimeout(0)); return err }},
+		{"negative spin", func() error { _, err := latchkey.Open(redisURL, latchkey.WithSpin(-time.Microsecond)); return err }},
+		{"spin above 10 ms", func() error {
+			_, err := latchkey.Open(redisURL, latchkey.WithSpin(10*time.Millisecond+time.Nanosecond))
+			return err
+		}},
 		{"redlock of two", func() error { _, err := latchkey.OpenRedlock([]string{redisURL, redisURL}); return err }},
 		{"restart delay on one server", func() error {
 			_, err := latchkey.Open(redisURL, latchkey.WithRedlockRestartDelay(0))
@@ -318,6 +323,43 @@ func TestClientOptions(t *testing.T) {
 	// A single server has no per-master view.
 	if states, err := c.InspectMasters(name); err != nil || len(states) != 0 {
 		t.Fatalf("InspectMasters = %v, %v", states, err)
+	}
+}
+
+// TestSpin: clients with spinning off, the longest spin limit and the
+// default each take and release a lock; a limit above 10 ms is refused
+// with a message naming the limit.
+func TestSpin(t *testing.T) {
+	for _, tc := range []struct {
+		what string
+		opts []latchkey.Option
+	}{
+		{"off", []latchkey.Option{latchkey.WithSpin(0)}},
+		{"default", nil},
+		{"10 ms", []latchkey.Option{latchkey.WithSpin(10 * time.Millisecond)}},
+	} {
+		c := openClient(t, tc.opts...)
+		name := uniqueName(t)
+		m, other := newMutex(t, c, name), newMutex(t, c, name)
+		if err := m.Lock(context.Background()); err != nil {
+			t.Fatalf("%s: Lock: %v", tc.what, err)
+		}
+		if ok, err := other.TryLock(); ok || err != nil {
+			t.Fatalf("%s: TryLock while held = %v, %v", tc.what, ok, err)
+		}
+		if err := m.Unlock(); err != nil {
+			t.Fatalf("%s: Unlock: %v", tc.what, err)
+		}
+		if ok, err := other.TryLock(); !ok || err != nil {
+			t.Fatalf("%s: TryLock once free = %v, %v", tc.what, ok, err)
+		}
+		if err := other.Unlock(); err != nil {
+			t.Fatalf("%s: Unlock: %v", tc.what, err)
+		}
+	}
+	_, err := latchkey.Open(redisURL, latchkey.WithSpin(11*time.Millisecond))
+	if !errors.Is(err, latchkey.ErrInvalidArgument) || !strings.Contains(err.Error(), "at most 10000") {
+		t.Fatalf("Open with an 11 ms spin limit = %v, want ErrInvalidArgument naming the limit", err)
 	}
 }
 

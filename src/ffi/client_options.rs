@@ -6,17 +6,19 @@ use std::time::Duration;
 
 use super::args::{self, Out};
 use super::boundary::call;
-use super::error::latchkey_error;
+use super::error::{latchkey_error, Failure};
 use super::handles::{self, Handle, Kind};
 use super::status::latchkey_status;
 use crate::ClientBuilder;
 
 /// Options for the latchkey_client_open* functions. Options not set keep
 /// the library's defaults (connect timeout 2 s, command timeout 2 s, prefix
-/// "latchkey", pool size 8, no replica wait). New options come as new
-/// setters, so the ABI can grow.
+/// "latchkey", pool size 8, spin limit 100 us or LATCHKEY_SPIN_US, no
+/// replica wait). New options come as new setters, so the ABI can grow.
 ///
-/// Values are checked when the client is opened, not by the setters.
+/// Values are checked when the client is opened, not by the setters (except
+/// latchkey_client_options_set_spin_us, which also refuses a limit above
+/// 10 ms at once).
 /// Threads: not thread-safe; set it up on one thread, then it may be read
 /// by the latchkey_client_open* functions from any thread.
 #[derive(Default)]
@@ -25,6 +27,7 @@ pub struct latchkey_client_options {
     command_timeout: Option<Duration>,
     prefix: Option<String>,
     pool_size: Option<usize>,
+    spin: Option<Duration>,
     wait_for_replicas: Option<(usize, Duration)>,
     master_password: Option<String>,
     master_db: Option<i64>,
@@ -185,6 +188,45 @@ pub unsafe extern "C" fn latchkey_client_options_set_pool_size(
     })
 }
 
+/// Sets how long, in microseconds, a thread waiting for a reply from Redis
+/// keeps asking the socket before it sleeps until the reply (default 100,
+/// or LATCHKEY_SPIN_US from the environment; 0 turns spinning off; at most
+/// 10000, that is 10 ms). A thread woken by the reply costs a scheduler
+/// wake-up, which on a virtual machine can cost more than the round trip;
+/// spinning saves it at the price of the CPU spent asking. Each server's
+/// connections spin only while its replies come within the limit (a slower
+/// server is probed now and then), and at most one fewer threads of the
+/// process than it has cores spin at once. A value above 10000 is refused
+/// here, and the options keep the limit they had.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL,
+/// `spin_us` above 10000); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_spin_us(
+    options: *mut latchkey_client_options,
+    spin_us: u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_options_set_spin_us", err_out, || {
+        // SAFETY: `options` keeps the `# Safety` contract above, all that `args::borrow_mut`
+        // relies on (see `args`).
+        let options = unsafe { args::borrow_mut(options, "options") }?;
+        let max = crate::backend::MAX_SPIN;
+        if u128::from(spin_us) > max.as_micros() {
+            return Err(Failure::invalid(format!(
+                "`spin_us` must be at most {} ({max:?}); got {spin_us}",
+                max.as_micros()
+            )));
+        }
+        options.spin = Some(Duration::from_micros(spin_us));
+        Ok(())
+    })
+}
+
 /// After each successful acquire, waits until `replicas` replicas have the
 /// lock (Redis WAIT), at most `timeout_ms` milliseconds; if fewer confirm,
 /// the lock is released again and the acquire fails with LATCHKEY_TIMEOUT.
@@ -339,6 +381,9 @@ impl latchkey_client_options {
         }
         if let Some(size) = self.pool_size {
             builder = builder.pool_size(size);
+        }
+        if let Some(spin) = self.spin {
+            builder = builder.spin(spin);
         }
         if let Some((replicas, timeout)) = self.wait_for_replicas {
             builder = builder.wait_for_replicas(replicas, timeout);

@@ -67,6 +67,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ("latchkey_client_options_set_command_timeout_ms", LOCAL),
     ("latchkey_client_options_set_prefix", LOCAL),
     ("latchkey_client_options_set_pool_size", LOCAL),
+    ("latchkey_client_options_set_spin_us", LOCAL),
     ("latchkey_client_options_set_wait_for_replicas", LOCAL),
     ("latchkey_client_options_set_master_password", LOCAL),
     ("latchkey_client_options_set_master_db", LOCAL),

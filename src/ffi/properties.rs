@@ -140,6 +140,11 @@ fn random_pointers_as_handles_are_invalid_arguments() {
                     1,
                     ptr::null_mut(),
                 ),
+                latchkey_client_options_set_spin_us(
+                    address as *mut latchkey_client_options,
+                    1,
+                    ptr::null_mut(),
+                ),
                 latchkey_lock_options_set_ttl_ms(
                     address as *mut latchkey_lock_options,
                     1000,
@@ -233,6 +238,15 @@ fn random_strings_and_numbers_never_panic() {
             for status in setters {
                 assert_no_panic(status, "an option setter", seed);
             }
+            // The spin limit is checked by its setter: at most 10000 us.
+            let spin_us = rng.next() >> rng.below(64);
+            let status = latchkey_client_options_set_spin_us(options, spin_us, ptr::null_mut());
+            let expected = if spin_us <= 10_000 {
+                LATCHKEY_OK
+            } else {
+                LATCHKEY_INVALID_ARGUMENT
+            };
+            assert_eq!(status, expected, "spin_us {spin_us} (seed {seed})");
             let url = if rng.below(2) == 0 {
                 text.as_ptr()
             } else {

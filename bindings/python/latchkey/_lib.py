@@ -236,6 +236,7 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_client_options_set_command_timeout_ms", _S, [_H, c_uint64, _ERR]),
     ("latchkey_client_options_set_prefix", _S, [_H, c_char_p, _ERR]),
     ("latchkey_client_options_set_pool_size", _S, [_H, c_size_t, _ERR]),
+    ("latchkey_client_options_set_spin_us", _S, [_H, c_uint64, _ERR]),
     ("latchkey_client_options_set_wait_for_replicas", _S, [_H, c_size_t, c_uint64, _ERR]),
     ("latchkey_client_options_set_master_password", _S, [_H, c_char_p, _ERR]),
     ("latchkey_client_options_set_master_db", _S, [_H, c_int64, _ERR]),

@@ -440,6 +440,34 @@ def test_client_options_and_prefix(url: str, name: str) -> None:
             assert c.is_locked(name)
 
 
+def test_spin_us_off_and_default_both_lock(url: str, name: str) -> None:
+    for spin_us in (0, None, 10000):
+        with Client(url, spin_us=spin_us) as c:
+            lock = c.lock(name)
+            other = c.lock(name)
+            assert lock.acquire(timeout=5)
+            assert other.acquire(blocking=False) is False
+            lock.release()
+            assert other.acquire(blocking=False)
+            other.release()
+            assert not c.is_locked(name)
+
+
+def test_bad_spin_us_is_refused(url: str) -> None:
+    with pytest.raises(latchkey.InvalidArgument, match="at most 10000"):
+        Client(url, spin_us=10001)
+    with pytest.raises(latchkey.InvalidArgument, match="at most 10000"):
+        Client.redlock([url, "redis://127.0.0.1:2", "redis://127.0.0.1:3"], spin_us=2**64 - 1)
+    with pytest.raises(ValueError, match="spin_us"):
+        Client(url, spin_us=-1)
+    with pytest.raises(ValueError, match="spin_us"):
+        Client.cluster([url], spin_us=2**64)
+    with pytest.raises(TypeError, match="spin_us"):
+        Client(url, spin_us=0.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="spin_us"):
+        Client.sentinel([url], "m", spin_us=True)
+
+
 def test_close_is_idempotent_and_ends_what_the_client_held(url: str, name: str) -> None:
     c = Client(url)
     lock = c.lock(name)
