@@ -222,7 +222,7 @@ typedef struct latchkey_client latchkey_client;
 /**
  * Options for the latchkey_client_open* functions. Options not set keep
  * the library's defaults (connect timeout 2 s, command timeout 2 s, prefix
- * "latchkey", pool size 8, spin limit 100 us or LATCHKEY_SPIN_US, no
+ * "latchkey", pool size 8, spin limit LATCHKEY_SPIN_US or none, no
  * replica wait). New options come as new setters, so the ABI can grow.
  *
  * Values are checked when the client is opened, not by the setters (except
@@ -580,11 +580,12 @@ latchkey_status latchkey_client_options_set_pool_size(struct latchkey_client_opt
 
 /**
  * Sets how long, in microseconds, a thread waiting for a reply from Redis
- * keeps asking the socket before it sleeps until the reply (default 100,
- * or LATCHKEY_SPIN_US from the environment; 0 turns spinning off; at most
- * 10000, that is 10 ms). A thread woken by the reply costs a scheduler
- * wake-up, which on a virtual machine can cost more than the round trip;
- * spinning saves it at the price of the CPU spent asking. Each server's
+ * keeps asking the socket before it sleeps until the reply (default
+ * LATCHKEY_SPIN_US from the environment, else 0; 0 turns spinning off; at
+ * most 10000, that is 10 ms). A thread woken by the reply costs a
+ * scheduler wake-up, which on a loaded virtual machine can cost more than
+ * the round trip; spinning saves it at the price of the CPU spent asking
+ * (BENCHMARKS.md shows both on one machine). Each server's
  * connections spin only while its replies come within the limit (a slower
  * server is probed now and then), and at most one fewer threads of the
  * process than it has cores spin at once. A value above 10000 is refused

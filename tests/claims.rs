@@ -198,12 +198,12 @@ fn the_spin_limit_is_at_most_10_ms_and_any_limit_works() {
     assert!(err.to_string().contains("at most 10ms"), "{err}");
 }
 
-/// The default spin limit is 100 us, or `LATCHKEY_SPIN_US` microseconds
+/// The default spin limit is none (0), or `LATCHKEY_SPIN_US` microseconds
 /// (at most 10 ms). The variable is read once per process, so each case
 /// runs this test again in a child process with its own environment.
 #[test]
-fn the_default_spin_limit_is_100_us_or_latchkey_spin_us() {
-    const TEST: &str = "the_default_spin_limit_is_100_us_or_latchkey_spin_us";
+fn the_default_spin_limit_is_off_or_latchkey_spin_us() {
+    const TEST: &str = "the_default_spin_limit_is_off_or_latchkey_spin_us";
     const EXPECTED: &str = "CLAIMS_EXPECTED_SPIN";
     if let Ok(expected) = std::env::var(EXPECTED) {
         let debug = format!("{:?}", Client::builder("redis://127.0.0.1"));
@@ -211,11 +211,11 @@ fn the_default_spin_limit_is_100_us_or_latchkey_spin_us() {
         return;
     }
     let cases = [
-        (None, "100µs"),
+        (None, "0ns"),
         (Some("0"), "0ns"),
         (Some("250"), "250µs"),
         (Some("50000"), "10ms"),
-        (Some("not a number"), "100µs"),
+        (Some("not a number"), "0ns"),
     ];
     for (value, expected) in cases {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap());

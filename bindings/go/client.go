@@ -76,11 +76,12 @@ func WithPoolSize(n int) Option {
 }
 
 // WithSpin sets how long a thread waiting for a reply from Redis keeps
-// asking the socket before it sleeps until the reply (default 100 µs, or
-// LATCHKEY_SPIN_US microseconds from the environment; 0 turns spinning off;
+// asking the socket before it sleeps until the reply (default
+// LATCHKEY_SPIN_US microseconds from the environment, else 0, which turns
+// spinning off;
 // at most 10 ms, counted in whole microseconds, rounded up). A negative or
 // longer limit makes Open fail with ErrInvalidArgument. A thread woken by
-// the reply costs a scheduler wake-up, which on a virtual machine can cost
+// the reply costs a scheduler wake-up, which on a loaded virtual machine can cost
 // more than the round trip; spinning saves it at the price of the CPU spent
 // asking. Each server's connections spin only while its replies come within
 // the limit, and at most one fewer threads of the process than it has cores

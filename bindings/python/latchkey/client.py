@@ -106,15 +106,15 @@ class Client:
     :meth:`cluster` make clients for the other deployments. No connection is
     made until the first command. Durations are in seconds; options left at
     None keep the library's defaults (connect and command timeout 2 s,
-    prefix ``"latchkey"``, pool size 8, spin limit 100 microseconds).
+    prefix ``"latchkey"``, pool size 8, no spinning).
 
     ``spin_us`` (every constructor): how long, in microseconds, a thread
     waiting for a reply from Redis keeps asking the socket before it sleeps
-    until the reply. ``None`` keeps the default, 100, or
-    ``LATCHKEY_SPIN_US`` from the environment; ``0`` turns spinning off; at
+    until the reply. ``None`` keeps the default, ``LATCHKEY_SPIN_US`` from
+    the environment, else 0; ``0`` turns spinning off; at
     most 10000 (10 ms): more raises :class:`InvalidArgument`, a negative
     number ``ValueError``. A thread woken by the reply costs a scheduler
-    wake-up, which on a virtual machine can cost more than the round trip;
+    wake-up, which on a loaded virtual machine can cost more than the round trip;
     spinning saves it at the price of the CPU spent asking. Each server's
     connections spin only while its replies come within the limit, and at
     most one fewer threads of the process than it has cores spin at once.
