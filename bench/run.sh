@@ -217,6 +217,8 @@ run() {
 
 log "floor: redis-benchmark -c 1 -P 1, and a PING interleaved with the Rust cycle"
 measure floor "redis-benchmark -c 1 -P 1" python3 bench/redis_benchmark.py "$PORT" 1 "$(n 30000)" 3 floor
+# The run's floor: the fastest PING any reader reaches (a spinning one too).
+measure floor raw-ping "$LK" floor-raw "$URL" "$(n 20000)"
 
 log "cycle: uncontended acquire + release"
 measure cycle latchkey-rust "$LK" cycle "$URL" "$(n 20000)"

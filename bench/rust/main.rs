@@ -23,6 +23,8 @@
 //!                                         Redlock cycle with DOWN of the
 //!                                         masters blackholed, next to the
 //!                                         cycle with all of them up
+//! latchkey-bench floor-raw URL PINGS       PING on a plain socket, read
+//!                                         blocking and spinning
 //! latchkey-bench herd URL WAITERS HANDOFFS [fair]
 //!                                         WAITERS+1 threads (4 clients)
 //!                                         contend for one lock: scripts
@@ -83,6 +85,10 @@ fn main() {
             (Ok(cycles), Ok(down)) => cycle_redlock_down(arg(2), cycles, down, &args[5..]),
             _ => Err("CYCLES and DOWN must be numbers".into()),
         },
+        ("floor-raw", 4) => arg(3)
+            .parse()
+            .map_err(Into::into)
+            .and_then(|n| floor_raw(arg(2), n)),
         ("herd", 5 | 6) => match (
             arg(3).parse(),
             arg(4).parse(),
@@ -232,6 +238,72 @@ impl Row {
             .collect();
         println!("{{{}}}", body.join(", "));
     }
+}
+
+// --- floor ----------------------------------------------------------------------
+
+/// The least a round trip costs on this server: `PING` on a plain socket,
+/// read by a thread that blocks in `recv` and by one that spins on the
+/// non-blocking socket, interleaved. The faster of the two is a floor no
+/// client can beat on this machine; the gap between them is what a thread
+/// wake-up costs here.
+fn floor_raw(url: &str, pings: usize) -> Res<()> {
+    let info = redis::Client::open(url)?.get_connection_info().clone();
+    let redis::ConnectionAddr::Tcp(host, port) = info.addr() else {
+        return Err("floor-raw needs a redis://host:port URL".into());
+    };
+    let connect = || -> Res<std::net::TcpStream> {
+        let stream = std::net::TcpStream::connect((host.as_str(), *port))?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    };
+    let (mut blocking, mut spinning) = (connect()?, connect()?);
+    spinning.set_nonblocking(true)?;
+    let warm_up = pings / 20 + 100;
+    let (mut parked, mut spun) = (Vec::new(), Vec::new());
+    let mut buf = [0u8; 64];
+    for i in 0..pings + warm_up {
+        let t = Instant::now();
+        raw_ping(&mut blocking, &mut buf, false)?;
+        let t1 = Instant::now();
+        raw_ping(&mut spinning, &mut buf, true)?;
+        let t2 = Instant::now();
+        if i >= warm_up {
+            parked.push((t1 - t).as_nanos() as u64);
+            spun.push((t2 - t1).as_nanos() as u64);
+        }
+    }
+    let (parked, spun) = (stats(&parked), stats(&spun));
+    let how = "PING on a plain socket, interleaved";
+    Row::new("floor", "raw-ping-blocking")
+        .latency(&parked, parked.median_us)
+        .str("floor_source", how)
+        .print();
+    Row::new("floor", "raw-ping-spinning")
+        .latency(&spun, spun.median_us)
+        .str("floor_source", how)
+        .print();
+    Ok(())
+}
+
+/// One `PING` and its `+PONG` reply; `spin`: the socket is non-blocking
+/// and the read asks it again until the reply is there.
+fn raw_ping(stream: &mut std::net::TcpStream, buf: &mut [u8], spin: bool) -> Res<()> {
+    use std::io::Read;
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+    let mut got = 0;
+    while got < 7 {
+        match stream.read(&mut buf[got..]) {
+            Ok(0) => return Err("the server closed the connection".into()),
+            Ok(n) => got += n,
+            Err(e) if spin && e.kind() == std::io::ErrorKind::WouldBlock => std::hint::spin_loop(),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if &buf[..7] != b"+PONG\r\n" {
+        return Err("PING did not get +PONG".into());
+    }
+    Ok(())
 }
 
 // --- cycle ----------------------------------------------------------------------
