@@ -69,6 +69,7 @@ pub(crate) fn script_text(text: String) -> String {
 mod tests {
     /// Every script, with the prelude they share.
     const SCRIPTS: &[&str] = &[
+        include_str!("scripts/head.lua"),
         include_str!("scripts/prelude.lua"),
         include_str!("scripts/acquire.lua"),
         include_str!("scripts/release.lua"),

@@ -12,7 +12,7 @@ use support::blackhole::Blackhole;
 use support::{replication_field, wait_until, wait_until_up_for, RedisServer};
 
 fn load(admin: &mut redis::Connection, body: &str) -> String {
-    let text = format!("{}{}", include_str!("../src/scripts/prelude.lua"), body);
+    let text = support::script_source::assemble(body);
     redis::cmd("SCRIPT")
         .arg("LOAD")
         .arg(text)

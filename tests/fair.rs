@@ -303,11 +303,7 @@ fn a_waiter_leaving_a_free_lock_hands_it_to_the_next() {
         },
     );
     // The head gives up: what the library sends for it (leave_queue.lua).
-    let leave = format!(
-        "{}{}",
-        include_str!("../src/scripts/prelude.lua"),
-        include_str!("../src/scripts/leave_queue.lua")
-    );
+    let leave = support::script_source::assemble(include_str!("../src/scripts/leave_queue.lua"));
     let _: i64 = redis::cmd("EVAL")
         .arg(leave)
         .arg(3)

@@ -134,11 +134,9 @@ fn a_lost_counter_never_yields_token_zero_or_a_lower_token() {
 
     // A retried acquire (same hold token) after the counter vanished: the
     // script recognises its own hold and must still issue a real token.
-    let script = redis::Script::new(&format!(
-        "{}{}",
-        include_str!("../src/scripts/prelude.lua"),
-        include_str!("../src/scripts/acquire.lua")
-    ));
+    let script = redis::Script::new(&support::script_source::assemble(include_str!(
+        "../src/scripts/acquire.lua"
+    )));
     let acquire = |admin: &mut redis::Connection| -> (i64, String) {
         script
             .key("latchkey:{retried}")

@@ -86,7 +86,7 @@ fn load_scripts(admin: &mut redis::Connection) -> HashMap<Vec<u8>, &'static str>
     SCRIPTS
         .iter()
         .map(|(name, body)| {
-            let text = format!("{}{}", include_str!("../src/scripts/prelude.lua"), body);
+            let text = support::script_source::assemble(body);
             let sha: String = redis::cmd("SCRIPT")
                 .arg("LOAD")
                 .arg(text)

@@ -18,8 +18,7 @@ pub(crate) struct LuaScript {
     pub(crate) resend_safe: bool,
 }
 
-/// Helpers shared by the lock scripts (see the file).
-const PRELUDE: &str = include_str!("prelude.lua");
+mod source;
 
 macro_rules! script {
     ($fn_name:ident, $file:literal, resend_safe: $safe:expr) => {
@@ -27,9 +26,8 @@ macro_rules! script {
             static SCRIPT: OnceLock<LuaScript> = OnceLock::new();
             SCRIPT.get_or_init(|| LuaScript {
                 name: $file,
-                script: redis::Script::new(&crate::chaos::script_text(format!(
-                    "{PRELUDE}{}",
-                    include_str!($file)
+                script: redis::Script::new(&crate::chaos::script_text(source::assemble(
+                    include_str!($file),
                 ))),
                 resend_safe: $safe,
             })

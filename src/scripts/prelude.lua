@@ -78,31 +78,6 @@ local function decimal_less(a, b)
   return a < b
 end
 
--- Issues the next fencing token of a lock: max(counter + 1, server clock in
--- microseconds, floor + 1). The clock term keeps tokens increasing when the
--- counter is lost or rolled back (restart, older snapshot, lost AOF tail,
--- failover to a lagging replica, eviction), assuming the server clock
--- never steps back across such an event and tokens are not issued faster
--- than one per microsecond per name for long. `floor` (a decimal string,
--- optional) is the highest token the caller already knows of: the new
--- token is above it whatever Redis forgot. The counter expires after
--- `retention` ms without an acquire, so a free name leaves nothing behind.
--- Tokens stay below 2^53, where doubles are exact.
-local function next_fence(fence_key, retention, floor)
-  local now = redis.call('TIME')
-  local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  local token = (tonumber(redis.call('GET', fence_key) or '0') or 0) + 1
-  if clock > token then
-    token = clock
-  end
-  local above = (tonumber(floor or '0') or 0) + 1
-  if above > token then
-    token = above
-  end
-  local text = string.format('%.0f', token)
-  redis.call('SET', fence_key, text, 'PX', retention)
-  return text
-end
 
 -- Extends one hold to at least `ttl` ms if it still owns its lock; 1 or
 -- 0. The key's expiry only ever grows: a renewal or extension that
@@ -150,13 +125,6 @@ local function is_fair_waiter(waiter)
   return string.sub(waiter, 1, 2) == 'f:'
 end
 
--- Takes `waiter` out of the queue.
-local function queue_leave(queue, order, waiter)
-  if waiter ~= '' then
-    redis.call('ZREM', queue, waiter)
-    redis.call('ZREM', order, waiter)
-  end
-end
 
 -- Queues `waiter` (or renews its entry) for `lease` ms; the queue's keys
 -- live at least as long as its newest entry. A lease of '0' is a

@@ -14,6 +14,15 @@
 -- A late copy: the key holds this hold's token only while this hold owns
 -- it (tokens are never reused), so a copy arriving after the release, an
 -- expiry or another holder's acquire changes nothing.
+--
+-- The common case first, before the prelude (see src/scripts/source.rs):
+-- our hold, and no queue (nobody waits) on a deployment that queues; a key
+-- of another type makes GET answer an error, never our token.
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 0 and redis.pcall('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+-- @prelude
 if key_type(KEYS[1]) ~= 'string' or redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end

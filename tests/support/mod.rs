@@ -9,6 +9,9 @@
 
 pub mod blackhole;
 pub mod cluster;
+/// How the library puts a script's text together (its own file, shared).
+#[path = "../../src/scripts/source.rs"]
+pub mod script_source;
 pub mod sentinel;
 
 use std::io::{BufRead, BufReader, Write};

@@ -11,7 +11,7 @@
 //! change what a test measures.
 //!
 //! The fencing counter is modelled without the server clock term of
-//! `next_fence` (prelude.lua): a token is the counter plus one.
+//! `next_fence` (head.lua): a token is the counter plus one.
 
 use std::collections::HashMap;
 use std::sync::Arc;

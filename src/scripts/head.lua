@@ -1,0 +1,42 @@
+-- The helpers a script's fast path needs, defined before it (see
+-- src/scripts/source.rs: a script may run its common case before the
+-- prelude, whose dozens of helper closures cost Redis more than that case
+-- itself).
+
+-- Issues the next fencing token of a lock: max(counter + 1, server clock in
+-- microseconds, floor + 1). The clock term keeps tokens increasing when the
+-- counter is lost or rolled back (restart, older snapshot, lost AOF tail,
+-- failover to a lagging replica, eviction), assuming the server clock
+-- never steps back across such an event and tokens are not issued faster
+-- than one per microsecond per name for long. `floor` (a decimal string,
+-- optional) is the highest token the caller already knows of: the new
+-- token is above it whatever Redis forgot. The counter expires after
+-- `retention` ms without an acquire, so a free name leaves nothing behind.
+-- Tokens stay below 2^53, where doubles are exact.
+-- The counter is written and read in one command (SET ... GET, Redis 6.2
+-- and later): the clock term first, and again with the counter's term in
+-- the rare case that is higher (a clock behind, or more than one token per
+-- microsecond).
+local function next_fence(fence_key, retention, floor)
+  local now = redis.call('TIME')
+  local clock = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  local token = (tonumber(floor or '0') or 0) + 1
+  if clock > token then
+    token = clock
+  end
+  local text = string.format('%.0f', token)
+  local counter = (tonumber(redis.call('SET', fence_key, text, 'PX', retention, 'GET') or '0') or 0) + 1
+  if counter > token then
+    text = string.format('%.0f', counter)
+    redis.call('SET', fence_key, text, 'PX', retention)
+  end
+  return text
+end
+
+-- Takes `waiter` out of the queue.
+local function queue_leave(queue, order, waiter)
+  if waiter ~= '' then
+    redis.call('ZREM', queue, waiter)
+    redis.call('ZREM', order, waiter)
+  end
+end
