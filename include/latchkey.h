@@ -846,11 +846,14 @@ latchkey_status latchkey_client_prefix(const struct latchkey_client *client,
  * Who holds the lock `name`, if anyone, written to `*info_out`
  * (`locked` false and all else zero when nobody does).
  *
- * Threads: any thread. Blocks: for one Redis round trip.
+ * Threads: any thread. Blocks: for one Redis round trip (Redlock: one to
+ * every master).
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `name`
  * empty, longer than 4096 bytes or not UTF-8; the URL's database does not
  * exist); LATCHKEY_CONNECTION (Redis unreachable or no answer within the
- * command timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_PANIC.
+ * command timeout), LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM
+ * (Redlock: too few masters answered to tell who holds it);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `client` is NULL or a live client; `name` is NULL or a NUL-terminated

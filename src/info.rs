@@ -26,6 +26,7 @@ pub const MAX_REPORTED_WAITERS: usize = 1000;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LockInfo {
     /// The lock's name.
     pub name: String,
@@ -92,6 +93,7 @@ pub struct LockInfo {
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct QueuedWaiter {
     /// The entry's id: `w:` and a random id, one per waiting acquisition
     /// (not the hold token the acquisition gets when it takes the lock).
