@@ -82,10 +82,10 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ("latchkey_client_free", LOCAL),
     ("latchkey_client_close", NEEDS_QUORUM),
     ("latchkey_client_prefix", LOCAL),
-    ("latchkey_client_inspect", ASKS_REDIS),
+    ("latchkey_client_inspect", NEEDS_QUORUM),
     ("latchkey_client_is_locked", ASKS_REDIS),
     ("latchkey_client_force_unlock", ASKS_REDIS),
-    ("latchkey_client_inspect_masters", ASKS_REDIS),
+    ("latchkey_client_inspect_masters", NEEDS_QUORUM),
     ("latchkey_master_states_free", LOCAL),
     // Redlock: the holder part is decided by quorum, as in
     // latchkey_client_inspect (its queue is always empty).

@@ -190,6 +190,7 @@ impl latchkey_master_state {
 /// Threads: any thread. Blocks: for one round trip to every master.
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, bad
 /// `name`); LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+/// LATCHKEY_NO_QUORUM (too few masters answered to tell who holds it);
 /// LATCHKEY_PANIC.
 ///
 /// # Safety
