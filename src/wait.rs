@@ -88,9 +88,14 @@ pub(crate) struct Wakers {
 struct WakersInner {
     next_id: AtomicU64,
     parked: Mutex<Vec<(u64, Arc<Parker>)>>,
-    /// Notified whenever a registration drops (see
-    /// [`Wakers::wait_until_empty`]).
+    /// Notified when a registration drops while someone waits for the
+    /// registry to empty (see [`Wakers::wait_until_empty`]).
     left: Condvar,
+    /// How many threads wait in [`Wakers::wait_until_empty`]; changed and
+    /// read only under the `parked` lock. A notify costs a system call even
+    /// with nobody waiting, and every acquisition drops a registration
+    /// (one futex call per lock cycle, seen with strace).
+    emptying: AtomicU64,
 }
 
 impl Wakers {
@@ -114,11 +119,13 @@ impl Wakers {
     /// Waits until every registration has dropped, or until `until`.
     fn wait_until_empty(&self, until: Instant) {
         let mut parked = self.inner.parked.lock();
+        self.inner.emptying.fetch_add(1, Ordering::SeqCst);
         while !parked.is_empty() {
             if self.inner.left.wait_until(&mut parked, until).timed_out() {
-                return;
+                break;
             }
         }
+        self.inner.emptying.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -194,8 +201,11 @@ pub(crate) struct CancelRegistration {
 
 impl Drop for CancelRegistration {
     fn drop(&mut self) {
-        self.wakers.parked.lock().retain(|(id, _)| *id != self.id);
-        self.wakers.left.notify_all();
+        let mut parked = self.wakers.parked.lock();
+        parked.retain(|(id, _)| *id != self.id);
+        if self.wakers.emptying.load(Ordering::SeqCst) > 0 {
+            self.wakers.left.notify_all();
+        }
     }
 }
 
