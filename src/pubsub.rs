@@ -717,9 +717,9 @@ fn open_stream(endpoint: &PubSubEndpoint) -> Result<Stream> {
             let _ = s.set_nodelay(true);
             Stream::Tcp(s)
         }
-        redis::ConnectionAddr::Unix(path) => {
-            Stream::Unix(UnixStream::connect(path).map_err(io_error)?)
-        }
+        redis::ConnectionAddr::Unix(path) => Stream::Unix(
+            crate::backend::connect_unix(path, endpoint.connect_timeout).map_err(io_error)?,
+        ),
         _ => {
             return Err(Error::invalid(
                 "waiting on this kind of connection (TLS) is not supported yet",

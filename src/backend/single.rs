@@ -262,6 +262,14 @@ impl SingleNode {
     fn write<'a>(&self, request: Request<'a>) -> InFlight<'a> {
         let _masked = crate::signals::mask();
         let sent = self.borrow().and_then(|mut loan| {
+            if loan.reused && !resend_safe(request.calls) && loan.conn.closed_by_peer() {
+                // The server closed it while it sat in the pool (its
+                // `timeout` setting, a restart): nothing was sent, so a
+                // fresh connection is safe even for a request that is
+                // never sent twice (a release failed with "unexpected end
+                // of file" on a healthy lock before).
+                return self.write_fresh(&request.packed);
+            }
             match loan.conn.send_packed_command(&request.packed) {
                 Ok(()) => Ok(loan),
                 // Nothing reached the server.
@@ -571,12 +579,20 @@ fn canonical_host(host: &str) -> String {
 }
 
 /// A connection for an occasional question (a sentinel's, a cluster's slot
-/// map): like [`connect`], without spinning.
+/// map): like [`connect`], without spinning, and always in RESP2, whose
+/// replies the questions are read as (under RESP3 `SENTINEL MASTER`
+/// answers a map, and a sentinel URL with `protocol=3` found no master).
 pub(crate) fn connect_admin(
     client: &redis::Client,
     connect_timeout: Duration,
 ) -> redis::RedisResult<Wire> {
-    connect(client, connect_timeout, Spin::new(Duration::ZERO))
+    let info = client.get_connection_info().clone();
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP2);
+    let resp2 = redis::Client::open(info.set_redis_settings(settings))?;
+    connect(&resp2, connect_timeout, Spin::new(Duration::ZERO))
 }
 
 /// Opens a connection to `client`'s server within `connect_timeout`,

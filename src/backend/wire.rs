@@ -222,7 +222,7 @@ impl Wire {
             redis::ConnectionAddr::Tcp(host, port) => {
                 Socket::Tcp(connect_tcp(host, *port, timeout)?)
             }
-            redis::ConnectionAddr::Unix(path) => Socket::Unix(UnixStream::connect(path)?),
+            redis::ConnectionAddr::Unix(path) => Socket::Unix(connect_unix(path, timeout)?),
             _ => {
                 return Err(redis::RedisError::from((
                     redis::ErrorKind::InvalidClientConfig,
@@ -250,11 +250,14 @@ impl Wire {
         Ok(written?)
     }
 
-    /// Reads one reply (a server error is a `Value::ServerError`).
+    /// Reads one reply (a server error is a `Value::ServerError`), within
+    /// the read timeout for the whole reply: a reply that trickles in, each
+    /// piece within the timeout of the one before, kept a caller for as
+    /// many timeouts as it had pieces.
     pub(crate) fn recv_response(&mut self) -> RedisResult<Value> {
         let reader = Reader {
             fd: self.socket.fd(),
-            timeout: self.read_timeout,
+            deadline: self.read_timeout.map(|t| Instant::now() + t),
             spin: &self.spin,
         };
         let value = self.parser.parse_value(reader);
@@ -272,6 +275,27 @@ impl Wire {
         }
         self.read_timeout = timeout;
         Ok(())
+    }
+
+    /// Whether the server closed this connection (or it is out of step: a
+    /// reply nobody asked for is waiting), found without blocking. A pooled
+    /// connection the server closed while idle fails the next request
+    /// sent on it, though nothing of that request ran.
+    pub(crate) fn closed_by_peer(&self) -> bool {
+        let mut byte = [0u8; 1];
+        // SAFETY: `byte` is valid for one byte; the socket is open.
+        let n = unsafe {
+            libc::recv(
+                self.socket.fd(),
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n >= 0 {
+            return true;
+        }
+        io::Error::last_os_error().kind() != io::ErrorKind::WouldBlock
     }
 
     /// How long one write may block.
@@ -338,11 +362,74 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream
     }))
 }
 
+/// Connects to the Unix socket at `path` within `timeout`. A blocking
+/// connect(2) to a stopped server whose accept queue is full waits until
+/// the server runs again, whatever the timeout; a non-blocking one is
+/// refused with EAGAIN at once, so it is tried again until the timeout.
+pub(crate) fn connect_unix(path: &std::path::Path, timeout: Duration) -> io::Result<UnixStream> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: an all-zero sockaddr_un is a valid (empty) address.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the Unix socket path is too long or holds a NUL byte",
+        ));
+    }
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: a plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, kind, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new socket nobody else owns: the stream closes it.
+    let stream = unsafe { UnixStream::from_raw_fd(fd) };
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        // SAFETY: `addr` is a valid sockaddr_un for the call.
+        let rc = unsafe {
+            libc::connect(
+                fd,
+                (&addr as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            break;
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the server's accept queue stayed full for the connect timeout",
+                    ));
+                }
+                std::thread::sleep(pause.min(deadline - now));
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            _ => return Err(err),
+        }
+    }
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
 /// A read of a connection's socket: at once if data is there, else spin
-/// (see [`Spin`]), else sleep in `poll(2)` until data or the timeout.
+/// (see [`Spin`]), else sleep in `poll(2)` until data or the deadline.
 struct Reader<'a> {
     fd: RawFd,
-    timeout: Option<Duration>,
+    deadline: Option<Instant>,
     spin: &'a Spin,
 }
 
@@ -375,9 +462,8 @@ impl Read for Reader<'_> {
                 }
             }
         }
-        let deadline = self.timeout.map(|t| started + t);
         loop {
-            wait_readable(self.fd, deadline)?;
+            wait_readable(self.fd, self.deadline)?;
             if let Some(n) = try_recv(self.fd, buf)? {
                 self.spin.observe(started.elapsed());
                 return Ok(n);
