@@ -382,7 +382,8 @@ def markdown(rows, env, plotted, elapsed_s):
             if not peers or r["impl"] in PEERS:
                 return "–"
             best = min(peers, key=lambda p: p["median_us"])
-            return f"{r['median_us'] / best['median_us']:.2f}× {best['impl']}"
+            x = r["median_us"] / best["median_us"]
+            return f"{x:.2f}× {best['impl']}" if x >= 0.1 else f"{x:.1e}× {best['impl']}"
         return table(
             ["implementation", "language", "median", "× run floor", "× fastest peer (same language)", "p90",
              "spread (batch medians)", "mean", "floor (own process)", "× own floor", "samples"],
