@@ -47,6 +47,7 @@ mod info;
 mod keys;
 mod lease;
 mod lock;
+mod net;
 mod pubsub;
 mod scripts;
 mod shared;

@@ -718,7 +718,7 @@ fn open_stream(endpoint: &PubSubEndpoint) -> Result<Stream> {
             Stream::Tcp(s)
         }
         redis::ConnectionAddr::Unix(path) => Stream::Unix(
-            crate::backend::connect_unix(path, endpoint.connect_timeout).map_err(io_error)?,
+            crate::net::connect_unix(path, endpoint.connect_timeout).map_err(io_error)?,
         ),
         _ => {
             return Err(Error::invalid(

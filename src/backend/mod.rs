@@ -13,7 +13,7 @@ pub(crate) mod script_calls;
 pub(crate) mod sentinel;
 pub(crate) mod single;
 mod wire;
-pub(crate) use wire::{connect_unix, default_spin, never_spin_on_this_thread, MAX_SPIN};
+pub(crate) use wire::{default_spin, never_spin_on_this_thread, MAX_SPIN};
 
 use std::fmt;
 use std::sync::Arc;
