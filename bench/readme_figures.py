@@ -6,8 +6,10 @@ The README quotes the last `make bench` run between the markers
 script writes that block (`--write`, run by bench/run.sh) or checks that
 the README still says what the results file says (`--check`, run by
 `make lint`), so no figure in the README can drift from the measurements.
-Every comparison is a ratio to the floor measured in the same process of
-the same run, so processes with different floors compare fairly.
+Every figure is an absolute median measured against one server in one
+run, with its ratio to the run's floor (the fastest PING any client
+reached in that run): ratios to each process's own floor hid that a peer
+was faster (a Go client's floor was twice the Rust one's).
 
 Usage: bench/readme_figures.py --check|--write [repository root]
 """
@@ -29,40 +31,51 @@ LANGUAGES = [
 ]
 
 
-def ratios(rows: list[dict]) -> dict[tuple[str, str], float]:
+def medians(rows: list[dict]) -> dict[tuple[str, str], float]:
     return {
-        (r["scenario"], r["impl"]): float(r["ratio"])
+        (r["scenario"], r["impl"]): float(r["median_us"])
         for r in rows
-        if isinstance(r.get("ratio"), (int, float)) and r.get("scenario") in ("cycle", "handoff")
+        if isinstance(r.get("median_us"), (int, float))
+        and r.get("scenario") in ("cycle", "handoff", "floor")
+        and "skipped" not in r
     }
 
 
-def fmt(ratio: float | None) -> str:
-    return "—" if ratio is None else f"{ratio:.2f}×"
+def run_floor(by: dict[tuple[str, str], float]) -> float | None:
+    floors = [v for (scenario, _), v in by.items() if scenario == "floor"]
+    return min(floors) if floors else None
+
+
+def fmt(median: float | None, floor: float | None) -> str:
+    if median is None:
+        return "—"
+    text = f"{median / 1000:,.1f} ms" if median >= 10_000 else f"{median:,.0f} µs"
+    return text if not floor else f"{text} ({median / floor:.2f}×)"
 
 
 def block(rows: list[dict]) -> str:
-    by = ratios(rows)
+    by = medians(rows)
+    floor = run_floor(by)
     lines = [
         BEGIN,
         "",
-        "From the last run (`bench/results/latest.jsonl`): each figure is a",
-        "ratio to a plain Redis round trip measured in the same process of the",
-        "same run (lower is better).",
+        "From the last run (`bench/results/latest.jsonl`): medians against one",
+        "server in one run, each with its ratio to the run's floor, the fastest",
+        f"plain `PING` round trip any client reached ({fmt(floor, None)}; lower is better).",
         "",
         "| language | scenario | latchkey | peers |",
         "|---|---|---|---|",
     ]
     for language, ours, peers in LANGUAGES:
         for scenario, label in (("cycle", "acquire + release"), ("handoff", "handoff to a waiter")):
-            theirs = ", ".join(f"{p} {fmt(by.get((scenario, p)))}" for p in peers)
-            lines.append(f"| {language} | {label} | {fmt(by.get((scenario, ours)))} | {theirs} |")
+            theirs = ", ".join(f"{p} {fmt(by.get((scenario, p)), floor)}" for p in peers)
+            lines.append(f"| {language} | {label} | {fmt(by.get((scenario, ours)), floor)} | {theirs} |")
     bare = by.get(("cycle", "bare-lua-scripts"))
     pubsub = by.get(("handoff", "bare-pubsub-scripts"))
     lines += [
         "",
-        f"The floor of latchkey's own design: two bare Lua scripts cost {fmt(bare)}",
-        f"a round trip, a bare pub/sub handoff {fmt(pubsub)}.",
+        f"The floor of latchkey's own design: two bare Lua scripts cost {fmt(bare, floor)},",
+        f"a bare pub/sub handoff {fmt(pubsub, floor)}.",
         "",
         END,
     ]
