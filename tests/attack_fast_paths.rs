@@ -257,18 +257,14 @@ fn other_clients(server: &RedisServer) -> usize {
     list.lines().count().saturating_sub(1)
 }
 
-/// A server that closes idle connections (`timeout`, a common production
-/// setting) closes the pooled connection while a lock is held without
-/// renewals. The release then goes out on that connection: nothing reaches
-/// the server (its end was closed before the write), yet the release
-/// fails instead of going out on a fresh connection.
-#[test]
-fn a_release_after_the_server_closed_the_idle_connection_releases() {
+/// A lock `name` held without renewals through a client whose pooled
+/// connection the server (`timeout 1`) has since closed as idle.
+fn held_on_an_idle_connection(name: &str) -> (RedisServer, Client, latchkey::Guard) {
     let server = RedisServer::start_with(&["--timeout", "1"]);
     let client = Client::open(&server.url()).unwrap();
     let guard = client
         .lock_with(
-            "idle",
+            name,
             LockOptions::new()
                 .ttl(Duration::from_secs(60))
                 .auto_renew(false),
@@ -281,6 +277,17 @@ fn a_release_after_the_server_closed_the_idle_connection_releases() {
         Duration::from_secs(30),
         || other_clients(&server) == 0,
     );
+    (server, client, guard)
+}
+
+/// A server that closes idle connections (`timeout`, a common production
+/// setting) closes the pooled connection while a lock is held without
+/// renewals. The release then goes out on that connection: nothing reaches
+/// the server (its end was closed before the write), yet the release
+/// fails instead of going out on a fresh connection.
+#[test]
+fn a_release_after_the_server_closed_the_idle_connection_releases() {
+    let (_server, client, guard) = held_on_an_idle_connection("idle");
     let released = guard.release();
     assert!(
         released.is_ok(),
@@ -292,23 +299,7 @@ fn a_release_after_the_server_closed_the_idle_connection_releases() {
 /// The same for a fenced write.
 #[test]
 fn a_fenced_write_after_the_server_closed_the_idle_connection_is_written() {
-    let server = RedisServer::start_with(&["--timeout", "1"]);
-    let client = Client::open(&server.url()).unwrap();
-    let guard = client
-        .lock_with(
-            "idle-w",
-            LockOptions::new()
-                .ttl(Duration::from_secs(60))
-                .auto_renew(false),
-        )
-        .unwrap()
-        .acquire()
-        .unwrap();
-    wait_until(
-        "the server closed the idle pooled connection",
-        Duration::from_secs(30),
-        || other_clients(&server) == 0,
-    );
+    let (_server, _client, guard) = held_on_an_idle_connection("idle-w");
     let written = guard.fenced_write("idle-res", b"v");
     assert!(
         written.as_ref().is_ok_and(|w| w.written),

@@ -477,6 +477,31 @@ fn handoff(url: &str, rounds: usize) -> Res<()> {
     Ok(())
 }
 
+/// What `herd` and `drain` share: the scenario's name (`KIND-N`, or
+/// `KIND-fair-N`), the lock's options and name, and 4 clients whose pools
+/// hold a quarter of the waiters each (4 processes' worth of connections).
+fn waiters_setup(
+    kind: &str,
+    url: &str,
+    waiters: usize,
+    fair: bool,
+) -> Res<(String, LockOptions, String, Vec<Client>)> {
+    let scenario = if fair {
+        format!("{kind}-fair-{waiters}")
+    } else {
+        format!("{kind}-{waiters}")
+    };
+    let name = format!("bench:{scenario}");
+    let clients = (0..4)
+        .map(|_| {
+            Client::builder(url)
+                .pool_size(waiters.div_ceil(4).max(1))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((scenario, LockOptions::new().fair(fair), name, clients))
+}
+
 /// `herd-N`: N+1 threads (spread over 4 clients, as 4 processes' worth of
 /// connections) take one lock in turn, each holding it for a moment; every
 /// release has N waiters. Measured: Lua scripts Redis ran per handoff
@@ -486,20 +511,7 @@ fn handoff(url: &str, rounds: usize) -> Res<()> {
 /// the acquisitions per thread: 1 when all got the same share).
 fn herd(url: &str, waiters: usize, handoffs: usize, fair: bool) -> Res<()> {
     use std::sync::Mutex;
-    let scenario = if fair {
-        format!("herd-fair-{waiters}")
-    } else {
-        format!("herd-{waiters}")
-    };
-    let options = latchkey::LockOptions::new().fair(fair);
-    let name = format!("bench:{scenario}");
-    let clients: Vec<Client> = (0..4)
-        .map(|_| {
-            Client::builder(url)
-                .pool_size(waiters.div_ceil(4).max(1))
-                .build()
-        })
-        .collect::<Result<_, _>>()?;
+    let (scenario, options, name, clients) = waiters_setup("herd", url, waiters, fair)?;
     let mut admin = redis::Client::open(url)?.get_connection()?;
     // When the last release was sent, and the handoffs seen so far.
     let released_at = Arc::new(AtomicU64::new(0));
@@ -616,20 +628,7 @@ fn wait_for_scripts(admin: &mut redis::Connection, since: u64, count: u64) -> Re
 /// acquires (and whatever else a release caused).
 fn drain(url: &str, waiters: usize, handoffs: usize, fair: bool) -> Res<()> {
     use std::sync::Mutex;
-    let scenario = if fair {
-        format!("drain-fair-{waiters}")
-    } else {
-        format!("drain-{waiters}")
-    };
-    let options = latchkey::LockOptions::new().fair(fair);
-    let name = format!("bench:{scenario}");
-    let clients: Vec<Client> = (0..4)
-        .map(|_| {
-            Client::builder(url)
-                .pool_size(waiters.div_ceil(4).max(1))
-                .build()
-        })
-        .collect::<Result<_, _>>()?;
+    let (scenario, options, name, clients) = waiters_setup("drain", url, waiters, fair)?;
     let holder = clients[0].lock_with(&name, options.clone())?;
     let mut admin = redis::Client::open(url)?.get_connection()?;
     let rounds = handoffs.div_ceil(waiters.max(1)).max(1);
