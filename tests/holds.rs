@@ -415,3 +415,59 @@ fn waiters_and_holders_of_both_kinds_exclude_each_other() {
         .unwrap();
     assert!(kind == "none" || kind == "string", "left {kind}");
 }
+
+/// Renewals read the lock key with commands that answer an error for a key
+/// of another type (src/scripts/head.lua, extend_hold): a reentrant hold
+/// whose key became a plain lock is lost, and the plain lock that took it
+/// keeps its key. A hold whose key lost its expiry (PERSIST by hand) gets
+/// one back when it is extended, as before Redis 7's PEXPIRE ... GT, which
+/// alone would leave such a key without one.
+#[test]
+fn renewals_read_a_key_of_another_type_as_gone_and_give_a_persisted_key_an_expiry() {
+    let server = RedisServer::start();
+    let client = Client::open(&server.url()).unwrap();
+    let mut admin = server.admin();
+    let held = client
+        .lock_with("turned-plain", reentrant(Duration::from_secs(6), true))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let other = Client::open(&server.url()).unwrap();
+    assert!(other.force_unlock("turned-plain").unwrap());
+    let plain = other
+        .lock_with(
+            "turned-plain",
+            LockOptions::new().ttl(Duration::from_secs(30)),
+        )
+        .unwrap()
+        .acquire()
+        .unwrap();
+    wait_until(
+        "the reentrant hold is reported lost",
+        Duration::from_secs(10),
+        || held.lost(),
+    );
+    assert!(plain.check().is_ok(), "the plain hold lost its lock");
+    let kind: String = redis::cmd("TYPE")
+        .arg(key("turned-plain"))
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(kind, "string");
+
+    let kept = client
+        .lock_with("persisted", LockOptions::new().ttl(Duration::from_secs(30)))
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let persisted: i64 = redis::cmd("PERSIST")
+        .arg(key("persisted"))
+        .query(&mut admin)
+        .unwrap();
+    assert_eq!(persisted, 1);
+    kept.extend(Duration::from_secs(20)).unwrap();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(key("persisted"))
+        .query(&mut admin)
+        .unwrap();
+    assert!(pttl > 0 && pttl <= 20_000, "PTTL {pttl} after the extend");
+}

@@ -5,4 +5,8 @@
 --
 -- A late copy: the expiry only grows, and only while this hold owns the
 -- lock; a lease extended since keeps its longer expiry.
-return extend_hold(KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1')
+-- All of it before the prelude (see src/scripts/source.rs).
+do
+  return extend_hold(KEYS[1], ARGV[1], ARGV[2], ARGV[3] == '1')
+end
+-- @prelude

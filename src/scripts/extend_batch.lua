@@ -8,9 +8,13 @@
 --
 -- A late copy: as extend.lua for each lease (the expiry only grows, only
 -- for holds that still own their lock).
+-- All of it before the prelude (see src/scripts/source.rs).
 local n = #KEYS
 local out = {}
 for i = 1, n do
   out[i] = extend_hold(KEYS[i], ARGV[i], ARGV[n + i], ARGV[2 * n + i] == '1')
 end
-return out
+do
+  return out
+end
+-- @prelude

@@ -40,3 +40,36 @@ local function queue_leave(queue, order, waiter)
     redis.call('ZREM', order, waiter)
   end
 end
+
+-- Extends the expiry of an existing key to at least `ttl` ms, never
+-- shortening it (a key without one gets one). Redis 7 says it in one
+-- command (PEXPIRE ... GT, which leaves a key without an expiry alone);
+-- Redis 6.2 asks PTTL first.
+local function extend_expiry(key, ttl)
+  if redis.REDIS_VERSION_NUM then
+    if redis.call('PEXPIRE', key, ttl, 'GT') == 0 and redis.call('PTTL', key) == -1 then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  elseif redis.call('PTTL', key) < tonumber(ttl) then
+    redis.call('PEXPIRE', key, ttl)
+  end
+end
+
+-- Extends one hold to at least `ttl` ms if it still owns its lock; 1 or
+-- 0. The key's expiry only ever grows: a renewal or extension that
+-- arrives late (its sender gave up waiting) can never cut short a lease
+-- that was extended since, nor one hold shorten another's. The watchdog
+-- runs this for every held lease every period, hence two commands, not
+-- four: a key of another type makes HEXISTS or GET answer an error (the
+-- pcall returns it as a table), never 1 or our token.
+local function extend_hold(key, hold, ttl, reentrant)
+  if reentrant then
+    if redis.pcall('HEXISTS', key, 'h:' .. hold) ~= 1 then
+      return 0
+    end
+  elseif redis.pcall('GET', key) ~= hold then
+    return 0
+  end
+  extend_expiry(key, ttl)
+  return 1
+end

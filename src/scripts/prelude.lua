@@ -78,24 +78,6 @@ local function decimal_less(a, b)
   return a < b
 end
 
-
--- Extends one hold to at least `ttl` ms if it still owns its lock; 1 or
--- 0. The key's expiry only ever grows: a renewal or extension that
--- arrives late (its sender gave up waiting) can never cut short a lease
--- that was extended since, nor one hold shorten another's.
-local function extend_hold(key, hold, ttl, reentrant)
-  local kind = key_type(key)
-  if reentrant then
-    if kind ~= 'hash' or redis.call('HEXISTS', key, 'h:' .. hold) == 0 then
-      return 0
-    end
-  elseif kind ~= 'string' or redis.call('GET', key) ~= hold then
-    return 0
-  end
-  expire_at_least(key, ttl)
-  return 1
-end
-
 -- The waiter queue of a lock is two sorted sets of the same waiter ids
 -- (one per waiting acquisition: 'w:' and a random id, or 'f:' and a random
 -- id for a fair lock's waiter):
@@ -124,7 +106,6 @@ end
 local function is_fair_waiter(waiter)
   return string.sub(waiter, 1, 2) == 'f:'
 end
-
 
 -- Queues `waiter` (or renews its entry) for `lease` ms; the queue's keys
 -- live at least as long as its newest entry. A lease of '0' is a
