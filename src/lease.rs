@@ -58,6 +58,18 @@ pub(crate) struct Lease {
     state: Mutex<LeaseState>,
 }
 
+/// What a confirmed renewal means for a lease.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// Released meanwhile: the release settles the hold in Redis.
+    Released,
+    /// Valid for longer; renew it next at `next`.
+    Renewed { next: Instant },
+    /// Confirmed only after the validity ran out (or the lease was lost
+    /// meanwhile): it stays lost.
+    TooLate,
+}
+
 pub(crate) struct NewLease {
     pub(crate) keys: LockKeys,
     pub(crate) token: String,
@@ -138,7 +150,10 @@ impl Lease {
     /// shorter than the period; a_renewal_period_near_the_ttl_never_loses_the_lease,
     /// an_extend_shorter_than_the_renewal_period_never_loses_the_lease).
     pub(crate) fn next_renewal(&self) -> Instant {
-        let state = self.state.lock();
+        self.next_renewal_of(&self.state.lock())
+    }
+
+    fn next_renewal_of(&self, state: &LeaseState) -> Instant {
         let period = self.renew_every.unwrap_or(state.ttl / 3);
         let confirmed_at = state.valid_until - state.ttl.saturating_sub(drift(state.ttl));
         let latest = state
@@ -206,7 +221,10 @@ impl Lease {
     /// may already have said it was lost, and a lost lease never comes back
     /// (the caller reports it and gives the hold back).
     pub(crate) fn renewed(&self, sent: Instant, ttl: Duration) -> bool {
-        let mut state = self.state.lock();
+        Self::apply_renewal(&mut self.state.lock(), sent, ttl)
+    }
+
+    fn apply_renewal(state: &mut LeaseState, sent: Instant, ttl: Duration) -> bool {
         if state.lost.is_some() || state.released || Instant::now() >= state.valid_until {
             return false;
         }
@@ -215,6 +233,52 @@ impl Lease {
             state.ttl = ttl;
             state.valid_until = until;
         }
+        true
+    }
+
+    /// The watchdog takes the lease out of its schedule for a renewal:
+    /// the ttl to renew it with, or `None` when it is released, lost or
+    /// the parent process's. One lock for what took three: the watchdog
+    /// does this for every lease every period.
+    pub(crate) fn take_for_renewal(&self) -> Option<Duration> {
+        if self.inherited() {
+            return None;
+        }
+        let mut state = self.state.lock();
+        if state.released || state.lost.is_some() {
+            return None;
+        }
+        state.scheduled = None;
+        Some(state.ttl)
+    }
+
+    /// Redis confirmed a renewal sent at `sent` for `ttl` (see
+    /// [`Lease::renewed`]): what follows, decided under one lock.
+    pub(crate) fn confirm_renewal(&self, sent: Instant, ttl: Duration) -> Renewal {
+        let mut state = self.state.lock();
+        if state.released {
+            Renewal::Released
+        } else if Self::apply_renewal(&mut state, sent, ttl) {
+            Renewal::Renewed {
+                next: self.next_renewal_of(&state),
+            }
+        } else {
+            Renewal::TooLate
+        }
+    }
+
+    /// Records the watchdog's schedule entry `key` if the lease is still
+    /// active; false (nothing recorded) if it is not, and then it stays off
+    /// the schedule.
+    pub(crate) fn schedule_if_active(&self, key: (Instant, u64)) -> bool {
+        if self.inherited() {
+            return false;
+        }
+        let mut state = self.state.lock();
+        if state.released || state.lost.is_some() {
+            return false;
+        }
+        state.scheduled = Some(key);
         true
     }
 

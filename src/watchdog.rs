@@ -20,7 +20,7 @@ use crate::sync::{Condvar, Mutex};
 use crate::backend::{Backend, ExtendItem, Released};
 use crate::fork::PerProcess;
 use crate::keys::LockKeys;
-use crate::lease::Lease;
+use crate::lease::{Lease, Renewal};
 
 /// How many renewals go into one pipelined round trip.
 const BATCH: usize = 1000;
@@ -101,6 +101,18 @@ struct Schedule {
 }
 
 impl Schedule {
+    /// Puts `lease` back on the schedule at `when`, unless it was released
+    /// or lost while it was being renewed; returns whether it went back.
+    fn push_renewal(&mut self, when: Instant, lease: &Arc<Lease>) -> bool {
+        self.next_id += 1;
+        let key = (when, self.next_id);
+        if !lease.schedule_if_active(key) {
+            return false;
+        }
+        self.due.insert(key, Task::Renew(Arc::downgrade(lease)));
+        true
+    }
+
     /// Adds a task; returns its key and whether the sleeping thread must be
     /// woken to re-plan (the task is due before the thread would wake).
     fn push(&mut self, when: Instant, task: Task) -> ((Instant, u64), bool) {
@@ -368,13 +380,13 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
         let mut next = Vec::new();
         for task in tasks {
             match task {
-                Task::Renew(weak) => match weak.upgrade() {
-                    Some(lease) if lease.is_active() => {
-                        lease.set_scheduled(None);
-                        leases.push(lease);
+                Task::Renew(weak) => {
+                    if let Some(lease) = weak.upgrade() {
+                        if let Some(ttl) = lease.take_for_renewal() {
+                            leases.push((lease, ttl));
+                        }
                     }
-                    _ => {}
-                },
+                }
                 Task::Release(stray) => strays.push(*stray),
                 Task::Announce(lost) => announcements.push(*lost),
                 Task::LeaveQueues => departures.extend(shared.departures.lock().iter().cloned()),
@@ -404,13 +416,18 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
         }
         let mut schedule = shared.schedule.lock();
         for (when, task) in next {
-            // A lease released while we renewed it stays off the schedule.
-            if let Task::Renew(weak) = &task {
-                if !weak.upgrade().is_some_and(|lease| lease.is_active()) {
-                    continue;
+            match task {
+                // A lease released while we renewed it stays off the
+                // schedule.
+                Task::Renew(weak) => {
+                    if let Some(lease) = weak.upgrade() {
+                        schedule.push_renewal(when, &lease);
+                    }
+                }
+                other => {
+                    schedule.push(when, other);
                 }
             }
-            schedule.push(when, task);
         }
     }
 }
@@ -506,26 +523,16 @@ fn give_back(lease: &Lease) -> StrayToken {
 
 /// Renews one chunk of leases in one round trip; returns the leases that
 /// stay scheduled, with their next renewal time.
-fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
-    let ttls: Vec<Duration> = leases.iter().map(|l| l.ttl()).collect();
+fn renew(backend: &dyn Backend, leases: &[(Arc<Lease>, Duration)]) -> Vec<(Instant, Task)> {
     let items: Vec<ExtendItem<'_>> = leases
         .iter()
-        .zip(&ttls)
         .map(|(lease, ttl)| ExtendItem::of(lease, *ttl))
         .collect();
     let sent = Instant::now();
     let results = backend.extend(&items);
     let mut keep = Vec::with_capacity(leases.len());
-    for (i, lease) in leases.iter().enumerate() {
-        if lease.released() {
-            // Released (or closed) while this renewal was in flight: the
-            // release settles the hold in Redis. Taken for a renewal
-            // confirmed too late, it was given back here as well, and when
-            // that give-back reached Redis first the holder's own release
-            // found the key gone and said NotHeld
-            // (lock_basics::a_release_racing_a_renewal_is_never_told_the_lock_was_lost).
-            continue;
-        }
+    for (i, (lease, ttl)) in leases.iter().enumerate() {
+        let ttl = *ttl;
         let outcome = match &results {
             Ok(results) => results[i].clone(),
             Err(e) => Err(e.clone()),
@@ -533,30 +540,43 @@ fn renew(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
         #[cfg(feature = "chaos-variants")]
         if crate::chaos::variant("renew-ignores-failure") {
             // Broken on purpose: every renewal counts as confirmed.
-            lease.force_renewed(sent, ttls[i]);
-            keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
+            if !lease.released() {
+                lease.force_renewed(sent, ttl);
+                keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
+            }
+            continue;
+        }
+        // Released (or closed) while this renewal was in flight: the
+        // release settles the hold in Redis. Taken for a renewal confirmed
+        // too late, it was given back here as well, and when that
+        // give-back reached Redis first the holder's own release found the
+        // key gone and said NotHeld
+        // (lock_basics::a_release_racing_a_renewal_is_never_told_the_lock_was_lost).
+        // A confirmation asks it under the lease's lock, with the rest.
+        let confirmed = matches!(outcome, Ok(true));
+        if !confirmed && lease.released() {
             continue;
         }
         match outcome {
-            Ok(true) if lease.renewed(sent, ttls[i]) => {
-                keep.push((lease.next_renewal(), Task::Renew(Arc::downgrade(lease))));
-            }
-            // Released just now, after the check above: the release
-            // settles it (released never goes back to false).
-            Ok(true) if lease.released() => {}
-            Ok(true) => {
-                // Confirmed only after the lease's validity ran out (check()
-                // may have said so already): a lost lease stays lost, and
-                // the hold Redis still keeps is given back.
-                lease.mark_lost(
-                    format!(
-                        "the renewal of lock '{}' was confirmed only after the lease ran out",
-                        lease.name()
-                    ),
-                    true,
-                );
-                keep.push((Instant::now(), Task::Release(Box::new(give_back(lease)))));
-            }
+            Ok(true) => match lease.confirm_renewal(sent, ttl) {
+                Renewal::Released => {}
+                Renewal::Renewed { next } => {
+                    keep.push((next, Task::Renew(Arc::downgrade(lease))));
+                }
+                Renewal::TooLate => {
+                    // Confirmed only after the lease's validity ran out
+                    // (check() may have said so already): a lost lease stays
+                    // lost, and the hold Redis still keeps is given back.
+                    lease.mark_lost(
+                        format!(
+                            "the renewal of lock '{}' was confirmed only after the lease ran out",
+                            lease.name()
+                        ),
+                        true,
+                    );
+                    keep.push((Instant::now(), Task::Release(Box::new(give_back(lease)))));
+                }
+            },
             Ok(false) => {
                 lease.mark_lost(
                     format!(
@@ -675,6 +695,12 @@ mod tests {
         }
     }
 
+    /// Renews `leases` with their own ttls, as the watchdog's round does.
+    fn renew_these(backend: &dyn Backend, leases: &[Arc<Lease>]) -> Vec<(Instant, Task)> {
+        let taken: Vec<_> = leases.iter().map(|l| (l.clone(), l.ttl())).collect();
+        renew(backend, &taken)
+    }
+
     fn lease(token: &str, ttl_ms: u64, sent_ago_ms: u64) -> Arc<Lease> {
         Lease::new(NewLease {
             keys: LockKeys::new("t", token).unwrap(),
@@ -727,7 +753,7 @@ mod tests {
             lease("broken", 3000, 0),
             lease("gone", 3000, 0),
         ];
-        let next = renew(&memory, &leases);
+        let next = renew_these(&memory, &leases);
         assert!(leases[0].lost_reason().is_none());
         // An error on one lease is retried, its lease not yet lost.
         assert!(leases[1].lost_reason().is_none());
@@ -752,7 +778,7 @@ mod tests {
         let memory = Memory::default();
         memory.renewals.lock().insert("gone".into(), Some(false));
         let gone = lease("gone", 3000, 0);
-        let next = renew(&memory, std::slice::from_ref(&gone));
+        let next = renew_these(&memory, std::slice::from_ref(&gone));
         assert!(gone.lost_reason().is_some());
         assert!(matches!(
             next.as_slice(),
@@ -766,7 +792,7 @@ mod tests {
         *memory.down.lock() = true;
         // Sent 3 s ago with a 3 s ttl: its validity has run out.
         let expired = lease("late", 3000, 3000);
-        let next = renew(&memory, std::slice::from_ref(&expired));
+        let next = renew_these(&memory, std::slice::from_ref(&expired));
         assert!(expired.lost_reason().is_some());
         assert!(matches!(next.as_slice(), [(_, Task::Release(stray))] if stray.token == "late"));
     }
@@ -777,7 +803,7 @@ mod tests {
         memory.renewals.lock().insert("held".into(), Some(true));
         let held = lease("held", 3000, 2000);
         let before = held.remaining();
-        renew(&memory, std::slice::from_ref(&held));
+        renew_these(&memory, std::slice::from_ref(&held));
         let after = held.remaining();
         assert!(after > before, "{after:?} <= {before:?}");
         // ttl minus the drift allowance (1 % + 2 ms), at most.

@@ -351,7 +351,7 @@ impl ClusterNode {
             return None;
         }
         let mut args = call.args.clone();
-        args.push(b"SPUBLISH".to_vec());
+        args.push(std::borrow::Cow::Borrowed(b"SPUBLISH"));
         Some(Call {
             script: call.script,
             keys: call.keys.clone(),
@@ -392,13 +392,7 @@ impl Runner for ClusterNode {
             }
             let group: Vec<Call<'_>> = indexes
                 .iter()
-                .map(|&i| {
-                    self.routed(&calls[i]).unwrap_or_else(|| Call {
-                        script: calls[i].script,
-                        keys: calls[i].keys.clone(),
-                        args: calls[i].args.clone(),
-                    })
-                })
+                .map(|&i| self.routed(&calls[i]).unwrap_or_else(|| calls[i].clone()))
                 .collect();
             let outcome = self.inner.run_in_slot(slot, &group, None);
             let unreachable = outcome.unreachable;
@@ -457,13 +451,7 @@ impl Runner for ClusterNode {
         for (addr, indexes) in by_master {
             let group: Vec<Call<'_>> = indexes
                 .iter()
-                .map(|&i| {
-                    self.routed(&calls[i]).unwrap_or_else(|| Call {
-                        script: calls[i].script,
-                        keys: calls[i].keys.clone(),
-                        args: calls[i].args.clone(),
-                    })
-                })
+                .map(|&i| self.routed(&calls[i]).unwrap_or_else(|| calls[i].clone()))
                 .collect();
             let outcome = self
                 .inner

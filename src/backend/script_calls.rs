@@ -3,6 +3,7 @@
 //! shared by every backend, so one node and N Redlock masters run
 //! exactly the same scripts.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use super::{
@@ -23,49 +24,55 @@ const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
 pub(crate) const FAIR_ACQUIRE_ARGS: usize = 8;
 
 /// A duration as whole milliseconds for PX/PEXPIRE (at least 1).
-pub(crate) fn millis(d: Duration) -> Vec<u8> {
-    d.as_millis().max(1).to_string().into_bytes()
+pub(crate) fn millis(d: Duration) -> Cow<'static, [u8]> {
+    Cow::Owned(d.as_millis().max(1).to_string().into_bytes())
 }
 
-fn flag(on: bool) -> Vec<u8> {
-    if on {
-        b"1".to_vec()
-    } else {
-        b"0".to_vec()
-    }
+fn flag(on: bool) -> Cow<'static, [u8]> {
+    Cow::Borrowed(if on { b"1" } else { b"0" })
+}
+
+/// A number as a script argument.
+fn number(n: impl ToString) -> Cow<'static, [u8]> {
+    Cow::Owned(n.to_string().into_bytes())
+}
+
+/// Text the call borrows (a token, an id).
+fn text(s: &str) -> Cow<'_, [u8]> {
+    Cow::Borrowed(s.as_bytes())
 }
 
 pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     let keys = args.keys;
     let mut script_args = Vec::with_capacity(5);
     let script = if args.reentrant {
-        script_args.push(args.owner.as_bytes().to_vec());
+        script_args.push(text(args.owner));
         scripts::reentrant_acquire()
     } else {
         scripts::acquire()
     };
     script_args.extend([
-        args.hold.as_bytes().to_vec(),
+        text(args.hold),
         millis(args.ttl),
         flag(args.waited),
         millis(keys.fence_retention),
     ]);
     if args.reentrant {
         script_args.push(flag(args.nest));
-        script_args.push(args.known_token.to_string().into_bytes());
+        script_args.push(number(args.known_token));
     }
-    script_args.push(args.queue.waiter().as_bytes().to_vec());
+    script_args.push(text(args.queue.waiter()));
     // An entry lease of 0: the last attempt leaves the queue.
     script_args.push(match args.queue {
-        Queueing::Leave(_) => b"0".to_vec(),
+        Queueing::Leave(_) => Cow::Borrowed(b"0"),
         _ => millis(QUEUE_ENTRY_LEASE),
     });
     if args.reentrant {
-        script_args.extend(args.live_holds.iter().map(|h| h.as_bytes().to_vec()));
+        script_args.extend(args.live_holds.iter().map(|h| text(h)));
     } else if args.fair {
         // A fair attempt that finds the lock free may hand it to the first
         // queued waiter (see acquire.lua): it publishes like a release.
-        script_args.push(keys.channel.clone());
+        script_args.push(Cow::Borrowed(&keys.channel));
         script_args.push(millis(HANDOFF_WINDOW));
     }
     Call {
@@ -88,7 +95,7 @@ pub(crate) fn parse_acquire(value: redis::Value) -> Result<Attempt> {
 /// only it (one node), rather than wake every listener (Redlock).
 pub(crate) fn release_call<'a>(
     keys: &'a LockKeys,
-    token: &str,
+    token: &'a str,
     reentrant: bool,
     queued: bool,
 ) -> Call<'a> {
@@ -105,8 +112,8 @@ pub(crate) fn release_call<'a>(
         },
         keys: call_keys,
         args: vec![
-            token.as_bytes().to_vec(),
-            keys.channel.clone(),
+            text(token),
+            Cow::Borrowed(&keys.channel),
             millis(HANDOFF_WINDOW),
         ],
     }
@@ -125,19 +132,15 @@ pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
     Call {
         script: scripts::extend(),
         keys: vec![&item.keys.lock],
-        args: vec![
-            item.token.as_bytes().to_vec(),
-            millis(item.ttl),
-            flag(item.reentrant),
-        ],
+        args: vec![text(item.token), millis(item.ttl), flag(item.reentrant)],
     }
 }
 
 /// One script extending many leases (all keys must be on one node and,
 /// in a cluster, in one slot).
 pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
-    let mut args: Vec<Vec<u8>> = Vec::with_capacity(items.len() * 3);
-    args.extend(items.iter().map(|i| i.token.as_bytes().to_vec()));
+    let mut args: Vec<Cow<'a, [u8]>> = Vec::with_capacity(items.len() * 3);
+    args.extend(items.iter().map(|i| text(i.token)));
     args.extend(items.iter().map(|i| millis(i.ttl)));
     args.extend(items.iter().map(|i| flag(i.reentrant)));
     Call {
@@ -166,26 +169,26 @@ pub(crate) fn parse_extend_batch(count: usize, value: redis::Value) -> Result<Ve
 pub(crate) fn raise_fence_call<'a>(
     keys: &'a LockKeys,
     token: u64,
-    reentrant_hold: Option<(&str, &str)>,
+    reentrant_hold: Option<(&'a str, &'a str)>,
 ) -> Call<'a> {
     let mut call = Call {
         script: scripts::raise_fence(),
         keys: vec![&keys.fence],
-        args: vec![token.to_string().into_bytes(), millis(keys.fence_retention)],
+        args: vec![number(token), millis(keys.fence_retention)],
     };
     if let Some((owner, hold)) = reentrant_hold {
         call.keys.push(&keys.lock);
-        call.args.push(owner.as_bytes().to_vec());
-        call.args.push(hold.as_bytes().to_vec());
+        call.args.push(text(owner));
+        call.args.push(text(hold));
     }
     call
 }
 
-pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &str, reentrant: bool) -> Call<'a> {
+pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &'a str, reentrant: bool) -> Call<'a> {
     Call {
         script: scripts::hold_exists(),
         keys: vec![&keys.lock],
-        args: vec![hold.as_bytes().to_vec(), flag(reentrant)],
+        args: vec![text(hold), flag(reentrant)],
     }
 }
 
@@ -202,7 +205,7 @@ pub(crate) fn inspect_call(keys: &LockKeys, queue_limit: usize) -> Call<'_> {
     if queue_limit > 0 {
         call.keys.push(&keys.queue);
         call.keys.push(&keys.queue_order);
-        call.args.push(queue_limit.to_string().into_bytes());
+        call.args.push(number(queue_limit));
     }
     call
 }
@@ -219,11 +222,11 @@ pub(crate) fn force_unlock_holder(seen: &LockInfo) -> String {
     }
 }
 
-pub(crate) fn force_unlock_call<'a>(keys: &'a LockKeys, holder: &str) -> Call<'a> {
+pub(crate) fn force_unlock_call<'a>(keys: &'a LockKeys, holder: &'a str) -> Call<'a> {
     Call {
         script: scripts::force_unlock(),
         keys: vec![&keys.lock],
-        args: vec![keys.channel.clone(), holder.as_bytes().to_vec()],
+        args: vec![Cow::Borrowed(&keys.channel), text(holder)],
     }
 }
 
@@ -232,9 +235,9 @@ pub(crate) fn fenced_write_call<'a>(write: &FencedWriteArgs<'a>) -> Call<'a> {
         script: scripts::fenced_write(),
         keys: vec![write.key],
         args: vec![
-            write.token.to_string().into_bytes(),
-            write.value.to_vec(),
-            write.holder.as_bytes().to_vec(),
+            number(write.token),
+            Cow::Borrowed(write.value),
+            text(write.holder),
         ],
     }
 }
@@ -381,22 +384,22 @@ fn parse_queued_waiter(id: &redis::Value, left: &redis::Value) -> Result<QueuedW
 
 /// Wakes the waiters of a lock whose hold `token` was found gone (the
 /// key vanished without a release message).
-pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &str) -> Call<'a> {
+pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &'a str) -> Call<'a> {
     Call {
         script: scripts::announce_free(),
         keys: vec![&keys.lock],
-        args: vec![token.as_bytes().to_vec(), keys.channel.clone()],
+        args: vec![text(token), Cow::Borrowed(&keys.channel)],
     }
 }
 
 /// A waiter that gives up leaves the lock's queue (see `leave_queue.lua`).
-pub(crate) fn leave_queue_call<'a>(keys: &'a LockKeys, waiter: &str) -> Call<'a> {
+pub(crate) fn leave_queue_call<'a>(keys: &'a LockKeys, waiter: &'a str) -> Call<'a> {
     Call {
         script: scripts::leave_queue(),
         keys: vec![&keys.lock, &keys.queue, &keys.queue_order],
         args: vec![
-            waiter.as_bytes().to_vec(),
-            keys.channel.clone(),
+            text(waiter),
+            Cow::Borrowed(&keys.channel),
             millis(HANDOFF_WINDOW),
         ],
     }

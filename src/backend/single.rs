@@ -89,20 +89,23 @@ impl<'a> Request<'a> {
         trailing: Option<redis::Cmd>,
         patience: Option<Duration>,
     ) -> Self {
-        let mut pipe = redis::pipe();
+        // Written straight into one buffer: a renewal round's calls carry
+        // thousands of arguments, and building them as `redis::Cmd`s first
+        // copied each one twice more.
+        let mut packed = Vec::with_capacity(calls.iter().map(encoded_len_estimate).sum());
         if let Some(command) = prefix {
-            pipe.cmd(command).ignore();
+            write_command(&mut packed, &[command.as_bytes()]);
         }
         for call in calls {
-            pipe.add_command(evalsha_cmd(call));
+            write_evalsha(&mut packed, call);
         }
         let has_trailing = trailing.is_some();
         if let Some(command) = trailing {
-            pipe.add_command(command);
+            packed.extend_from_slice(&command.get_packed_command());
         }
         Request {
             calls,
-            packed: pipe.get_packed_pipeline(),
+            packed,
             skip: usize::from(prefix.is_some()),
             trailing: usize::from(has_trailing),
             patience,
@@ -519,16 +522,64 @@ fn is_noscript(value: &Value) -> bool {
     matches!(value, Value::ServerError(e) if e.code() == "NOSCRIPT")
 }
 
-fn evalsha_cmd(call: &Call<'_>) -> redis::Cmd {
-    let mut cmd = redis::cmd("EVALSHA");
-    cmd.arg(call.script.script.get_hash()).arg(call.keys.len());
+/// Appends `EVALSHA sha numkeys keys... args...` in RESP.
+fn write_evalsha(out: &mut Vec<u8>, call: &Call<'_>) {
+    write_array_len(out, 3 + call.keys.len() + call.args.len());
+    write_bulk(out, b"EVALSHA");
+    write_bulk(out, call.script.script.get_hash().as_bytes());
+    let mut digits = [0u8; 20];
+    write_bulk(out, decimal(call.keys.len(), &mut digits));
     for key in &call.keys {
-        cmd.arg(*key);
+        write_bulk(out, key);
     }
     for arg in &call.args {
-        cmd.arg(arg.as_slice());
+        write_bulk(out, arg);
     }
-    cmd
+}
+
+/// Appends a plain command (its words) in RESP.
+fn write_command(out: &mut Vec<u8>, words: &[&[u8]]) {
+    write_array_len(out, words.len());
+    for word in words {
+        write_bulk(out, word);
+    }
+}
+
+fn write_array_len(out: &mut Vec<u8>, len: usize) {
+    let mut digits = [0u8; 20];
+    out.push(b'*');
+    out.extend_from_slice(decimal(len, &mut digits));
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_bulk(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut digits = [0u8; 20];
+    out.push(b'$');
+    out.extend_from_slice(decimal(bytes.len(), &mut digits));
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(bytes);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `n` in decimal, written at the end of `digits` (no allocation: RESP
+/// writes a length before every argument).
+fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[start..];
+        }
+    }
+}
+
+/// About the bytes [`write_evalsha`] writes for `call` (a capacity hint).
+fn encoded_len_estimate(call: &Call<'_>) -> usize {
+    let words = call.keys.iter().map(|k| k.len()).sum::<usize>()
+        + call.args.iter().map(|a| a.len()).sum::<usize>();
+    64 + words + 8 * (call.keys.len() + call.args.len())
 }
 
 /// A script's error reply as an error naming the script (the caller adds
@@ -658,4 +709,63 @@ pub(crate) fn connect(
         }
     }
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    /// The hand-written RESP is byte for byte what the redis crate packs.
+    #[test]
+    fn requests_are_encoded_as_the_redis_crate_encodes_them() {
+        let long = vec![b'x'; 1000];
+        let calls = [
+            Call {
+                script: crate::scripts::extend_batch(),
+                keys: vec![b"latchkey:{a}", b"latchkey:{b}"],
+                args: vec![
+                    Cow::Borrowed(b"token-a"),
+                    Cow::Borrowed(b""),
+                    Cow::Owned(b"3000".to_vec()),
+                    Cow::Borrowed(&long),
+                ],
+            },
+            Call {
+                script: crate::scripts::inspect(),
+                keys: vec![],
+                args: vec![],
+            },
+        ];
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(1).arg(100);
+        let request = Request::new(Some("ASKING"), &calls, Some(wait.clone()), None);
+        let mut pipe = redis::pipe();
+        pipe.cmd("ASKING");
+        for call in &calls {
+            let mut cmd = redis::cmd("EVALSHA");
+            cmd.arg(call.script.script.get_hash()).arg(call.keys.len());
+            for key in &call.keys {
+                cmd.arg(*key);
+            }
+            for arg in &call.args {
+                cmd.arg(arg.as_ref());
+            }
+            pipe.add_command(cmd);
+        }
+        pipe.add_command(wait);
+        assert_eq!(request.packed, pipe.get_packed_pipeline());
+        assert_eq!(
+            (request.skip, request.trailing, request.replies()),
+            (1, 1, 3)
+        );
+    }
+
+    #[test]
+    fn decimals_are_written_without_allocating() {
+        let mut digits = [0u8; 20];
+        for n in [0, 7, 10, 199, usize::MAX] {
+            assert_eq!(decimal(n, &mut digits), n.to_string().as_bytes());
+        }
+    }
 }

@@ -139,11 +139,7 @@ struct Progress {
 
 /// A copy of `call` (calls are sent in groups that change from try to try).
 fn copy<'a>(call: &Call<'a>) -> Call<'a> {
-    Call {
-        script: call.script,
-        keys: call.keys.clone(),
-        args: call.args.clone(),
-    }
+    call.clone()
 }
 
 impl Inner {

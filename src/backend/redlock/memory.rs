@@ -269,7 +269,12 @@ impl State {
     /// Runs one script as Redis would (the plain lock scripts only).
     fn run(&mut self, call: &Call<'_>, now: Instant) -> Result<Value> {
         let key = |i: usize| call.keys.get(i).copied().ok_or_else(|| bad(call));
-        let arg = |i: usize| call.args.get(i).map(Vec::as_slice).ok_or_else(|| bad(call));
+        let arg = |i: usize| {
+            call.args
+                .get(i)
+                .map(|a| a.as_ref())
+                .ok_or_else(|| bad(call))
+        };
         let number = |i: usize| arg(i).and_then(|a| decimal(a).ok_or_else(|| bad(call)));
         match call.script.name {
             "acquire.lua" => {
