@@ -47,14 +47,15 @@ pub(crate) trait Target {
         unheard_since: Option<Instant>,
     ) -> Self::Held;
     /// Listens for this lock's release messages, waking `parker`; gives up
-    /// subscribing when the parker is woken after `seen` (a cancel).
+    /// subscribing when the parker is woken after `seen` (a cancel). An
+    /// error ends the acquisition: a server refused to let it listen.
     fn watch_releases(
         &self,
         parker: &Arc<Parker>,
         seen: u64,
         hold: &str,
         waiter: &str,
-    ) -> Vec<Watch>;
+    ) -> Result<Vec<Watch>>;
     /// Gives back, in the background, a hold whose acquire had an unknown
     /// outcome (first sent at `first_unknown`).
     fn give_back_later(&self, hold: &str, first_unknown: Instant);
@@ -329,10 +330,11 @@ impl<'a, T: Target> Acquisition<'a, T> {
                 if self.out_of_time(now) {
                     return Next::Done(self.give_up(Ok(None)));
                 }
-                if self.subscribe(seen) {
-                    return Next::Retry;
+                match self.subscribe(seen) {
+                    Ok(true) => Next::Retry,
+                    Ok(false) => Next::Wait(holder_ttl),
+                    Err(refused) => Next::Done(self.give_up(Err(refused))),
                 }
-                Next::Wait(holder_ttl)
             }
             Ok(Attempt::Withheld(retry_in, why)) => {
                 // Answered, but not grantable yet (Redlock: masters younger
@@ -379,17 +381,18 @@ impl<'a, T: Target> Acquisition<'a, T> {
 
     /// Subscribes to the lock's release channel unless already listening;
     /// true when it just subscribed (then try again at once: a release
-    /// between the attempt and the subscription is not missed).
-    fn subscribe(&mut self, seen: u64) -> bool {
+    /// between the attempt and the subscription is not missed). An error
+    /// when a server refused the subscription.
+    fn subscribe(&mut self, seen: u64) -> Result<bool> {
         if self.watches.iter().any(Watch::is_live) {
-            return false;
+            return Ok(false);
         }
         // One listener per server that publishes releases (Redlock: every
         // master); hearing any one of them is enough.
         self.watches = self
             .lock
-            .watch_releases(&self.parker, seen, &self.hold, &self.waiter);
-        !self.watches.is_empty()
+            .watch_releases(&self.parker, seen, &self.hold, &self.waiter)?;
+        Ok(!self.watches.is_empty())
     }
 
     /// Sleeps until a release message, the holder's lease end (or the
@@ -503,8 +506,8 @@ mod tests {
             _seen: u64,
             _hold: &str,
             _waiter: &str,
-        ) -> Vec<Watch> {
-            Vec::new()
+        ) -> Result<Vec<Watch>> {
+            Ok(Vec::new())
         }
         fn give_back_later(&self, hold: &str, _first_unknown: Instant) {
             self.given_back.lock().push(hold.to_string());
@@ -610,7 +613,13 @@ mod tests {
             fn held(&self, h: String, f: u64, s: Instant, u: Option<Instant>) -> (String, u64) {
                 self.inner.held(h, f, s, u)
             }
-            fn watch_releases(&self, p: &Arc<Parker>, seen: u64, h: &str, w: &str) -> Vec<Watch> {
+            fn watch_releases(
+                &self,
+                p: &Arc<Parker>,
+                seen: u64,
+                h: &str,
+                w: &str,
+            ) -> Result<Vec<Watch>> {
                 self.inner.watch_releases(p, seen, h, w)
             }
             fn give_back_later(&self, hold: &str, first_unknown: Instant) {

@@ -200,7 +200,7 @@ impl Error {
         } else if kind == ErrorKind::Connection {
             "; check that Redis is running and reachable"
         } else {
-            ""
+            permission_hint(&text)
         };
         Error::new(kind, format!("{what}: {text}{hint}"))
     }
@@ -216,6 +216,22 @@ pub(crate) fn without_arguments(err: &redis::RedisError) -> String {
     match text.find(QUOTED) {
         Some(at) => format!("{}(arguments not shown)", &text[..at]),
         None => text,
+    }
+}
+
+/// What to add to a server error that says the Redis user lacks a
+/// permission (NOPERM for a command, a key or a channel; inside a script,
+/// "The user executing the script can't ..."): which user, and where the
+/// permissions latchkey needs are listed. Empty for any other error.
+pub(crate) fn permission_hint(text: &str) -> &'static str {
+    if text.contains("NOPERM")
+        || text.contains("NoPerm")
+        || text.contains("user executing the script can't")
+    {
+        "; the Redis user of the URL lacks a permission latchkey needs \
+         (the README's \"Redis ACL\" section gives the rule)"
+    } else {
+        ""
     }
 }
 

@@ -614,19 +614,28 @@ impl Target for Lock {
 
     /// Listens for release messages of this lock on every server that
     /// publishes them; the listeners wake `parker`, ignoring releases of
-    /// the hold `hold` itself and messages for other queued waiters.
+    /// the hold `hold` itself and messages for other queued waiters. A
+    /// server that cannot be reached is left out (the waiter re-checks by
+    /// itself); one that refuses the subscription (the Redis user lacks
+    /// the permission: a server error) fails the acquisition.
     fn watch_releases(
         &self,
         parker: &Arc<Parker>,
         seen: u64,
         hold: &str,
         waiter: &str,
-    ) -> Vec<Watch> {
-        self.client
-            .subscribers
-            .iter()
-            .filter_map(|s| s.watch(&self.keys.channel, parker, seen, hold, waiter).ok())
-            .collect()
+    ) -> Result<Vec<Watch>> {
+        let mut watches = Vec::new();
+        for subscriber in &self.client.subscribers {
+            match subscriber.watch(&self.keys.channel, parker, seen, hold, waiter) {
+                Ok(watch) => watches.push(watch),
+                Err(e) if e.kind() == ErrorKind::Server => {
+                    return Err(e.context(format_args!("acquiring lock '{}'", self.keys.name)))
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(watches)
     }
 
     fn retry_jitter(&self) -> Duration {

@@ -15,7 +15,7 @@
 //! slot (the server unsubscribes it, or refuses with `MOVED`) is closed, so
 //! its waiters wake and subscribe again where the slot now lives.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
@@ -222,6 +222,12 @@ struct Channel {
     /// [`Subscriber::settle`]).
     unsubs_sent: u64,
     unsubs_confirmed: u64,
+    /// The last of our SUBSCRIBE commands that Redis refused (a user
+    /// without permission for the channel or the command): its number
+    /// among `subs_sent` and the server's error. The waiters of that
+    /// SUBSCRIBE fail with it rather than wait for a release they would
+    /// never hear.
+    refused: Option<(u64, String)>,
 }
 
 /// One waiter listening on a channel.
@@ -285,6 +291,11 @@ struct State {
     /// The fork generation that opened `conn`. A forked child must neither use nor
     /// shut down its parent's socket (shutdown would cut the parent off).
     generation: u64,
+    /// Plain lanes: our SUBSCRIBE (true) and UNSUBSCRIBE (false) commands
+    /// on `conn` not answered yet, in the order sent. Each names one
+    /// channel and gets one reply, in order, so an error reply (which names
+    /// no channel) belongs to the first of them.
+    unanswered: VecDeque<(bool, Vec<u8>)>,
 }
 
 struct Shared {
@@ -509,6 +520,7 @@ impl Lane {
             entry.subs_sent += 1;
             let target = entry.subs_sent;
             let command = encode_command(&[self.shared.get().kind.subscribe(), channel]);
+            state.unanswered.push_back((true, channel.to_vec()));
             if let Err(e) = write_all(&mut state, &command) {
                 drop(state);
                 drop(watch);
@@ -538,11 +550,17 @@ impl Lane {
                     "the subscriber connection closed while subscribing",
                 ));
             }
-            let confirmed = state
-                .channels
-                .get(channel)
-                .is_some_and(|c| c.subs_confirmed >= target);
-            if confirmed {
+            let entry = state.channels.get(channel);
+            if let Some((_, refusal)) = entry
+                .and_then(|c| c.refused.as_ref())
+                .filter(|(number, _)| *number == target)
+            {
+                let err = subscribe_refused(channel, refusal);
+                drop(state);
+                drop(watch);
+                return Err(err);
+            }
+            if entry.is_some_and(|c| c.subs_confirmed >= target) {
                 return Ok(watch);
             }
             let slice = deadline.min(Instant::now() + CONFIRMATION_SLICE);
@@ -605,6 +623,7 @@ impl Lane {
         let stream = open_stream(&endpoint)?;
         let reader = stream.try_clone().map_err(io_error)?;
         state.epoch += 1;
+        state.unanswered.clear();
         state.generation = crate::fork::generation();
         let epoch = state.epoch;
         let shared = self.shared.get().clone();
@@ -662,6 +681,7 @@ impl Drop for Watch {
         }
         if unsubscribe {
             let command = encode_command(&[self.shared.kind.unsubscribe(), &self.channel]);
+            state.unanswered.push_back((false, self.channel.clone()));
             let _ = write_all(&mut state, &command);
         }
     }
@@ -674,6 +694,7 @@ fn forget_parents_connection(state: &mut State) {
     if state.conn.is_some() && state.generation != crate::fork::generation() {
         state.conn = None;
         state.channels.clear();
+        state.unanswered.clear();
         state.epoch += 1;
     }
 }
@@ -801,6 +822,14 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             // resharding): start over on a fresh connection, where the
             // waiters ask for the slot's master again.
             Reply::Error(_) if kind == Kind::Sharded => break,
+            // A plain one refused (NOPERM: an ACL user without the channel
+            // or the command): its waiters fail with the server's reason.
+            Reply::Error(text) => {
+                if refused(&shared, epoch, &text) {
+                    continue;
+                }
+                break;
+            }
             _ => continue,
         };
         let mut items = items.into_iter();
@@ -814,7 +843,14 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
             _ => Vec::new(),
         };
         let mut state = shared.state.lock();
-        match kind_of_reply(kind, &message_kind) {
+        let heard = kind_of_reply(kind, &message_kind);
+        if kind == Kind::Plain
+            && state.epoch == epoch
+            && matches!(heard, Heard::Confirmation | Heard::Unsubscribed)
+        {
+            state.unanswered.pop_front();
+        }
+        match heard {
             Heard::Message => {
                 if let Some(entry) = state.channels.get(&channel) {
                     for watcher in &entry.watchers {
@@ -857,6 +893,7 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
     // at once and subscribe again on a new connection.
     let mut state = shared.state.lock();
     if state.epoch == epoch {
+        state.unanswered.clear();
         if let Some(conn) = state.conn.take() {
             conn.writer.shutdown();
         }
@@ -873,6 +910,58 @@ fn read_loop(shared: Arc<Shared>, reader: Stream, epoch: u64) {
         state.channels.retain(|_, c| !c.watchers.is_empty());
         shared.confirmed.notify_all();
     }
+}
+
+/// Redis answered the first unanswered command of a plain lane's connection
+/// (of `epoch`) with an error. A refused SUBSCRIBE counts as answered and
+/// records the refusal for its waiters. False for a refused UNSUBSCRIBE:
+/// the connection still listens there, and dropping it (the caller does)
+/// is the only way to stop. An error that answers none of ours is ignored.
+fn refused(shared: &Shared, epoch: u64, text: &[u8]) -> bool {
+    let mut state = shared.state.lock();
+    if state.epoch != epoch {
+        return true;
+    }
+    let channel = match state.unanswered.pop_front() {
+        Some((true, channel)) => channel,
+        Some((false, _)) => return false,
+        None => return true,
+    };
+    if let Some(entry) = state.channels.get_mut(&channel) {
+        entry.subs_confirmed += 1;
+        let text = String::from_utf8_lossy(text).into_owned();
+        entry.refused = Some((entry.subs_confirmed, text));
+        if entry.subs_confirmed >= entry.subs_sent {
+            // Not listening: the next waiter sends a SUBSCRIBE of its own.
+            entry.subscribed = false;
+        }
+        if entry.settled() {
+            state.channels.remove(&channel);
+        }
+    }
+    shared.confirmed.notify_all();
+    true
+}
+
+/// The error of a waiter whose SUBSCRIBE Redis refused with `refusal`: a
+/// server error when the user lacks the permission (retrying cannot help,
+/// so the acquisition fails with it), else a connection error, which a
+/// waiter rides out as before (it waits without hearing releases).
+fn subscribe_refused(channel: &[u8], refusal: &str) -> Error {
+    let hint = crate::error::permission_hint(refusal);
+    let kind = if hint.is_empty() {
+        ErrorKind::Connection
+    } else {
+        ErrorKind::Server
+    };
+    Error::new(
+        kind,
+        format!(
+            "Redis refused to SUBSCRIBE to the release channel '{}': {refusal}{}",
+            String::from_utf8_lossy(channel),
+            hint,
+        ),
+    )
 }
 
 #[cfg(test)]

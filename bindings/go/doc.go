@@ -34,6 +34,8 @@
 // touches another. The Lock/Unlock/... methods of Mutex work like
 // sync.Mutex: a second Lock on one Mutex waits here until the first hold is
 // Unlocked, even if its lease was lost, so they never refer to a later hold.
+// Mutex.Locker adapts them to sync.Locker: Lock without a context, and a
+// panic with the *Error where the Mutex method would return it.
 //
 // A Hold's Lost channel closes exactly once, when the hold ends: lost,
 // unlocked, or closed (Check says which). A live hold stays reachable from

@@ -110,13 +110,18 @@ var sentinels = [...]error{
 // errors.Is(err, context.DeadlineExceeded) holds as well as
 // errors.Is(err, ErrCancelled) or errors.Is(err, ErrTimeout).
 type Error struct {
-	Status  Status
+	// Status is the library's status code of the failure; 0 (StatusOK) for
+	// ErrClosed, which has no C status.
+	Status Status
+	// Message is the library's message: what failed and why, never a
+	// password.
 	Message string
 	cause   error
 	// The sentinel of an error that has no C status (ErrClosed).
 	sentinel error
 }
 
+// Error is "latchkey: " followed by the Message.
 func (e *Error) Error() string {
 	return "latchkey: " + e.Message
 }

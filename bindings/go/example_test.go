@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"sync"
 	"time"
 
 	"latchkey"
@@ -211,4 +212,40 @@ func ExampleMutex_Acquire() {
 	// Output:
 	// second hold while the first is held: false
 	// ended: true
+}
+
+// A sync.Locker for code that expects one. Its Lock waits without a
+// deadline; a failure panics with the *Error the Mutex method returned.
+func ExampleMutex_Locker() {
+	client, err := latchkey.Open(url())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer client.Close()
+	m, err := client.NewMutex("example:locker")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+
+	var l sync.Locker = m.Locker()
+	l.Lock()
+	held, _ := client.IsLocked("example:locker")
+	fmt.Println("held:", held)
+	l.Unlock()
+	held, _ = client.IsLocked("example:locker")
+	fmt.Println("held:", held)
+
+	// sync.Locker has no error return: unlocking what is not held panics.
+	func() {
+		defer func() {
+			err, _ := recover().(error)
+			fmt.Println("second Unlock panics with ErrNotHeld:", errors.Is(err, latchkey.ErrNotHeld))
+		}()
+		l.Unlock()
+	}()
+	// Output:
+	// held: true
+	// held: false
+	// second Unlock panics with ErrNotHeld: true
 }
