@@ -128,7 +128,7 @@ impl Closing {
             .watchdog
             .pending_departures()
             .into_iter()
-            .filter(|(keys, _)| !leases.iter().any(|l| l.keys().lock == keys.lock))
+            .filter(|(keys, _)| !leases.iter().any(|l| l.keys().lock() == keys.lock()))
             .collect();
         let jobs: Vec<Job<'_>> = leases
             .iter()
@@ -209,7 +209,7 @@ fn release_closed(releaser: &Releaser<'_>, lease: &Lease) -> Result<()> {
     // As `Guard::release` does: this client's UNSUBSCRIBEs on the channel
     // are confirmed first, so they do not count as listeners.
     for subscriber in subscribers.iter() {
-        subscriber.settle(&lease.keys().channel);
+        subscriber.settle(lease.keys().channel());
     }
     // Its own waiters that just gave up leave the queue first: the release
     // must not hand the lock to one of them.

@@ -103,7 +103,7 @@ impl Lease {
     }
 
     pub(crate) fn name(&self) -> &str {
-        &self.keys.name
+        self.keys.name()
     }
     pub(crate) fn keys(&self) -> &LockKeys {
         &self.keys
@@ -181,7 +181,7 @@ impl Lease {
         if self.inherited() {
             return Some(format!(
                 "the hold on lock '{}' belongs to the parent process: it was inherited across fork(), and a child never holds, renews or releases its parent's locks",
-                self.keys.name
+                self.keys.name()
             ));
         }
         let state = self.state.lock();
@@ -191,16 +191,17 @@ impl Lease {
         if state.closed {
             return Some(format!(
                 "lock '{}' was released when its client was closed",
-                self.keys.name
+                self.keys.name()
             ));
         }
         if state.released {
-            return Some(format!("lock '{}' was released", self.keys.name));
+            return Some(format!("lock '{}' was released", self.keys.name()));
         }
         if Instant::now() >= state.valid_until {
             return Some(format!(
                 "the lease on lock '{}' ran out (ttl {:?}) without a confirmed renewal",
-                self.keys.name, state.ttl
+                self.keys.name(),
+                state.ttl
             ));
         }
         None
@@ -305,7 +306,7 @@ impl Lease {
         }
         if let Some(callback) = self.on_lost.as_ref().filter(|_| notify) {
             let info = LostLease {
-                name: self.keys.name.clone(),
+                name: self.keys.name().to_string(),
                 token: self.token.clone(),
                 fencing_token: self.fencing_token,
                 reason,

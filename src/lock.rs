@@ -343,7 +343,7 @@ impl TenureState {
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock")
-            .field("name", &self.keys.name)
+            .field("name", &self.keys.name())
             .field("options", &self.options)
             .finish()
     }
@@ -381,7 +381,7 @@ impl Lock {
     /// assert_eq!(client.lock("a").unwrap().name(), "a");
     /// ```
     pub fn name(&self) -> &str {
-        &self.keys.name
+        self.keys.name()
     }
 
     /// The options the lock was made with.
@@ -456,7 +456,7 @@ impl Lock {
                 ErrorKind::Timeout,
                 format!(
                     "lock '{}' is held by another owner; not acquired within {:?}",
-                    self.keys.name,
+                    self.keys.name(),
                     timeout.unwrap_or_default()
                 ),
             )),
@@ -488,7 +488,7 @@ impl Lock {
                     .closing
                     .release_if_closed(&self.client.releaser(), &guard.lease) =>
             {
-                Err(Closing::error(&self.keys.name))
+                Err(Closing::error(self.keys.name()))
             }
             acquired => Ok(acquired),
         }
@@ -498,11 +498,8 @@ impl Lock {
         // Who wrote with this fencing token, for fenced writes: the hold of
         // a plain lock; the owning handle of a reentrant one, whose nested
         // holds share the token of their uninterrupted tenure.
-        let fence_holder = if self.options.reentrant {
-            self.owner_token()
-        } else {
-            token.clone()
-        };
+        // A plain lock's is its lease's token, not kept twice.
+        let fence_holder = self.options.reentrant.then(|| self.owner_token());
         let lease = Lease::new(NewLease {
             keys: self.keys.clone(),
             token,
@@ -540,7 +537,7 @@ impl Target for Lock {
     type Held = Guard;
 
     fn name(&self) -> &str {
-        &self.keys.name
+        self.keys.name()
     }
 
     fn attempt(
@@ -627,10 +624,10 @@ impl Target for Lock {
     ) -> Result<Vec<Watch>> {
         let mut watches = Vec::new();
         for subscriber in &self.client.subscribers {
-            match subscriber.watch(&self.keys.channel, parker, seen, hold, waiter) {
+            match subscriber.watch(self.keys.channel(), parker, seen, hold, waiter) {
                 Ok(watch) => watches.push(watch),
                 Err(e) if e.kind() == ErrorKind::Server => {
-                    return Err(e.context(format_args!("acquiring lock '{}'", self.keys.name)))
+                    return Err(e.context(format_args!("acquiring lock '{}'", self.keys.name())))
                 }
                 Err(_) => {}
             }
@@ -700,7 +697,9 @@ impl Target for Lock {
 pub struct Guard {
     client: Arc<ClientShared>,
     lease: Arc<Lease>,
-    fence_holder: String,
+    /// Who writes with this fencing token (see `Lock::guard`), when
+    /// not the lease's own token: a reentrant lock's owning handle.
+    fence_holder: Option<String>,
     /// When an attempt of this hold's acquisition was sent that was never
     /// answered: it may still reach Redis after the release and take the
     /// lock for this (released) hold, so the release is followed by a
@@ -952,7 +951,9 @@ impl Guard {
         self.client.fenced_write(
             resource,
             self.lease.fencing_token(),
-            &self.fence_holder,
+            self.fence_holder
+                .as_deref()
+                .unwrap_or_else(|| self.lease.token()),
             value,
         )
     }
@@ -991,7 +992,7 @@ impl Guard {
         // among them) must not count as listeners: their release would
         // reserve the lock for nobody (a_release_with_nobody_waiting_leaves_no_reservation).
         for subscriber in &self.client.subscribers {
-            subscriber.settle(&self.lease.keys().channel);
+            subscriber.settle(self.lease.keys().channel());
         }
         // Likewise, its waiters of this lock that just gave up leave the
         // queue first, so the release hands the lock to a live waiter.

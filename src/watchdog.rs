@@ -290,7 +290,7 @@ impl Watchdog {
             .departures
             .lock()
             .iter()
-            .filter(|(k, _)| k.lock == keys.lock)
+            .filter(|(k, _)| k.lock() == keys.lock())
             .cloned()
             .collect();
         if !leaving.is_empty() {
@@ -782,7 +782,7 @@ mod tests {
         assert!(gone.lost_reason().is_some());
         assert!(matches!(
             next.as_slice(),
-            [(_, Task::Announce(lost))] if lost.1 == "gone" && lost.0.name == "gone"
+            [(_, Task::Announce(lost))] if lost.1 == "gone" && lost.0.name() == "gone"
         ));
     }
 

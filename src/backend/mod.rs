@@ -392,7 +392,7 @@ impl<R: Runner> OneNodeBackend<R> {
 
 impl<R: Runner> Backend for OneNodeBackend<R> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
-        let op = Op::Acquire(&args.keys.name);
+        let op = Op::Acquire(args.keys.name());
         let call = script_calls::acquire_call(args);
         let Some(wait) = self.wait else {
             return self
@@ -435,7 +435,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner
             .eval(&call)
             .and_then(script_calls::parse_release)
-            .map_err(|e| e.context(Op::Release(&keys.name)))
+            .map_err(|e| e.context(Op::Release(keys.name())))
     }
 
     /// With [`WaitForReplicas`], a renewal counts only once the replicas
@@ -447,7 +447,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
     /// outlives that.
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
         let op = match items {
-            [one] => Op::Extend(&one.keys.name),
+            [one] => Op::Extend(one.keys.name()),
             _ => Op::Renew(items.len()),
         };
         // Many leases per script, several scripts per round trip; one
@@ -515,21 +515,21 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner
             .eval(&script_calls::announce_free_call(keys, token))
             .map(|_| ())
-            .map_err(|e| e.context(Op::Release(&keys.name)))
+            .map_err(|e| e.context(Op::Release(keys.name())))
     }
 
     fn inspect(&self, keys: &LockKeys, queue_limit: usize) -> Result<Option<LockInfo>> {
         self.runner
             .eval(&script_calls::inspect_call(keys, queue_limit))
-            .and_then(|value| script_calls::parse_inspect(&keys.name, value))
-            .map_err(|e| e.context(Op::Inspect(&keys.name)))
+            .and_then(|value| script_calls::parse_inspect(keys.name(), value))
+            .map_err(|e| e.context(Op::Inspect(keys.name())))
     }
 
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
         let value = self
             .runner
             .eval(&script_calls::hold_exists_call(keys, hold, reentrant))
-            .map_err(|e| e.context(Op::ConfirmHold(&keys.name)))?;
+            .map_err(|e| e.context(Op::ConfirmHold(keys.name())))?;
         Ok(matches!(value, redis::Value::Int(1)))
     }
 
@@ -537,7 +537,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         let value = self
             .runner
             .eval(&script_calls::force_unlock_call(keys, holder))
-            .map_err(|e| e.context(Op::ForceUnlock(&keys.name)))?;
+            .map_err(|e| e.context(Op::ForceUnlock(keys.name())))?;
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 
@@ -567,7 +567,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner
             .eval(&script_calls::leave_queue_call(keys, waiter))
             .map(|_| ())
-            .map_err(|e| e.context(Op::Acquire(&keys.name)))
+            .map_err(|e| e.context(Op::Acquire(keys.name())))
     }
 
     fn undoes_failed_attempts(&self) -> bool {

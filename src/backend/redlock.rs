@@ -433,7 +433,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
 impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let (keys, ttl) = (args.keys, args.ttl);
-        let op = Op::Acquire(&keys.name);
+        let op = Op::Acquire(keys.name());
         let largest_ttl = self.note_ttl(ttl);
         let sent = self.clock.now();
         let replies = self.first_replies(acquire_call(args));
@@ -546,7 +546,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let op = Op::Release(&keys.name);
+        let op = Op::Release(keys.name());
         let mut freed = 0;
         let mut still_held = 0;
         let mut not_ours = 0;
@@ -664,7 +664,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         // hears any one of them. Best effort: no quorum is needed to wake.
         let replies = self.first_replies(script_calls::announce_free_call(keys, token));
         match replies.into_iter().find_map(|answer| answer.reply.err()) {
-            Some(e) => Err(e.context(Op::Release(&keys.name))),
+            Some(e) => Err(e.context(Op::Release(keys.name()))),
             None => Ok(()),
         }
     }
@@ -672,7 +672,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     /// The queue is always empty: Redlock's waiters do not queue (its
     /// masters share no queue), so no master is asked for one.
     fn inspect(&self, keys: &LockKeys, _queue_limit: usize) -> Result<Option<LockInfo>> {
-        let op = Op::Inspect(&keys.name);
+        let op = Op::Inspect(keys.name());
         let mut states = Vec::new();
         let mut owners: Vec<LockInfo> = Vec::new();
         let mut errors = Vec::new();
@@ -683,7 +683,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         {
             let parsed = answer
                 .reply
-                .and_then(|v| script_calls::parse_inspect(&keys.name, v));
+                .and_then(|v| script_calls::parse_inspect(keys.name(), v));
             let held = parsed.as_ref().ok().and_then(Option::as_ref);
             states.push(MasterState {
                 server: master.node.describe(),
@@ -720,7 +720,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
             .filter(|o| o.owner_token == owner.owner_token)
             .collect();
         Ok(Some(LockInfo {
-            name: keys.name.clone(),
+            name: keys.name().to_string(),
             owner_token: owner.owner_token.clone(),
             fencing_token: same.iter().map(|o| o.fencing_token).max().unwrap_or(0),
             ttl: same.iter().filter_map(|o| o.ttl).min(),
@@ -737,7 +737,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
-        let op = Op::ConfirmHold(&keys.name);
+        let op = Op::ConfirmHold(keys.name());
         let mut holding = 0;
         let mut answered = 0;
         let mut errors = Vec::new();
@@ -764,7 +764,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool> {
         // No background retry for the masters we miss: a late delete could
         // remove the next holder's key there, whoever that is.
-        let op = Op::ForceUnlock(&keys.name);
+        let op = Op::ForceUnlock(keys.name());
         let up = self.masters.iter().filter(|m| !m.is_down()).count();
         if up < self.quorum {
             // Deleting on a minority would change what inspect reports

@@ -72,12 +72,17 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     } else if args.fair {
         // A fair attempt that finds the lock free may hand it to the first
         // queued waiter (see acquire.lua): it publishes like a release.
-        script_args.push(Cow::Borrowed(&keys.channel));
+        script_args.push(Cow::Borrowed(keys.channel()));
         script_args.push(millis(HANDOFF_WINDOW));
     }
     Call {
         script,
-        keys: vec![&keys.lock, &keys.fence, &keys.queue, &keys.queue_order],
+        keys: vec![
+            &keys.lock(),
+            &keys.fence(),
+            &keys.queue(),
+            &keys.queue_order(),
+        ],
         args: script_args,
     }
 }
@@ -99,10 +104,10 @@ pub(crate) fn release_call<'a>(
     reentrant: bool,
     queued: bool,
 ) -> Call<'a> {
-    let mut call_keys: Vec<&[u8]> = vec![&keys.lock];
+    let mut call_keys: Vec<&[u8]> = vec![&keys.lock()];
     if queued {
-        call_keys.push(&keys.queue);
-        call_keys.push(&keys.queue_order);
+        call_keys.push(keys.queue());
+        call_keys.push(keys.queue_order());
     }
     Call {
         script: if reentrant {
@@ -113,7 +118,7 @@ pub(crate) fn release_call<'a>(
         keys: call_keys,
         args: vec![
             text(token),
-            Cow::Borrowed(&keys.channel),
+            Cow::Borrowed(keys.channel()),
             millis(HANDOFF_WINDOW),
         ],
     }
@@ -131,7 +136,7 @@ pub(crate) fn parse_release(value: redis::Value) -> Result<Released> {
 pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
     Call {
         script: scripts::extend(),
-        keys: vec![&item.keys.lock],
+        keys: vec![&item.keys.lock()],
         args: vec![text(item.token), millis(item.ttl), flag(item.reentrant)],
     }
 }
@@ -145,7 +150,7 @@ pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
     args.extend(items.iter().map(|i| flag(i.reentrant)));
     Call {
         script: scripts::extend_batch(),
-        keys: items.iter().map(|i| i.keys.lock.as_slice()).collect(),
+        keys: items.iter().map(|i| i.keys.lock()).collect(),
         args,
     }
 }
@@ -173,11 +178,11 @@ pub(crate) fn raise_fence_call<'a>(
 ) -> Call<'a> {
     let mut call = Call {
         script: scripts::raise_fence(),
-        keys: vec![&keys.fence],
+        keys: vec![&keys.fence()],
         args: vec![number(token), millis(keys.fence_retention)],
     };
     if let Some((owner, hold)) = reentrant_hold {
-        call.keys.push(&keys.lock);
+        call.keys.push(keys.lock());
         call.args.push(text(owner));
         call.args.push(text(hold));
     }
@@ -187,7 +192,7 @@ pub(crate) fn raise_fence_call<'a>(
 pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &'a str, reentrant: bool) -> Call<'a> {
     Call {
         script: scripts::hold_exists(),
-        keys: vec![&keys.lock],
+        keys: vec![&keys.lock()],
         args: vec![text(hold), flag(reentrant)],
     }
 }
@@ -199,12 +204,12 @@ pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &'a str, reentrant:
 pub(crate) fn inspect_call(keys: &LockKeys, queue_limit: usize) -> Call<'_> {
     let mut call = Call {
         script: scripts::inspect(),
-        keys: vec![&keys.lock, &keys.fence],
+        keys: vec![&keys.lock(), &keys.fence()],
         args: vec![],
     };
     if queue_limit > 0 {
-        call.keys.push(&keys.queue);
-        call.keys.push(&keys.queue_order);
+        call.keys.push(keys.queue());
+        call.keys.push(keys.queue_order());
         call.args.push(number(queue_limit));
     }
     call
@@ -225,8 +230,8 @@ pub(crate) fn force_unlock_holder(seen: &LockInfo) -> String {
 pub(crate) fn force_unlock_call<'a>(keys: &'a LockKeys, holder: &'a str) -> Call<'a> {
     Call {
         script: scripts::force_unlock(),
-        keys: vec![&keys.lock],
-        args: vec![Cow::Borrowed(&keys.channel), text(holder)],
+        keys: vec![&keys.lock()],
+        args: vec![Cow::Borrowed(keys.channel()), text(holder)],
     }
 }
 
@@ -387,8 +392,8 @@ fn parse_queued_waiter(id: &redis::Value, left: &redis::Value) -> Result<QueuedW
 pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &'a str) -> Call<'a> {
     Call {
         script: scripts::announce_free(),
-        keys: vec![&keys.lock],
-        args: vec![text(token), Cow::Borrowed(&keys.channel)],
+        keys: vec![&keys.lock()],
+        args: vec![text(token), Cow::Borrowed(keys.channel())],
     }
 }
 
@@ -396,10 +401,10 @@ pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &'a str) -> Call
 pub(crate) fn leave_queue_call<'a>(keys: &'a LockKeys, waiter: &'a str) -> Call<'a> {
     Call {
         script: scripts::leave_queue(),
-        keys: vec![&keys.lock, &keys.queue, &keys.queue_order],
+        keys: vec![&keys.lock(), &keys.queue(), &keys.queue_order()],
         args: vec![
             text(waiter),
-            Cow::Borrowed(&keys.channel),
+            Cow::Borrowed(keys.channel()),
             millis(HANDOFF_WINDOW),
         ],
     }

@@ -67,7 +67,7 @@ impl Masters {
     /// Which masters the hold holds the lock on.
     fn held_on(&self, keys: &LockKeys) -> Vec<usize> {
         (0..self.nodes.len())
-            .filter(|&i| self.nodes[i].holder(&keys.lock).as_deref() == Some(HOLD))
+            .filter(|&i| self.nodes[i].holder(keys.lock()).as_deref() == Some(HOLD))
             .collect()
     }
 
@@ -102,14 +102,14 @@ fn two_of_five_masters_granting_is_held_elsewhere_and_both_are_given_back() {
     let m = masters(5);
     let lock = keys("a");
     for node in &m.nodes[2..] {
-        node.hold(&lock.lock, "other", TTL);
+        node.hold(lock.lock(), "other", TTL);
     }
     let (outcome, _) = m.attempt(&lock, TTL);
     // Another hold has a quorum: wait for its lease (10 s left) to end.
     assert_eq!(outcome.expect("every master answered"), Attempt::Held(TTL));
     assert_eq!(m.held_on(&lock), Vec::<usize>::new());
     for node in &m.nodes[2..] {
-        assert_eq!(node.holder(&lock.lock).as_deref(), Some("other"));
+        assert_eq!(node.holder(lock.lock()).as_deref(), Some("other"));
     }
 }
 
@@ -147,7 +147,7 @@ fn a_failed_attempt_gives_back_on_every_master_it_touched_even_those_that_answer
     });
     // The masters that never answered never ran it.
     for node in &m.nodes[3..] {
-        assert_eq!(node.holder(&lock.lock), None);
+        assert_eq!(node.holder(lock.lock()), None);
     }
 }
 
@@ -249,7 +249,7 @@ fn the_highest_fencing_token_is_issued_and_written_back_to_the_masters_behind() 
     let m = masters(5);
     let lock = keys("a");
     for (node, counter) in m.nodes.iter().zip([10, 50, 30, 20, 40]) {
-        node.set_counter(&lock.fence, counter);
+        node.set_counter(lock.fence(), counter);
     }
     let (outcome, _) = m.attempt(&lock, TTL);
     assert_eq!(
@@ -257,7 +257,7 @@ fn the_highest_fencing_token_is_issued_and_written_back_to_the_masters_behind() 
         Attempt::Acquired(51)
     );
     for (i, node) in m.nodes.iter().enumerate() {
-        assert_eq!(node.counter(&lock.fence), Some(51), "master {i}");
+        assert_eq!(node.counter(lock.fence()), Some(51), "master {i}");
     }
 }
 
@@ -266,7 +266,7 @@ fn a_guard_reports_the_highest_fencing_token_of_the_quorum() {
     let m = masters(5);
     let lock_keys = keys("job");
     for (node, counter) in m.nodes.iter().zip([7, 3, 90, 12, 5]) {
-        node.set_counter(&lock_keys.fence, counter);
+        node.set_counter(lock_keys.fence(), counter);
     }
     m.behave(&[0], Behaviour::Refuse);
     let client = Client::with_backend(Arc::new(m.redlock), "test".into(), DEFAULT_FENCE_RETENTION);
@@ -277,11 +277,11 @@ fn a_guard_reports_the_highest_fencing_token_of_the_quorum() {
         .expect("the lock was free");
     assert_eq!(guard.fencing_token(), 91);
     for (i, node) in m.nodes.iter().enumerate().skip(1) {
-        assert_eq!(node.counter(&lock_keys.fence), Some(91), "master {i}");
+        assert_eq!(node.counter(lock_keys.fence()), Some(91), "master {i}");
     }
     guard.release().expect("released on a quorum");
     for node in &m.nodes {
-        assert_eq!(node.holder(&lock_keys.lock), None);
+        assert_eq!(node.holder(lock_keys.lock()), None);
     }
 }
 
@@ -353,7 +353,7 @@ fn masters_restarted_within_the_ttl_do_not_make_a_second_quorum() {
         );
         // What the attempt took on the restarted masters was given back.
         for node in &m.nodes[..2] {
-            assert_eq!(node.holder(&lock.lock), None, "{who}");
+            assert_eq!(node.holder(lock.lock()), None, "{who}");
         }
     }
     // A ttl after the second restart, every lock granted before it has
