@@ -399,6 +399,10 @@ fn run(shared: Arc<Shared>, backend: Arc<dyn Backend>, host: libc::sigset_t) {
             };
             give_back_in_background(&shared, &backend, strays, notices);
         }
+        // Leases of one ttl and kind share a renewal script (see
+        // script_calls::extend_batches): grouped, a client mixing plain and
+        // reentrant locks still renews hundreds per script.
+        leases.sort_by_key(|(lease, ttl)| (ttl.as_millis(), lease.reentrant()));
         for chunk in leases.chunks(BATCH) {
             let sent = Instant::now();
             let renewed = renew(backend.as_ref(), chunk);

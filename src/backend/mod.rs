@@ -457,7 +457,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         } else {
             1
         };
-        let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(per_script).collect();
+        let chunks = script_calls::extend_batches(items, per_script);
         let calls: Vec<Call<'_>> = chunks
             .iter()
             .map(|chunk| match chunk {
@@ -609,7 +609,7 @@ mod tests {
         let leases = call.keys.len();
         if call.script.name == crate::scripts::extend_batch().name {
             redis::Value::Array(
-                call.args[..leases]
+                call.args[2..2 + leases]
                     .iter()
                     .map(|a| redis::Value::Int(ours(a)))
                     .collect(),

@@ -609,7 +609,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         }
         // Per master: one batch script per chunk of leases, all chunks in
         // one round trip; then each lease's answer from every master.
-        let chunks: Vec<&[ExtendItem<'_>]> = items.chunks(EXTEND_BATCH).collect();
+        let chunks = script_calls::extend_batches(items, EXTEND_BATCH);
         let calls: Vec<Call<'_>> = chunks
             .iter()
             .map(|c| script_calls::extend_batch_call(c))

@@ -141,13 +141,41 @@ pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
     }
 }
 
-/// One script extending many leases (all keys must be on one node and,
-/// in a cluster, in one slot).
+/// Splits `items` into the leases of one script each: at most `per_script`
+/// of them, in order, sharing one ttl (in whole ms) and one kind (plain or
+/// reentrant), which [`extend_batch_call`] then sends once.
+pub(crate) fn extend_batches<'i, 'a>(
+    items: &'i [ExtendItem<'a>],
+    per_script: usize,
+) -> Vec<&'i [ExtendItem<'a>]> {
+    let per_script = per_script.max(1);
+    let kind = |item: &ExtendItem<'_>| (item.ttl.as_millis().max(1), item.reentrant);
+    let mut batches = Vec::new();
+    let mut rest = items;
+    while let Some(first) = rest.first() {
+        let len = rest
+            .iter()
+            .take(per_script)
+            .take_while(|item| kind(item) == kind(first))
+            .count();
+        let (batch, after) = rest.split_at(len);
+        batches.push(batch);
+        rest = after;
+    }
+    batches
+}
+
+/// One script extending many leases of one ttl and kind (see
+/// [`extend_batches`]; all keys must be on one node and, in a cluster, in
+/// one slot).
 pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
-    let mut args: Vec<Cow<'a, [u8]>> = Vec::with_capacity(items.len() * 3);
+    let (ttl, reentrant) = items.first().map_or((Duration::ZERO, false), |first| {
+        (first.ttl, first.reentrant)
+    });
+    let mut args: Vec<Cow<'a, [u8]>> = Vec::with_capacity(items.len() + 2);
+    args.push(millis(ttl));
+    args.push(flag(reentrant));
     args.extend(items.iter().map(|i| text(i.token)));
-    args.extend(items.iter().map(|i| millis(i.ttl)));
-    args.extend(items.iter().map(|i| flag(i.reentrant)));
     Call {
         script: scripts::extend_batch(),
         keys: items.iter().map(|i| i.keys.lock()).collect(),
@@ -483,5 +511,42 @@ mod tests {
             let reply = held(&queue);
             assert!(parse_inspect("n", reply.clone()).is_err(), "{reply:?}");
         }
+    }
+
+    /// Leases of one ttl and kind share a script, in order, at most
+    /// `per_script` each; a change of ttl (in whole ms) or kind starts the
+    /// next, and every lease lands in exactly one, where it was.
+    #[test]
+    fn renewal_batches_share_one_ttl_and_kind() {
+        let keys = LockKeys::new("p", "n").unwrap();
+        let item = |ttl_ms: u64, reentrant: bool| ExtendItem {
+            keys: &keys,
+            token: "t",
+            reentrant,
+            ttl: Duration::from_millis(ttl_ms),
+        };
+        let items = [
+            item(3000, false),
+            item(3000, false),
+            item(3000, false),
+            item(3000, true),
+            item(5000, true),
+            item(5000, false),
+            item(5000, false),
+        ];
+        let shape = |per_script: usize| -> Vec<usize> {
+            extend_batches(&items, per_script)
+                .iter()
+                .map(|b| b.len())
+                .collect()
+        };
+        assert_eq!(shape(200), vec![3, 1, 1, 2]);
+        assert_eq!(shape(2), vec![2, 1, 1, 1, 2]);
+        assert_eq!(shape(1), vec![1; 7]);
+        assert!(extend_batches(&items[..0], 200).is_empty());
+        let call = extend_batch_call(&items[..3]);
+        let args: Vec<&[u8]> = call.args.iter().map(|a| a.as_ref()).collect();
+        assert_eq!(args, vec![&b"3000"[..], b"0", b"t", b"t", b"t"]);
+        assert_eq!(call.keys.len(), 3);
     }
 }

@@ -2,17 +2,20 @@
 -- if it still owns its lock. One script for hundreds of leases costs Redis
 -- far less than one script call each. A key of an unexpected type is a
 -- lost hold, never an error that would abort the other leases.
--- KEYS[i] lock key i; ARGV[i] its hold token, ARGV[n+i] its new ttl in ms,
--- ARGV[2n+i] '1' when it is a reentrant lock (a hash), else '0'.
+-- KEYS[i] lock key i; ARGV[1] the new ttl in ms and ARGV[2] '1' when the
+-- locks are reentrant (hashes), else '0', the same for every lease of the
+-- call (the client groups leases so); ARGV[2 + i] the hold token of lease i.
+-- Two arguments per lease fewer than a ttl and a flag each: Redis parses
+-- and interns every argument, for every lease, every period.
 -- Returns an array: 1 where extended, 0 where the hold is gone.
 --
 -- A late copy: as extend.lua for each lease (the expiry only grows, only
 -- for holds that still own their lock).
 -- All of it before the prelude (see src/scripts/source.rs).
-local n = #KEYS
+local ttl, reentrant = ARGV[1], ARGV[2] == '1'
 local out = {}
-for i = 1, n do
-  out[i] = extend_hold(KEYS[i], ARGV[i], ARGV[n + i], ARGV[2 * n + i] == '1')
+for i = 1, #KEYS do
+  out[i] = extend_hold(KEYS[i], ARGV[2 + i], ttl, reentrant)
 end
 do
   return out
