@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PREFIX ?= /usr/local
 
-.PHONY: all build release test rust-test test-redis6 test-repeat lint demo bench deps redis-server clean chaos chaos-short chaos-build check-package package
+.PHONY: all build release test rust-test test-redis6 test-repeat lint demo bench ffi-cost deps redis-server clean chaos chaos-short chaos-build check-package package
 
 all: release
 
@@ -132,6 +132,14 @@ demo: release c-example go-example
 # The peers live in bench-only environments that bench/run.sh creates.
 bench: release
 	@bash bench/run.sh
+
+# What the cgo and ctypes boundaries cost the bindings' uncontended cycle:
+# in one Go and one Python process, interleaved, the binding's cycle, the
+# same C calls made directly, the cycle run by a C loop in that process and
+# a no-op call (bench/ffi), on a private redis-server. JSON lines.
+ffi-cost: deps
+	$(CARGO) build --release --lib
+	bash tools/with-redis bash -c 'bench/ffi/run.sh "$$LATCHKEY_TEST_URL"'
 
 clean:
 	$(CARGO) clean

@@ -61,6 +61,7 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 		return nil, st.closedError()
 	}
 	var r C.lk_acquired
+	st.tick.beforeBlockingCall()
 	if ctx.Done() == nil {
 		r = C.lk_acquire(st.lock, timeout, cancel)
 	} else {
@@ -108,6 +109,7 @@ func (st *mutexState) tryAcquire() (*Hold, error) {
 	if !st.rc.acquire() {
 		return nil, st.closedError()
 	}
+	st.tick.beforeBlockingCall()
 	r := C.lk_try_acquire(st.lock)
 	st.rc.release()
 	switch r.status {

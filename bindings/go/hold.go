@@ -212,6 +212,7 @@ func (h *Hold) Err() error {
 // ended and its Lost channel is closed.
 func (h *Hold) Unlock() error {
 	h.end(endUnlocked, "")
+	h.mutex.tick.beforeBlockingCall()
 	err, ok := h.guard.releaseFree()
 	if !ok {
 		return h.endedError()
@@ -249,6 +250,7 @@ func (h *Hold) ExtendBy(additional time.Duration) error {
 }
 
 func (h *Hold) extendWith(extend func(*C.latchkey_guard) C.lk_result) error {
+	h.mutex.tick.beforeBlockingCall()
 	h.guard.mu.RLock()
 	if h.guard.p == nil {
 		h.guard.mu.RUnlock()

@@ -67,6 +67,8 @@ type mutexState struct {
 	current   []*Hold       // holds taken by Lock/TryLock: one, or nested when reentrant
 	abandoned bool          // the garbage collector freed the Mutex
 	next      chan struct{} // a Lost channel handed out while nothing was held
+
+	tick schedTick // see yieldEvery
 }
 
 // MutexOption configures Client.NewMutex. Values are checked by the library

@@ -54,6 +54,8 @@ class SharedHandle:
         close frees the handle."""
         with self._mutex:
             self._users -= 1
+            if not self._closed:
+                return  # the usual case, without a call
             value = self._take_if_idle()
         if value is not None:
             self._free(value)

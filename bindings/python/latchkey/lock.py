@@ -67,6 +67,12 @@ _start_new_thread = _thread.start_new_thread
 _get_ident = threading.get_ident
 _main_thread = threading.main_thread
 _getpid = os.getpid
+_monotonic = time.monotonic
+
+# This process's id, kept by _after_fork_in_child: what a guard's record
+# compares to know whether it was made in this process. (os.getpid() is a
+# system call; two per acquire+release were measurable.)
+_PID = _getpid()
 
 # Prebound entry points of the hot path.
 _acquire = lib.latchkey_lock_acquire
@@ -166,21 +172,25 @@ class _Slot:
         # Set when the acquire that fills this slot was interrupted: a
         # grant that arrives afterwards is given back at once.
         self.abandoned = False
-        self.pid = _getpid()
+        self.pid = _PID
 
     def live(self) -> bool:
         """Whether it holds a guard that was not released (a lost lease
         still counts: a release must say NotHeld)."""
         return self.state() == _LIVE
 
-    def state(self) -> int:
+    def state(self, ask: bool = True) -> int:
         """_PENDING (no guard yet: an acquire may still be filling it),
         _LIVE, or _DEAD (it holds nothing any more). The guard is read once:
-        another thread's acquire may write it at any moment."""
+        another thread's acquire may write it at any moment. `ask=False`
+        trusts the binding's own record (`released`) instead of asking the
+        library: only a client close releases a guard behind the binding's
+        back, and a release that a signal cut short between its C call and
+        the record."""
         guard = self.guard.value
         if not guard:
             return _DEAD if self.released or self.abandoned else _PENDING
-        if self.released or int(_guard_check(guard, None)) == NOT_HELD:
+        if self.released or (ask and _guard_check(guard, None) == NOT_HELD):
             return _DEAD
         return _LIVE
 
@@ -197,7 +207,7 @@ class _Slot:
         # inert; the child never touches the parent's holds).
         try:
             guard = self.guard.value
-            if guard and self.pid == _getpid():
+            if guard and self.pid == _PID:
                 self.guard.value = None
                 _guard_free(guard)
         except BaseException:  # pragma: no cover - interpreter shutting down
@@ -217,7 +227,7 @@ class _Owner:
         # The Lock's list of per-owner handles (which the Lock frees if it
         # goes first), so a thread's handle is freed when its owner goes.
         self._handles = handles
-        self._pid = _getpid()
+        self._pid = _PID
 
     def __del__(self) -> None:
         # Unreachable: its thread ended and it holds nothing (a holding
@@ -225,7 +235,7 @@ class _Owner:
         # the handle out of the list frees it (this or the Lock's free).
         try:
             handle, handles = self.handle, self._handles
-            if handle is None or handles is None or self._pid != _getpid():
+            if handle is None or handles is None or self._pid != _PID:
                 return
             try:
                 handles.remove(handle)
@@ -235,13 +245,14 @@ class _Owner:
         except BaseException:  # pragma: no cover - interpreter shutting down
             pass
 
-    def newest(self) -> Optional[_Slot]:
+    def newest(self, ask: bool = True) -> Optional[_Slot]:
         """The newest live hold. Records of guards that hold nothing any
         more (released, maybe by a release that a signal cut short) are
-        dropped; slots still being filled by an acquire are left alone."""
+        dropped; slots still being filled by an acquire are left alone.
+        `ask`: see _Slot.state."""
         found: Optional[_Slot] = None
-        for slot in reversed(list(self.slots)):
-            state = slot.state()
+        for slot in self.slots[::-1]:
+            state = slot.state(ask)
             if state == _LIVE:
                 found = slot
                 break
@@ -287,6 +298,9 @@ def _drop_lost_before(owner: _Owner, newest: _Slot) -> None:
     any more (lost or expired, or the core would not have granted it), so
     their records go (their guards are freed when the last user drops
     them) rather than pile up in a long-running loop."""
+    head = owner.slots[:1]
+    if head and head[0] is newest:
+        return  # nothing before it: the usual case, one hold
     for slot in list(owner.slots):
         if slot is newest:
             break
@@ -305,7 +319,8 @@ def _free_lock_handles(extra: list[int], options: int, handle: int) -> None:
 def _after_fork_in_child() -> None:
     # The parent's handles and holds stay the parent's: the child neither
     # uses, releases nor frees them (the core makes them inert anyway).
-    global _HELD_MUTEX
+    global _HELD_MUTEX, _PID
+    _PID = _getpid()
     _HELD_MUTEX = threading.Lock()
     for owner in list(_HELD):
         for slot in owner.slots:
@@ -596,10 +611,11 @@ class Lock:
                 raise ValueError("can't specify a timeout for a non-blocking call")
             ms = 0
         else:
-            ms = _args.wait_ms(timeout)
+            ms = -1 if timeout is None else _args.wait_ms(timeout)
         if cancel is not None and not isinstance(cancel, Cancel):
             raise TypeError(f"cancel must be a latchkey.Cancel, not {type(cancel).__name__}")
-        owner = self._owner()
+        # The calling thread's owner (see _owner), without a call when it exists.
+        owner: _Owner = self._shared or getattr(self._local, "owner", None) or self._owner()
         handle = self._handle.enter("Lock")
         err = c_void_p()
         try:
@@ -632,15 +648,15 @@ class Lock:
             return int(_try_acquire(handle, slot.guard, err))
         if (cancel is not None and cancel.cancelled) or _cancel.shutting_down():
             raise Cancelled(f"acquiring lock {self._name!r}: cancelled")
-        started = time.monotonic()
-        status = int(_acquire(handle, 0, None, slot.guard, err))
+        started = _monotonic() if ms > 0 else 0.0
+        status: int = _acquire(handle, 0, None, slot.guard, err)
         # Held, or "not now" (Redlock masters younger than the restart
         # delay, a Cluster slot in migration): wait, as Rust's acquire does.
-        if (status != TIMEOUT and not error_is_busy(err)) or ms == 0:
+        if status == OK or ms == 0 or (status != TIMEOUT and not error_is_busy(err)):
             return status
         discard_error(err)
         if ms > 0:
-            ms = max(1, ms - int((time.monotonic() - started) * 1000.0))
+            ms = max(1, ms - int((_monotonic() - started) * 1000.0))
         if _get_ident() == _main_thread().ident:
             return self._wait_on_helper(handle, ms, slot, err, Wait(cancel, users=2))
         wait = Wait(cancel)
@@ -708,16 +724,23 @@ class Lock:
         failures raise too; the lease then runs out at its ttl. After any
         outcome the hold counts as released.
         """
-        owner = self._current()
+        owner: Optional[_Owner] = self._shared or getattr(self._local, "owner", None)
         if owner is None:
             raise self._not_held()
         err = c_void_p()
         with owner.mutex:
-            slot = owner.newest()
+            # With a single hold and an open client, the binding's own record
+            # says whether it was released (see _Slot.state): one C call
+            # fewer between the acquire's and the release's round trips.
+            # (Were that hold released by a release that a signal cut short
+            # before it was recorded, the release below says NotHeld, as
+            # newest() would have, and forgets it all the same.)
+            ask = len(owner.slots) != 1 or self._client.closed
+            slot = owner.newest(ask)
             if slot is None:
                 raise self._not_held()
             try:
-                status = int(_release(slot.guard, err))
+                status: int = _release(slot.guard, err)
                 slot.released = True
             finally:
                 _forget(owner, slot)
