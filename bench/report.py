@@ -37,9 +37,14 @@ HERD_FLAT_TARGET = 1.2
 HERD_SIZES = (1, 32, 256)
 FAIRNESS_TARGET = 0.85
 REDLOCK_DOWN_TARGET = 1.5
-RENEWAL_CPU_TARGET = 0.10
-RENEWAL_RSS_TARGET = 1024
+# The real-floor issue's targets for 100,000 auto-renewed leases: the
+# client process's CPU, redis-server's and the resident memory per lease.
+RENEWAL_CPU_TARGET = 0.05
+RENEWAL_REDIS_TARGET = 0.15
+RENEWAL_RSS_TARGET = 640
 RENEWAL_LEASES = 100_000
+# The library's default lease ttl (LockOptions), renewed every third of it.
+DEFAULT_TTL_MS = 30_000
 RESIDUE_NAMES = 100_000
 # used_memory keeps a fixed remainder of some tens of KB whatever the
 # number of names: "back to the baseline" is less than this per name.
@@ -238,28 +243,41 @@ def targets(rows):
         )
         out.append((f"every latchkey row beats every peer of its language in `{scenario}`", ok, "; ".join(notes)))
 
-    r = next((x for x in measured(rows, "renewal") if x.get("leases") == RENEWAL_LEASES), None)
-    if r:
-        # The target is the watchdog thread's; the whole process is shown too.
-        cpu_ok = r.get("watchdog_cpu_fraction", r["cpu_fraction"]) < RENEWAL_CPU_TARGET
-        rss_ok = r["rss_bytes_per_lease"] < RENEWAL_RSS_TARGET
+    renewal_rows = [x for x in measured(rows, "renewal") if x.get("leases") == RENEWAL_LEASES]
+    for r in sorted(renewal_rows, key=lambda x: x.get("ttl_ms", 3000), reverse=True):
+        ttl_s = r.get("ttl_ms", 3000) / 1000
+        label = "the default ttl" if r.get("ttl_ms") == DEFAULT_TTL_MS else "a 3 s ttl (10x the default's renewals)"
+        cpu, redis_cpu = r["cpu_fraction"], r["redis_cpu_fraction"]
+        ok = cpu <= RENEWAL_CPU_TARGET and redis_cpu <= RENEWAL_REDIS_TARGET
+        rate = RENEWAL_LEASES / (ttl_s / 3)
         why = (
-            f"{r['leases']:,} leases: {r['cpu_fraction'] * 100:.1f} % of one core "
-            f"(watchdog thread {r['watchdog_cpu_fraction'] * 100:.1f} %), "
-            f"{r['rss_bytes_per_lease']:.0f} B of RSS per lease, {r['lost']} lost"
+            f"{r['leases']:,} leases, ttl {ttl_s:.0f} s ({rate:,.0f} renewals/s): client {cpu * 100:.1f} % "
+            f"(watchdog thread {r['watchdog_cpu_fraction'] * 100:.1f} %), redis-server {redis_cpu * 100:.1f} % "
+            f"of a core, {r['lost']} lost"
         )
-        if not cpu_ok:
+        if not ok:
             why += (
-                f". CPU missed: leases are renewed 200 per script "
-                f"({r['renewals_per_period']:,.0f} scripts per period in ~{r['round_trips_per_period'] or 0:.0f} "
-                f"pipelined round trips), but the watchdog still does per-lease work for every "
-                f"lease every period (schedule, state, command arguments), and Redis spends "
-                f"{r['redis_cpu_fraction'] * 100:.0f} % of a core checking and extending the keys"
+                f". What limits it: per renewal, {cpu / rate * 1e6:.2f} µs of client CPU (reading "
+                f"each lease's state and keys, scattered in memory) and {redis_cpu / rate * 1e6:.2f} µs "
+                f"of Redis (a GET and a PEXPIRE per lease inside a script, "
+                f"{r['renewals_per_period']:,.0f} scripts per period): each lease's key is its own, "
+                f"so each is checked and extended on its own"
             )
-        out.append(("`renewal`: 100,000 leases, watchdog < 10 % of a core", cpu_ok, why))
-        out.append(("`renewal`: < 1 KiB resident memory per lease", rss_ok, f"{r['rss_bytes_per_lease']:.0f} B per lease"))
+        out.append((
+            f"`renewal` at {label}: 100,000 leases ≤ {RENEWAL_CPU_TARGET * 100:.0f} % of a core in the "
+            f"client and ≤ {RENEWAL_REDIS_TARGET * 100:.0f} % in Redis",
+            ok,
+            why,
+        ))
+    if renewal_rows:
+        rss = min(x["rss_bytes_per_lease"] for x in renewal_rows)
+        out.append((
+            f"`renewal`: ≤ {RENEWAL_RSS_TARGET} B resident memory per lease",
+            rss <= RENEWAL_RSS_TARGET,
+            f"{rss:.0f} B per lease (100,000 leases)",
+        ))
     else:
-        out.append(("`renewal`: 100,000 leases under 10 % of a core and 1 KiB each", None, "not measured"))
+        out.append(("`renewal`: 100,000 leases", None, "not measured"))
 
     r = next((x for x in measured(rows, "residue") if x.get("names") == RESIDUE_NAMES), None)
     title = "`residue`: 0 keys and memory back to the baseline after the fence retention"
@@ -494,8 +512,8 @@ def markdown(rows, env, plotted, elapsed_s):
     )
     w("## renewal: auto-renewed leases held by one latchkey-rust process\n")
     w(table(
-        ["leases", "process CPU (of one core)", "spread (windows)", "watchdog thread", "redis-server CPU", "renewals / period", "round trips / period", "RSS / lease", "lost"],
-        [[f"{r['leases']:,}", f"{r['cpu_fraction'] * 100:.1f} %", spread(r, "cpu_fraction_spread", lambda x: f"{x * 100:.1f} %"),
+        ["leases", "ttl", "process CPU (of one core)", "spread (windows)", "watchdog thread", "redis-server CPU", "renewals / period", "round trips / period", "RSS / lease", "lost"],
+        [[f"{r['leases']:,}", f"{r.get('ttl_ms', 3000) / 1000:.0f} s", f"{r['cpu_fraction'] * 100:.1f} %", spread(r, "cpu_fraction_spread", lambda x: f"{x * 100:.1f} %"),
           f"{r['watchdog_cpu_fraction'] * 100:.1f} %", f"{r['redis_cpu_fraction'] * 100:.1f} %",
           f"{r['renewals_per_period']:,.0f}",
           "–" if r.get("round_trips_per_period") is None else f"{r['round_trips_per_period']:,.1f}",
@@ -503,8 +521,9 @@ def markdown(rows, env, plotted, elapsed_s):
          for r in measured(rows, "renewal")],
     ))
     w(
-        "\nttl 3 s, renewed every 1 s (ttl/3). CPU = (user + system time of the process) / wall "
-        "time over 3 s windows, after the leases were taken; renewals = EVALSHA calls counted by "
+        "\nRenewed every third of the ttl: 3 s (ten times the renewals of the library's default), "
+        "and the default 30 s. CPU = (user + system time of the process) / wall "
+        "time over windows of three renewal periods, after the leases were taken; renewals = EVALSHA calls counted by "
         "Redis (`INFO commandstats`) per period; round trips = `sendto` calls of the watchdog "
         "thread counted by `perf` (– when perf is missing); RSS per lease = growth of the "
         "resident set (`/proc/self/statm`) from before taking the leases to after, divided by "

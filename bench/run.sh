@@ -297,10 +297,12 @@ for threads in 1 2 4 8; do
   fi
 done
 
-log "renewal: 10,000 and 100,000 auto-renewed leases in one process"
+log "renewal: 10,000 and 100,000 auto-renewed leases in one process (ttl 3 s), and 100,000 at the default ttl (30 s)"
 for leases in 10000 100000; do
   measure renewal latchkey-rust "$LK" renewal "$URL" "$(n $leases)" 9
 done
+# Two 30 s windows (three renewal periods each) at the default ttl.
+measure renewal latchkey-rust "$LK" renewal "$URL" "$(n 100000)" 6 30
 
 log "residue: what 100,000 names taken once leave in Redis, right after and after the retention"
 # A server of its own: the figure is its used_memory. The fence retention

@@ -11,7 +11,7 @@
 //!                                         pub/sub handoff, interleaved
 //! latchkey-bench many-locks URL THREADS SECONDS FLOOR_OPS_PER_S
 //!                                         N threads, one lock each
-//! latchkey-bench renewal URL LEASES SECONDS
+//! latchkey-bench renewal URL LEASES SECONDS [TTL_SECONDS (default 3)]
 //!                                         LEASES auto-renewed leases held
 //! latchkey-bench cycle-redlock SCENARIO CYCLES URL...
 //!                                         Redlock cycle (hook, see below)
@@ -939,7 +939,7 @@ fn renewal(args: &[String]) -> Res<()> {
     let url = args[0].as_str();
     let leases: usize = args[1].parse()?;
     let seconds: u64 = args[2].parse()?;
-    let ttl = Duration::from_secs(3);
+    let ttl = Duration::from_secs(args.get(3).map_or(Ok(3), |s| s.parse())?);
     let period = ttl / 3;
     let client = Client::builder(url).pool_size(8).build()?;
     let options = move || LockOptions::new().ttl(ttl);
