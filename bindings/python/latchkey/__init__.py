@@ -24,6 +24,7 @@ The shared library is found through the environment variable
 
 from ._lib import LibraryNotFound, library_path
 from ._lib import version as _library_version
+from .aio import AsyncLock
 from .cancel import Cancel
 from .client import (
     MAX_REPORTED_WAITERS,
@@ -56,6 +57,7 @@ __all__ = [
     "Cancel",
     "Client",
     "Lock",
+    "AsyncLock",
     "LockInfo",
     "QueuedWaiter",
     "MAX_REPORTED_WAITERS",
