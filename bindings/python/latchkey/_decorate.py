@@ -57,6 +57,8 @@ def locked(
     if not isinstance(name, str):
         raise TypeError(f"name must be a str (a format string), not {type(name).__name__}")
     fields = _fields(name)
+    # Without fields, still the format string's text ("{{" is "{").
+    fixed = name.format() if not fields else name
     _args.positive_ms(ttl, "ttl")
     _args.wait_ms(timeout)
     options: dict[str, Any] = dict(
@@ -74,7 +76,7 @@ def locked(
 
         def lock_name(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
             if not fields:
-                return name
+                return fixed
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             return name.format_map(bound.arguments)

@@ -8,9 +8,7 @@ sync one waits for Redis (``acquire``, ``release``, ``extend``,
 state (``check``, ``fencing_token``, ``token``, ``remaining``, ``holds``).
 One :class:`Client` serves both kinds of lock, so there is no separate
 async client: a program that mixes threads and tasks shares one pool of
-connections and one renewal thread. ``thread_local`` becomes
-``task_local``: by default a hold belongs to the asyncio task that
-acquired it, as a sync hold belongs to its thread::
+connections and one renewal thread::
 
     import asyncio, latchkey
 
@@ -26,6 +24,16 @@ acquired it, as a sync hold belongs to its thread::
                     await lock.release()
 
     asyncio.run(main())
+
+Where it differs: ``thread_local`` becomes ``task_local``, and its default
+is False, so a hold belongs to the AsyncLock (as with ``asyncio.Lock`` and
+redis-py's asyncio lock), not to the task that acquired it. asyncio moves
+coroutines between tasks where threads never move calls:
+``asyncio.wait_for(lock.acquire(), t)`` runs the acquire in a task of its
+own before Python 3.12, as ``gather`` and ``create_task`` do, and a hold
+owned by that short-lived task could not be released by its caller.
+``task_local=True`` makes holds per task (and a reentrant lock nest per
+task) for code that awaits ``acquire`` directly.
 
 How it never blocks the event loop: every call that talks to Redis runs on
 a thread of its own (not the loop's default executor, whose few workers a
@@ -159,17 +167,22 @@ class AsyncLock:
     with :class:`Lock`'s options, except that ``thread_local`` is
     ``task_local``:
 
-    - ``task_local=True`` (the default): a hold belongs to the asyncio task
-      that acquired it. :meth:`release`, :meth:`extend`, :meth:`check`,
+    - ``task_local=False`` (the default): the holds belong to the
+      AsyncLock, and any task acts on its newest hold (acquire in one task,
+      release in another; ``asyncio.wait_for(lock.acquire(), t)`` works on
+      every Python). Tasks that share one plain AsyncLock still exclude
+      each other (an acquire while it is held waits for the release), but
+      any of them may release it, as with ``asyncio.Lock``; a reentrant
+      one nests across tasks.
+    - ``task_local=True``: a hold belongs to the asyncio task that
+      acquired it. :meth:`release`, :meth:`extend`, :meth:`check`,
       :meth:`owned`, :attr:`fencing_token`, :attr:`token`,
       :attr:`remaining` and :attr:`holds` act on the calling task's newest
       hold; a task that holds nothing gets :class:`NotHeld` (or False / 0).
       A reentrant AsyncLock nests per task; another task waits like any
-      other owner. Tasks sharing one AsyncLock exclude each other as
-      processes do.
-    - ``task_local=False``: the holds belong to the AsyncLock, and any task
-      acts on its newest hold (to acquire in one task and release in
-      another); a reentrant one then nests across tasks.
+      other owner. Await ``acquire`` in the task that will release
+      (not through ``gather``, ``create_task``, or ``wait_for`` before
+      Python 3.12, which run it in a task of their own).
 
     A hold whose task ended without releasing it stays held (and renewed)
     until the client is closed or the interpreter exits, like a thread's.
@@ -190,7 +203,7 @@ class AsyncLock:
         auto_renew: bool = True,
         reentrant: bool = False,
         fair: bool = False,
-        task_local: bool = True,
+        task_local: bool = False,
         on_lost: Optional[Callable[[LostLease], object]] = None,
         blocking_timeout: Optional[float] = None,
         retry_jitter: Optional[float] = None,
@@ -385,8 +398,8 @@ class AsyncLock:
 
     @property
     def holds(self) -> int:
-        """How many holds the calling task has (the AsyncLock, with
-        ``task_local=False``)."""
+        """How many holds the AsyncLock has (the calling task, with
+        ``task_local=True``)."""
         owner = self._current()
         return 0 if owner is None else owner.count()
 

@@ -473,7 +473,7 @@ class Client:
         auto_renew: bool = True,
         reentrant: bool = False,
         fair: bool = False,
-        task_local: bool = True,
+        task_local: bool = False,
         on_lost: Optional[Callable[["LostLease"], object]] = None,
         blocking_timeout: Optional[float] = None,
         retry_jitter: Optional[float] = None,
