@@ -17,6 +17,15 @@ with C, Go and Rust through its C ABI, loaded here with ctypes)::
             finally:
                 lock.release()          # NotHeld if the lease was lost meanwhile
 
+With asyncio, ``client.async_lock(name, ...)`` gives an :class:`AsyncLock`
+whose waits never block the event loop and whose cancelled acquires give
+back what they were granted (see :mod:`latchkey.aio`); and
+``@client.locked("invoice:{invoice_id}", timeout=5)`` runs a plain or
+``async def`` function holding a lock named after its arguments::
+
+    async with client.async_lock("nightly-report", ttl=10) as lock:
+        await write_report(lock.fencing_token)
+
 The shared library is found through the environment variable
 ``LATCHKEY_LIBRARY``, then a copy inside this package, then the
 ``target/release`` directory of the repository the package sits in.

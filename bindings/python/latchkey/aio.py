@@ -235,7 +235,8 @@ class AsyncLock:
     # --- owners -------------------------------------------------------------------
 
     def _owner(self) -> _Owner:
-        """The calling task's owner (the AsyncLock's), made on first use."""
+        """The owner of the holds (the AsyncLock's, or with ``task_local``
+        the calling task's, made on first use)."""
         if not self._task_local:
             assert self._lock._shared is not None
             return self._lock._shared
@@ -249,7 +250,7 @@ class AsyncLock:
         return owner
 
     def _current(self) -> Optional[_Owner]:
-        """The calling task's owner if it has one (never makes one)."""
+        """The owner of the holds if there is one (never makes one)."""
         if not self._task_local:
             return self._lock._shared
         try:
@@ -259,7 +260,7 @@ class AsyncLock:
         return None if task is None else self._owners.get(task)
 
     def _holding(self) -> _Owner:
-        """The calling task's owner, or NotHeld if it holds nothing."""
+        """The owner of the holds, or NotHeld if it holds nothing."""
         owner = self._current()
         if owner is None or owner.newest() is None:
             whom = "this task" if self._task_local else "this AsyncLock"
@@ -344,7 +345,7 @@ class AsyncLock:
         await self.release()
 
     async def release(self) -> None:
-        """Releases the calling task's newest hold (see ``task_local``);
+        """Releases the newest hold (the calling task's with ``task_local``);
         :class:`NotHeld` if it holds none or the lease was lost meanwhile,
         as :meth:`Lock.release`. A cancellation that arrives meanwhile
         lets the release finish, then raises
@@ -356,15 +357,16 @@ class AsyncLock:
     # --- the current hold ---------------------------------------------------------
 
     async def extend(self, ttl: float, replace_ttl: bool = True) -> None:
-        """Extends the calling task's newest lease (see :meth:`Lock.extend`)."""
+        """Extends the newest lease (the calling task's with ``task_local``);
+        see :meth:`Lock.extend`."""
         _args.positive_ms(ttl, "ttl")
         owner = self._holding()
         lock = self._lock
         await _Call(lambda: lock._extend(owner, ttl, replace_ttl)).outcome()
 
     async def owned(self) -> bool:
-        """Whether the calling task holds the lock, confirmed by Redis (one
-        round trip)."""
+        """Whether this AsyncLock (the calling task, with ``task_local``)
+        holds the lock, confirmed by Redis (one round trip)."""
         owner = self._current()
         if owner is None:
             return False
@@ -376,24 +378,27 @@ class AsyncLock:
         return await _Call(self._lock.locked).outcome()
 
     def check(self) -> None:
-        """Raises :class:`LostError` if the calling task's newest lease was
-        lost, :class:`NotHeld` if it holds none (local state only)."""
+        """Raises :class:`LostError` if the newest lease (the calling task's
+        with ``task_local``) was lost, :class:`NotHeld` if there is none
+        (local state only)."""
         self._lock._check(self._holding())
 
     @property
     def fencing_token(self) -> int:
-        """The fencing token of the calling task's newest hold."""
+        """The fencing token of the newest hold (the calling task's with
+        ``task_local``)."""
         return self._lock._fencing_token(self._holding())
 
     @property
     def token(self) -> str:
-        """The owner token of the calling task's newest hold."""
+        """The owner token of the newest hold (the calling task's with
+        ``task_local``)."""
         return self._lock._token(self._holding())
 
     @property
     def remaining(self) -> float:
-        """Seconds the calling task's newest lease is certainly still ours
-        (0.0 when lost, expired or not held)."""
+        """Seconds the newest lease (the calling task's with ``task_local``)
+        is certainly still ours (0.0 when lost, expired or not held)."""
         return self._lock._remaining(self._current())
 
     @property
