@@ -308,6 +308,29 @@ def test_a_closed_loop_gives_back_what_its_abandoned_wait_gets(client: Client, n
     assert recorded_holds(lock) == 0
 
 
+def test_a_closed_acquire_coroutine_ends_its_wait(client: Client, name: str) -> None:
+    # A coroutine closed while it waits (GeneratorExit at its await, as
+    # when an abandoned task is collected) cannot wait for its thread: it
+    # cancels the wait and leaves nothing held.
+    holder = client.lock(name, ttl=10, thread_local=False)
+    assert holder.acquire()
+    lock = client.async_lock(name, ttl=10)
+
+    async def main() -> None:
+        coro = lock.acquire()
+        coro.send(None)  # runs to its first await: the wait has started
+        await until(lambda: waiting() > 0, "the waiter to wait")
+        coro.close()
+        await until(lambda: waiting() == 0, "the cancelled wait to end")
+        info = await redis_holder(client, name)
+        assert info is not None and info.owner_token == holder.token
+        assert recorded_holds(lock) == 0
+
+    run(main())
+    holder.release()
+    assert client.inspect(name) is None
+
+
 def test_client_close_ends_async_waits(url: str, name: str) -> None:
     other = Client(url)
     holder = other.lock(name, ttl=5, thread_local=False)
