@@ -31,9 +31,10 @@ The shared library is found through the environment variable
 ``target/release`` directory of the repository the package sits in.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._lib import LibraryNotFound, library_path
 from ._lib import version as _library_version
-from .aio import AsyncLock
 from .cancel import Cancel
 from .client import (
     MAX_REPORTED_WAITERS,
@@ -59,6 +60,9 @@ from .errors import (
     ServerError,
 )
 from .lock import Lock, LostLease
+
+if TYPE_CHECKING:
+    from .aio import AsyncLock
 
 __version__ = "0.1.0"
 
@@ -95,3 +99,17 @@ __all__ = [
 def library_version() -> str:
     """The version of the loaded liblatchkey ("MAJOR.MINOR.PATCH")."""
     return _library_version()
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncLock, and asyncio with it, on first use: a program without
+    # asyncio does not pay for importing it.
+    if name == "AsyncLock":
+        from .aio import AsyncLock
+
+        return AsyncLock
+    raise AttributeError(f"module 'latchkey' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "AsyncLock"])

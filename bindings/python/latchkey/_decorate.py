@@ -51,7 +51,6 @@ def locked(
     on_lost: Optional[Callable[["LostLease"], object]] = None,
 ) -> Callable[[_F], _F]:
     """See :meth:`Client.locked`."""
-    from .aio import AsyncLock
     from .lock import Lock
 
     if not isinstance(name, str):
@@ -82,6 +81,7 @@ def locked(
             return name.format_map(bound.arguments)
 
         if inspect.iscoroutinefunction(fn):
+            from .aio import AsyncLock
 
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
