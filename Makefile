@@ -272,13 +272,16 @@ python-lint:
 	  python3 -m ruff check --config pyproject.toml $(PYTHON_WAITER) && \
 	  python3 -m ruff format --check --config pyproject.toml $(PYTHON_WAITER)
 
-# Longer seeded storms of Ctrl-C and garbage collections against real
-# servers (LATCHKEY_STRESS_ITERATIONS cycles per storm; the suite runs fewer).
+# Longer seeded storms of Ctrl-C, garbage collections and asyncio task
+# cancellations against real servers (LATCHKEY_STRESS_ITERATIONS cycles per
+# storm; the suite runs fewer).
 LATCHKEY_STRESS_ITERATIONS ?= 20000
 python-stress: deps
 	$(CARGO) build --release
 	LATCHKEY_STRESS_ITERATIONS=$(LATCHKEY_STRESS_ITERATIONS) PYTHONPATH=bindings/python \
-	  python3 -m pytest -q bindings/python/tests/test_signals.py
+	  python3 -m pytest -q bindings/python/tests/test_signals.py \
+	  bindings/python/tests/test_asyncio.py::test_cancellation_storm_leaves_no_lock_held \
+	  bindings/python/tests/test_asyncio.py::test_cancelling_many_waiters_at_random
 ## Chaos: faults at random, histories, checker (tools/chaos) -------------------
 
 # make chaos [DURATION=600] [SEED=42] [PROFILE=long|short]: every deployment

@@ -17,10 +17,21 @@ with C, Go and Rust through its C ABI, loaded here with ctypes)::
             finally:
                 lock.release()          # NotHeld if the lease was lost meanwhile
 
+With asyncio, ``client.async_lock(name, ...)`` gives an :class:`AsyncLock`
+whose waits never block the event loop and whose cancelled acquires give
+back what they were granted (see :mod:`latchkey.aio`); and
+``@client.locked("invoice:{invoice_id}", timeout=5)`` runs a plain or
+``async def`` function holding a lock named after its arguments::
+
+    async with client.async_lock("nightly-report", ttl=10) as lock:
+        await write_report(lock.fencing_token)
+
 The shared library is found through the environment variable
 ``LATCHKEY_LIBRARY``, then a copy inside this package, then the
 ``target/release`` directory of the repository the package sits in.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._lib import LibraryNotFound, library_path
 from ._lib import version as _library_version
@@ -50,12 +61,16 @@ from .errors import (
 )
 from .lock import Lock, LostLease
 
+if TYPE_CHECKING:
+    from .aio import AsyncLock
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Cancel",
     "Client",
     "Lock",
+    "AsyncLock",
     "LockInfo",
     "QueuedWaiter",
     "MAX_REPORTED_WAITERS",
@@ -84,3 +99,17 @@ __all__ = [
 def library_version() -> str:
     """The version of the loaded liblatchkey ("MAJOR.MINOR.PATCH")."""
     return _library_version()
+
+
+def __getattr__(name: str) -> Any:
+    # AsyncLock, and asyncio with it, on first use: a program without
+    # asyncio does not pay for importing it.
+    if name == "AsyncLock":
+        from .aio import AsyncLock
+
+        return AsyncLock
+    raise AttributeError(f"module 'latchkey' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), "AsyncLock"])

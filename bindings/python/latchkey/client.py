@@ -6,7 +6,17 @@ from __future__ import annotations
 import weakref
 from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint64, c_void_p, string_at
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, NamedTuple, NoReturn, Optional, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Iterable,
+    NamedTuple,
+    NoReturn,
+    Optional,
+    TypeVar,
+    Union,
+)
 
 from . import _args, _lib
 from ._handle import SharedHandle
@@ -14,7 +24,10 @@ from ._lib import lib, raise_error
 from .errors import LatchkeyError
 
 if TYPE_CHECKING:
+    from .aio import AsyncLock
     from .lock import Lock, LostLease
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = ["Client", "LockInfo", "QueuedWaiter", "MasterState", "FencedWrite", "FencedValue"]
 
@@ -450,6 +463,86 @@ class Client:
             blocking_timeout=blocking_timeout,
             retry_jitter=retry_jitter,
             renew_every=renew_every,
+        )
+
+    def async_lock(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        reentrant: bool = False,
+        fair: bool = False,
+        task_local: bool = False,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        blocking_timeout: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> "AsyncLock":
+        """An asyncio handle for the distributed lock ``name``: the
+        arguments of :meth:`lock`, with ``task_local`` for ``thread_local``
+        (see :class:`latchkey.AsyncLock`). Its waits never block the event
+        loop, and a cancelled task gives back what it was granted.
+
+        >>> async with client.async_lock("nightly-report", ttl=10):  # doctest: +SKIP
+        ...     await run_report()
+        """
+        from .aio import AsyncLock
+
+        return AsyncLock(
+            self,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            reentrant=reentrant,
+            fair=fair,
+            task_local=task_local,
+            on_lost=on_lost,
+            blocking_timeout=blocking_timeout,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
+        )
+
+    def locked(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        timeout: Optional[float] = None,
+        auto_renew: bool = True,
+        fair: bool = False,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+    ) -> Callable[[_F], _F]:
+        """A decorator: every call of the function runs holding the lock
+        ``name``, for plain functions (a :class:`Lock`, waiting on the
+        calling thread) and ``async def`` functions (an
+        :class:`AsyncLock`, waiting without blocking the event loop).
+
+        ``name`` is a format string over the function's arguments, by
+        parameter name, defaults applied: ``"invoice:{invoice_id}"``,
+        ``"user:{user.id}"``. A name that refers to no parameter raises
+        ``ValueError`` when the function is decorated. (Literal braces are
+        written ``{{`` and ``}}``.)
+
+        When the lock is held by someone else, the call waits for the
+        release (woken by it, no polling) at most ``timeout`` seconds (None:
+        for ever; 0: one attempt), then raises :class:`LockTimeout` without
+        calling the function; it does not retry after that. Each call
+        makes its own plain lock, so a decorated function that calls itself
+        with the same name waits for itself (until ``timeout``). The lock
+        is released when the function returns or raises; a release that
+        finds the lease lost raises :class:`NotHeld`. ``ttl``,
+        ``auto_renew``, ``fair`` and ``on_lost`` are :meth:`lock`'s.
+
+        >>> @client.locked("invoice:{invoice_id}", ttl=10, timeout=5)  # doctest: +SKIP
+        ... def bill(invoice_id: int) -> None: ...
+        >>> @client.locked("user:{user.id}", timeout=0)  # doctest: +SKIP
+        ... async def sync_user(user: User) -> None: ...
+        """
+        from ._decorate import locked
+
+        return locked(
+            self, name, ttl=ttl, timeout=timeout, auto_renew=auto_renew, fair=fair, on_lost=on_lost
         )
 
     # --- inspection ---------------------------------------------------------------

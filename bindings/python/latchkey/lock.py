@@ -524,18 +524,22 @@ class Lock:
             return shared
         owner: Optional[_Owner] = getattr(self._local, "owner", None)
         if owner is None:
-            handle: Optional[int] = None
-            if self._reentrant:
-                # The C lock handle is the reentrant owner: one per thread.
-                self._handle.enter("Lock")
-                try:
-                    handle = self._new_handle(self._options)
-                    self._extra_handles.append(handle)
-                finally:
-                    self._handle.exit()
-            owner = _Owner(handle, self._extra_handles)
+            owner = self._make_owner()
             self._local.owner = owner
         return owner
+
+    def _make_owner(self) -> _Owner:
+        """A new owner of holds (a thread's, or an asyncio task's): for a
+        reentrant Lock with its own C lock handle, the reentrant owner."""
+        handle: Optional[int] = None
+        if self._reentrant:
+            self._handle.enter("Lock")
+            try:
+                handle = self._new_handle(self._options)
+                self._extra_handles.append(handle)
+            finally:
+                self._handle.exit()
+        return _Owner(handle, self._extra_handles)
 
     def _current(self) -> Optional[_Owner]:
         """The calling thread's owner if it has one (never makes one)."""
@@ -543,8 +547,7 @@ class Lock:
             return self._shared
         return getattr(self._local, "owner", None)
 
-    def _newest(self) -> _Slot:
-        owner = self._current()
+    def _newest(self, owner: Optional[_Owner]) -> _Slot:
         slot = owner.newest() if owner is not None else None
         if slot is None:
             raise self._not_held()
@@ -590,10 +593,11 @@ class Lock:
             raise
         return acquired
 
-    def _abandon(self, slot: _Slot) -> None:
+    def _abandon(self, slot: _Slot, owner: Optional[_Owner] = None) -> None:
         # Gives back what an interrupted acquire took (see _Slot.abandoned).
         slot.abandoned = True
-        owner = self._current()
+        if owner is None:
+            owner = self._current()
         if owner is not None:
             _forget(owner, slot)
         slot.give_back()
@@ -605,6 +609,7 @@ class Lock:
         timeout: Optional[float],
         raise_timeout: bool,
         cancel: Optional[Cancel],
+        owner: Optional[_Owner] = None,
     ) -> bool:
         if not blocking:
             if timeout is not None:
@@ -614,8 +619,9 @@ class Lock:
             ms = -1 if timeout is None else _args.wait_ms(timeout)
         if cancel is not None and not isinstance(cancel, Cancel):
             raise TypeError(f"cancel must be a latchkey.Cancel, not {type(cancel).__name__}")
-        # The calling thread's owner (see _owner), without a call when it exists.
-        owner: _Owner = self._shared or getattr(self._local, "owner", None) or self._owner()
+        if owner is None:
+            # The calling thread's owner (see _owner), without a call when it exists.
+            owner = self._shared or getattr(self._local, "owner", None) or self._owner()
         handle = self._handle.enter("Lock")
         err = c_void_p()
         try:
@@ -724,7 +730,9 @@ class Lock:
         failures raise too; the lease then runs out at its ttl. After any
         outcome the hold counts as released.
         """
-        owner: Optional[_Owner] = self._shared or getattr(self._local, "owner", None)
+        self._release(self._shared or getattr(self._local, "owner", None))
+
+    def _release(self, owner: Optional[_Owner]) -> None:
         if owner is None:
             raise self._not_held()
         err = c_void_p()
@@ -778,9 +786,12 @@ class Lock:
         ``replace_ttl=False`` ``ttl`` seconds are added to what is left, as
         redis-py's ``extend(additional_time)`` does. :class:`NotHeld` if the
         lease was lost or released, or this thread holds none."""
+        self._extend(self._current(), ttl, replace_ttl)
+
+    def _extend(self, owner: Optional[_Owner], ttl: float, replace_ttl: bool) -> None:
         ms = _args.positive_ms(ttl, "ttl")
         err = c_void_p()
-        slot = self._newest()
+        slot = self._newest(owner)
         if replace_ttl:
             status = lib.latchkey_guard_extend(slot.guard, ms, err)
         else:
@@ -792,8 +803,11 @@ class Lock:
         """Raises :class:`LostError` (with the reason) if the calling
         thread's newest lease was lost, :class:`NotHeld` if it holds none.
         Asks the local state only, not Redis."""
+        self._check(self._current())
+
+    def _check(self, owner: Optional[_Owner]) -> None:
         err = c_void_p()
-        slot = self._newest()
+        slot = self._newest(owner)
         status = _guard_check(slot.guard, err)
         if status:
             raise_error(status, err)
@@ -802,7 +816,9 @@ class Lock:
         """Whether the calling thread holds the lock: its newest hold is
         neither lost nor released, and Redis confirms that very hold (one
         round trip)."""
-        owner = self._current()
+        return self._owned(self._current())
+
+    def _owned(self, owner: Optional[_Owner]) -> bool:
         slot = owner.newest() if owner is not None else None
         if slot is None:
             return False
@@ -822,9 +838,12 @@ class Lock:
         """The fencing token of the calling thread's newest hold: strictly
         greater than every token issued before for this name. Hand it to the
         resource you write to. :class:`NotHeld` if this thread holds none."""
+        return self._fencing_token(self._current())
+
+    def _fencing_token(self, owner: Optional[_Owner]) -> int:
         out = c_uint64()
         err = c_void_p()
-        slot = self._newest()
+        slot = self._newest(owner)
         status = lib.latchkey_guard_fencing_token(slot.guard, out, err)
         if status:
             raise_error(status, err)
@@ -835,9 +854,12 @@ class Lock:
         """The owner token of the calling thread's newest hold, as stored in
         Redis (32 hex digits; each acquisition has its own).
         :class:`NotHeld` if this thread holds none."""
+        return self._token(self._current())
+
+    def _token(self, owner: Optional[_Owner]) -> str:
         out = c_char_p()
         err = c_void_p()
-        slot = self._newest()
+        slot = self._newest(owner)
         status = lib.latchkey_guard_owner_token(slot.guard, out, err)
         if status:
             raise_error(status, err)
@@ -847,7 +869,9 @@ class Lock:
     def remaining(self) -> float:
         """Seconds the calling thread's newest lease is certainly still ours
         on the local monotonic clock (0.0 when lost, expired or not held)."""
-        owner = self._current()
+        return self._remaining(self._current())
+
+    def _remaining(self, owner: Optional[_Owner]) -> float:
         slot = owner.newest() if owner is not None else None
         if slot is None:
             return 0.0
