@@ -559,6 +559,7 @@ impl Target for Lock {
             live_holds: &[],
             queue,
             fair: self.options.fair,
+            token_floor: 0,
         };
         if !self.options.reentrant {
             return self.client.backend.acquire(&args);

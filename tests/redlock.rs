@@ -251,3 +251,81 @@ fn redlock_needs_an_odd_number_of_masters() {
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     }
 }
+
+/// A plain acquire proposes a token floor past every master's clock, so
+/// the masters issue the same token and the acquire is one script per
+/// master: before, each master issued its own clock in µs, the tokens
+/// always differed, and every acquire paid a second round trip to write
+/// the highest back (`raise_fence.lua`): 2 scripts per master.
+#[test]
+fn an_uncontended_acquire_is_one_script_per_master() {
+    let servers = masters(5);
+    let client = client(&servers, Duration::from_secs(2));
+    let lock = client.lock("one-trip").unwrap();
+    // Warm: connections open, scripts loaded.
+    lock.acquire().unwrap().release().unwrap();
+    let before: Vec<u64> = servers.iter().map(support::scripts_run).collect();
+    let guard = lock.acquire().unwrap();
+    let after: Vec<u64> = servers.iter().map(support::scripts_run).collect();
+    let per_master: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    assert_eq!(per_master, vec![1; 5], "scripts per master for one acquire");
+    let token = guard.fencing_token();
+    for server in &servers {
+        assert_eq!(
+            value_on(server, "latchkey:{one-trip}:fence"),
+            Some(token.to_string()),
+            "every master's counter is the token"
+        );
+    }
+    guard.release().unwrap();
+}
+
+/// Attack on the token floor: one master's counter runs far ahead (a
+/// client whose clock ran ahead, or a counter raised by hand), another's
+/// is wiped. The masters then issue different tokens; the acquire must
+/// still hand out the highest, write it back to a majority, and every
+/// later token must be above it, whatever the floor proposes.
+#[test]
+fn tokens_keep_growing_when_a_masters_counter_runs_ahead_of_the_floor() {
+    let servers = masters(5);
+    let client = client(&servers, Duration::from_secs(2));
+    let lock = client.lock("ahead").unwrap();
+    let first = lock.acquire().unwrap();
+    let t1 = first.fencing_token();
+    first.release().unwrap();
+    // An hour ahead of every clock (in µs), on one master only.
+    let ahead = t1 + 3_600_000_000;
+    let _: () = redis::cmd("SET")
+        .arg("latchkey:{ahead}:fence")
+        .arg(ahead)
+        .query(&mut servers[2].admin())
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("latchkey:{ahead}:fence")
+        .query(&mut servers[4].admin())
+        .unwrap();
+    let second = lock.acquire().unwrap();
+    let t2 = second.fencing_token();
+    assert!(t2 > ahead, "{t2} <= {ahead}: the highest master's token");
+    let at_least_t2 = servers
+        .iter()
+        .filter(|s| {
+            value_on(s, "latchkey:{ahead}:fence")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|v| v >= t2)
+        })
+        .count();
+    assert!(at_least_t2 >= 3, "only {at_least_t2} masters know {t2}");
+    second.release().unwrap();
+    let mut last = t2;
+    for _ in 0..5 {
+        let next = lock.acquire().unwrap();
+        assert!(
+            next.fencing_token() > last,
+            "{} <= {last}",
+            next.fencing_token()
+        );
+        last = next.fencing_token();
+        next.release().unwrap();
+    }
+}
