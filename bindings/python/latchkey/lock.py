@@ -87,6 +87,16 @@ _lock_free = lib.latchkey_lock_free
 # flight, which the command timeout bounds).
 _EXIT_GRACE_S = 5.0
 
+# How often the main thread, while a helper thread waits for a lock, wakes
+# to run signal handlers. CPython handles a signal that arrives while a
+# thread blocks on a threading lock at once, but not one that arrives in
+# the instant between its last check for signals and the start of the
+# blocking system call (the signal's C handler only sets a flag, which a
+# blocking acquire without a timeout never looks at again): that Ctrl-C
+# would wait for the lock's whole wait. Bounded waits look at the flag
+# every period, so such a Ctrl-C costs at most this much delay.
+_SIGNAL_CHECK_S = 0.1
+
 
 @dataclass(frozen=True)
 class LostLease:
@@ -678,7 +688,9 @@ class Lock:
         """Waits for the lock on a helper thread while this (main) thread
         waits on a threading lock, which signals interrupt: Ctrl-C raises
         KeyboardInterrupt here and cancels the wait. (A ctypes call itself
-        cannot be interrupted by a signal.) Both threads use `wait` until
+        cannot be interrupted by a signal.) The main thread's wait is
+        bounded (_SIGNAL_CHECK_S) and repeated, so a signal that came just
+        before it blocked is handled too. Both threads use `wait` until
         they close it, and the helper a use of the lock handle; a grant
         that reaches the helper after the acquire was abandoned is given
         back by the helper."""
@@ -701,15 +713,19 @@ class Lock:
                 done.release()
 
         try:
-            _start_new_thread(run, ())
-        except RuntimeError:
-            # No helper thread: close its use of the wait and the handle.
-            wait.close()
-            wait.close()
-            shared.exit()
-            raise
-        try:
-            done.acquire()
+            try:
+                _start_new_thread(run, ())
+            except RuntimeError:
+                # No helper thread: close its use of the wait and the handle
+                # (the handler below closes ours).
+                wait.close()
+                shared.exit()
+                raise
+            # A signal handled as the start returns lands in the handler
+            # below too: the helper has started, and the trigger ends its
+            # wait now or as it begins.
+            while not done.acquire(True, _SIGNAL_CHECK_S):
+                pass  # a signal that came just before the wait blocked runs here
         except BaseException:
             # Trigger first, in the handler's first call: no further signal
             # can be handled before it (the handle lives until our close).

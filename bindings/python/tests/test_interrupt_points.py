@@ -251,3 +251,53 @@ def test_a_second_ctrl_c_at_every_point_after_the_first(client: Client, name: st
     finally:
         signal.signal(signal.SIGINT, previous)
     assert n > 2
+
+
+def test_ctrl_c_as_the_helper_thread_starts(
+    client: Client, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Ctrl-C that arrives while the main thread starts its helper thread
+    # is handled as that call returns, when the helper is already waiting:
+    # the wait is cancelled, not left to run out the acquire's timeout.
+    from latchkey import cancel as registry
+
+    lock_module = sys.modules["latchkey.lock"]
+    holder = client.lock(name, ttl=5, thread_local=False)
+    assert holder.acquire()
+    lock = client.lock(name, ttl=5)
+    real_start: Callable[[Callable[[], None], tuple[()]], int] = lock_module._start_new_thread
+
+    def start_then_ctrl_c(function: Callable[[], None], args: tuple[()]) -> int:
+        real_start(function, args)
+        raise KeyboardInterrupt  # the handler of a signal that came during the call
+
+    monkeypatch.setattr(lock_module, "_start_new_thread", start_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire(timeout=60)
+    assert lock.holds == 0
+    assert registry.wait_for_waits_to_end(10.0), "the helper thread still waits for the lock"
+    info = client.inspect(name)
+    assert info is not None and info.owner_token == holder.token
+    holder.release()
+
+
+def test_no_helper_thread(client: Client, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A helper thread that cannot start: the error is raised, and the wait
+    # and the lock handle are given back.
+    from latchkey import cancel as registry
+
+    lock_module = sys.modules["latchkey.lock"]
+    holder = client.lock(name, ttl=5, thread_local=False)
+    assert holder.acquire()
+    lock = client.lock(name, ttl=5)
+
+    def cannot_start(function: Callable[[], None], args: tuple[()]) -> int:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(lock_module, "_start_new_thread", cannot_start)
+    with pytest.raises(RuntimeError, match="can't start new thread"):
+        lock.acquire(timeout=60)
+    assert lock.holds == 0
+    assert registry.wait_for_waits_to_end(10.0), "the wait is still registered"
+    assert lock._handle._users == 0
+    holder.release()
