@@ -559,7 +559,6 @@ impl Target for Lock {
             live_holds: &[],
             queue,
             fair: self.options.fair,
-            token_floor: 0,
         };
         if !self.options.reentrant {
             return self.client.backend.acquire(&args);

@@ -95,7 +95,6 @@ impl<'a> Queueing<'a> {
 pub(crate) const QUEUE_ENTRY_LEASE: Duration = Duration::from_secs(15);
 
 /// One acquire attempt: which hold asks for which lock.
-#[derive(Clone)]
 pub(crate) struct AcquireArgs<'a> {
     pub(crate) keys: &'a LockKeys,
     /// The reentrant owner (the Lock handle's token); unused by plain locks.
@@ -128,9 +127,6 @@ pub(crate) struct AcquireArgs<'a> {
     /// while a waiter that arrived before it is queued; it hands the lock
     /// to that waiter instead.
     pub(crate) fair: bool,
-    /// Plain locks: the fencing token issued is above this (0: no floor).
-    /// Redlock proposes one (see `Redlock::token_floor`).
-    pub(crate) token_floor: u64,
 }
 
 /// One fenced write.

@@ -430,39 +430,8 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
     }
 }
 
-/// How far ahead of this machine's clock a plain acquire's token floor is.
-/// Each master issues max(its counter + 1, its clock in µs, floor + 1):
-/// with a floor past every master's clock they all issue floor + 1, or,
-/// once one acquire agreed, counter + 1 from the same counter, so the
-/// tokens agree and the acquire needs no second round trip to write the
-/// highest back (`write_back_fence`). Masters whose clocks run further
-/// ahead than this, or counters raised by a client whose clock does, make
-/// the tokens differ for a while: then the write-back runs, as before.
-const TOKEN_FLOOR_LEAD: Duration = Duration::from_secs(1);
-
-/// The token floor a plain acquire proposes to every master (see
-/// [`TOKEN_FLOOR_LEAD`]): this machine's clock in µs, plus the lead.
-/// Tokens stay below 2^53, where the scripts' doubles are exact, until
-/// the year 2255.
-pub(super) fn token_floor() -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    u64::try_from((now + TOKEN_FLOOR_LEAD).as_micros()).unwrap_or(0)
-}
-
 impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
-        let proposed;
-        let args = if args.reentrant {
-            args
-        } else {
-            proposed = AcquireArgs {
-                token_floor: args.token_floor.max(self.clock.token_floor()),
-                ..args.clone()
-            };
-            &proposed
-        };
         let (keys, ttl) = (args.keys, args.ttl);
         let op = Op::Acquire(keys.name());
         let largest_ttl = self.note_ttl(ttl);

@@ -21,7 +21,7 @@ const HANDOFF_WINDOW: Duration = Duration::from_millis(100);
 
 /// The number of arguments of a fair plain acquire before the optional
 /// `SPUBLISH` (see acquire.lua): such an attempt may publish a handoff.
-pub(crate) const FAIR_ACQUIRE_ARGS: usize = 9;
+pub(crate) const FAIR_ACQUIRE_ARGS: usize = 8;
 
 /// A duration as whole milliseconds for PX/PEXPIRE (at least 1).
 pub(crate) fn millis(d: Duration) -> Cow<'static, [u8]> {
@@ -72,11 +72,8 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
     } else if args.fair {
         // A fair attempt that finds the lock free may hand it to the first
         // queued waiter (see acquire.lua): it publishes like a release.
-        script_args.push(number(args.token_floor));
         script_args.push(Cow::Borrowed(keys.channel()));
         script_args.push(millis(HANDOFF_WINDOW));
-    } else if args.token_floor > 0 {
-        script_args.push(number(args.token_floor));
     }
     Call {
         script,

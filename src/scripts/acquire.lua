@@ -7,11 +7,8 @@
 -- of its queue entry in ms ('0': its last attempt, which leaves the
 -- queue whatever the outcome); KEYS[3] and KEYS[4] the waiter queue and
 -- its arrival order (see the prelude).
--- ARGV[7] (optional; '0' or absent: none) a token floor: the fencing
--- token issued is above it (Redlock proposes one above every master's
--- clock, so that its masters issue the same token and need no write-back).
--- A fair lock's caller adds ARGV[8] the lock's channel, ARGV[9] the
--- handoff window in ms and ARGV[10] (optional) 'SPUBLISH' on a Redis 7
+-- A fair lock's caller adds ARGV[7] the lock's channel, ARGV[8] the
+-- handoff window in ms and ARGV[9] (optional) 'SPUBLISH' on a Redis 7
 -- Cluster: it never takes a free lock while a live waiter that arrived
 -- before it is queued, and hands the lock to that waiter instead (wakes
 -- it), so the lock goes in arrival order even when nobody released it
@@ -43,12 +40,12 @@
 -- (Without a queue there is nothing to leave: one EXISTS instead of two
 -- ZREMs, as each command a script runs costs about as much as the script's
 -- own overhead.)
-if not ARGV[8] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if not ARGV[7] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local waiter = ARGV[5] or ''
   if waiter ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
     queue_leave(KEYS[3], KEYS[4], waiter)
   end
-  return {1, next_fence(KEYS[2], ARGV[4], ARGV[7])}
+  return {1, next_fence(KEYS[2], ARGV[4])}
 end
 -- @prelude
 local kind = key_type(KEYS[1])
@@ -59,14 +56,14 @@ if kind == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   -- holder may have extended the lease since: never shorten it.
   expire_at_least(KEYS[1], ARGV[2])
   queue_leave(KEYS[3], KEYS[4], waiter)
-  return {1, next_fence(KEYS[2], ARGV[4], ARGV[7])}
+  return {1, next_fence(KEYS[2], ARGV[4])}
 end
 if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) then
   if waiter ~= '' then
     queue_join(KEYS[3], KEYS[4], waiter, ARGV[6])
   end
   local wait = redis.call('PTTL', KEYS[1])
-  local reserved = ARGV[8] and reserved_for(KEYS[1], kind)
+  local reserved = ARGV[7] and reserved_for(KEYS[1], kind)
   if reserved then
     -- Reserved for a fair waiter that keeps its place: look again when its
     -- entry runs out, not when the 100 ms reservation does (waiters behind
@@ -75,7 +72,7 @@ if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) t
   end
   return {0, wait}
 end
-if kind == 'none' and ARGV[8] then
+if kind == 'none' and ARGV[7] then
   -- A fair lock found free: it goes to the first live waiter in arrival
   -- order, which may be this caller. A last attempt ('0') looks before it
   -- leaves: a caller first in line takes the lock then, and only one that
@@ -90,10 +87,10 @@ if kind == 'none' and ARGV[8] then
     if last then
       queue_leave(KEYS[3], KEYS[4], waiter)
     end
-    reserve_for(KEYS[1], first, ARGV[8], ARGV[9], ARGV[10] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH')
+    reserve_for(KEYS[1], first, ARGV[7], ARGV[8], ARGV[9] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH')
     return {0, math.max(redis.call('PTTL', KEYS[1]), entry_left(KEYS[3], first))}
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 queue_leave(KEYS[3], KEYS[4], waiter)
-return {1, next_fence(KEYS[2], ARGV[4], ARGV[7])}
+return {1, next_fence(KEYS[2], ARGV[4])}

@@ -8,10 +8,6 @@ use std::time::Instant;
 pub(crate) trait Clock: Clone + Send + Sync + 'static {
     /// The current instant.
     fn now(&self) -> Instant;
-
-    /// The token floor a plain acquire proposes to every master, 0 for
-    /// none (see `redlock::TOKEN_FLOOR_LEAD`).
-    fn token_floor(&self) -> u64;
 }
 
 /// The process's monotonic clock ([`Instant::now`]); costs nothing to hold.
@@ -22,10 +18,6 @@ impl Clock for Monotonic {
     #[inline]
     fn now(&self) -> Instant {
         Instant::now()
-    }
-
-    fn token_floor(&self) -> u64 {
-        super::token_floor()
     }
 }
 
@@ -64,12 +56,6 @@ mod manual {
     impl Clock for ManualClock {
         fn now(&self) -> Instant {
             *self.0.lock()
-        }
-
-        /// None: the in-memory masters' tokens are their counters, which
-        /// the tests read.
-        fn token_floor(&self) -> u64 {
-            0
         }
     }
 }

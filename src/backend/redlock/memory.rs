@@ -292,11 +292,7 @@ impl State {
                     None => {}
                 }
                 self.set(lock, hold, ttl, now);
-                // Above the counter and the caller's floor (ARGV[7]); the
-                // node has no clock term.
-                let floor = call.args.get(6).and_then(|a| decimal(a)).unwrap_or(0);
-                let counter = self.get(fence, now).and_then(|v| decimal(&v)).unwrap_or(0);
-                let token = counter.max(floor) + 1;
+                let token = self.get(fence, now).and_then(|v| decimal(&v)).unwrap_or(0) + 1;
                 let text = token.to_string().into_bytes();
                 self.set(fence, &text, retention, now);
                 Ok(Value::Array(vec![Value::Int(1), Value::BulkString(text)]))

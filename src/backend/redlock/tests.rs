@@ -59,7 +59,6 @@ impl Masters {
             known_token: 0,
             live_holds: &[],
             fair: false,
-            token_floor: 0,
             queue: crate::backend::Queueing::No,
         });
         (outcome, self.clock.now() - started)
@@ -318,7 +317,6 @@ fn attempt_as(
         live_holds: &[],
         queue: crate::backend::Queueing::No,
         fair: false,
-        token_floor: 0,
     })
 }
 
