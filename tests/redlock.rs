@@ -251,3 +251,52 @@ fn redlock_needs_an_odd_number_of_masters() {
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
     }
 }
+
+/// One master's counter runs far ahead (raised by hand), another's is
+/// wiped. The masters then issue different tokens; the acquire must hand
+/// out the highest, write it back to a majority, and every later token
+/// must be above it.
+#[test]
+fn tokens_keep_growing_when_one_masters_counter_runs_ahead() {
+    let servers = masters(5);
+    let client = client(&servers, Duration::from_secs(2));
+    let lock = client.lock("ahead").unwrap();
+    let first = lock.acquire().unwrap();
+    let t1 = first.fencing_token();
+    first.release().unwrap();
+    // An hour ahead of every clock (in µs), on one master only.
+    let ahead = t1 + 3_600_000_000;
+    let _: () = redis::cmd("SET")
+        .arg("latchkey:{ahead}:fence")
+        .arg(ahead)
+        .query(&mut servers[2].admin())
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg("latchkey:{ahead}:fence")
+        .query(&mut servers[4].admin())
+        .unwrap();
+    let second = lock.acquire().unwrap();
+    let t2 = second.fencing_token();
+    assert!(t2 > ahead, "{t2} <= {ahead}: the highest master's token");
+    let at_least_t2 = servers
+        .iter()
+        .filter(|s| {
+            value_on(s, "latchkey:{ahead}:fence")
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|v| v >= t2)
+        })
+        .count();
+    assert!(at_least_t2 >= 3, "only {at_least_t2} masters know {t2}");
+    second.release().unwrap();
+    let mut last = t2;
+    for _ in 0..5 {
+        let next = lock.acquire().unwrap();
+        assert!(
+            next.fencing_token() > last,
+            "{} <= {last}",
+            next.fencing_token()
+        );
+        last = next.fencing_token();
+        next.release().unwrap();
+    }
+}
