@@ -75,7 +75,7 @@ fn main() {
             .map_err(Into::into)
             .and_then(|n| handoff(arg(2), n)),
         ("many-locks", 6) => many_locks(&args[2..]),
-        ("renewal", 5) => renewal(&args[2..]),
+        ("renewal", 5 | 6) => renewal(&args[2..]),
         ("cycle-redlock", n) if n >= 5 => arg(3)
             .parse()
             .map_err(Into::into)
