@@ -55,9 +55,7 @@ class Installed:
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path, timeout: float = 120) -> str:
-    out = subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    out = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert out.returncode == 0, f"{argv} failed:\n{out.stdout[-4000:]}\n{out.stderr[-4000:]}"
     return out.stdout
 
@@ -85,7 +83,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     run(pip + ["wheel", "--no-deps", "-w", str(wheels), str(PACKAGE_DIR)], env, REPO, BUILD_TIMEOUT)
     run(pip + ["install", str(PACKAGE_DIR)], env, REPO, BUILD_TIMEOUT)
     (wheel,) = wheels.glob("latchkey-*.whl")
-    site = run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env, base)
+    site = run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], env, base
+    )
     yield Installed(base, python, Path(site.strip()) / "latchkey", wheel, stray, env)
 
 
@@ -93,9 +93,10 @@ def test_pip_install_builds_and_bundles_a_stripped_library(installed: Installed)
     out = run([str(installed.python), "-c", SHOW], installed.env, installed.base).split()
     bundled = installed.package / BUNDLED
     assert out[0] == str(bundled), "not the package's own copy"
-    assert out[1] == run(
-        [str(LIBRARY.parent / "latchkey"), "--version"], installed.env, REPO
-    ).split()[-1], "the bundled library is not this checkout's version"
+    assert (
+        out[1]
+        == run([str(LIBRARY.parent / "latchkey"), "--version"], installed.env, REPO).split()[-1]
+    ), "the bundled library is not this checkout's version"
     size = bundled.stat().st_size
     assert size < MAX_BUNDLED_BYTES, f"{bundled} is {size} bytes: not stripped?"
     if shutil.which("readelf"):
@@ -114,8 +115,11 @@ def test_a_stray_build_above_the_package_is_never_loaded(installed: Installed) -
     # nothing used to be): the stray target/release/liblatchkey.so above it
     # is not looked at; the import says what to do instead.
     if subprocess.run(
-        [str(installed.python), "-c", "import ctypes.util, sys; "
-         "sys.exit(ctypes.util.find_library('latchkey') is not None)"],
+        [
+            str(installed.python),
+            "-c",
+            "import ctypes.util, sys; sys.exit(ctypes.util.find_library('latchkey') is not None)",
+        ],
         env=installed.env,
     ).returncode:
         pytest.skip("a system-installed liblatchkey would be found")
