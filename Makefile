@@ -265,6 +265,8 @@ go-example: deps
 # build as cargo's, so nothing is rebuilt).
 PYTHON_LIBRARY := LATCHKEY_LIBRARY=$(CURDIR)/target/release/liblatchkey.so
 python-test: deps python-lint
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || \
+	  { echo "python3 cannot make virtualenvs (test_packaging.py needs one): install python3-venv" >&2; exit 1; }
 	@python3 -c 'import pytest' 2>/dev/null || \
 	  { echo "installing pytest with pip"; python3 -m pip install -q pytest; } || \
 	  { echo "pytest is missing and pip could not install it: python3 -m pip install pytest" >&2; exit 1; }

@@ -22,8 +22,16 @@ except ImportError as e:
 
 
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # From the repository root, which holds no `latchkey` package: `-c` puts
+    # the working directory first on sys.path, and pytest run from
+    # bindings/python would import the source package, not PYTHONPATH's.
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
