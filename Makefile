@@ -199,7 +199,11 @@ target/native-static-libs.txt: Cargo.toml Cargo.lock build.rs
 	$(CARGO) build --release --quiet
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the header, liblatchkey.so.X.Y.Z
-# with its .so.X and .so links, liblatchkey.a and latchkey.pc.
+# with its .so.X and .so links, liblatchkey.a and latchkey.pc. The libraries
+# are stripped ($(STRIP): the shared one of everything but its dynamic
+# symbols, the static one of debug information): the release profile keeps
+# debug information for the repository's own tools, 17 MB of the 19.
+STRIP ?= strip
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 SOVERSION := $(firstword $(subst ., ,$(VERSION)))
 INSTALL_LIB := $(DESTDIR)$(PREFIX)/lib
@@ -208,9 +212,11 @@ install: target/native-static-libs.txt
 	install -d $(DESTDIR)$(PREFIX)/include $(INSTALL_LIB)/pkgconfig
 	install -m 644 include/latchkey.h $(DESTDIR)$(PREFIX)/include/latchkey.h
 	install -m 755 target/release/liblatchkey.so $(INSTALL_LIB)/liblatchkey.so.$(VERSION)
+	$(STRIP) $(INSTALL_LIB)/liblatchkey.so.$(VERSION)
 	ln -sfn liblatchkey.so.$(VERSION) $(INSTALL_LIB)/liblatchkey.so.$(SOVERSION)
 	ln -sfn liblatchkey.so.$(SOVERSION) $(INSTALL_LIB)/liblatchkey.so
 	install -m 644 target/release/liblatchkey.a $(INSTALL_LIB)/liblatchkey.a
+	$(STRIP) --strip-debug $(INSTALL_LIB)/liblatchkey.a
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' \
 	    -e "s|@LIBS_PRIVATE@|$$(cat target/native-static-libs.txt)|g" \
 	    latchkey.pc.in > $(INSTALL_LIB)/pkgconfig/latchkey.pc
@@ -250,13 +256,22 @@ go-example: deps
 
 ## Python binding: tests --------------------------------------------------------
 
-# bindings/python (ctypes over target/release/liblatchkey.so): the tests
-# start their own redis-server processes and use the Rust tool
-# target/release/latchkey for interop, hence the cargo build.
+# bindings/python (ctypes over target/release/liblatchkey.so, which
+# LATCHKEY_LIBRARY names: the package never looks for a target/release by
+# itself): the tests start their own redis-server processes and use the Rust
+# tool target/release/latchkey for interop, hence the cargo build.
+# test_packaging.py also pip-installs the package into a fresh virtualenv
+# (setuptools-rust builds the crate into this target directory: the same
+# build as cargo's, so nothing is rebuilt).
+PYTHON_LIBRARY := LATCHKEY_LIBRARY=$(CURDIR)/target/release/liblatchkey.so
 python-test: deps python-lint
-	@python3 -c 'import pytest' 2>/dev/null || { echo "pytest is missing: python3 -m pip install pytest" >&2; exit 1; }
+	@python3 -c 'import venv, ensurepip' 2>/dev/null || \
+	  { echo "python3 cannot make virtualenvs (test_packaging.py needs one): install python3-venv" >&2; exit 1; }
+	@python3 -c 'import pytest' 2>/dev/null || \
+	  { echo "installing pytest with pip"; python3 -m pip install -q pytest; } || \
+	  { echo "pytest is missing and pip could not install it: python3 -m pip install pytest" >&2; exit 1; }
 	$(CARGO) build --release
-	PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
+	$(PYTHON_LIBRARY) PYTHONPATH=bindings/python python3 -m pytest -q bindings/python/tests
 
 # mypy --strict and ruff, as configured in bindings/python/pyproject.toml;
 # installed with pip when missing (the versions they were last run with).
@@ -278,7 +293,7 @@ python-lint:
 LATCHKEY_STRESS_ITERATIONS ?= 20000
 python-stress: deps
 	$(CARGO) build --release
-	LATCHKEY_STRESS_ITERATIONS=$(LATCHKEY_STRESS_ITERATIONS) PYTHONPATH=bindings/python \
+	LATCHKEY_STRESS_ITERATIONS=$(LATCHKEY_STRESS_ITERATIONS) $(PYTHON_LIBRARY) PYTHONPATH=bindings/python \
 	  python3 -m pytest -q bindings/python/tests/test_signals.py \
 	  bindings/python/tests/test_asyncio.py::test_cancellation_storm_leaves_no_lock_held \
 	  bindings/python/tests/test_asyncio.py::test_cancelling_many_waiters_at_random

@@ -36,7 +36,8 @@ if [ -x target/examples-c/contend ]; then
 fi
 if [ -f examples/python/contend.py ] && [ -f bindings/python/latchkey/__init__.py ]; then
   for _ in 1 2; do
-    launch python env PYTHONPATH=bindings/python python3 examples/python/contend.py \
+    launch python env LATCHKEY_LIBRARY="$PWD/target/release/liblatchkey.so" \
+      PYTHONPATH=bindings/python python3 examples/python/contend.py \
       "$REDIS_URL" "$NAME" "$PER_WORKER" "$COUNTER"
   done
 fi

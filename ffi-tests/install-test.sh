@@ -33,6 +33,17 @@ test -f "$lib/liblatchkey.a"
 readelf -d "$lib/liblatchkey.so.$version" | grep -q 'SONAME.*\[liblatchkey.so.0\]'
 ok "layout: header, liblatchkey.so.$version -> .so.0 -> .so, liblatchkey.a, soname"
 
+# Stripped: no debug information (the release profile's), about 2 MB, not 17.
+for installed in "$lib/liblatchkey.so.$version" "$lib/liblatchkey.a"; do
+    if readelf -S -W "$installed" | grep -q '\.debug_'; then
+        echo "FAIL  $installed carries debug information: make install strips it"; exit 1
+    fi
+done
+size=$(stat -c %s "$lib/liblatchkey.so.$version")
+test "$size" -lt 3000000 || { echo "FAIL  liblatchkey.so.$version is $size bytes: not stripped?"; exit 1; }
+nm -D --defined-only "$lib/liblatchkey.so.$version" | grep -q ' T latchkey_client_open$'
+ok "stripped: liblatchkey.so.$version ($size bytes, no debug information) and liblatchkey.a"
+
 export PKG_CONFIG_PATH="$lib/pkgconfig"
 test "$(pkg-config --modversion latchkey)" = "$version"
 grep -q '^Libs.private: .*-l' "$lib/pkgconfig/latchkey.pc"

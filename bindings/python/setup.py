@@ -1,69 +1,57 @@
-"""Build hook: bundle liblatchkey into the package (see README.md, "Installing").
+"""Build hook: `pip install` / `pip wheel` build liblatchkey with cargo and
+bundle it in the package (see README.md, "Installing").
 
-pyproject.toml holds the metadata. This file only makes `pip install` and
-`pip wheel` carry the shared library inside the package, so an installed
-`latchkey` works without the repository:
+pyproject.toml holds the metadata. setuptools-rust (a build requirement in
+pyproject.toml) runs `cargo rustc --release --lib` on the crate at the
+repository root (../../Cargo.toml), copies the shared library into the
+package as ``latchkey/liblatchkey.abi3.so``, which ``_lib.py`` loads, and
+strips that copy. The library is plain C ABI loaded with ctypes: it does
+not link Python, so one wheel serves every CPython from 3.9 on (tag
+cp39-abi3-<platform>).
 
-- LATCHKEY_BUNDLE_LIBRARY=/path/to/liblatchkey.so bundles that file;
-- LATCHKEY_BUNDLE_LIBRARY=0 bundles nothing (the installed package then
-  needs LATCHKEY_LIBRARY at run time);
-- otherwise the repository's target/release/liblatchkey.so is bundled when
-  it exists (build it first with `cargo build --release`).
+cargo builds into the repository's ``target`` directory (or CARGO_TARGET_DIR),
+so a checkout that already ran ``cargo build --release`` rebuilds nothing.
 
-A package that carries the library is marked as platform-specific, so its
-wheel is tagged for this platform instead of "any".
+The crate is outside this directory, so the package is built from a checkout
+of the repository (pip builds ./bindings/python in place, crate included);
+an sdist of this directory alone does not carry the crate, and building a
+wheel from one stops with the message below.
 """
 
-import os
-import shutil
-import sys
 from pathlib import Path
-from typing import Optional
 
 from setuptools import setup
-from setuptools.command.build_py import build_py
-from setuptools.dist import Distribution
+from setuptools_rust import Binding, RustExtension, Strip
 
 HERE = Path(__file__).resolve().parent
-FILE_NAME = "liblatchkey.dylib" if sys.platform == "darwin" else "liblatchkey.so"
+CRATE = HERE.parent.parent / "Cargo.toml"
 
+if not CRATE.is_file():
+    raise SystemExit(
+        f"latchkey: the Rust crate is not at {CRATE}: build the Python package from a "
+        "checkout of the latchkey repository (`pip install ./bindings/python` at its root)"
+    )
 
-def library_to_bundle() -> Optional[Path]:
-    """The library file to copy into the package, if any."""
-    if (HERE / "latchkey" / FILE_NAME).is_file():
-        return HERE / "latchkey" / FILE_NAME  # put there by hand: package data
-    choice = os.environ.get("LATCHKEY_BUNDLE_LIBRARY")
-    if choice is not None:
-        if choice in ("", "0", "no", "false"):
-            return None
-        path = Path(choice)
-        if not path.is_file():
-            raise SystemExit(f"LATCHKEY_BUNDLE_LIBRARY={choice!r} is not a file")
-        return path
-    repo_build = HERE.parent.parent / "target" / "release" / FILE_NAME
-    return repo_build if repo_build.is_file() else None
-
-
-BUNDLE = library_to_bundle()
-
-
-class BuildPyWithLibrary(build_py):
-    """build_py that also copies the shared library into the built package."""
-
-    def run(self) -> None:
-        super().run()
-        if BUNDLE is not None:
-            target = Path(self.build_lib) / "latchkey" / FILE_NAME
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(BUNDLE, target)
-            print(f"latchkey: bundled {BUNDLE} as {target}")
-
-
-class MaybeBinaryDistribution(Distribution):
-    """Platform-specific when the library is bundled."""
-
-    def has_ext_modules(self) -> bool:
-        return BUNDLE is not None
-
-
-setup(cmdclass={"build_py": BuildPyWithLibrary}, distclass=MaybeBinaryDistribution)
+setup(
+    rust_extensions=[
+        RustExtension(
+            # latchkey/liblatchkey.abi3.so (the name _lib.py looks for)
+            "latchkey.liblatchkey",
+            path=str(CRATE),
+            binding=Binding.NoBinding,
+            py_limited_api=True,
+            # strip -x: 1.9 MB instead of 17 MB (the release profile keeps
+            # debug information for the repository's own tools)
+            strip=Strip.All,
+            # Cargo.toml's own [lib] crate types and features: the very unit
+            # `cargo build --release` builds, so after one nothing is rebuilt
+            # (only `cdylib`, setuptools-rust's default, would be a different
+            # unit that cargo rebuilds, both ways, each time the other ran).
+            args=["--crate-type", "rlib,cdylib,staticlib"],
+        )
+    ],
+    # A wheel for every CPython >= 3.9 on this platform: the library uses no
+    # Python API at all.
+    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+    zip_safe=False,
+)

@@ -6,8 +6,9 @@ workers of `make demo`): if the lock works, the counter ends at the total
 number of acquisitions.
 
 usage: contend.py URL NAME COUNT COUNTER_FILE
-  e.g. PYTHONPATH=bindings/python python3 examples/python/contend.py \\
-           redis://127.0.0.1:6379 demo 10 /tmp/counter
+  e.g. LATCHKEY_LIBRARY=target/release/liblatchkey.so PYTHONPATH=bindings/python \\
+           python3 examples/python/contend.py redis://127.0.0.1:6379 demo 10 /tmp/counter
+  (or with the package pip-installed: python3 examples/python/contend.py ...)
 """
 
 from __future__ import annotations

@@ -197,7 +197,10 @@ class Workers:
         self.langs: dict[str, str] = {}
         self.killed: set[str] = set()  # by the nemesis
         self.generation: dict[str, int] = {}
-        self.env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"))
+        # The Python worker: this tree's package over this tree's library (the
+        # package never looks for a target/release by itself).
+        self.env = dict(os.environ, PYTHONPATH=os.path.join(REPO, "bindings", "python"),
+                        LATCHKEY_LIBRARY=os.path.join(REPO, "target", "release", "liblatchkey.so"))
         if variant:
             self.env["LATCHKEY_CHAOS_VARIANT"] = variant
             self.env["LATCHKEY_LIBRARY"] = os.path.join(REPO, "target", "chaos-variants", "release",

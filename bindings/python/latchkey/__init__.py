@@ -26,9 +26,10 @@ back what they were granted (see :mod:`latchkey.aio`); and
     async with client.async_lock("nightly-report", ttl=10) as lock:
         await write_report(lock.fencing_token)
 
-The shared library is found through the environment variable
-``LATCHKEY_LIBRARY``, then a copy inside this package, then the
-``target/release`` directory of the repository the package sits in.
+The shared library is the file the environment variable
+``LATCHKEY_LIBRARY`` names, else the copy inside this package (which
+``pip install`` builds and bundles), else a system-installed one
+(``make install``); never a ``target/release`` above the package.
 """
 
 from typing import TYPE_CHECKING, Any

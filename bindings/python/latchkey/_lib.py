@@ -7,13 +7,17 @@ import), the status codes, and the conversion of a failed call's
 
 The library is looked for, in order:
 
-1. the file named by the environment variable ``LATCHKEY_LIBRARY``;
-2. a copy inside this package (``latchkey/liblatchkey.so``), which an
-   installed package or a wheel carries;
-3. ``target/release/liblatchkey.so`` of the repository this package sits in
-   (walking up from the package directory), for a source checkout;
-4. a library installed on the system (``make install``), as
+1. the file named by the environment variable ``LATCHKEY_LIBRARY`` (a
+   source checkout: ``make python-test`` sets it to the repository's
+   ``target/release/liblatchkey.so``);
+2. the copy inside this package, which ``pip install`` builds and bundles
+   (``latchkey/liblatchkey.abi3.so``), or one put there by hand
+   (``latchkey/liblatchkey.so``);
+3. a library installed on the system (``make install``), as
    ``ctypes.util.find_library("latchkey")`` finds it.
+
+Nothing else: never a ``target/release`` found by walking up from the
+package, which would load whatever build happens to sit above a virtualenv.
 """
 
 from __future__ import annotations
@@ -95,11 +99,15 @@ elif sys.platform == "win32":
     _FILE_NAME = "latchkey.dll"
 else:
     _FILE_NAME = "liblatchkey.so"
+# What `pip install` bundles (setup.py: setuptools-rust names the library
+# like a stable-ABI extension module; it is loaded with ctypes all the same).
+_BUNDLED_NAME = "liblatchkey.pyd" if sys.platform == "win32" else "liblatchkey.abi3.so"
 
 _HOW_TO_BUILD = (
-    "build it with `cargo build --release` at the root of the latchkey "
-    "repository (it makes target/release/{name}), or set LATCHKEY_LIBRARY to "
-    "the path of {name}"
+    "install the package with `pip install ./bindings/python` at the root of "
+    "the latchkey repository (it builds and bundles the library), or build it "
+    "with `cargo build --release` there and set LATCHKEY_LIBRARY to the path "
+    "of target/release/{name}"
 )
 
 
@@ -111,10 +119,7 @@ class LibraryNotFound(ImportError):
 def _candidates() -> list[Path]:
     """Where the library is looked for, in order (see the module docs)."""
     package_dir = Path(__file__).resolve().parent
-    found = [package_dir / _FILE_NAME]
-    for directory in package_dir.parents:
-        found.append(directory / "target" / "release" / _FILE_NAME)
-    return found
+    return [package_dir / _BUNDLED_NAME, package_dir / _FILE_NAME]
 
 
 def _find_library() -> Path:
@@ -136,11 +141,10 @@ def _find_library() -> Path:
     installed = ctypes.util.find_library("latchkey")
     if installed:
         return Path(installed)
-    shown = ", ".join(str(p) for p in looked[:3])
+    shown = ", ".join(str(p) for p in looked)
     raise LibraryNotFound(
         f"latchkey: cannot find {_FILE_NAME} (LATCHKEY_LIBRARY is not set; "
-        f"looked at {shown}, the target/release of every directory above "
-        f"the package and the system's library path); {how}"
+        f"looked at {shown} and the system's library path); {how}"
     )
 
 
@@ -152,7 +156,8 @@ def _load() -> tuple[ctypes.CDLL, Path]:
     except OSError as e:
         raise LibraryNotFound(
             f"latchkey: cannot load {path}: {e}; rebuild it with "
-            "`cargo build --release` or set LATCHKEY_LIBRARY to a working copy"
+            "`cargo build --release` (or reinstall the package) or set "
+            "LATCHKEY_LIBRARY to a working copy"
         ) from e
 
 

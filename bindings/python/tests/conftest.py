@@ -22,6 +22,10 @@ if str(PACKAGE_DIR) not in sys.path:
     sys.path.insert(0, str(PACKAGE_DIR))
 if str(REPO / "tools") not in sys.path:
     sys.path.insert(0, str(REPO / "tools"))
+# ... with this tree's build of the library (the package never looks for a
+# target/release by itself; `make python-test` sets this too). Subprocesses
+# inherit it.
+os.environ.setdefault("LATCHKEY_LIBRARY", str(REPO / "target" / "release" / "liblatchkey.so"))
 
 import redis_fixture  # noqa: E402
 

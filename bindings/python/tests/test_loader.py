@@ -22,8 +22,16 @@ except ImportError as e:
 
 
 def run_python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # From the repository root, which holds no `latchkey` package: `-c` puts
+    # the working directory first on sys.path, and pytest run from
+    # bindings/python would import the source package, not PYTHONPATH's.
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=30
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -64,6 +72,32 @@ def test_without_any_library_the_message_says_how_to_build(
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("ImportError: latchkey: cannot find liblatchkey.so")
     assert "cargo build --release" in out.stdout and "LATCHKEY_LIBRARY" in out.stdout
+
+
+@pytest.mark.skipif(
+    ctypes.util.find_library("latchkey") is not None,
+    reason="a system-installed liblatchkey would be found",
+)
+def test_a_build_in_a_directory_above_the_package_is_not_loaded(
+    subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A working build three directories above a copy of the package (as a
+    # virtualenv inside some other checkout would be): not looked at.
+    stray = tmp_path / "target" / "release" / "liblatchkey.so"
+    stray.parent.mkdir(parents=True)
+    shutil.copy(REPO / "target" / "release" / "liblatchkey.so", stray)
+    site = tmp_path / "a" / "b" / "site-packages"
+    shutil.copytree(
+        PACKAGE_DIR / "latchkey",
+        site / "latchkey",
+        ignore=shutil.ignore_patterns("*.so", "__pycache__"),
+    )
+    env = dict(subprocess_env, PYTHONPATH=str(site))
+    env.pop("LATCHKEY_LIBRARY", None)
+    out = run_python(IMPORT, env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ImportError: latchkey: cannot find liblatchkey.so"), out.stdout
+    assert str(stray) not in out.stdout
 
 
 def test_a_packaged_copy_is_found(subprocess_env: dict[str, str], tmp_path: Path) -> None:
