@@ -62,7 +62,6 @@ pub(crate) struct LockKeys {
 impl LockKeys {
     pub(crate) fn new(prefix: &str, name: &str) -> Result<Self> {
         validate_name(name)?;
-        validate_key_prefix_length(prefix)?;
         // See the module notes: a name starting with '}' would leave the
         // hash tag empty, so it gets a non-empty tag of its own.
         let escape = if name.starts_with('}') { "{\0}" } else { "" };
@@ -75,7 +74,8 @@ impl LockKeys {
         }
         Ok(LockKeys {
             text: text.into_boxed_str(),
-            // Both fit: a name is at most MAX_NAME_LEN bytes, a prefix 256.
+            // Both fit: a name is at most MAX_NAME_LEN bytes, a prefix 256
+            // (validate_prefix).
             name_len: u32::try_from(name.len()).map_err(|_| Error::invalid("name too long"))?,
             lock_len: u32::try_from(lock.len()).map_err(|_| Error::invalid("name too long"))?,
             fence_retention: DEFAULT_FENCE_RETENTION,
@@ -124,15 +124,6 @@ impl LockKeys {
                 .sum::<usize>();
         &self.text.as_bytes()[start..start + lock_len + SUFFIXES[index].len()]
     }
-}
-
-/// A prefix longer than any [`validate_prefix`] accepts cannot reach here
-/// from the public API; checked again so the lengths above always fit.
-fn validate_key_prefix_length(prefix: &str) -> Result<()> {
-    if prefix.len() > 1 << 16 {
-        return Err(Error::invalid("the key prefix is too long"));
-    }
-    Ok(())
 }
 
 /// Checks a lock (or resource) name: non-empty, at most [`MAX_NAME_LEN`]

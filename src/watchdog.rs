@@ -102,15 +102,13 @@ struct Schedule {
 
 impl Schedule {
     /// Puts `lease` back on the schedule at `when`, unless it was released
-    /// or lost while it was being renewed; returns whether it went back.
-    fn push_renewal(&mut self, when: Instant, lease: &Arc<Lease>) -> bool {
+    /// or lost while it was being renewed.
+    fn push_renewal(&mut self, when: Instant, lease: &Arc<Lease>) {
         self.next_id += 1;
         let key = (when, self.next_id);
-        if !lease.schedule_if_active(key) {
-            return false;
+        if lease.schedule_if_active(key) {
+            self.due.insert(key, Task::Renew(Arc::downgrade(lease)));
         }
-        self.due.insert(key, Task::Renew(Arc::downgrade(lease)));
-        true
     }
 
     /// Adds a task; returns its key and whether the sleeping thread must be
