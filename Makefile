@@ -12,16 +12,17 @@ all: release
 
 ## Dependencies ---------------------------------------------------------------
 
-# redis-server and redis-cli come from the system package manager.
+# redis-server and redis-cli come from the system package manager; openssl
+# (the command) makes the TLS tests' certificates.
 redis-server:
-	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then \
+	@if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null || ! command -v openssl >/dev/null; then \
 	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-	    echo "installing redis-server and redis-tools with apt-get"; \
-	    (apt-get install -y redis-server redis-tools >/dev/null 2>&1 || \
-	     (apt-get update >/dev/null && apt-get install -y redis-server redis-tools >/dev/null)) || \
-	     { echo "apt-get could not install redis-server; install redis-server and redis-tools yourself" >&2; exit 1; }; \
+	    echo "installing redis-server, redis-tools and openssl with apt-get"; \
+	    (apt-get install -y redis-server redis-tools openssl >/dev/null 2>&1 || \
+	     (apt-get update >/dev/null && apt-get install -y redis-server redis-tools openssl >/dev/null)) || \
+	     { echo "apt-get could not install redis-server; install redis-server, redis-tools and openssl yourself" >&2; exit 1; }; \
 	  else \
-	    echo "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install -y redis-server redis-tools; macOS: brew install redis)" >&2; \
+	    echo "redis-server, redis-cli or openssl is missing: install them (Debian/Ubuntu: sudo apt-get install -y redis-server redis-tools openssl; macOS: brew install redis openssl)" >&2; \
 	    exit 1; \
 	  fi; \
 	fi

@@ -180,7 +180,7 @@ static void test_bad_strings(latchkey_client *client) {
     CHECK(strstr(latchkey_last_error(), "UTF-8") != NULL);
     CHECK_STATUS(INVALID, latchkey_client_open("http://127.0.0.1", NULL, &other, NULL));
     CHECK_STATUS(INVALID, latchkey_client_open("", NULL, &other, NULL));
-    CHECK_STATUS(INVALID, latchkey_client_open("rediss://127.0.0.1", NULL, &other, NULL));
+    CHECK_STATUS(INVALID, latchkey_client_open("rediss://", NULL, &other, NULL));
     CHECK_STATUS(INVALID, latchkey_client_open("redis://u:s3cret@host:notaport", NULL, &other, NULL));
     CHECK(strstr(latchkey_last_error(), "s3cret") == NULL);
 

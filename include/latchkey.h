@@ -686,6 +686,78 @@ latchkey_status latchkey_client_options_set_redlock_restart_delay_ms(struct latc
                                                                      struct latchkey_error **err_out);
 
 /**
+ * For rediss:// URLs: trust the CA certificates in this PEM file instead
+ * of the system's CA store. The path is copied; the file is read when the
+ * client is opened (a missing or unreadable file, or one without a
+ * certificate, fails the open with LATCHKEY_INVALID_ARGUMENT naming it).
+ * Any TLS option with no rediss:// URL fails the open the same way.
+ *
+ * Threads: see latchkey_client_options. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `path`
+ * not UTF-8); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object not used by another thread;
+ * `path` is NULL or a NUL-terminated string.
+ */
+latchkey_status latchkey_client_options_set_tls_ca_file(struct latchkey_client_options *options,
+                                                        const char *path,
+                                                        struct latchkey_error **err_out);
+
+/**
+ * For rediss:// URLs: the client certificate (PEM chain) and private key
+ * (PEM) to show to a server that asks for one (mutual TLS,
+ * `tls-auth-clients yes`). The paths are copied; the files are read when
+ * the client is opened (LATCHKEY_INVALID_ARGUMENT, naming the file, when
+ * one is missing or the key does not match the certificate).
+ *
+ * Threads: see latchkey_client_options. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, a path
+ * not UTF-8); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object not used by another thread;
+ * `cert_file` and `key_file` are NULL or NUL-terminated strings.
+ */
+latchkey_status latchkey_client_options_set_tls_client_cert(struct latchkey_client_options *options,
+                                                            const char *cert_file,
+                                                            const char *key_file,
+                                                            struct latchkey_error **err_out);
+
+/**
+ * For rediss:// URLs: the name the server's certificate must carry, when
+ * it differs from the URL's host (e.g. the URL names an IP address). The
+ * string is copied; checked when the client is opened.
+ *
+ * Threads: see latchkey_client_options. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `name`
+ * not UTF-8); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object not used by another thread;
+ * `name` is NULL or a NUL-terminated string.
+ */
+latchkey_status latchkey_client_options_set_tls_server_name(struct latchkey_client_options *options,
+                                                            const char *name,
+                                                            struct latchkey_error **err_out);
+
+/**
+ * For rediss:// URLs: when `skip` is true, ACCEPT ANY SERVER CERTIFICATE.
+ * The connection is encrypted, but to whoever answers: anyone on the path
+ * can pose as the server. For tests against a throwaway server only.
+ *
+ * Threads: see latchkey_client_options. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `options` is NULL or a live options object not used by another thread.
+ */
+latchkey_status latchkey_client_options_set_tls_insecure_skip_verify(struct latchkey_client_options *options,
+                                                                     bool skip,
+                                                                     struct latchkey_error **err_out);
+
+/**
  * Makes a client for the Redis at `url`
  * (`redis://[user:password@]host[:port][/db]` or `unix:///path`), with
  * `options` (NULL for the defaults). No connection is made yet: the first

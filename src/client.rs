@@ -16,6 +16,7 @@ use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
 use crate::pubsub::Subscriber;
 use crate::shared::ClientShared;
+use crate::tls::{Tls, TlsSettings};
 use crate::watchdog::Watchdog;
 
 /// Default time allowed to connect (TCP connect plus handshake).
@@ -84,6 +85,8 @@ pub struct ClientBuilder {
     /// Redlock only: how long a restarted master stays out of quorums;
     /// `None` for the largest ttl in use.
     restart_delay: Option<Duration>,
+    /// What `rediss://` URLs trust and show (see the `tls_*` methods).
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for ClientBuilder {
@@ -107,6 +110,7 @@ impl fmt::Debug for ClientBuilder {
             .field("spin", &self.spin)
             .field("fence_retention", &self.fence_retention)
             .field("restart_delay", &self.restart_delay)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -298,6 +302,96 @@ impl ClientBuilder {
         self
     }
 
+    /// For `rediss://` URLs: trust the CA certificates in this PEM file
+    /// instead of the system's CA store. The file is read when the client
+    /// is built; a missing or unreadable file fails the build, naming it.
+    ///
+    /// ```
+    /// let err = latchkey::Client::builder("rediss://redis.internal")
+    ///     .tls_ca_file("/no/such/ca.pem")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert_eq!(err.kind(), latchkey::ErrorKind::InvalidArgument);
+    /// assert!(err.to_string().contains("/no/such/ca.pem"));
+    /// ```
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// For `rediss://` URLs: show this client certificate (PEM chain) and
+    /// private key (PEM) to servers that ask for one (mutual TLS,
+    /// `tls-auth-clients yes`).
+    ///
+    /// ```
+    /// let err = latchkey::Client::builder("redis://127.0.0.1")
+    ///     .tls_client_cert("client.crt", "client.key")
+    ///     .build()
+    ///     .unwrap_err();
+    /// // TLS options with a plain redis:// URL would be ignored: refused.
+    /// assert_eq!(err.kind(), latchkey::ErrorKind::InvalidArgument);
+    /// ```
+    pub fn tls_client_cert(
+        mut self,
+        cert_file: impl Into<std::path::PathBuf>,
+        key_file: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some((cert_file.into(), key_file.into()));
+        self
+    }
+
+    /// For `rediss://` URLs: the name the server's certificate must carry,
+    /// when it differs from the host in the URL (e.g. connecting by IP
+    /// address to a server whose certificate names its DNS name).
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("rediss://10.0.0.7:6380")
+    ///     .tls_server_name("redis.internal");
+    /// # let _ = b;
+    /// ```
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls.server_name = Some(name.into());
+        self
+    }
+
+    /// For `rediss://` URLs: **accept any server certificate**. The
+    /// connection is encrypted, but to whoever answers: anyone on the path
+    /// can pose as the server. For tests against a throwaway server only;
+    /// never in production.
+    ///
+    /// ```
+    /// let b = latchkey::Client::builder("rediss://127.0.0.1:6380")
+    ///     .tls_insecure_skip_verify(true);
+    /// # let _ = b;
+    /// ```
+    pub fn tls_insecure_skip_verify(mut self, skip: bool) -> Self {
+        self.tls.insecure_skip_verify = skip;
+        self
+    }
+
+    /// The TLS configuration for `url`: made once if any URL is
+    /// `rediss://`; `None` for the others.
+    fn tls_for(&self, url: &str, made: &mut Option<Arc<Tls>>) -> Result<Option<Arc<Tls>>> {
+        if !is_tls_url(url) {
+            return Ok(None);
+        }
+        if made.is_none() {
+            *made = Some(Tls::new(&self.tls)?);
+        }
+        Ok(made.clone())
+    }
+
+    /// Refuses TLS options that no URL would use.
+    fn check_tls_options(&self) -> Result<()> {
+        if self.tls.any() && !self.urls.iter().any(|url| is_tls_url(url)) {
+            return Err(Error::invalid(
+                "TLS options were given but no URL is rediss://: use rediss://host:port \
+                 for a server that speaks TLS",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the options and makes the client. No connection is opened
     /// yet: the first command connects, so a client can be made before
     /// Redis is up.
@@ -312,6 +406,7 @@ impl ClientBuilder {
         check_timeout("connect timeout", self.connect_timeout)?;
         check_timeout("command timeout", self.command_timeout)?;
         self.check_mode_options()?;
+        self.check_tls_options()?;
         validate_prefix(&self.prefix)?;
         if self.fence_retention < Duration::from_secs(1)
             || self.fence_retention > Duration::from_secs(365 * 24 * 3600)
@@ -362,6 +457,7 @@ impl ClientBuilder {
         if matches!(self.mode, Mode::Cluster) {
             return self.build_cluster();
         }
+        let mut tls = None;
         let nodes = self
             .urls
             .iter()
@@ -372,7 +468,8 @@ impl ClientBuilder {
                     self.command_timeout,
                     self.pool_size,
                     self.spin,
-                ))
+                )
+                .with_tls(self.tls_for(url, &mut tls)?))
             })
             .collect::<Result<Vec<_>>>()?;
         let backend: Arc<dyn Backend> = if matches!(self.mode, Mode::Redlock) {
@@ -417,6 +514,7 @@ impl ClientBuilder {
             command_timeout: self.command_timeout,
             pool_size: self.pool_size,
             spin: self.spin,
+            tls: self.one_tls_for_all("cluster seed")?,
         })?;
         Ok(Client::with_backend(
             Arc::new(OneNodeBackend::new(node, self.wait)),
@@ -450,6 +548,7 @@ impl ClientBuilder {
             command_timeout: self.command_timeout,
             pool_size: self.pool_size,
             spin: self.spin,
+            tls: self.one_tls_for_all("sentinel")?,
         });
         Ok(Client::with_backend(
             Arc::new(OneNodeBackend::new(node, self.wait)),
@@ -460,6 +559,22 @@ impl ClientBuilder {
 }
 
 impl ClientBuilder {
+    /// Sentinel and Cluster: every URL `rediss://` (then the nodes they
+    /// name are reached over TLS too) or none.
+    fn one_tls_for_all(&self, what: &str) -> Result<Option<Arc<Tls>>> {
+        let tls_urls = self.urls.iter().filter(|url| is_tls_url(url)).count();
+        if tls_urls == 0 {
+            return Ok(None);
+        }
+        if tls_urls < self.urls.len() {
+            return Err(Error::invalid(format!(
+                "every {what} URL must be rediss:// or none: the nodes they lead to are \
+                 reached the same way"
+            )));
+        }
+        Ok(Some(Tls::new(&self.tls)?))
+    }
+
     /// Refuses options that the deployment would silently ignore.
     fn check_mode_options(&self) -> Result<()> {
         let deployment = match &self.mode {
@@ -506,7 +621,13 @@ fn check_timeout(what: &str, timeout: Duration) -> Result<()> {
     Ok(())
 }
 
-const URL_USAGE: &str = "expected redis://[user:password@]host[:port][/db] or \
+/// Whether `url` asks for TLS (`rediss://`, in any letter case).
+pub(crate) fn is_tls_url(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+}
+
+const URL_USAGE: &str = "expected redis[s]://[user:password@]host[:port][/db] or \
      unix:///path/to/socket[?db=N][&user=NAME][&pass=PASSWORD] \
      (percent-encode any / @ : % # ? & in the user name or password)";
 
@@ -521,11 +642,6 @@ pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
             redact_url(url)
         ))
     };
-    if url.starts_with("rediss://") {
-        return Err(Error::invalid(format!(
-            "TLS URLs (rediss://) are not supported by this build; {URL_USAGE}"
-        )));
-    }
     let parsed = url::Url::parse(url).map_err(|e| invalid(&e.to_string()))?;
     if has_stray_at(&parsed) {
         return Err(invalid(
@@ -533,7 +649,7 @@ pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
         ));
     }
     match parsed.scheme() {
-        "redis" => {
+        "redis" | "rediss" => {
             match parsed.host_str() {
                 Some(host) if !host.is_empty() => {}
                 _ => return Err(invalid("no host")),
@@ -558,7 +674,18 @@ pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
     check_query(&parsed).map_err(|why| invalid(&why))?;
     // The redis crate's own complaints may quote a value: give only its
     // fixed description.
-    redis::Client::open(url).map_err(|e| match e.detail() {
+    // TLS is ours (see crate::tls): the redis crate, built without its own,
+    // is given the plain scheme and only parses the rest.
+    let opened = if parsed.scheme() == "rediss" {
+        let mut plain = parsed;
+        if plain.set_scheme("redis").is_err() {
+            return Err(invalid("the scheme"));
+        }
+        redis::Client::open(plain.as_str())
+    } else {
+        redis::Client::open(url)
+    };
+    opened.map_err(|e| match e.detail() {
         None => invalid(&e.to_string()),
         Some(_) => invalid(e.category()),
     })
@@ -571,7 +698,7 @@ pub(crate) fn parse_url(url: &str) -> Result<redis::Client> {
 /// info and path. Messages name a parameter only when it is a known one,
 /// and never quote a value.
 fn check_query(parsed: &url::Url) -> std::result::Result<(), String> {
-    let unix = parsed.scheme() != "redis";
+    let unix = !matches!(parsed.scheme(), "redis" | "rediss");
     let accepted: &[&str] = if unix {
         &["db", "user", "pass", "protocol"]
     } else {
@@ -718,6 +845,7 @@ impl Client {
             spin: crate::backend::default_spin(),
             fence_retention: DEFAULT_FENCE_RETENTION,
             restart_delay: None,
+            tls: TlsSettings::default(),
         }
     }
 

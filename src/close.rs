@@ -157,16 +157,12 @@ impl Closing {
         let per_thread = jobs.len().div_ceil(MAX_RELEASE_THREADS);
         let mut chunks = jobs.chunks(per_thread);
         let own = chunks.next().unwrap_or_default();
-        let failures: Vec<Error> = std::thread::scope(|scope| {
-            let workers: Vec<_> = chunks
-                .map(|chunk| scope.spawn(move || release_all(chunk)))
-                .collect();
-            let mut failures = release_all(own);
-            for worker in workers {
-                failures.extend(worker.join().unwrap_or_default());
-            }
-            failures
-        });
+        let (mut failures, theirs) = crate::thread::in_parallel(
+            "latchkey-close",
+            chunks.map(|chunk| move || release_all(chunk)),
+            || release_all(own),
+        );
+        failures.extend(theirs.into_iter().flatten().flatten());
         match failures.into_iter().next() {
             None => Ok(()),
             Some(first) => Err(first.context(

@@ -53,6 +53,8 @@ mod scripts;
 mod shared;
 mod signals;
 mod sync;
+mod thread;
+mod tls;
 mod validity;
 mod wait;
 mod watchdog;

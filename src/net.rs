@@ -2,6 +2,7 @@
 //! the release listener (`pubsub`).
 
 use std::io;
+use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -66,4 +67,60 @@ pub(crate) fn connect_unix(path: &std::path::Path, timeout: Duration) -> io::Res
     }
     stream.set_nonblocking(false)?;
     Ok(stream)
+}
+
+/// Reads what the socket has without blocking: `None` when it has nothing.
+pub(crate) fn try_recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        // SAFETY: `buf` is valid for `buf.len()` bytes of writing; `fd` is
+        // an open socket its caller keeps open for the call.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let err = io::Error::last_os_error();
+        match err.kind() {
+            io::ErrorKind::WouldBlock => return Ok(None),
+            io::ErrorKind::Interrupted => continue,
+            _ => return Err(err),
+        }
+    }
+}
+
+/// Sleeps until the socket is readable (data, end of stream or an error:
+/// the next `recv` tells which), or fails with a timeout at `deadline`.
+pub(crate) fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<()> {
+    loop {
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "Redis did not reply within the read timeout",
+                    ));
+                }
+                // Rounded up: a poll never returns before the deadline.
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+            }
+        };
+        let mut pollfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
+        if ready > 0 {
+            return Ok(());
+        }
+        if ready < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+    }
 }

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::sync::{Condvar, Mutex};
+use crate::tls::TlsStream;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::fork::PerProcess;
@@ -35,6 +36,8 @@ pub(crate) use announcements::{Announcements, OnAnnouncement, Subscribed};
 #[derive(Clone)]
 pub(crate) struct PubSubEndpoint {
     pub(crate) info: redis::ConnectionInfo,
+    /// Set when the server is reached over TLS.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
     pub(crate) connect_timeout: Duration,
     pub(crate) command_timeout: Duration,
     /// Set when releases are published with `SPUBLISH` (Redis 7 Cluster):
@@ -53,6 +56,8 @@ pub(crate) type EndpointSource = Arc<dyn Fn() -> Result<PubSubEndpoint> + Send +
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// Shared by the reader thread and the writers (see `crate::tls`).
+    Tls(Arc<TlsStream>),
 }
 
 impl Stream {
@@ -60,6 +65,7 @@ impl Stream {
         Ok(match self {
             Stream::Tcp(s) => Stream::Tcp(s.try_clone()?),
             Stream::Unix(s) => Stream::Unix(s.try_clone()?),
+            Stream::Tls(s) => Stream::Tls(Arc::clone(s)),
         })
     }
 
@@ -67,6 +73,7 @@ impl Stream {
         let _ = match self {
             Stream::Tcp(s) => s.shutdown(Shutdown::Both),
             Stream::Unix(s) => s.shutdown(Shutdown::Both),
+            Stream::Tls(s) => s.socket().shutdown(Shutdown::Both),
         };
     }
 
@@ -80,6 +87,10 @@ impl Stream {
                 s.set_read_timeout(read)?;
                 s.set_write_timeout(write)
             }
+            Stream::Tls(s) => {
+                s.socket().set_read_timeout(read)?;
+                s.socket().set_write_timeout(write)
+            }
         }
     }
 }
@@ -89,6 +100,8 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            // The socket's own read, with its timeout, under the TLS.
+            Stream::Tls(s) => s.read(buf, &mut s.socket()),
         }
     }
 }
@@ -98,12 +111,14 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write_all(buf).map(|()| buf.len()),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Unix(s) => s.flush(),
+            Stream::Tls(_) => Ok(()),
         }
     }
 }
@@ -627,15 +642,14 @@ impl Lane {
         state.generation = crate::fork::generation();
         let epoch = state.epoch;
         let shared = self.shared.get().clone();
-        std::thread::Builder::new()
-            .name("latchkey-pubsub".into())
-            .spawn(move || read_loop(shared, reader, epoch))
-            .map_err(|e| {
+        crate::thread::spawn("latchkey-pubsub", move || read_loop(shared, reader, epoch)).map_err(
+            |e| {
                 Error::new(
                     ErrorKind::Connection,
                     format!("cannot start the pub/sub thread: {e}"),
                 )
-            })?;
+            },
+        )?;
         Ok((stream, endpoint.command_timeout))
     }
 }
@@ -736,7 +750,13 @@ fn open_stream(endpoint: &PubSubEndpoint) -> Result<Stream> {
                 io_error(last.unwrap_or_else(|| bad_reply("the host name resolved to no address")))
             })?;
             let _ = s.set_nodelay(true);
-            Stream::Tcp(s)
+            match &endpoint.tls {
+                None => Stream::Tcp(s),
+                Some(tls) => Stream::Tls(Arc::new(
+                    tls.connect(s, host, endpoint.connect_timeout)
+                        .map_err(io_error)?,
+                )),
+            }
         }
         redis::ConnectionAddr::Unix(path) => Stream::Unix(
             crate::net::connect_unix(path, endpoint.connect_timeout).map_err(io_error)?,

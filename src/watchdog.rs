@@ -307,14 +307,12 @@ impl Watchdog {
             let backend = self.backend.clone();
             // Lost-lease callbacks run on this thread with the host's mask.
             let host = crate::signals::host_mask();
-            let spawned = std::thread::Builder::new()
-                .name("latchkey-watchdog".into())
-                .spawn(move || {
-                    // Renewals are not waited for by anyone: no reason to
-                    // spend a core spinning for their replies.
-                    crate::backend::never_spin_on_this_thread();
-                    run(shared, backend, host)
-                });
+            let spawned = crate::thread::spawn("latchkey-watchdog", move || {
+                // Renewals are not waited for by anyone: no reason to
+                // spend a core spinning for their replies.
+                crate::backend::never_spin_on_this_thread();
+                run(shared, backend, host)
+            });
             if spawned.is_err() {
                 // Without a thread nothing is renewed: leases run out and
                 // `check()` reports it, as documented. Try again next time.
@@ -479,9 +477,7 @@ fn give_back_in_background(
     };
     // Without a thread the give-backs are dropped: the holds then expire
     // at the end of their ttl, as they would have without the give-back.
-    let _ = std::thread::Builder::new()
-        .name("latchkey-giveback".into())
-        .spawn(give_back);
+    let _ = crate::thread::spawn("latchkey-giveback", give_back);
 }
 
 fn take_due(schedule: &mut Schedule, until: Instant) -> Vec<Task> {

@@ -331,7 +331,7 @@ fn bad_input_is_an_invalid_argument() {
         )
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-    for url in ["", "localhost:6379", "redis://", "http://x", "rediss://h"] {
+    for url in ["", "localhost:6379", "redis://", "http://x", "rediss://"] {
         assert_eq!(
             Client::open(url).unwrap_err().kind(),
             ErrorKind::InvalidArgument,

@@ -107,11 +107,16 @@ class RedisServer:
         self.detach = detach
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.port = 0
+        # `--tls-port auto` among the extra arguments: a free port of its
+        # own on every attempt, reported as "tls_port".
+        self.tls_port = 0
         self.dir = tempfile.mkdtemp(prefix=prefix)
         self.log_path = os.path.join(self.dir, LOG_FILE)
         try:
             for _ in range(START_ATTEMPTS):
                 self.port = free_port()
+                if "auto" in self._after("--tls-port"):
+                    self.tls_port = free_port()
                 if self._spawn():
                     return
                 # Most likely the port was taken meanwhile: try another.
@@ -137,7 +142,27 @@ class RedisServer:
 
     def state(self) -> dict[str, object]:
         """What `start` prints."""
-        return {"port": self.port, "pid": self.pid, "dir": self.dir, "url": self.url}
+        state: dict[str, object] = {
+            "port": self.port,
+            "pid": self.pid,
+            "dir": self.dir,
+            "url": self.url,
+        }
+        if self.tls_port:
+            state["tls_port"] = self.tls_port
+        return state
+
+    def _after(self, option: str) -> list[str]:
+        """The values that follow `option` among the extra arguments."""
+        return [v for k, v in zip(self.extra, self.extra[1:]) if k == option]
+
+    def _extra_arguments(self) -> list[str]:
+        """The extra arguments, `--tls-port auto` given its port."""
+        out = list(self.extra)
+        for i in range(1, len(out)):
+            if out[i - 1] == "--tls-port" and out[i] == "auto":
+                out[i] = str(self.tls_port)
+        return out
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines of the server's log."""
@@ -166,7 +191,7 @@ class RedisServer:
                 "no",
                 "--logfile",
                 "",
-                *self.extra,
+                *self._extra_arguments(),
             ], READY
         lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}"]
         if self.sentinel_of is not None:

@@ -74,6 +74,7 @@ struct Inner {
     pool_size: usize,
     /// The spin limit of each node's reads (see `backend::wire`).
     spin: Duration,
+    tls: Option<Arc<crate::tls::Tls>>,
     /// (first slot, last slot, master) ranges, sorted.
     slots: PerProcess<Mutex<Vec<(u16, u16, Addr)>>>,
     nodes: PerProcess<Mutex<HashMap<Addr, Arc<SingleNode>>>>,
@@ -89,6 +90,8 @@ pub(crate) struct ClusterConfig {
     pub(crate) command_timeout: Duration,
     pub(crate) pool_size: usize,
     pub(crate) spin: Duration,
+    /// Set when the seeds are `rediss://`: every node is reached over TLS.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl ClusterNode {
@@ -115,6 +118,7 @@ impl ClusterNode {
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
                 spin: config.spin,
+                tls: config.tls,
                 slots: PerProcess::new(|| Mutex::new(Vec::new()), |_| {}),
                 nodes: PerProcess::new(|| Mutex::new(HashMap::new()), |_| {}),
                 next_listener: AtomicUsize::new(0),
@@ -136,13 +140,16 @@ impl Inner {
             .set_redis_settings(self.settings.clone());
         let client = redis::Client::open(info)
             .map_err(|e| Error::from_redis("opening a cluster node", &e))?;
-        let node = Arc::new(SingleNode::new(
-            client,
-            self.connect_timeout,
-            self.command_timeout,
-            self.pool_size,
-            self.spin,
-        ));
+        let node = Arc::new(
+            SingleNode::new(
+                client,
+                self.connect_timeout,
+                self.command_timeout,
+                self.pool_size,
+                self.spin,
+            )
+            .with_tls(self.tls.clone()),
+        );
         nodes.insert(addr.clone(), node.clone());
         Ok(node)
     }
@@ -207,7 +214,8 @@ impl Inner {
             .into_connection_info()?
             .set_redis_settings(self.settings.clone());
         let client = redis::Client::open(info)?;
-        let mut conn = super::single::connect_admin(&client, self.connect_timeout)?;
+        let mut conn =
+            super::single::connect_admin(&client, self.tls.as_deref(), self.connect_timeout)?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         let ranges: Vec<Value> = redis::cmd("CLUSTER").arg("SLOTS").query(&mut conn)?;
         let mut map = Vec::new();

@@ -272,35 +272,27 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
         if unconnected.is_empty() {
             on_pooled(&mut replies);
         } else {
-            std::thread::scope(|scope| {
-                let connecting: Vec<_> = unconnected
-                    .iter()
-                    .map(|&i| {
-                        let node = &self.masters[i].node;
-                        let spawned = std::thread::Builder::new()
-                            .name("latchkey-redlock-connect".into())
-                            .spawn_scoped(scope, move || {
-                                let _masked = crate::signals::mask();
-                                node.receive(node.send(calls), None)
-                            });
-                        (i, spawned)
-                    })
-                    .collect();
-                on_pooled(&mut replies);
-                for (i, spawned) in connecting {
+            // A master that gets no thread is connected on this one, after
+            // the pooled ones.
+            let ((), connected) = crate::thread::in_parallel(
+                "latchkey-redlock-connect",
+                unconnected.iter().map(|&i| {
                     let node = &self.masters[i].node;
-                    replies[i] = Some(match spawned {
-                        Ok(handle) => handle.join().unwrap_or_else(|_| {
-                            Err(Error::new(
-                                ErrorKind::Server,
-                                "the connecting thread panicked",
-                            ))
-                        }),
-                        // No thread to spare: connect here, one at a time.
-                        Err(_) => node.receive(node.send(calls), None),
-                    });
-                }
-            });
+                    move || {
+                        let _masked = crate::signals::mask();
+                        node.receive(node.send(calls), None)
+                    }
+                }),
+                || on_pooled(&mut replies),
+            );
+            for (&i, reply) in unconnected.iter().zip(connected) {
+                replies[i] = Some(reply.unwrap_or_else(|| {
+                    Err(Error::new(
+                        ErrorKind::Server,
+                        "the connecting thread panicked",
+                    ))
+                }));
+            }
         }
         which
             .iter()

@@ -75,6 +75,7 @@ struct Inner {
     pool_size: usize,
     /// The spin limit of each node's reads (see `backend::wire`).
     spin: Duration,
+    tls: Option<Arc<crate::tls::Tls>>,
     /// The master in use, per process: a forked child starts without one
     /// rather than wait on a lock a thread of its parent held at the fork
     /// (a lookup holds none while it waits for the sentinels, but a
@@ -103,6 +104,9 @@ pub(crate) struct SentinelConfig {
     pub(crate) command_timeout: Duration,
     pub(crate) pool_size: usize,
     pub(crate) spin: Duration,
+    /// Set when the sentinels are `rediss://`: they and the master are
+    /// reached over TLS.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }
 
 impl SentinelNode {
@@ -116,6 +120,7 @@ impl SentinelNode {
                 command_timeout: config.command_timeout,
                 pool_size: config.pool_size,
                 spin: config.spin,
+                tls: config.tls,
                 current: PerProcess::new(|| Mutex::new(None), |_| {}),
                 on_switch: OnceLock::new(),
                 last_switch: AtomicU64::new(0),
@@ -209,6 +214,7 @@ fn listen_for_failovers(inner: &Arc<Inner>) {
         .filter_map(|sentinel| {
             let endpoint = PubSubEndpoint {
                 info: sentinel.get_connection_info().clone(),
+                tls: inner.tls.clone(),
                 connect_timeout: inner.connect_timeout,
                 command_timeout: inner.command_timeout,
                 shard_router: None,
@@ -252,6 +258,7 @@ impl Inner {
         }
         let found = lookup::ask_sentinels(
             &self.sentinels,
+            self.tls.clone(),
             &self.master_name,
             self.connect_timeout,
             self.command_timeout,
@@ -322,7 +329,8 @@ impl Inner {
             self.command_timeout,
             self.pool_size,
             self.spin,
-        ))
+        )
+        .with_tls(self.tls.clone()))
     }
 
     /// Whether `node` is still the master this client uses.

@@ -15,6 +15,7 @@
 //! [`SingleNode::receive`]) so that Redlock can write to every master before
 //! reading any reply: an operation then costs the slowest master, not the sum.
 
+use crate::tls::Tls;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,8 @@ pub(crate) struct SingleNode {
     opened: std::sync::atomic::AtomicU64,
     /// How long reads spin before they sleep (see [`super::wire`]).
     spin: Arc<Spin>,
+    /// Set when the node is reached over TLS.
+    tls: Option<Arc<Tls>>,
 }
 
 /// A connection on loan from the pool, and whether it was used before (a
@@ -146,7 +149,14 @@ impl SingleNode {
             description,
             opened: std::sync::atomic::AtomicU64::new(0),
             spin: Spin::new(spin),
+            tls: None,
         }
+    }
+
+    /// Reaches the node over TLS with `tls` (none: plain TCP or Unix).
+    pub(crate) fn with_tls(mut self, tls: Option<Arc<Tls>>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// How many connections this node has opened so far.
@@ -160,7 +170,12 @@ impl SingleNode {
         }
         self.opened
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut conn = connect(&self.client, self.connect_timeout, self.spin.clone())?;
+        let mut conn = connect(
+            &self.client,
+            self.tls.as_deref(),
+            self.connect_timeout,
+            self.spin.clone(),
+        )?;
         conn.set_read_timeout(Some(self.command_timeout))?;
         conn.set_write_timeout(Some(self.command_timeout))?;
         Ok(Loan {
@@ -390,6 +405,7 @@ impl SingleNode {
     pub(crate) fn endpoint(&self) -> PubSubEndpoint {
         PubSubEndpoint {
             info: self.client.get_connection_info().clone(),
+            tls: self.tls.clone(),
             connect_timeout: self.connect_timeout,
             command_timeout: self.command_timeout,
             shard_router: None,
@@ -635,6 +651,7 @@ fn canonical_host(host: &str) -> String {
 /// answers a map, and a sentinel URL with `protocol=3` found no master).
 pub(crate) fn connect_admin(
     client: &redis::Client,
+    tls: Option<&Tls>,
     connect_timeout: Duration,
 ) -> redis::RedisResult<Wire> {
     let info = client.get_connection_info().clone();
@@ -643,7 +660,7 @@ pub(crate) fn connect_admin(
         .clone()
         .set_protocol(redis::ProtocolVersion::RESP2);
     let resp2 = redis::Client::open(info.set_redis_settings(settings))?;
-    connect(&resp2, connect_timeout, Spin::new(Duration::ZERO))
+    connect(&resp2, tls, connect_timeout, Spin::new(Duration::ZERO))
 }
 
 /// Opens a connection to `client`'s server within `connect_timeout`,
@@ -654,13 +671,14 @@ pub(crate) fn connect_admin(
 /// connect timeout, not at the first command.
 pub(crate) fn connect(
     client: &redis::Client,
+    tls: Option<&Tls>,
     connect_timeout: Duration,
     spin: Arc<Spin>,
 ) -> redis::RedisResult<Wire> {
     let deadline = Instant::now() + connect_timeout;
     let info = client.get_connection_info();
     let settings = info.redis_settings();
-    let mut conn = Wire::connect(info.addr(), connect_timeout, spin, settings.db())?;
+    let mut conn = Wire::connect(info.addr(), tls, connect_timeout, spin, settings.db())?;
     let mut setup = redis::pipe();
     let resp3 = settings.protocol() != redis::ProtocolVersion::RESP2;
     if resp3 {

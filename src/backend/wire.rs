@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 
 use redis::{ConnectionLike, RedisResult, Value};
 
+use crate::net::{try_recv, wait_readable};
+use crate::tls::{Tls, TlsStream};
+
 /// How long a read spins at most unless configured otherwise: not at all.
 /// Measured on the project's 2-core VM (`make bench`, the `cycle` rows
 /// with and without spinning, interleaved in one process), spinning
@@ -174,6 +177,7 @@ impl Spin {
 enum Socket {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
 }
 
 impl Socket {
@@ -181,6 +185,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.as_raw_fd(),
             Socket::Unix(s) => s.as_raw_fd(),
+            Socket::Tls(s) => s.socket().as_raw_fd(),
         }
     }
 
@@ -188,6 +193,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.set_write_timeout(timeout),
             Socket::Unix(s) => s.set_write_timeout(timeout),
+            Socket::Tls(s) => s.socket().set_write_timeout(timeout),
         }
     }
 
@@ -195,6 +201,7 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.write_all(bytes),
             Socket::Unix(s) => s.write_all(bytes),
+            Socket::Tls(s) => s.write_all(bytes),
         }
     }
 }
@@ -210,17 +217,27 @@ pub(crate) struct Wire {
 }
 
 impl Wire {
-    /// Connects to `addr` within `timeout` (TCP with `TCP_NODELAY`, or a
-    /// Unix socket), without any handshake.
+    /// Connects to `addr` within `timeout` (TCP with `TCP_NODELAY`, over
+    /// TLS when `tls` is given, or a Unix socket), without any Redis
+    /// handshake.
     pub(crate) fn connect(
         addr: &redis::ConnectionAddr,
+        tls: Option<&Tls>,
         timeout: Duration,
         spin: Arc<Spin>,
         db: i64,
     ) -> RedisResult<Wire> {
+        let started = Instant::now();
         let socket = match addr {
             redis::ConnectionAddr::Tcp(host, port) => {
-                Socket::Tcp(connect_tcp(host, *port, timeout)?)
+                let tcp = connect_tcp(host, *port, timeout)?;
+                match tls {
+                    None => Socket::Tcp(tcp),
+                    Some(tls) => {
+                        let left = timeout.saturating_sub(started.elapsed());
+                        Socket::Tls(Box::new(tls.connect(tcp, host, left)?))
+                    }
+                }
             }
             redis::ConnectionAddr::Unix(path) => {
                 Socket::Unix(crate::net::connect_unix(path, timeout)?)
@@ -262,7 +279,13 @@ impl Wire {
             deadline: self.read_timeout.map(|t| Instant::now() + t),
             spin: &self.spin,
         };
-        let value = self.parser.parse_value(reader);
+        let value = match &self.socket {
+            Socket::Tls(stream) => self.parser.parse_value(TlsReader {
+                stream,
+                raw: reader,
+            }),
+            _ => self.parser.parse_value(reader),
+        };
         if value.is_err() {
             // Half a reply may have been read: the stream is out of step.
             self.open = false;
@@ -284,6 +307,9 @@ impl Wire {
     /// connection the server closed while idle fails the next request
     /// sent on it, though nothing of that request ran.
     pub(crate) fn closed_by_peer(&self) -> bool {
+        if let Socket::Tls(stream) = &self.socket {
+            return stream.closed_or_out_of_step();
+        }
         let mut byte = [0u8; 1];
         // SAFETY: `byte` is valid for one byte; the socket is open.
         let n = unsafe {
@@ -364,6 +390,19 @@ fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream
     }))
 }
 
+/// A read of a TLS connection: decrypted bytes, the socket's read the
+/// way [`Reader`] does it.
+struct TlsReader<'a> {
+    stream: &'a TlsStream,
+    raw: Reader<'a>,
+}
+
+impl Read for TlsReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.read(buf, &mut self.raw)
+    }
+}
+
 /// A read of a connection's socket: at once if data is there, else spin
 /// (see [`Spin`]), else sleep in `poll(2)` until data or the deadline.
 struct Reader<'a> {
@@ -406,62 +445,6 @@ impl Read for Reader<'_> {
             if let Some(n) = try_recv(self.fd, buf)? {
                 self.spin.observe(started.elapsed());
                 return Ok(n);
-            }
-        }
-    }
-}
-
-/// Reads what the socket has without blocking: `None` when it has nothing.
-fn try_recv(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    loop {
-        // SAFETY: `buf` is valid for `buf.len()` bytes of writing; `fd` is
-        // the connection's open socket, owned by the `Wire` borrowed here.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
-        if n >= 0 {
-            return Ok(Some(n as usize));
-        }
-        let err = io::Error::last_os_error();
-        match err.kind() {
-            io::ErrorKind::WouldBlock => return Ok(None),
-            io::ErrorKind::Interrupted => continue,
-            _ => return Err(err),
-        }
-    }
-}
-
-/// Sleeps until the socket is readable (data, end of stream or an error:
-/// the next `recv` tells which), or fails with a timeout at `deadline`.
-fn wait_readable(fd: RawFd, deadline: Option<Instant>) -> io::Result<()> {
-    loop {
-        let timeout_ms = match deadline {
-            None => -1,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "Redis did not reply within the read timeout",
-                    ));
-                }
-                // Rounded up: a poll never returns before the deadline.
-                let ms = left.as_nanos().div_ceil(1_000_000);
-                libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
-            }
-        };
-        let mut pollfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&mut pollfd, 1, timeout_ms) };
-        if ready > 0 {
-            return Ok(());
-        }
-        if ready < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() != io::ErrorKind::Interrupted {
-                return Err(err);
             }
         }
     }

@@ -32,6 +32,10 @@ pub struct latchkey_client_options {
     master_password: Option<String>,
     master_db: Option<i64>,
     redlock_restart_delay: Option<Duration>,
+    tls_ca_file: Option<String>,
+    tls_client_cert: Option<(String, String)>,
+    tls_server_name: Option<String>,
+    tls_insecure_skip_verify: bool,
 }
 
 /// Makes an options object with every option unset.
@@ -364,6 +368,142 @@ pub unsafe extern "C" fn latchkey_client_options_set_redlock_restart_delay_ms(
     )
 }
 
+/// For rediss:// URLs: trust the CA certificates in this PEM file instead
+/// of the system's CA store. The path is copied; the file is read when the
+/// client is opened (a missing or unreadable file, or one without a
+/// certificate, fails the open with LATCHKEY_INVALID_ARGUMENT naming it).
+/// Any TLS option with no rediss:// URL fails the open the same way.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `path`
+/// not UTF-8); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread;
+/// `path` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_tls_ca_file(
+    options: *mut latchkey_client_options,
+    path: *const c_char,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_client_options_set_tls_ca_file", err_out, || {
+        // SAFETY: `options` and `path` keep the `# Safety` contract above,
+        // all that these helpers rely on (see `args`).
+        let (options, path) = unsafe {
+            (
+                args::borrow_mut(options, "options")?,
+                args::string(path, "path")?,
+            )
+        };
+        options.tls_ca_file = Some(path.to_string());
+        Ok(())
+    })
+}
+
+/// For rediss:// URLs: the client certificate (PEM chain) and private key
+/// (PEM) to show to a server that asks for one (mutual TLS,
+/// `tls-auth-clients yes`). The paths are copied; the files are read when
+/// the client is opened (LATCHKEY_INVALID_ARGUMENT, naming the file, when
+/// one is missing or the key does not match the certificate).
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, a path
+/// not UTF-8); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread;
+/// `cert_file` and `key_file` are NULL or NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_tls_client_cert(
+    options: *mut latchkey_client_options,
+    cert_file: *const c_char,
+    key_file: *const c_char,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_tls_client_cert",
+        err_out,
+        || {
+            // SAFETY: the arguments keep the `# Safety` contract above, all
+            // that these helpers rely on (see `args`).
+            let (options, cert, key) = unsafe {
+                (
+                    args::borrow_mut(options, "options")?,
+                    args::string(cert_file, "cert_file")?,
+                    args::string(key_file, "key_file")?,
+                )
+            };
+            options.tls_client_cert = Some((cert.to_string(), key.to_string()));
+            Ok(())
+        },
+    )
+}
+
+/// For rediss:// URLs: the name the server's certificate must carry, when
+/// it differs from the URL's host (e.g. the URL names an IP address). The
+/// string is copied; checked when the client is opened.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `name`
+/// not UTF-8); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread;
+/// `name` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_tls_server_name(
+    options: *mut latchkey_client_options,
+    name: *const c_char,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_tls_server_name",
+        err_out,
+        || {
+            // SAFETY: `options` and `name` keep the `# Safety` contract above,
+            // all that these helpers rely on (see `args`).
+            let (options, name) = unsafe {
+                (
+                    args::borrow_mut(options, "options")?,
+                    args::string(name, "name")?,
+                )
+            };
+            options.tls_server_name = Some(name.to_string());
+            Ok(())
+        },
+    )
+}
+
+/// For rediss:// URLs: when `skip` is true, ACCEPT ANY SERVER CERTIFICATE.
+/// The connection is encrypted, but to whoever answers: anyone on the path
+/// can pose as the server. For tests against a throwaway server only.
+///
+/// Threads: see latchkey_client_options. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (`options` NULL);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `options` is NULL or a live options object not used by another thread.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_client_options_set_tls_insecure_skip_verify(
+    options: *mut latchkey_client_options,
+    skip: bool,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call(
+        "latchkey_client_options_set_tls_insecure_skip_verify",
+        err_out,
+        || {
+            // SAFETY: `options` keeps the `# Safety` contract above, all that
+            // `args::borrow_mut` relies on (see `args`).
+            let options = unsafe { args::borrow_mut(options, "options") }?;
+            options.tls_insecure_skip_verify = skip;
+            Ok(())
+        },
+    )
+}
+
 impl Handle for latchkey_client_options {
     const KIND: Kind = Kind::ClientOptions;
 }
@@ -397,6 +537,18 @@ impl latchkey_client_options {
         }
         if let Some(delay) = self.redlock_restart_delay {
             builder = builder.redlock_restart_delay(delay);
+        }
+        if let Some(path) = &self.tls_ca_file {
+            builder = builder.tls_ca_file(path);
+        }
+        if let Some((cert, key)) = &self.tls_client_cert {
+            builder = builder.tls_client_cert(cert, key);
+        }
+        if let Some(name) = &self.tls_server_name {
+            builder = builder.tls_server_name(name.clone());
+        }
+        if self.tls_insecure_skip_verify {
+            builder = builder.tls_insecure_skip_verify(true);
         }
         builder
     }

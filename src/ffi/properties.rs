@@ -527,6 +527,7 @@ fn watch_against(stream: Vec<u8>, command_timeout: std::time::Duration) -> std::
     };
     let source: EndpointSource = Arc::new(move || {
         Ok(PubSubEndpoint {
+            tls: None,
             info: info.clone(),
             connect_timeout: Duration::from_secs(2),
             command_timeout,

@@ -89,19 +89,17 @@ impl Announcements {
     ) -> Option<Announcements> {
         let state = Arc::new((Mutex::new(ListenerState::default()), Condvar::new()));
         let thread_state = state.clone();
-        std::thread::Builder::new()
-            .name("latchkey-announcements".into())
-            .spawn(move || {
-                let listener = Listener {
-                    state: &thread_state,
-                    endpoint: &endpoint,
-                    channels: &channels,
-                    on_message: &on_message,
-                    subscribed: &subscribed,
-                };
-                listener.run();
-            })
-            .ok()?;
+        crate::thread::spawn("latchkey-announcements", move || {
+            let listener = Listener {
+                state: &thread_state,
+                endpoint: &endpoint,
+                channels: &channels,
+                on_message: &on_message,
+                subscribed: &subscribed,
+            };
+            listener.run();
+        })
+        .ok()?;
         Some(Announcements { state })
     }
 }

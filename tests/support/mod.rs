@@ -24,6 +24,8 @@ pub struct RedisServer {
     fixture: Fixture,
     pid: Option<i32>,
     pub port: u16,
+    /// The TLS port, for a server started with `--tls-port auto`.
+    pub tls_port: Option<u16>,
     pub dir: PathBuf,
 }
 
@@ -167,10 +169,12 @@ impl RedisServer {
         let port = field("port").parse().expect("a port number");
         let pid = field("pid").parse().ok();
         let dir = PathBuf::from(field("dir"));
+        let tls_port = json_field(&line, "tls_port").and_then(|p| p.parse().ok());
         RedisServer {
             fixture,
             pid,
             port,
+            tls_port,
             dir,
         }
     }

@@ -28,9 +28,10 @@ from conftest import PACKAGE_DIR, REPO
 
 LIBRARY = REPO / "target" / "release" / "liblatchkey.so"
 BUNDLED = "liblatchkey.abi3.so"
-# Stripped, the library is about 1.9 MB; with the release profile's debug
-# information it is about 17 MB.
-MAX_BUNDLED_BYTES = 2_000_000
+# Stripped, the library is about 3.4 MB (1.9 MB before TLS: rustls and ring
+# add about 0.8 MB of code); with the release profile's debug information it
+# is about 29 MB. The bound tells the two apart.
+MAX_BUNDLED_BYTES = 4_000_000
 BUILD_TIMEOUT = 900  # a cold cargo build on two cores; warm, seconds
 
 SHOW = "import latchkey; print(latchkey.library_path); print(latchkey.library_version())"

@@ -253,9 +253,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
             return;
         }
         let me = self.me.clone();
-        let spawned = std::thread::Builder::new()
-            .name("latchkey-redlock-probe".into())
-            .spawn(move || recover(me));
+        let spawned = crate::thread::spawn("latchkey-redlock-probe", move || recover(me));
         if spawned.is_ok() {
             health.recovering = Some(generation);
         } else {

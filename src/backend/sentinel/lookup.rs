@@ -10,11 +10,12 @@
 //! sentinel costs that much; lookups happen at the first command and
 //! after a failover only).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::backend::single::{connect_admin, describe_addr};
 use crate::error::{Error, ErrorKind, Result};
+use crate::tls::Tls;
 
 /// Where a sentinel says the master is, and under which configuration epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +29,7 @@ pub(super) struct Found {
 /// answers that came within the time.
 pub(super) fn ask_sentinels(
     sentinels: &[redis::Client],
+    tls: Option<Arc<Tls>>,
     master_name: &str,
     connect_timeout: Duration,
     command_timeout: Duration,
@@ -35,14 +37,19 @@ pub(super) fn ask_sentinels(
     let (tx, rx) = mpsc::channel();
     for sentinel in sentinels {
         let (sentinel, name, answers) = (sentinel.clone(), master_name.to_string(), tx.clone());
-        let asked = std::thread::Builder::new()
-            .name("latchkey-sentinel-lookup".into())
-            .spawn(move || {
-                crate::signals::mask_for_this_thread();
-                let answer = ask_one(&sentinel, &name, connect_timeout, command_timeout);
-                let who = describe_addr(sentinel.get_connection_info().addr());
-                let _ = answers.send((who, answer));
-            });
+        let tls = tls.clone();
+        let asked = crate::thread::spawn("latchkey-sentinel-lookup", move || {
+            crate::signals::mask_for_this_thread();
+            let answer = ask_one(
+                &sentinel,
+                tls.as_deref(),
+                &name,
+                connect_timeout,
+                command_timeout,
+            );
+            let who = describe_addr(sentinel.get_connection_info().addr());
+            let _ = answers.send((who, answer));
+        });
         if let Err(e) = asked {
             let _ = tx.send((
                 "a sentinel".into(),
@@ -81,13 +88,14 @@ pub(super) fn ask_sentinels(
 
 fn ask_one(
     sentinel: &redis::Client,
+    tls: Option<&Tls>,
     master_name: &str,
     connect_timeout: Duration,
     command_timeout: Duration,
 ) -> std::result::Result<Found, String> {
     // A sentinel that does not know AUTH quotes its arguments (the
     // password): `without_arguments` cuts them.
-    let mut conn = connect_admin(sentinel, connect_timeout)
+    let mut conn = connect_admin(sentinel, tls, connect_timeout)
         .map_err(|e| crate::error::without_arguments(&e))?;
     conn.set_read_timeout(Some(command_timeout))
         .map_err(|e| crate::error::without_arguments(&e))?;

@@ -1,0 +1,241 @@
+//! TLS against real redis-servers started with `--tls-port` and
+//! certificates made for the test (tools/tls_certs.py): a good chain, the
+//! wrong CA, the wrong name, mutual TLS, the loud insecure switch, and
+//! options that would be ignored.
+
+mod support;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use latchkey::{Client, ClientBuilder, ErrorKind, LockOptions};
+use support::{RedisServer, TempDir};
+
+/// The test certificates, by file name (see tools/tls_certs.py).
+struct Certs {
+    _dir: TempDir,
+    paths: HashMap<String, PathBuf>,
+}
+
+impl Certs {
+    fn make() -> Certs {
+        let dir = TempDir::new("tls-certs");
+        let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/tls_certs.py");
+        let out = Command::new("python3")
+            .arg(tool)
+            .arg(&dir.0)
+            .output()
+            .expect("python3 runs tools/tls_certs.py");
+        assert!(
+            out.status.success(),
+            "tools/tls_certs.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let paths = ["ca", "other-ca", "server", "client", "wrong-name"]
+            .iter()
+            .flat_map(|name| [format!("{name}.crt"), format!("{name}.key")])
+            .map(|file| {
+                let path = dir.0.join(&file);
+                (file, path)
+            })
+            .collect();
+        Certs { _dir: dir, paths }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.paths[file].clone()
+    }
+
+    /// A redis-server with a TLS port; `auth_clients` is its
+    /// `tls-auth-clients` (yes, no, optional).
+    fn server(&self, auth_clients: &str) -> RedisServer {
+        let (cert, key, ca) = (
+            self.path("server.crt"),
+            self.path("server.key"),
+            self.path("ca.crt"),
+        );
+        RedisServer::start_with(&[
+            "--tls-port",
+            "auto",
+            "--tls-cert-file",
+            cert.to_str().unwrap(),
+            "--tls-key-file",
+            key.to_str().unwrap(),
+            "--tls-ca-cert-file",
+            ca.to_str().unwrap(),
+            "--tls-auth-clients",
+            auth_clients,
+        ])
+    }
+}
+
+fn tls_url(server: &RedisServer, host: &str) -> String {
+    let port = server.tls_port.expect("the server has a TLS port");
+    format!("rediss://{host}:{port}")
+}
+
+fn quick(builder: ClientBuilder) -> ClientBuilder {
+    builder
+        .connect_timeout(Duration::from_secs(5))
+        .command_timeout(Duration::from_secs(5))
+}
+
+#[test]
+fn locks_are_taken_renewed_handed_over_and_released_over_tls() {
+    let certs = Certs::make();
+    let server = certs.server("no");
+    let client = |name: &str| {
+        quick(Client::builder(&tls_url(&server, name)))
+            .tls_ca_file(certs.path("ca.crt"))
+            .build()
+            .unwrap()
+    };
+    let (holder, waiter) = (client("localhost"), client("127.0.0.1"));
+    let options = LockOptions::new().ttl(Duration::from_secs(1));
+    let lock = holder.lock_with("tls-job", options.clone()).unwrap();
+    let guard = lock.acquire().unwrap();
+    let first_token = guard.fencing_token();
+    let other = waiter.lock_with("tls-job", options).unwrap();
+    let waiting = std::thread::spawn(move || {
+        let guard = other.acquire_timeout(Duration::from_secs(30)).unwrap();
+        let token = guard.fencing_token();
+        guard.release().unwrap();
+        token
+    });
+    support::wait_for_waiter(&server, "tls-job");
+    // Held past two ttls: only renewals over TLS keep it.
+    std::thread::sleep(Duration::from_millis(2500));
+    guard.check().unwrap();
+    guard.release().unwrap();
+    // The waiter was woken by the release message on its TLS listener.
+    assert!(waiting.join().unwrap() > first_token);
+    assert!(!holder.is_locked("tls-job").unwrap());
+}
+
+#[test]
+fn a_server_signed_by_another_ca_is_refused_naming_the_cause() {
+    let certs = Certs::make();
+    let server = certs.server("no");
+    let client = quick(Client::builder(&tls_url(&server, "localhost")))
+        .tls_ca_file(certs.path("other-ca.crt"))
+        .build()
+        .unwrap();
+    let err = client.lock("x").unwrap().try_acquire().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("not signed by a CA this client trusts") && text.contains("tls_ca_file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_certificate_must_name_the_server_or_the_name_given() {
+    let certs = Certs::make();
+    let server = certs.server("no");
+    let with_name = |name: &str| {
+        quick(Client::builder(&tls_url(&server, "127.0.0.1")))
+            .tls_ca_file(certs.path("ca.crt"))
+            .tls_server_name(name)
+            .build()
+            .unwrap()
+    };
+    let err = with_name("redis.elsewhere.test")
+        .is_locked("x")
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not valid for the host name"),
+        "{err}"
+    );
+    assert!(!with_name("localhost").is_locked("x").unwrap());
+}
+
+#[test]
+fn mutual_tls_needs_the_client_certificate() {
+    let certs = Certs::make();
+    let server = certs.server("yes");
+    let url = tls_url(&server, "localhost");
+    let without = quick(Client::builder(&url))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    let err = without.is_locked("x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    let with = quick(Client::builder(&url))
+        .tls_ca_file(certs.path("ca.crt"))
+        .tls_client_cert(certs.path("client.crt"), certs.path("client.key"))
+        .build()
+        .unwrap();
+    let guard = with.lock("mtls").unwrap().acquire().unwrap();
+    guard.release().unwrap();
+}
+
+#[test]
+fn skipping_verification_accepts_any_certificate() {
+    let certs = Certs::make();
+    let server = certs.server("no");
+    let client = quick(Client::builder(&tls_url(&server, "127.0.0.1")))
+        .tls_server_name("redis.elsewhere.test")
+        .tls_insecure_skip_verify(true)
+        .build()
+        .unwrap();
+    assert!(!client.is_locked("x").unwrap());
+}
+
+#[test]
+fn redlock_masters_are_reached_over_tls() {
+    let certs = Certs::make();
+    let servers: Vec<_> = (0..3).map(|_| certs.server("no")).collect();
+    let urls: Vec<_> = servers.iter().map(|s| tls_url(s, "localhost")).collect();
+    let client = quick(Client::redlock_builder(&urls))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    let guard = client.lock("redlock-tls").unwrap().acquire().unwrap();
+    assert!(client.is_locked("redlock-tls").unwrap());
+    guard.release().unwrap();
+}
+
+#[test]
+fn bad_tls_options_fail_the_build_and_name_what_is_wrong() {
+    let certs = Certs::make();
+    let invalid = |builder: ClientBuilder, needle: &str| {
+        let err = builder.build().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(err.to_string().contains(needle), "{err} lacks {needle}");
+    };
+    let tls = "rediss://localhost:6380";
+    invalid(
+        Client::builder("redis://localhost").tls_ca_file(certs.path("ca.crt")),
+        "no URL is rediss://",
+    );
+    invalid(
+        Client::builder(tls).tls_ca_file("/no/such/ca.pem"),
+        "/no/such/ca.pem",
+    );
+    invalid(
+        Client::builder(tls).tls_ca_file(certs.path("client.key")),
+        "no PEM certificate",
+    );
+    invalid(
+        Client::builder(tls)
+            .tls_ca_file(certs.path("ca.crt"))
+            .tls_client_cert(certs.path("client.crt"), certs.path("server.key")),
+        "do not go together",
+    );
+    invalid(
+        Client::builder(tls)
+            .tls_ca_file(certs.path("ca.crt"))
+            .tls_server_name("not a name"),
+        "not a valid TLS server name",
+    );
+    invalid(
+        Client::sentinel_builder(
+            &["rediss://localhost:26379", "redis://localhost:26380"],
+            "m",
+        ),
+        "rediss:// or none",
+    );
+}
