@@ -254,7 +254,15 @@ mod with_rustls {
                 }
                 socket.set_read_timeout(Some(left))?;
                 socket.set_write_timeout(Some(left))?;
-                conn.complete_io(&mut socket).map_err(explain_handshake)?;
+                conn.complete_io(&mut socket).map_err(|e| match e.kind() {
+                    // A read timeout shows as EAGAIN on Linux.
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the TLS handshake did not finish within the connect timeout \
+                         (is it a TLS port? a plain Redis port never answers the TLS hello)",
+                    ),
+                    _ => explain_handshake(e),
+                })?;
             }
             socket.set_read_timeout(None)?;
             Ok(TlsStream {
@@ -272,7 +280,12 @@ mod with_rustls {
         else {
             return e;
         };
-        let hint = match tls {
+        io::Error::new(e.kind(), format!("{}: {tls}", hint(tls)))
+    }
+
+    /// The likely cause of a TLS failure, for its message.
+    fn hint(tls: &rustls::Error) -> &'static str {
+        match tls {
             rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
                 "the server's certificate is not signed by a CA this client trusts \
                  (check the CA file, tls_ca_file)"
@@ -285,13 +298,17 @@ mod with_rustls {
                  (connect by the name in the certificate, or set tls_server_name)"
             }
             rustls::Error::InvalidCertificate(_) => "the server's certificate was refused",
-            rustls::Error::AlertReceived(_) => {
-                "the server refused the handshake (does it require a client certificate? \
-                 see tls_client_cert)"
+            // A TLS 1.3 server refuses a missing client certificate after
+            // the handshake, on the first read.
+            rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+                "the server requires a client certificate (tls_client_cert)"
             }
-            _ => "the TLS handshake failed",
-        };
-        io::Error::new(e.kind(), format!("{hint}: {tls}"))
+            rustls::Error::AlertReceived(_) => {
+                "the server refused the TLS connection (does it require a client \
+                 certificate? see tls_client_cert)"
+            }
+            _ => "TLS failed",
+        }
     }
 
     /// One TLS connection, shared by a reader and writers (see the module
@@ -302,7 +319,7 @@ mod with_rustls {
     }
 
     fn invalid_data(e: rustls::Error) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}"))
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", hint(&e)))
     }
 
     impl TlsStream {

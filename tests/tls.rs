@@ -48,27 +48,79 @@ impl Certs {
         self.paths[file].clone()
     }
 
-    /// A redis-server with a TLS port; `auth_clients` is its
-    /// `tls-auth-clients` (yes, no, optional).
-    fn server(&self, auth_clients: &str) -> RedisServer {
-        let (cert, key, ca) = (
-            self.path("server.crt"),
-            self.path("server.key"),
-            self.path("ca.crt"),
-        );
-        RedisServer::start_with(&[
+    /// The redis-server arguments of a TLS port (`tls-auth-clients` is
+    /// `auth_clients`: yes, no, optional), then `extra`.
+    fn server_args(&self, auth_clients: &str, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
             "--tls-port",
             "auto",
             "--tls-cert-file",
-            cert.to_str().unwrap(),
+            self.path("server.crt").to_str().unwrap(),
             "--tls-key-file",
-            key.to_str().unwrap(),
+            self.path("server.key").to_str().unwrap(),
             "--tls-ca-cert-file",
-            ca.to_str().unwrap(),
+            self.path("ca.crt").to_str().unwrap(),
             "--tls-auth-clients",
             auth_clients,
-        ])
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
     }
+
+    /// A redis-server with a TLS port (see `server_args`).
+    fn server(&self, auth_clients: &str) -> RedisServer {
+        let args = self.server_args(auth_clients, &[]);
+        RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// A sentinel that monitors `master` over TLS and listens on a TLS
+    /// port of its own.
+    fn sentinel(&self, master: &RedisServer) -> RedisServer {
+        let lines = [
+            "tls-port auto".to_string(),
+            format!("tls-cert-file {}", self.path("server.crt").display()),
+            format!("tls-key-file {}", self.path("server.key").display()),
+            format!("tls-ca-cert-file {}", self.path("ca.crt").display()),
+            "tls-auth-clients no".to_string(),
+            "tls-replication yes".to_string(),
+        ];
+        let master_tls = master.tls_port.expect("the master has a TLS port");
+        RedisServer::start_sentinel_with(
+            master_tls,
+            1,
+            &lines.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// `holder` takes `name` and keeps it past two ttls (renewals over TLS),
+/// `waiter` waits for it (its release listener over TLS) on `server`, and
+/// gets it when the holder releases, with a larger fencing token.
+fn hand_over(holder: &Client, waiter: &Client, server: &RedisServer, name: &str) {
+    let options = LockOptions::new().ttl(Duration::from_secs(1));
+    let guard = holder
+        .lock_with(name, options.clone())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let first_token = guard.fencing_token();
+    let other = waiter.lock_with(name, options).unwrap();
+    let waiting = std::thread::spawn(move || {
+        let guard = other.acquire_timeout(Duration::from_secs(30)).unwrap();
+        let token = guard.fencing_token();
+        guard.release().unwrap();
+        token
+    });
+    support::wait_for_waiter(server, name);
+    // Held past two ttls: only renewals keep it.
+    std::thread::sleep(Duration::from_millis(2500));
+    guard.check().unwrap();
+    guard.release().unwrap();
+    assert!(waiting.join().unwrap() > first_token);
+    assert!(!holder.is_locked(name).unwrap());
 }
 
 fn tls_url(server: &RedisServer, host: &str) -> String {
@@ -92,26 +144,53 @@ fn locks_are_taken_renewed_handed_over_and_released_over_tls() {
             .build()
             .unwrap()
     };
-    let (holder, waiter) = (client("localhost"), client("127.0.0.1"));
-    let options = LockOptions::new().ttl(Duration::from_secs(1));
-    let lock = holder.lock_with("tls-job", options.clone()).unwrap();
-    let guard = lock.acquire().unwrap();
-    let first_token = guard.fencing_token();
-    let other = waiter.lock_with("tls-job", options).unwrap();
-    let waiting = std::thread::spawn(move || {
-        let guard = other.acquire_timeout(Duration::from_secs(30)).unwrap();
-        let token = guard.fencing_token();
+    hand_over(
+        &client("localhost"),
+        &client("127.0.0.1"),
+        &server,
+        "tls-job",
+    );
+}
+
+#[test]
+fn sentinel_and_its_master_are_reached_over_tls() {
+    let certs = Certs::make();
+    let master = certs.server("no");
+    let sentinel = certs.sentinel(&master);
+    let client = || {
+        quick(Client::sentinel_builder(
+            &[tls_url(&sentinel, "localhost")],
+            "mymaster",
+        ))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap()
+    };
+    hand_over(&client(), &client(), &master, "sentinel-tls");
+}
+
+#[test]
+fn cluster_nodes_are_reached_over_tls() {
+    let certs = Certs::make();
+    let args = certs.server_args("no", &["--tls-cluster", "yes"]);
+    let nodes = support::cluster::start_nodes_with(
+        3,
+        0,
+        5000,
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let client = || {
+        quick(Client::cluster_builder(&[tls_url(&nodes[0], "localhost")]))
+            .tls_ca_file(certs.path("ca.crt"))
+            .build()
+            .unwrap()
+    };
+    // Names in every master's slots.
+    for name in ["a", "b", "c", "d", "e"] {
+        let guard = client().lock(name).unwrap().acquire().unwrap();
+        assert!(client().is_locked(name).unwrap());
         guard.release().unwrap();
-        token
-    });
-    support::wait_for_waiter(&server, "tls-job");
-    // Held past two ttls: only renewals over TLS keep it.
-    std::thread::sleep(Duration::from_millis(2500));
-    guard.check().unwrap();
-    guard.release().unwrap();
-    // The waiter was woken by the release message on its TLS listener.
-    assert!(waiting.join().unwrap() > first_token);
-    assert!(!holder.is_locked("tls-job").unwrap());
+    }
 }
 
 #[test]
@@ -163,6 +242,11 @@ fn mutual_tls_needs_the_client_certificate() {
         .unwrap();
     let err = without.is_locked("x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(
+        err.to_string()
+            .contains("the server requires a client certificate (tls_client_cert)"),
+        "{err}"
+    );
     let with = quick(Client::builder(&url))
         .tls_ca_file(certs.path("ca.crt"))
         .tls_client_cert(certs.path("client.crt"), certs.path("client.key"))
@@ -170,6 +254,21 @@ fn mutual_tls_needs_the_client_certificate() {
         .unwrap();
     let guard = with.lock("mtls").unwrap().acquire().unwrap();
     guard.release().unwrap();
+}
+
+#[test]
+fn a_plain_port_given_as_rediss_fails_within_the_connect_timeout_saying_so() {
+    let certs = Certs::make();
+    let server = certs.server("no");
+    let client = Client::builder(&format!("rediss://127.0.0.1:{}", server.port))
+        .tls_ca_file(certs.path("ca.crt"))
+        .connect_timeout(Duration::from_millis(300))
+        .command_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let err = client.is_locked("x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
 }
 
 #[test]

@@ -107,15 +107,16 @@ class RedisServer:
         self.detach = detach
         self.proc: Optional[subprocess.Popen[bytes]] = None
         self.port = 0
-        # `--tls-port auto` among the extra arguments: a free port of its
-        # own on every attempt, reported as "tls_port".
+        # `--tls-port auto` among the extra arguments (for a sentinel, the
+        # configuration line `tls-port auto`): a free port of its own on
+        # every attempt, reported as "tls_port".
         self.tls_port = 0
         self.dir = tempfile.mkdtemp(prefix=prefix)
         self.log_path = os.path.join(self.dir, LOG_FILE)
         try:
             for _ in range(START_ATTEMPTS):
                 self.port = free_port()
-                if "auto" in self._after("--tls-port"):
+                if self._wants_tls_port():
                     self.tls_port = free_port()
                 if self._spawn():
                     return
@@ -152,15 +153,18 @@ class RedisServer:
             state["tls_port"] = self.tls_port
         return state
 
-    def _after(self, option: str) -> list[str]:
-        """The values that follow `option` among the extra arguments."""
-        return [v for k, v in zip(self.extra, self.extra[1:]) if k == option]
+    def _wants_tls_port(self) -> bool:
+        pairs = zip(self.extra, self.extra[1:])
+        return "tls-port auto" in self.extra or ("--tls-port", "auto") in pairs
 
     def _extra_arguments(self) -> list[str]:
-        """The extra arguments, `--tls-port auto` given its port."""
+        """The extra arguments (or configuration lines), `auto` TLS port
+        given its number."""
         out = list(self.extra)
-        for i in range(1, len(out)):
-            if out[i - 1] == "--tls-port" and out[i] == "auto":
+        for i, item in enumerate(out):
+            if item == "tls-port auto":
+                out[i] = f"tls-port {self.tls_port}"
+            elif item == "auto" and i > 0 and out[i - 1] == "--tls-port":
                 out[i] = str(self.tls_port)
         return out
 
@@ -196,7 +200,7 @@ class RedisServer:
         lines = [f"port {self.port}", "bind 127.0.0.1", f"dir {self.dir}"]
         if self.sentinel_of is not None:
             lines.append(f"sentinel monitor mymaster 127.0.0.1 {self.sentinel_of} {self.quorum}")
-        lines += self.extra
+        lines += self._extra_arguments()
         conf = os.path.join(self.dir, "sentinel.conf")
         with open(conf, "w", encoding="utf-8") as f:
             f.write("\n".join(lines) + "\n")

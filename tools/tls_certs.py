@@ -69,7 +69,11 @@ def make(directory: str) -> dict[str, str]:
     os.makedirs(directory, exist_ok=True)
     _ca("ca", "/CN=latchkey test CA", directory)
     _ca("other-ca", "/CN=latchkey unrelated CA", directory)
-    server = ["subjectAltName=DNS:localhost,IP:127.0.0.1", "extendedKeyUsage=serverAuth"]
+    # clientAuth too: cluster nodes show it to each other on the TLS bus.
+    server = [
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "extendedKeyUsage=serverAuth,clientAuth",
+    ]
     _leaf("server", "/CN=localhost", server, directory)
     _leaf("client", "/CN=latchkey test client", ["extendedKeyUsage=clientAuth"], directory)
     wrong = ["subjectAltName=DNS:redis.elsewhere.test", "extendedKeyUsage=serverAuth"]

@@ -141,7 +141,13 @@ impl RedisServer {
     /// Starts a sentinel monitoring the master on `master_port` as
     /// `mymaster`, with quick failure detection.
     pub fn start_sentinel(master_port: u16, quorum: u32) -> Self {
-        let args = [
+        Self::start_sentinel_with(master_port, quorum, &[])
+    }
+
+    /// As [`start_sentinel`](Self::start_sentinel), with extra
+    /// configuration lines (e.g. `tls-port auto`).
+    pub fn start_sentinel_with(master_port: u16, quorum: u32, lines: &[&str]) -> Self {
+        let mut args = vec![
             "--prefix".to_string(),
             Self::prefix(),
             "--sentinel-of".to_string(),
@@ -152,6 +158,7 @@ impl RedisServer {
             "sentinel down-after-milliseconds mymaster 1000".to_string(),
             "sentinel failover-timeout mymaster 5000".to_string(),
         ];
+        args.extend(lines.iter().map(|line| line.to_string()));
         Self::launch(&args)
     }
 
