@@ -33,14 +33,15 @@ test -f "$lib/liblatchkey.a"
 readelf -d "$lib/liblatchkey.so.$version" | grep -q 'SONAME.*\[liblatchkey.so.0\]'
 ok "layout: header, liblatchkey.so.$version -> .so.0 -> .so, liblatchkey.a, soname"
 
-# Stripped: no debug information (the release profile's), about 2 MB, not 17.
+# Stripped: no debug information (the release profile's), about 3.4 MB with
+# TLS (rustls and ring), not 29.
 for installed in "$lib/liblatchkey.so.$version" "$lib/liblatchkey.a"; do
     if readelf -S -W "$installed" | grep -q '\.debug_'; then
         echo "FAIL  $installed carries debug information: make install strips it"; exit 1
     fi
 done
 size=$(stat -c %s "$lib/liblatchkey.so.$version")
-test "$size" -lt 3000000 || { echo "FAIL  liblatchkey.so.$version is $size bytes: not stripped?"; exit 1; }
+test "$size" -lt 5000000 || { echo "FAIL  liblatchkey.so.$version is $size bytes: not stripped?"; exit 1; }
 nm -D --defined-only "$lib/liblatchkey.so.$version" | grep -q ' T latchkey_client_open$'
 ok "stripped: liblatchkey.so.$version ($size bytes, no debug information) and liblatchkey.a"
 

@@ -22,12 +22,22 @@
 #define REDIS_FIXTURE_TOOL "tools/redis_fixture.py"
 #endif
 
-/* Execs the tool in the child; never returns. */
-static void exec_tool(int in_fd, int out_fd) {
+/* Execs the tool in the child, the extra arguments after "--"; never
+ * returns. */
+static void exec_tool(int in_fd, int out_fd, const char *const *extra) {
+    char *argv[6 + REDIS_FIXTURE_MAX_EXTRA + 1];
+    size_t argc = 0;
+    argv[argc++] = (char *)"python3";
+    argv[argc++] = (char *)REDIS_FIXTURE_TOOL;
+    argv[argc++] = (char *)"start";
+    argv[argc++] = (char *)"--prefix";
+    argv[argc++] = (char *)"latchkey-ffi-";
+    argv[argc++] = (char *)"--";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) argv[argc++] = (char *)extra[i];
+    argv[argc] = NULL;
     dup2(in_fd, STDIN_FILENO);
     dup2(out_fd, STDOUT_FILENO);
-    execlp("python3", "python3", REDIS_FIXTURE_TOOL, "start", "--prefix", "latchkey-ffi-",
-           (char *)NULL);
+    execvp("python3", argv);
     _exit(127);
 }
 
@@ -76,12 +86,23 @@ static int json_field(const char *line, const char *name, char *out, size_t size
 }
 
 int redis_fixture_start(redis_fixture *fixture) {
+    return redis_fixture_start_with(fixture, NULL);
+}
+
+int redis_fixture_start_with(redis_fixture *fixture, const char *const *extra) {
     int to_tool[2], from_tool[2];
     char line[1024], value[256];
+    size_t extras = 0;
     memset(fixture, 0, sizeof *fixture);
     fixture->pid = -1;
     fixture->tool_pid = -1;
     fixture->tool_fd = -1;
+    while (extra != NULL && extra[extras] != NULL) extras++;
+    if (extras > REDIS_FIXTURE_MAX_EXTRA) {
+        fprintf(stderr, "redis_fixture: %zu extra arguments, at most %d\n", extras,
+                REDIS_FIXTURE_MAX_EXTRA);
+        return -1;
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, to_tool) != 0) {
         perror("redis_fixture: socketpair");
         return -1;
@@ -106,7 +127,7 @@ int redis_fixture_start(redis_fixture *fixture) {
         close(from_tool[1]);
         return -1;
     }
-    if (pid == 0) exec_tool(to_tool[1], from_tool[1]);
+    if (pid == 0) exec_tool(to_tool[1], from_tool[1], extra);
     close(to_tool[1]);
     close(from_tool[1]);
     fixture->tool_pid = pid;
@@ -118,6 +139,7 @@ int redis_fixture_start(redis_fixture *fixture) {
         fixture->port = atoi(value);
         if (json_field(line, "pid", value, sizeof value) == 0) fixture->pid = (pid_t)atoi(value);
         if (json_field(line, "dir", fixture->dir, sizeof fixture->dir) != 0) fixture->dir[0] = '\0';
+        if (json_field(line, "tls_port", value, sizeof value) == 0) fixture->tls_port = atoi(value);
         snprintf(fixture->url, sizeof fixture->url, "redis://127.0.0.1:%d", fixture->port);
         if (fixture->port > 0 && fixture->pid > 0) return 0;
     }

@@ -13,6 +13,7 @@
 typedef struct redis_fixture {
     pid_t pid;
     int port;
+    int tls_port;   /* with "--tls-port auto" among the extra arguments, else 0 */
     char dir[256];  /* the server's temporary directory, also usable by tests */
     char url[64];   /* "redis://127.0.0.1:PORT" */
     pid_t tool_pid; /* tools/redis_fixture.py, which owns the server */
@@ -24,6 +25,14 @@ typedef struct redis_fixture {
  * "Ready to accept connections". Returns 0, or -1 with a message on stderr.
  */
 int redis_fixture_start(redis_fixture *fixture);
+
+/*
+ * The same with extra redis-server arguments (a NULL-terminated array, at
+ * most REDIS_FIXTURE_MAX_EXTRA of them), e.g. "--tls-port", "auto", ...:
+ * the tool then picks a free TLS port too, set in tls_port.
+ */
+#define REDIS_FIXTURE_MAX_EXTRA 32
+int redis_fixture_start_with(redis_fixture *fixture, const char *const *extra);
 
 /* Stops the server and removes its directory. Safe to call twice. */
 void redis_fixture_stop(redis_fixture *fixture);

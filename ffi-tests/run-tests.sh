@@ -15,8 +15,10 @@ mkdir -p "$logs"
 # Leaks count only when definite or indirect: the library keeps a few
 # process-lifetime statics (compiled scripts, the handle registry) that
 # valgrind lists as "still reachable".
+# valgrind.supp: memcheck's false alarms in the TLS crypto (see the file).
 valgrind_cmd=(valgrind --leak-check=full --errors-for-leak-kinds=definite,indirect
-              --error-exitcode=1 --num-callers=30)
+              --error-exitcode=1 --num-callers=30
+              --suppressions="$(cd "$(dirname "$0")" && pwd)/valgrind.supp")
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 # A hang is a failure, not a stuck CI run.

@@ -47,6 +47,10 @@ type clientConfig struct {
 	masterPassword                 *string
 	masterDB                       *int64
 	restartDelay                   *time.Duration
+	tlsCAFile                      *string
+	tlsClientCert, tlsClientKey    *string
+	tlsServerName                  *string
+	tlsInsecureSkipVerify          bool
 }
 
 // WithConnectTimeout sets the time allowed to connect and handshake
@@ -124,6 +128,43 @@ func WithMasterDB(db int64) Option {
 // Other deployments refuse it.
 func WithRedlockRestartDelay(d time.Duration) Option {
 	return func(c *clientConfig) { c.restartDelay = &d }
+}
+
+// WithTLSCAFile (rediss:// URLs) trusts the CA certificates in this PEM file
+// instead of the system's CA store. The file is read when the client is
+// opened: a missing or unreadable file, or one without a certificate, makes
+// Open fail with ErrInvalidArgument naming it. Every TLS option with no
+// rediss:// URL makes Open fail the same way. A server whose certificate no
+// trusted CA signed is refused at the first command with ErrConnection,
+// whose message says so (and names the option as the library's
+// tls_ca_file).
+func WithTLSCAFile(path string) Option {
+	return func(c *clientConfig) { c.tlsCAFile = &path }
+}
+
+// WithTLSClientCert (rediss:// URLs) shows this certificate (a PEM chain)
+// and private key (PEM) to a server that asks for one (mutual TLS, Redis's
+// tls-auth-clients yes). The files are read when the client is opened: a
+// missing file, or a key that does not match the certificate, makes Open
+// fail with ErrInvalidArgument naming it.
+func WithTLSClientCert(certFile, keyFile string) Option {
+	return func(c *clientConfig) { c.tlsClientCert, c.tlsClientKey = &certFile, &keyFile }
+}
+
+// WithTLSServerName (rediss:// URLs) sets the name the server's certificate
+// must carry, when it differs from the URL's host (the URL names an IP
+// address, or a tunnel). A certificate for another name is refused at the
+// first command with ErrConnection; a name that is not a valid TLS server
+// name makes Open fail with ErrInvalidArgument.
+func WithTLSServerName(name string) Option {
+	return func(c *clientConfig) { c.tlsServerName = &name }
+}
+
+// WithTLSInsecureSkipVerify (rediss:// URLs) ACCEPTS ANY SERVER CERTIFICATE:
+// the connection is encrypted, but to whoever answers, so anyone on the path
+// can pose as the server. For tests against a throwaway server only.
+func WithTLSInsecureSkipVerify() Option {
+	return func(c *clientConfig) { c.tlsInsecureSkipVerify = true }
 }
 
 // clientOptions builds a latchkey_client_options from opts (nil when no
@@ -239,6 +280,52 @@ func clientOptions(opts []Option) (*C.latchkey_client_options, error) {
 			err = check(C.latchkey_client_options_set_redlock_restart_delay_ms(o, ms, &cerr))
 		}
 		if err != nil {
+			return fail(err)
+		}
+	}
+	// TLS: only translated; the library reads and checks the files, and
+	// the name, when the client is opened.
+	if cfg.tlsCAFile != nil {
+		p, err := cString("TLS CA file", *cfg.tlsCAFile)
+		if err != nil {
+			return fail(err)
+		}
+		err = check(C.latchkey_client_options_set_tls_ca_file(o, p, &cerr))
+		freeCString(p)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.tlsClientCert != nil {
+		cert, err := cString("TLS client certificate file", *cfg.tlsClientCert)
+		if err != nil {
+			return fail(err)
+		}
+		key, err := cString("TLS client key file", *cfg.tlsClientKey)
+		if err != nil {
+			freeCString(cert)
+			return fail(err)
+		}
+		err = check(C.latchkey_client_options_set_tls_client_cert(o, cert, key, &cerr))
+		freeCString(cert)
+		freeCString(key)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.tlsServerName != nil {
+		p, err := cString("TLS server name", *cfg.tlsServerName)
+		if err != nil {
+			return fail(err)
+		}
+		err = check(C.latchkey_client_options_set_tls_server_name(o, p, &cerr))
+		freeCString(p)
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if cfg.tlsInsecureSkipVerify {
+		if err := check(C.latchkey_client_options_set_tls_insecure_skip_verify(o, C.bool(true), &cerr)); err != nil {
 			return fail(err)
 		}
 	}

@@ -46,6 +46,9 @@ type redisServer struct {
 	dir   string
 	port  int
 	url   string
+	// tlsPort: with "--tls-port auto" among the extra arguments, the TLS
+	// port the fixture picked (0 otherwise).
+	tlsPort int
 }
 
 // startRedis starts redis-server on a free port in a temporary directory,
@@ -97,15 +100,16 @@ func launchRedis(sentinelConf string, extra []string) (*redisServer, error) {
 	}
 	line, readErr := bufio.NewReader(stdout).ReadString('\n')
 	var state struct {
-		Port int    `json:"port"`
-		Pid  int    `json:"pid"`
-		Dir  string `json:"dir"`
-		URL  string `json:"url"`
+		Port    int    `json:"port"`
+		Pid     int    `json:"pid"`
+		Dir     string `json:"dir"`
+		URL     string `json:"url"`
+		TLSPort int    `json:"tls_port"`
 	}
 	if readErr == nil {
 		readErr = json.Unmarshal([]byte(line), &state)
 	}
-	srv := &redisServer{cmd: cmd, stdin: stdin, dir: state.Dir, port: state.Port, url: state.URL}
+	srv := &redisServer{cmd: cmd, stdin: stdin, dir: state.Dir, port: state.Port, url: state.URL, tlsPort: state.TLSPort}
 	if readErr != nil || state.Port == 0 {
 		srv.stop()
 		return nil, fmt.Errorf("redis-server did not start (python3 %s, message above; Debian: apt-get install redis-server): %q %v", tool, line, readErr)

@@ -11,6 +11,7 @@ there is one source of truth and one message.
 from __future__ import annotations
 
 import math
+import os
 from numbers import Real
 from typing import Optional
 
@@ -36,6 +37,18 @@ def text(value: object, what: str) -> bytes:
         raise ValueError(
             f"{what} is not encodable as UTF-8 ({e.reason}, at index {e.start})"
         ) from None
+
+
+def path(value: object, what: str) -> bytes:
+    """A file path (str or os.PathLike of str) as NUL-terminated UTF-8 for
+    C. Bytes paths are refused: the library takes UTF-8 paths only."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        raise TypeError(f"{what} must be a str or os.PathLike of str, not bytes")
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str or os.PathLike, not {type(value).__name__}")
+    return text(value, what)
 
 
 def text_list(values: object, what: str) -> list[bytes]:

@@ -246,6 +246,10 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_client_options_set_master_password", _S, [_H, c_char_p, _ERR]),
     ("latchkey_client_options_set_master_db", _S, [_H, c_int64, _ERR]),
     ("latchkey_client_options_set_redlock_restart_delay_ms", _S, [_H, c_uint64, _ERR]),
+    ("latchkey_client_options_set_tls_ca_file", _S, [_H, c_char_p, _ERR]),
+    ("latchkey_client_options_set_tls_client_cert", _S, [_H, c_char_p, c_char_p, _ERR]),
+    ("latchkey_client_options_set_tls_server_name", _S, [_H, c_char_p, _ERR]),
+    ("latchkey_client_options_set_tls_insecure_skip_verify", _S, [_H, c_bool, _ERR]),
     # clients
     ("latchkey_client_open", _S, [c_char_p, _H, _OUT, _ERR]),
     ("latchkey_client_open_redlock", _S, [POINTER(c_char_p), c_size_t, _H, _OUT, _ERR]),

@@ -3,6 +3,7 @@ Cluster), and what to ask it about a lock by name."""
 
 from __future__ import annotations
 
+import os
 import weakref
 from ctypes import POINTER, c_bool, c_char_p, c_size_t, c_uint64, c_void_p, string_at
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from .lock import Lock, LostLease
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+_Path = Union[str, "os.PathLike[str]"]
+"""A file path: a str or an os.PathLike of str (a pathlib.Path)."""
 
 __all__ = ["Client", "LockInfo", "QueuedWaiter", "MasterState", "FencedWrite", "FencedValue"]
 
@@ -132,6 +136,24 @@ class Client:
     connections spin only while its replies come within the limit, and at
     most one fewer threads of the process than it has cores spin at once.
 
+    TLS (every constructor; see the main README's TLS section): a
+    ``rediss://host:port`` URL connects over TLS, checking the server's
+    certificate against the system's CA store and the URL's host.
+    ``tls_ca_file`` (a path) trusts the CA certificates of that PEM file
+    instead; ``tls_client_cert=(cert_file, key_file)`` shows that PEM
+    certificate and key to a server with ``tls-auth-clients yes`` (mutual
+    TLS); ``tls_server_name`` is the name the certificate must carry when
+    the URL names another (an IP address, a tunnel);
+    ``tls_insecure_skip_verify=True`` accepts ANY certificate: encrypted,
+    but to whoever answers, for throwaway test servers only. The files are
+    read when the client is made: a missing file, one without a
+    certificate, a key that does not match its certificate, or any TLS
+    option with no ``rediss://`` URL raise :class:`InvalidArgument` naming
+    the cause. A handshake that fails raises :class:`ConnectionFailed` at
+    the first command, saying why (a CA this client does not trust, a
+    certificate for another name). Redlock masters are each reached as
+    their URL says; Sentinel and Cluster URLs are all ``rediss://`` or none.
+
     A client is thread-safe: share one between all threads. Use it as a
     context manager, or call :meth:`close`, which releases every lock still
     held through it (whichever thread holds it) and ends its waits. A lock
@@ -155,6 +177,10 @@ class Client:
         pool_size: Optional[int] = None,
         spin_us: Optional[int] = None,
         wait_for_replicas: Optional[tuple[int, float]] = None,
+        tls_ca_file: Optional[_Path] = None,
+        tls_client_cert: Optional[tuple[_Path, _Path]] = None,
+        tls_server_name: Optional[str] = None,
+        tls_insecure_skip_verify: bool = False,
     ) -> None:
         url_b = _args.text(url, "url")
         self._open(
@@ -166,6 +192,10 @@ class Client:
             pool_size=pool_size,
             spin_us=spin_us,
             wait_for_replicas=wait_for_replicas,
+            tls_ca_file=tls_ca_file,
+            tls_client_cert=tls_client_cert,
+            tls_server_name=tls_server_name,
+            tls_insecure_skip_verify=tls_insecure_skip_verify,
         )
 
     @classmethod
@@ -179,6 +209,10 @@ class Client:
         pool_size: Optional[int] = None,
         spin_us: Optional[int] = None,
         restart_delay: Optional[float] = None,
+        tls_ca_file: Optional[_Path] = None,
+        tls_client_cert: Optional[tuple[_Path, _Path]] = None,
+        tls_server_name: Optional[str] = None,
+        tls_insecure_skip_verify: bool = False,
     ) -> "Client":
         """A Redlock client over independent masters (an odd number, at
         least 3). A lock is held when a quorum (N/2+1) granted it, and only
@@ -210,6 +244,10 @@ class Client:
             pool_size=pool_size,
             spin_us=spin_us,
             restart_delay=restart_delay,
+            tls_ca_file=tls_ca_file,
+            tls_client_cert=tls_client_cert,
+            tls_server_name=tls_server_name,
+            tls_insecure_skip_verify=tls_insecure_skip_verify,
         )
         return self
 
@@ -227,6 +265,10 @@ class Client:
         pool_size: Optional[int] = None,
         spin_us: Optional[int] = None,
         wait_for_replicas: Optional[tuple[int, float]] = None,
+        tls_ca_file: Optional[_Path] = None,
+        tls_client_cert: Optional[tuple[_Path, _Path]] = None,
+        tls_server_name: Optional[str] = None,
+        tls_insecure_skip_verify: bool = False,
     ) -> "Client":
         """A client that finds the master ``master_name`` through Redis
         Sentinel and follows failovers. ``master_password`` and
@@ -250,6 +292,10 @@ class Client:
             wait_for_replicas=wait_for_replicas,
             master_password=master_password,
             master_db=master_db,
+            tls_ca_file=tls_ca_file,
+            tls_client_cert=tls_client_cert,
+            tls_server_name=tls_server_name,
+            tls_insecure_skip_verify=tls_insecure_skip_verify,
         )
         return self
 
@@ -264,6 +310,10 @@ class Client:
         pool_size: Optional[int] = None,
         spin_us: Optional[int] = None,
         wait_for_replicas: Optional[tuple[int, float]] = None,
+        tls_ca_file: Optional[_Path] = None,
+        tls_client_cert: Optional[tuple[_Path, _Path]] = None,
+        tls_server_name: Optional[str] = None,
+        tls_insecure_skip_verify: bool = False,
     ) -> "Client":
         """A client for a Redis Cluster, given some of its nodes. Every key
         of a lock shares a hash tag, so each lock lives on one slot; MOVED
@@ -284,6 +334,10 @@ class Client:
             pool_size=pool_size,
             spin_us=spin_us,
             wait_for_replicas=wait_for_replicas,
+            tls_ca_file=tls_ca_file,
+            tls_client_cert=tls_client_cert,
+            tls_server_name=tls_server_name,
+            tls_insecure_skip_verify=tls_insecure_skip_verify,
         )
         return self
 
@@ -303,6 +357,10 @@ class Client:
         master_password: Optional[str] = None,
         master_db: Optional[int] = None,
         restart_delay: Optional[float] = None,
+        tls_ca_file: Optional[_Path] = None,
+        tls_client_cert: Optional[tuple[_Path, _Path]] = None,
+        tls_server_name: Optional[str] = None,
+        tls_insecure_skip_verify: bool = False,
     ) -> None:
         self._kind = kind
         # Check every argument before allocating anything in C.
@@ -344,6 +402,30 @@ class Client:
         if restart_delay is not None:
             delay_ms = _args.non_negative_ms(restart_delay, "restart_delay")
             settings.append((lib.latchkey_client_options_set_redlock_restart_delay_ms, (delay_ms,)))
+        # TLS: only translated here; the library reads the files, checks the
+        # name and refuses options with no rediss:// URL when it opens.
+        if tls_ca_file is not None:
+            ca = _args.path(tls_ca_file, "tls_ca_file")
+            settings.append((lib.latchkey_client_options_set_tls_ca_file, (ca,)))
+        if tls_client_cert is not None:
+            if not isinstance(tls_client_cert, tuple) or len(tls_client_cert) != 2:
+                raise TypeError(
+                    "tls_client_cert must be a tuple (certificate file, key file), "
+                    f"not {type(tls_client_cert).__name__}"
+                )
+            cert = _args.path(tls_client_cert[0], "tls_client_cert[0]")
+            key = _args.path(tls_client_cert[1], "tls_client_cert[1]")
+            settings.append((lib.latchkey_client_options_set_tls_client_cert, (cert, key)))
+        if tls_server_name is not None:
+            server_name = _args.text(tls_server_name, "tls_server_name")
+            settings.append((lib.latchkey_client_options_set_tls_server_name, (server_name,)))
+        if not isinstance(tls_insecure_skip_verify, bool):
+            raise TypeError(
+                "tls_insecure_skip_verify must be a bool, "
+                f"not {type(tls_insecure_skip_verify).__name__}"
+            )
+        if tls_insecure_skip_verify:
+            settings.append((lib.latchkey_client_options_set_tls_insecure_skip_verify, (True,)))
 
         options = c_void_p()
         err = c_void_p()
