@@ -338,3 +338,30 @@ fn bad_tls_options_fail_the_build_and_name_what_is_wrong() {
         "rediss:// or none",
     );
 }
+
+#[test]
+fn the_tool_speaks_tls_with_its_tls_options() {
+    let certs = Certs::make();
+    let server = certs.server("yes");
+    let run = |with_cert: bool| {
+        let mut tool = support::tool();
+        tool.args(["--url", &tls_url(&server, "localhost"), "--tls-ca-file"])
+            .arg(certs.path("ca.crt"));
+        if with_cert {
+            tool.arg("--tls-cert-file")
+                .arg(certs.path("client.crt"))
+                .arg("--tls-key-file")
+                .arg(certs.path("client.key"));
+        }
+        tool.args(["inspect", "tool-tls"]).output().unwrap()
+    };
+    let out = run(true);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "free");
+    let refused = run(false);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("client certificate"),
+        "{refused:?}"
+    );
+}

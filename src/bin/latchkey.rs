@@ -30,7 +30,7 @@ Exit status:
 #[derive(Parser)]
 #[command(name = "latchkey", version, after_help = EXIT_CODES)]
 struct Cli {
-    /// Redis URL, redis://[user:password@]host[:port][/db] or unix:///path;
+    /// Redis URL, redis[s]://[user:password@]host[:port][/db] or unix:///path;
     /// give it 3, 5, ... times for Redlock over independent masters
     /// [default: $LATCHKEY_URL, else redis://127.0.0.1:6379]
     #[arg(long = "url", value_name = "URL", global = true)]
@@ -39,6 +39,30 @@ struct Cli {
     /// Prefix of every Redis key [default: latchkey]
     #[arg(long, value_name = "PREFIX", global = true)]
     prefix: Option<String>,
+
+    /// For rediss:// URLs: trust the CA certificates in this PEM file
+    /// [default: the system's CA store]
+    #[arg(long, value_name = "FILE", global = true)]
+    tls_ca_file: Option<std::path::PathBuf>,
+
+    /// For rediss:// URLs: client certificate (PEM) for mutual TLS; needs
+    /// --tls-key-file
+    #[arg(long, value_name = "FILE", global = true, requires = "tls_key_file")]
+    tls_cert_file: Option<std::path::PathBuf>,
+
+    /// For rediss:// URLs: the client certificate's private key (PEM)
+    #[arg(long, value_name = "FILE", global = true, requires = "tls_cert_file")]
+    tls_key_file: Option<std::path::PathBuf>,
+
+    /// For rediss:// URLs: the name the server's certificate must carry
+    /// [default: the URL's host]
+    #[arg(long, value_name = "NAME", global = true)]
+    tls_server_name: Option<String>,
+
+    /// For rediss:// URLs: ACCEPT ANY SERVER CERTIFICATE (encrypted, but to
+    /// whoever answers; for throwaway test servers only)
+    #[arg(long, global = true)]
+    tls_insecure_skip_verify: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -189,6 +213,18 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
     };
     if let Some(prefix) = &cli.prefix {
         builder = builder.prefix(prefix.clone());
+    }
+    if let Some(path) = &cli.tls_ca_file {
+        builder = builder.tls_ca_file(path);
+    }
+    if let (Some(cert), Some(key)) = (&cli.tls_cert_file, &cli.tls_key_file) {
+        builder = builder.tls_client_cert(cert, key);
+    }
+    if let Some(name) = &cli.tls_server_name {
+        builder = builder.tls_server_name(name.clone());
+    }
+    if cli.tls_insecure_skip_verify {
+        builder = builder.tls_insecure_skip_verify(true);
     }
     let client = builder.build()?;
     let outcome = command(cli, &client, signals);
