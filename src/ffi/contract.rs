@@ -75,6 +75,13 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
         "latchkey_client_options_set_redlock_restart_delay_ms",
         LOCAL,
     ),
+    ("latchkey_client_options_set_tls_ca_file", LOCAL),
+    ("latchkey_client_options_set_tls_client_cert", LOCAL),
+    ("latchkey_client_options_set_tls_server_name", LOCAL),
+    (
+        "latchkey_client_options_set_tls_insecure_skip_verify",
+        LOCAL,
+    ),
     ("latchkey_client_open", LOCAL),
     ("latchkey_client_open_redlock", LOCAL),
     ("latchkey_client_open_sentinel", LOCAL),
