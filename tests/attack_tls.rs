@@ -1,0 +1,320 @@
+//! Attacks on the TLS transport (src/tls.rs and its callers): each test
+//! names what it found.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use latchkey::{Client, ClientBuilder, ErrorKind};
+use support::{RedisServer, TempDir};
+
+/// The test certificates, by file name (see tools/tls_certs.py; copied
+/// from tests/tls.rs).
+struct Certs {
+    _dir: TempDir,
+    paths: HashMap<String, PathBuf>,
+}
+
+impl Certs {
+    fn make() -> Certs {
+        let dir = TempDir::new("tls-certs");
+        let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/tls_certs.py");
+        let out = Command::new("python3")
+            .arg(tool)
+            .arg(&dir.0)
+            .output()
+            .expect("python3 runs tools/tls_certs.py");
+        assert!(
+            out.status.success(),
+            "tools/tls_certs.py failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let paths = ["ca", "other-ca", "server", "client", "wrong-name"]
+            .iter()
+            .flat_map(|name| [format!("{name}.crt"), format!("{name}.key")])
+            .map(|file| {
+                let path = dir.0.join(&file);
+                (file, path)
+            })
+            .collect();
+        Certs { _dir: dir, paths }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.paths[file].clone()
+    }
+
+    fn server_args(&self, auth_clients: &str) -> Vec<String> {
+        [
+            "--tls-port",
+            "auto",
+            "--tls-cert-file",
+            self.path("server.crt").to_str().unwrap(),
+            "--tls-key-file",
+            self.path("server.key").to_str().unwrap(),
+            "--tls-ca-cert-file",
+            self.path("ca.crt").to_str().unwrap(),
+            "--tls-auth-clients",
+            auth_clients,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn server_with(&self, extra: &[&str]) -> RedisServer {
+        let mut args = self.server_args("no");
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        RedisServer::start_with(&args)
+    }
+
+    fn server(&self) -> RedisServer {
+        self.server_with(&[])
+    }
+}
+
+fn tls_url(server: &RedisServer, host: &str) -> String {
+    let port = server.tls_port.expect("the server has a TLS port");
+    format!("rediss://{host}:{port}")
+}
+
+fn quick(builder: ClientBuilder) -> ClientBuilder {
+    builder
+        .connect_timeout(Duration::from_secs(2))
+        .command_timeout(Duration::from_secs(2))
+}
+
+/// A request of more than 64 KiB over TLS is written whole.
+/// TlsStream::write_all hands rustls all of it before writing any to the
+/// socket, and rustls takes at most its buffer limit (64 KiB) of
+/// plaintext: `write_all` on its writer fails with "failed to write whole
+/// buffer". Any large fenced value fails; so does the watchdog's batch of
+/// renewals (see the next test).
+#[test]
+fn a_large_fenced_value_is_written_over_tls() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let client = quick(Client::builder(&tls_url(&server, "localhost")))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    let guard = client.lock("big").unwrap().acquire().unwrap();
+    let value = vec![7u8; 100_000];
+    let written = client
+        .fenced_write("big", guard.fencing_token(), &value)
+        .expect("a 100 kB value is written over TLS");
+    assert!(written.written);
+    guard.release().unwrap();
+}
+
+/// A process holding a thousand leases over TLS keeps them: once they are
+/// due together (after a pause of the server), the watchdog renews them in
+/// one pipelined write, well over the 64 KiB rustls accepts at once, so
+/// every renewal of the batch fails, again each time, and every lease runs
+/// out while its holder still runs.
+#[test]
+fn a_thousand_leases_are_renewed_over_tls() {
+    a_thousand_leases_are_renewed(true);
+}
+
+/// The same over plain TCP: passes (the control for the test above).
+#[test]
+fn control_a_thousand_leases_are_renewed_over_plain_tcp() {
+    a_thousand_leases_are_renewed(false);
+}
+
+fn a_thousand_leases_are_renewed(tls: bool) {
+    let certs = Certs::make();
+    let server = certs.server();
+    let builder = if tls {
+        Client::builder(&tls_url(&server, "localhost")).tls_ca_file(certs.path("ca.crt"))
+    } else {
+        Client::builder(&server.url())
+    };
+    let client = builder
+        .connect_timeout(Duration::from_secs(5))
+        .command_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let options = latchkey::LockOptions::new().ttl(Duration::from_secs(3));
+    let guards: Vec<_> = (0..1000)
+        .map(|i| {
+            client
+                .lock_with(&format!("many-{i:04}-{}", "x".repeat(120)), options.clone())
+                .unwrap()
+                .acquire()
+                .unwrap()
+        })
+        .collect();
+    // A pause of the server (a slow disk, a long command) lets every
+    // lease come due at once: the next round renews all of them in one
+    // request.
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(1500));
+    server.signal(libc::SIGCONT);
+    // Two ttls: only renewals keep them.
+    std::thread::sleep(Duration::from_secs(7));
+    let lost: Vec<String> = guards
+        .iter()
+        .filter_map(|g| g.check().err().map(|e| format!("{}: {e}", g.name())))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} leases were lost over TLS, e.g. {:?}",
+        lost.len(),
+        guards.len(),
+        lost.first()
+    );
+}
+
+/// A large reply over TLS is read whole (the value written over the plain
+/// port of the same server). Redis writes a reply of more than 64 KiB one
+/// buffer block at a time, so the records go 16384 bytes, a few bytes,
+/// 16384, ...; TlsStream::take_in feeds rustls all it read, which rustls
+/// refuses once more than 16 KiB of plaintext waits undelivered.
+#[test]
+fn a_large_fenced_value_is_read_back_whole_over_tls() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let plain = quick(Client::builder(&server.url())).build().unwrap();
+    let client = quick(Client::builder(&tls_url(&server, "localhost")))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    let guard = plain.lock("big").unwrap().acquire().unwrap();
+    let mut failures = Vec::new();
+    for (i, size) in [200_000usize, 1_000_000, 3_000_000].iter().enumerate() {
+        let value: Vec<u8> = (0..*size).map(|n| (n * 7 + i) as u8).collect();
+        let resource = format!("big-{i}");
+        let written = plain
+            .fenced_write(&resource, guard.fencing_token(), &value)
+            .unwrap();
+        assert!(written.written);
+        for _ in 0..5 {
+            match client.fenced_read(&resource) {
+                Ok(Some((_, read))) => assert!(read == value, "a different value came back"),
+                Ok(None) => panic!("the value is gone"),
+                Err(e) => failures.push(format!("{size} bytes: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "large replies failed over TLS: {failures:#?}");
+    guard.release().unwrap();
+}
+
+/// WHATWG URL parsing (the url crate) drops leading and trailing spaces and
+/// control characters and every tab or newline inside; `is_tls_url` looks
+/// at the raw text. A URL that parse_url reads as rediss:// is then reached
+/// in plain text: the password and every lock go over the network
+/// unencrypted, though the caller asked for TLS.
+#[test]
+fn a_rediss_url_with_stray_whitespace_is_never_reached_in_plain_text() {
+    let server = RedisServer::start();
+    for url in [
+        format!(" rediss://127.0.0.1:{}", server.port),
+        format!("rediss://127.0.0.1:{}\n", server.port),
+        format!("redi\tss://127.0.0.1:{}", server.port),
+    ] {
+        let built = quick(Client::builder(&url)).build();
+        let Ok(client) = built else { continue }; // refused: fine
+        // A plain-text server must not answer a client that asked for TLS.
+        match client.is_locked("x") {
+            Ok(_) => panic!("{url:?} (a rediss:// URL) was reached in plain text"),
+            Err(e) => assert_eq!(e.kind(), ErrorKind::Connection, "{url:?}: {e}"),
+        }
+    }
+}
+
+/// A port that accepts TCP but never answers the TLS handshake (a stopped
+/// server, a port that is not Redis): the call fails within about the
+/// connect timeout, and says the handshake timed out.
+#[test]
+fn a_silent_tls_port_fails_within_the_connect_timeout_naming_the_handshake() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = std::thread::spawn(move || {
+        let mut sockets = Vec::new();
+        for s in listener.incoming().take(4) {
+            sockets.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(10));
+        drop(sockets);
+    });
+    let client = Client::builder(&format!("rediss://127.0.0.1:{port}"))
+        .tls_insecure_skip_verify(true)
+        .connect_timeout(Duration::from_millis(800))
+        .command_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.is_locked("x").unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("TLS handshake") || text.contains("handshake"),
+        "the error does not say the TLS handshake timed out: {text}"
+    );
+    drop(held);
+}
+
+/// A plain-text Redis port given as rediss://: the error says the server
+/// does not seem to speak TLS, within the connect timeout.
+#[test]
+fn a_plain_port_given_as_rediss_names_the_cause() {
+    let server = RedisServer::start();
+    let client = Client::builder(&format!("rediss://127.0.0.1:{}", server.port))
+        .tls_insecure_skip_verify(true)
+        .connect_timeout(Duration::from_millis(800))
+        .command_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.is_locked("x").unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("TLS"), "the error does not mention TLS: {text}");
+}
+
+/// A TLS port given as redis://: the error is a connection error within
+/// the timeouts, and hints that the port may want TLS.
+#[test]
+fn a_tls_port_given_as_redis_names_the_cause() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let client = Client::builder(&format!(
+        "redis://127.0.0.1:{}",
+        server.tls_port.unwrap()
+    ))
+    .connect_timeout(Duration::from_millis(800))
+    .command_timeout(Duration::from_millis(1500))
+    .build()
+    .unwrap();
+    let started = Instant::now();
+    let err = client.is_locked("x").unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "took {took:?}: {err}");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("TLS") || text.contains("rediss"),
+        "the error does not hint at TLS: {text}"
+    );
+}
+
+#[allow(dead_code)]
+fn read_all(mut r: impl Read) -> Vec<u8> {
+    let mut v = Vec::new();
+    let _ = r.read_to_end(&mut v);
+    v
+}
