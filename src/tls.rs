@@ -254,7 +254,17 @@ mod with_rustls {
                 }
                 socket.set_read_timeout(Some(left))?;
                 socket.set_write_timeout(Some(left))?;
-                conn.complete_io(&mut socket).map_err(explain_handshake)?;
+                conn.complete_io(&mut socket).map_err(|e| match e.kind() {
+                    // The socket's timeout ran out (EAGAIN): the server
+                    // accepted but never finished the handshake.
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the TLS handshake did not finish within the connect timeout \
+                         (is the port a TLS port? a plain-text Redis never answers a \
+                         TLS handshake)",
+                    ),
+                    _ => explain_handshake(e),
+                })?;
             }
             socket.set_read_timeout(None)?;
             Ok(TlsStream {
@@ -344,11 +354,23 @@ mod with_rustls {
 
         /// Encrypts and writes all of `bytes` (within the socket's write
         /// timeout).
-        pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        pub(crate) fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
             let mut conn = self.conn.lock();
-            conn.writer().write_all(bytes)?;
-            while conn.wants_write() {
-                conn.write_tls(&mut &self.socket)?;
+            // rustls takes at most its buffer limit (64 KiB) of plaintext
+            // at a time: hand it a piece, send what it made, go on (a
+            // pipeline of a thousand renewals is larger than that).
+            while !bytes.is_empty() {
+                let taken = conn.writer().write(bytes)?;
+                bytes = &bytes[taken..];
+                if taken == 0 && !conn.wants_write() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "TLS: the connection takes no more data",
+                    ));
+                }
+                while conn.wants_write() {
+                    conn.write_tls(&mut &self.socket)?;
+                }
             }
             Ok(())
         }
