@@ -318,3 +318,250 @@ fn read_all(mut r: impl Read) -> Vec<u8> {
     let _ = r.read_to_end(&mut v);
     v
 }
+
+fn tls_client(certs: &Certs, server: &RedisServer) -> Client {
+    quick(Client::builder(&tls_url(server, "localhost")))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap()
+}
+
+fn connections_received(server: &RedisServer) -> u64 {
+    support::info_field(server, "stats", "total_connections_received")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Pooled TLS connections are reused: the session tickets a TLS 1.3 server
+/// sends after the handshake are not taken for a stray reply (which would
+/// throw the connection away before each release).
+#[test]
+fn pooled_tls_connections_are_reused_across_releases() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let client = tls_client(&certs, &server);
+    let lock = client.lock("reuse").unwrap();
+    lock.acquire().unwrap().release().unwrap();
+    let before = connections_received(&server);
+    for _ in 0..100 {
+        let guard = lock.acquire().unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+        guard.release().unwrap();
+    }
+    let opened = connections_received(&server) - before;
+    assert!(opened <= 3, "{opened} new connections for 100 cycles");
+}
+
+/// A stopped TLS server: calls fail within the command timeout.
+#[test]
+fn a_stopped_tls_server_fails_calls_within_the_command_timeout() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let client = Client::builder(&tls_url(&server, "localhost"))
+        .tls_ca_file(certs.path("ca.crt"))
+        .connect_timeout(Duration::from_millis(700))
+        .command_timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let holder = client.lock("stopped").unwrap().acquire().unwrap();
+    server.signal(libc::SIGSTOP);
+    let mut slow = Vec::new();
+    for what in ["is_locked", "try_acquire", "fresh client", "release"] {
+        let started = Instant::now();
+        let failed = match what {
+            "is_locked" => client.is_locked("stopped").is_err(),
+            "try_acquire" => client.lock("other").unwrap().try_acquire().is_err(),
+            "fresh client" => tls_client(&certs, &server).is_locked("x").is_err(),
+            _ => client.force_unlock("nothing").is_err(),
+        };
+        let took = started.elapsed();
+        if !failed || took > Duration::from_millis(2500) {
+            slow.push(format!("{what}: failed={failed} after {took:?}"));
+        }
+    }
+    server.signal(libc::SIGCONT);
+    drop(holder);
+    assert!(slow.is_empty(), "{slow:?}");
+}
+
+/// A TLS server restarted (every key gone): the holder finds its lease
+/// lost, the client reconnects, and a waiter on the release listener (over
+/// TLS) gets the lock.
+#[test]
+fn a_restarted_tls_server_is_reconnected_and_waiters_get_the_lock() {
+    let certs = Certs::make();
+    let mut server = certs.server();
+    let holder_client = tls_client(&certs, &server);
+    let waiter_client = tls_client(&certs, &server);
+    let options = latchkey::LockOptions::new().ttl(Duration::from_secs(30));
+    let guard = holder_client
+        .lock_with("restart", options.clone())
+        .unwrap()
+        .acquire()
+        .unwrap();
+    let lock = waiter_client.lock_with("restart", options.clone()).unwrap();
+    let waiting = std::thread::spawn(move || lock.acquire_timeout(Duration::from_secs(20)));
+    support::wait_for_waiter(&server, "restart");
+    server.restart();
+    // The keys are gone: the waiter's next attempt (on its reconnected
+    // listener, or its own polling) takes the lock.
+    let got = waiting.join().unwrap();
+    assert!(got.is_ok(), "the waiter did not get the lock: {:?}", got.err());
+    let got = got.unwrap();
+    assert!(
+        !guard.confirm().unwrap_or(false),
+        "the old holder's lease is confirmed by the restarted server"
+    );
+    assert!(holder_client.is_locked("restart").unwrap());
+    got.release().unwrap();
+    assert!(!holder_client.is_locked("restart").unwrap());
+}
+
+/// Many waiters on one TLS release listener, subscribing and unsubscribing
+/// at once, each woken by its release (ttl long, so only a message wakes
+/// them in time).
+#[test]
+fn many_waiters_on_one_tls_listener_are_each_woken() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let holder = tls_client(&certs, &server);
+    let waiter = std::sync::Arc::new(tls_client(&certs, &server));
+    let options = latchkey::LockOptions::new().ttl(Duration::from_secs(60));
+    let n = 40;
+    for round in 0..3 {
+        let guards: Vec<_> = (0..n)
+            .map(|i| {
+                holder
+                    .lock_with(&format!("w-{round}-{i}"), options.clone())
+                    .unwrap()
+                    .acquire()
+                    .unwrap()
+            })
+            .collect();
+        let threads: Vec<_> = (0..n)
+            .map(|i| {
+                let waiter = waiter.clone();
+                let options = options.clone();
+                std::thread::spawn(move || {
+                    let lock = waiter.lock_with(&format!("w-{round}-{i}"), options).unwrap();
+                    let started = Instant::now();
+                    let got = lock.acquire_timeout(Duration::from_secs(15));
+                    (got.map(|g| g.release()).is_ok(), started.elapsed())
+                })
+            })
+            .collect();
+        for i in 0..n {
+            support::wait_for_waiter(&server, &format!("w-{round}-{i}"));
+        }
+        for guard in guards {
+            guard.release().unwrap();
+        }
+        let mut late = Vec::new();
+        for (i, t) in threads.into_iter().enumerate() {
+            let (ok, took) = t.join().unwrap();
+            if !ok || took > Duration::from_secs(10) {
+                late.push(format!("{i}: ok={ok} after {took:?}"));
+            }
+        }
+        assert!(late.is_empty(), "round {round}: waiters not woken: {late:?}");
+    }
+}
+
+/// A child forked while its parent holds TLS connections (pooled and the
+/// release listener) uses connections of its own: both go on working.
+#[test]
+fn a_forked_child_uses_tls_connections_of_its_own() {
+    let certs = Certs::make();
+    let server = certs.server();
+    let client = tls_client(&certs, &server);
+    let options = latchkey::LockOptions::new().ttl(Duration::from_secs(2));
+    let guard = client.lock_with("fork-held", options.clone()).unwrap().acquire().unwrap();
+    // A waiter keeps the listener's TLS stream open at the fork.
+    let lock = client.lock_with("fork-held", options.clone()).unwrap();
+    let waiting = std::thread::spawn(move || lock.acquire_timeout(Duration::from_secs(20)));
+    support::wait_for_waiter(&server, "fork-held");
+    for _ in 0..5 {
+        let status = support::in_forked_child(Duration::from_secs(20), || {
+            let g = client
+                .lock_with("fork-child", options.clone())
+                .unwrap()
+                .acquire_timeout(Duration::from_secs(10))
+                .unwrap();
+            assert!(client.is_locked("fork-held").unwrap());
+            g.release().unwrap();
+        });
+        assert_eq!(status, Some(0), "the child failed or hung");
+        assert!(client.is_locked("fork-held").unwrap());
+    }
+    std::thread::sleep(Duration::from_millis(2500));
+    guard.check().expect("the parent's renewals over TLS go on");
+    guard.release().unwrap();
+    waiting.join().unwrap().unwrap().release().unwrap();
+}
+
+/// No password from a rediss:// URL in errors or Debug output.
+#[test]
+fn tls_errors_never_show_the_password() {
+    let certs = Certs::make();
+    let server = certs.server_with(&["--requirepass", "s3cretpw"]);
+    let url = format!("rediss://user:s3cretpw@localhost:{}", server.tls_port.unwrap());
+    for ca in ["other-ca.crt", "ca.crt"] {
+        let builder = quick(Client::builder(&url)).tls_ca_file(certs.path(ca));
+        assert!(!format!("{builder:?}").contains("s3cretpw"));
+        let client = builder.build().unwrap();
+        match client.is_locked("x") {
+            Ok(_) => {}
+            Err(e) => {
+                assert!(!format!("{e} {e:?}").contains("s3cretpw"), "{e:?}");
+            }
+        }
+    }
+}
+
+/// A Redis Cluster over TLS (`--tls-cluster yes`: the nodes announce their
+/// TLS ports to TLS clients): seeds given as rediss:// lead to the masters
+/// over TLS, and locks work end to end.
+#[test]
+fn a_cluster_over_tls_works_end_to_end() {
+    let certs = Certs::make();
+    let mut args = certs.server_args("no");
+    args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from));
+    // The nodes show a certificate made for clients to each other.
+    args.extend([
+        "--tls-client-cert-file".to_string(),
+        certs.path("client.crt").to_str().unwrap().to_string(),
+        "--tls-client-key-file".to_string(),
+        certs.path("client.key").to_str().unwrap().to_string(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let nodes = support::cluster::start_nodes_with(3, 0, 2000, &args);
+    let seeds: Vec<String> = nodes.iter().map(|n| tls_url(n, "127.0.0.1")).collect();
+    let client = quick(Client::cluster_builder(&seeds))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    let holder = quick(Client::cluster_builder(&seeds))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    for i in 0..20 {
+        let name = format!("cl-{i}");
+        let guard = client.lock(&name).unwrap().acquire().unwrap();
+        assert!(holder.is_locked(&name).unwrap());
+        guard.release().unwrap();
+    }
+    // A waiter woken over the sharded release listener (over TLS).
+    let options = latchkey::LockOptions::new().ttl(Duration::from_secs(60));
+    let guard = holder.lock_with("cl-wait", options.clone()).unwrap().acquire().unwrap();
+    let lock = client.lock_with("cl-wait", options).unwrap();
+    let waiting = std::thread::spawn(move || {
+        let started = Instant::now();
+        lock.acquire_timeout(Duration::from_secs(20)).map(|g| (g, started.elapsed()))
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    guard.release().unwrap();
+    let (g, took) = waiting.join().unwrap().unwrap();
+    assert!(took < Duration::from_secs(5), "woken after {took:?}");
+    g.release().unwrap();
+}
