@@ -565,3 +565,95 @@ fn a_cluster_over_tls_works_end_to_end() {
     assert!(took < Duration::from_secs(5), "woken after {took:?}");
     g.release().unwrap();
 }
+
+/// A reply whose TLS records go 16384 bytes, a few bytes, then more (what
+/// a server writing its reply one buffer block at a time sends) is read
+/// whole. A fake TLS server (rustls) answers the first request with a
+/// bulk string cut into such records and sent in one write.
+/// TlsStream::take_in gives rustls all the bytes one raw read brought,
+/// though rustls refuses more once over 16 KiB of plaintext waits
+/// undelivered ("received plaintext buffer full").
+#[test]
+fn records_of_sixteen_kib_then_a_few_bytes_are_read_whole() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = Certs::make();
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(certs.path("server.crt"))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+    let key = PrivateKeyDer::from_pem_file(certs.path("server.key")).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body_len = 16384 - 8 + 10 + 30_000;
+    std::thread::spawn(move || {
+        for socket in listener.incoming() {
+            let Ok(mut socket) = socket else { return };
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let mut tls = rustls::ServerConnection::new(config).unwrap();
+                while tls.is_handshaking() {
+                    if tls.complete_io(&mut socket).is_err() {
+                        return;
+                    }
+                }
+                // Answer every request (each read) with the cut reply.
+                loop {
+                    let mut got = [0u8; 65536];
+                    let n = match tls.reader().read(&mut got) {
+                        Ok(n) => n,
+                        Err(_) => match tls.complete_io(&mut socket) {
+                            Ok(_) => continue,
+                            Err(_) => return,
+                        },
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    let mut reply = format!("${body_len}\r\n").into_bytes();
+                    reply.extend(std::iter::repeat_n(b'x', body_len));
+                    reply.extend_from_slice(b"\r\n");
+                    let (a, rest) = reply.split_at(16384);
+                    let (b, c) = rest.split_at(10);
+                    for piece in [a, b, c] {
+                        tls.writer().write_all(piece).unwrap();
+                    }
+                    let mut wire = Vec::new();
+                    while tls.wants_write() {
+                        tls.write_tls(&mut wire).unwrap();
+                    }
+                    if socket.write_all(&wire).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let client = quick(Client::builder(&format!("rediss://localhost:{port}")))
+        .tls_ca_file(certs.path("ca.crt"))
+        .build()
+        .unwrap();
+    for _ in 0..5 {
+        // The reply is not what a lock command wants: an error, but one
+        // about the reply, not the TLS.
+        let err = client.is_locked("x").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            !text.contains("buffer full") && !text.contains("TLS"),
+            "a well-formed reply failed in the TLS layer: {text}"
+        );
+    }
+}
