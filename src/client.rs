@@ -623,8 +623,11 @@ fn check_timeout(what: &str, timeout: Duration) -> Result<()> {
 
 /// Whether `url` asks for TLS (`rediss://`, in any letter case).
 pub(crate) fn is_tls_url(url: &str) -> bool {
-    url.get(..9)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"))
+    // Decided the way `parse_url` reads the URL (the url crate drops
+    // leading and trailing spaces and control characters, and tabs and
+    // newlines anywhere): a URL that connects as rediss:// must also get
+    // the TLS, never plain text.
+    url::Url::parse(url).is_ok_and(|parsed| parsed.scheme() == "rediss")
 }
 
 const URL_USAGE: &str = "expected redis[s]://[user:password@]host[:port][/db] or \

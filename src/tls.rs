@@ -255,18 +255,23 @@ mod with_rustls {
                 socket.set_read_timeout(Some(left))?;
                 socket.set_write_timeout(Some(left))?;
                 conn.complete_io(&mut socket).map_err(|e| match e.kind() {
-                    // A read timeout shows as EAGAIN on Linux.
+                    // The socket's timeout ran out (EAGAIN): the server
+                    // accepted but never finished the handshake.
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
                         io::ErrorKind::TimedOut,
                         "the TLS handshake did not finish within the connect timeout \
-                         (is it a TLS port? a plain Redis port never answers the TLS hello)",
+                         (is the port a TLS port? a plain-text Redis never answers a \
+                         TLS handshake)",
                     ),
                     _ => explain_handshake(e),
                 })?;
             }
             socket.set_read_timeout(None)?;
             Ok(TlsStream {
-                conn: Mutex::new(conn),
+                conn: Mutex::new(Inner {
+                    tls: conn,
+                    unread: Vec::new(),
+                }),
                 socket,
             })
         }
@@ -314,8 +319,17 @@ mod with_rustls {
     /// One TLS connection, shared by a reader and writers (see the module
     /// documentation).
     pub(crate) struct TlsStream {
-        conn: Mutex<ClientConnection>,
+        conn: Mutex<Inner>,
         socket: TcpStream,
+    }
+
+    /// The rustls state, and bytes read from the socket that rustls would
+    /// not take yet: it refuses more while over 16 KiB of plaintext waits
+    /// to be read, which a raw read that ends one full record and starts
+    /// the next can bring ("received plaintext buffer full").
+    struct Inner {
+        tls: ClientConnection,
+        unread: Vec<u8>,
     }
 
     fn invalid_data(e: rustls::Error) -> io::Error {
@@ -331,10 +345,15 @@ mod with_rustls {
             loop {
                 {
                     let mut conn = self.conn.lock();
-                    match conn.reader().read(buf) {
+                    match conn.tls.reader().read(buf) {
                         Ok(n) => return Ok(n),
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                         Err(e) => return Err(e),
+                    }
+                    if !conn.unread.is_empty() {
+                        let unread = std::mem::take(&mut conn.unread);
+                        self.feed(&mut conn, &unread)?;
+                        continue;
                     }
                 }
                 let n = raw.read(&mut incoming)?;
@@ -344,16 +363,32 @@ mod with_rustls {
 
         /// Gives rustls bytes read from the socket (none: its end), and
         /// sends what that makes it answer (a key update, an alert).
-        fn take_in(&self, mut bytes: &[u8]) -> io::Result<()> {
+        fn take_in(&self, bytes: &[u8]) -> io::Result<()> {
             let mut conn = self.conn.lock();
+            if conn.unread.is_empty() {
+                self.feed(&mut conn, bytes)
+            } else {
+                // After what rustls has not taken yet.
+                conn.unread.extend_from_slice(bytes);
+                Ok(())
+            }
+        }
+
+        /// Gives rustls `bytes` until it holds plaintext to be read; keeps
+        /// the rest in `unread` (see [`Inner`]).
+        fn feed(&self, conn: &mut Inner, mut bytes: &[u8]) -> io::Result<()> {
             loop {
-                conn.read_tls(&mut bytes)?;
-                let state = conn.process_new_packets().map_err(invalid_data);
-                while conn.wants_write() {
-                    conn.write_tls(&mut &self.socket)?;
+                conn.tls.read_tls(&mut bytes)?;
+                let state = conn.tls.process_new_packets().map_err(invalid_data);
+                while conn.tls.wants_write() {
+                    conn.tls.write_tls(&mut &self.socket)?;
                 }
-                state?;
+                let state = state?;
                 if bytes.is_empty() {
+                    return Ok(());
+                }
+                if state.plaintext_bytes_to_read() > 0 {
+                    conn.unread.extend_from_slice(bytes);
                     return Ok(());
                 }
             }
@@ -361,11 +396,24 @@ mod with_rustls {
 
         /// Encrypts and writes all of `bytes` (within the socket's write
         /// timeout).
-        pub(crate) fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
-            let mut conn = self.conn.lock();
-            conn.writer().write_all(bytes)?;
-            while conn.wants_write() {
-                conn.write_tls(&mut &self.socket)?;
+        pub(crate) fn write_all(&self, mut bytes: &[u8]) -> io::Result<()> {
+            let mut guard = self.conn.lock();
+            let conn = &mut guard.tls;
+            // rustls takes at most its buffer limit (64 KiB) of plaintext
+            // at a time: hand it a piece, send what it made, go on (a
+            // pipeline of a thousand renewals is larger than that).
+            while !bytes.is_empty() {
+                let taken = conn.writer().write(bytes)?;
+                bytes = &bytes[taken..];
+                if taken == 0 && !conn.wants_write() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "TLS: the connection takes no more data",
+                    ));
+                }
+                while conn.wants_write() {
+                    conn.write_tls(&mut &self.socket)?;
+                }
             }
             Ok(())
         }
@@ -393,8 +441,11 @@ mod with_rustls {
                 }
             }
             let mut conn = self.conn.lock();
+            if !conn.unread.is_empty() {
+                return true;
+            }
             let mut probe = [0u8; 1];
-            !matches!(conn.reader().read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            !matches!(conn.tls.reader().read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
         }
     }
 

@@ -3,98 +3,15 @@
 //! wrong CA, the wrong name, mutual TLS, the loud insecure switch, and
 //! options that would be ignored.
 
+#![cfg(feature = "tls")]
+
 mod support;
 
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use latchkey::{Client, ClientBuilder, ErrorKind, LockOptions};
-use support::{RedisServer, TempDir};
-
-/// The test certificates, by file name (see tools/tls_certs.py).
-struct Certs {
-    _dir: TempDir,
-    paths: HashMap<String, PathBuf>,
-}
-
-impl Certs {
-    fn make() -> Certs {
-        let dir = TempDir::new("tls-certs");
-        let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/tls_certs.py");
-        let out = Command::new("python3")
-            .arg(tool)
-            .arg(&dir.0)
-            .output()
-            .expect("python3 runs tools/tls_certs.py");
-        assert!(
-            out.status.success(),
-            "tools/tls_certs.py failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let paths = ["ca", "other-ca", "server", "client", "wrong-name"]
-            .iter()
-            .flat_map(|name| [format!("{name}.crt"), format!("{name}.key")])
-            .map(|file| {
-                let path = dir.0.join(&file);
-                (file, path)
-            })
-            .collect();
-        Certs { _dir: dir, paths }
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.paths[file].clone()
-    }
-
-    /// The redis-server arguments of a TLS port (`tls-auth-clients` is
-    /// `auth_clients`: yes, no, optional), then `extra`.
-    fn server_args(&self, auth_clients: &str, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--tls-port",
-            "auto",
-            "--tls-cert-file",
-            self.path("server.crt").to_str().unwrap(),
-            "--tls-key-file",
-            self.path("server.key").to_str().unwrap(),
-            "--tls-ca-cert-file",
-            self.path("ca.crt").to_str().unwrap(),
-            "--tls-auth-clients",
-            auth_clients,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
-    }
-
-    /// A redis-server with a TLS port (see `server_args`).
-    fn server(&self, auth_clients: &str) -> RedisServer {
-        let args = self.server_args(auth_clients, &[]);
-        RedisServer::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-
-    /// A sentinel that monitors `master` over TLS and listens on a TLS
-    /// port of its own.
-    fn sentinel(&self, master: &RedisServer) -> RedisServer {
-        let lines = [
-            "tls-port auto".to_string(),
-            format!("tls-cert-file {}", self.path("server.crt").display()),
-            format!("tls-key-file {}", self.path("server.key").display()),
-            format!("tls-ca-cert-file {}", self.path("ca.crt").display()),
-            "tls-auth-clients no".to_string(),
-            "tls-replication yes".to_string(),
-        ];
-        let master_tls = master.tls_port.expect("the master has a TLS port");
-        RedisServer::start_sentinel_with(
-            master_tls,
-            1,
-            &lines.iter().map(String::as_str).collect::<Vec<_>>(),
-        )
-    }
-}
+use support::tls::{tls_url, Certs};
+use support::RedisServer;
 
 /// `holder` takes `name` and keeps it past two ttls (renewals over TLS),
 /// `waiter` waits for it (its release listener over TLS) on `server`, and
@@ -123,11 +40,6 @@ fn hand_over(holder: &Client, waiter: &Client, server: &RedisServer, name: &str)
     assert!(!holder.is_locked(name).unwrap());
 }
 
-fn tls_url(server: &RedisServer, host: &str) -> String {
-    let port = server.tls_port.expect("the server has a TLS port");
-    format!("rediss://{host}:{port}")
-}
-
 fn quick(builder: ClientBuilder) -> ClientBuilder {
     builder
         .connect_timeout(Duration::from_secs(5))
@@ -137,7 +49,7 @@ fn quick(builder: ClientBuilder) -> ClientBuilder {
 #[test]
 fn locks_are_taken_renewed_handed_over_and_released_over_tls() {
     let certs = Certs::make();
-    let server = certs.server("no");
+    let server = certs.server();
     let client = |name: &str| {
         quick(Client::builder(&tls_url(&server, name)))
             .tls_ca_file(certs.path("ca.crt"))
@@ -155,7 +67,7 @@ fn locks_are_taken_renewed_handed_over_and_released_over_tls() {
 #[test]
 fn sentinel_and_its_master_are_reached_over_tls() {
     let certs = Certs::make();
-    let master = certs.server("no");
+    let master = certs.server();
     let sentinel = certs.sentinel(&master);
     let client = || {
         quick(Client::sentinel_builder(
@@ -196,7 +108,7 @@ fn cluster_nodes_are_reached_over_tls() {
 #[test]
 fn a_server_signed_by_another_ca_is_refused_naming_the_cause() {
     let certs = Certs::make();
-    let server = certs.server("no");
+    let server = certs.server();
     let client = quick(Client::builder(&tls_url(&server, "localhost")))
         .tls_ca_file(certs.path("other-ca.crt"))
         .build()
@@ -213,7 +125,7 @@ fn a_server_signed_by_another_ca_is_refused_naming_the_cause() {
 #[test]
 fn the_certificate_must_name_the_server_or_the_name_given() {
     let certs = Certs::make();
-    let server = certs.server("no");
+    let server = certs.server();
     let with_name = |name: &str| {
         quick(Client::builder(&tls_url(&server, "127.0.0.1")))
             .tls_ca_file(certs.path("ca.crt"))
@@ -234,7 +146,7 @@ fn the_certificate_must_name_the_server_or_the_name_given() {
 #[test]
 fn mutual_tls_needs_the_client_certificate() {
     let certs = Certs::make();
-    let server = certs.server("yes");
+    let server = certs.mtls_server();
     let url = tls_url(&server, "localhost");
     let without = quick(Client::builder(&url))
         .tls_ca_file(certs.path("ca.crt"))
@@ -259,7 +171,7 @@ fn mutual_tls_needs_the_client_certificate() {
 #[test]
 fn a_plain_port_given_as_rediss_fails_within_the_connect_timeout_saying_so() {
     let certs = Certs::make();
-    let server = certs.server("no");
+    let server = certs.server();
     let client = Client::builder(&format!("rediss://127.0.0.1:{}", server.port))
         .tls_ca_file(certs.path("ca.crt"))
         .connect_timeout(Duration::from_millis(300))
@@ -274,7 +186,7 @@ fn a_plain_port_given_as_rediss_fails_within_the_connect_timeout_saying_so() {
 #[test]
 fn skipping_verification_accepts_any_certificate() {
     let certs = Certs::make();
-    let server = certs.server("no");
+    let server = certs.server();
     let client = quick(Client::builder(&tls_url(&server, "127.0.0.1")))
         .tls_server_name("redis.elsewhere.test")
         .tls_insecure_skip_verify(true)
@@ -286,7 +198,7 @@ fn skipping_verification_accepts_any_certificate() {
 #[test]
 fn redlock_masters_are_reached_over_tls() {
     let certs = Certs::make();
-    let servers: Vec<_> = (0..3).map(|_| certs.server("no")).collect();
+    let servers: Vec<_> = (0..3).map(|_| certs.server()).collect();
     let urls: Vec<_> = servers.iter().map(|s| tls_url(s, "localhost")).collect();
     let client = quick(Client::redlock_builder(&urls))
         .tls_ca_file(certs.path("ca.crt"))
@@ -342,7 +254,7 @@ fn bad_tls_options_fail_the_build_and_name_what_is_wrong() {
 #[test]
 fn the_tool_speaks_tls_with_its_tls_options() {
     let certs = Certs::make();
-    let server = certs.server("yes");
+    let server = certs.mtls_server();
     let run = |with_cert: bool| {
         let mut tool = support::tool();
         tool.args(["--url", &tls_url(&server, "localhost"), "--tls-ca-file"])

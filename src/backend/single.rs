@@ -713,7 +713,22 @@ pub(crate) fn connect(
             .into());
         }
         conn.set_read_timeout(Some(left))?;
-        if let Value::ServerError(e) = conn.recv_response()? {
+        let reply = conn.recv_response().map_err(|e| {
+            // A TLS port drops a plain-text client without a word.
+            if tls.is_none() && i == 0 && e.is_connection_dropped() {
+                std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    format!(
+                        "the server closed the connection before its first reply \
+                         (if the port speaks TLS, use a rediss:// URL): {e}"
+                    ),
+                )
+                .into()
+            } else {
+                e
+            }
+        })?;
+        if let Value::ServerError(e) = reply {
             if authenticates && i == 0 {
                 // Like the redis crate: a refused password is a failure
                 // to connect. The server's text never holds the password.

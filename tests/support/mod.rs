@@ -13,6 +13,8 @@ pub mod cluster;
 #[path = "../../src/scripts/source.rs"]
 pub mod script_source;
 pub mod sentinel;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
