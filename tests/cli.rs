@@ -319,6 +319,30 @@ fn hold_exits_1_when_its_lease_was_lost_however_the_hold_ends() {
     assert_eq!(wait_exit(&mut holder).code(), Some(0));
 }
 
+/// A hold whose final release cannot reach Redis may leave the lock held
+/// until its lease runs out: a wrapping script must hear it. Before, the
+/// error went to stderr and `hold` exited 0.
+#[test]
+fn hold_exits_1_when_its_final_release_fails() {
+    let server = RedisServer::start();
+    let (mut holder, _stdout) =
+        start_talking_holder(&server, "cli-release-fails", &["--ttl-ms", "60000"]);
+    server.signal(libc::SIGSTOP);
+    drop(holder.stdin.take());
+    let status = wait_exit(&mut holder);
+    server.signal(libc::SIGCONT);
+    let mut stderr = String::new();
+    use std::io::Read;
+    holder
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("release"), "{stderr}");
+}
+
 /// stdin is read as bytes: a line that is not UTF-8 gets an error reply
 /// and the hold goes on. Before, one such byte ended the hold (the commands
 /// after it were dropped, the lock released).

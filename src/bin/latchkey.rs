@@ -20,7 +20,8 @@ Exit status:
   0    success
   1    Redis failed or refused (connection, authentication, server error,
        no quorum); hold: also whenever the lease was lost during the hold,
-       however the hold ended (end of input, release, error or signal)
+       however the hold ended (end of input, release, error or signal),
+       and when the final release failed
   2    usage error: a bad command line, URL or option
   3    hold: the lock stayed held by another owner until --timeout-ms
   128+N  hold: ended by signal N (SIGHUP, SIGINT or SIGTERM) after
@@ -550,11 +551,19 @@ struct HoldState {
 impl HoldState {
     /// Ends the hold for `ending` (end of input, an error, a signal):
     /// releases the lock if still held, and exits 1 instead if the lease
-    /// was lost at any moment of the hold, as `--help` says.
-    fn end(mut self, ending: Result<(), Outcome>) -> Result<(), Outcome> {
+    /// was lost at any moment of the hold, or if the release failed
+    /// (Redis unreachable: the lock may stay held until its lease runs
+    /// out), as `--help` says.
+    fn end(mut self, mut ending: Result<(), Outcome>) -> Result<(), Outcome> {
         if let Some(guard) = self.guard.take() {
             if let Err(err) = self.release(guard) {
-                eprintln!("latchkey hold: release: {err}");
+                if ending.is_ok() && self.lost.is_none() {
+                    // Status 1 (Other), never 3: a timed-out release is not
+                    // a lock held by another owner.
+                    ending = Err(Outcome::Other(format!("release: {err}")));
+                } else {
+                    eprintln!("latchkey hold: release: {err}");
+                }
             }
         }
         match self.lost {
