@@ -472,11 +472,11 @@ class Client:
         Raises the error of a release Redis did not confirm (the hold is
         given back in the background once Redis answers); the client is
         closed all the same."""
+        err = c_void_p()
         try:
             handle = self._state.enter("Client")
         except LatchkeyError:
             return  # closed already (or inherited through fork: not ours)
-        err = c_void_p()
         try:
             status = int(lib.latchkey_client_close(handle, err))
         finally:

@@ -632,8 +632,10 @@ class Lock:
         if owner is None:
             # The calling thread's owner (see _owner), without a call when it exists.
             owner = self._shared or getattr(self._local, "owner", None) or self._owner()
-        handle = self._handle.enter("Lock")
         err = c_void_p()
+        # Nothing between enter() and the try: an exception there (a
+        # KeyboardInterrupt) would leave the handle counted in use for ever.
+        handle = self._handle.enter("Lock")
         try:
             _record(owner, self, slot)
             status = self._take(owner.handle or handle, blocking, ms, slot, err, cancel)
