@@ -47,6 +47,7 @@ lint: check-package
 	python3 tools/check-claims.py
 	python3 tools/check-cycles.py
 	python3 bench/readme_figures.py --check
+	python3 bench/test_rounds.py
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --no-deps --quiet

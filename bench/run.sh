@@ -12,6 +12,8 @@
 # still runs.
 #
 # BENCH_QUICK=1 divides every count by 10: for working on the harness only.
+# BENCH_CYCLE_ROUNDS (5 unless set): the `cycle` scenario's interleaved
+# rounds (see the cycle section below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -220,20 +222,54 @@ measure floor "redis-benchmark -c 1 -P 1" python3 bench/redis_benchmark.py "$POR
 # The run's floor: the fastest PING any reader reaches (a spinning one too).
 measure floor raw-ping "$LK" floor-raw "$URL" "$(n 20000)"
 
-log "cycle: uncontended acquire + release"
-measure cycle latchkey-rust "$LK" cycle "$URL" "$(n 20000)"
+# On this shared machine one implementation's cycle drifts by 30-50 %
+# between minutes, so the implementations are not measured one after the
+# other: in ROUNDS rounds, each running every implementation once with
+# 1/ROUNDS of its cycles, in an order that rotates from round to round
+# (bench/rows.py order). Each round's rows go to ROUND_ROWS with their
+# samples; bench/rows.py rounds then writes one row per implementation (its
+# samples pooled, plus every round's median), and the verdicts compare
+# implementations round by round (bench/report.py).
+ROUNDS=${BENCH_CYCLE_ROUNDS:-5}
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { log "BENCH_CYCLE_ROUNDS must be a positive number, not '$ROUNDS'"; exit 2; }
+ROUND_ROWS=$WORK/cycle-rounds.jsonl
+: >"$ROUND_ROWS"
+# cycles_of IMPL: IMPL's cycles in one round (its whole count / ROUNDS).
+cycles_of() {
+  local total
+  case $1 in
+    latchkey-rust) total=$(n 20000) ;;
+    latchkey-c) total=$(n 10000) ;;
+    latchkey-python | redis-py | python-redis-lock | pottery) total=$(n 3000) ;;
+    *) total=$(n 5000) ;;
+  esac
+  echo $(((total + ROUNDS - 1) / ROUNDS))
+}
+log "cycle: uncontended acquire + release, $ROUNDS interleaved rounds"
+CYCLE_IMPLS=()
+for impl in latchkey-rust latchkey-c latchkey-python redis-py python-redis-lock pottery latchkey-go redsync redlock-rs; do
+  why=$(why_not "$impl")
+  if [ -n "$why" ]; then
+    python3 bench/rows.py skip "$ROWS" cycle "$impl" "$why"
+  else
+    CYCLE_IMPLS+=("$impl")
+  fi
+done
+for ((round = 0; round < ROUNDS; round++)); do
+  read -r -a order <<<"$(python3 bench/rows.py order "$round" "$ROUNDS" "${CYCLE_IMPLS[@]}")"
+  log "cycle round $((round + 1))/$ROUNDS: ${order[*]}"
+  for impl in "${order[@]}"; do
+    if [ "$impl" = latchkey-c ]; then
+      CMD=("$C_BIN" "$URL")
+    else
+      cmd_of "$impl"
+      CMD+=(cycle "$URL")
+    fi
+    ROWS=$ROUND_ROWS BENCH_ROUND=$round BENCH_SAMPLES=1 measure cycle "$impl" "${CMD[@]}" "$(cycles_of "$impl")"
+  done
+done
+python3 bench/rows.py rounds "$ROUND_ROWS" "$ROWS" "$ROUNDS"
 FLOOR=$(python3 bench/rows.py get "$ROWS" floor latchkey-rust median_us)
-if [ -n "$C_SKIP" ]; then
-  python3 bench/rows.py skip "$ROWS" cycle latchkey-c "$C_SKIP"
-else
-  measure cycle latchkey-c "$C_BIN" "$URL"
-fi
-for impl in latchkey-python redis-py python-redis-lock pottery; do
-  run cycle "$impl" cycle "$URL" "$(n 3000)"
-done
-for impl in latchkey-go redsync redlock-rs; do
-  run cycle "$impl" cycle "$URL" "$(n 5000)"
-done
 
 log "handoff: release -> a waiter blocked in another process returns"
 # latchkey-rust interleaved with the least a pub/sub handoff costs here

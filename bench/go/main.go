@@ -127,6 +127,16 @@ func emit(scenario, impl string, samples, floor []int64, extra map[string]any) {
 	for k := range extra {
 		keys = append(keys, k)
 	}
+	if os.Getenv("BENCH_SAMPLES") == "1" {
+		// Every sample (µs, in the order taken), for bench/rows.py to pool
+		// the interleaved rounds of bench/run.sh.
+		us := make([]float64, len(samples))
+		for i, s := range samples {
+			us[i] = round(float64(s)/1000, 2)
+		}
+		row["samples_us"] = us
+		keys = append(keys, "samples_us")
+	}
 	parts := make([]string, 0, len(keys))
 	for _, k := range keys {
 		v, _ := json.Marshal(row[k])

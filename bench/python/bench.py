@@ -177,6 +177,10 @@ def emit(scenario, impl, samples, floor, **extra):
         ops_per_s=round(1e6 / row["median_us"], 1),
     )
     row.update(extra)
+    if os.environ.get("BENCH_SAMPLES") == "1":
+        # Every sample (µs, in the order taken), for bench/rows.py to pool
+        # the interleaved rounds of bench/run.sh.
+        row["samples_us"] = [round(s / 1000, 2) for s in samples]
     print(json.dumps(row), flush=True)
 
 

@@ -230,6 +230,18 @@ impl Row {
             .num("ops_per_s", 1e6 / s.median_us)
             .int("samples", s.samples as u64)
     }
+    /// With BENCH_SAMPLES=1, every sample (µs, in the order taken), for
+    /// bench/rows.py to pool the interleaved rounds of bench/run.sh.
+    fn samples(self, samples_ns: &[u64]) -> Row {
+        if std::env::var("BENCH_SAMPLES").as_deref() != Ok("1") {
+            return self;
+        }
+        let us: Vec<String> = samples_ns
+            .iter()
+            .map(|&ns| format!("{:.2}", ns as f64 / 1000.0))
+            .collect();
+        self.raw("samples_us", format!("[{}]", us.join(", ")))
+    }
     fn print(self) {
         let body: Vec<String> = self
             .0
@@ -343,25 +355,28 @@ fn cycle(url: &str, cycles: usize) -> Res<()> {
             spun.push((t4 - t3).as_nanos() as u64);
         }
     }
-    let floor = stats(&floor);
-    let f = floor.median_us;
+    let f = stats(&floor).median_us;
     let how = "PING on one connection, interleaved with the cycles";
     Row::new("floor", "latchkey-rust")
-        .latency(&floor, f)
+        .latency(&stats(&floor), f)
         .str("floor_source", how)
+        .samples(&floor)
         .print();
     Row::new("cycle", "latchkey-rust")
         .latency(&stats(&cycle), f)
         .str("floor_source", how)
+        .samples(&cycle)
         .print();
     Row::new("cycle", "bare-lua-scripts")
         .latency(&stats(&lua), f)
         .str("floor_source", how)
+        .samples(&lua)
         .print();
     Row::new("cycle", "latchkey-rust-spin")
         .latency(&stats(&spun), f)
         .str("floor_source", how)
         .int("spin_us", BENCH_SPIN.as_micros() as u64)
+        .samples(&spun)
         .print();
     Ok(())
 }

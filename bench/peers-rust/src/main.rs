@@ -105,8 +105,19 @@ fn stats(samples_ns: &[u64]) -> (f64, f64, f64, f64, f64, usize) {
 fn print_row(scenario: &str, samples: &[u64], floor: &[u64], extra: &str) {
     let (median, p90, lo, hi, mean, n) = stats(samples);
     let floor_us = stats(floor).0;
+    // BENCH_SAMPLES=1: every sample (µs, in the order taken), for
+    // bench/rows.py to pool the interleaved rounds of bench/run.sh.
+    let raw = if std::env::var("BENCH_SAMPLES").as_deref() == Ok("1") {
+        let us: Vec<String> = samples
+            .iter()
+            .map(|&ns| format!("{:.2}", ns as f64 / 1000.0))
+            .collect();
+        format!(", \"samples_us\": [{}]", us.join(", "))
+    } else {
+        String::new()
+    };
     println!(
-        "{{\"scenario\": \"{scenario}\", \"impl\": \"{IMPL}\", \"median_us\": {median:.2}, \"p90_us\": {p90:.2}, \"spread_us\": [{lo:.2}, {hi:.2}], \"mean_us\": {mean:.2}, \"floor_us\": {floor_us:.2}, \"ratio\": {:.3}, \"ops_per_s\": {:.1}, \"samples\": {n}{extra}}}",
+        "{{\"scenario\": \"{scenario}\", \"impl\": \"{IMPL}\", \"median_us\": {median:.2}, \"p90_us\": {p90:.2}, \"spread_us\": [{lo:.2}, {hi:.2}], \"mean_us\": {mean:.2}, \"floor_us\": {floor_us:.2}, \"ratio\": {:.3}, \"ops_per_s\": {:.1}, \"samples\": {n}{extra}{raw}}}",
         median / floor_us,
         1e6 / median
     );
