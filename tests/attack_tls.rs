@@ -179,18 +179,11 @@ fn a_silent_tls_port_fails_within_the_connect_timeout_naming_the_handshake() {
         std::thread::sleep(Duration::from_secs(10));
         drop(sockets);
     });
-    let client = Client::builder(&format!("rediss://127.0.0.1:{port}"))
-        .tls_insecure_skip_verify(true)
-        .connect_timeout(Duration::from_millis(800))
-        .command_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let err = client.is_locked("x").unwrap_err();
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
-    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
-    let text = err.to_string();
+    let text = connection_error_within(
+        Client::builder(&format!("rediss://127.0.0.1:{port}")).tls_insecure_skip_verify(true),
+        Duration::from_secs(30),
+        Duration::from_secs(3),
+    );
     assert!(
         text.contains("TLS handshake") || text.contains("handshake"),
         "the error does not say the TLS handshake timed out: {text}"
@@ -203,18 +196,12 @@ fn a_silent_tls_port_fails_within_the_connect_timeout_naming_the_handshake() {
 #[test]
 fn a_plain_port_given_as_rediss_names_the_cause() {
     let server = RedisServer::start();
-    let client = Client::builder(&format!("rediss://127.0.0.1:{}", server.port))
-        .tls_insecure_skip_verify(true)
-        .connect_timeout(Duration::from_millis(800))
-        .command_timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let err = client.is_locked("x").unwrap_err();
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "took {took:?}: {err}");
-    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
-    let text = err.to_string();
+    let text = connection_error_within(
+        Client::builder(&format!("rediss://127.0.0.1:{}", server.port))
+            .tls_insecure_skip_verify(true),
+        Duration::from_secs(30),
+        Duration::from_secs(3),
+    );
     assert!(
         text.contains("TLS"),
         "the error does not mention TLS: {text}"
@@ -227,28 +214,35 @@ fn a_plain_port_given_as_rediss_names_the_cause() {
 fn a_tls_port_given_as_redis_names_the_cause() {
     let certs = Certs::make();
     let server = certs.server();
-    let client = Client::builder(&format!("redis://127.0.0.1:{}", server.tls_port.unwrap()))
-        .connect_timeout(Duration::from_millis(800))
-        .command_timeout(Duration::from_millis(1500))
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let err = client.is_locked("x").unwrap_err();
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "took {took:?}: {err}");
-    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
-    let text = err.to_string();
+    let text = connection_error_within(
+        Client::builder(&format!("redis://127.0.0.1:{}", server.tls_port.unwrap())),
+        Duration::from_millis(1500),
+        Duration::from_secs(4),
+    );
     assert!(
         text.contains("TLS") || text.contains("rediss"),
         "the error does not hint at TLS: {text}"
     );
 }
 
-#[allow(dead_code)]
-fn read_all(mut r: impl Read) -> Vec<u8> {
-    let mut v = Vec::new();
-    let _ = r.read_to_end(&mut v);
-    v
+/// The text of the connection error a first call through `builder` (an
+/// 800 ms connect timeout, `command_timeout`) fails with, within `limit`.
+fn connection_error_within(
+    builder: ClientBuilder,
+    command_timeout: Duration,
+    limit: Duration,
+) -> String {
+    let client = builder
+        .connect_timeout(Duration::from_millis(800))
+        .command_timeout(command_timeout)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let err = client.is_locked("x").unwrap_err();
+    let took = started.elapsed();
+    assert!(took < limit, "took {took:?}: {err}");
+    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
+    err.to_string()
 }
 
 fn tls_client(certs: &Certs, server: &RedisServer) -> Client {

@@ -169,21 +169,6 @@ fn mutual_tls_needs_the_client_certificate() {
 }
 
 #[test]
-fn a_plain_port_given_as_rediss_fails_within_the_connect_timeout_saying_so() {
-    let certs = Certs::make();
-    let server = certs.server();
-    let client = Client::builder(&format!("rediss://127.0.0.1:{}", server.port))
-        .tls_ca_file(certs.path("ca.crt"))
-        .connect_timeout(Duration::from_millis(300))
-        .command_timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let err = client.is_locked("x").unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Connection, "{err}");
-    assert!(err.to_string().contains("TLS"), "{err}");
-}
-
-#[test]
 fn skipping_verification_accepts_any_certificate() {
     let certs = Certs::make();
     let server = certs.server();

@@ -28,8 +28,11 @@ import sys
 import time
 import warnings
 
+# bench/rows.py holds the statistics every row uses, once.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rows import pooled_stats  # noqa: E402
+
 TTL_S = 30
-BATCHES = 10
 # How long a blocked waiter is left parked before the release (see
 # bench/rust/main.rs: SETTLE).
 SETTLE_S = 0.001
@@ -146,26 +149,10 @@ def make(impl, urls, key):
 # --- statistics and output ---------------------------------------------------------
 
 
-def quantile(sorted_values, q):
-    return sorted_values[round((len(sorted_values) - 1) * q)]
-
-
 def stats(samples_ns):
-    """Median of batch medians, p90 of all samples, batch-median spread (µs)."""
-    us = [s / 1000 for s in samples_ns]
-    batches = max(1, min(BATCHES, len(us)))
-    size = len(us) // batches
-    medians = sorted(
-        quantile(sorted(us[b * size : (b + 1) * size if b + 1 < batches else len(us)]), 0.5)
-        for b in range(batches)
-    )
-    return {
-        "median_us": round(quantile(medians, 0.5), 2),
-        "p90_us": round(quantile(sorted(us), 0.9), 2),
-        "spread_us": [round(medians[0], 2), round(medians[-1], 2)],
-        "mean_us": round(sum(us) / len(us), 2),
-        "samples": len(us),
-    }
+    """Median of batch medians, p90 of all samples, batch-median spread (µs):
+    the statistics every benchmark row uses (bench/rows.py)."""
+    return pooled_stats([s / 1000 for s in samples_ns])
 
 
 def emit(scenario, impl, samples, floor, **extra):
