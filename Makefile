@@ -75,7 +75,7 @@ rust-test: deps
 # AOF defaults), from a pinned download (tools/redis-6.2.sh): the test files
 # that exercise what differs between versions (handoff and pub/sub on every
 # deployment, the scripts, ACL, AOF), or every one with REDIS6_TESTS=all.
-REDIS6_TESTS ?= acl,waiting,attack_queue,chaos_findings,cluster,lock_basics,late_copies,holds,fencing,urls_and_auth,sentinel_attack2,exclusion,close
+REDIS6_TESTS ?= acl,semaphore,waiting,attack_queue,chaos_findings,cluster,lock_basics,late_copies,holds,fencing,urls_and_auth,sentinel_attack2,exclusion,close
 test-redis6: deps
 	bash tools/redis-6.2.sh target/redis-6.2
 	REDIS_SERVER=$(CURDIR)/target/redis-6.2/redis-server CARGO=$(CARGO) \

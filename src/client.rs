@@ -15,6 +15,7 @@ use crate::info::{FencedWrite, LockInfo};
 use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
 use crate::pubsub::Subscriber;
+use crate::semaphore::Semaphore;
 use crate::shared::ClientShared;
 use crate::tls::{Tls, TlsSettings};
 use crate::watchdog::Watchdog;
@@ -1035,6 +1036,33 @@ impl Client {
         }
         let keys = self.inner.keys(name)?;
         Ok(Lock::new(self.inner.clone(), keys, options))
+    }
+
+    /// A semaphore of `size` permits (see [`Semaphore`]); each hold's
+    /// lease has the default [`LockOptions`].
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let pool = client.semaphore("workers", 8).unwrap();
+    /// assert_eq!(pool.size(), 8);
+    /// ```
+    pub fn semaphore(&self, name: &str, size: u32) -> Result<Semaphore> {
+        self.semaphore_with(name, size, LockOptions::new())
+    }
+
+    /// A semaphore whose holds' leases have the given options (ttl,
+    /// renewal, lost callback; `reentrant` and `fair` are refused).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let options = latchkey::LockOptions::new().ttl(Duration::from_secs(5));
+    /// let pool = client.semaphore_with("workers", 8, options).unwrap();
+    /// assert_eq!(pool.options().get_ttl(), Duration::from_secs(5));
+    /// ```
+    pub fn semaphore_with(&self, name: &str, size: u32, options: LockOptions) -> Result<Semaphore> {
+        let keys = self.inner.semaphore_keys(name)?;
+        Semaphore::new(self.inner.clone(), keys, size, options)
     }
 
     /// Who holds `name`, if anyone: owner token, fencing token, remaining

@@ -63,6 +63,63 @@ pub struct LockInfo {
     pub queue_len: u64,
 }
 
+/// What [`Semaphore::inspect`](crate::Semaphore::inspect) reports: the
+/// permits in use and who holds them.
+///
+/// ```
+/// # fn main() -> latchkey::Result<()> {
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+/// let client = latchkey::Client::open(&url)?;
+/// let semaphore = client.semaphore("inspected-pool", 3)?;
+/// let permits = semaphore.acquire(2)?;
+/// let info = semaphore.inspect()?;
+/// assert_eq!(info.in_use, 2);
+/// assert_eq!(info.holders[0].token, permits.token());
+/// assert_eq!(info.holders[0].permits, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SemaphoreInfo {
+    /// The semaphore's name.
+    pub name: String,
+    /// Permits held now, by holds whose lease has not ended.
+    pub in_use: u64,
+    /// How many holds there are (one per acquisition, whatever its permits).
+    pub hold_count: u64,
+    /// The highest fencing token issued so far (0: none, or forgotten
+    /// after the fencing counter's retention).
+    pub fencing_token: u64,
+    /// The holds, the one whose lease ends first first; at most
+    /// [`MAX_REPORTED_WAITERS`] ([`hold_count`](Self::hold_count) counts
+    /// them all).
+    pub holders: Vec<PermitHolder>,
+}
+
+/// One hold of a semaphore's permits, as [`SemaphoreInfo::holders`] lists it.
+///
+/// ```
+/// # fn main() -> latchkey::Result<()> {
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+/// let client = latchkey::Client::open(&url)?;
+/// let semaphore = client.semaphore("listed-pool", 2)?;
+/// let _permit = semaphore.acquire(1)?;
+/// let holder = &semaphore.inspect()?.holders[0];
+/// assert_eq!(holder.permits, 1);
+/// assert!(holder.ttl > std::time::Duration::ZERO);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PermitHolder {
+    /// The hold's token (what its `Guard::token` says).
+    pub token: String,
+    /// How many permits it holds.
+    pub permits: u64,
+    /// Time until its lease ends in Redis.
+    pub ttl: Duration,
+}
+
 /// One waiting acquisition in a lock's queue, as [`LockInfo::queue`]
 /// lists it.
 ///

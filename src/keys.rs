@@ -14,6 +14,12 @@
 //!
 //! (The hash tag is N up to its first '}'.)
 //!
+//! A semaphore `N` has the same layout under the prefix `P:sem`
+//! (`P:sem:{N}`, ...), so a lock and a semaphore of one name never share a
+//! key. Its main key is a *lease set*: a sorted set whose members are the
+//! hold tokens of its permits, each scored by the server time in ms at
+//! which that permit's lease ends (see src/scripts/head.lua).
+//!
 //! Redis takes the hash tag from the first `{` to the next `}`; when that is
 //! empty it hashes the whole key instead. That happens for exactly one kind
 //! of name: one that begins with `}` (`P:{}x}` has the empty tag `{}`), and
@@ -42,6 +48,14 @@ pub const DEFAULT_FENCE_RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// The suffixes of a lock's other keys, in the order [`LockKeys`] keeps them.
 const SUFFIXES: [&str; 4] = [":fence", ":ch", ":q", ":qa"];
 
+/// Where semaphores live, below the client's prefix.
+const SEMAPHORE_NAMESPACE: &str = ":sem";
+
+/// The bit of `LockKeys::name_len` that marks a lease set (a name is at
+/// most [`MAX_NAME_LEN`] bytes, far below it): kept there rather than in a
+/// field of its own, which would add 8 bytes to every held lease.
+const LEASE_SET_BIT: u32 = 1 << 31;
+
 /// The keys and channel of one lock.
 ///
 /// Kept in one allocation: the name, then the fence key, the channel, the
@@ -61,6 +75,16 @@ pub(crate) struct LockKeys {
 
 impl LockKeys {
     pub(crate) fn new(prefix: &str, name: &str) -> Result<Self> {
+        Self::with_shape(prefix, name, false)
+    }
+
+    /// The keys of the semaphore `name`: its main key is a lease set (see
+    /// the module notes), in a namespace of its own.
+    pub(crate) fn semaphore(prefix: &str, name: &str) -> Result<Self> {
+        Self::with_shape(&format!("{prefix}{SEMAPHORE_NAMESPACE}"), name, true)
+    }
+
+    fn with_shape(prefix: &str, name: &str, lease_set: bool) -> Result<Self> {
         validate_name(name)?;
         // See the module notes: a name starting with '}' would leave the
         // hash tag empty, so it gets a non-empty tag of its own.
@@ -76,7 +100,8 @@ impl LockKeys {
             text: text.into_boxed_str(),
             // Both fit: a name is at most MAX_NAME_LEN bytes, a prefix 256
             // (validate_prefix).
-            name_len: u32::try_from(name.len()).map_err(|_| Error::invalid("name too long"))?,
+            name_len: u32::try_from(name.len()).map_err(|_| Error::invalid("name too long"))?
+                | if lease_set { LEASE_SET_BIT } else { 0 },
             lock_len: u32::try_from(lock.len()).map_err(|_| Error::invalid("name too long"))?,
             fence_retention: DEFAULT_FENCE_RETENTION,
         })
@@ -84,12 +109,31 @@ impl LockKeys {
 
     /// The lock's name, as the caller gave it.
     pub(crate) fn name(&self) -> &str {
-        &self.text[..self.name_len as usize]
+        &self.text[..self.name_len()]
+    }
+
+    fn name_len(&self) -> usize {
+        (self.name_len & !LEASE_SET_BIT) as usize
+    }
+
+    /// Whether the main key is a lease set (a semaphore's permits) rather
+    /// than a lock (a string or a reentrant lock's hash).
+    pub(crate) fn is_lease_set(&self) -> bool {
+        self.name_len & LEASE_SET_BIT != 0
+    }
+
+    /// What the keys belong to, for messages: "lock" or "semaphore".
+    pub(crate) fn noun(&self) -> &'static str {
+        if self.is_lease_set() {
+            "semaphore"
+        } else {
+            "lock"
+        }
     }
 
     /// The lock key itself.
     pub(crate) fn lock(&self) -> &[u8] {
-        let start = self.name_len as usize;
+        let start = self.name_len();
         &self.text.as_bytes()[start..start + self.lock_len as usize]
     }
 
@@ -117,7 +161,7 @@ impl LockKeys {
     /// The lock key followed by `SUFFIXES[index]`.
     fn derived(&self, index: usize) -> &[u8] {
         let lock_len = self.lock_len as usize;
-        let start = self.name_len as usize
+        let start = self.name_len()
             + SUFFIXES[..index]
                 .iter()
                 .map(|suffix| lock_len + suffix.len())
@@ -218,6 +262,21 @@ mod tests {
                 assert!(seen.insert(key.to_vec()), "{name}: {key:?} taken twice");
             }
         }
+    }
+
+    #[test]
+    fn a_semaphore_and_a_lock_of_one_name_share_no_key() {
+        let lock = LockKeys::new("p", "x").unwrap();
+        let semaphore = LockKeys::semaphore("p", "x").unwrap();
+        assert_eq!(semaphore.lock(), b"p:sem:{x}");
+        assert_eq!(semaphore.channel(), b"p:sem:{x}:ch");
+        assert_eq!(semaphore.name(), "x");
+        assert!(semaphore.is_lease_set() && !lock.is_lease_set());
+        for key in [lock.lock(), lock.fence(), lock.channel(), lock.queue()] {
+            assert!(![semaphore.lock(), semaphore.fence(), semaphore.channel()].contains(&key));
+        }
+        let long = "n".repeat(MAX_NAME_LEN);
+        assert_eq!(LockKeys::semaphore("p", &long).unwrap().name(), long);
     }
 
     #[test]

@@ -50,6 +50,7 @@ mod lock;
 mod net;
 mod pubsub;
 mod scripts;
+mod semaphore;
 mod shared;
 mod signals;
 mod sync;
@@ -63,8 +64,12 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
 };
 pub use error::{Error, ErrorKind, Result};
-pub use info::{FencedWrite, LockInfo, MasterState, QueuedWaiter, MAX_REPORTED_WAITERS};
+pub use info::{
+    FencedWrite, LockInfo, MasterState, PermitHolder, QueuedWaiter, SemaphoreInfo,
+    MAX_REPORTED_WAITERS,
+};
 pub use keys::{DEFAULT_FENCE_RETENTION, MAX_NAME_LEN};
 pub use lease::{LostCallback, LostLease};
 pub use lock::{Guard, Lock, LockOptions, MAX_TTL, MIN_TTL};
+pub use semaphore::{Semaphore, MAX_PERMITS};
 pub use wait::CancelToken;

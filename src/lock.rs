@@ -40,7 +40,7 @@ pub struct LockOptions {
     auto_renew: bool,
     reentrant: bool,
     fair: bool,
-    retry_jitter: Duration,
+    pub(crate) retry_jitter: Duration,
     renew_every: Option<Duration>,
     on_lost: Option<LostCallback>,
 }
@@ -482,14 +482,7 @@ impl Lock {
         match acquired {
             // A close that swept the client's holds before this one was
             // registered (see `guard`) has not released it: do it here.
-            Some(guard)
-                if self
-                    .client
-                    .closing
-                    .release_if_closed(&self.client.releaser(), &guard.lease) =>
-            {
-                Err(Closing::error(self.keys.name()))
-            }
+            Some(guard) if guard.released_by_close() => Err(Closing::error(self.keys.name())),
             acquired => Ok(acquired),
         }
     }
@@ -500,36 +493,24 @@ impl Lock {
         // holds share the token of their uninterrupted tenure.
         // A plain lock's is its lease's token, not kept twice.
         let fence_holder = self.options.reentrant.then(|| self.owner_token());
-        let lease = Lease::new(NewLease {
-            keys: self.keys.clone(),
+        let mut guard = Guard::start(
+            &self.client,
+            &self.keys,
+            &self.options,
             token,
             fencing_token,
-            reentrant: self.options.reentrant,
-            ttl: self.options.ttl,
             sent,
-            renew_every: self.options.renew_every,
-            on_lost: self.options.on_lost.clone(),
-        });
-        if self.options.auto_renew {
-            self.client.watchdog.watch(&lease, sent);
-        }
-        self.client.closing.register(&lease);
-        let tenure = self.options.reentrant.then(|| {
+        );
+        guard.fence_holder = fence_holder;
+        if self.options.reentrant {
             let mut state = self.tenure.state.lock();
-            if let Some(i) = state.pending.iter().position(|p| p == lease.token()) {
+            if let Some(i) = state.pending.iter().position(|p| p == guard.lease.token()) {
                 state.pending.swap_remove(i);
             }
-            state.holds.push(Arc::downgrade(&lease));
-            self.tenure.clone()
-        });
-        Guard {
-            client: self.client.clone(),
-            lease,
-            fence_holder,
-            unheard_attempt_since: None,
-            tenure,
-            done: false,
+            state.holds.push(Arc::downgrade(&guard.lease));
+            guard.tenure = Some(self.tenure.clone());
         }
+        guard
     }
 }
 
@@ -586,9 +567,8 @@ impl Target for Lock {
         sent: Instant,
         unheard_since: Option<Instant>,
     ) -> Guard {
-        let mut guard = self.guard(hold, fencing_token, sent);
-        guard.unheard_attempt_since = unheard_since;
-        guard
+        self.guard(hold, fencing_token, sent)
+            .unheard_since(unheard_since)
     }
 
     /// Gives back, in the background, a hold whose acquire had an unknown
@@ -721,6 +701,56 @@ impl fmt::Debug for Guard {
 }
 
 impl Guard {
+    /// The guard of a hold just acquired (of a lock, or permits of a
+    /// semaphore, as `keys` say): its lease, renewed by the watchdog when
+    /// `options` ask for it, and registered with the client's close.
+    pub(crate) fn start(
+        client: &Arc<ClientShared>,
+        keys: &LockKeys,
+        options: &LockOptions,
+        token: String,
+        fencing_token: u64,
+        sent: Instant,
+    ) -> Guard {
+        let lease = Lease::new(NewLease {
+            keys: keys.clone(),
+            token,
+            fencing_token,
+            reentrant: options.reentrant,
+            ttl: options.ttl,
+            sent,
+            renew_every: options.renew_every,
+            on_lost: options.on_lost.clone(),
+        });
+        if options.auto_renew {
+            client.watchdog.watch(&lease, sent);
+        }
+        client.closing.register(&lease);
+        Guard {
+            client: client.clone(),
+            lease,
+            fence_holder: None,
+            unheard_attempt_since: None,
+            tenure: None,
+            done: false,
+        }
+    }
+
+    /// Records that an attempt of this hold's acquisition, sent at
+    /// `since`, was never answered (see `unheard_attempt_since`).
+    pub(crate) fn unheard_since(mut self, since: Option<Instant>) -> Guard {
+        self.unheard_attempt_since = since;
+        self
+    }
+
+    /// Whether a close of the client swept its holds before this one was
+    /// registered; if so, this hold is released now (see `Lock::acquire_inner`).
+    pub(crate) fn released_by_close(&self) -> bool {
+        self.client
+            .closing
+            .release_if_closed(&self.client.releaser(), &self.lease)
+    }
+
     /// The lock's name.
     ///
     /// ```

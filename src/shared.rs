@@ -85,4 +85,11 @@ impl ClientShared {
         keys.fence_retention = self.fence_retention;
         Ok(keys)
     }
+
+    /// The keys of semaphore `name` on this client.
+    pub(crate) fn semaphore_keys(&self, name: &str) -> Result<LockKeys> {
+        let mut keys = LockKeys::semaphore(&self.prefix, name)?;
+        keys.fence_retention = self.fence_retention;
+        Ok(keys)
+    }
 }

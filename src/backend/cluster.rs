@@ -346,6 +346,7 @@ fn publishes(call: &Call<'_>) -> bool {
         scripts::force_unlock(),
         scripts::announce_free(),
         scripts::leave_queue(),
+        scripts::permit_release(),
     ]
     .iter()
     .any(|script| std::ptr::eq(*script, call.script))

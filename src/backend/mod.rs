@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::info::{FencedWrite, LockInfo};
+use crate::info::{FencedWrite, LockInfo, SemaphoreInfo};
 use crate::keys::LockKeys;
 use crate::lease::Lease;
 use crate::scripts::LuaScript;
@@ -129,6 +129,29 @@ pub(crate) struct AcquireArgs<'a> {
     pub(crate) fair: bool,
 }
 
+/// One attempt to take permits of a semaphore.
+pub(crate) struct PermitArgs<'a> {
+    pub(crate) keys: &'a LockKeys,
+    /// The new hold's token: the number of permits, ':', a random part
+    /// (see src/scripts/permit_acquire.lua); the same on every retry.
+    pub(crate) hold: &'a str,
+    pub(crate) ttl: Duration,
+    /// Permits in all.
+    pub(crate) size: u32,
+    /// Permits this hold takes.
+    pub(crate) permits: u32,
+}
+
+/// Why a deployment refuses semaphores.
+fn semaphores_unsupported(deployment: &str) -> Error {
+    Error::invalid(format!(
+        "semaphores are not supported on {deployment}: over independent masters \
+         (Redlock) a majority per hold does not bound the holders (with 3 masters \
+         and 2 permits, holders on masters 1+2, 2+3 and 1+3 each have a majority); \
+         use one server, Sentinel or Cluster"
+    ))
+}
+
 /// One fenced write.
 pub(crate) struct FencedWriteArgs<'a> {
     pub(crate) key: &'a [u8],
@@ -162,6 +185,17 @@ impl<'a> ExtendItem<'a> {
 pub(crate) trait Backend: Send + Sync + 'static {
     /// One acquire attempt.
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt>;
+
+    /// One attempt to take permits of a semaphore. A deployment on which
+    /// a semaphore is not sound (Redlock) refuses with `InvalidArgument`.
+    fn acquire_permits(&self, _args: &PermitArgs<'_>) -> Result<Attempt> {
+        Err(semaphores_unsupported(&self.describe()))
+    }
+
+    /// Who holds a semaphore's permits: at most `limit` holds listed.
+    fn inspect_permits(&self, _keys: &LockKeys, _limit: usize) -> Result<SemaphoreInfo> {
+        Err(semaphores_unsupported(&self.describe()))
+    }
 
     /// Release of one hold (by its token), waking waiters when the lock
     /// becomes free.
@@ -314,6 +348,8 @@ pub(crate) trait Runner: Send + Sync + 'static {
 pub(crate) enum Op<'a> {
     /// An acquire attempt of the named lock.
     Acquire(&'a str),
+    /// An attempt to take permits of the named semaphore.
+    AcquirePermits(&'a str),
     /// A release of the named lock.
     Release(&'a str),
     /// A release owed to a master whose earlier outcome was unknown.
@@ -340,6 +376,7 @@ impl fmt::Display for Op<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Op::Acquire(name) => write!(f, "acquiring lock '{name}'"),
+            Op::AcquirePermits(name) => write!(f, "acquiring permits of semaphore '{name}'"),
             Op::Release(name) => write!(f, "releasing lock '{name}'"),
             Op::CleanUp(name) => write!(f, "releasing lock '{name}' (clean-up)"),
             Op::Extend(name) => write!(f, "extending lock '{name}'"),
@@ -390,44 +427,82 @@ impl<R: Runner> OneNodeBackend<R> {
     }
 }
 
-impl<R: Runner> Backend for OneNodeBackend<R> {
-    fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
-        let op = Op::Acquire(args.keys.name());
-        let call = script_calls::acquire_call(args);
+impl<R: Runner> OneNodeBackend<R> {
+    /// Runs one acquire attempt (a lock's or a semaphore's) for the hold
+    /// `hold`: with [`WaitForReplicas`], a hold too few replicas confirmed
+    /// is given back and the attempt fails.
+    fn attempt(
+        &self,
+        call: &Call<'_>,
+        op: Op<'_>,
+        keys: &LockKeys,
+        hold: &str,
+        reentrant: bool,
+    ) -> Result<Attempt> {
         let Some(wait) = self.wait else {
             return self
                 .runner
-                .eval(&call)
+                .eval(call)
                 .and_then(script_calls::parse_acquire)
                 .map_err(|e| e.context(op));
         };
         let (reply, confirmed) = self
             .runner
-            .eval_then_wait(&call, wait.replicas, wait.timeout)
+            .eval_then_wait(call, wait.replicas, wait.timeout)
             .map_err(|e| e.context(op))?;
         let attempt = script_calls::parse_acquire(reply).map_err(|e| e.context(op))?;
         if matches!(attempt, Attempt::Acquired(_)) && confirmed < wait.replicas {
             // Not durable enough to count as held: give it back. If the
             // give-back fails, the attempt's outcome is unknown to the
             // caller, who gives this hold back once Redis answers.
-            if let Err(e) = self.release(args.keys, args.hold, args.reentrant) {
+            if let Err(e) = self.release(keys, hold, reentrant) {
                 return Err(Error::new(
                     ErrorKind::Connection,
                     format!(
-                        "{op}: only {confirmed} of {} replicas confirmed the lock, and giving it back failed: {e}",
-                        wait.replicas
+                        "{op}: only {confirmed} of {} replicas confirmed the {}, and giving it back failed: {e}",
+                        wait.replicas,
+                        keys.noun()
                     ),
                 ));
             }
             return Err(Error::new(
                 ErrorKind::Timeout,
                 format!(
-                    "{op}: only {confirmed} of {} replicas confirmed the lock within {:?}; it was released",
-                    wait.replicas, wait.timeout
+                    "{op}: only {confirmed} of {} replicas confirmed the {} within {:?}; it was released",
+                    wait.replicas,
+                    keys.noun(),
+                    wait.timeout
                 ),
             ));
         }
         Ok(attempt)
+    }
+}
+
+impl<R: Runner> Backend for OneNodeBackend<R> {
+    fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
+        let call = script_calls::acquire_call(args);
+        let op = Op::Acquire(args.keys.name());
+        self.attempt(&call, op, args.keys, args.hold, args.reentrant)
+    }
+
+    fn acquire_permits(&self, args: &PermitArgs<'_>) -> Result<Attempt> {
+        let call = script_calls::permit_acquire_call(
+            args.keys,
+            args.hold,
+            args.ttl,
+            args.size,
+            args.permits,
+        );
+        let op = Op::AcquirePermits(args.keys.name());
+        self.attempt(&call, op, args.keys, args.hold, false)
+    }
+
+    fn inspect_permits(&self, keys: &LockKeys, limit: usize) -> Result<SemaphoreInfo> {
+        self.runner
+            .eval(&script_calls::permit_inspect_call(keys, limit))
+            .and_then(|value| script_calls::parse_permit_inspect(keys.name(), value))
+            .map_err(|e| e.context(Op::Inspect(keys.name())))
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {

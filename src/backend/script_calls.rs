@@ -10,7 +10,7 @@ use super::{
     AcquireArgs, Attempt, Call, ExtendItem, FencedWriteArgs, Queueing, Released, QUEUE_ENTRY_LEASE,
 };
 use crate::error::{Error, ErrorKind, Result};
-use crate::info::{FencedWrite, LockInfo, QueuedWaiter};
+use crate::info::{FencedWrite, LockInfo, PermitHolder, QueuedWaiter, SemaphoreInfo};
 use crate::keys::LockKeys;
 use crate::scripts;
 
@@ -30,6 +30,17 @@ pub(crate) fn millis(d: Duration) -> Cow<'static, [u8]> {
 
 fn flag(on: bool) -> Cow<'static, [u8]> {
     Cow::Borrowed(if on { b"1" } else { b"0" })
+}
+
+/// The kind of hold the extend and hold-exists scripts look for (see
+/// `extend_hold` in src/scripts/head.lua): '0' plain, '1' reentrant, '2' a
+/// lease in a lease set (a semaphore's permits).
+fn hold_kind(keys: &LockKeys, reentrant: bool) -> Cow<'static, [u8]> {
+    if keys.is_lease_set() {
+        Cow::Borrowed(b"2")
+    } else {
+        flag(reentrant)
+    }
 }
 
 /// A number as a script argument.
@@ -104,6 +115,13 @@ pub(crate) fn release_call<'a>(
     reentrant: bool,
     queued: bool,
 ) -> Call<'a> {
+    if keys.is_lease_set() {
+        return Call {
+            script: scripts::permit_release(),
+            keys: vec![keys.lock()],
+            args: vec![text(token), Cow::Borrowed(keys.channel())],
+        };
+    }
     let mut call_keys: Vec<&[u8]> = vec![&keys.lock()];
     if queued {
         call_keys.push(keys.queue());
@@ -137,19 +155,29 @@ pub(crate) fn extend_call<'a>(item: &ExtendItem<'a>) -> Call<'a> {
     Call {
         script: scripts::extend(),
         keys: vec![&item.keys.lock()],
-        args: vec![text(item.token), millis(item.ttl), flag(item.reentrant)],
+        args: vec![
+            text(item.token),
+            millis(item.ttl),
+            hold_kind(item.keys, item.reentrant),
+        ],
     }
 }
 
 /// Splits `items` into the leases of one script each: at most `per_script`
-/// of them, in order, sharing one ttl (in whole ms) and one kind (plain or
-/// reentrant), which [`extend_batch_call`] then sends once.
+/// of them, in order, sharing one ttl (in whole ms) and one kind (plain,
+/// reentrant or lease set), which [`extend_batch_call`] then sends once.
 pub(crate) fn extend_batches<'i, 'a>(
     items: &'i [ExtendItem<'a>],
     per_script: usize,
 ) -> Vec<&'i [ExtendItem<'a>]> {
     let per_script = per_script.max(1);
-    let kind = |item: &ExtendItem<'_>| (item.ttl.as_millis().max(1), item.reentrant);
+    let kind = |item: &ExtendItem<'_>| {
+        (
+            item.ttl.as_millis().max(1),
+            item.reentrant,
+            item.keys.is_lease_set(),
+        )
+    };
     let mut batches = Vec::new();
     let mut rest = items;
     while let Some(first) = rest.first() {
@@ -169,12 +197,14 @@ pub(crate) fn extend_batches<'i, 'a>(
 /// [`extend_batches`]; all keys must be on one node and, in a cluster, in
 /// one slot).
 pub(crate) fn extend_batch_call<'a>(items: &[ExtendItem<'a>]) -> Call<'a> {
-    let (ttl, reentrant) = items.first().map_or((Duration::ZERO, false), |first| {
-        (first.ttl, first.reentrant)
-    });
     let mut args: Vec<Cow<'a, [u8]>> = Vec::with_capacity(items.len() + 2);
+    let (ttl, kind) = items
+        .first()
+        .map_or((Duration::ZERO, flag(false)), |first| {
+            (first.ttl, hold_kind(first.keys, first.reentrant))
+        });
     args.push(millis(ttl));
-    args.push(flag(reentrant));
+    args.push(kind);
     args.extend(items.iter().map(|i| text(i.token)));
     Call {
         script: scripts::extend_batch(),
@@ -221,7 +251,7 @@ pub(crate) fn hold_exists_call<'a>(keys: &'a LockKeys, hold: &'a str, reentrant:
     Call {
         script: scripts::hold_exists(),
         keys: vec![&keys.lock()],
-        args: vec![text(hold), flag(reentrant)],
+        args: vec![text(hold), hold_kind(keys, reentrant)],
     }
 }
 
@@ -401,6 +431,36 @@ pub(crate) fn parse_inspect(name: &str, value: redis::Value) -> Result<Option<Lo
     }))
 }
 
+/// Parses the reply of [`permit_inspect_call`].
+pub(crate) fn parse_permit_inspect(name: &str, value: redis::Value) -> Result<SemaphoreInfo> {
+    let redis::Value::Array(items) = &value else {
+        return Err(unexpected(&value));
+    };
+    if items.len() < 3 || (items.len() - 3) % 3 != 0 {
+        return Err(unexpected(&value));
+    }
+    let holders = items[3..]
+        .chunks_exact(3)
+        .map(|hold| {
+            let redis::Value::BulkString(token) = &hold[0] else {
+                return Err(unexpected(&value));
+            };
+            Ok(PermitHolder {
+                token: String::from_utf8_lossy(token).into_owned(),
+                ttl: Duration::from_millis(value_to_u64(&hold[1])?),
+                permits: value_to_u64(&hold[2])?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SemaphoreInfo {
+        name: name.to_string(),
+        in_use: value_to_u64(&items[0])?,
+        hold_count: value_to_u64(&items[1])?,
+        fencing_token: value_to_u64(&items[2])?,
+        holders,
+    })
+}
+
 /// One listed waiter of an inspect reply: its id and the ms until its
 /// entry runs out.
 fn parse_queued_waiter(id: &redis::Value, left: &redis::Value) -> Result<QueuedWaiter> {
@@ -422,6 +482,38 @@ pub(crate) fn announce_free_call<'a>(keys: &'a LockKeys, token: &'a str) -> Call
         script: scripts::announce_free(),
         keys: vec![&keys.lock()],
         args: vec![text(token), Cow::Borrowed(keys.channel())],
+    }
+}
+
+/// One attempt to take `permits` of the semaphore `keys` of `size`
+/// permits for the hold `hold` (whose token starts with `permits` and ':',
+/// see `permit_acquire.lua`); answered as an acquire.
+pub(crate) fn permit_acquire_call<'a>(
+    keys: &'a LockKeys,
+    hold: &'a str,
+    ttl: Duration,
+    size: u32,
+    permits: u32,
+) -> Call<'a> {
+    Call {
+        script: scripts::permit_acquire(),
+        keys: vec![keys.lock(), keys.fence()],
+        args: vec![
+            text(hold),
+            millis(ttl),
+            number(size),
+            number(permits),
+            millis(keys.fence_retention),
+        ],
+    }
+}
+
+/// Who holds permits of a semaphore (see `permit_inspect.lua`).
+pub(crate) fn permit_inspect_call(keys: &LockKeys, limit: usize) -> Call<'_> {
+    Call {
+        script: scripts::permit_inspect(),
+        keys: vec![keys.lock(), keys.fence()],
+        args: vec![number(limit)],
     }
 }
 

@@ -4,7 +4,8 @@
 -- KEYS[1] lock key; ARGV[1] channel, ARGV[2] the holder to remove: a plain
 -- lock's hold token, or a reentrant lock's owner token followed by ':' and
 -- the tenure's fencing token (a handle's next tenure has the same owner
--- but another token); '' for whoever holds it. ARGV[3] (optional)
+-- but another token), or a semaphore permit's hold token (only that
+-- permit is removed); '' for whoever holds it (every permit). ARGV[3] (optional)
 -- 'SPUBLISH' on a Redis 7 Cluster: the release message stays on the
 -- lock's shard instead of reaching every node.
 -- Returns 1 when a lock was deleted, 0 when it was free or held by another.
@@ -18,7 +19,13 @@
 if ARGV[2] ~= '' then
   local kind = key_type(KEYS[1])
   local holder = nil
-  if kind == 'string' then
+  if kind == 'zset' then
+    if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
+      return 0
+    end
+    redis.call(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], 'released')
+    return 1
+  elseif kind == 'string' then
     holder = redis.call('GET', KEYS[1])
   elseif kind == 'hash' then
     local owner = redis.call('HGET', KEYS[1], 'owner') or ''

@@ -55,18 +55,50 @@ local function extend_expiry(key, ttl)
   end
 end
 
+-- The server clock in ms.
+local function clock_ms()
+  local now = redis.call('TIME')
+  return tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+end
+
+-- Extends one lease of a lease set (a semaphore's permits, see
+-- src/keys.rs): the member `hold` is scored with the server time in ms at
+-- which its lease ends. A lease that has ended is gone even before a
+-- later acquire removes its member, as an expired key is. The score only
+-- grows, and the set's own expiry covers its longest lease. 1 or 0; a key
+-- of another type makes ZSCORE answer an error (a table), never a score.
+local function extend_lease_in_set(key, hold, ttl)
+  local ends = redis.pcall('ZSCORE', key, hold)
+  if type(ends) ~= 'string' then
+    return 0
+  end
+  local now = clock_ms()
+  if tonumber(ends) <= now then
+    return 0
+  end
+  local new_end = now + tonumber(ttl)
+  if new_end > tonumber(ends) then
+    redis.call('ZADD', key, 'XX', new_end, hold)
+  end
+  extend_expiry(key, ttl)
+  return 1
+end
+
 -- Extends one hold to at least `ttl` ms if it still owns its lock; 1 or
--- 0. The key's expiry only ever grows: a renewal or extension that
--- arrives late (its sender gave up waiting) can never cut short a lease
--- that was extended since, nor one hold shorten another's. The watchdog
--- runs this for every held lease every period, hence two commands, not
--- four: a key of another type makes HEXISTS or GET answer an error (the
--- pcall returns it as a table), never 1 or our token.
-local function extend_hold(key, hold, ttl, reentrant)
-  if reentrant then
+-- 0. `kind` is '0' for a plain lock (a string), '1' for a reentrant one (a
+-- hash), '2' for a lease set. The key's expiry only ever grows: a renewal
+-- or extension that arrives late (its sender gave up waiting) can never
+-- cut short a lease that was extended since, nor one hold shorten
+-- another's. The watchdog runs this for every held lease every period,
+-- hence two commands, not four: a key of another type makes HEXISTS or GET
+-- answer an error (the pcall returns it as a table), never 1 or our token.
+local function extend_hold(key, hold, ttl, kind)
+  if kind == '1' then
     if redis.pcall('HEXISTS', key, 'h:' .. hold) ~= 1 then
       return 0
     end
+  elseif kind == '2' then
+    return extend_lease_in_set(key, hold, ttl)
   elseif redis.pcall('GET', key) ~= hold then
     return 0
   end

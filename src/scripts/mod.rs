@@ -74,3 +74,11 @@ script!(raise_fence, "raise_fence.lua", resend_safe: true);
 script!(announce_free, "announce_free.lua", resend_safe: true);
 // A second run finds the entry gone and no reservation naming the waiter.
 script!(leave_queue, "leave_queue.lua", resend_safe: true);
+// Semaphores. A retry with the same hold token finds its lease in place:
+// its end only moves later and a fresh token is issued.
+script!(permit_acquire, "permit_acquire.lua", resend_safe: true);
+// Not resent: a second run answers "not ours" although the first one
+// released the permits (a late copy finds no member and changes nothing).
+script!(permit_release, "permit_release.lua", resend_safe: false);
+// Read only.
+script!(permit_inspect, "permit_inspect.lua", resend_safe: true);
