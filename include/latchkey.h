@@ -276,6 +276,15 @@ typedef struct latchkey_lock latchkey_lock;
 typedef struct latchkey_lock_options latchkey_lock_options;
 
 /**
+ * A named semaphore: `size` permits, each hold taking one or more of them
+ * as a lease of its own, renewed while held and reported when lost, and
+ * given back when its holder dies and its lease ends.
+ *
+ * Threads: fully thread-safe; share it between threads.
+ */
+typedef struct latchkey_semaphore latchkey_semaphore;
+
+/**
  * The state of one lock in Redis, filled by latchkey_client_inspect.
  * When `locked` is false every other field is zero. (For Redlock, each
  * master's own view comes from latchkey_client_inspect_masters.)
@@ -1401,6 +1410,140 @@ latchkey_status latchkey_lock_acquire(const struct latchkey_lock *lock,
 latchkey_status latchkey_lock_try_acquire(const struct latchkey_lock *lock,
                                           struct latchkey_guard **guard_out,
                                           struct latchkey_error **err_out);
+
+/**
+ * Makes a handle for the semaphore `name` of `size` permits on `client`,
+ * whose holds' leases have `options` (NULL for the defaults; reentrant
+ * and fair are refused). Nothing is sent to Redis yet. The size is the
+ * handle's: every attempt counts the permits in use against it, so
+ * handles of one name should agree on it (holders above a smaller size
+ * keep their permits until they release them).
+ *
+ * Ownership: on success `*semaphore_out` is new; free it with
+ * latchkey_semaphore_free. It keeps what it needs of `client` and
+ * `options`: both may be freed before it.
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `client`, `name`
+ * or `semaphore_out`; `name` empty, longer than 4096 bytes or not UTF-8;
+ * `size` 0 or above 1000000; reentrant or fair options; an option out of
+ * range); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
+ * string; `options` is NULL or a live options object; `semaphore_out` and
+ * `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_semaphore_new(const struct latchkey_client *client,
+                                       const char *name,
+                                       uint32_t size,
+                                       const struct latchkey_lock_options *options,
+                                       struct latchkey_semaphore **semaphore_out,
+                                       struct latchkey_error **err_out);
+
+/**
+ * Frees a semaphore handle. NULL is ignored. Guards acquired through it
+ * stay valid.
+ *
+ * Threads: any thread, once, when no other call uses this handle.
+ * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live semaphore: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `semaphore` is NULL or from latchkey_semaphore_new, not yet freed.
+ */
+latchkey_status latchkey_semaphore_free(struct latchkey_semaphore *semaphore);
+
+/**
+ * Takes `permits` permits, waiting without polling (woken by releases)
+ * for at most `timeout_ms` milliseconds: 0 makes one attempt
+ * (LATCHKEY_TIMEOUT if too few are free), a negative value waits for
+ * ever. If `cancel` is not NULL, triggering it from another thread ends
+ * the wait with LATCHKEY_CANCELLED.
+ *
+ * Ownership: on success `*guard_out` is a new guard for the permits;
+ * release it with latchkey_guard_release and free it with
+ * latchkey_guard_free (which releases it first if that was not done).
+ * Every latchkey_guard_* call works on it as on a lock's guard.
+ * Threads: any thread; any number at once.
+ * Blocks: until taken, the timeout, cancellation, or a Redis failure.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (too few permits free at the
+ * deadline, or too few replicas confirmed them); LATCHKEY_CANCELLED;
+ * LATCHKEY_CLOSED (the client was closed, before or during the wait);
+ * LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
+ * timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_INVALID_ARGUMENT (NULL `semaphore` or `guard_out`; `permits` 0
+ * or above the size; a Redlock client, on which semaphores are not sound);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `semaphore` is NULL or a live semaphore; `cancel` is NULL or a live
+ * cancel handle not freed during the call; `guard_out` and `err_out` are
+ * NULL or writable.
+ */
+latchkey_status latchkey_semaphore_acquire(const struct latchkey_semaphore *semaphore,
+                                           uint32_t permits,
+                                           int64_t timeout_ms,
+                                           const struct latchkey_cancel *cancel,
+                                           struct latchkey_guard **guard_out,
+                                           struct latchkey_error **err_out);
+
+/**
+ * One attempt to take `permits` permits, no waiting: LATCHKEY_TIMEOUT if
+ * too few are free.
+ *
+ * Ownership: as latchkey_semaphore_acquire.
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (too few permits free);
+ * LATCHKEY_CLOSED (the client was closed); LATCHKEY_CONNECTION (Redis
+ * unreachable or no answer within the command timeout), LATCHKEY_SERVER,
+ * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (as latchkey_semaphore_acquire);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `semaphore` is NULL or a live semaphore; `guard_out` and `err_out` are
+ * NULL or writable.
+ */
+latchkey_status latchkey_semaphore_try_acquire(const struct latchkey_semaphore *semaphore,
+                                               uint32_t permits,
+                                               struct latchkey_guard **guard_out,
+                                               struct latchkey_error **err_out);
+
+/**
+ * The permits free now, as this handle counts them (its size less the
+ * permits in use; 0 when more are in use).
+ *
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+ * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument; a Redlock
+ * client); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `semaphore` is NULL or a live semaphore; `available_out` and `err_out`
+ * are NULL or writable.
+ */
+latchkey_status latchkey_semaphore_available(const struct latchkey_semaphore *semaphore,
+                                             uint32_t *available_out,
+                                             struct latchkey_error **err_out);
+
+/**
+ * Takes every permit away from whoever holds it and wakes the waiters;
+ * `*released_out` says whether any was held. The holders find their
+ * leases lost at their next renewal. For operators.
+ *
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+ * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument; a Redlock
+ * client); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `semaphore` is NULL or a live semaphore; `released_out` and `err_out`
+ * are NULL or writable.
+ */
+latchkey_status latchkey_semaphore_force_release_all(const struct latchkey_semaphore *semaphore,
+                                                     bool *released_out,
+                                                     struct latchkey_error **err_out);
 
 /**
  * Releases the lock. The guard stays allocated (its tokens stay readable)

@@ -142,6 +142,37 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
             LATCHKEY_PANIC,
         ],
     ),
+    ("latchkey_semaphore_new", LOCAL),
+    ("latchkey_semaphore_free", LOCAL),
+    (
+        "latchkey_semaphore_acquire",
+        &[
+            LATCHKEY_OK,
+            LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
+            LATCHKEY_CANCELLED,
+            LATCHKEY_INVALID_ARGUMENT,
+            LATCHKEY_CONNECTION,
+            LATCHKEY_SERVER,
+            LATCHKEY_AUTH,
+            LATCHKEY_PANIC,
+        ],
+    ),
+    (
+        "latchkey_semaphore_try_acquire",
+        &[
+            LATCHKEY_OK,
+            LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
+            LATCHKEY_INVALID_ARGUMENT,
+            LATCHKEY_CONNECTION,
+            LATCHKEY_SERVER,
+            LATCHKEY_AUTH,
+            LATCHKEY_PANIC,
+        ],
+    ),
+    ("latchkey_semaphore_available", ASKS_REDIS),
+    ("latchkey_semaphore_force_release_all", ASKS_REDIS),
     (
         "latchkey_guard_release",
         &[

@@ -35,6 +35,8 @@ pub mod lock_options;
 
 pub mod lock;
 
+pub mod semaphore;
+
 pub mod guard;
 
 pub mod cancel;
