@@ -1093,12 +1093,17 @@ impl Client {
     /// Cluster, then inspects the locks found, many per round trip. A
     /// lock taken or released meanwhile may or may not be listed, and the
     /// scan stops once `limit` held locks are found: which ones those are
-    /// is up to the scan's order, not their names. Not supported on
-    /// Redlock yet (an `InvalidArgument` error): its masters would each
-    /// need a scan of their own.
+    /// is up to the scan's order, not their names. On Redlock every master
+    /// is scanned and a lock is listed when a quorum holds it (what
+    /// `inspect` says; one lock per round trip there, so slower); masters
+    /// that fail are skipped while the others still make a quorum, but a
+    /// lock whose holder they leave undecided (its owner has votes, and
+    /// the silent masters could make them a quorum) fails the list with
+    /// `NoQuorum`, as it fails `inspect`.
     ///
     /// Errors: `InvalidArgument` for a bad pattern (an unclosed `[`, a
-    /// trailing `\`); a connection or server error as for `inspect`.
+    /// trailing `\`); a connection or server error as for `inspect`;
+    /// `NoQuorum` on Redlock when too few masters answer.
     ///
     /// ```
     /// # fn main() -> latchkey::Result<()> {

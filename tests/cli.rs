@@ -1253,3 +1253,67 @@ mod json {
         assert_eq!(v.get("c").get("d"), &Value::Null);
     }
 }
+
+/// On Redlock, `list` scans every master and lists the locks a quorum of
+/// them holds; a minority of masters down is skipped, more is `NoQuorum`.
+#[test]
+fn list_through_redlock_lists_what_a_quorum_holds() {
+    let mut servers: Vec<RedisServer> = (0..3).map(|_| RedisServer::start()).collect();
+    let set = |server: &RedisServer, name: &str, owner: &str| {
+        redis::pipe()
+            .cmd("SET")
+            .arg(format!("latchkey:{{{name}}}"))
+            .arg(owner)
+            .arg("PX")
+            .arg(600_000)
+            .ignore()
+            .cmd("SET")
+            .arg(format!("latchkey:{{{name}}}:fence"))
+            .arg(7)
+            .ignore()
+            .query::<()>(&mut server.admin())
+            .expect("SET");
+    };
+    // On masters 1 and 2, and for even i on master 0 too; "minority" on
+    // master 0 only.
+    for i in 0..5 {
+        for server in &servers[if i % 2 == 0 { 0 } else { 1 }..] {
+            set(server, &format!("quorum:{i}"), &format!("owner-{i}"));
+        }
+    }
+    set(&servers[0], "minority", "owner-m");
+    let list = |servers: &[RedisServer]| {
+        let mut args: Vec<String> = Vec::new();
+        for server in servers {
+            args.extend(["--url".to_string(), server.url()]);
+        }
+        args.push("list".to_string());
+        tool().args(args).stdin(Stdio::null()).output().unwrap()
+    };
+    let expected: Vec<String> = (0..5).map(|i| format!("quorum:{i}")).collect();
+    let names = |output: &Output| -> Vec<String> {
+        text(&output.stdout)
+            .lines()
+            .map(|line| line.split(' ').next().unwrap().to_string())
+            .collect()
+    };
+    let output = list(&servers);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(names(&output), expected);
+    assert!(text(&output.stdout).contains("quorum:3 held owner=owner-3 fencing=7 "));
+
+    // Master 0 down: its scan fails, the others still make a quorum, and
+    // every lock is on both of them.
+    servers[0].kill();
+    let output = list(&servers);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(names(&output), expected);
+    servers[1].kill();
+    let output = list(&servers);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("quorum"),
+        "{}",
+        text(&output.stderr)
+    );
+}

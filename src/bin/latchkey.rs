@@ -137,7 +137,8 @@ enum Command {
     /// Print every held lock whose name matches PATTERN, sorted by name, one
     /// line each: "NAME held owner=... fencing=... ttl_ms=... waiters=N"
     /// (with --json, one object per lock, as inspect prints without the
-    /// queue). Found with SCAN, so it never blocks Redis; not on Redlock yet
+    /// queue). Found with SCAN, so it never blocks Redis; on Redlock, the
+    /// locks a quorum of masters holds
     List {
         /// A glob over the names: * any run, ? one character, [abc] [a-z]
         /// [^abc] one of a set, \x the character x
