@@ -810,11 +810,39 @@ fn exec(
             (None, None) => 255,
         }
     };
+    let outcome = if let Some(reason) = &lost {
+        let what = if stopped {
+            "the command was stopped"
+        } else {
+            "the command had ended"
+        };
+        Err(Outcome::Stopped(format!(
+            "the lease on lock '{name}' was lost while the command ran ({reason}); {what} (its status: {code})"
+        )))
+    } else {
+        match (code, released.error) {
+            (0, Some(err)) => Err(Outcome::Other(format!("release: {err}"))),
+            (0, None) => Ok(()),
+            (code, error) => {
+                if let Some(err) = error {
+                    eprintln!("latchkey exec: release: {err}");
+                }
+                Err(Outcome::Exit(code))
+            }
+        }
+    };
     if run.json {
+        // The status exec exits with; COMMAND's own in exit_code/signal.
+        let final_status = match &outcome {
+            Ok(()) => 0,
+            Err(Outcome::Exit(code)) => *code,
+            Err(Outcome::Stopped(_)) => LEASE_LOST,
+            Err(_) => 1,
+        };
         let mut report = Json::new()
             .str("name", name)
             .num("fencing_token", released.fencing_token)
-            .num("status", if lost.is_some() { LEASE_LOST } else { code });
+            .num("status", final_status);
         report = match status.code() {
             Some(exit) => report.num("exit_code", exit),
             None => report.raw("exit_code", "null"),
@@ -828,26 +856,7 @@ fn exec(
         };
         println!("{}", report.bool("lost", lost.is_some()).end());
     }
-    if let Some(reason) = lost {
-        let what = if stopped {
-            "the command was stopped"
-        } else {
-            "the command had ended"
-        };
-        return Err(Outcome::Stopped(format!(
-            "the lease on lock '{name}' was lost while the command ran ({reason}); {what} (its status: {code})"
-        )));
-    }
-    match (code, released.error) {
-        (0, Some(err)) => Err(Outcome::Other(format!("release: {err}"))),
-        (0, None) => Ok(()),
-        (code, error) => {
-            if let Some(err) = error {
-                eprintln!("latchkey exec: release: {err}");
-            }
-            Err(Outcome::Exit(code))
-        }
-    }
+    outcome
 }
 
 /// What releasing exec's guard found.
