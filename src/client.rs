@@ -27,6 +27,9 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default key prefix.
 pub const DEFAULT_PREFIX: &str = "latchkey";
 
+/// How many locks [`Client::list_locks`] inspects per round trip.
+const LIST_BATCH: usize = 500;
+
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// A connection to Redis shared by any number of locks and threads.
@@ -1104,6 +1107,101 @@ impl Client {
         let keys = self.inner.keys(name)?;
         // Without the queue: only whether there is a holder matters.
         Ok(self.inner.backend.inspect(&keys, 0)?.is_some())
+    }
+
+    /// The held locks whose names match the glob `pattern` (Redis's
+    /// `MATCH` syntax: `*`, `?`, `[abc]`, `[a-z]`, `[^abc]`, `\x`), at
+    /// most `limit` of them, sorted by name; what
+    /// [`inspect`](Client::inspect) says of each, except that
+    /// [`LockInfo::queue`] is left empty ([`LockInfo::queue_len`] still
+    /// counts the waiters).
+    ///
+    /// It walks the lock keys with `SCAN` (a thousand keys per call, never
+    /// `KEYS`, so a big database is never blocked), on every master of a
+    /// Cluster, then inspects the locks found, many per round trip. A
+    /// lock taken or released meanwhile may or may not be listed, and the
+    /// scan stops once `limit` held locks are found: which ones those are
+    /// is up to the scan's order, not their names. On Redlock every master
+    /// is scanned and a lock is listed when a quorum holds it (what
+    /// `inspect` says; one lock per round trip there, so slower); masters
+    /// that fail are skipped while the others still make a quorum, but a
+    /// lock whose holder they leave undecided (its owner has votes, and
+    /// the silent masters could make them a quorum) fails the list with
+    /// `NoQuorum`, as it fails `inspect`.
+    ///
+    /// Errors: `InvalidArgument` for a bad pattern (an unclosed `[`, a
+    /// trailing `\`); a connection or server error as for `inspect`;
+    /// `NoQuorum` on Redlock when too few masters answer.
+    ///
+    /// ```
+    /// # fn main() -> latchkey::Result<()> {
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+    /// let client = latchkey::Client::builder(&url).prefix("list-doc").build()?;
+    /// let first = client.lock("job:1")?.acquire()?;
+    /// let second = client.lock("job:2")?.acquire()?;
+    /// let _other = client.lock("report")?.acquire()?;
+    /// let jobs = client.list_locks("job:*", 100)?;
+    /// let names: Vec<&str> = jobs.iter().map(|info| info.name.as_str()).collect();
+    /// assert_eq!(names, ["job:1", "job:2"]);
+    /// assert_eq!(jobs[0].fencing_token, first.fencing_token());
+    /// assert_eq!(jobs[1].owner_token, second.token());
+    /// assert_eq!(client.list_locks("*", 1)?.len(), 1);
+    /// assert!(client.list_locks("job:[1", 100).is_err());
+    /// # Ok(()) }
+    /// ```
+    pub fn list_locks(&self, pattern: &str, limit: usize) -> Result<Vec<LockInfo>> {
+        let glob = crate::glob::Glob::new(pattern)?;
+        let mut found: Vec<LockInfo> = Vec::new();
+        if limit == 0 {
+            return Ok(found);
+        }
+        let prefix = self.inner.prefix.as_str();
+        let backend = &self.inner.backend;
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut pending: Vec<crate::keys::LockKeys> = Vec::new();
+        let mut failed: Option<Error> = None;
+        // Inspects the names found so far and keeps the held ones.
+        let inspect =
+            |pending: &mut Vec<crate::keys::LockKeys>, found: &mut Vec<LockInfo>| -> Result<()> {
+                // One reply per lock, with the number of waiters but no list.
+                for reply in backend.inspect_many(pending, 1)? {
+                    if let Some(mut info) = reply? {
+                        info.queue.clear();
+                        found.push(info);
+                    }
+                }
+                pending.clear();
+                Ok(())
+            };
+        backend.scan(&glob.scan_pattern(prefix), &mut |key| {
+            let Some(name) = crate::keys::name_of_lock_key(prefix, key) else {
+                return true;
+            };
+            if !glob.matches(&name) || seen.contains(&name) {
+                return true;
+            }
+            match self.inner.keys(&name) {
+                Ok(keys) => pending.push(keys),
+                Err(_) => return true,
+            }
+            seen.insert(name);
+            if pending.len() >= LIST_BATCH {
+                if let Err(e) = inspect(&mut pending, &mut found) {
+                    failed = Some(e);
+                    return false;
+                }
+            }
+            found.len() < limit
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if found.len() < limit {
+            inspect(&mut pending, &mut found)?;
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found.truncate(limit);
+        Ok(found)
     }
 
     /// Administrative unlock: deletes the lock whoever holds it and wakes

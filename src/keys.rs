@@ -170,6 +170,19 @@ impl LockKeys {
     }
 }
 
+/// The name of the lock whose lock key is `key` under `prefix`, if `key`
+/// is one (and not a derived key, another prefix's key or a key of
+/// something else): the rule of the module notes, checked by building the
+/// name's keys again, so that only a key this layout gives back is taken.
+pub(crate) fn name_of_lock_key(prefix: &str, key: &[u8]) -> Option<String> {
+    let rest = key.strip_prefix(prefix.as_bytes())?.strip_prefix(b":")?;
+    let rest = rest.strip_prefix(b"{\0}".as_slice()).unwrap_or(rest);
+    let name = rest.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let name = std::str::from_utf8(name).ok()?;
+    let keys = LockKeys::new(prefix, name).ok()?;
+    (keys.lock() == key).then(|| name.to_string())
+}
+
 /// Checks a lock (or resource) name: non-empty, at most [`MAX_NAME_LEN`]
 /// bytes, no NUL (C callers could not name such a lock).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
@@ -277,6 +290,38 @@ mod tests {
         }
         let long = "n".repeat(MAX_NAME_LEN);
         assert_eq!(LockKeys::semaphore("p", &long).unwrap().name(), long);
+    }
+
+    #[test]
+    fn names_come_back_from_their_lock_keys_only() {
+        for name in [
+            "}x", "}", "}}", "{}", "{a}", "a}b{c", "}x:fence", "a:b:c", "ключ",
+        ] {
+            let keys = LockKeys::new("p", name).unwrap();
+            assert_eq!(name_of_lock_key("p", keys.lock()).as_deref(), Some(name));
+            for derived in [
+                keys.fence(),
+                keys.channel(),
+                keys.queue(),
+                keys.queue_order(),
+            ] {
+                assert_eq!(name_of_lock_key("p", derived), None, "{name}");
+            }
+            assert_eq!(name_of_lock_key("q", keys.lock()), None, "{name}");
+        }
+        for other in [
+            &b"p:fenced:{x}"[..],
+            b"p:{}x}",
+            b"p:{}",
+            b"p{x}",
+            b"p:{\xff}",
+        ] {
+            assert_eq!(name_of_lock_key("p", other), None, "{other:?}");
+        }
+        for semaphore in ["x", "}x"] {
+            let keys = LockKeys::semaphore("p", semaphore).unwrap();
+            assert_eq!(name_of_lock_key("p", keys.lock()), None, "{semaphore}");
+        }
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod error;
 #[doc(hidden)]
 pub mod ffi;
 mod fork;
+mod glob;
 mod info;
 mod keys;
 mod lease;

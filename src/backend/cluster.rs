@@ -494,6 +494,36 @@ impl Runner for ClusterNode {
             .collect())
     }
 
+    /// Scans every master of the slot map in turn (a replica holds only
+    /// copies of its master's keys).
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        if self.inner.slots.get().lock().is_empty() {
+            self.inner.refresh()?;
+        }
+        let mut masters: Vec<Addr> = self
+            .inner
+            .slots
+            .get()
+            .lock()
+            .iter()
+            .map(|(_, _, addr)| addr.clone())
+            .collect();
+        masters.sort();
+        masters.dedup();
+        for addr in masters {
+            let node = self.inner.node(&addr)?;
+            let mut more = true;
+            node.scan(pattern, &mut |key| {
+                more = visit(key);
+                more
+            })?;
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn pubsub_source(&self) -> EndpointSource {
         let inner = self.inner.clone();
         let shard_router: ShardRouter = {

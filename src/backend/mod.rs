@@ -217,6 +217,28 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// are; 0 skips the queue (a caller that only needs the holder).
     fn inspect(&self, keys: &LockKeys, queue_limit: usize) -> Result<Option<LockInfo>>;
 
+    /// [`inspect`](Self::inspect) of many locks, pipelined where the
+    /// deployment allows: one result per lock. The outer error means the
+    /// round trip itself failed.
+    fn inspect_many(
+        &self,
+        keys: &[LockKeys],
+        queue_limit: usize,
+    ) -> Result<Vec<Result<Option<LockInfo>>>> {
+        Ok(keys.iter().map(|k| self.inspect(k, queue_limit)).collect())
+    }
+
+    /// Visits the keys matching the Redis glob `pattern` with `SCAN` (never
+    /// `KEYS`), on every master that holds locks, until `visit` returns
+    /// false. A key may be visited more than once. Deployments that cannot
+    /// list their keys yet say so with an `InvalidArgument` error.
+    fn scan(&self, _pattern: &[u8], _visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        Err(Error::invalid(format!(
+            "listing locks is not supported on this deployment ({}) yet",
+            self.describe()
+        )))
+    }
+
     /// Whether the hold `hold` still owns the lock (read only).
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool>;
 
@@ -277,6 +299,11 @@ pub(crate) trait Backend: Send + Sync + 'static {
 /// one never heard of.
 pub(crate) type MasterSwitched = Arc<dyn Fn() + Send + Sync>;
 
+/// How many keys one `SCAN` call looks at: large enough to cross a big
+/// database in few round trips, small enough that each call blocks Redis
+/// for well under a millisecond.
+pub(crate) const SCAN_COUNT: usize = 1000;
+
 /// Leases extended by one script during renewal: large enough to make the
 /// per-script cost vanish, small enough that one script blocks Redis for
 /// well under a millisecond.
@@ -320,6 +347,13 @@ pub(crate) trait Runner: Send + Sync + 'static {
             .collect())
     }
 
+    /// Visits the keys matching the Redis glob `pattern`: `SCAN` with
+    /// `MATCH` and `COUNT` [`SCAN_COUNT`], on the node (on a Cluster, on
+    /// every master), until the scan ends or `visit` returns false. A key
+    /// may be visited more than once (`SCAN` promises no more, and a
+    /// failover may start it again).
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()>;
+
     /// Where to listen for release messages.
     fn pubsub_source(&self) -> EndpointSource;
 
@@ -362,6 +396,10 @@ pub(crate) enum Op<'a> {
     RenewOnMasters(usize, usize),
     /// Reading who holds the named lock.
     Inspect(&'a str),
+    /// Reading who holds this many locks in one round trip.
+    InspectMany(usize),
+    /// Listing the lock keys.
+    Scan,
     /// Checking that a hold of the named lock still owns it.
     ConfirmHold(&'a str),
     /// Deleting the named lock whoever holds it.
@@ -385,6 +423,8 @@ impl fmt::Display for Op<'_> {
                 write!(f, "extending {leases} lease(s) on {masters} masters")
             }
             Op::Inspect(name) => write!(f, "inspecting lock '{name}'"),
+            Op::InspectMany(locks) => write!(f, "inspecting {locks} locks"),
+            Op::Scan => write!(f, "listing the lock keys"),
             Op::ConfirmHold(name) => write!(f, "confirming a hold of lock '{name}'"),
             Op::ForceUnlock(name) => write!(f, "force-unlocking lock '{name}'"),
             Op::FencedWrite(resource) => write!(f, "fenced write to '{resource}'"),
@@ -600,6 +640,36 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             .map_err(|e| e.context(Op::Inspect(keys.name())))
     }
 
+    fn inspect_many(
+        &self,
+        keys: &[LockKeys],
+        queue_limit: usize,
+    ) -> Result<Vec<Result<Option<LockInfo>>>> {
+        let calls: Vec<Call<'_>> = keys
+            .iter()
+            .map(|k| script_calls::inspect_call(k, queue_limit))
+            .collect();
+        let replies = self
+            .runner
+            .eval_many(&calls)
+            .map_err(|e| e.context(Op::InspectMany(keys.len())))?;
+        Ok(keys
+            .iter()
+            .zip(replies)
+            .map(|(k, reply)| {
+                reply
+                    .and_then(|value| script_calls::parse_inspect(k.name(), value))
+                    .map_err(|e| e.context(Op::Inspect(k.name())))
+            })
+            .collect())
+    }
+
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        self.runner
+            .scan(pattern, visit)
+            .map_err(|e| e.context(Op::Scan))
+    }
+
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
         let value = self
             .runner
@@ -721,6 +791,9 @@ mod tests {
                 .iter()
                 .map(|c| Ok((extended(c), self.confirmed)))
                 .collect())
+        }
+        fn scan(&self, _pattern: &[u8], _visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+            Ok(())
         }
         fn pubsub_source(&self) -> EndpointSource {
             Arc::new(|| Err(Error::new(ErrorKind::Connection, "no listener here")))

@@ -663,6 +663,33 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
 
     /// The queue is always empty: Redlock's waiters do not queue (its
     /// masters share no queue), so no master is asked for one.
+    /// Scans every master in turn: a lock a quorum holds is on at least
+    /// one master that answers as long as no more than N - quorum fail, so
+    /// the failures of a minority are skipped; more fail with `NoQuorum`.
+    /// Keys any master has are visited (inspect then says which a quorum
+    /// holds).
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        let mut errors = Vec::new();
+        for master in &self.masters {
+            let mut more = true;
+            let scanned = master.node.scan(pattern, &mut |key| {
+                more = visit(key);
+                more
+            });
+            if let Err(e) = scanned {
+                errors.push(e.context(Op::Scan));
+                let answered = self.masters.len() - errors.len();
+                if answered < self.quorum {
+                    return Err(self.no_quorum(Op::Scan, answered, &errors));
+                }
+            }
+            if !more {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     fn inspect(&self, keys: &LockKeys, _queue_limit: usize) -> Result<Option<LockInfo>> {
         let op = Op::Inspect(keys.name());
         let mut states = Vec::new();

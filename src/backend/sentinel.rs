@@ -496,6 +496,13 @@ impl Runner for SentinelNode {
         })
     }
 
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        // After a failover the scan starts again on the new master: keys
+        // seen before are visited again, which callers allow for.
+        let visit = std::cell::RefCell::new(visit);
+        self.with_master(&[], |node| node.scan(pattern, &mut **visit.borrow_mut()))
+    }
+
     fn pubsub_source(&self) -> super::EndpointSource {
         let inner = self.inner.clone();
         // Asked at every (re)connection of the listener, so it follows the

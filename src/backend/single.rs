@@ -465,6 +465,39 @@ impl Runner for SingleNode {
             .collect())
     }
 
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        let mut cursor = b"0".to_vec();
+        loop {
+            let mut scan = redis::cmd("SCAN");
+            scan.arg(&cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(super::SCAN_COUNT);
+            let reply = match self.command(scan)? {
+                Value::ServerError(e) => return Err(self.error(&e.into())),
+                reply => reply,
+            };
+            let (next, keys) = parse_scan(reply).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Server,
+                    format!("on {}: SCAN gave a reply it never gives", self.description),
+                )
+            })?;
+            for key in keys {
+                if let Value::BulkString(key) = key {
+                    if !visit(&key) {
+                        return Ok(());
+                    }
+                }
+            }
+            if next == b"0" {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     fn pubsub_source(&self) -> EndpointSource {
         let endpoint = self.endpoint();
         Arc::new(move || Ok(endpoint.clone()))
@@ -472,6 +505,25 @@ impl Runner for SingleNode {
 
     fn describe(&self) -> String {
         self.description.clone()
+    }
+}
+
+/// The next cursor and the keys of a `SCAN` reply.
+fn parse_scan(reply: Value) -> Option<(Vec<u8>, Vec<Value>)> {
+    let Value::Array(mut parts) = reply else {
+        return None;
+    };
+    if parts.len() != 2 {
+        return None;
+    }
+    let keys = match parts.pop() {
+        Some(Value::Array(keys)) | Some(Value::Set(keys)) => keys,
+        _ => return None,
+    };
+    match parts.pop() {
+        Some(Value::BulkString(cursor)) => Some((cursor, keys)),
+        Some(Value::SimpleString(cursor)) => Some((cursor.into_bytes(), keys)),
+        _ => None,
     }
 }
 

@@ -6,14 +6,15 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use latchkey::{CancelToken, Client, ErrorKind, Guard, LockOptions};
+use latchkey::{CancelToken, Client, ErrorKind, Guard, LockInfo, LockOptions};
 
 const EXIT_CODES: &str = "\
 Exit status:
@@ -21,11 +22,24 @@ Exit status:
   1    Redis failed or refused (connection, authentication, server error,
        no quorum); hold: also whenever the lease was lost during the hold,
        however the hold ended (end of input, release, error or signal),
-       and when the final release failed
-  2    usage error: a bad command line, URL or option
-  3    hold: the lock stayed held by another owner until --timeout-ms
+       and when the final release failed; exec: when the final release
+       failed after COMMAND exited 0
+  2    usage error: a bad command line, URL, option or name pattern
+  3    hold, exec: the lock stayed held by another owner until --timeout-ms
+  4    exec: the lease was lost while COMMAND ran; COMMAND was stopped
+       (SIGTERM, then SIGKILL after --grace-ms) if it still ran
+  126  exec: COMMAND could not be run (not executable); the lock was
+       released
+  127  exec: COMMAND was not found; the lock was released
   128+N  hold: ended by signal N (SIGHUP, SIGINT or SIGTERM) after
-       releasing the lock (or giving up the wait)";
+       releasing the lock (or giving up the wait); exec: COMMAND died of
+       signal N (SIGHUP, SIGINT and SIGTERM sent to exec are passed on to
+       COMMAND), or exec got it while waiting for the lock
+  other  exec: COMMAND's own exit status
+
+With --json, inspect, unlock, list and exec's final report print one JSON
+object per line, and errors are {\"error\":{\"kind\":..,\"message\":..}} on
+stderr, with the same exit status.";
 
 /// Distributed locks over Redis: look at them, force them open, hold them.
 #[derive(Parser)]
@@ -36,6 +50,38 @@ struct Cli {
     /// [default: $LATCHKEY_URL, else redis://127.0.0.1:6379]
     #[arg(long = "url", value_name = "URL", global = true)]
     urls: Vec<String>,
+
+    /// Sentinel URL, redis[s]://[user:password@]host[:port] (give it once
+    /// per sentinel; needs --master-name): lock on the master the
+    /// sentinels name, following failovers
+    #[arg(
+        long = "sentinel",
+        value_name = "URL",
+        global = true,
+        conflicts_with_all = ["urls", "clusters"],
+        requires = "master_name"
+    )]
+    sentinels: Vec<String>,
+
+    /// With --sentinel: the master's name in the sentinels' configuration
+    #[arg(long, value_name = "NAME", global = true, requires = "sentinels")]
+    master_name: Option<String>,
+
+    /// Redis Cluster node URL, redis[s]://[user:password@]host:port (one or
+    /// more seeds; the other nodes are found from them)
+    #[arg(
+        long = "cluster",
+        value_name = "URL",
+        global = true,
+        conflicts_with_all = ["urls", "sentinels"]
+    )]
+    clusters: Vec<String>,
+
+    /// Print inspect, unlock, list and exec's final report as one JSON
+    /// object per line, and errors as {"error":{"kind":..,"message":..}} on
+    /// stderr
+    #[arg(long, global = true)]
+    json: bool,
 
     /// Prefix of every Redis key [default: latchkey]
     #[arg(long, value_name = "PREFIX", global = true)]
@@ -74,15 +120,62 @@ enum Command {
     /// Print who holds NAME ("held owner=... fencing=... ttl_ms=..."), then its
     /// queue ("queue waiters=N listed=M", then "waiter ID expires_in_ms=MS"
     /// per listed waiter, the next to get the lock first; at most 1000 are
-    /// listed), or "free"
+    /// listed), or "free". With --json one object: {"name":..,"state":"held",
+    /// "owner":..,"fencing_token":..,"ttl_ms":..,"reentrant":..,"holds":..,
+    /// "waiters":..,"queue":[{"id":..,"expires_in_ms":..}]} or
+    /// {"name":..,"state":"free"}
     Inspect {
         /// The lock's name
         name: String,
     },
-    /// Delete NAME whoever holds it and wake its waiters; print "unlocked" or "free"
+    /// Delete NAME whoever holds it and wake its waiters; print "unlocked" or
+    /// "free" (with --json: {"name":..,"unlocked":true|false})
     Unlock {
         /// The lock's name
         name: String,
+    },
+    /// Print every held lock whose name matches PATTERN, sorted by name, one
+    /// line each: "NAME held owner=... fencing=... ttl_ms=... waiters=N"
+    /// (with --json, one object per lock, as inspect prints without the
+    /// queue). Found with SCAN, so it never blocks Redis; on Redlock, the
+    /// locks a quorum of masters holds
+    List {
+        /// A glob over the names: * any run, ? one character, [abc] [a-z]
+        /// [^abc] one of a set, \x the character x
+        #[arg(default_value = "*")]
+        pattern: String,
+        /// Print at most N locks (which ones is up to the scan's order)
+        /// [default: all]
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
+    },
+    /// Acquire NAME (waiting for it), run COMMAND while the lease is renewed,
+    /// release it when COMMAND exits and exit with COMMAND's status. If the
+    /// lease is lost meanwhile, COMMAND gets SIGTERM, then SIGKILL after
+    /// --grace-ms, and exec exits 4. SIGHUP, SIGINT and SIGTERM are passed
+    /// on to COMMAND. Prints nothing of its own on stdout, except with
+    /// --json a final report: {"name":..,"fencing_token":..,"status":..,
+    /// "exit_code":..,"signal":..,"lost":..}
+    Exec {
+        /// The lock's name
+        name: String,
+        /// Lease length in milliseconds (renewed while COMMAND runs)
+        #[arg(long, value_name = "MS", default_value_t = 30_000)]
+        ttl_ms: u64,
+        /// A fair lock: first come, first served (LockOptions::fair)
+        #[arg(long)]
+        fair: bool,
+        /// Give up (exit status 3) if the lock is not acquired within this
+        /// many milliseconds [default: wait without limit]
+        #[arg(long, value_name = "MS")]
+        timeout_ms: Option<u64>,
+        /// After a lost lease, how long COMMAND has between SIGTERM and
+        /// SIGKILL
+        #[arg(long, value_name = "MS", default_value_t = 10_000)]
+        grace_ms: u64,
+        /// The command and its arguments, after "--"
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
     },
     /// Acquire NAME, print "acquired FENCING OWNER", then obey one command per
     /// stdin line (check, remaining, write RESOURCE VALUE, release); release
@@ -148,7 +241,16 @@ enum Outcome {
     Failed(latchkey::Error),
     Other(String),
     Signalled(i32),
+    /// exec: COMMAND's own status (not 0), without a message.
+    Exit(u8),
+    /// exec: the lease was lost while COMMAND ran (status 4).
+    Stopped(String),
+    /// exec: COMMAND could not be started: 127 (not found) or 126.
+    CannotRun(u8, String),
 }
+
+/// exec's status when the lease was lost while COMMAND ran.
+const LEASE_LOST: u8 = 4;
 
 impl From<latchkey::Error> for Outcome {
     fn from(err: latchkey::Error) -> Self {
@@ -173,7 +275,8 @@ fn main() -> ExitCode {
         }
     };
     // Before any thread starts, so that every thread inherits the mask.
-    let signals = matches!(cli.command, Command::Hold { .. }).then(SignalWatch::start);
+    let signals =
+        matches!(cli.command, Command::Hold { .. } | Command::Exec { .. }).then(SignalWatch::start);
     let outcome = match run(&cli, signals) {
         Ok(()) => Outcome::Done,
         Err(outcome) => outcome,
@@ -181,36 +284,71 @@ fn main() -> ExitCode {
     let command = match &cli.command {
         Command::Inspect { .. } => "inspect",
         Command::Unlock { .. } => "unlock",
+        Command::List { .. } => "list",
+        Command::Exec { .. } => "exec",
         Command::Hold { .. } => "hold",
         Command::Worker { .. } => "worker",
     };
-    match outcome {
-        Outcome::Done => ExitCode::SUCCESS,
-        Outcome::Signalled(signal) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(255)),
-        Outcome::Other(message) => {
-            eprintln!("latchkey {command}: {message}");
-            ExitCode::FAILURE
+    // A message for stderr: its kind (for --json) and text, and the status.
+    let (status, error) = match outcome {
+        Outcome::Done => (0, None),
+        Outcome::Signalled(signal) => (u8::try_from(128 + signal).unwrap_or(255), None),
+        Outcome::Exit(status) => (status, None),
+        Outcome::Other(message) => (1, Some(("Other".to_string(), message))),
+        Outcome::Stopped(message) => (LEASE_LOST, Some(("Lost".to_string(), message))),
+        Outcome::CannotRun(status, message) => {
+            let kind = if status == 127 {
+                "NotFound"
+            } else {
+                "NotExecutable"
+            };
+            (status, Some((kind.to_string(), message)))
         }
         Outcome::Failed(err) => {
-            eprintln!("latchkey {command}: {err}");
-            ExitCode::from(match err.kind() {
+            let status = match err.kind() {
                 ErrorKind::InvalidArgument => 2,
                 ErrorKind::Timeout => 3,
                 _ => 1,
-            })
+            };
+            (status, Some((format!("{:?}", err.kind()), err.to_string())))
+        }
+    };
+    if let Some((kind, message)) = error {
+        if cli.json {
+            let error = Json::new()
+                .str("kind", &kind)
+                .str("message", &message)
+                .end();
+            eprintln!("{}", Json::new().raw("error", &error).end());
+        } else {
+            eprintln!("latchkey {command}: {message}");
         }
     }
+    ExitCode::from(status)
 }
 
 fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
-    let urls = if cli.urls.is_empty() {
-        vec![std::env::var("LATCHKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())]
+    let mut builder = if !cli.sentinels.is_empty() {
+        // clap requires --master-name with --sentinel.
+        let Some(master_name) = &cli.master_name else {
+            return Err(Outcome::Failed(latchkey::Error::new(
+                ErrorKind::InvalidArgument,
+                "--sentinel needs --master-name",
+            )));
+        };
+        Client::sentinel_builder(&cli.sentinels, master_name)
+    } else if !cli.clusters.is_empty() {
+        Client::cluster_builder(&cli.clusters)
     } else {
-        cli.urls.clone()
-    };
-    let mut builder = match urls.as_slice() {
-        [one] => Client::builder(one),
-        many => Client::redlock_builder(many),
+        let urls = if cli.urls.is_empty() {
+            vec![std::env::var("LATCHKEY_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())]
+        } else {
+            cli.urls.clone()
+        };
+        match urls.as_slice() {
+            [one] => Client::builder(one),
+            many => Client::redlock_builder(many),
+        }
     };
     if let Some(prefix) = &cli.prefix {
         builder = builder.prefix(prefix.clone());
@@ -242,15 +380,19 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
 fn command(cli: &Cli, client: &Client, signals: Option<SignalWatch>) -> Result<(), Outcome> {
     match &cli.command {
         Command::Inspect { name } => {
-            match client.inspect(name)? {
+            let info = client.inspect(name)?;
+            if cli.json {
+                println!("{}", inspect_json(name, info.as_ref(), true));
+                return Ok(());
+            }
+            match info {
                 Some(info) => {
                     // The first line stays as it was: scripts parse it.
                     println!(
                         "held owner={} fencing={} ttl_ms={} reentrant={} holds={}",
                         info.owner_token,
                         info.fencing_token,
-                        info.ttl
-                            .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+                        ttl_ms(&info),
                         info.reentrant,
                         info.hold_count
                     );
@@ -273,8 +415,64 @@ fn command(cli: &Cli, client: &Client, signals: Option<SignalWatch>) -> Result<(
         }
         Command::Unlock { name } => {
             let deleted = client.force_unlock(name)?;
-            println!("{}", if deleted { "unlocked" } else { "free" });
+            if cli.json {
+                let line = Json::new()
+                    .str("name", name)
+                    .bool("unlocked", deleted)
+                    .end();
+                println!("{line}");
+            } else {
+                println!("{}", if deleted { "unlocked" } else { "free" });
+            }
             Ok(())
+        }
+        Command::List { pattern, limit } => {
+            let locks = client.list_locks(pattern, limit.unwrap_or(usize::MAX))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for info in &locks {
+                if cli.json {
+                    writeln!(out, "{}", inspect_json(&info.name, Some(info), false))?;
+                } else {
+                    writeln!(
+                        out,
+                        "{} held owner={} fencing={} ttl_ms={} waiters={}",
+                        info.name,
+                        info.owner_token,
+                        info.fencing_token,
+                        ttl_ms(info),
+                        info.queue_len
+                    )?;
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+        Command::Exec {
+            name,
+            ttl_ms,
+            fair,
+            timeout_ms,
+            grace_ms,
+            command,
+        } => {
+            let Some(signals) = signals else {
+                return Err(Outcome::Other("signals are not being watched".into()));
+            };
+            let options = LockOptions::new()
+                .ttl(Duration::from_millis(*ttl_ms))
+                .fair(*fair);
+            exec(
+                client,
+                name,
+                options,
+                Exec {
+                    timeout: timeout_ms.map(Duration::from_millis),
+                    grace: Duration::from_millis(*grace_ms),
+                    command,
+                    json: cli.json,
+                },
+                signals,
+            )
         }
         Command::Hold {
             name,
@@ -305,10 +503,12 @@ fn command(cli: &Cli, client: &Client, signals: Option<SignalWatch>) -> Result<(
     }
 }
 
-/// The signals that end `hold`. They are blocked in every thread and taken
-/// by one thread with sigwait (so nothing runs in a signal handler); that
-/// thread cancels a waiting acquire and tells the main loop, which releases
-/// the lock.
+/// The signals that end `hold` (and that `exec` passes on to its command).
+/// They are blocked in every thread and taken by one thread with sigwait
+/// (so nothing runs in a signal handler); that thread cancels a waiting
+/// acquire and tells the main loop, which releases the lock (`exec`: sends
+/// the signal on to its command and waits for it to exit). The command
+/// starts with no signal blocked (std's spawn clears the mask).
 struct SignalWatch {
     cancel: CancelToken,
     events: mpsc::Receiver<Event>,
@@ -327,6 +527,11 @@ enum Event {
     OutputError(String),
     /// Every line handed to the writer is written.
     OutputDone,
+    /// exec: the lease was lost (the lost-lease callback, with its reason).
+    Lost(String),
+    /// exec: COMMAND exited (not yet reaped: its pid stays its own until
+    /// the main loop waits for it).
+    ChildExited,
 }
 
 const STOP_SIGNALS: [libc::c_int; 3] = [libc::SIGHUP, libc::SIGINT, libc::SIGTERM];
@@ -439,7 +644,7 @@ fn hold(
             Event::OutputError(message) => {
                 Err(Outcome::Other(format!("writing stdout: {message}")))
             }
-            Event::OutputDone => continue,
+            Event::OutputDone | Event::Lost(_) | Event::ChildExited => continue,
             Event::Signal(signal) => Err(Outcome::Signalled(signal)),
         };
         let signalled = matches!(ending, Err(Outcome::Signalled(_)));
@@ -459,6 +664,363 @@ fn hold(
         }
         return outcome;
     }
+}
+
+/// What `exec` runs, and how.
+struct Exec<'a> {
+    /// How long to wait for the lock (none: without limit).
+    timeout: Option<Duration>,
+    /// After a lost lease, from SIGTERM to SIGKILL.
+    grace: Duration,
+    /// The program and its arguments.
+    command: &'a [OsString],
+    /// Print the final report as JSON on stdout.
+    json: bool,
+}
+
+/// Acquires `name`, runs the command while the watchdog renews the lease,
+/// releases when the command exits, and ends with its status. A lost lease
+/// (the lost-lease callback) stops the command: SIGTERM, then SIGKILL
+/// after the grace period; exec then exits 4. The signals of
+/// [`SignalWatch`] reach the command. Everything the main loop reacts to
+/// comes on one channel: signals, the loss, the command's exit (a thread
+/// waits for it with `waitid(WNOWAIT)`, leaving it for the main loop to
+/// reap, so its pid cannot be reused while signals may still be sent).
+fn exec(
+    client: &Client,
+    name: &str,
+    options: LockOptions,
+    run: Exec<'_>,
+    signals: SignalWatch,
+) -> Result<(), Outcome> {
+    let to_main = signals.sender.clone();
+    let options = options.on_lost(move |lost| {
+        let _ = to_main.send(Event::Lost(lost.reason.clone()));
+    });
+    let lock = client.lock_with(name, options)?;
+    let guard = match lock.acquire_with(run.timeout, Some(&signals.cancel)) {
+        Ok(guard) => guard,
+        Err(err) if err.kind() == ErrorKind::Cancelled => {
+            return Err(signals
+                .received()
+                .map_or(Outcome::Failed(err), Outcome::Signalled));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut lost: Option<String> = None;
+    // A signal or a loss that came before the command starts: do not start it.
+    while let Ok(event) = signals.events.try_recv() {
+        match event {
+            Event::Signal(signal) => {
+                release_after_exec(guard, &mut lost);
+                return Err(Outcome::Signalled(signal));
+            }
+            Event::Lost(reason) => {
+                lost = Some(reason);
+            }
+            _ => {}
+        }
+    }
+    if let Some(reason) = lost {
+        let _ = guard.release();
+        return Err(Outcome::Stopped(format!(
+            "the lease on lock '{name}' was lost before the command started ({reason}); it was not run"
+        )));
+    }
+    let Some((program, args)) = run.command.split_first() else {
+        let _ = guard.release();
+        return Err(Outcome::Failed(latchkey::Error::new(
+            ErrorKind::InvalidArgument,
+            "exec needs a command after --",
+        )));
+    };
+    let mut child = match std::process::Command::new(program).args(args).spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            // Like a shell: 127 when there is no such command, 126 when it
+            // cannot be run.
+            let status = if err.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            release_after_exec(guard, &mut lost);
+            return Err(Outcome::CannotRun(
+                status,
+                format!(
+                    "cannot run '{}': {err}; the lock was released",
+                    program.to_string_lossy()
+                ),
+            ));
+        }
+    };
+    let pid = libc::pid_t::try_from(child.id()).unwrap_or(libc::pid_t::MAX);
+    let to_main = signals.sender.clone();
+    std::thread::spawn(move || {
+        wait_for_exit(pid);
+        let _ = to_main.send(Event::ChildExited);
+    });
+
+    let mut stopping: Option<Instant> = None;
+    let gone = || Outcome::Other("the signal and waiter threads ended".into());
+    loop {
+        let event = match stopping {
+            Some(kill_at) => {
+                match signals
+                    .events
+                    .recv_timeout(kill_at.saturating_duration_since(Instant::now()))
+                {
+                    Ok(event) => event,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        // The grace period is over.
+                        let _ = child.kill();
+                        stopping = None;
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return Err(gone()),
+                }
+            }
+            None => signals.events.recv().map_err(|_| gone())?,
+        };
+        match event {
+            // SAFETY: kill(2) on our child, not yet reaped (so its pid is
+            // still its own).
+            Event::Signal(signal) => unsafe {
+                libc::kill(pid, signal);
+            },
+            // Stopped once: a second report changes nothing.
+            Event::Lost(reason) if lost.is_none() => {
+                lost = Some(reason);
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                stopping = Some(Instant::now() + run.grace);
+            }
+            Event::ChildExited => break,
+            _ => {}
+        }
+    }
+    let status = child.wait()?;
+    let stopped = lost.is_some();
+    let released = release_after_exec(guard, &mut lost);
+    let code = {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(255),
+            (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(255),
+            (None, None) => 255,
+        }
+    };
+    let outcome = if let Some(reason) = &lost {
+        let what = if stopped {
+            "the command was stopped"
+        } else {
+            "the command had ended"
+        };
+        Err(Outcome::Stopped(format!(
+            "the lease on lock '{name}' was lost while the command ran ({reason}); {what} (its status: {code})"
+        )))
+    } else {
+        match (code, released.error) {
+            (0, Some(err)) => Err(Outcome::Other(format!("release: {err}"))),
+            (0, None) => Ok(()),
+            (code, error) => {
+                if let Some(err) = error {
+                    eprintln!("latchkey exec: release: {err}");
+                }
+                Err(Outcome::Exit(code))
+            }
+        }
+    };
+    if run.json {
+        // The status exec exits with; COMMAND's own in exit_code/signal.
+        let final_status = match &outcome {
+            Ok(()) => 0,
+            Err(Outcome::Exit(code)) => *code,
+            Err(Outcome::Stopped(_)) => LEASE_LOST,
+            Err(_) => 1,
+        };
+        let mut report = Json::new()
+            .str("name", name)
+            .num("fencing_token", released.fencing_token)
+            .num("status", final_status);
+        report = match status.code() {
+            Some(exit) => report.num("exit_code", exit),
+            None => report.raw("exit_code", "null"),
+        };
+        report = {
+            use std::os::unix::process::ExitStatusExt;
+            match status.signal() {
+                Some(signal) => report.num("signal", signal),
+                None => report.raw("signal", "null"),
+            }
+        };
+        println!("{}", report.bool("lost", lost.is_some()).end());
+    }
+    outcome
+}
+
+/// What releasing exec's guard found.
+struct ExecRelease {
+    fencing_token: u64,
+    /// A failed release (not a loss, which goes to `lost`).
+    error: Option<latchkey::Error>,
+}
+
+/// Releases `guard`, remembering in `lost` a loss that the guard or the
+/// release reports (a lease that ran out while Redis was unreachable, or
+/// one whose callback has not run yet).
+fn release_after_exec(guard: Guard, lost: &mut Option<String>) -> ExecRelease {
+    let fencing_token = guard.fencing_token();
+    let mut saw = |err: &latchkey::Error| {
+        let is_loss = matches!(err.kind(), ErrorKind::Lost | ErrorKind::NotHeld);
+        if is_loss {
+            lost.get_or_insert_with(|| err.message().to_string());
+        }
+        is_loss
+    };
+    if let Err(err) = guard.check() {
+        saw(&err);
+    }
+    let error = match guard.release() {
+        Ok(_) => None,
+        Err(err) if saw(&err) => None,
+        Err(err) => Some(err),
+    };
+    ExecRelease {
+        fencing_token,
+        error,
+    }
+}
+
+/// Blocks until the process `pid` (our child) has exited, without reaping
+/// it.
+fn wait_for_exit(pid: libc::pid_t) {
+    loop {
+        // SAFETY: siginfo_t is plain data, zeroes are a valid value.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waits for our own child, writing into `info` we own;
+        // WNOWAIT leaves it to be reaped by `Child::wait`.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                libc::id_t::try_from(pid).unwrap_or(0),
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if waited == 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+        {
+            return;
+        }
+    }
+}
+
+/// A lock's ttl in milliseconds as the text output shows it (-1: no expiry).
+fn ttl_ms(info: &LockInfo) -> i64 {
+    info.ttl
+        .map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// What `inspect --json` prints of lock `name` (`info`: its holder, or
+/// free), and `list --json` of each lock (without the queue).
+fn inspect_json(name: &str, info: Option<&LockInfo>, with_queue: bool) -> String {
+    let json = Json::new().str("name", name);
+    let Some(info) = info else {
+        return json.str("state", "free").end();
+    };
+    let json = json
+        .str("state", "held")
+        .str("owner", &info.owner_token)
+        .num("fencing_token", info.fencing_token);
+    let json = match info.ttl {
+        Some(ttl) => json.num("ttl_ms", ttl.as_millis()),
+        None => json.raw("ttl_ms", "null"),
+    };
+    let json = json
+        .bool("reentrant", info.reentrant)
+        .num("holds", info.hold_count)
+        .num("waiters", info.queue_len);
+    if !with_queue {
+        return json.end();
+    }
+    let queue: Vec<String> = info
+        .queue
+        .iter()
+        .map(|waiter| {
+            Json::new()
+                .str("id", &waiter.id)
+                .num("expires_in_ms", waiter.expires_in.as_millis())
+                .end()
+        })
+        .collect();
+    json.raw("queue", &format!("[{}]", queue.join(","))).end()
+}
+
+/// One JSON object, written by hand (the tool needs no more than flat
+/// objects of strings, numbers and booleans, and this one nested one).
+struct Json(String);
+
+impl Json {
+    fn new() -> Json {
+        Json("{".to_string())
+    }
+
+    fn key(mut self, key: &str) -> Json {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        push_json_string(&mut self.0, key);
+        self.0.push(':');
+        self
+    }
+
+    fn str(self, key: &str, value: &str) -> Json {
+        let mut json = self.key(key);
+        push_json_string(&mut json.0, value);
+        json
+    }
+
+    fn num(self, key: &str, value: impl std::fmt::Display) -> Json {
+        let mut json = self.key(key);
+        json.0.push_str(&value.to_string());
+        json
+    }
+
+    fn bool(self, key: &str, value: bool) -> Json {
+        self.raw(key, if value { "true" } else { "false" })
+    }
+
+    /// `value` as it is: already JSON.
+    fn raw(self, key: &str, value: &str) -> Json {
+        let mut json = self.key(key);
+        json.0.push_str(value);
+        json
+    }
+
+    fn end(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// Appends `text` to `out` as a JSON string: quoted, with `"`, `\` and
+/// the control characters escaped (everything else is UTF-8 as it is).
+fn push_json_string(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Lines for stdout, written by a thread of their own: a reader that stops
@@ -679,4 +1241,40 @@ fn worker(
         std::fs::write(path, log)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quoted(text: &str) -> String {
+        let mut out = String::new();
+        push_json_string(&mut out, text);
+        out
+    }
+
+    #[test]
+    fn json_strings_escape_quotes_backslashes_and_control_characters() {
+        assert_eq!(quoted("plain"), r#""plain""#);
+        assert_eq!(quoted(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quoted("l1\nl2\r\t"), r#""l1\nl2\r\t""#);
+        assert_eq!(quoted("\u{1}\u{1f}\u{7f}"), r#""\u0001\u001f\u007f""#);
+        assert_eq!(quoted("ключ {}:"), "\"ключ {}:\"");
+    }
+
+    #[test]
+    fn json_objects_join_their_fields() {
+        assert_eq!(Json::new().end(), "{}");
+        let line = Json::new()
+            .str("name", "a\"b")
+            .num("n", 7)
+            .bool("ok", true)
+            .raw("none", "null")
+            .raw("list", "[]")
+            .end();
+        assert_eq!(
+            line,
+            r#"{"name":"a\"b","n":7,"ok":true,"none":null,"list":[]}"#
+        );
+    }
 }

@@ -87,6 +87,15 @@ pub(crate) trait MasterNode: Send + Sync + 'static {
     /// equal: no server may vote twice.
     fn server_identity(&self) -> String;
 
+    /// Visits the keys matching `pattern` with `SCAN` (see
+    /// [`Runner::scan`]); a node that cannot says so.
+    fn scan(&self, _pattern: &[u8], _visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        Err(Error::invalid(format!(
+            "{} cannot list its keys",
+            self.describe()
+        )))
+    }
+
     /// Where to listen for release messages of this master.
     fn pubsub_source(&self) -> EndpointSource;
 
@@ -134,6 +143,10 @@ impl MasterNode for SingleNode {
 
     fn server_identity(&self) -> String {
         SingleNode::server_identity(self)
+    }
+
+    fn scan(&self, pattern: &[u8], visit: &mut dyn FnMut(&[u8]) -> bool) -> Result<()> {
+        Runner::scan(self, pattern, visit)
     }
 
     fn pubsub_source(&self) -> EndpointSource {
