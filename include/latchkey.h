@@ -1426,7 +1426,8 @@ latchkey_status latchkey_lock_try_acquire(const struct latchkey_lock *lock,
  * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `client`, `name`
  * or `semaphore_out`; `name` empty, longer than 4096 bytes or not UTF-8;
  * `size` 0 or above 1000000; reentrant or fair options; an option out of
- * range); LATCHKEY_PANIC.
+ * range; a Redlock client, on which semaphores are not sound);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
@@ -1474,8 +1475,7 @@ latchkey_status latchkey_semaphore_free(struct latchkey_semaphore *semaphore);
  * LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
  * timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
  * LATCHKEY_INVALID_ARGUMENT (NULL `semaphore` or `guard_out`; `permits` 0
- * or above the size; a Redlock client, on which semaphores are not sound);
- * LATCHKEY_PANIC.
+ * or above the size); LATCHKEY_PANIC.
  *
  * # Safety
  * `semaphore` is NULL or a live semaphore; `cancel` is NULL or a live
@@ -1516,8 +1516,8 @@ latchkey_status latchkey_semaphore_try_acquire(const struct latchkey_semaphore *
  *
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
- * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument; a Redlock
- * client); LATCHKEY_PANIC.
+ * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `semaphore` is NULL or a live semaphore; `available_out` and `err_out`
@@ -1534,8 +1534,8 @@ latchkey_status latchkey_semaphore_available(const struct latchkey_semaphore *se
  *
  * Threads: any thread. Blocks: for one Redis round trip.
  * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
- * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument; a Redlock
- * client); LATCHKEY_PANIC.
+ * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+ * LATCHKEY_PANIC.
  *
  * # Safety
  * `semaphore` is NULL or a live semaphore; `released_out` and `err_out`

@@ -10,6 +10,7 @@ use crate::backend::redlock::Redlock;
 use crate::backend::sentinel::{SentinelConfig, SentinelNode};
 use crate::backend::single::SingleNode;
 use crate::backend::{Backend, OneNodeBackend, WaitForReplicas};
+use crate::election::Election;
 use crate::error::{Error, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
@@ -1064,8 +1065,61 @@ impl Client {
     /// assert_eq!(pool.options().get_ttl(), Duration::from_secs(5));
     /// ```
     pub fn semaphore_with(&self, name: &str, size: u32, options: LockOptions) -> Result<Semaphore> {
+        self.refuse_independent_masters("a semaphore")?;
         let keys = self.inner.semaphore_keys(name)?;
         Semaphore::new(self.inner.clone(), keys, size, options)
+    }
+
+    /// `InvalidArgument` on Redlock, for `what` (a primitive whose state
+    /// must live on one master).
+    fn refuse_independent_masters(&self, what: &str) -> Result<()> {
+        if !self.inner.backend.independent_masters() {
+            return Ok(());
+        }
+        let why = if what == "a semaphore" {
+            ": a majority per hold does not bound the holders (with 3 masters and \
+             2 permits, holders on masters 1+2, 2+3 and 1+3 each have a majority)"
+        } else {
+            ": its leader and announcement must live on one master"
+        };
+        Err(Error::invalid(format!(
+            "{what} is not supported on Redlock ({}){why}; use one server, Sentinel or Cluster",
+            self.inner.backend.describe()
+        )))
+    }
+
+    /// An election (see [`Election`]); the leaders' leases have the default
+    /// [`LockOptions`].
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert_eq!(client.election("scheduler").unwrap().name(), "scheduler");
+    /// ```
+    pub fn election(&self, name: &str) -> Result<Election> {
+        self.election_with(name, LockOptions::new())
+    }
+
+    /// An election whose leaders' leases have the given options (ttl,
+    /// renewal, lost callback, fair; `reentrant` is refused). A shorter ttl
+    /// replaces a dead leader sooner and renews more often.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let options = latchkey::LockOptions::new().ttl(Duration::from_secs(5));
+    /// let election = client.election_with("scheduler", options).unwrap();
+    /// # let _ = election;
+    /// ```
+    pub fn election_with(&self, name: &str, options: LockOptions) -> Result<Election> {
+        if options.get_fair() && !self.inner.backend.queues_waiters() {
+            return Err(Error::invalid(format!(
+                "a fair election needs one waiter queue, and {} has none",
+                self.inner.backend.describe()
+            )));
+        }
+        self.refuse_independent_masters("an election")?;
+        let keys = self.inner.election_keys(name)?;
+        Election::new(self.inner.clone(), keys, options)
     }
 
     /// Who holds `name`, if anyone: owner token, fencing token, remaining

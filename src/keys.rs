@@ -15,8 +15,10 @@
 //! (The hash tag is N up to its first '}'.)
 //!
 //! A semaphore `N` has the same layout under the prefix `P:sem`
-//! (`P:sem:{N}`, ...), so a lock and a semaphore of one name never share a
-//! key. Its main key is a *lease set*: a sorted set whose members are the
+//! (`P:sem:{N}`, ...), and an election under `P:elect` (its leader's hold
+//! is a plain lock, `P:elect:{N}`, and its announcement the hash
+//! `P:elect:{N}:value`), so a lock, a semaphore and an election of one name
+//! never share a key. Its main key is a *lease set*: a sorted set whose members are the
 //! hold tokens of its permits, each scored by the server time in ms at
 //! which that permit's lease ends (see src/scripts/head.lua).
 //!
@@ -51,6 +53,9 @@ const SUFFIXES: [&str; 4] = [":fence", ":ch", ":q", ":qa"];
 /// Where semaphores live, below the client's prefix.
 const SEMAPHORE_NAMESPACE: &str = ":sem";
 
+/// Where elections live, below the client's prefix.
+const ELECTION_NAMESPACE: &str = ":elect";
+
 /// The bit of `LockKeys::name_len` that marks a lease set (a name is at
 /// most [`MAX_NAME_LEN`] bytes, far below it): kept there rather than in a
 /// field of its own, which would add 8 bytes to every held lease.
@@ -82,6 +87,12 @@ impl LockKeys {
     /// the module notes), in a namespace of its own.
     pub(crate) fn semaphore(prefix: &str, name: &str) -> Result<Self> {
         Self::with_shape(&format!("{prefix}{SEMAPHORE_NAMESPACE}"), name, true)
+    }
+
+    /// The keys of the election `name`: a plain lock (its leader's hold),
+    /// in a namespace of its own.
+    pub(crate) fn election(prefix: &str, name: &str) -> Result<Self> {
+        Self::with_shape(&format!("{prefix}{ELECTION_NAMESPACE}"), name, false)
     }
 
     fn with_shape(prefix: &str, name: &str, lease_set: bool) -> Result<Self> {

@@ -37,6 +37,7 @@ mod backend;
 mod chaos;
 mod client;
 mod close;
+mod election;
 mod error;
 // The C ABI (`include/latchkey.h`). Public only so that its symbols are
 // exported; Rust callers use the API above.
@@ -64,6 +65,7 @@ mod watchdog;
 pub use client::{
     Client, ClientBuilder, DEFAULT_COMMAND_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_PREFIX,
 };
+pub use election::{Election, Leader, Leadership, MAX_LEADER_VALUE};
 pub use error::{Error, ErrorKind, Result};
 pub use info::{
     FencedWrite, LockInfo, MasterState, PermitHolder, QueuedWaiter, SemaphoreInfo,

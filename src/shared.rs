@@ -86,6 +86,13 @@ impl ClientShared {
         Ok(keys)
     }
 
+    /// The keys of election `name` on this client.
+    pub(crate) fn election_keys(&self, name: &str) -> Result<LockKeys> {
+        let mut keys = LockKeys::election(&self.prefix, name)?;
+        keys.fence_retention = self.fence_retention;
+        Ok(keys)
+    }
+
     /// The keys of semaphore `name` on this client.
     pub(crate) fn semaphore_keys(&self, name: &str) -> Result<LockKeys> {
         let mut keys = LockKeys::semaphore(&self.prefix, name)?;

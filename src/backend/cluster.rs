@@ -347,6 +347,8 @@ fn publishes(call: &Call<'_>) -> bool {
         scripts::announce_free(),
         scripts::leave_queue(),
         scripts::permit_release(),
+        scripts::election_announce(),
+        scripts::election_resign(),
     ]
     .iter()
     .any(|script| std::ptr::eq(*script, call.script))

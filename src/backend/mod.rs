@@ -197,6 +197,25 @@ pub(crate) trait Backend: Send + Sync + 'static {
         Err(semaphores_unsupported(&self.describe()))
     }
 
+    /// Whether the deployment is several independent masters (Redlock),
+    /// which agree only by majority: primitives whose state must live on
+    /// one master (semaphores, elections) refuse it when they are made.
+    fn independent_masters(&self) -> bool {
+        false
+    }
+
+    /// Runs one script of a primitive that needs one source of truth (an
+    /// election's announcement), on the node of its keys. Deployments of
+    /// several independent masters (Redlock) refuse with `InvalidArgument`;
+    /// `what` names the primitive in the message.
+    fn eval_on_one_node(&self, _call: &Call<'_>, what: &str) -> Result<redis::Value> {
+        Err(Error::invalid(format!(
+            "{what} is not supported on {}: its state must live on one master \
+             (use one server, Sentinel or Cluster)",
+            self.describe()
+        )))
+    }
+
     /// Release of one hold (by its token), waking waiters when the lock
     /// becomes free.
     fn release(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<Released>;
@@ -536,6 +555,10 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         );
         let op = Op::AcquirePermits(args.keys.name());
         self.attempt(&call, op, args.keys, args.hold, false)
+    }
+
+    fn eval_on_one_node(&self, call: &Call<'_>, _what: &str) -> Result<redis::Value> {
+        self.runner.eval(call)
     }
 
     fn inspect_permits(&self, keys: &LockKeys, limit: usize) -> Result<SemaphoreInfo> {

@@ -755,6 +755,10 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         true
     }
 
+    fn independent_masters(&self) -> bool {
+        true
+    }
+
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
         let op = Op::ConfirmHold(keys.name());
         let mut holding = 0;

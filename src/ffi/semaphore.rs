@@ -43,7 +43,8 @@ impl Handle for latchkey_semaphore {
 /// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `client`, `name`
 /// or `semaphore_out`; `name` empty, longer than 4096 bytes or not UTF-8;
 /// `size` 0 or above 1000000; reentrant or fair options; an option out of
-/// range); LATCHKEY_PANIC.
+/// range; a Redlock client, on which semaphores are not sound);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `client` is NULL or a live client; `name` is NULL or a NUL-terminated
@@ -115,8 +116,7 @@ pub unsafe extern "C" fn latchkey_semaphore_free(
 /// LATCHKEY_CONNECTION (Redis unreachable, or no answer within the command
 /// timeout, through the deadline), LATCHKEY_SERVER, LATCHKEY_AUTH;
 /// LATCHKEY_INVALID_ARGUMENT (NULL `semaphore` or `guard_out`; `permits` 0
-/// or above the size; a Redlock client, on which semaphores are not sound);
-/// LATCHKEY_PANIC.
+/// or above the size); LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `semaphore` is NULL or a live semaphore; `cancel` is NULL or a live
@@ -202,8 +202,8 @@ pub unsafe extern "C" fn latchkey_semaphore_try_acquire(
 ///
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
-/// LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument; a Redlock
-/// client); LATCHKEY_PANIC.
+/// LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `semaphore` is NULL or a live semaphore; `available_out` and `err_out`
@@ -234,8 +234,8 @@ pub unsafe extern "C" fn latchkey_semaphore_available(
 ///
 /// Threads: any thread. Blocks: for one Redis round trip.
 /// Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
-/// LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument; a Redlock
-/// client); LATCHKEY_PANIC.
+/// LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+/// LATCHKEY_PANIC.
 ///
 /// # Safety
 /// `semaphore` is NULL or a live semaphore; `released_out` and `err_out`

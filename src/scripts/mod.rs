@@ -82,3 +82,11 @@ script!(permit_acquire, "permit_acquire.lua", resend_safe: true);
 script!(permit_release, "permit_release.lua", resend_safe: false);
 // Read only.
 script!(permit_inspect, "permit_inspect.lua", resend_safe: true);
+// Elections. Announces only while the hold leads, never below a newer
+// term: a second run announces the same again.
+script!(election_announce, "election_announce.lua", resend_safe: true);
+// Read only.
+script!(election_leader, "election_leader.lua", resend_safe: true);
+// Deletes only the named leader's announcement; a second run only wakes
+// observers again.
+script!(election_resign, "election_resign.lua", resend_safe: true);
