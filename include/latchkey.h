@@ -234,6 +234,14 @@ typedef struct latchkey_client latchkey_client;
 typedef struct latchkey_client_options latchkey_client_options;
 
 /**
+ * A named election: candidates campaign, one at a time leads (with a
+ * term that increases with every leadership), observers see who leads.
+ *
+ * Threads: fully thread-safe; share it between threads.
+ */
+typedef struct latchkey_election latchkey_election;
+
+/**
  * The error of one failed call: its status and message. Returned through
  * the `err_out` argument that every fallible function takes last.
  *
@@ -1132,7 +1140,8 @@ latchkey_status latchkey_client_fenced_read(const struct latchkey_client *client
                                             struct latchkey_error **err_out);
 
 /**
- * Frees a buffer returned by latchkey_client_fenced_read, given with the
+ * Frees a buffer returned by latchkey_client_fenced_read (or the election
+ * calls), given with the
  * length returned with it. NULL is ignored.
  *
  * Threads: any thread, once. Blocks: no.
@@ -1546,6 +1555,133 @@ latchkey_status latchkey_semaphore_force_release_all(const struct latchkey_semap
                                                      struct latchkey_error **err_out);
 
 /**
+ * Makes a handle for the election `name` on `client`; the leaders' leases
+ * have `options` (NULL for the defaults; reentrant is refused). Nothing
+ * is sent to Redis yet.
+ *
+ * Ownership: on success `*election_out` is new; free it with
+ * latchkey_election_free. It keeps what it needs of `client` and
+ * `options`: both may be freed before it.
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `client`, `name`
+ * or `election_out`; `name` empty, longer than 4096 bytes or not UTF-8;
+ * reentrant options, an option out of range; a Redlock client, whose
+ * masters cannot hold one announcement); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
+ * string; `options` is NULL or a live options object; `election_out` and
+ * `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_election_new(const struct latchkey_client *client,
+                                      const char *name,
+                                      const struct latchkey_lock_options *options,
+                                      struct latchkey_election **election_out,
+                                      struct latchkey_error **err_out);
+
+/**
+ * Frees an election handle. NULL is ignored. Leaderships won through it
+ * stay valid.
+ *
+ * Threads: any thread, once, when no other call uses this handle.
+ * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live election: see "Handles" at the top; nothing is freed);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `election` is NULL or from latchkey_election_new, not yet freed.
+ */
+latchkey_status latchkey_election_free(struct latchkey_election *election);
+
+/**
+ * Campaigns: blocks until this candidate leads and has announced `value`
+ * (`value_len` bytes, at most 65536; NULL with length 0 for none), waiting
+ * without polling for at most `timeout_ms` milliseconds (0: one attempt;
+ * negative: for ever). If `cancel` is not NULL, triggering it ends the
+ * wait with LATCHKEY_CANCELLED.
+ *
+ * Ownership: on success `*guard_out` is the leadership: its fencing token
+ * is the term (latchkey_guard_fencing_token); check it before each piece
+ * of a leader's work (latchkey_guard_check); releasing it resigns
+ * (latchkey_guard_release; latchkey_guard_free releases it first if that
+ * was not done), and the next candidate leads at once.
+ * Threads: any thread. Blocks: until elected, the timeout, cancellation,
+ * or a Redis failure.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (another leader throughout, or
+ * too few replicas confirmed); LATCHKEY_CANCELLED; LATCHKEY_CLOSED;
+ * LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_INVALID_ARGUMENT (NULL `election` or `guard_out`, NULL `value`
+ * with a length, a value over 65536 bytes); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `election` is NULL or a live election; `value` is NULL or points to
+ * `value_len` readable bytes; `cancel` is NULL or a live cancel handle
+ * not freed during the call; `guard_out` and `err_out` are NULL or
+ * writable.
+ */
+latchkey_status latchkey_election_campaign(const struct latchkey_election *election,
+                                           const uint8_t *value,
+                                           size_t value_len,
+                                           int64_t timeout_ms,
+                                           const struct latchkey_cancel *cancel,
+                                           struct latchkey_guard **guard_out,
+                                           struct latchkey_error **err_out);
+
+/**
+ * Who leads now. If someone does, `*found_out` is true, `*term_out` its
+ * term and `*value_out`/`*value_len_out` a copy of its value; otherwise
+ * `*found_out` is false, the term 0 and the value NULL with length 0.
+ *
+ * Ownership: free `*value_out` with latchkey_bytes_free(*value_out,
+ * *value_len_out). An empty value is returned as NULL.
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_CONNECTION, LATCHKEY_SERVER,
+ * LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `election` is NULL or a live election; the out pointers are NULL or
+ * writable.
+ */
+latchkey_status latchkey_election_leader(const struct latchkey_election *election,
+                                         bool *found_out,
+                                         uint64_t *term_out,
+                                         uint8_t **value_out,
+                                         size_t *value_len_out,
+                                         struct latchkey_error **err_out);
+
+/**
+ * Waits until the leader differs from the one whose term is `known_term`
+ * (0: nobody leads), then reports the new one as latchkey_election_leader
+ * does (`*found_out` false: nobody leads now). Woken by pub/sub when a
+ * leader is announced or resigns, and by a leader's lease end when it
+ * dies. Waits at most `timeout_ms` milliseconds (negative: for ever).
+ *
+ * Ownership: as latchkey_election_leader.
+ * Threads: any thread. Blocks: until a change, the timeout,
+ * cancellation, or a Redis failure.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (no change within the timeout);
+ * LATCHKEY_CANCELLED; LATCHKEY_CLOSED; LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_INVALID_ARGUMENT (NULL
+ * argument); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `election` is NULL or a live election; `cancel` is NULL or a live
+ * cancel handle not freed during the call; the out pointers are NULL or
+ * writable.
+ */
+latchkey_status latchkey_election_observe(const struct latchkey_election *election,
+                                          uint64_t known_term,
+                                          int64_t timeout_ms,
+                                          const struct latchkey_cancel *cancel,
+                                          bool *found_out,
+                                          uint64_t *term_out,
+                                          uint8_t **value_out,
+                                          size_t *value_len_out,
+                                          struct latchkey_error **err_out);
+
+/**
  * Releases the lock. The guard stays allocated (its tokens stay readable)
  * until latchkey_guard_free; releasing it again returns LATCHKEY_NOT_HELD.
  *
@@ -1694,7 +1830,8 @@ latchkey_status latchkey_guard_fencing_token(const struct latchkey_guard *guard,
 
 /**
  * Writes the owner token stored in Redis: 32 hex digits from the OS random
- * source (what latchkey_client_inspect reports as the holder).
+ * source (what latchkey_client_inspect reports as the holder); for a
+ * semaphore's permits, their number, ':' and the 32 digits.
  *
  * Ownership: `*token_out` belongs to the guard; valid until
  * latchkey_guard_free.

@@ -58,7 +58,8 @@ pub struct Election {
     client: Arc<ClientShared>,
     lock: Lock,
     keys: LockKeys,
-    /// The announcement: a hash of the leader's token, term and value.
+    /// The announcement: a hash of the leader's token, term and value
+    /// (see [`LockKeys::election_value`]).
     value_key: Vec<u8>,
 }
 
@@ -120,8 +121,7 @@ impl Election {
                 "an election cannot be reentrant: a candidate that leads already has its leadership",
             ));
         }
-        let mut value_key = keys.lock().to_vec();
-        value_key.extend_from_slice(b":value");
+        let value_key = keys.election_value();
         Ok(Election {
             lock: Lock::new(client.clone(), keys.clone(), options),
             client,
@@ -216,9 +216,6 @@ impl Election {
                     return Ok(Leadership {
                         guard,
                         value: value.to_vec(),
-                        client: self.client.clone(),
-                        keys: self.keys.clone(),
-                        value_key: self.value_key.clone(),
                     })
                 }
                 // The lease was lost between the acquire and the
@@ -314,13 +311,23 @@ impl Election {
         timeout: Option<Duration>,
         cancel: Option<&CancelToken>,
     ) -> Result<Option<Leader>> {
+        self.observe_after(known.map(|leader| leader.term), timeout, cancel)
+    }
+
+    /// [`observe`](Self::observe), with the known leader given by its term
+    /// (`None`: nobody), as the C ABI passes it.
+    pub(crate) fn observe_after(
+        &self,
+        known_term: Option<u64>,
+        timeout: Option<Duration>,
+        cancel: Option<&CancelToken>,
+    ) -> Result<Option<Leader>> {
         let started = Instant::now();
         let deadline = timeout.map(|t| started.checked_add(t).unwrap_or(started + MAX_TTL));
         let parker = Parker::new();
         let _cancelled = cancel.map(|c| c.register(&parker));
         let _closed = self.client.closing.waiters().register(&parker);
         let mut watches = None;
-        let known_term = known.map(|leader| leader.term);
         loop {
             if cancel.is_some_and(CancelToken::is_cancelled) {
                 return Err(Error::new(
@@ -410,8 +417,9 @@ fn parse_reading(reply: redis::Value) -> Result<Reading> {
     }
 }
 
-/// This candidate leads. Dropping it gives the leadership up (best effort);
-/// [`resign`](Leadership::resign) also tells observers at once.
+/// This candidate leads. Dropping it resigns (best effort, errors
+/// ignored); call [`resign`](Leadership::resign) to see the outcome.
+/// Either way the next candidate leads at once and observers are told.
 ///
 /// ```
 /// # fn main() -> latchkey::Result<()> {
@@ -426,9 +434,6 @@ fn parse_reading(reply: redis::Value) -> Result<Reading> {
 pub struct Leadership {
     guard: Guard,
     value: Vec<u8>,
-    client: Arc<ClientShared>,
-    keys: LockKeys,
-    value_key: Vec<u8>,
 }
 
 impl fmt::Debug for Leadership {
@@ -512,6 +517,7 @@ impl Leadership {
     }
 
     /// The hold behind the leadership, for fenced writes and extensions.
+    /// Releasing it is resigning.
     ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
@@ -520,6 +526,12 @@ impl Leadership {
     /// ```
     pub fn guard(&self) -> &Guard {
         &self.guard
+    }
+
+    /// The hold behind the leadership, which resigns when released (the C
+    /// ABI hands leaderships out as guards).
+    pub(crate) fn into_guard(self) -> Guard {
+        self.guard
     }
 
     /// Gives the leadership up: the next candidate leads at once, and
@@ -531,23 +543,8 @@ impl Leadership {
     /// leadership.resign().unwrap();
     /// ```
     pub fn resign(self) -> Result<()> {
-        let Leadership {
-            guard,
-            client,
-            keys,
-            value_key,
-            ..
-        } = self;
-        let token = guard.token().to_string();
-        let released = guard.release();
-        let call = Call {
-            script: scripts::election_resign(),
-            keys: vec![&value_key],
-            args: vec![token.as_bytes().into(), keys.channel().into()],
-        };
-        // Best effort: observers otherwise learn of it within their
-        // re-check period.
-        let _ = client.backend.eval_on_one_node(&call, "an election");
-        released
+        // The backend withdraws the announcement when it releases an
+        // election's hold (whoever releases it: this, a drop, a close).
+        self.guard.release()
     }
 }

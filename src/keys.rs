@@ -61,6 +61,10 @@ const ELECTION_NAMESPACE: &str = ":elect";
 /// field of its own, which would add 8 bytes to every held lease.
 const LEASE_SET_BIT: u32 = 1 << 31;
 
+/// The bit of `LockKeys::name_len` that marks an election's keys (see
+/// [`LEASE_SET_BIT`]).
+const ELECTION_BIT: u32 = 1 << 30;
+
 /// The keys and channel of one lock.
 ///
 /// Kept in one allocation: the name, then the fence key, the channel, the
@@ -80,22 +84,27 @@ pub(crate) struct LockKeys {
 
 impl LockKeys {
     pub(crate) fn new(prefix: &str, name: &str) -> Result<Self> {
-        Self::with_shape(prefix, name, false)
+        Self::with_shape(prefix, name, 0)
     }
 
     /// The keys of the semaphore `name`: its main key is a lease set (see
     /// the module notes), in a namespace of its own.
     pub(crate) fn semaphore(prefix: &str, name: &str) -> Result<Self> {
-        Self::with_shape(&format!("{prefix}{SEMAPHORE_NAMESPACE}"), name, true)
+        Self::with_shape(
+            &format!("{prefix}{SEMAPHORE_NAMESPACE}"),
+            name,
+            LEASE_SET_BIT,
+        )
     }
 
     /// The keys of the election `name`: a plain lock (its leader's hold),
     /// in a namespace of its own.
     pub(crate) fn election(prefix: &str, name: &str) -> Result<Self> {
-        Self::with_shape(&format!("{prefix}{ELECTION_NAMESPACE}"), name, false)
+        Self::with_shape(&format!("{prefix}{ELECTION_NAMESPACE}"), name, ELECTION_BIT)
     }
 
-    fn with_shape(prefix: &str, name: &str, lease_set: bool) -> Result<Self> {
+    /// `shape`: [`LEASE_SET_BIT`], [`ELECTION_BIT`] or 0 (a lock).
+    fn with_shape(prefix: &str, name: &str, shape: u32) -> Result<Self> {
         validate_name(name)?;
         // See the module notes: a name starting with '}' would leave the
         // hash tag empty, so it gets a non-empty tag of its own.
@@ -112,7 +121,7 @@ impl LockKeys {
             // Both fit: a name is at most MAX_NAME_LEN bytes, a prefix 256
             // (validate_prefix).
             name_len: u32::try_from(name.len()).map_err(|_| Error::invalid("name too long"))?
-                | if lease_set { LEASE_SET_BIT } else { 0 },
+                | shape,
             lock_len: u32::try_from(lock.len()).map_err(|_| Error::invalid("name too long"))?,
             fence_retention: DEFAULT_FENCE_RETENTION,
         })
@@ -124,7 +133,7 @@ impl LockKeys {
     }
 
     fn name_len(&self) -> usize {
-        (self.name_len & !LEASE_SET_BIT) as usize
+        (self.name_len & !(LEASE_SET_BIT | ELECTION_BIT)) as usize
     }
 
     /// Whether the main key is a lease set (a semaphore's permits) rather
@@ -133,10 +142,26 @@ impl LockKeys {
         self.name_len & LEASE_SET_BIT != 0
     }
 
-    /// What the keys belong to, for messages: "lock" or "semaphore".
+    /// Whether these are an election's keys: the lock is its leader's
+    /// hold, and [`election_value`](Self::election_value) its announcement.
+    pub(crate) fn is_election(&self) -> bool {
+        self.name_len & ELECTION_BIT != 0
+    }
+
+    /// An election's announcement: a hash of the leader's token, term and
+    /// value (made when needed: a lease does not keep it).
+    pub(crate) fn election_value(&self) -> Vec<u8> {
+        let mut key = self.lock().to_vec();
+        key.extend_from_slice(b":value");
+        key
+    }
+
+    /// What the keys belong to, for messages.
     pub(crate) fn noun(&self) -> &'static str {
         if self.is_lease_set() {
             "semaphore"
+        } else if self.is_election() {
+            "election"
         } else {
             "lock"
         }

@@ -763,7 +763,8 @@ impl Guard {
     }
 
     /// This hold's token, which Redis checks (32 hex digits, from the OS
-    /// random source); unique per acquisition, and the token a lost-lease
+    /// random source; for a semaphore's permits, their number, ':' and the
+    /// 32 digits); unique per acquisition, and the token a lost-lease
     /// report names.
     ///
     /// ```
@@ -904,11 +905,16 @@ impl Guard {
             // (check() may have said so): it stays lost; give the hold back.
             self.give_back_later(false, Instant::now() + ttl);
             format!(
-                "the lease on lock '{}' ran out before the extension was confirmed",
+                "the lease on {} '{}' ran out before the extension was confirmed",
+                self.lease.keys().noun(),
                 self.name()
             )
         } else {
-            format!("lock '{}' expired or is held by another owner", self.name())
+            format!(
+                "{} '{}' expired or is held by another owner",
+                self.lease.keys().noun(),
+                self.name()
+            )
         };
         self.lease.mark_lost(reason.clone(), false);
         Err(Error::new(
@@ -1069,7 +1075,8 @@ impl Guard {
                 ErrorKind::NotHeld,
                 reason.unwrap_or_else(|| {
                     format!(
-                        "lock '{}' was no longer held by this owner (it expired or was taken)",
+                        "{} '{}' was no longer held by this owner (it expired or was taken)",
+                        self.lease.keys().noun(),
                         self.name()
                     )
                 }),

@@ -570,10 +570,21 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
         let call = script_calls::release_call(keys, token, reentrant, true);
-        self.runner
+        let released = self
+            .runner
             .eval(&call)
             .and_then(script_calls::parse_release)
-            .map_err(|e| e.context(Op::Release(keys.name())))
+            .map_err(|e| e.context(Op::Release(keys.name())))?;
+        if keys.is_election() && released == Released::Free {
+            // A leader resigned: withdraw its announcement and tell the
+            // observers (best effort: they otherwise look again within
+            // their re-check period).
+            let value_key = keys.election_value();
+            let _ = self
+                .runner
+                .eval(&script_calls::election_resign_call(keys, &value_key, token));
+        }
+        Ok(released)
     }
 
     /// With [`WaitForReplicas`], a renewal counts only once the replicas

@@ -508,6 +508,20 @@ pub(crate) fn permit_acquire_call<'a>(
     }
 }
 
+/// After a leader of an election released its hold: withdraws its
+/// announcement (see `election_resign.lua`).
+pub(crate) fn election_resign_call<'a>(
+    keys: &'a LockKeys,
+    value_key: &'a [u8],
+    token: &'a str,
+) -> Call<'a> {
+    Call {
+        script: scripts::election_resign(),
+        keys: vec![value_key],
+        args: vec![text(token), Cow::Borrowed(keys.channel())],
+    }
+}
+
 /// Who holds permits of a semaphore (see `permit_inspect.lua`).
 pub(crate) fn permit_inspect_call(keys: &LockKeys, limit: usize) -> Call<'_> {
     Call {

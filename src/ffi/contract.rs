@@ -173,6 +173,37 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ),
     ("latchkey_semaphore_available", ASKS_REDIS),
     ("latchkey_semaphore_force_release_all", ASKS_REDIS),
+    ("latchkey_election_new", LOCAL),
+    ("latchkey_election_free", LOCAL),
+    (
+        "latchkey_election_campaign",
+        &[
+            LATCHKEY_OK,
+            LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
+            LATCHKEY_CANCELLED,
+            LATCHKEY_INVALID_ARGUMENT,
+            LATCHKEY_CONNECTION,
+            LATCHKEY_SERVER,
+            LATCHKEY_AUTH,
+            LATCHKEY_PANIC,
+        ],
+    ),
+    ("latchkey_election_leader", ASKS_REDIS),
+    (
+        "latchkey_election_observe",
+        &[
+            LATCHKEY_OK,
+            LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
+            LATCHKEY_CANCELLED,
+            LATCHKEY_INVALID_ARGUMENT,
+            LATCHKEY_CONNECTION,
+            LATCHKEY_SERVER,
+            LATCHKEY_AUTH,
+            LATCHKEY_PANIC,
+        ],
+    ),
     (
         "latchkey_guard_release",
         &[

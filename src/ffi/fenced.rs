@@ -108,19 +108,24 @@ pub unsafe extern "C" fn latchkey_client_fenced_read(
         let (fencing_token, value) = read.unwrap_or_default();
         token.write(fencing_token);
         value_len.write(value.len());
-        value_ptr.write(if value.is_empty() {
-            std::ptr::null_mut()
-        } else {
-            let len = value.len();
-            let buffer = Box::into_raw(value.into_boxed_slice()).cast::<u8>();
-            handles::register_raw(buffer.cast_const().cast(), Kind::Bytes(len));
-            buffer
-        });
+        value_ptr.write(into_buffer(value));
         Ok(())
     })
 }
 
-/// Frees a buffer returned by latchkey_client_fenced_read, given with the
+/// `value` as a buffer C frees with latchkey_bytes_free (NULL when empty).
+pub(crate) fn into_buffer(value: Vec<u8>) -> *mut u8 {
+    if value.is_empty() {
+        return std::ptr::null_mut();
+    }
+    let len = value.len();
+    let buffer = Box::into_raw(value.into_boxed_slice()).cast::<u8>();
+    handles::register_raw(buffer.cast_const().cast(), Kind::Bytes(len));
+    buffer
+}
+
+/// Frees a buffer returned by latchkey_client_fenced_read (or the election
+/// calls), given with the
 /// length returned with it. NULL is ignored.
 ///
 /// Threads: any thread, once. Blocks: no.

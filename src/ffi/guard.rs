@@ -299,7 +299,8 @@ pub unsafe extern "C" fn latchkey_guard_fencing_token(
 }
 
 /// Writes the owner token stored in Redis: 32 hex digits from the OS random
-/// source (what latchkey_client_inspect reports as the holder).
+/// source (what latchkey_client_inspect reports as the holder); for a
+/// semaphore's permits, their number, ':' and the 32 digits.
 ///
 /// Ownership: `*token_out` belongs to the guard; valid until
 /// latchkey_guard_free.

@@ -37,6 +37,8 @@ pub mod lock;
 
 pub mod semaphore;
 
+pub mod election;
+
 pub mod guard;
 
 pub mod cancel;
