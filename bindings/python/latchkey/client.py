@@ -461,10 +461,11 @@ class Client:
     def close(self) -> None:
         """Closes the client, as in every language (the library's
         ``latchkey_client_close``), then frees it; closing again does
-        nothing. Every lock still held through the client is released in
-        Redis at once, whichever thread holds it (also one whose thread has
-        ended), and its holder then holds nothing (:meth:`Lock.check`
-        raises :class:`NotHeld`: a close is an ending, not a loss, and no
+        nothing. Every lock (and semaphore permit) still held through the
+        client is released in Redis at once, whichever thread holds it
+        (also one whose thread has ended), and its holder then holds
+        nothing (:meth:`Lock.check` and :meth:`Permit.check` raise
+        :class:`NotHeld`: a close is an ending, not a loss, and no
         ``on_lost`` callback runs). Every acquire of the client that is
         waiting raises :class:`ClientClosed` promptly, and so does every
         later acquire. Other calls on the client raise

@@ -63,7 +63,7 @@ def test_threads_never_hold_more_permits_than_the_semaphore_has(url: str, name: 
                             in_use[0] += permits
                             most[0] = max(most[0], in_use[0])
                             tokens.append(permit.fencing_token)
-                        time.sleep(0)  # let another thread in while it is held
+                        time.sleep(0)  # a yield, not a wait: let another thread in
                         with counter:
                             in_use[0] -= permits
         except BaseException as e:  # pragma: no cover - reported below
@@ -344,3 +344,29 @@ def test_async_semaphore(client: Client, name: str) -> None:
         assert await pool.available() == 2
 
     asyncio.run(main())
+
+
+def test_close_releases_permits_and_ends_waits(url: str, name: str) -> None:
+    client = Client(url)
+    pool = client.semaphore(name, 1)
+    permit = pool.acquire()
+    outcome: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            pool.acquire(timeout=20)
+        except BaseException as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    wait_until("the waiter listens", lambda: waiters_on(url, name) > 0)
+    client.close()
+    t.join(10)
+    assert len(outcome) == 1 and isinstance(outcome[0], latchkey.ClientClosed), outcome
+    with pytest.raises(latchkey.NotHeld):
+        permit.check()  # a close is an ending, not a loss
+    with pytest.raises(latchkey.ClientClosed):
+        pool.try_acquire()
+    with Client(url) as other:
+        assert other.semaphore(name, 1).available() == 1
