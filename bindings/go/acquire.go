@@ -20,26 +20,35 @@ import (
 // for the lock in Redis like any other owner. The errors are those of Lock;
 // a Mutex or Client closed while waiting ends the wait with ErrClosed.
 func (m *Mutex) Acquire(ctx context.Context) (*Hold, error) {
-	return m.st.acquire(ctx)
+	return m.st.acquire(ctx, 0)
 }
 
 // TryAcquire makes one attempt, without waiting: the new Hold, or nil (and
 // no error) if someone else holds the lock; an error (ErrConnection) if
 // Redis cannot be reached or does not answer within the command timeout.
 func (m *Mutex) TryAcquire() (*Hold, error) {
-	return m.st.tryAcquire()
+	return m.st.tryAcquire(0)
 }
 
-func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
+// cAcquire is the C acquire of a lock, or of permits of a semaphore.
+func (st *mutexState) cAcquire(permits uint32, timeout C.int64_t, cancel *C.latchkey_cancel) C.lk_acquired {
+	if st.sem != nil {
+		return C.lk_semaphore_acquire(st.sem, C.uint32_t(permits), timeout, cancel)
+	}
+	return C.lk_acquire(st.lock, timeout, cancel)
+}
+
+// acquire waits for the lock (permits: 0) or for permits of a semaphore.
+func (st *mutexState) acquire(ctx context.Context, permits uint32) (*Hold, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, contextError(ctx, st.name, err)
+		return nil, contextError(ctx, st.describe(), err)
 	}
 	timeout := C.int64_t(-1)
 	deadline, hasDeadline := ctx.Deadline()
 	if hasDeadline {
 		d := time.Until(deadline)
 		if d <= 0 {
-			return nil, contextError(ctx, st.name, context.DeadlineExceeded)
+			return nil, contextError(ctx, st.describe(), context.DeadlineExceeded)
 		}
 		// Rounded up, so the library never gives up before ctx does.
 		timeout = C.int64_t((d + time.Millisecond - 1) / time.Millisecond)
@@ -63,7 +72,7 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 	var r C.lk_acquired
 	st.tick.beforeBlockingCall()
 	if ctx.Done() == nil {
-		r = C.lk_acquire(st.lock, timeout, cancel)
+		r = st.cAcquire(permits, timeout, cancel)
 	} else {
 		// context.AfterFunc is the watcher goroutine, started only if ctx
 		// ends: it triggers the cancel handle, which wakes the acquire.
@@ -79,7 +88,7 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 			}
 			close(triggered)
 		})
-		r = C.lk_acquire(st.lock, timeout, cancel)
+		r = st.cAcquire(permits, timeout, cancel)
 		if !stop() {
 			<-triggered // the handle must outlive its trigger call
 		}
@@ -89,7 +98,7 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 		err := takeError(r.status, r.err)
 		if r.status == C.LATCHKEY_CANCELLED || r.status == C.LATCHKEY_TIMEOUT {
 			if cerr := ctx.Err(); cerr != nil {
-				return nil, contextError(ctx, st.name, cerr)
+				return nil, contextError(ctx, st.describe(), cerr)
 			}
 			if r.status == C.LATCHKEY_CANCELLED {
 				// Nothing but ctx and Close trigger the handle.
@@ -97,7 +106,7 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 			}
 			if hasDeadline && !time.Now().Before(deadline) {
 				// The library's timeout fired just before ctx's timer.
-				return nil, contextError(ctx, st.name, context.DeadlineExceeded)
+				return nil, contextError(ctx, st.describe(), context.DeadlineExceeded)
 			}
 		}
 		return nil, err
@@ -105,12 +114,17 @@ func (st *mutexState) acquire(ctx context.Context) (*Hold, error) {
 	return newHold(st, r)
 }
 
-func (st *mutexState) tryAcquire() (*Hold, error) {
+func (st *mutexState) tryAcquire(permits uint32) (*Hold, error) {
 	if !st.rc.acquire() {
 		return nil, st.closedError()
 	}
 	st.tick.beforeBlockingCall()
-	r := C.lk_try_acquire(st.lock)
+	var r C.lk_acquired
+	if st.sem != nil {
+		r = C.lk_semaphore_try_acquire(st.sem, C.uint32_t(permits))
+	} else {
+		r = C.lk_try_acquire(st.lock)
+	}
 	st.rc.release()
 	switch r.status {
 	case C.LATCHKEY_OK:

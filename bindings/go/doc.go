@@ -16,6 +16,10 @@
 //	defer h.Unlock()
 //	client.FencedWrite("orders:42:report", h.FencingToken(), data)
 //
+// Client.NewSemaphore makes a Semaphore: size permits whose holds are
+// leases, each acquisition (Semaphore.Acquire(ctx, permits)) a Hold as
+// above.
+//
 // # Semantics
 //
 // A lease lasts its ttl (WithTTL) in Redis and is renewed at ttl/3 by the

@@ -146,14 +146,15 @@ func invalidArgument(msg string) error {
 	return &Error{Status: StatusInvalidArgument, Message: msg}
 }
 
-// contextError is the error of a Lock ended by ctx (or by ctx's deadline
-// reached in the library just before ctx's own timer fired).
-func contextError(ctx context.Context, name string, cause error) error {
+// contextError is the error of a Lock (or a Semaphore's Acquire) ended by
+// ctx (or by ctx's deadline reached in the library just before ctx's own
+// timer fired); what is "lock 'x'" or "semaphore 'x'".
+func contextError(ctx context.Context, what string, cause error) error {
 	status := StatusCancelled
 	if errors.Is(cause, context.DeadlineExceeded) {
 		status = StatusTimeout
 	}
-	msg := fmt.Sprintf("lock '%s' not acquired: %v", name, cause)
+	msg := fmt.Sprintf("%s not acquired: %v", what, cause)
 	if c := context.Cause(ctx); c != nil && c != cause {
 		msg += " (" + c.Error() + ")"
 	}

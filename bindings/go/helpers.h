@@ -155,32 +155,104 @@ typedef struct {
 	unsigned char handle_taken;
 } lk_lock_made;
 
+// The options of cfg, with the on-lost callback on cfg.handle. On failure
+// (NULL returned, *status and *err set) the options are freed, which lets
+// go of the handle if the library had taken it (lk_user_free runs).
+static inline latchkey_lock_options *lk_options_make(lk_lock_config cfg, latchkey_status *status,
+                                                     latchkey_error **err, unsigned char *handle_taken) {
+	latchkey_lock_options *options = NULL;
+	*status = latchkey_lock_options_new(&options, err);
+	if (*status != LATCHKEY_OK) return NULL;
+	if (cfg.set_ttl) *status = latchkey_lock_options_set_ttl_ms(options, cfg.ttl_ms, err);
+	if (*status == LATCHKEY_OK && cfg.set_auto_renew)
+		*status = latchkey_lock_options_set_auto_renew(options, cfg.auto_renew != 0, err);
+	if (*status == LATCHKEY_OK && cfg.set_reentrant)
+		*status = latchkey_lock_options_set_reentrant(options, cfg.reentrant != 0, err);
+	if (*status == LATCHKEY_OK && cfg.set_fair)
+		*status = latchkey_lock_options_set_fair(options, cfg.fair != 0, err);
+	if (*status == LATCHKEY_OK && cfg.set_retry_jitter)
+		*status = latchkey_lock_options_set_retry_jitter_ms(options, cfg.retry_jitter_ms, err);
+	if (*status == LATCHKEY_OK && cfg.set_renew_every)
+		*status = latchkey_lock_options_set_renew_every_ms(options, cfg.renew_every_ms, err);
+	if (*status == LATCHKEY_OK) {
+		*status = latchkey_lock_options_set_on_lost(options, lk_on_lost, (void *)cfg.handle, lk_user_free, err);
+		if (*status == LATCHKEY_OK) *handle_taken = 1;
+	}
+	if (*status != LATCHKEY_OK) {
+		latchkey_lock_options_free(options);
+		return NULL;
+	}
+	return options;
+}
+
 static inline lk_lock_made lk_lock_new(const latchkey_client *client, const char *name, lk_lock_config cfg) {
 	lk_lock_made r = {0};
-	latchkey_lock_options *options = NULL;
-	r.status = latchkey_lock_options_new(&options, &r.err);
-	if (r.status != LATCHKEY_OK) return r;
-	if (cfg.set_ttl) r.status = latchkey_lock_options_set_ttl_ms(options, cfg.ttl_ms, &r.err);
-	if (r.status == LATCHKEY_OK && cfg.set_auto_renew)
-		r.status = latchkey_lock_options_set_auto_renew(options, cfg.auto_renew != 0, &r.err);
-	if (r.status == LATCHKEY_OK && cfg.set_reentrant)
-		r.status = latchkey_lock_options_set_reentrant(options, cfg.reentrant != 0, &r.err);
-	if (r.status == LATCHKEY_OK && cfg.set_fair)
-		r.status = latchkey_lock_options_set_fair(options, cfg.fair != 0, &r.err);
-	if (r.status == LATCHKEY_OK && cfg.set_retry_jitter)
-		r.status = latchkey_lock_options_set_retry_jitter_ms(options, cfg.retry_jitter_ms, &r.err);
-	if (r.status == LATCHKEY_OK && cfg.set_renew_every)
-		r.status = latchkey_lock_options_set_renew_every_ms(options, cfg.renew_every_ms, &r.err);
-	if (r.status == LATCHKEY_OK) {
-		r.status = latchkey_lock_options_set_on_lost(options, lk_on_lost, (void *)cfg.handle, lk_user_free, &r.err);
-		if (r.status == LATCHKEY_OK) r.handle_taken = 1;
-	}
-	if (r.status == LATCHKEY_OK) {
-		r.status = latchkey_lock_new(client, name, options, &r.lock, &r.err);
-	}
+	latchkey_lock_options *options = lk_options_make(cfg, &r.status, &r.err, &r.handle_taken);
+	if (options == NULL) return r;
+	r.status = latchkey_lock_new(client, name, options, &r.lock, &r.err);
 	// The lock keeps what it needs; if it was not made, this is where the
 	// library lets go of `handle` (lk_user_free runs during this call).
 	latchkey_lock_options_free(options);
+	return r;
+}
+
+typedef struct {
+	latchkey_status status;
+	latchkey_error *err;
+	latchkey_semaphore *semaphore;
+	unsigned char handle_taken; // as lk_lock_made's
+} lk_semaphore_made;
+
+// A semaphore with the options of cfg (reentrant and fair are refused by
+// the library): one cgo call.
+static inline lk_semaphore_made lk_semaphore_new(const latchkey_client *client, const char *name, uint32_t size,
+                                                 lk_lock_config cfg) {
+	lk_semaphore_made r = {0};
+	latchkey_lock_options *options = lk_options_make(cfg, &r.status, &r.err, &r.handle_taken);
+	if (options == NULL) return r;
+	r.status = latchkey_semaphore_new(client, name, size, options, &r.semaphore, &r.err);
+	latchkey_lock_options_free(options);
+	return r;
+}
+
+// Take permits, then read the new guard's tokens: one cgo call.
+static inline lk_acquired lk_semaphore_acquire(const latchkey_semaphore *semaphore, uint32_t permits,
+                                               int64_t timeout_ms, const latchkey_cancel *cancel) {
+	lk_acquired r = {0};
+	r.status = latchkey_semaphore_acquire(semaphore, permits, timeout_ms, cancel, &r.guard, &r.err);
+	if (r.status == LATCHKEY_OK) lk_fill_guard(&r);
+	return r;
+}
+
+// One attempt; "too few free" (LATCHKEY_TIMEOUT) needs no message.
+static inline lk_acquired lk_semaphore_try_acquire(const latchkey_semaphore *semaphore, uint32_t permits) {
+	lk_acquired r = {0};
+	r.status = latchkey_semaphore_try_acquire(semaphore, permits, &r.guard, &r.err);
+	if (r.status == LATCHKEY_OK) {
+		lk_fill_guard(&r);
+	} else if (r.status == LATCHKEY_TIMEOUT) {
+		latchkey_error_free(r.err);
+		r.err = NULL;
+	}
+	return r;
+}
+
+typedef struct {
+	latchkey_status status;
+	latchkey_error *err;
+	uint32_t available;
+	bool released;
+} lk_semaphore_state;
+
+static inline lk_semaphore_state lk_semaphore_available(const latchkey_semaphore *semaphore) {
+	lk_semaphore_state r = {0};
+	r.status = latchkey_semaphore_available(semaphore, &r.available, &r.err);
+	return r;
+}
+
+static inline lk_semaphore_state lk_semaphore_force_release_all(const latchkey_semaphore *semaphore) {
+	lk_semaphore_state r = {0};
+	r.status = latchkey_semaphore_force_release_all(semaphore, &r.released, &r.err);
 	return r;
 }
 

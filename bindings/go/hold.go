@@ -14,8 +14,9 @@ import (
 )
 
 // Hold is one acquisition of a lock, returned by Mutex.Acquire and
-// Mutex.TryAcquire: its own owner token, fencing token, lease and Lost
-// channel. Everything done through a Hold concerns that acquisition only:
+// Mutex.TryAcquire, or of permits of a semaphore, returned by
+// Semaphore.Acquire and Semaphore.TryAcquire (Unlock then gives the permits
+// back): its own owner token, fencing token, lease and Lost channel. Everything done through a Hold concerns that acquisition only:
 // after its lease was lost, Check says ErrLost and Unlock says ErrNotHeld
 // even if the same Mutex (or anyone else) holds the lock again since.
 //
@@ -149,7 +150,7 @@ func (h *Hold) endedError() error {
 	if kind == endClosed {
 		return h.mutex.closedError()
 	}
-	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("this hold of lock '%s' was unlocked", h.mutex.name)}
+	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("this hold of %s was unlocked", h.mutex.describe())}
 }
 
 // closeRelease is Close's release of a live hold.
@@ -159,11 +160,12 @@ func (h *Hold) closeRelease() error {
 	return err
 }
 
-// Name is the lock's name.
+// Name is the lock's (or semaphore's) name.
 func (h *Hold) Name() string { return h.mutex.name }
 
 // Token is this hold's owner token as stored in Redis (32 hex digits; what
-// Client.Inspect reports as Owner while it holds).
+// Client.Inspect reports as Owner while it holds). A semaphore's hold has
+// its permits, ':', and 32 hex digits.
 func (h *Hold) Token() string { return h.token }
 
 // FencingToken is this hold's fencing token: strictly greater than every
@@ -201,7 +203,7 @@ func (h *Hold) Err() error {
 	case endClosed:
 		return h.mutex.closedError()
 	}
-	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("this hold of lock '%s' was unlocked", h.mutex.name)}
+	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("this hold of %s was unlocked", h.mutex.describe())}
 }
 
 // Unlock releases the lock. It fails with ErrNotHeld when the lease had

@@ -47,11 +47,15 @@ type Mutex struct {
 	cleanup runtime.Cleanup
 }
 
-// mutexState is everything a Mutex owns. The lost-lease callback reaches it
-// through a cgo.Handle, so it must not point back at the Mutex (which would
-// then never be garbage-collected).
+// mutexState is everything a Mutex (or a Semaphore) owns. The lost-lease
+// callback reaches it through a cgo.Handle, so it must not point back at
+// the Mutex (which would then never be garbage-collected). A Semaphore's
+// state has sem and size instead of lock; its holds, waits, Close and
+// garbage collection are a Mutex's.
 type mutexState struct {
 	lock      *C.latchkey_lock
+	sem       *C.latchkey_semaphore
+	size      uint32
 	rc        refcount
 	client    *clientState
 	name      string
@@ -122,9 +126,8 @@ func WithRenewEvery(d time.Duration) MutexOption {
 	return func(c *mutexConfig) { c.renewEvery = &d }
 }
 
-// NewMutex makes a Mutex for the lock name (any UTF-8 string without NUL, up
-// to 4096 bytes). Nothing is sent to Redis yet.
-func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
+// lockConfig is opts as the C helpers take them (the handle is set later).
+func lockConfig(opts []MutexOption) (mutexConfig, C.lk_lock_config, error) {
 	var cfg mutexConfig
 	for _, o := range opts {
 		if o != nil {
@@ -146,7 +149,7 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 		if d.d != nil {
 			ms, err := millis(d.what, *d.d)
 			if err != nil {
-				return nil, err
+				return cfg, cc, err
 			}
 			*d.ms, *d.set = ms, 1
 		}
@@ -157,13 +160,25 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 	if cfg.fair != nil {
 		cc.set_fair, cc.fair = 1, cbool(*cfg.fair)
 	}
+	if cfg.reentrant != nil {
+		cc.set_reentrant, cc.reentrant = 1, cbool(*cfg.reentrant)
+	}
+	return cfg, cc, nil
+}
+
+// NewMutex makes a Mutex for the lock name (any UTF-8 string without NUL, up
+// to 4096 bytes). Nothing is sent to Redis yet.
+func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
+	cfg, cc, err := lockConfig(opts)
+	if err != nil {
+		return nil, err
+	}
 	st := &mutexState{name: name, client: c.st, done: make(chan struct{}), slot: make(chan struct{}, 1)}
 	if cfg.reentrant != nil {
 		st.reentrant = *cfg.reentrant
-		cc.set_reentrant, cc.reentrant = 1, cbool(*cfg.reentrant)
 	}
 	startDispatch.Do(func() { go dispatchReports() })
-	err := c.withName("lock name", name, func(p *C.latchkey_client, cname *C.char) error {
+	err = c.withName("lock name", name, func(p *C.latchkey_client, cname *C.char) error {
 		h := newHandle(st)
 		cc.handle = C.uintptr_t(h)
 		r := C.lk_lock_new(p, cname, cc)
@@ -200,6 +215,14 @@ func cbool(b bool) C.uchar {
 	return 0
 }
 
+// describe names what st is for, in messages: "lock 'x'" or "semaphore 'x'".
+func (st *mutexState) describe() string {
+	if st.sem != nil {
+		return fmt.Sprintf("semaphore '%s'", st.name)
+	}
+	return fmt.Sprintf("lock '%s'", st.name)
+}
+
 func (st *mutexState) closedError() error {
 	if st.client != nil {
 		st.client.mu.Lock()
@@ -208,6 +231,9 @@ func (st *mutexState) closedError() error {
 		if closed {
 			return st.client.closedError()
 		}
+	}
+	if st.sem != nil {
+		return &Error{Message: fmt.Sprintf("the semaphore '%s' is closed", st.name), sentinel: ErrClosed}
 	}
 	return &Error{Message: fmt.Sprintf("the mutex for lock '%s' is closed", st.name), sentinel: ErrClosed}
 }
@@ -240,12 +266,12 @@ func (m *Mutex) Lock(ctx context.Context) error {
 		select {
 		case st.slot <- struct{}{}:
 		case <-ctx.Done():
-			return contextError(ctx, st.name, ctx.Err())
+			return contextError(ctx, st.describe(), ctx.Err())
 		case <-st.done:
 			return st.closedError()
 		}
 	}
-	h, err := st.acquire(ctx)
+	h, err := st.acquire(ctx, 0)
 	if err != nil {
 		if !st.reentrant {
 			<-st.slot
@@ -273,7 +299,7 @@ func (m *Mutex) TryLock() (bool, error) {
 			return false, nil
 		}
 	}
-	h, err := st.tryAcquire()
+	h, err := st.tryAcquire(0)
 	if h == nil {
 		if !st.reentrant {
 			<-st.slot

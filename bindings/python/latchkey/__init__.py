@@ -26,6 +26,14 @@ back what they were granted (see :mod:`latchkey.aio`); and
     async with client.async_lock("nightly-report", ttl=10) as lock:
         await write_report(lock.fencing_token)
 
+``client.semaphore(name, size, ...)`` gives a :class:`Semaphore` whose
+permits are leases (renewed while held, reported when lost, given back by
+Redis when a holder dies); each acquisition is a :class:`Permit`::
+
+    pool = client.semaphore("db-connections", 3)
+    with pool.acquire(2) as permit:     # or `with pool as permit:` for one
+        use_two_connections(permit.fencing_token)
+
 The shared library is the file the environment variable
 ``LATCHKEY_LIBRARY`` names, else the copy inside this package (which
 ``pip install`` builds and bundles), else a system-installed one
@@ -61,9 +69,10 @@ from .errors import (
     ServerError,
 )
 from .lock import Lock, LostLease
+from .semaphore import MAX_PERMITS, Permit, Semaphore
 
 if TYPE_CHECKING:
-    from .aio import AsyncLock
+    from .aio import AsyncLock, AsyncPermit, AsyncSemaphore
 
 __version__ = "0.1.0"
 
@@ -72,6 +81,11 @@ __all__ = [
     "Client",
     "Lock",
     "AsyncLock",
+    "Semaphore",
+    "Permit",
+    "MAX_PERMITS",
+    "AsyncSemaphore",
+    "AsyncPermit",
     "LockInfo",
     "QueuedWaiter",
     "MAX_REPORTED_WAITERS",
@@ -103,14 +117,17 @@ def library_version() -> str:
 
 
 def __getattr__(name: str) -> Any:
-    # AsyncLock, and asyncio with it, on first use: a program without
-    # asyncio does not pay for importing it.
-    if name == "AsyncLock":
-        from .aio import AsyncLock
+    # AsyncLock (and AsyncSemaphore, AsyncPermit), and asyncio with them,
+    # on first use: a program without asyncio does not pay for importing it.
+    if name in _ASYNC:
+        from . import aio
 
-        return AsyncLock
+        return getattr(aio, name)
     raise AttributeError(f"module 'latchkey' has no attribute {name!r}")
 
 
+_ASYNC = ("AsyncLock", "AsyncSemaphore", "AsyncPermit")
+
+
 def __dir__() -> list[str]:
-    return sorted([*globals(), "AsyncLock"])
+    return sorted([*globals(), *_ASYNC])

@@ -36,6 +36,7 @@ from ctypes import (
     c_int32,
     c_int64,
     c_size_t,
+    c_uint32,
     c_uint64,
     c_void_p,
 )
@@ -335,6 +336,13 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
         _S,
         [_H, c_char_p, c_char_p, c_size_t, POINTER(c_bool), POINTER(c_uint64), _ERR],
     ),
+    # semaphores (each hold is a latchkey_guard: the guard calls above)
+    ("latchkey_semaphore_new", _S, [_H, c_char_p, c_uint32, _H, _OUT, _ERR]),
+    ("latchkey_semaphore_free", _S, [_H]),
+    ("latchkey_semaphore_acquire", _S, [_H, c_uint32, c_int64, _H, _OUT, _ERR]),
+    ("latchkey_semaphore_try_acquire", _S, [_H, c_uint32, _OUT, _ERR]),
+    ("latchkey_semaphore_available", _S, [_H, POINTER(c_uint32), _ERR]),
+    ("latchkey_semaphore_force_release_all", _S, [_H, POINTER(c_bool), _ERR]),
     # cancel handles
     ("latchkey_cancel_new", _S, [_OUT, _ERR]),
     ("latchkey_cancel_free", None, [_H]),

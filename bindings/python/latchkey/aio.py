@@ -72,8 +72,9 @@ from .cancel import Cancel
 from .client import Client
 from .errors import NotHeld
 from .lock import Lock, LostLease, _Owner, _Slot
+from .semaphore import Permit, Semaphore
 
-__all__ = ["AsyncLock"]
+__all__ = ["AsyncLock", "AsyncSemaphore", "AsyncPermit"]
 
 _T = TypeVar("_T")
 
@@ -432,3 +433,245 @@ class AsyncLock:
     def __repr__(self) -> str:
         kind = "reentrant " if self.reentrant else ""
         return f"<latchkey.AsyncLock {kind}{self.name!r} holds={self.holds}>"
+
+
+class AsyncPermit:
+    """A :class:`Permit` for asyncio, from :class:`AsyncSemaphore`: the
+    calls that talk to Redis are awaitable (``release``, ``extend``,
+    ``owned``, ``async with``), the ones that read local state plain
+    (``check``, ``lost``, ``fencing_token``, ``token``, ``remaining``).
+    A cancelled ``release()`` finishes the release, then raises
+    :class:`asyncio.CancelledError`, as :meth:`AsyncLock.release` does."""
+
+    __slots__ = ("_permit",)
+
+    def __init__(self, permit: Permit) -> None:
+        self._permit = permit
+
+    async def release(self) -> None:
+        """Gives the permits back; see :meth:`Permit.release`."""
+        await _Call(self._permit.release).outcome()
+
+    async def extend(self, ttl: float, replace_ttl: bool = True) -> None:
+        """See :meth:`Permit.extend`."""
+        _args.positive_ms(ttl, "ttl")
+        permit = self._permit
+        await _Call(lambda: permit.extend(ttl, replace_ttl)).outcome()
+
+    async def owned(self) -> bool:
+        """Whether Redis confirms this very hold (one round trip)."""
+        return await _Call(self._permit.owned).outcome()
+
+    def check(self) -> None:
+        """See :meth:`Permit.check` (local state only)."""
+        self._permit.check()
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lease was lost (local state)."""
+        return self._permit.lost
+
+    @property
+    def fencing_token(self) -> int:
+        """This hold's fencing token."""
+        return self._permit.fencing_token
+
+    @property
+    def token(self) -> str:
+        """This hold's owner token (its permits, ``:``, 32 hex digits)."""
+        return self._permit.token
+
+    @property
+    def remaining(self) -> float:
+        """Seconds the lease is certainly still ours (0.0 once it ended)."""
+        return self._permit.remaining
+
+    @property
+    def permits(self) -> int:
+        """How many permits this hold took."""
+        return self._permit.permits
+
+    @property
+    def name(self) -> str:
+        """The semaphore's name."""
+        return self._permit.name
+
+    @property
+    def permit(self) -> Permit:
+        """The underlying (sync) :class:`Permit`."""
+        return self._permit
+
+    async def __aenter__(self) -> "AsyncPermit":
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.release()
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a latchkey.AsyncPermit cannot be pickled or copied")
+
+    def __repr__(self) -> str:
+        return repr(self._permit).replace("<latchkey.Permit", "<latchkey.AsyncPermit", 1)
+
+
+class AsyncSemaphore:
+    """A named distributed semaphore for asyncio: :class:`Semaphore`'s
+    calls as coroutines, which never block the event loop. Made by
+    :meth:`Client.async_semaphore` (or ``AsyncSemaphore(client, name, size,
+    ...)``) with :class:`Semaphore`'s options.
+
+    ``await acquire(permits=1, timeout=None)`` returns an
+    :class:`AsyncPermit`; cancelling the task ends the wait at once and
+    gives back permits granted meanwhile before
+    :class:`asyncio.CancelledError` is raised (as :meth:`AsyncLock.acquire`).
+    ``async with semaphore as permit:`` takes one permit and releases it
+    on exit (each ``async with`` releases its own permit, whichever task
+    runs it).
+
+    >>> pool = client.async_semaphore("db-connections", 3)  # doctest: +SKIP
+    >>> async with await pool.acquire(2) as permit:
+    ...     await query(permit.fencing_token)
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        size: int,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        on_lost: Optional[Callable[[LostLease], object]] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> None:
+        self._semaphore = Semaphore(
+            client,
+            name,
+            size,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
+        )
+        # The permits of `async with`, newest last, per task.
+        self._entered: weakref.WeakKeyDictionary[asyncio.Task[object], list[AsyncPermit]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def acquire(self, permits: int = 1, timeout: Optional[float] = None) -> AsyncPermit:
+        """Takes ``permits`` permits, waiting on a thread of its own at most
+        ``timeout`` seconds (None or -1: for ever; 0: one attempt); the
+        errors are :meth:`Semaphore.acquire`'s."""
+        permit = await self._acquire(permits, True, timeout)
+        assert permit is not None
+        return permit
+
+    async def try_acquire(self, permits: int = 1) -> Optional[AsyncPermit]:
+        """One attempt: the :class:`AsyncPermit`, or None if too few are free."""
+        return await self._acquire(permits, False, None)
+
+    async def _acquire(
+        self, permits: int, blocking: bool, timeout: Optional[float]
+    ) -> Optional[AsyncPermit]:
+        _args.count(permits, "permits", maximum=2**32 - 1)
+        if blocking:
+            _args.wait_ms(timeout)  # a bad timeout raises here, not on the thread
+        semaphore = self._semaphore
+        slot = _Slot()
+        cancel = Cancel()
+
+        def give_back() -> None:
+            semaphore._abandon(slot)
+
+        def run() -> bool:
+            try:
+                return semaphore._acquire_into(slot, permits, blocking, timeout, cancel)
+            except BaseException:
+                give_back()
+                raise
+            finally:
+                # Abandoned on the loop while the grant was on its way.
+                if slot.abandoned:
+                    slot.give_back()
+
+        call = _Call(run, undelivered=give_back)
+        try:
+            cancelled = await call.finish(on_cancel=cancel.cancel)
+        except BaseException:
+            # The coroutine is being closed (see AsyncLock._acquire).
+            cancel.cancel()
+            give_back()
+            raise
+        if cancelled is not None:
+            if slot.guard.value and not slot.released:
+                await _Call(give_back).finish()
+            else:
+                give_back()
+            raise cancelled
+        if not call.result():
+            return None
+        return AsyncPermit(Permit(semaphore, slot, permits))
+
+    async def available(self) -> int:
+        """The permits free now (one round trip)."""
+        return await _Call(self._semaphore.available).outcome()
+
+    async def force_release_all(self) -> bool:
+        """See :meth:`Semaphore.force_release_all`."""
+        return await _Call(self._semaphore.force_release_all).outcome()
+
+    async def __aenter__(self) -> AsyncPermit:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("an AsyncSemaphore is entered from within an asyncio task")
+        permit = await self.acquire(1)
+        self._entered.setdefault(task, []).append(permit)
+        return permit
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        task = asyncio.current_task()
+        entered = self._entered.get(task) if task is not None else None
+        if not entered:  # pragma: no cover - __aexit__ without __aenter__
+            raise NotHeld(f"semaphore {self.name!r}: this task entered no permit")
+        await entered.pop().release()
+
+    @property
+    def name(self) -> str:
+        """The semaphore's name."""
+        return self._semaphore.name
+
+    @property
+    def size(self) -> int:
+        """The permits in all, as this handle counts them."""
+        return self._semaphore.size
+
+    @property
+    def holds(self) -> int:
+        """Holds taken through it, in this process, neither released nor lost."""
+        return self._semaphore.holds
+
+    @property
+    def semaphore(self) -> Semaphore:
+        """The underlying (sync) :class:`Semaphore`."""
+        return self._semaphore
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a latchkey.AsyncSemaphore cannot be pickled or copied: "
+            "make a new Client and AsyncSemaphore in the other process"
+        )
+
+    def __repr__(self) -> str:
+        return f"<latchkey.AsyncSemaphore {self.name!r} size={self.size} holds={self.holds}>"

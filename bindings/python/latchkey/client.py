@@ -25,8 +25,9 @@ from ._lib import lib, raise_error
 from .errors import LatchkeyError
 
 if TYPE_CHECKING:
-    from .aio import AsyncLock
+    from .aio import AsyncLock, AsyncSemaphore
     from .lock import Lock, LostLease
+    from .semaphore import Semaphore
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -460,10 +461,11 @@ class Client:
     def close(self) -> None:
         """Closes the client, as in every language (the library's
         ``latchkey_client_close``), then frees it; closing again does
-        nothing. Every lock still held through the client is released in
-        Redis at once, whichever thread holds it (also one whose thread has
-        ended), and its holder then holds nothing (:meth:`Lock.check`
-        raises :class:`NotHeld`: a close is an ending, not a loss, and no
+        nothing. Every lock (and semaphore permit) still held through the
+        client is released in Redis at once, whichever thread holds it
+        (also one whose thread has ended), and its holder then holds
+        nothing (:meth:`Lock.check` and :meth:`Permit.check` raise
+        :class:`NotHeld`: a close is an ending, not a loss, and no
         ``on_lost`` callback runs). Every acquire of the client that is
         waiting raises :class:`ClientClosed` promptly, and so does every
         later acquire. Other calls on the client raise
@@ -581,6 +583,72 @@ class Client:
             task_local=task_local,
             on_lost=on_lost,
             blocking_timeout=blocking_timeout,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
+        )
+
+    def semaphore(
+        self,
+        name: str,
+        size: int,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> "Semaphore":
+        """A handle for the distributed semaphore ``name`` of ``size``
+        permits (1 to 1000000); see :class:`Semaphore`. The options are
+        :meth:`lock`'s, less those only a lock has. Nothing is sent to
+        Redis until permits are acquired. A Semaphore and a Lock of one
+        name share no key.
+
+        >>> pool = client.semaphore("db-connections", 3)  # doctest: +SKIP
+        >>> with pool.acquire(2) as permit:      # or: with pool as permit (one)
+        ...     print(pool.available(), permit.fencing_token)
+        """
+        from .semaphore import Semaphore
+
+        return Semaphore(
+            self,
+            name,
+            size,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
+        )
+
+    def async_semaphore(
+        self,
+        name: str,
+        size: int,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> "AsyncSemaphore":
+        """An asyncio handle for the semaphore ``name``: :meth:`semaphore`'s
+        arguments (see :class:`latchkey.AsyncSemaphore`). Its waits never
+        block the event loop, and a cancelled task gives back what it was
+        granted.
+
+        >>> async with client.async_semaphore("db-connections", 3) as permit:  # doctest: +SKIP
+        ...     await query(permit.fencing_token)
+        """
+        from .aio import AsyncSemaphore
+
+        return AsyncSemaphore(
+            self,
+            name,
+            size,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            on_lost=on_lost,
             retry_jitter=retry_jitter,
             renew_every=renew_every,
         )

@@ -211,6 +211,68 @@ class _Slot:
             self.released = True
             _release(guard, None)
 
+    # --- calls on the guard (a Lock's newest hold, or a semaphore's Permit) ----
+
+    def check(self) -> None:
+        """Raises LostError if the lease was lost, NotHeld once released."""
+        err = c_void_p()
+        status = _guard_check(self.guard, err)
+        if status:
+            raise_error(status, err)
+
+    def extend(self, ttl: float, replace_ttl: bool) -> None:
+        """latchkey_guard_extend (replace_ttl) or latchkey_guard_extend_by."""
+        ms = _args.positive_ms(ttl, "ttl")
+        err = c_void_p()
+        if replace_ttl:
+            status = lib.latchkey_guard_extend(self.guard, ms, err)
+        else:
+            status = lib.latchkey_guard_extend_by(self.guard, ms, err)
+        if status:
+            raise_error(status, err)
+
+    def confirm(self) -> bool:
+        """Whether Redis confirms this very hold (one round trip)."""
+        held = c_bool()
+        err = c_void_p()
+        status = lib.latchkey_guard_confirm(self.guard, held, err)
+        if status:
+            raise_error(status, err)
+        return bool(held.value)
+
+    def is_lost(self) -> bool:
+        """Whether the lease was lost (local state)."""
+        out = c_bool()
+        err = c_void_p()
+        status = lib.latchkey_guard_lost(self.guard, out, err)
+        if status:
+            raise_error(status, err)
+        return bool(out.value)
+
+    def fencing_token(self) -> int:
+        out = c_uint64()
+        err = c_void_p()
+        status = lib.latchkey_guard_fencing_token(self.guard, out, err)
+        if status:
+            raise_error(status, err)
+        return int(out.value)
+
+    def token(self) -> str:
+        out = c_char_p()
+        err = c_void_p()
+        status = lib.latchkey_guard_owner_token(self.guard, out, err)
+        if status:
+            raise_error(status, err)
+        return (out.value or b"").decode("ascii", "replace")
+
+    def remaining(self) -> float:
+        out = c_uint64()
+        err = c_void_p()
+        status = lib.latchkey_guard_remaining_ms(self.guard, out, err)
+        if status:
+            raise_error(status, err)
+        return out.value / 1000.0
+
     def __del__(self) -> None:
         # The last reference is gone, so no call uses the guard any more.
         # A guard inherited through fork() is left alone (the core makes it
@@ -277,16 +339,17 @@ class _Owner:
         )
 
 
-# Owners that may hold something, and their Lock: what keeps a held Lock
-# reachable, and what interpreter exit releases.
+# Owners that may hold something, and their Lock (or Semaphore): what keeps
+# a held Lock reachable, and what interpreter exit releases.
 _HELD_MUTEX = threading.Lock()
-_HELD: "dict[_Owner, Lock]" = {}
+_HELD: "dict[_Owner, object]" = {}
 
-# Every live Lock's and Client's handle, so that a forked child disowns them.
+# Every live Lock's, Semaphore's and Client's handle, so that a forked child
+# disowns them.
 _HANDLES: "weakref.WeakSet[SharedHandle]" = weakref.WeakSet()
 
 
-def _record(owner: _Owner, lock: "Lock", slot: _Slot) -> None:
+def _record(owner: _Owner, lock: object, slot: _Slot) -> None:
     with _HELD_MUTEX:
         _HELD[owner] = lock
         owner.slots.append(slot)
@@ -380,6 +443,115 @@ except (AttributeError, RuntimeError):  # pragma: no cover - other interpreters
     pass
 
 
+def _lock_options(
+    ttl_ms: int,
+    auto_renew: bool,
+    reentrant: Optional[bool],
+    fair: Optional[bool],
+    jitter_ms: Optional[int],
+    renew_ms: Optional[int],
+    on_lost: Optional[Callable[[LostLease], object]],
+) -> c_void_p:
+    """A new latchkey_lock_options with these settings (None: the
+    library's default), for a Lock or a Semaphore; the caller frees it. The
+    on_lost callable is registered in _CALLBACKS, which the library's
+    user_free call empties once no callback can run any more."""
+    options = c_void_p()
+    err = c_void_p()
+    status = lib.latchkey_lock_options_new(options, err)
+    if status:
+        raise_error(status, err)
+    try:
+        for setter, value in (
+            (lib.latchkey_lock_options_set_ttl_ms, ttl_ms),
+            (lib.latchkey_lock_options_set_auto_renew, bool(auto_renew)),
+            (lib.latchkey_lock_options_set_reentrant, reentrant),
+            (lib.latchkey_lock_options_set_fair, None if fair is None else bool(fair)),
+            (lib.latchkey_lock_options_set_retry_jitter_ms, jitter_ms),
+            (lib.latchkey_lock_options_set_renew_every_ms, renew_ms),
+        ):
+            if value is not None:
+                status = setter(options, value, err)
+                if status:
+                    raise_error(status, err)
+        if on_lost is not None:
+            key = next(_CALLBACK_IDS)
+            _CALLBACKS[key] = on_lost
+            status = lib.latchkey_lock_options_set_on_lost(
+                options, _LOST_TRAMPOLINE, key, _USER_FREE_TRAMPOLINE, err
+            )
+            if status:
+                _CALLBACKS.pop(key, None)  # on failure the library did not take it
+                raise_error(status, err)
+    except BaseException:
+        lib.latchkey_lock_options_free(options)
+        raise
+    return options
+
+
+def _wait_on_helper(
+    what: str,
+    kind: str,
+    shared: SharedHandle,
+    call: Callable[[Optional[int]], int],
+    slot: _Slot,
+    err: c_void_p,
+    wait: Wait,
+) -> int:
+    """Waits for a lock or permits on a helper thread while this (main)
+    thread waits on a threading lock, which signals interrupt: Ctrl-C
+    raises KeyboardInterrupt here and cancels the wait. (A ctypes call
+    itself cannot be interrupted by a signal.) The main thread's wait is
+    bounded (_SIGNAL_CHECK_S) and repeated, so a signal that came just
+    before it blocked is handled too. Both threads use `wait` until they
+    close it, and the helper a use of `shared` (the Lock's or Semaphore's
+    handle, `kind` naming it); `call(cancel_handle)` is the blocking C
+    acquire that writes into `slot`. A grant that reaches the helper after
+    the acquire was abandoned is given back by the helper. `what` names
+    it in messages ("lock 'x'")."""
+    outcome: list[int] = []
+    done = _allocate_lock()
+    done.acquire()
+    shared.enter(kind)
+    cancel_handle = wait.handle
+
+    def run() -> None:
+        try:
+            outcome.append(call(cancel_handle))
+            if slot.abandoned:
+                slot.give_back()
+                discard_error(err)  # nobody will read it
+        finally:
+            wait.close()
+            shared.exit()
+            done.release()
+
+    try:
+        try:
+            _start_new_thread(run, ())
+        except RuntimeError:
+            # No helper thread: close its use of the wait and the handle
+            # (the handler below closes ours).
+            wait.close()
+            shared.exit()
+            raise
+        # A signal handled as the start returns lands in the handler
+        # below too: the helper has started, and the trigger ends its
+        # wait now or as it begins.
+        while not done.acquire(True, _SIGNAL_CHECK_S):
+            pass  # a signal that came just before the wait blocked runs here
+    except BaseException:
+        # Trigger first, in the handler's first call: no further signal
+        # can be handled before it (the handle lives until our close).
+        _cancel.trigger_handle(cancel_handle or 0)
+        wait.close()
+        raise
+    wait.close()
+    if not outcome:  # pragma: no cover - the helper cannot fail otherwise
+        raise LatchkeyError(f"acquiring {what}: the waiting thread failed")
+    return outcome[0]
+
+
 class Lock:
     """A named distributed lock.
 
@@ -460,33 +632,10 @@ class Lock:
         self._thread_local = bool(thread_local)
         self._blocking_timeout = blocking_timeout
 
-        options = c_void_p()
-        err = c_void_p()
-        status = lib.latchkey_lock_options_new(options, err)
-        if status:
-            raise_error(status, err)
+        options = _lock_options(
+            ttl_ms, auto_renew, self._reentrant, fair, jitter_ms, renew_ms, on_lost
+        )
         try:
-            for setter, value in (
-                (lib.latchkey_lock_options_set_ttl_ms, ttl_ms),
-                (lib.latchkey_lock_options_set_auto_renew, bool(auto_renew)),
-                (lib.latchkey_lock_options_set_reentrant, self._reentrant),
-                (lib.latchkey_lock_options_set_fair, bool(fair)),
-                (lib.latchkey_lock_options_set_retry_jitter_ms, jitter_ms),
-                (lib.latchkey_lock_options_set_renew_every_ms, renew_ms),
-            ):
-                if value is not None:
-                    status = setter(options, value, err)
-                    if status:
-                        raise_error(status, err)
-            if on_lost is not None:
-                key = next(_CALLBACK_IDS)
-                _CALLBACKS[key] = on_lost
-                status = lib.latchkey_lock_options_set_on_lost(
-                    options, _LOST_TRAMPOLINE, key, _USER_FREE_TRAMPOLINE, err
-                )
-                if status:
-                    _CALLBACKS.pop(key, None)  # on failure the library did not take it
-                    raise_error(status, err)
             handle = self._new_handle(options.value)
         except BaseException:
             lib.latchkey_lock_options_free(options)
@@ -687,57 +836,13 @@ class Lock:
         return status
 
     def _wait_on_helper(self, handle: int, ms: int, slot: _Slot, err: c_void_p, wait: Wait) -> int:
-        """Waits for the lock on a helper thread while this (main) thread
-        waits on a threading lock, which signals interrupt: Ctrl-C raises
-        KeyboardInterrupt here and cancels the wait. (A ctypes call itself
-        cannot be interrupted by a signal.) The main thread's wait is
-        bounded (_SIGNAL_CHECK_S) and repeated, so a signal that came just
-        before it blocked is handled too. Both threads use `wait` until
-        they close it, and the helper a use of the lock handle; a grant
-        that reaches the helper after the acquire was abandoned is given
-        back by the helper."""
-        outcome: list[int] = []
-        done = _allocate_lock()
-        done.acquire()
-        shared = self._handle
-        shared.enter("Lock")
-        cancel_handle = wait.handle
+        """The wait of the main thread, on a helper thread (see the
+        module-level _wait_on_helper)."""
 
-        def run() -> None:
-            try:
-                outcome.append(int(_acquire(handle, ms, cancel_handle, slot.guard, err)))
-                if slot.abandoned:
-                    slot.give_back()
-                    discard_error(err)  # nobody will read it
-            finally:
-                wait.close()
-                shared.exit()
-                done.release()
+        def call(cancel_handle: Optional[int]) -> int:
+            return int(_acquire(handle, ms, cancel_handle, slot.guard, err))
 
-        try:
-            try:
-                _start_new_thread(run, ())
-            except RuntimeError:
-                # No helper thread: close its use of the wait and the handle
-                # (the handler below closes ours).
-                wait.close()
-                shared.exit()
-                raise
-            # A signal handled as the start returns lands in the handler
-            # below too: the helper has started, and the trigger ends its
-            # wait now or as it begins.
-            while not done.acquire(True, _SIGNAL_CHECK_S):
-                pass  # a signal that came just before the wait blocked runs here
-        except BaseException:
-            # Trigger first, in the handler's first call: no further signal
-            # can be handled before it (the handle lives until our close).
-            _cancel.trigger_handle(cancel_handle or 0)
-            wait.close()
-            raise
-        wait.close()
-        if not outcome:  # pragma: no cover - the helper cannot fail otherwise
-            raise LatchkeyError(f"acquiring lock {self._name!r}: the waiting thread failed")
-        return outcome[0]
+        return _wait_on_helper(f"lock {self._name!r}", "Lock", self._handle, call, slot, err, wait)
 
     def release(self) -> None:
         """Releases the calling thread's newest hold (see ``thread_local``).
@@ -807,15 +912,8 @@ class Lock:
         self._extend(self._current(), ttl, replace_ttl)
 
     def _extend(self, owner: Optional[_Owner], ttl: float, replace_ttl: bool) -> None:
-        ms = _args.positive_ms(ttl, "ttl")
-        err = c_void_p()
-        slot = self._newest(owner)
-        if replace_ttl:
-            status = lib.latchkey_guard_extend(slot.guard, ms, err)
-        else:
-            status = lib.latchkey_guard_extend_by(slot.guard, ms, err)
-        if status:
-            raise_error(status, err)
+        _args.positive_ms(ttl, "ttl")  # checked before the hold is looked up
+        self._newest(owner).extend(ttl, replace_ttl)
 
     def check(self) -> None:
         """Raises :class:`LostError` (with the reason) if the calling
@@ -824,11 +922,7 @@ class Lock:
         self._check(self._current())
 
     def _check(self, owner: Optional[_Owner]) -> None:
-        err = c_void_p()
-        slot = self._newest(owner)
-        status = _guard_check(slot.guard, err)
-        if status:
-            raise_error(status, err)
+        self._newest(owner).check()
 
     def owned(self) -> bool:
         """Whether the calling thread holds the lock: its newest hold is
@@ -840,12 +934,7 @@ class Lock:
         slot = owner.newest() if owner is not None else None
         if slot is None:
             return False
-        held = c_bool()
-        err = c_void_p()
-        status = lib.latchkey_guard_confirm(slot.guard, held, err)
-        if status:
-            raise_error(status, err)
-        return bool(held.value)
+        return slot.confirm()
 
     def locked(self) -> bool:
         """Whether anyone holds the lock (one round trip, through the client)."""
@@ -859,13 +948,7 @@ class Lock:
         return self._fencing_token(self._current())
 
     def _fencing_token(self, owner: Optional[_Owner]) -> int:
-        out = c_uint64()
-        err = c_void_p()
-        slot = self._newest(owner)
-        status = lib.latchkey_guard_fencing_token(slot.guard, out, err)
-        if status:
-            raise_error(status, err)
-        return int(out.value)
+        return self._newest(owner).fencing_token()
 
     @property
     def token(self) -> str:
@@ -875,13 +958,7 @@ class Lock:
         return self._token(self._current())
 
     def _token(self, owner: Optional[_Owner]) -> str:
-        out = c_char_p()
-        err = c_void_p()
-        slot = self._newest(owner)
-        status = lib.latchkey_guard_owner_token(slot.guard, out, err)
-        if status:
-            raise_error(status, err)
-        return (out.value or b"").decode("ascii", "replace")
+        return self._newest(owner).token()
 
     @property
     def remaining(self) -> float:
@@ -893,12 +970,7 @@ class Lock:
         slot = owner.newest() if owner is not None else None
         if slot is None:
             return 0.0
-        out = c_uint64()
-        err = c_void_p()
-        status = lib.latchkey_guard_remaining_ms(slot.guard, out, err)
-        if status:
-            raise_error(status, err)
-        return out.value / 1000.0
+        return slot.remaining()
 
     @property
     def name(self) -> str:
