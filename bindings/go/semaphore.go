@@ -31,7 +31,7 @@ const MaxPermits = 1_000_000
 // against it, so handles of one name (in any process or language) should
 // agree on it. Waiters are woken by releases (no polling). A Semaphore and a
 // Mutex of one name share no key. Semaphores are refused on Redlock clients
-// (Acquire fails with ErrInvalidArgument): a majority per hold does not
+// (NewSemaphore fails with ErrInvalidArgument): a majority per hold does not
 // bound the holders.
 //
 // A Semaphore is safe for concurrent use. Its holds follow a Mutex's rules:

@@ -216,7 +216,7 @@ class Semaphore:
     ``thread_local`` and ``blocking_timeout``. The size is the handle's:
     every attempt counts the permits in use against it, so handles of one
     name should agree on it. Semaphores are refused on Redlock clients (a
-    majority per hold does not bound the holders): acquiring raises
+    majority per hold does not bound the holders): making one raises
     :class:`InvalidArgument` there.
 
     A Semaphore is thread-safe; blocking calls release the GIL; a wait can
