@@ -284,6 +284,23 @@ typedef struct latchkey_lock latchkey_lock;
 typedef struct latchkey_lock_options latchkey_lock_options;
 
 /**
+ * Proof that every lock of a multi-lock is held. Losing any one lease
+ * loses the whole (latchkey_multi_guard_check says LATCHKEY_LOST).
+ *
+ * Threads: thread-safe, as latchkey_guard; latchkey_multi_guard_free must
+ * be the last call on it.
+ */
+typedef struct latchkey_multi_guard latchkey_multi_guard;
+
+/**
+ * Several named locks, taken all together or not at all, in the order of
+ * their names' bytes (so multi-locks of overlapping sets never deadlock).
+ *
+ * Threads: fully thread-safe; share it between threads.
+ */
+typedef struct latchkey_multi_lock latchkey_multi_lock;
+
+/**
  * A named semaphore: `size` permits, each hold taking one or more of them
  * as a lease of its own, renewed while held and reported when lost, and
  * given back when its holder dies and its lease ends.
@@ -1680,6 +1697,169 @@ latchkey_status latchkey_election_observe(const struct latchkey_election *electi
                                           uint8_t **value_out,
                                           size_t *value_len_out,
                                           struct latchkey_error **err_out);
+
+/**
+ * Makes a multi-lock over the `count` names in `names` (duplicates count
+ * once), each lock with `options` (NULL for the defaults; reentrant is
+ * refused). Nothing is sent to Redis yet.
+ *
+ * Ownership: on success `*multi_out` is new; free it with
+ * latchkey_multi_lock_free. The names and options are only read during
+ * the call.
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `client`, `names`
+ * or `multi_out`; 0 or more than 1024 names; a NULL, empty, non-UTF-8 or
+ * too long name; reentrant options, an option out of range);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `names` is NULL or points to `count`
+ * pointers, each NULL or a NUL-terminated string; `options` is NULL or a
+ * live options object; `multi_out` and `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_multi_lock_new(const struct latchkey_client *client,
+                                        const char *const *names,
+                                        size_t count,
+                                        const struct latchkey_lock_options *options,
+                                        struct latchkey_multi_lock **multi_out,
+                                        struct latchkey_error **err_out);
+
+/**
+ * Frees a multi-lock. NULL is ignored. Guards acquired through it stay
+ * valid.
+ *
+ * Threads: any thread, once, when no other call uses this handle.
+ * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live multi-lock; nothing is freed); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `multi` is NULL or from latchkey_multi_lock_new, not yet freed.
+ */
+latchkey_status latchkey_multi_lock_free(struct latchkey_multi_lock *multi);
+
+/**
+ * Takes every lock, waiting without polling for at most `timeout_ms`
+ * milliseconds in all (0: one attempt per lock; negative: for ever). If
+ * `cancel` is not NULL, triggering it ends the wait with
+ * LATCHKEY_CANCELLED. Whatever the failure, no lock stays held.
+ *
+ * Ownership: on success `*guard_out` is new; release it with
+ * latchkey_multi_guard_release and free it with latchkey_multi_guard_free
+ * (which releases it first if that was not done).
+ * Threads: any thread. Blocks: until all are held, the timeout,
+ * cancellation, or a Redis failure.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (a lock stayed held by another
+ * owner); LATCHKEY_CANCELLED; LATCHKEY_CLOSED; LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM (Redlock);
+ * LATCHKEY_INVALID_ARGUMENT (NULL `multi` or `guard_out`); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `multi` is NULL or a live multi-lock; `cancel` is NULL or a live cancel
+ * handle not freed during the call; `guard_out` and `err_out` are NULL or
+ * writable.
+ */
+latchkey_status latchkey_multi_lock_acquire(const struct latchkey_multi_lock *multi,
+                                            int64_t timeout_ms,
+                                            const struct latchkey_cancel *cancel,
+                                            struct latchkey_multi_guard **guard_out,
+                                            struct latchkey_error **err_out);
+
+/**
+ * One attempt per lock, no waiting: LATCHKEY_TIMEOUT (holding none) if any
+ * is held by someone else.
+ *
+ * Ownership: as latchkey_multi_lock_acquire.
+ * Threads: any thread. Blocks: for one Redis round trip per lock.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT; LATCHKEY_CLOSED;
+ * LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH; LATCHKEY_NO_QUORUM
+ * (Redlock); LATCHKEY_INVALID_ARGUMENT (NULL argument); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `multi` is NULL or a live multi-lock; `guard_out` and `err_out` are NULL
+ * or writable.
+ */
+latchkey_status latchkey_multi_lock_try_acquire(const struct latchkey_multi_lock *multi,
+                                                struct latchkey_multi_guard **guard_out,
+                                                struct latchkey_error **err_out);
+
+/**
+ * How many locks the guard holds (the distinct names).
+ *
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live multi-guard; `count_out` and `err_out` are
+ * NULL or writable.
+ */
+latchkey_status latchkey_multi_guard_count(const struct latchkey_multi_guard *guard,
+                                           size_t *count_out,
+                                           struct latchkey_error **err_out);
+
+/**
+ * The fencing token of lock number `index` (0 to count - 1), in the
+ * order of the names' bytes; readable after release, until free.
+ *
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument, `index`
+ * out of range); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live multi-guard; `token_out` and `err_out` are
+ * NULL or writable.
+ */
+latchkey_status latchkey_multi_guard_fencing_token(const struct latchkey_multi_guard *guard,
+                                                   size_t index,
+                                                   uint64_t *token_out,
+                                                   struct latchkey_error **err_out);
+
+/**
+ * LATCHKEY_OK while every lease is held; LATCHKEY_LOST once any is lost
+ * (the message names the lock); LATCHKEY_NOT_HELD once released or
+ * ended by a close.
+ *
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_LOST; LATCHKEY_NOT_HELD;
+ * LATCHKEY_INVALID_ARGUMENT (`guard` NULL or not live); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live multi-guard; `err_out` is NULL or writable.
+ */
+latchkey_status latchkey_multi_guard_check(const struct latchkey_multi_guard *guard,
+                                           struct latchkey_error **err_out);
+
+/**
+ * Releases every lock, the last taken first. LATCHKEY_NOT_HELD if a lease
+ * had been lost (every other lock is released all the same) or the guard
+ * was already released. After any outcome the guard counts as released.
+ *
+ * Threads: any thread. Blocks: for one Redis round trip per lock.
+ * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD; LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH, LATCHKEY_NO_QUORUM (Redis failed: those
+ * locks expire at the end of their ttl); LATCHKEY_INVALID_ARGUMENT
+ * (`guard` NULL or not live); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live multi-guard; `err_out` is NULL or writable.
+ */
+latchkey_status latchkey_multi_guard_release(struct latchkey_multi_guard *guard,
+                                             struct latchkey_error **err_out);
+
+/**
+ * Frees a multi-guard. NULL is ignored. If it was not released, every
+ * lock is released first, best effort.
+ *
+ * Threads: any thread, once, as the last call on this guard.
+ * Blocks: for one Redis round trip per lock if it was not released.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live multi-guard; nothing is freed); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or from a multi-lock acquire, not yet freed.
+ */
+latchkey_status latchkey_multi_guard_free(struct latchkey_multi_guard *guard);
 
 /**
  * Releases the lock. The guard stays allocated (its tokens stay readable)

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::info::{FencedWrite, LockInfo};
 use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
+use crate::multi::{MultiLock, MAX_MULTI_LOCK_NAMES};
 use crate::pubsub::Subscriber;
 use crate::semaphore::Semaphore;
 use crate::shared::ClientShared;
@@ -1086,6 +1087,54 @@ impl Client {
             "{what} is not supported on Redlock ({}){why}; use one server, Sentinel or Cluster",
             self.inner.backend.describe()
         )))
+    }
+
+    /// A multi-lock over `names` (see [`MultiLock`]): taken all together or
+    /// not at all, in the order of the names' bytes; duplicates count once.
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let both = client.multi_lock(&["orders:2", "orders:1"]).unwrap();
+    /// assert_eq!(both.names(), ["orders:1", "orders:2"]);
+    /// ```
+    pub fn multi_lock<S: AsRef<str>>(&self, names: &[S]) -> Result<MultiLock> {
+        self.multi_lock_with(names, LockOptions::new())
+    }
+
+    /// A multi-lock whose locks have the given options (every lock the
+    /// same; `reentrant` is refused).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let options = latchkey::LockOptions::new().ttl(Duration::from_secs(5));
+    /// let both = client.multi_lock_with(&["a", "b"], options).unwrap();
+    /// # let _ = both;
+    /// ```
+    pub fn multi_lock_with<S: AsRef<str>>(
+        &self,
+        names: &[S],
+        options: LockOptions,
+    ) -> Result<MultiLock> {
+        if names.is_empty() || names.len() > MAX_MULTI_LOCK_NAMES {
+            return Err(Error::invalid(format!(
+                "a multi-lock takes 1 to {MAX_MULTI_LOCK_NAMES} names; got {}",
+                names.len()
+            )));
+        }
+        if options.get_reentrant() {
+            return Err(Error::invalid(
+                "a multi-lock's locks cannot be reentrant (a nested multi-lock over overlapping names would deadlock with itself)",
+            ));
+        }
+        let mut sorted: Vec<&str> = names.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let locks = sorted
+            .into_iter()
+            .map(|name| self.lock_with(name, options.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(MultiLock::new(locks))
     }
 
     /// An election (see [`Election`]); the leaders' leases have the default

@@ -49,6 +49,7 @@ mod info;
 mod keys;
 mod lease;
 mod lock;
+mod multi;
 mod net;
 mod pubsub;
 mod scripts;
@@ -74,5 +75,6 @@ pub use info::{
 pub use keys::{DEFAULT_FENCE_RETENTION, MAX_NAME_LEN};
 pub use lease::{LostCallback, LostLease};
 pub use lock::{Guard, Lock, LockOptions, MAX_TTL, MIN_TTL};
+pub use multi::{MultiGuard, MultiLock, MAX_MULTI_LOCK_NAMES};
 pub use semaphore::{Semaphore, MAX_PERMITS};
 pub use wait::CancelToken;

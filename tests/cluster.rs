@@ -193,9 +193,47 @@ fn a_manual_failover_during_a_hold_is_followed() {
 }
 
 #[test]
-fn awkward_names_work_on_a_cluster() {
+fn awkward_names_and_the_lock_family_work_on_a_cluster() {
     let cluster = Cluster::start();
-    name_table::check_every_name(&cluster.client());
+    let client = cluster.client();
+    name_table::check_every_name(&client);
+
+    // A multi-lock whose names live on different masters.
+    let names = ["family:a", "family:b", "family:c", "family:d"];
+    let masters: std::collections::HashSet<u16> = names
+        .iter()
+        .map(|n| cluster.master_of(&key(n)).port)
+        .collect();
+    assert!(masters.len() > 1, "the names share one master");
+    let all = client.multi_lock(&names).unwrap().acquire().unwrap();
+    assert!(client
+        .multi_lock(&names)
+        .unwrap()
+        .try_acquire()
+        .unwrap()
+        .is_none());
+    all.release().unwrap();
+
+    // A semaphore (its keys in one slot) with a waiter woken by a release
+    // published on the slot's shard.
+    let pool = client.semaphore("family-pool", 1).unwrap();
+    let held = pool.acquire(1).unwrap();
+    let waiter = std::thread::spawn({
+        let client = cluster.client();
+        move || {
+            let pool = client.semaphore("family-pool", 1).unwrap();
+            pool.acquire_timeout(1, Duration::from_secs(20)).map(drop)
+        }
+    });
+    held.release().unwrap();
+    waiter.join().unwrap().unwrap();
+
+    // An election, observed.
+    let election = client.election("family-election").unwrap();
+    let leadership = election.campaign(b"v").unwrap();
+    assert_eq!(election.leader().unwrap().unwrap().term, leadership.term());
+    leadership.resign().unwrap();
+    assert!(election.leader().unwrap().is_none());
 }
 
 /// Subscribers of lock `name`'s release channel, over all nodes (plain

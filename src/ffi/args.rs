@@ -115,6 +115,25 @@ pub(crate) unsafe fn array<'a, T>(
     Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
+/// An array of `count` NUL-terminated UTF-8 strings.
+///
+/// # Safety
+/// As [`array`] for `strings`, and [`string`] for each of them.
+pub(crate) unsafe fn strings<'a>(
+    strings: *const *const c_char,
+    count: usize,
+    what: &str,
+) -> Result<Vec<&'a str>, Failure> {
+    // SAFETY: our caller promised what `array` needs for `strings`.
+    let strings = unsafe { array(strings, count, what) }?;
+    strings
+        .iter()
+        .enumerate()
+        // SAFETY: our caller promised what `string` needs for each one.
+        .map(|(i, s)| unsafe { string(*s, &format!("{what}[{i}]")) })
+        .collect()
+}
+
 /// Where a result goes. It is checked before any work is done (so a bad
 /// output pointer never costs an acquired lock) and written after.
 pub(crate) struct Out<T>(NonNull<T>);

@@ -101,7 +101,7 @@ pub unsafe extern "C" fn latchkey_client_open_redlock(
         // that these helpers rely on (see `args`).
         let (urls, options, out) = unsafe {
             (
-                url_list(urls, url_count, "urls")?,
+                args::strings(urls, url_count, "urls")?,
                 args::optional(options, "options")?,
                 Out::new(client_out, "client_out")?,
             )
@@ -123,24 +123,6 @@ fn build(
     let client = builder.build()?;
     let prefix = c_string(client.prefix());
     Ok(handles::into_raw(latchkey_client { client, prefix }))
-}
-
-/// Reads an array of `count` URL strings.
-///
-/// # Safety
-/// As [`args::array`] for `urls`, and [`args::string`] for each of them.
-unsafe fn url_list<'a>(
-    urls: *const *const c_char,
-    count: usize,
-    what: &str,
-) -> Result<Vec<&'a str>, Failure> {
-    // SAFETY: our caller promised what `args::array` needs for `urls`.
-    let urls = unsafe { args::array(urls, count, what) }?;
-    urls.iter()
-        .enumerate()
-        // SAFETY: our caller promised what `args::string` needs for each URL.
-        .map(|(i, url)| unsafe { args::string(*url, &format!("{what}[{i}]")) })
-        .collect()
 }
 
 /// Makes a client that finds the master through Redis Sentinel: `url_count`
@@ -175,7 +157,7 @@ pub unsafe extern "C" fn latchkey_client_open_sentinel(
         // `# Safety` contract above, all that these helpers rely on (see `args`).
         let (urls, master_name, options, out) = unsafe {
             (
-                url_list(sentinel_urls, url_count, "sentinel_urls")?,
+                args::strings(sentinel_urls, url_count, "sentinel_urls")?,
                 args::string(master_name, "master_name")?,
                 args::optional(options, "options")?,
                 Out::new(client_out, "client_out")?,
@@ -218,7 +200,7 @@ pub unsafe extern "C" fn latchkey_client_open_cluster(
         // all that these helpers rely on (see `args`).
         let (urls, options, out) = unsafe {
             (
-                url_list(seed_urls, url_count, "seed_urls")?,
+                args::strings(seed_urls, url_count, "seed_urls")?,
                 args::optional(options, "options")?,
                 Out::new(client_out, "client_out")?,
             )

@@ -39,6 +39,8 @@ pub mod semaphore;
 
 pub mod election;
 
+pub mod multi;
+
 pub mod guard;
 
 pub mod cancel;
