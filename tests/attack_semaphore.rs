@@ -1,0 +1,282 @@
+//! Attacks on the semaphore (permits as leases in a lease set): late copies
+//! of its script calls, force releases, lost leases and what a permit
+//! guard says about itself. Each test names what broke before its fix.
+//!
+//! Late copies are the library's own script calls, captured with their
+//! exact KEYS and ARGV by a MONITOR connection and delivered again through
+//! a raw connection (EVALSHA of the same script), the way a command
+//! delayed in the network would reach Redis (see tests/late_copies.rs).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use latchkey::{CancelToken, Client, ErrorKind, LockOptions};
+use support::{wait_until, RedisServer};
+
+/// One captured command: its arguments, the command name first.
+type Command = Vec<Vec<u8>>;
+
+/// A MONITOR connection: every command the server runs, with its exact
+/// arguments.
+struct Monitor {
+    reader: BufReader<TcpStream>,
+    next_marker: u64,
+}
+
+impl Monitor {
+    fn start(server: &RedisServer) -> Monitor {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "MONITOR answered {line:?}");
+        Monitor {
+            reader,
+            next_marker: 0,
+        }
+    }
+
+    /// The script calls (EVALSHA) the server ran since the last call;
+    /// `admin` sends a marker to know where "now" is in the stream.
+    fn script_calls_since(&mut self, admin: &mut redis::Connection) -> Vec<Command> {
+        self.next_marker += 1;
+        let marker = format!("attack-semaphore-marker-{}", self.next_marker);
+        let _: String = redis::cmd("ECHO").arg(&marker).query(admin).unwrap();
+        let mut calls = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let read = self.reader.read_until(b'\n', &mut line).unwrap();
+            assert!(read > 0, "the MONITOR connection closed");
+            let args = parse_monitor_line(&line);
+            match args.first().map(|a| a.to_ascii_uppercase()) {
+                Some(name)
+                    if name == b"ECHO" && args.get(1) == Some(&marker.as_bytes().to_vec()) =>
+                {
+                    return calls
+                }
+                Some(name) if name == b"EVALSHA" => calls.push(args),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The quoted arguments of one MONITOR line (`+<time> [db addr] "A" "B"`),
+/// unescaped (Redis writes them with sdscatrepr).
+fn parse_monitor_line(line: &[u8]) -> Vec<Vec<u8>> {
+    let start = line
+        .iter()
+        .position(|&b| b == b']')
+        .map_or(line.len(), |p| p + 1);
+    let mut args = Vec::new();
+    let mut i = start;
+    while i < line.len() {
+        if line[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut arg = Vec::new();
+        while i < line.len() && line[i] != b'"' {
+            if line[i] == b'\\' && i + 1 < line.len() {
+                i += 1;
+                match line[i] {
+                    b'n' => arg.push(b'\n'),
+                    b'r' => arg.push(b'\r'),
+                    b't' => arg.push(b'\t'),
+                    b'a' => arg.push(7),
+                    b'b' => arg.push(8),
+                    b'x' if i + 2 < line.len() => {
+                        let hex = std::str::from_utf8(&line[i + 1..i + 3]).unwrap_or("00");
+                        arg.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                        i += 2;
+                    }
+                    other => arg.push(other),
+                }
+            } else {
+                arg.push(line[i]);
+            }
+            i += 1;
+        }
+        args.push(arg);
+        i += 1;
+    }
+    args
+}
+
+/// Delivers a captured command again, as a late copy would arrive.
+fn deliver(admin: &mut redis::Connection, command: &Command) {
+    let mut cmd = redis::cmd(std::str::from_utf8(&command[0]).unwrap());
+    for arg in &command[1..] {
+        cmd.arg(arg.as_slice());
+    }
+    let _: redis::RedisResult<redis::Value> = cmd.query(admin);
+}
+
+/// The lease set of semaphore `name` (default prefix).
+fn lease_set(name: &str) -> String {
+    format!("latchkey:sem:{{{name}}}")
+}
+
+/// The script calls on semaphore `name` among `calls` (KEYS[1] is its
+/// lease set).
+fn calls_on(calls: &[Command], name: &str) -> Vec<Command> {
+    let key = lease_set(name).into_bytes();
+    calls
+        .iter()
+        .filter(|c| c.get(3) == Some(&key))
+        .cloned()
+        .collect()
+}
+
+fn client(server: &RedisServer) -> Client {
+    Client::open(&server.url()).unwrap()
+}
+
+/// Whether the lease set of `name` has `token` as a member.
+fn member(admin: &mut redis::Connection, name: &str, token: &str) -> bool {
+    let score: Option<f64> = redis::cmd("ZSCORE")
+        .arg(lease_set(name))
+        .arg(token)
+        .query(admin)
+        .unwrap();
+    score.is_some()
+}
+
+// ---------------------------------------------------------------------------
+// Finding 1: a late copy of force_release_all.
+
+/// `force_release_all` sent force_unlock.lua with holder '' ("whoever holds
+/// it"), which the script's header says the library never sends, because a
+/// late copy of it deletes whoever holds the lock when it arrives. A copy
+/// of the force (a retry whose first attempt ran, a command delayed in the
+/// network) that reaches Redis after newer holds took the permits deleted
+/// the whole lease set: the newer holders' permits were gone from Redis
+/// while their guards said Ok, and another acquirer took them, so more
+/// permits were held than the semaphore has. Before the fix: "the late copy
+/// of force_release_all took away a hold made after it".
+#[test]
+fn a_late_copy_of_force_release_all_removes_no_newer_hold() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let name = "forced-late";
+    let options = LockOptions::new()
+        .ttl(Duration::from_secs(5))
+        .auto_renew(false);
+    let pool = client.semaphore_with(name, 2, options).unwrap();
+    let old = pool.acquire(2).unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    assert!(pool.force_release_all().unwrap());
+    let forces = calls_on(&monitor.script_calls_since(&mut admin), name);
+    assert!(!forces.is_empty(), "force_release_all ran no script");
+    drop(old);
+
+    let newer = pool.acquire(2).unwrap();
+    for copy in &forces {
+        deliver(&mut admin, copy);
+    }
+    assert!(
+        member(&mut admin, name, newer.token()),
+        "the late copy of force_release_all took away a hold made after it"
+    );
+    // Whatever the copy did, nobody else gets a permit while the newer
+    // hold's guard says it holds both.
+    newer.check().unwrap();
+    assert!(
+        pool.try_acquire(1).unwrap().is_none(),
+        "a third permit of two was taken while the newer hold believes it holds both"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Finding 2: a permit guard's errors spoke of a lock.
+
+/// A permit guard's lost reasons and errors said "lock 'x'" for a
+/// semaphore's permits (and the operation contexts "releasing lock",
+/// "inspecting lock", "acquiring lock ... was cancelled"): a user of a
+/// semaphore that also has a lock of the same name could not tell which
+/// was lost. Before the fix: "renewal found lock 'named' expired or held by
+/// another owner".
+#[test]
+fn a_permit_guard_speaks_of_its_semaphore() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let name = "named";
+    let says_semaphore = |what: &str, message: &str| {
+        assert!(
+            message.contains(&format!("semaphore '{name}'")) && !message.contains("lock '"),
+            "{what}: {message}"
+        );
+    };
+    // A renewal that finds the permits taken away.
+    let renewed = client
+        .semaphore_with(name, 3, LockOptions::new().ttl(Duration::from_millis(300)))
+        .unwrap();
+    let guard = renewed.acquire(1).unwrap();
+    assert!(renewed.force_release_all().unwrap());
+    wait_until(
+        "the renewal finds the permit gone",
+        Duration::from_secs(3),
+        || guard.lost(),
+    );
+    says_semaphore("lost reason", &guard.check().unwrap_err().to_string());
+    says_semaphore(
+        "release of a lost permit",
+        &guard.release().unwrap_err().to_string(),
+    );
+
+    // An extension and a release of a permit taken away, without renewal.
+    let pool = client
+        .semaphore_with(
+            name,
+            3,
+            LockOptions::new()
+                .ttl(Duration::from_secs(5))
+                .auto_renew(false),
+        )
+        .unwrap();
+    let guard = pool.acquire(1).unwrap();
+    assert!(pool.force_release_all().unwrap());
+    says_semaphore(
+        "extension of a permit taken away",
+        &guard
+            .extend(Duration::from_secs(5))
+            .unwrap_err()
+            .to_string(),
+    );
+    let guard = pool.acquire(1).unwrap();
+    assert!(pool.force_release_all().unwrap());
+    says_semaphore(
+        "release of a permit taken away",
+        &guard.release().unwrap_err().to_string(),
+    );
+
+    // A cancelled acquire.
+    let full = pool.acquire(3).unwrap();
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let err = pool.acquire_with(1, None, Some(&cancel)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled);
+    says_semaphore("cancelled acquire", &err.to_string());
+    drop(full);
+
+    // An operation that fails on the wire.
+    let mut admin = server.admin();
+    let () = redis::cmd("SET")
+        .arg(lease_set(name))
+        .arg("not a lease set")
+        .query(&mut admin)
+        .unwrap();
+    says_semaphore(
+        "inspect of a key of another type",
+        &pool.inspect().unwrap_err().to_string(),
+    );
+}
