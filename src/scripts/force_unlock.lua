@@ -5,7 +5,8 @@
 -- lock's hold token, or a reentrant lock's owner token followed by ':' and
 -- the tenure's fencing token (a handle's next tenure has the same owner
 -- but another token), or a semaphore permit's hold token (only that
--- permit is removed); '' for whoever holds it (every permit). ARGV[3] (optional)
+-- permit is removed; a semaphore's force release names each hold it
+-- found); '' for whoever holds it (every permit). ARGV[3] (optional)
 -- 'SPUBLISH' on a Redis 7 Cluster: the release message stays on the
 -- lock's shard instead of reaching every node.
 -- Returns 1 when a lock was deleted, 0 when it was free or held by another.
