@@ -180,7 +180,8 @@ impl Lease {
     pub(crate) fn lost_reason(&self) -> Option<String> {
         if self.inherited() {
             return Some(format!(
-                "the hold on lock '{}' belongs to the parent process: it was inherited across fork(), and a child never holds, renews or releases its parent's locks",
+                "the hold on {} '{}' belongs to the parent process: it was inherited across fork(), and a child never holds, renews or releases its parent's locks",
+                self.keys.noun(),
                 self.keys.name()
             ));
         }
@@ -190,16 +191,22 @@ impl Lease {
         }
         if state.closed {
             return Some(format!(
-                "lock '{}' was released when its client was closed",
+                "{} '{}' was released when its client was closed",
+                self.keys.noun(),
                 self.keys.name()
             ));
         }
         if state.released {
-            return Some(format!("lock '{}' was released", self.keys.name()));
+            return Some(format!(
+                "{} '{}' was released",
+                self.keys.noun(),
+                self.keys.name()
+            ));
         }
         if Instant::now() >= state.valid_until {
             return Some(format!(
-                "the lease on lock '{}' ran out (ttl {:?}) without a confirmed renewal",
+                "the lease on {} '{}' ran out (ttl {:?}) without a confirmed renewal",
+                self.keys.noun(),
                 self.keys.name(),
                 state.ttl
             ));

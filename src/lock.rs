@@ -482,7 +482,7 @@ impl Lock {
         match acquired {
             // A close that swept the client's holds before this one was
             // registered (see `guard`) has not released it: do it here.
-            Some(guard) if guard.released_by_close() => Err(Closing::error(self.keys.name())),
+            Some(guard) if guard.released_by_close() => Err(Closing::error(&self.keys)),
             acquired => Ok(acquired),
         }
     }
@@ -904,11 +904,16 @@ impl Guard {
             // (check() may have said so): it stays lost; give the hold back.
             self.give_back_later(false, Instant::now() + ttl);
             format!(
-                "the lease on lock '{}' ran out before the extension was confirmed",
+                "the lease on {} '{}' ran out before the extension was confirmed",
+                self.lease.keys().noun(),
                 self.name()
             )
         } else {
-            format!("lock '{}' expired or is held by another owner", self.name())
+            format!(
+                "{} '{}' expired or is held by another owner",
+                self.lease.keys().noun(),
+                self.name()
+            )
         };
         self.lease.mark_lost(reason.clone(), false);
         Err(Error::new(
@@ -1069,14 +1074,18 @@ impl Guard {
                 ErrorKind::NotHeld,
                 reason.unwrap_or_else(|| {
                     format!(
-                        "lock '{}' was no longer held by this owner (it expired or was taken)",
+                        "{} '{}' was no longer held by this owner (it expired or was taken)",
+                        self.lease.keys().noun(),
                         self.name()
                     )
                 }),
             )),
             (_, Some(reason)) => Err(Error::new(
                 ErrorKind::NotHeld,
-                format!("{reason}; the lock was released now, but it was not held throughout"),
+                format!(
+                    "{reason}; the {} was released now, but it was not held throughout",
+                    self.lease.keys().noun()
+                ),
             )),
             _ => Ok(()),
         }

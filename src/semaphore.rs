@@ -234,7 +234,7 @@ impl Semaphore {
         let acquired =
             Acquisition::new(&request, deadline, try_once, cancel, hold.clone(), hold).run()?;
         match acquired {
-            Some(guard) if guard.released_by_close() => Err(Closing::error(self.keys.name())),
+            Some(guard) if guard.released_by_close() => Err(Closing::error(&self.keys)),
             acquired => Ok(acquired),
         }
     }
@@ -292,10 +292,16 @@ impl Semaphore {
     pub fn force_release_all(&self) -> Result<bool> {
         // Never '' ("whoever holds it"): a late copy of that would delete
         // the holds taken after the force (tests/attack_semaphore.rs).
-        let seen = self.client.backend.inspect_permits(&self.keys, usize::MAX)?;
+        let seen = self
+            .client
+            .backend
+            .inspect_permits(&self.keys, usize::MAX)?;
         let mut removed = false;
         for holder in &seen.holders {
-            removed |= self.client.backend.force_unlock(&self.keys, &holder.token)?;
+            removed |= self
+                .client
+                .backend
+                .force_unlock(&self.keys, &holder.token)?;
         }
         Ok(removed)
     }
@@ -399,6 +405,10 @@ impl Target for PermitRequest<'_> {
 
     fn retry_jitter(&self) -> Duration {
         self.semaphore.options.retry_jitter
+    }
+
+    fn noun(&self) -> &'static str {
+        self.semaphore.keys.noun()
     }
 
     fn hold_for_next_attempt(&self) -> Option<String> {

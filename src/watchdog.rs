@@ -567,7 +567,8 @@ fn renew(backend: &dyn Backend, leases: &[(Arc<Lease>, Duration)]) -> Vec<(Insta
                     // lost, and the hold Redis still keeps is given back.
                     lease.mark_lost(
                         format!(
-                            "the renewal of lock '{}' was confirmed only after the lease ran out",
+                            "the renewal of {} '{}' was confirmed only after the lease ran out",
+                            lease.keys().noun(),
                             lease.name()
                         ),
                         true,
@@ -578,7 +579,8 @@ fn renew(backend: &dyn Backend, leases: &[(Arc<Lease>, Duration)]) -> Vec<(Insta
             Ok(false) => {
                 lease.mark_lost(
                     format!(
-                        "renewal found lock '{}' expired or held by another owner",
+                        "renewal found {} '{}' expired or held by another owner",
+                        lease.keys().noun(),
                         lease.name()
                     ),
                     true,
@@ -594,7 +596,8 @@ fn renew(backend: &dyn Backend, leases: &[(Arc<Lease>, Duration)]) -> Vec<(Insta
                 if lease.valid_until() <= now {
                     lease.mark_lost(
                         format!(
-                            "could not renew lock '{}' before its lease ran out: {e}",
+                            "could not renew {} '{}' before its lease ran out: {e}",
+                            lease.keys().noun(),
                             lease.name()
                         ),
                         true,
