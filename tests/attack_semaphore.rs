@@ -280,3 +280,141 @@ fn a_permit_guard_speaks_of_its_semaphore() {
         &pool.inspect().unwrap_err().to_string(),
     );
 }
+
+// ---------------------------------------------------------------------------
+// Attacks that held (kept as regression tests).
+
+/// Late copies of every script call of two holds (acquire, extend,
+/// inspect, release, and a renewal finding its permit gone) delivered
+/// after a newer hold took every permit: the newer hold keeps its lease
+/// end, the set's expiry and every permit; nobody else takes one; the
+/// fencing counter does not go down.
+#[test]
+fn late_copies_of_permit_calls_change_no_newer_hold() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let name = "replayed";
+    let options = LockOptions::new()
+        .ttl(Duration::from_secs(3))
+        .auto_renew(false);
+    let pool = client.semaphore_with(name, 3, options).unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    let a = pool.acquire(1).unwrap();
+    let b = pool.acquire(2).unwrap();
+    a.extend(Duration::from_secs(20)).unwrap();
+    assert_eq!(pool.inspect().unwrap().in_use, 3);
+    a.release().unwrap();
+    b.release().unwrap();
+    let copies = calls_on(&monitor.script_calls_since(&mut admin), name);
+    assert!(copies.len() >= 6, "captured {} calls", copies.len());
+
+    let newer = pool.acquire(3).unwrap();
+    let score = |admin: &mut redis::Connection| -> f64 {
+        redis::cmd("ZSCORE")
+            .arg(lease_set(name))
+            .arg(newer.token())
+            .query::<Option<f64>>(admin)
+            .unwrap()
+            .expect("the newer hold is in the lease set")
+    };
+    let fence = |admin: &mut redis::Connection| -> u64 {
+        redis::cmd("GET")
+            .arg(format!("{}:fence", lease_set(name)))
+            .query(admin)
+            .unwrap()
+    };
+    let (score_before, fence_before) = (score(&mut admin), fence(&mut admin));
+    for copy in copies.iter().chain(copies.iter().rev()) {
+        deliver(&mut admin, copy);
+    }
+    assert!(
+        score(&mut admin) >= score_before,
+        "a copy shortened the lease"
+    );
+    let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
+        .arg(lease_set(name))
+        .query(&mut admin)
+        .unwrap();
+    assert!(
+        pexpiretime as f64 >= score_before,
+        "the lease set expires at {pexpiretime}, before its lease ends at {score_before}"
+    );
+    assert!(
+        fence(&mut admin) >= fence_before,
+        "the fencing counter went down"
+    );
+    let info = pool.inspect().unwrap();
+    assert_eq!((info.in_use, info.hold_count), (3, 1), "{info:?}");
+    assert!(pool.try_acquire(1).unwrap().is_none());
+    newer.check().unwrap();
+    let next_token = {
+        newer.release().unwrap();
+        pool.acquire(1).unwrap().fencing_token()
+    };
+    assert!(next_token > fence_before);
+}
+
+/// An acquire that reaches a stalled server after its caller gave up
+/// (the command timed out; the server ran it when it woke) takes permits
+/// for nobody: the give-back returns them once the server answers, long
+/// before the ttl.
+#[test]
+fn an_acquire_run_after_its_caller_gave_up_is_given_back() {
+    let server = RedisServer::start();
+    let client = Client::builder(&server.url())
+        .command_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let name = "stalled";
+    let pool = client
+        .semaphore_with(name, 2, LockOptions::new().ttl(Duration::from_secs(60)))
+        .unwrap();
+    pool.acquire(2).unwrap().release().unwrap();
+    server.signal(libc::SIGSTOP);
+    let err = pool.try_acquire(2).unwrap_err();
+    server.signal(libc::SIGCONT);
+    assert!(
+        matches!(err.kind(), ErrorKind::Timeout | ErrorKind::Connection),
+        "{err}"
+    );
+    wait_until(
+        "the late take is given back",
+        Duration::from_secs(4),
+        || pool.available().ok() == Some(2),
+    );
+    let guard = pool.try_acquire(2).unwrap().expect("both permits free");
+    guard.release().unwrap();
+}
+
+/// A holder cut off from Redis (every packet dropped) loses its permits
+/// when its lease ends; by the time anybody else gets them, its guard
+/// says so.
+#[test]
+fn a_partitioned_holder_knows_before_anybody_takes_its_permits() {
+    let server = RedisServer::start();
+    let proxy = support::blackhole::Blackhole::start(server.port);
+    let cut_off = Client::builder(&proxy.url())
+        .command_timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let name = "partitioned";
+    let options = LockOptions::new().ttl(Duration::from_millis(800));
+    let held = cut_off
+        .semaphore_with(name, 2, options.clone())
+        .unwrap()
+        .acquire(2)
+        .unwrap();
+    proxy.cut();
+    let other = client(&server);
+    let pool = other.semaphore_with(name, 2, options).unwrap();
+    let taken = pool
+        .acquire_timeout(1, Duration::from_secs(4))
+        .expect("the cut-off holder's permits come back after its lease");
+    let check = held.check();
+    assert!(
+        matches!(&check, Err(e) if e.kind() == ErrorKind::Lost),
+        "another took a permit while the cut-off holder's guard says {check:?}"
+    );
+    taken.release().unwrap();
+}
