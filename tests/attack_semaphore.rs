@@ -332,13 +332,17 @@ fn late_copies_of_permit_calls_change_no_newer_hold() {
         score(&mut admin) >= score_before,
         "a copy shortened the lease"
     );
-    let pexpiretime: i64 = redis::cmd("PEXPIRETIME")
+    // PEXPIRETIME is Redis 7: the server clock plus PTTL (one ms apart).
+    let (pttl, time): (i64, (u64, u64)) = redis::pipe()
+        .cmd("PTTL")
         .arg(lease_set(name))
+        .cmd("TIME")
         .query(&mut admin)
         .unwrap();
+    let expires_at = (time.0 * 1000 + time.1 / 1000) as f64 + pttl as f64;
     assert!(
-        pexpiretime as f64 >= score_before,
-        "the lease set expires at {pexpiretime}, before its lease ends at {score_before}"
+        pttl > 0 && expires_at + 1.0 >= score_before,
+        "the lease set expires at {expires_at}, before its lease ends at {score_before}"
     );
     assert!(
         fence(&mut admin) >= fence_before,
@@ -417,4 +421,76 @@ fn a_partitioned_holder_knows_before_anybody_takes_its_permits() {
         "another took a permit while the cut-off holder's guard says {check:?}"
     );
     taken.release().unwrap();
+}
+
+/// On a Redis 7 Cluster (releases published with SPUBLISH on the
+/// semaphore's shard), a waiter parked with a 30 s holder lease (10 s
+/// between its own re-checks) is woken by a release and by a force release,
+/// not by its re-check.
+#[test]
+fn cluster_waiters_are_woken_by_sharded_releases() {
+    let nodes = support::cluster::start_nodes_with(3, 0, 2000, &[]);
+    let urls: Vec<String> = nodes.iter().map(RedisServer::url).collect();
+    let client = Client::cluster_builder(&urls)
+        .command_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let pool = client.semaphore("sharded", 2).unwrap();
+    for how in ["release", "force_release_all"] {
+        let held = pool.acquire(2).unwrap();
+        let started = std::time::Instant::now();
+        let waiter = std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| pool.acquire_timeout(1, Duration::from_secs(8)));
+            wait_until("the waiter listens", Duration::from_secs(5), || {
+                support::cluster::listeners(&nodes, "latchkey:sem:{sharded}:ch") > 0
+            });
+            if how == "release" {
+                held.release().unwrap();
+            } else {
+                assert!(pool.force_release_all().unwrap());
+                drop(held);
+            }
+            waiting.join().unwrap()
+        });
+        let guard = waiter.unwrap_or_else(|e| panic!("{how}: the waiter was not woken: {e}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{how}: the waiter took {:?}",
+            started.elapsed()
+        );
+        guard.release().unwrap();
+    }
+}
+
+/// A child forked while its parent holds permits inherits an inert guard:
+/// it cannot release, extend or drop the parent's permits away, and it
+/// says so; the parent keeps them.
+#[test]
+fn a_forked_child_never_touches_its_parents_permits() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let name = "forked";
+    let pool = client.semaphore(name, 2).unwrap();
+    let mut slot = Some(pool.acquire(2).unwrap());
+    let token = slot.as_ref().unwrap().token().to_string();
+    let status = support::in_forked_child(Duration::from_secs(10), || {
+        // The child's own copy of the slot: the parent's keeps its guard.
+        let guard = slot.take().unwrap();
+        let err = guard.check().unwrap_err();
+        assert!(err.to_string().contains("semaphore 'forked'"), "{err}");
+        assert!(guard.extend(Duration::from_secs(60)).is_err());
+        let copy = pool.acquire_timeout(1, Duration::from_millis(100));
+        assert!(copy.is_err(), "the child took a permit of a full semaphore");
+        assert!(guard.release().is_err());
+    });
+    assert_eq!(status, Some(0), "the child failed its checks");
+    let guard = slot.unwrap();
+    let mut admin = server.admin();
+    assert!(
+        member(&mut admin, name, &token),
+        "the child removed the parent's permits"
+    );
+    guard.check().unwrap();
+    assert!(guard.confirm().unwrap());
+    guard.release().unwrap();
 }
