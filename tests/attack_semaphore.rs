@@ -136,6 +136,33 @@ fn calls_on(calls: &[Command], name: &str) -> Vec<Command> {
         .collect()
 }
 
+/// Checks the permit count of semaphore `name` (its `:q` key, see
+/// src/keys.rs) against its members: when present, it is the permits its
+/// members hold, ended leases not yet removed included.
+fn assert_count_matches(admin: &mut redis::Connection, name: &str) {
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(lease_set(name))
+        .arg(0)
+        .arg(-1)
+        .query(admin)
+        .unwrap();
+    let held: u64 = members
+        .iter()
+        .map(|m| {
+            m.split_once(':')
+                .and_then(|(n, _)| n.parse().ok())
+                .unwrap_or(1)
+        })
+        .sum();
+    let count: Option<u64> = redis::cmd("GET")
+        .arg(format!("{}:q", lease_set(name)))
+        .query(admin)
+        .unwrap();
+    if let Some(count) = count {
+        assert_eq!(count, held, "the permit count is off: members {members:?}");
+    }
+}
+
 fn client(server: &RedisServer) -> Client {
     Client::open(&server.url()).unwrap()
 }
@@ -348,6 +375,7 @@ fn late_copies_of_permit_calls_change_no_newer_hold() {
         fence(&mut admin) >= fence_before,
         "the fencing counter went down"
     );
+    assert_count_matches(&mut admin, name);
     let info = pool.inspect().unwrap();
     assert_eq!((info.in_use, info.hold_count), (3, 1), "{info:?}");
     assert!(pool.try_acquire(1).unwrap().is_none());
@@ -561,4 +589,71 @@ fn an_attempt_on_a_full_semaphore_does_not_scan_every_hold() {
         "available() took {:?}",
         t.elapsed()
     );
+}
+
+/// The permit count stays right through what moves it: leases that end
+/// without a release (counted out once, by the next attempt), releases,
+/// force releases, a count that is lost (counted again from the members)
+/// and a lease set that is deleted under it (the count goes with it).
+#[test]
+fn the_permit_count_follows_the_lease_set() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let mut admin = server.admin();
+    let name = "counted";
+    let short = LockOptions::new()
+        .ttl(Duration::from_millis(200))
+        .auto_renew(false);
+    let dying = client.semaphore_with(name, 5, short).unwrap();
+    let pool = client
+        .semaphore_with(
+            name,
+            5,
+            LockOptions::new()
+                .ttl(Duration::from_secs(10))
+                .auto_renew(false),
+        )
+        .unwrap();
+    // Two permits whose holder dies (its lease ends without a release).
+    std::mem::forget(dying.acquire(2).unwrap());
+    let kept = pool.acquire(3).unwrap();
+    assert_count_matches(&mut admin, name);
+    assert!(pool.try_acquire(1).unwrap().is_none());
+    wait_until(
+        "the dead holder's lease ends",
+        Duration::from_secs(3),
+        || pool.available().unwrap() == 2,
+    );
+    let two = pool
+        .try_acquire(2)
+        .unwrap()
+        .expect("the dead holder's permits");
+    assert_count_matches(&mut admin, name);
+    two.release().unwrap();
+    assert_count_matches(&mut admin, name);
+    assert_eq!(pool.available().unwrap(), 2);
+    // A lost count is counted again.
+    let () = redis::cmd("SET")
+        .arg(format!("{}:q", lease_set(name)))
+        .arg("garbage")
+        .query(&mut admin)
+        .unwrap();
+    assert!(pool.try_acquire(3).unwrap().is_none(), "3 of 5 are held");
+    assert_count_matches(&mut admin, name);
+    let one = pool.try_acquire(1).unwrap().unwrap();
+    assert_count_matches(&mut admin, name);
+    assert!(pool.force_release_all().unwrap());
+    assert_count_matches(&mut admin, name);
+    assert_eq!(pool.available().unwrap(), 5);
+    drop((one, kept));
+    // A lease set deleted under a count leaves no permit counted.
+    let held = pool.acquire(4).unwrap();
+    let () = redis::cmd("DEL")
+        .arg(lease_set(name))
+        .query(&mut admin)
+        .unwrap();
+    let all = pool.try_acquire(5).unwrap().expect("every permit is free");
+    assert_count_matches(&mut admin, name);
+    drop((held, all));
+    assert_count_matches(&mut admin, name);
 }

@@ -1,7 +1,8 @@
 -- Administrative unlock: delete the lock and wake waiters, but only if it
 -- is still held by the holder the caller saw (a force-unlock that reaches
 -- Redis late must not break whoever holds the lock by then).
--- KEYS[1] lock key; ARGV[1] channel, ARGV[2] the holder to remove: a plain
+-- KEYS[1] lock key, KEYS[2] (a semaphore's only) its permit count (see
+-- permit_count in head.lua); ARGV[1] channel, ARGV[2] the holder to remove: a plain
 -- lock's hold token, or a reentrant lock's owner token followed by ':' and
 -- the tenure's fencing token (a handle's next tenure has the same owner
 -- but another token), or a semaphore permit's hold token (only that
@@ -21,7 +22,13 @@ if ARGV[2] ~= '' then
   local kind = key_type(KEYS[1])
   local holder = nil
   if kind == 'zset' then
-    if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
+    local removed
+    if KEYS[2] then
+      removed = remove_lease(KEYS[1], KEYS[2], ARGV[2])
+    else
+      removed = redis.call('ZREM', KEYS[1], ARGV[2]) == 1
+    end
+    if not removed then
       return 0
     end
     redis.call(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], 'released')
@@ -42,6 +49,9 @@ if ARGV[2] ~= '' then
 end
 if redis.call('DEL', KEYS[1]) == 0 then
   return 0
+end
+if KEYS[2] then
+  redis.call('DEL', KEYS[2])
 end
 redis.call(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], 'released')
 return 1
