@@ -27,6 +27,10 @@ pub(crate) trait Target {
 
     /// The lock's name, for messages.
     fn name(&self) -> &str;
+    /// What it is, for messages: "lock" or "semaphore".
+    fn noun(&self) -> &'static str {
+        "lock"
+    }
     /// One acquire attempt of the hold `hold` (reentrant owner `owner`);
     /// `queue`: how the acquisition's waiter queues (see [`Queueing`]).
     fn attempt(
@@ -239,7 +243,10 @@ impl<'a, T: Target> Acquisition<'a, T> {
                 return self.give_up(Err(self.cancelled()));
             }
             if self.lock.closing().is_some_and(Closing::is_closed) {
-                return self.give_up(Err(Closing::error(self.lock.name())));
+                return self.give_up(Err(Closing::error_named(
+                    self.lock.noun(),
+                    self.lock.name(),
+                )));
             }
             match self.attempt(seen) {
                 Next::Done(outcome) => return self.finish(outcome),
@@ -268,7 +275,11 @@ impl<'a, T: Target> Acquisition<'a, T> {
     fn cancelled(&self) -> Error {
         Error::new(
             ErrorKind::Cancelled,
-            format!("acquiring lock '{}' was cancelled", self.lock.name()),
+            format!(
+                "acquiring {} '{}' was cancelled",
+                self.lock.noun(),
+                self.lock.name()
+            ),
         )
     }
 

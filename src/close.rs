@@ -76,10 +76,15 @@ impl Closing {
     }
 
     /// The error of an acquire on a closed client.
-    pub(crate) fn error(name: &str) -> Error {
+    pub(crate) fn error(keys: &LockKeys) -> Error {
+        Self::error_named(keys.noun(), keys.name())
+    }
+
+    /// [`error`](Self::error) for the `noun` ("lock" or "semaphore") `name`.
+    pub(crate) fn error_named(noun: &str, name: &str) -> Error {
         Error::new(
             ErrorKind::Closed,
-            format!("acquiring lock '{name}': the client was closed"),
+            format!("acquiring {noun} '{name}': the client was closed"),
         )
     }
 
@@ -225,7 +230,11 @@ fn release_closed(releaser: &Releaser<'_>, lease: &Lease) -> Result<()> {
                     Instant::now() + lease.ttl(),
                 );
             }
-            Err(e.context(format!("releasing lock '{}'", lease.name())))
+            Err(e.context(format!(
+                "releasing {} '{}'",
+                lease.keys().noun(),
+                lease.name()
+            )))
         }
     }
 }

@@ -336,7 +336,7 @@ impl Election {
                 ));
             }
             if self.client.closing.is_closed() {
-                return Err(Closing::error(self.name()));
+                return Err(Closing::error(&self.keys));
             }
             let seen = parker.wakeups();
             if watches.is_none() {

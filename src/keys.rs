@@ -20,7 +20,10 @@
 //! `P:elect:{N}:value`), so a lock, a semaphore and an election of one name
 //! never share a key. Its main key is a *lease set*: a sorted set whose members are the
 //! hold tokens of its permits, each scored by the server time in ms at
-//! which that permit's lease ends (see src/scripts/head.lua).
+//! which that permit's lease ends (see src/scripts/head.lua). A semaphore
+//! has no waiter queue: its `:q` key holds the permits its lease set's
+//! members hold (`permit_count` in src/scripts/head.lua), so that an
+//! attempt need not read every member.
 //!
 //! Redis takes the hash tag from the first `{` to the next `}`; when that is
 //! empty it hashes the whole key instead. That happens for exactly one kind
@@ -192,6 +195,13 @@ impl LockKeys {
     /// The same waiters scored by arrival: the order of the queue.
     pub(crate) fn queue_order(&self) -> &[u8] {
         self.derived(3)
+    }
+
+    /// A lease set's permit count (see the module notes): the key that
+    /// would be its waiter queue, which a semaphore does not have.
+    pub(crate) fn permit_count(&self) -> &[u8] {
+        debug_assert!(self.is_lease_set());
+        self.queue()
     }
 
     /// The lock key followed by `SUFFIXES[index]`.

@@ -181,7 +181,8 @@ impl Lease {
         if self.inherited() {
             return Some(format!(
                 "the hold on {} '{}' belongs to the parent process: it was inherited across fork(), and a child never holds, renews or releases its parent's locks",
-                self.keys.noun(), self.keys.name()
+                self.keys.noun(),
+                self.keys.name()
             ));
         }
         let state = self.state.lock();

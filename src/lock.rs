@@ -482,7 +482,7 @@ impl Lock {
         match acquired {
             // A close that swept the client's holds before this one was
             // registered (see `guard`) has not released it: do it here.
-            Some(guard) if guard.released_by_close() => Err(Closing::error(self.keys.name())),
+            Some(guard) if guard.released_by_close() => Err(Closing::error(&self.keys)),
             acquired => Ok(acquired),
         }
     }
@@ -1083,7 +1083,10 @@ impl Guard {
             )),
             (_, Some(reason)) => Err(Error::new(
                 ErrorKind::NotHeld,
-                format!("{reason}; the lock was released now, but it was not held throughout"),
+                format!(
+                    "{reason}; the {} was released now, but it was not held throughout",
+                    self.lease.keys().noun()
+                ),
             )),
             _ => Ok(()),
         }

@@ -234,7 +234,7 @@ impl Semaphore {
         let acquired =
             Acquisition::new(&request, deadline, try_once, cancel, hold.clone(), hold).run()?;
         match acquired {
-            Some(guard) if guard.released_by_close() => Err(Closing::error(self.keys.name())),
+            Some(guard) if guard.released_by_close() => Err(Closing::error(&self.keys)),
             acquired => Ok(acquired),
         }
     }
@@ -275,6 +275,11 @@ impl Semaphore {
     /// next renewal. For operators: a holder that still works believes it
     /// holds a permit.
     ///
+    /// It names each hold it finds (one script per hold): a late copy of
+    /// one of its calls (a retry whose first attempt ran, a command delayed
+    /// in the network) removes only the hold it names, never one taken
+    /// after the force. A hold taken while it runs may be left in place.
+    ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
     /// let client = latchkey::Client::open(&url).unwrap();
@@ -285,7 +290,20 @@ impl Semaphore {
     /// # drop(held);
     /// ```
     pub fn force_release_all(&self) -> Result<bool> {
-        self.client.backend.force_unlock(&self.keys, "")
+        // Never '' ("whoever holds it"): a late copy of that would delete
+        // the holds taken after the force (tests/attack_semaphore.rs).
+        let seen = self
+            .client
+            .backend
+            .inspect_permits(&self.keys, usize::MAX)?;
+        let mut removed = false;
+        for holder in &seen.holders {
+            removed |= self
+                .client
+                .backend
+                .force_unlock(&self.keys, &holder.token)?;
+        }
+        Ok(removed)
     }
 }
 
@@ -387,6 +405,10 @@ impl Target for PermitRequest<'_> {
 
     fn retry_jitter(&self) -> Duration {
         self.semaphore.options.retry_jitter
+    }
+
+    fn noun(&self) -> &'static str {
+        self.semaphore.keys.noun()
     }
 
     fn hold_for_next_attempt(&self) -> Option<String> {

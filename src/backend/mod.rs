@@ -404,25 +404,25 @@ pub(crate) enum Op<'a> {
     /// An attempt to take permits of the named semaphore.
     AcquirePermits(&'a str),
     /// A release of the named lock.
-    Release(&'a str),
+    Release(&'a LockKeys),
     /// A release owed to a master whose earlier outcome was unknown.
-    CleanUp(&'a str),
+    CleanUp(&'a LockKeys),
     /// The extension of one lease of the named lock.
-    Extend(&'a str),
+    Extend(&'a LockKeys),
     /// The extension of this many leases in one round trip.
     Renew(usize),
     /// The extension of this many leases on this many Redlock masters.
     RenewOnMasters(usize, usize),
     /// Reading who holds the named lock.
-    Inspect(&'a str),
+    Inspect(&'a LockKeys),
     /// Reading who holds this many locks in one round trip.
     InspectMany(usize),
     /// Listing the lock keys.
     Scan,
     /// Checking that a hold of the named lock still owns it.
-    ConfirmHold(&'a str),
+    ConfirmHold(&'a LockKeys),
     /// Deleting the named lock whoever holds it.
-    ForceUnlock(&'a str),
+    ForceUnlock(&'a LockKeys),
     /// A fenced write to the named resource.
     FencedWrite(&'a str),
     /// A fenced read of the named resource.
@@ -434,18 +434,24 @@ impl fmt::Display for Op<'_> {
         match self {
             Op::Acquire(name) => write!(f, "acquiring lock '{name}'"),
             Op::AcquirePermits(name) => write!(f, "acquiring permits of semaphore '{name}'"),
-            Op::Release(name) => write!(f, "releasing lock '{name}'"),
-            Op::CleanUp(name) => write!(f, "releasing lock '{name}' (clean-up)"),
-            Op::Extend(name) => write!(f, "extending lock '{name}'"),
+            Op::Release(keys) => write!(f, "releasing {} '{}'", keys.noun(), keys.name()),
+            Op::CleanUp(keys) => {
+                write!(f, "releasing {} '{}' (clean-up)", keys.noun(), keys.name())
+            }
+            Op::Extend(keys) => write!(f, "extending {} '{}'", keys.noun(), keys.name()),
             Op::Renew(leases) => write!(f, "renewing {leases} leases"),
             Op::RenewOnMasters(leases, masters) => {
                 write!(f, "extending {leases} lease(s) on {masters} masters")
             }
-            Op::Inspect(name) => write!(f, "inspecting lock '{name}'"),
+            Op::Inspect(keys) => write!(f, "inspecting {} '{}'", keys.noun(), keys.name()),
             Op::InspectMany(locks) => write!(f, "inspecting {locks} locks"),
             Op::Scan => write!(f, "listing the lock keys"),
-            Op::ConfirmHold(name) => write!(f, "confirming a hold of lock '{name}'"),
-            Op::ForceUnlock(name) => write!(f, "force-unlocking lock '{name}'"),
+            Op::ConfirmHold(keys) => {
+                write!(f, "confirming a hold of {} '{}'", keys.noun(), keys.name())
+            }
+            Op::ForceUnlock(keys) => {
+                write!(f, "force-unlocking {} '{}'", keys.noun(), keys.name())
+            }
             Op::FencedWrite(resource) => write!(f, "fenced write to '{resource}'"),
             Op::FencedRead(resource) => write!(f, "fenced read of '{resource}'"),
         }
@@ -565,7 +571,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner
             .eval(&script_calls::permit_inspect_call(keys, limit))
             .and_then(|value| script_calls::parse_permit_inspect(keys.name(), value))
-            .map_err(|e| e.context(Op::Inspect(keys.name())))
+            .map_err(|e| e.context(Op::Inspect(keys)))
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
@@ -574,7 +580,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             .runner
             .eval(&call)
             .and_then(script_calls::parse_release)
-            .map_err(|e| e.context(Op::Release(keys.name())))?;
+            .map_err(|e| e.context(Op::Release(keys)))?;
         if keys.is_election() && released == Released::Free {
             // A leader resigned: withdraw its announcement and tell the
             // observers (best effort: they otherwise look again within
@@ -596,7 +602,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
     /// outlives that.
     fn extend(&self, items: &[ExtendItem<'_>]) -> Result<Vec<Result<bool>>> {
         let op = match items {
-            [one] => Op::Extend(one.keys.name()),
+            [one] => Op::Extend(one.keys),
             _ => Op::Renew(items.len()),
         };
         // Many leases per script, several scripts per round trip; one
@@ -664,14 +670,14 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner
             .eval(&script_calls::announce_free_call(keys, token))
             .map(|_| ())
-            .map_err(|e| e.context(Op::Release(keys.name())))
+            .map_err(|e| e.context(Op::Release(keys)))
     }
 
     fn inspect(&self, keys: &LockKeys, queue_limit: usize) -> Result<Option<LockInfo>> {
         self.runner
             .eval(&script_calls::inspect_call(keys, queue_limit))
             .and_then(|value| script_calls::parse_inspect(keys.name(), value))
-            .map_err(|e| e.context(Op::Inspect(keys.name())))
+            .map_err(|e| e.context(Op::Inspect(keys)))
     }
 
     fn inspect_many(
@@ -693,7 +699,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
             .map(|(k, reply)| {
                 reply
                     .and_then(|value| script_calls::parse_inspect(k.name(), value))
-                    .map_err(|e| e.context(Op::Inspect(k.name())))
+                    .map_err(|e| e.context(Op::Inspect(k)))
             })
             .collect())
     }
@@ -708,7 +714,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         let value = self
             .runner
             .eval(&script_calls::hold_exists_call(keys, hold, reentrant))
-            .map_err(|e| e.context(Op::ConfirmHold(keys.name())))?;
+            .map_err(|e| e.context(Op::ConfirmHold(keys)))?;
         Ok(matches!(value, redis::Value::Int(1)))
     }
 
@@ -716,7 +722,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         let value = self
             .runner
             .eval(&script_calls::force_unlock_call(keys, holder))
-            .map_err(|e| e.context(Op::ForceUnlock(keys.name())))?;
+            .map_err(|e| e.context(Op::ForceUnlock(keys)))?;
         Ok(matches!(value, redis::Value::Int(n) if n > 0))
     }
 

@@ -538,7 +538,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn release(&self, keys: &LockKeys, token: &str, reentrant: bool) -> Result<Released> {
-        let op = Op::Release(keys.name());
+        let op = Op::Release(keys);
         let mut freed = 0;
         let mut still_held = 0;
         let mut not_ours = 0;
@@ -656,7 +656,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
         // hears any one of them. Best effort: no quorum is needed to wake.
         let replies = self.first_replies(script_calls::announce_free_call(keys, token));
         match replies.into_iter().find_map(|answer| answer.reply.err()) {
-            Some(e) => Err(e.context(Op::Release(keys.name()))),
+            Some(e) => Err(e.context(Op::Release(keys))),
             None => Ok(()),
         }
     }
@@ -691,7 +691,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn inspect(&self, keys: &LockKeys, _queue_limit: usize) -> Result<Option<LockInfo>> {
-        let op = Op::Inspect(keys.name());
+        let op = Op::Inspect(keys);
         let mut states = Vec::new();
         let mut owners: Vec<LockInfo> = Vec::new();
         let mut errors = Vec::new();
@@ -760,7 +760,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     }
 
     fn hold_exists(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<bool> {
-        let op = Op::ConfirmHold(keys.name());
+        let op = Op::ConfirmHold(keys);
         let mut holding = 0;
         let mut answered = 0;
         let mut errors = Vec::new();
@@ -787,7 +787,7 @@ impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn force_unlock(&self, keys: &LockKeys, holder: &str) -> Result<bool> {
         // No background retry for the masters we miss: a late delete could
         // remove the next holder's key there, whoever that is.
-        let op = Op::ForceUnlock(keys.name());
+        let op = Op::ForceUnlock(keys);
         let up = self.masters.iter().filter(|m| !m.is_down()).count();
         if up < self.quorum {
             // Deleting on a minority would change what inspect reports

@@ -118,7 +118,7 @@ pub(crate) fn release_call<'a>(
     if keys.is_lease_set() {
         return Call {
             script: scripts::permit_release(),
-            keys: vec![keys.lock()],
+            keys: vec![keys.lock(), keys.permit_count()],
             args: vec![text(token), Cow::Borrowed(keys.channel())],
         };
     }
@@ -286,9 +286,13 @@ pub(crate) fn force_unlock_holder(seen: &LockInfo) -> String {
 }
 
 pub(crate) fn force_unlock_call<'a>(keys: &'a LockKeys, holder: &'a str) -> Call<'a> {
+    let mut call_keys = vec![keys.lock()];
+    if keys.is_lease_set() {
+        call_keys.push(keys.permit_count());
+    }
     Call {
         script: scripts::force_unlock(),
-        keys: vec![&keys.lock()],
+        keys: call_keys,
         args: vec![Cow::Borrowed(keys.channel()), text(holder)],
     }
 }
@@ -497,7 +501,7 @@ pub(crate) fn permit_acquire_call<'a>(
 ) -> Call<'a> {
     Call {
         script: scripts::permit_acquire(),
-        keys: vec![keys.lock(), keys.fence()],
+        keys: vec![keys.lock(), keys.fence(), keys.permit_count()],
         args: vec![
             text(hold),
             millis(ttl),
@@ -526,7 +530,7 @@ pub(crate) fn election_resign_call<'a>(
 pub(crate) fn permit_inspect_call(keys: &LockKeys, limit: usize) -> Call<'_> {
     Call {
         script: scripts::permit_inspect(),
-        keys: vec![keys.lock(), keys.fence()],
+        keys: vec![keys.lock(), keys.fence(), keys.permit_count()],
         args: vec![number(limit)],
     }
 }

@@ -1,11 +1,13 @@
 -- Administrative unlock: delete the lock and wake waiters, but only if it
 -- is still held by the holder the caller saw (a force-unlock that reaches
 -- Redis late must not break whoever holds the lock by then).
--- KEYS[1] lock key; ARGV[1] channel, ARGV[2] the holder to remove: a plain
+-- KEYS[1] lock key, KEYS[2] (a semaphore's only) its permit count (see
+-- permit_count in head.lua); ARGV[1] channel, ARGV[2] the holder to remove: a plain
 -- lock's hold token, or a reentrant lock's owner token followed by ':' and
 -- the tenure's fencing token (a handle's next tenure has the same owner
 -- but another token), or a semaphore permit's hold token (only that
--- permit is removed); '' for whoever holds it (every permit). ARGV[3] (optional)
+-- permit is removed; a semaphore's force release names each hold it
+-- found); '' for whoever holds it (every permit). ARGV[3] (optional)
 -- 'SPUBLISH' on a Redis 7 Cluster: the release message stays on the
 -- lock's shard instead of reaching every node.
 -- Returns 1 when a lock was deleted, 0 when it was free or held by another.
@@ -20,7 +22,13 @@ if ARGV[2] ~= '' then
   local kind = key_type(KEYS[1])
   local holder = nil
   if kind == 'zset' then
-    if redis.call('ZREM', KEYS[1], ARGV[2]) == 0 then
+    local removed
+    if KEYS[2] then
+      removed = remove_lease(KEYS[1], KEYS[2], ARGV[2])
+    else
+      removed = redis.call('ZREM', KEYS[1], ARGV[2]) == 1
+    end
+    if not removed then
       return 0
     end
     redis.call(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], 'released')
@@ -41,6 +49,9 @@ if ARGV[2] ~= '' then
 end
 if redis.call('DEL', KEYS[1]) == 0 then
   return 0
+end
+if KEYS[2] then
+  redis.call('DEL', KEYS[2])
 end
 redis.call(ARGV[3] == 'SPUBLISH' and 'SPUBLISH' or 'PUBLISH', ARGV[1], 'released')
 return 1

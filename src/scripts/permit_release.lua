@@ -1,5 +1,6 @@
 -- Give back one hold's permits of a semaphore (see permit_acquire.lua).
--- KEYS[1] the lease set; ARGV[1] the hold's token, ARGV[2] the channel,
+-- KEYS[1] the lease set, KEYS[2] its permit count (see permit_count in
+-- head.lua); ARGV[1] the hold's token, ARGV[2] the channel,
 -- ARGV[3] (optional) 'SPUBLISH' on a Redis 7 Cluster.
 -- All of it before the prelude (see src/scripts/source.rs).
 -- Returns 1 when released, 0 when the hold's lease had ended or was
@@ -13,7 +14,7 @@ local ends = redis.pcall('ZSCORE', KEYS[1], ARGV[1])
 if type(ends) ~= 'string' then
   return 0
 end
-redis.call('ZREM', KEYS[1], ARGV[1])
+remove_lease(KEYS[1], KEYS[2], ARGV[1])
 if tonumber(ends) <= clock_ms() then
   return 0
 end

@@ -303,7 +303,7 @@ impl<N: MasterNode, C: Clock> Master<N, C> {
         self.node
             .eval(&call)
             .and_then(parse_release)
-            .map_err(|e| e.context(Op::CleanUp(cleanup.keys.name())))
+            .map_err(|e| e.context(Op::CleanUp(&cleanup.keys)))
     }
 }
 
