@@ -430,7 +430,10 @@ impl Runner for ClusterNode {
     ) -> Result<(Value, usize)> {
         // The script and its WAIT go together to the node that serves the
         // slot, following it like any other script: WAIT asks that node's
-        // replicas.
+        // replicas. Routed like every other path (a fair acquire's handoff
+        // goes out with SPUBLISH where releases are sharded).
+        let routed = self.routed(call);
+        let call = routed.as_ref().unwrap_or(call);
         let calls = std::slice::from_ref(call);
         let wait = WaitFor { replicas, timeout };
         let mut outcome = self.inner.run_in_slot(slot_of(call), calls, Some(wait));
