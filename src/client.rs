@@ -17,6 +17,7 @@ use crate::keys::{validate_prefix, DEFAULT_FENCE_RETENTION};
 use crate::lock::{Lock, LockOptions};
 use crate::multi::{MultiLock, MAX_MULTI_LOCK_NAMES};
 use crate::pubsub::Subscriber;
+use crate::rwlock::RwLock;
 use crate::semaphore::Semaphore;
 use crate::shared::ClientShared;
 use crate::tls::{Tls, TlsSettings};
@@ -1077,7 +1078,7 @@ impl Client {
         if !self.inner.backend.independent_masters() {
             return Ok(());
         }
-        let why = if what == "a semaphore" {
+        let why = if what == "a semaphore" || what == "a read-write lock" {
             ": a majority per hold does not bound the holders (with 3 masters and \
              2 permits, holders on masters 1+2, 2+3 and 1+3 each have a majority)"
         } else {
@@ -1135,6 +1136,33 @@ impl Client {
             .map(|name| self.lock_with(name, options.clone()))
             .collect::<Result<Vec<_>>>()?;
         Ok(MultiLock::new(locks))
+    }
+
+    /// A read-write lock (see [`RwLock`]); every hold's lease has the
+    /// default [`LockOptions`].
+    ///
+    /// ```
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// assert_eq!(client.rwlock("config").unwrap().name(), "config");
+    /// ```
+    pub fn rwlock(&self, name: &str) -> Result<RwLock> {
+        self.rwlock_with(name, LockOptions::new())
+    }
+
+    /// A read-write lock whose holds' leases have the given options (ttl,
+    /// renewal, lost callback; `reentrant` and `fair` are refused).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let client = latchkey::Client::open("redis://127.0.0.1").unwrap();
+    /// let options = latchkey::LockOptions::new().ttl(Duration::from_secs(5));
+    /// let config = client.rwlock_with("config", options).unwrap();
+    /// # let _ = config;
+    /// ```
+    pub fn rwlock_with(&self, name: &str, options: LockOptions) -> Result<RwLock> {
+        self.refuse_independent_masters("a read-write lock")?;
+        let (writer, readers) = self.inner.rw_keys(name)?;
+        RwLock::new(self.inner.clone(), writer, readers, options)
     }
 
     /// An election (see [`Election`]); the leaders' leases have the default

@@ -17,8 +17,9 @@
 //! A semaphore `N` has the same layout under the prefix `P:sem`
 //! (`P:sem:{N}`, ...), and an election under `P:elect` (its leader's hold
 //! is a plain lock, `P:elect:{N}`, and its announcement the hash
-//! `P:elect:{N}:value`), so a lock, a semaphore and an election of one name
-//! never share a key. Its main key is a *lease set*: a sorted set whose members are the
+//! `P:elect:{N}:value`), and a read-write lock under `P:rw` (its writer's
+//! hold, a plain lock with the queue of waiting writers) and `P:rwr` (its
+//! readers' leases, a lease set), so no two kinds of one name share a key. Its main key is a *lease set*: a sorted set whose members are the
 //! hold tokens of its permits, each scored by the server time in ms at
 //! which that permit's lease ends (see src/scripts/head.lua). A semaphore
 //! has no waiter queue: its `:q` key holds the permits its lease set's
@@ -59,6 +60,12 @@ const SEMAPHORE_NAMESPACE: &str = ":sem";
 /// Where elections live, below the client's prefix.
 const ELECTION_NAMESPACE: &str = ":elect";
 
+/// Where read-write locks live, below the client's prefix: the writer's
+/// hold (a plain lock, with the queue of waiting writers) ...
+const RW_WRITER_NAMESPACE: &str = ":rw";
+/// ... and the readers' leases (a lease set).
+const RW_READERS_NAMESPACE: &str = ":rwr";
+
 /// The bit of `LockKeys::name_len` that marks a lease set (a name is at
 /// most [`MAX_NAME_LEN`] bytes, far below it): kept there rather than in a
 /// field of its own, which would add 8 bytes to every held lease.
@@ -67,6 +74,13 @@ const LEASE_SET_BIT: u32 = 1 << 31;
 /// The bit of `LockKeys::name_len` that marks an election's keys (see
 /// [`LEASE_SET_BIT`]).
 const ELECTION_BIT: u32 = 1 << 30;
+
+/// The bit of `LockKeys::name_len` that marks a read-write lock's keys:
+/// with [`LEASE_SET_BIT`] its readers', without it its writer's.
+const RW_BIT: u32 = 1 << 29;
+
+/// Every bit of `LockKeys::name_len` that is not the name's length.
+const SHAPE_BITS: u32 = LEASE_SET_BIT | ELECTION_BIT | RW_BIT;
 
 /// The keys and channel of one lock.
 ///
@@ -100,13 +114,30 @@ impl LockKeys {
         )
     }
 
+    /// The keys of the writer of read-write lock `name`: a plain lock, whose
+    /// waiter queue holds the waiting writers.
+    pub(crate) fn rw_writer(prefix: &str, name: &str) -> Result<Self> {
+        Self::with_shape(&format!("{prefix}{RW_WRITER_NAMESPACE}"), name, RW_BIT)
+    }
+
+    /// The keys of the readers of read-write lock `name`: a lease set (one
+    /// lease per reader), in the same slot as the writer's keys.
+    pub(crate) fn rw_readers(prefix: &str, name: &str) -> Result<Self> {
+        Self::with_shape(
+            &format!("{prefix}{RW_READERS_NAMESPACE}"),
+            name,
+            RW_BIT | LEASE_SET_BIT,
+        )
+    }
+
     /// The keys of the election `name`: a plain lock (its leader's hold),
     /// in a namespace of its own.
     pub(crate) fn election(prefix: &str, name: &str) -> Result<Self> {
         Self::with_shape(&format!("{prefix}{ELECTION_NAMESPACE}"), name, ELECTION_BIT)
     }
 
-    /// `shape`: [`LEASE_SET_BIT`], [`ELECTION_BIT`] or 0 (a lock).
+    /// `shape`: the bits of [`SHAPE_BITS`] that say what the keys are for
+    /// (none: a lock).
     fn with_shape(prefix: &str, name: &str, shape: u32) -> Result<Self> {
         validate_name(name)?;
         // See the module notes: a name starting with '}' would leave the
@@ -136,7 +167,7 @@ impl LockKeys {
     }
 
     fn name_len(&self) -> usize {
-        (self.name_len & !(LEASE_SET_BIT | ELECTION_BIT)) as usize
+        (self.name_len & !SHAPE_BITS) as usize
     }
 
     /// Whether the main key is a lease set (a semaphore's permits) rather
@@ -159,9 +190,17 @@ impl LockKeys {
         key
     }
 
+    /// Whether these are the writer's keys of a read-write lock (its
+    /// release also wakes the readers).
+    pub(crate) fn is_rw_writer(&self) -> bool {
+        self.name_len & RW_BIT != 0 && !self.is_lease_set()
+    }
+
     /// What the keys belong to, for messages.
     pub(crate) fn noun(&self) -> &'static str {
-        if self.is_lease_set() {
+        if self.name_len & RW_BIT != 0 {
+            "read-write lock"
+        } else if self.is_lease_set() {
             "semaphore"
         } else if self.is_election() {
             "election"

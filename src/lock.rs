@@ -540,6 +540,7 @@ impl Target for Lock {
             live_holds: &[],
             queue,
             fair: self.options.fair,
+            readers: None,
         };
         if !self.options.reentrant {
             return self.client.backend.acquire(&args);

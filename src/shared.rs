@@ -93,6 +93,15 @@ impl ClientShared {
         Ok(keys)
     }
 
+    /// The writer's and the readers' keys of read-write lock `name`.
+    pub(crate) fn rw_keys(&self, name: &str) -> Result<(LockKeys, LockKeys)> {
+        let mut writer = LockKeys::rw_writer(&self.prefix, name)?;
+        let mut readers = LockKeys::rw_readers(&self.prefix, name)?;
+        writer.fence_retention = self.fence_retention;
+        readers.fence_retention = self.fence_retention;
+        Ok((writer, readers))
+    }
+
     /// The keys of semaphore `name` on this client.
     pub(crate) fn semaphore_keys(&self, name: &str) -> Result<LockKeys> {
         let mut keys = LockKeys::semaphore(&self.prefix, name)?;

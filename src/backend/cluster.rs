@@ -349,6 +349,7 @@ fn publishes(call: &Call<'_>) -> bool {
         scripts::permit_release(),
         scripts::election_announce(),
         scripts::election_resign(),
+        scripts::rw_write_release(),
     ]
     .iter()
     .any(|script| std::ptr::eq(*script, call.script))

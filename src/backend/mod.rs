@@ -127,6 +127,20 @@ pub(crate) struct AcquireArgs<'a> {
     /// while a waiter that arrived before it is queued; it hands the lock
     /// to that waiter instead.
     pub(crate) fair: bool,
+    /// A read-write lock's writer: its readers' keys (the lock is held
+    /// while any reader's lease lasts).
+    pub(crate) readers: Option<&'a LockKeys>,
+}
+
+/// One attempt to take a read lease of a read-write lock.
+pub(crate) struct ReadArgs<'a> {
+    pub(crate) writer: &'a LockKeys,
+    pub(crate) readers: &'a LockKeys,
+    /// The new hold's token ('1:' and a random part, as a one-permit
+    /// semaphore hold: the readers are a lease set); the same on every
+    /// retry.
+    pub(crate) hold: &'a str,
+    pub(crate) ttl: Duration,
 }
 
 /// One attempt to take permits of a semaphore.
@@ -189,6 +203,12 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// One attempt to take permits of a semaphore. A deployment on which
     /// a semaphore is not sound (Redlock) refuses with `InvalidArgument`.
     fn acquire_permits(&self, _args: &PermitArgs<'_>) -> Result<Attempt> {
+        Err(semaphores_unsupported(&self.describe()))
+    }
+
+    /// One attempt to take a read lease of a read-write lock; refused as
+    /// [`acquire_permits`](Self::acquire_permits) is.
+    fn acquire_read(&self, _args: &ReadArgs<'_>) -> Result<Attempt> {
         Err(semaphores_unsupported(&self.describe()))
     }
 
@@ -561,6 +581,13 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         );
         let op = Op::AcquirePermits(args.keys.name());
         self.attempt(&call, op, args.keys, args.hold, false)
+    }
+
+    fn acquire_read(&self, args: &ReadArgs<'_>) -> Result<Attempt> {
+        let call =
+            script_calls::rw_read_acquire_call(args.writer, args.readers, args.hold, args.ttl);
+        let op = Op::Acquire(args.writer.name());
+        self.attempt(&call, op, args.readers, args.hold, false)
     }
 
     fn eval_on_one_node(&self, call: &Call<'_>, _what: &str) -> Result<redis::Value> {

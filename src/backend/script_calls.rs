@@ -86,14 +86,13 @@ pub(crate) fn acquire_call<'a>(args: &AcquireArgs<'a>) -> Call<'a> {
         script_args.push(Cow::Borrowed(keys.channel()));
         script_args.push(millis(HANDOFF_WINDOW));
     }
+    let mut call_keys = vec![keys.lock(), keys.fence(), keys.queue(), keys.queue_order()];
+    if let Some(readers) = args.readers {
+        call_keys.push(readers.lock());
+    }
     Call {
         script,
-        keys: vec![
-            &keys.lock(),
-            &keys.fence(),
-            &keys.queue(),
-            &keys.queue_order(),
-        ],
+        keys: call_keys,
         args: script_args,
     }
 }
@@ -130,6 +129,8 @@ pub(crate) fn release_call<'a>(
     Call {
         script: if reentrant {
             scripts::reentrant_release()
+        } else if keys.is_rw_writer() {
+            scripts::rw_write_release()
         } else {
             scripts::release()
         },
@@ -523,6 +524,27 @@ pub(crate) fn election_resign_call<'a>(
         script: scripts::election_resign(),
         keys: vec![value_key],
         args: vec![text(token), Cow::Borrowed(keys.channel())],
+    }
+}
+
+/// One attempt to take a read lease of a read-write lock (see
+/// `rw_read_acquire.lua`); answered as an acquire.
+pub(crate) fn rw_read_acquire_call<'a>(
+    writer: &'a LockKeys,
+    readers: &'a LockKeys,
+    hold: &'a str,
+    ttl: Duration,
+) -> Call<'a> {
+    Call {
+        script: scripts::rw_read_acquire(),
+        keys: vec![
+            writer.lock(),
+            writer.queue(),
+            readers.lock(),
+            readers.permit_count(),
+            writer.fence(),
+        ],
+        args: vec![text(hold), millis(ttl), millis(writer.fence_retention)],
     }
 }
 

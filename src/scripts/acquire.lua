@@ -14,6 +14,9 @@
 -- it), so the lock goes in arrival order even when nobody released it
 -- (the holder's lease ran out, a reservation was not taken in time).
 -- A caller of an ordinary lock takes a free lock whoever is queued.
+-- KEYS[5] (optional) the readers of a read-write lock (a lease set, see
+-- rw_read_acquire.lua) whose writer this is: it is held while any
+-- reader's lease lasts.
 -- Returns {1, fencing token} or {0, ms until the holder's lease ends}.
 --
 -- A release leaves a handoff reservation for a moment: for the queued
@@ -40,7 +43,7 @@
 -- (Without a queue there is nothing to leave: one EXISTS instead of two
 -- ZREMs, as each command a script runs costs about as much as the script's
 -- own overhead.)
-if not ARGV[7] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if not ARGV[7] and not KEYS[5] and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local waiter = ARGV[5] or ''
   if waiter ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
     queue_leave(KEYS[3], KEYS[4], waiter)
@@ -57,6 +60,18 @@ if kind == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
   expire_at_least(KEYS[1], ARGV[2])
   queue_leave(KEYS[3], KEYS[4], waiter)
   return {1, next_fence(KEYS[2], ARGV[4])}
+end
+if KEYS[5] then
+  -- A read-write lock's writer: live readers hold it too. The writer
+  -- queues (new readers then wait: writer preference) and looks again
+  -- when the first reader's lease would end; a reader's release wakes it.
+  local reader = redis.call('ZRANGEBYSCORE', KEYS[5], '(' .. clock_ms(), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if reader[2] then
+    if waiter ~= '' then
+      queue_join(KEYS[3], KEYS[4], waiter, ARGV[6])
+    end
+    return {0, math.max(1, tonumber(reader[2]) - clock_ms())}
+  end
 end
 if kind ~= 'none' and not may_take_reservation(KEYS[1], kind, ARGV[3], waiter) then
   if waiter ~= '' then

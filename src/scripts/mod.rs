@@ -82,6 +82,11 @@ script!(permit_acquire, "permit_acquire.lua", resend_safe: true);
 script!(permit_release, "permit_release.lua", resend_safe: false);
 // Read only.
 script!(permit_inspect, "permit_inspect.lua", resend_safe: true);
+// Read-write locks. A retry with the same hold token finds its lease in
+// place: its end only moves later and a fresh token is issued.
+script!(rw_read_acquire, "rw_read_acquire.lua", resend_safe: true);
+// Not resent, as release.lua.
+script!(rw_write_release, "rw_write_release.lua", resend_safe: false);
 // Elections. Announces only while the hold leads, never below a newer
 // term: a second run announces the same again.
 script!(election_announce, "election_announce.lua", resend_safe: true);

@@ -59,6 +59,7 @@ impl Masters {
             known_token: 0,
             live_holds: &[],
             fair: false,
+            readers: None,
             queue: crate::backend::Queueing::No,
         });
         (outcome, self.clock.now() - started)
@@ -317,6 +318,7 @@ fn attempt_as(
         live_holds: &[],
         queue: crate::backend::Queueing::No,
         fair: false,
+        readers: None,
     })
 }
 
