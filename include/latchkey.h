@@ -301,6 +301,15 @@ typedef struct latchkey_multi_guard latchkey_multi_guard;
 typedef struct latchkey_multi_lock latchkey_multi_lock;
 
 /**
+ * A named read-write lock: any number of readers, or one writer; a
+ * waiting writer stops new readers (writer preference); each hold has its
+ * own lease. Not reentrant.
+ *
+ * Threads: fully thread-safe; share it between threads.
+ */
+typedef struct latchkey_rwlock latchkey_rwlock;
+
+/**
  * A named semaphore: `size` permits, each hold taking one or more of them
  * as a lease of its own, renewed while held and reported when lost, and
  * given back when its holder dies and its lease ends.
@@ -1860,6 +1869,128 @@ latchkey_status latchkey_multi_guard_release(struct latchkey_multi_guard *guard,
  * `guard` is NULL or from a multi-lock acquire, not yet freed.
  */
 latchkey_status latchkey_multi_guard_free(struct latchkey_multi_guard *guard);
+
+/**
+ * Makes a handle for the read-write lock `name` on `client`; every
+ * hold's lease has `options` (NULL for the defaults; reentrant and fair
+ * are refused). Nothing is sent to Redis yet.
+ *
+ * Ownership: on success `*rwlock_out` is new; free it with
+ * latchkey_rwlock_free. It keeps what it needs of `client` and `options`.
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL `client`, `name`
+ * or `rwlock_out`; `name` empty, longer than 4096 bytes or not UTF-8;
+ * reentrant or fair options, an option out of range; a Redlock client);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `client` is NULL or a live client; `name` is NULL or a NUL-terminated
+ * string; `options` is NULL or a live options object; `rwlock_out` and
+ * `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_rwlock_new(const struct latchkey_client *client,
+                                    const char *name,
+                                    const struct latchkey_lock_options *options,
+                                    struct latchkey_rwlock **rwlock_out,
+                                    struct latchkey_error **err_out);
+
+/**
+ * Frees a read-write lock handle. NULL is ignored. Guards acquired
+ * through it stay valid.
+ *
+ * Threads: any thread, once, when no other call uses this handle.
+ * Blocks: no.
+ * Returns: LATCHKEY_OK (also for NULL); LATCHKEY_INVALID_ARGUMENT (not a
+ * live read-write lock; nothing is freed); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `rwlock` is NULL or from latchkey_rwlock_new, not yet freed.
+ */
+latchkey_status latchkey_rwlock_free(struct latchkey_rwlock *rwlock);
+
+/**
+ * Takes a read lease, waiting without polling for at most `timeout_ms`
+ * milliseconds (0: one attempt; negative: for ever) while a writer holds
+ * or waits for the lock. If `cancel` is not NULL, triggering it ends the
+ * wait with LATCHKEY_CANCELLED.
+ *
+ * Ownership: on success `*guard_out` is a new guard for the read lease;
+ * release it with latchkey_guard_release, free it with
+ * latchkey_guard_free.
+ * Threads: any thread. Blocks: until held, the timeout, cancellation, or
+ * a Redis failure.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (a writer held or waited
+ * throughout, or too few replicas confirmed); LATCHKEY_CANCELLED;
+ * LATCHKEY_CLOSED; LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_INVALID_ARGUMENT (NULL `rwlock` or `guard_out`);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `rwlock` is NULL or a live read-write lock; `cancel` is NULL or a live
+ * cancel handle not freed during the call; `guard_out` and `err_out` are
+ * NULL or writable.
+ */
+latchkey_status latchkey_rwlock_read(const struct latchkey_rwlock *rwlock,
+                                     int64_t timeout_ms,
+                                     const struct latchkey_cancel *cancel,
+                                     struct latchkey_guard **guard_out,
+                                     struct latchkey_error **err_out);
+
+/**
+ * Takes the lock for writing (no reader, no other writer), waiting as
+ * latchkey_rwlock_read does; a waiting writer stops new readers.
+ *
+ * Ownership: as latchkey_rwlock_read.
+ * Threads: any thread. Blocks: as latchkey_rwlock_read.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT (readers or a writer held it
+ * throughout, or too few replicas confirmed); LATCHKEY_CANCELLED;
+ * LATCHKEY_CLOSED; LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_INVALID_ARGUMENT (NULL `rwlock` or `guard_out`);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * As latchkey_rwlock_read.
+ */
+latchkey_status latchkey_rwlock_write(const struct latchkey_rwlock *rwlock,
+                                      int64_t timeout_ms,
+                                      const struct latchkey_cancel *cancel,
+                                      struct latchkey_guard **guard_out,
+                                      struct latchkey_error **err_out);
+
+/**
+ * One attempt at a read lease: LATCHKEY_TIMEOUT if a writer holds or
+ * waits for the lock.
+ *
+ * Ownership: as latchkey_rwlock_read.
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT; LATCHKEY_CLOSED;
+ * LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_INVALID_ARGUMENT (NULL argument); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `rwlock` is NULL or a live read-write lock; `guard_out` and `err_out`
+ * are NULL or writable.
+ */
+latchkey_status latchkey_rwlock_try_read(const struct latchkey_rwlock *rwlock,
+                                         struct latchkey_guard **guard_out,
+                                         struct latchkey_error **err_out);
+
+/**
+ * One attempt at the write lock: LATCHKEY_TIMEOUT if readers or a writer
+ * hold it.
+ *
+ * Ownership: as latchkey_rwlock_read.
+ * Threads: any thread. Blocks: for one Redis round trip.
+ * Returns: LATCHKEY_OK; LATCHKEY_TIMEOUT; LATCHKEY_CLOSED;
+ * LATCHKEY_CONNECTION, LATCHKEY_SERVER, LATCHKEY_AUTH;
+ * LATCHKEY_INVALID_ARGUMENT (NULL argument); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * As latchkey_rwlock_try_read.
+ */
+latchkey_status latchkey_rwlock_try_write(const struct latchkey_rwlock *rwlock,
+                                          struct latchkey_guard **guard_out,
+                                          struct latchkey_error **err_out);
 
 /**
  * Releases the lock. The guard stays allocated (its tokens stay readable)

@@ -41,6 +41,8 @@ pub mod election;
 
 pub mod multi;
 
+pub mod rwlock;
+
 pub mod guard;
 
 pub mod cancel;
