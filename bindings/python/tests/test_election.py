@@ -9,7 +9,9 @@ garbage collection and close, asyncio, and the Redis keys the library
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
+import os
 import signal
 import subprocess
 import sys
@@ -266,6 +268,35 @@ def test_a_leadership_survives_garbage_collection_until_close(url: str, name: st
         assert known is not None and known.value == b"kept", "the collector resigned"
         client.close()  # the library's close resigns
         assert other.observe(known, timeout=10) is None
+
+
+def test_an_os_fork_child_leaves_the_parents_leadership(client: Client, name: str) -> None:
+    # The child is refused the inherited Election and Leadership, closes
+    # the inherited Client and runs the exit handlers; the parent still leads.
+    election = client.election(name, ttl=5, fair=True)
+    leadership = election.campaign(b"parent")
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 0
+        for use in (leadership.resign, election.leader, lambda: election.campaign(b"c", 0)):
+            try:
+                use()
+                code = 3  # used the parent's handle or hold
+            except Exception:
+                pass
+        try:
+            client.close()
+        except Exception:
+            pass
+        del leadership, election
+        gc.collect()
+        atexit._run_exitfuncs()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    leadership.check()
+    assert election.leader() == Leader(leadership.term, b"parent")
+    leadership.resign()
 
 
 def test_close_resigns_and_ends_waits(url: str, name: str) -> None:
