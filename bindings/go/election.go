@@ -169,6 +169,13 @@ func (st *mutexState) observe(ctx context.Context, known *Leader) (*Leader, erro
 	if err != nil {
 		return nil, err
 	}
+	if st.isClosed() {
+		// The library checks for a close before it looks, not after: what
+		// it saw may be the resignation the Close made. Closed it is, as
+		// for a campaign won while the Election was being closed.
+		_, _ = readLeader(r)
+		return nil, st.closedError()
+	}
 	return readLeader(r)
 }
 

@@ -276,6 +276,17 @@ func (st *mutexState) closedError() error {
 	return &Error{Message: fmt.Sprintf("the mutex for lock '%s' is closed", st.name), sentinel: ErrClosed}
 }
 
+// isClosed tells whether st or its client was closed (or is being closed:
+// both flags are set before the waits are interrupted).
+func (st *mutexState) isClosed() bool {
+	if st.closed.Load() {
+		return true
+	}
+	st.client.mu.Lock()
+	defer st.client.mu.Unlock()
+	return st.client.closed
+}
+
 func (st *mutexState) notLocked() error {
 	return &Error{Status: StatusNotHeld, Message: fmt.Sprintf("the mutex for lock '%s' is not locked", st.name)}
 }
