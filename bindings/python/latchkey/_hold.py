@@ -66,6 +66,7 @@ class HoldSource:
     _kind = "HoldSource"
     """The class's name, for messages ("the latchkey.Semaphore is closed")."""
 
+    _name: str
     _handle: SharedHandle
     _owner: _Owner
 
@@ -98,7 +99,7 @@ class HoldSource:
         finalizer.atexit = False  # see lock._at_exit
 
     def _describe(self) -> str:  # pragma: no cover - overridden
-        """What it is, for messages ("semaphore 'x'")."""
+        """What an acquire waits for, for messages ("permits of semaphore 'x'")."""
         raise NotImplementedError
 
     def _abandon(self, slot: _Slot) -> None:
@@ -222,7 +223,8 @@ class OwnHold:
         slot = self._slot
         if slot.pid != _lock._PID or not slot.guard.value:
             raise LatchkeyError(
-                f"this {self._noun} of {self._source._describe()} was acquired in process "
+                f"this {self._noun} of {self._source._kind.lower()} {self._source._name!r} "
+                f"was acquired in process "
                 f"{slot.pid}, before a fork; a forked child must open its own Client"
             )
         return slot
