@@ -259,6 +259,58 @@ static inline lk_semaphore_state lk_semaphore_force_release_all(const latchkey_s
 typedef struct {
 	latchkey_status status;
 	latchkey_error *err;
+	latchkey_election *election;
+	unsigned char handle_taken; // as lk_lock_made's
+} lk_election_made;
+
+// An election with the options of cfg (reentrant is refused by the
+// library): one cgo call.
+static inline lk_election_made lk_election_new(const latchkey_client *client, const char *name, lk_lock_config cfg) {
+	lk_election_made r = {0};
+	latchkey_lock_options *options = lk_options_make(cfg, &r.status, &r.err, &r.handle_taken);
+	if (options == NULL) return r;
+	r.status = latchkey_election_new(client, name, options, &r.election, &r.err);
+	latchkey_lock_options_free(options);
+	return r;
+}
+
+// Campaign, then read the leadership's tokens (the fencing token is the
+// term): one cgo call.
+static inline lk_acquired lk_election_campaign(const latchkey_election *election, const uint8_t *value,
+                                               size_t value_len, int64_t timeout_ms, const latchkey_cancel *cancel) {
+	lk_acquired r = {0};
+	r.status = latchkey_election_campaign(election, value, value_len, timeout_ms, cancel, &r.guard, &r.err);
+	if (r.status == LATCHKEY_OK) lk_fill_guard(&r);
+	return r;
+}
+
+// Who leads (found false: nobody); free value with latchkey_bytes_free.
+typedef struct {
+	latchkey_status status;
+	latchkey_error *err;
+	bool found;
+	uint64_t term;
+	uint8_t *value;
+	size_t value_len;
+} lk_leader;
+
+static inline lk_leader lk_election_leader(const latchkey_election *election) {
+	lk_leader r = {0};
+	r.status = latchkey_election_leader(election, &r.found, &r.term, &r.value, &r.value_len, &r.err);
+	return r;
+}
+
+static inline lk_leader lk_election_observe(const latchkey_election *election, uint64_t known_term, int64_t timeout_ms,
+                                            const latchkey_cancel *cancel) {
+	lk_leader r = {0};
+	r.status = latchkey_election_observe(election, known_term, timeout_ms, cancel, &r.found, &r.term, &r.value,
+	                                     &r.value_len, &r.err);
+	return r;
+}
+
+typedef struct {
+	latchkey_status status;
+	latchkey_error *err;
 	const char *message;
 } lk_error_view;
 

@@ -16,7 +16,9 @@ import (
 // Hold is one acquisition of a lock, returned by Mutex.Acquire and
 // Mutex.TryAcquire, or of permits of a semaphore, returned by
 // Semaphore.Acquire and Semaphore.TryAcquire (Unlock then gives the permits
-// back): its own owner token, fencing token, lease and Lost channel. Everything done through a Hold concerns that acquisition only:
+// back), or a leadership, returned by Election.Campaign (its fencing token
+// is the term; Unlock resigns): its own owner token, fencing token, lease
+// and Lost channel. Everything done through a Hold concerns that acquisition only:
 // after its lease was lost, Check says ErrLost and Unlock says ErrNotHeld
 // even if the same Mutex (or anyone else) holds the lock again since.
 //
@@ -160,7 +162,7 @@ func (h *Hold) closeRelease() error {
 	return err
 }
 
-// Name is the lock's (or semaphore's) name.
+// Name is the lock's (or semaphore's, or election's) name.
 func (h *Hold) Name() string { return h.mutex.name }
 
 // Token is this hold's owner token as stored in Redis (32 hex digits; what

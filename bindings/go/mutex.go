@@ -47,14 +47,15 @@ type Mutex struct {
 	cleanup runtime.Cleanup
 }
 
-// mutexState is everything a Mutex (or a Semaphore) owns. The lost-lease
-// callback reaches it through a cgo.Handle, so it must not point back at
-// the Mutex (which would then never be garbage-collected). A Semaphore's
-// state has sem and size instead of lock; its holds, waits, Close and
-// garbage collection are a Mutex's.
+// mutexState is everything a Mutex (or a Semaphore, or an Election) owns.
+// The lost-lease callback reaches it through a cgo.Handle, so it must not
+// point back at the Mutex (which would then never be garbage-collected). A
+// Semaphore's state has sem and size instead of lock, an Election's elect;
+// their holds, waits, Close and garbage collection are a Mutex's.
 type mutexState struct {
 	lock      *C.latchkey_lock
 	sem       *C.latchkey_semaphore
+	elect     *C.latchkey_election
 	size      uint32
 	rc        refcount
 	client    *clientState
@@ -173,32 +174,17 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &mutexState{name: name, client: c.st, done: make(chan struct{}), slot: make(chan struct{}, 1)}
+	st := newMutexState(c, name)
 	if cfg.reentrant != nil {
 		st.reentrant = *cfg.reentrant
 	}
-	startDispatch.Do(func() { go dispatchReports() })
-	err = c.withName("lock name", name, func(p *C.latchkey_client, cname *C.char) error {
-		h := newHandle(st)
-		cc.handle = C.uintptr_t(h)
+	err = c.makeState(st, "lock name", func(p *C.latchkey_client, cname *C.char, cc C.lk_lock_config) (C.latchkey_status, *C.latchkey_error, C.uchar) {
 		r := C.lk_lock_new(p, cname, cc)
-		if r.handle_taken == 0 {
-			deleteHandle(h)
-		}
-		if r.status != C.LATCHKEY_OK {
-			return takeError(r.status, r.err)
-		}
 		st.lock = r.lock
-		return nil
-	})
+		return r.status, r.err, r.handle_taken
+	}, cc)
 	if err != nil {
 		return nil, err
-	}
-	lock := st.lock
-	st.rc.init(func() { C.latchkey_lock_free(lock) })
-	if !c.st.addMutex(st) {
-		st.rc.close()
-		return nil, c.st.closedError()
 	}
 	m := &Mutex{st: st}
 	// A forgotten Close: free what holds nothing. Holds made through the
@@ -208,6 +194,50 @@ func (c *Client) NewMutex(name string, opts ...MutexOption) (*Mutex, error) {
 	return m, nil
 }
 
+// newMutexState is the state of a new Mutex, Semaphore or Election.
+func newMutexState(c *Client, name string) *mutexState {
+	startDispatch.Do(func() { go dispatchReports() })
+	return &mutexState{name: name, client: c.st, done: make(chan struct{}), slot: make(chan struct{}, 1)}
+}
+
+// makeState makes st's C handle with newC (the lost-lease callback on a
+// handle to st; newC sets st's lock, sem or elect and says whether the
+// library took the handle) and records st with the client, so that Close
+// closes it. what names the name in messages ("lock name").
+func (c *Client) makeState(st *mutexState, what string, newC func(p *C.latchkey_client, cname *C.char, cc C.lk_lock_config) (C.latchkey_status, *C.latchkey_error, C.uchar), cc C.lk_lock_config) error {
+	err := c.withName(what, st.name, func(p *C.latchkey_client, cname *C.char) error {
+		h := newHandle(st)
+		cc.handle = C.uintptr_t(h)
+		status, cerr, taken := newC(p, cname, cc)
+		if taken == 0 {
+			deleteHandle(h)
+		}
+		if status != C.LATCHKEY_OK {
+			return takeError(status, cerr)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	lock, sem, elect := st.lock, st.sem, st.elect
+	st.rc.init(func() {
+		switch {
+		case sem != nil:
+			C.latchkey_semaphore_free(sem)
+		case elect != nil:
+			C.latchkey_election_free(elect)
+		default:
+			C.latchkey_lock_free(lock)
+		}
+	})
+	if !c.st.addMutex(st) {
+		st.rc.close()
+		return c.st.closedError()
+	}
+	return nil
+}
+
 func cbool(b bool) C.uchar {
 	if b {
 		return 1
@@ -215,12 +245,20 @@ func cbool(b bool) C.uchar {
 	return 0
 }
 
-// describe names what st is for, in messages: "lock 'x'" or "semaphore 'x'".
+// describe names what st is for, in messages: "lock 'x'", "semaphore 'x'"
+// or "election 'x'".
 func (st *mutexState) describe() string {
-	if st.sem != nil {
-		return fmt.Sprintf("semaphore '%s'", st.name)
+	return fmt.Sprintf("%s '%s'", st.noun(), st.name)
+}
+
+func (st *mutexState) noun() string {
+	switch {
+	case st.sem != nil:
+		return "semaphore"
+	case st.elect != nil:
+		return "election"
 	}
-	return fmt.Sprintf("lock '%s'", st.name)
+	return "lock"
 }
 
 func (st *mutexState) closedError() error {
@@ -232,10 +270,21 @@ func (st *mutexState) closedError() error {
 			return st.client.closedError()
 		}
 	}
-	if st.sem != nil {
-		return &Error{Message: fmt.Sprintf("the semaphore '%s' is closed", st.name), sentinel: ErrClosed}
+	if st.lock == nil {
+		return &Error{Message: fmt.Sprintf("the %s is closed", st.describe()), sentinel: ErrClosed}
 	}
 	return &Error{Message: fmt.Sprintf("the mutex for lock '%s' is closed", st.name), sentinel: ErrClosed}
+}
+
+// isClosed tells whether st or its client was closed (or is being closed:
+// both flags are set before the waits are interrupted).
+func (st *mutexState) isClosed() bool {
+	if st.closed.Load() {
+		return true
+	}
+	st.client.mu.Lock()
+	defer st.client.mu.Unlock()
+	return st.client.closed
 }
 
 func (st *mutexState) notLocked() error {
@@ -459,7 +508,12 @@ func (m *Mutex) Lost() <-chan struct{} {
 // those of the releases. Closing twice is harmless.
 func (m *Mutex) Close() error {
 	m.cleanup.Stop()
-	st := m.st
+	return m.st.close()
+}
+
+// close is the Close of a Mutex, Semaphore or Election: shut, then release
+// every hold still held through it. Closing twice is harmless.
+func (st *mutexState) close() error {
 	if !st.shut() {
 		return nil
 	}

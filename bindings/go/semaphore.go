@@ -7,7 +7,6 @@ import "C"
 
 import (
 	"context"
-	"errors"
 	"runtime"
 )
 
@@ -55,29 +54,15 @@ func (c *Client) NewSemaphore(name string, size uint32, opts ...MutexOption) (*S
 	if err != nil {
 		return nil, err
 	}
-	st := &mutexState{name: name, size: size, client: c.st, done: make(chan struct{}), slot: make(chan struct{}, 1)}
-	startDispatch.Do(func() { go dispatchReports() })
-	err = c.withName("semaphore name", name, func(p *C.latchkey_client, cname *C.char) error {
-		h := newHandle(st)
-		cc.handle = C.uintptr_t(h)
+	st := newMutexState(c, name)
+	st.size = size
+	err = c.makeState(st, "semaphore name", func(p *C.latchkey_client, cname *C.char, cc C.lk_lock_config) (C.latchkey_status, *C.latchkey_error, C.uchar) {
 		r := C.lk_semaphore_new(p, cname, C.uint32_t(size), cc)
-		if r.handle_taken == 0 {
-			deleteHandle(h)
-		}
-		if r.status != C.LATCHKEY_OK {
-			return takeError(r.status, r.err)
-		}
 		st.sem = r.semaphore
-		return nil
-	})
+		return r.status, r.err, r.handle_taken
+	}, cc)
 	if err != nil {
 		return nil, err
-	}
-	sem := st.sem
-	st.rc.init(func() { C.latchkey_semaphore_free(sem) })
-	if !c.st.addMutex(st) {
-		st.rc.close()
-		return nil, c.st.closedError()
 	}
 	s := &Semaphore{st: st}
 	// A forgotten Close: free what holds nothing (as for a Mutex).
@@ -152,9 +137,5 @@ func (s *Semaphore) ForceReleaseAll() (bool, error) {
 // releases. Closing twice is harmless.
 func (s *Semaphore) Close() error {
 	s.cleanup.Stop()
-	st := s.st
-	if !st.shut() {
-		return nil
-	}
-	return errors.Join(releaseAll(st.client.takeHolds(st))...)
+	return s.st.close()
 }

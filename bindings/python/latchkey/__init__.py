@@ -34,6 +34,15 @@ Redis when a holder dies); each acquisition is a :class:`Permit`::
     with pool.acquire(2) as permit:     # or `with pool as permit:` for one
         use_two_connections(permit.fencing_token)
 
+``client.election(name, ...)`` gives an :class:`Election`: one candidate
+at a time leads, with a term that increases with every leadership, and
+observers are woken by every change::
+
+    election = client.election("scheduler")
+    with election.campaign(b"host-a:8080") as leadership:
+        leadership.check()              # before each piece of a leader's work
+        print(election.leader())        # Leader(term=..., value=b'host-a:8080')
+
 The shared library is the file the environment variable
 ``LATCHKEY_LIBRARY`` names, else the copy inside this package (which
 ``pip install`` builds and bundles), else a system-installed one
@@ -54,6 +63,7 @@ from .client import (
     MasterState,
     QueuedWaiter,
 )
+from .election import MAX_LEADER_VALUE, Election, Leader, Leadership
 from .errors import (
     AuthenticationFailed,
     Cancelled,
@@ -72,7 +82,7 @@ from .lock import Lock, LostLease
 from .semaphore import MAX_PERMITS, Permit, Semaphore
 
 if TYPE_CHECKING:
-    from .aio import AsyncLock, AsyncPermit, AsyncSemaphore
+    from .aio import AsyncElection, AsyncLeadership, AsyncLock, AsyncPermit, AsyncSemaphore
 
 __version__ = "0.1.0"
 
@@ -86,6 +96,12 @@ __all__ = [
     "MAX_PERMITS",
     "AsyncSemaphore",
     "AsyncPermit",
+    "Election",
+    "Leadership",
+    "Leader",
+    "MAX_LEADER_VALUE",
+    "AsyncElection",
+    "AsyncLeadership",
     "LockInfo",
     "QueuedWaiter",
     "MAX_REPORTED_WAITERS",
@@ -117,7 +133,8 @@ def library_version() -> str:
 
 
 def __getattr__(name: str) -> Any:
-    # AsyncLock (and AsyncSemaphore, AsyncPermit), and asyncio with them,
+    # AsyncLock (and AsyncSemaphore, AsyncPermit, AsyncElection,
+    # AsyncLeadership), and asyncio with them,
     # on first use: a program without asyncio does not pay for importing it.
     if name in _ASYNC:
         from . import aio
@@ -126,7 +143,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'latchkey' has no attribute {name!r}")
 
 
-_ASYNC = ("AsyncLock", "AsyncSemaphore", "AsyncPermit")
+_ASYNC = ("AsyncLock", "AsyncSemaphore", "AsyncPermit", "AsyncElection", "AsyncLeadership")
 
 
 def __dir__() -> list[str]:

@@ -343,6 +343,30 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
     ("latchkey_semaphore_try_acquire", _S, [_H, c_uint32, _OUT, _ERR]),
     ("latchkey_semaphore_available", _S, [_H, POINTER(c_uint32), _ERR]),
     ("latchkey_semaphore_force_release_all", _S, [_H, POINTER(c_bool), _ERR]),
+    # elections (a leadership is a latchkey_guard: the guard calls above)
+    ("latchkey_election_new", _S, [_H, c_char_p, _H, _OUT, _ERR]),
+    ("latchkey_election_free", _S, [_H]),
+    ("latchkey_election_campaign", _S, [_H, c_char_p, c_size_t, c_int64, _H, _OUT, _ERR]),
+    (
+        "latchkey_election_leader",
+        _S,
+        [_H, POINTER(c_bool), POINTER(c_uint64), POINTER(c_void_p), POINTER(c_size_t), _ERR],
+    ),
+    (
+        "latchkey_election_observe",
+        _S,
+        [
+            _H,
+            c_uint64,
+            c_int64,
+            _H,
+            POINTER(c_bool),
+            POINTER(c_uint64),
+            POINTER(c_void_p),
+            POINTER(c_size_t),
+            _ERR,
+        ],
+    ),
     # cancel handles
     ("latchkey_cancel_new", _S, [_OUT, _ERR]),
     ("latchkey_cancel_free", None, [_H]),

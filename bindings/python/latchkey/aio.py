@@ -65,16 +65,18 @@ import _thread
 import asyncio
 import weakref
 from types import TracebackType
-from typing import Callable, Generic, NoReturn, Optional, TypeVar
+from typing import AsyncIterator, Callable, Generic, NoReturn, Optional, TypeVar
 
 from . import _args
+from ._hold import HoldSource, OwnHold
 from .cancel import Cancel
 from .client import Client
+from .election import Election, Leader, Leadership, Value, _value_bytes
 from .errors import NotHeld
 from .lock import Lock, LostLease, _Owner, _Slot
 from .semaphore import Permit, Semaphore
 
-__all__ = ["AsyncLock", "AsyncSemaphore", "AsyncPermit"]
+__all__ = ["AsyncLock", "AsyncSemaphore", "AsyncPermit", "AsyncElection", "AsyncLeadership"]
 
 _T = TypeVar("_T")
 
@@ -158,6 +160,45 @@ class _Call(Generic[_T]):
                 raise cancelled from None
             raise cancelled
         return self.result()
+
+
+async def _acquire_hold(source: HoldSource, slot: _Slot, take: Callable[[Cancel], bool]) -> bool:
+    """Runs `take(cancel)`, an acquire into `slot` through a Semaphore or
+    an Election, on a thread of its own: its outcome (False: a single
+    attempt found it taken). Cancelling the task ends the wait at once
+    (through `cancel`) and gives back what was granted meanwhile before
+    :class:`asyncio.CancelledError` is raised (as AsyncLock._acquire)."""
+    cancel = Cancel()
+
+    def give_back() -> None:
+        source._abandon(slot)
+
+    def run() -> bool:
+        try:
+            return take(cancel)
+        except BaseException:
+            give_back()
+            raise
+        finally:
+            # Abandoned on the loop while the grant was on its way.
+            if slot.abandoned:
+                slot.give_back()
+
+    call = _Call(run, undelivered=give_back)
+    try:
+        cancelled = await call.finish(on_cancel=cancel.cancel)
+    except BaseException:
+        # The coroutine is being closed (see AsyncLock._acquire).
+        cancel.cancel()
+        give_back()
+        raise
+    if cancelled is not None:
+        if slot.guard.value and not slot.released:
+            await _Call(give_back).finish()
+        else:
+            give_back()
+        raise cancelled
+    return call.result()
 
 
 class AsyncLock:
@@ -435,73 +476,60 @@ class AsyncLock:
         return f"<latchkey.AsyncLock {kind}{self.name!r} holds={self.holds}>"
 
 
-class AsyncPermit:
-    """A :class:`Permit` for asyncio, from :class:`AsyncSemaphore`: the
-    calls that talk to Redis are awaitable (``release``, ``extend``,
-    ``owned``, ``async with``), the ones that read local state plain
-    (``check``, ``lost``, ``fencing_token``, ``token``, ``remaining``).
-    A cancelled ``release()`` finishes the release, then raises
-    :class:`asyncio.CancelledError`, as :meth:`AsyncLock.release` does."""
+_AH = TypeVar("_AH", bound="_AsyncHold")
 
-    __slots__ = ("_permit",)
 
-    def __init__(self, permit: Permit) -> None:
-        self._permit = permit
+class _AsyncHold:
+    """An :class:`OwnHold` (a Permit, a Leadership) for asyncio: the calls
+    that talk to Redis are awaitable (ending it, ``extend``, ``owned``,
+    ``async with``), the ones that read local state plain (``check``,
+    ``lost``, ``fencing_token``, ``token``, ``remaining``). A cancelled
+    end finishes, then raises :class:`asyncio.CancelledError`, as
+    :meth:`AsyncLock.release` does."""
 
-    async def release(self) -> None:
-        """Gives the permits back; see :meth:`Permit.release`."""
-        await _Call(self._permit.release).outcome()
+    __slots__ = ("_hold",)
+
+    def __init__(self, hold: OwnHold) -> None:
+        self._hold = hold
+
+    async def _end(self) -> None:
+        await _Call(self._hold._release).outcome()
 
     async def extend(self, ttl: float, replace_ttl: bool = True) -> None:
         """See :meth:`Permit.extend`."""
         _args.positive_ms(ttl, "ttl")
-        permit = self._permit
-        await _Call(lambda: permit.extend(ttl, replace_ttl)).outcome()
+        hold = self._hold
+        await _Call(lambda: hold.extend(ttl, replace_ttl)).outcome()
 
     async def owned(self) -> bool:
         """Whether Redis confirms this very hold (one round trip)."""
-        return await _Call(self._permit.owned).outcome()
+        return await _Call(self._hold.owned).outcome()
 
     def check(self) -> None:
         """See :meth:`Permit.check` (local state only)."""
-        self._permit.check()
+        self._hold.check()
 
     @property
     def lost(self) -> bool:
         """Whether the lease was lost (local state)."""
-        return self._permit.lost
+        return self._hold.lost
 
     @property
     def fencing_token(self) -> int:
         """This hold's fencing token."""
-        return self._permit.fencing_token
+        return self._hold.fencing_token
 
     @property
     def token(self) -> str:
-        """This hold's owner token (its permits, ``:``, 32 hex digits)."""
-        return self._permit.token
+        """This hold's owner token."""
+        return self._hold.token
 
     @property
     def remaining(self) -> float:
         """Seconds the lease is certainly still ours (0.0 once it ended)."""
-        return self._permit.remaining
+        return self._hold.remaining
 
-    @property
-    def permits(self) -> int:
-        """How many permits this hold took."""
-        return self._permit.permits
-
-    @property
-    def name(self) -> str:
-        """The semaphore's name."""
-        return self._permit.name
-
-    @property
-    def permit(self) -> Permit:
-        """The underlying (sync) :class:`Permit`."""
-        return self._permit
-
-    async def __aenter__(self) -> "AsyncPermit":
+    async def __aenter__(self: _AH) -> _AH:
         return self
 
     async def __aexit__(
@@ -510,13 +538,49 @@ class AsyncPermit:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        await self.release()
+        await self._end()
 
     def __reduce__(self) -> NoReturn:
-        raise TypeError("a latchkey.AsyncPermit cannot be pickled or copied")
+        raise TypeError(f"a latchkey.{type(self).__name__} cannot be pickled or copied")
 
     def __repr__(self) -> str:
-        return repr(self._permit).replace("<latchkey.Permit", "<latchkey.AsyncPermit", 1)
+        inner = type(self._hold).__name__
+        return repr(self._hold).replace(f"<latchkey.{inner}", f"<latchkey.{type(self).__name__}", 1)
+
+
+class AsyncPermit(_AsyncHold):
+    """A :class:`Permit` for asyncio, from :class:`AsyncSemaphore`: the
+    calls that talk to Redis are awaitable (``release``, ``extend``,
+    ``owned``, ``async with``), the ones that read local state plain
+    (``check``, ``lost``, ``fencing_token``, ``token``, ``remaining``).
+    A cancelled ``release()`` finishes the release, then raises
+    :class:`asyncio.CancelledError`, as :meth:`AsyncLock.release` does."""
+
+    __slots__ = ()
+
+    def __init__(self, permit: Permit) -> None:
+        super().__init__(permit)
+
+    async def release(self) -> None:
+        """Gives the permits back; see :meth:`Permit.release`."""
+        await self._end()
+
+    @property
+    def permits(self) -> int:
+        """How many permits this hold took."""
+        return self.permit.permits
+
+    @property
+    def name(self) -> str:
+        """The semaphore's name."""
+        return self.permit.name
+
+    @property
+    def permit(self) -> Permit:
+        """The underlying (sync) :class:`Permit`."""
+        permit = self._hold
+        assert isinstance(permit, Permit)
+        return permit
 
 
 class AsyncSemaphore:
@@ -585,37 +649,11 @@ class AsyncSemaphore:
             _args.wait_ms(timeout)  # a bad timeout raises here, not on the thread
         semaphore = self._semaphore
         slot = _Slot()
-        cancel = Cancel()
 
-        def give_back() -> None:
-            semaphore._abandon(slot)
+        def take(cancel: Cancel) -> bool:
+            return semaphore._acquire_permits(slot, permits, blocking, timeout, cancel)
 
-        def run() -> bool:
-            try:
-                return semaphore._acquire_into(slot, permits, blocking, timeout, cancel)
-            except BaseException:
-                give_back()
-                raise
-            finally:
-                # Abandoned on the loop while the grant was on its way.
-                if slot.abandoned:
-                    slot.give_back()
-
-        call = _Call(run, undelivered=give_back)
-        try:
-            cancelled = await call.finish(on_cancel=cancel.cancel)
-        except BaseException:
-            # The coroutine is being closed (see AsyncLock._acquire).
-            cancel.cancel()
-            give_back()
-            raise
-        if cancelled is not None:
-            if slot.guard.value and not slot.released:
-                await _Call(give_back).finish()
-            else:
-                give_back()
-            raise cancelled
-        if not call.result():
+        if not await _acquire_hold(semaphore, slot, take):
             return None
         return AsyncPermit(Permit(semaphore, slot, permits))
 
@@ -675,3 +713,157 @@ class AsyncSemaphore:
 
     def __repr__(self) -> str:
         return f"<latchkey.AsyncSemaphore {self.name!r} size={self.size} holds={self.holds}>"
+
+
+class AsyncLeadership(_AsyncHold):
+    """A :class:`Leadership` for asyncio, from :class:`AsyncElection`:
+    ``resign``, ``extend``, ``owned`` and ``async with`` (which resigns on
+    exit) are awaitable, ``check``, ``lost``, ``term``, ``value``,
+    ``token`` and ``remaining`` plain. A cancelled ``resign()`` finishes,
+    then raises :class:`asyncio.CancelledError`."""
+
+    __slots__ = ()
+
+    def __init__(self, leadership: Leadership) -> None:
+        super().__init__(leadership)
+
+    async def resign(self) -> None:
+        """Gives the leadership up; see :meth:`Leadership.resign`."""
+        await self._end()
+
+    @property
+    def term(self) -> int:
+        """This leadership's term (its fencing token)."""
+        return self.leadership.term
+
+    @property
+    def value(self) -> bytes:
+        """The value announced."""
+        return self.leadership.value
+
+    @property
+    def name(self) -> str:
+        """The election's name."""
+        return self.leadership.name
+
+    @property
+    def leadership(self) -> Leadership:
+        """The underlying (sync) :class:`Leadership`."""
+        leadership = self._hold
+        assert isinstance(leadership, Leadership)
+        return leadership
+
+
+class AsyncElection:
+    """A named election for asyncio: :class:`Election`'s calls as
+    coroutines, which never block the event loop. Made by
+    :meth:`Client.async_election` (or ``AsyncElection(client, name, ...)``)
+    with :class:`Election`'s options.
+
+    ``await campaign(value, timeout=None)`` returns an
+    :class:`AsyncLeadership`; cancelling the task ends the wait at once and
+    resigns a leadership won meanwhile before
+    :class:`asyncio.CancelledError` is raised (as :meth:`AsyncLock.acquire`).
+    ``await observe(known, timeout=None)`` waits for the next change (a
+    cancelled task ends the wait at once); ``async for leader in
+    election.watch()`` yields who leads, then every change.
+
+    >>> election = client.async_election("scheduler")  # doctest: +SKIP
+    >>> async with await election.campaign(b"host-a") as leadership:
+    ...     await run_scheduler(leadership.term)
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        renew_every: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        on_lost: Optional[Callable[[LostLease], object]] = None,
+        fair: bool = False,
+    ) -> None:
+        self._election = Election(
+            client,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            renew_every=renew_every,
+            retry_jitter=retry_jitter,
+            on_lost=on_lost,
+            fair=fair,
+        )
+
+    async def campaign(
+        self, value: Value = b"", timeout: Optional[float] = None
+    ) -> AsyncLeadership:
+        """Leads, announcing ``value``, waiting on a thread of its own at
+        most ``timeout`` seconds (None or -1: for ever; 0: one attempt);
+        the errors are :meth:`Election.campaign`'s."""
+        data = _value_bytes(value)
+        ms = _args.wait_ms(timeout)  # a bad timeout raises here, not on the thread
+        election = self._election
+        slot = _Slot()
+
+        def take(cancel: Cancel) -> bool:
+            election._campaign_into(slot, data, ms, cancel)
+            return True
+
+        await _acquire_hold(election, slot, take)
+        return AsyncLeadership(Leadership(election, slot, data))
+
+    async def leader(self) -> Optional[Leader]:
+        """Who leads now (one round trip); see :meth:`Election.leader`."""
+        return await _Call(self._election.leader).outcome()
+
+    async def observe(
+        self, known: Optional[Leader] = None, timeout: Optional[float] = None
+    ) -> Optional[Leader]:
+        """Waits for the next change; see :meth:`Election.observe`.
+        Cancelling the task ends the wait at once."""
+        if known is not None and not isinstance(known, Leader):
+            raise TypeError(f"known must be a latchkey.Leader or None, not {type(known).__name__}")
+        _args.wait_ms(timeout)
+        election = self._election
+        cancel = Cancel()
+        call = _Call(lambda: election.observe(known, timeout, cancel=cancel))
+        cancelled = await call.finish(on_cancel=cancel.cancel)
+        if cancelled is not None:
+            raise cancelled
+        return call.result()
+
+    async def watch(
+        self, timeout_per_change: Optional[float] = None
+    ) -> AsyncIterator[Optional[Leader]]:
+        """Yields who leads now, then every change; see :meth:`Election.watch`."""
+        known = await self.leader()
+        yield known
+        while True:
+            known = await self.observe(known, timeout_per_change)
+            yield known
+
+    @property
+    def name(self) -> str:
+        """The election's name."""
+        return self._election.name
+
+    @property
+    def holds(self) -> int:
+        """Leaderships won through it, in this process, neither resigned nor lost."""
+        return self._election.holds
+
+    @property
+    def election(self) -> Election:
+        """The underlying (sync) :class:`Election`."""
+        return self._election
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "a latchkey.AsyncElection cannot be pickled or copied: "
+            "make a new Client and AsyncElection in the other process"
+        )
+
+    def __repr__(self) -> str:
+        return f"<latchkey.AsyncElection {self.name!r} holds={self.holds}>"

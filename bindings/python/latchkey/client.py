@@ -25,7 +25,8 @@ from ._lib import lib, raise_error
 from .errors import LatchkeyError
 
 if TYPE_CHECKING:
-    from .aio import AsyncLock, AsyncSemaphore
+    from .aio import AsyncElection, AsyncLock, AsyncSemaphore
+    from .election import Election
     from .lock import Lock, LostLease
     from .semaphore import Semaphore
 
@@ -461,7 +462,7 @@ class Client:
     def close(self) -> None:
         """Closes the client, as in every language (the library's
         ``latchkey_client_close``), then frees it; closing again does
-        nothing. Every lock (and semaphore permit) still held through the
+        nothing. Every lock (and semaphore permit, and leadership) still held through the
         client is released in Redis at once, whichever thread holds it
         (also one whose thread has ended), and its holder then holds
         nothing (:meth:`Lock.check` and :meth:`Permit.check` raise
@@ -651,6 +652,72 @@ class Client:
             on_lost=on_lost,
             retry_jitter=retry_jitter,
             renew_every=renew_every,
+        )
+
+    def election(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        renew_every: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        fair: bool = False,
+    ) -> "Election":
+        """A handle for the election ``name``; see :class:`Election`. The
+        options are :meth:`lock`'s for the leaders' leases, less those only
+        a lock has. Nothing is sent to Redis until it is used. An Election
+        and a Lock or Semaphore of one name share no key.
+
+        >>> election = client.election("scheduler", ttl=10)  # doctest: +SKIP
+        >>> with election.campaign(b"host-a:8080") as leadership:
+        ...     print(election.leader(), leadership.term)
+        """
+        from .election import Election
+
+        return Election(
+            self,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            renew_every=renew_every,
+            retry_jitter=retry_jitter,
+            on_lost=on_lost,
+            fair=fair,
+        )
+
+    def async_election(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        renew_every: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        fair: bool = False,
+    ) -> "AsyncElection":
+        """An asyncio handle for the election ``name``: :meth:`election`'s
+        arguments (see :class:`latchkey.AsyncElection`). Its waits never
+        block the event loop, and a cancelled campaign resigns what it
+        won.
+
+        >>> election = client.async_election("scheduler")  # doctest: +SKIP
+        >>> async with await election.campaign(b"host-a") as leadership:
+        ...     await run_scheduler(leadership.term)
+        """
+        from .aio import AsyncElection
+
+        return AsyncElection(
+            self,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            renew_every=renew_every,
+            retry_jitter=retry_jitter,
+            on_lost=on_lost,
+            fair=fair,
         )
 
     def locked(

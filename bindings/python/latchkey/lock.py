@@ -489,25 +489,33 @@ def _lock_options(
     return options
 
 
+def _give_back_late(slot: _Slot, err: c_void_p) -> None:
+    """After a helper thread's acquire: a grant that came after the
+    acquire was abandoned is given back (see _wait_on_helper)."""
+    if slot.abandoned:
+        slot.give_back()
+        discard_error(err)  # nobody will read it
+
+
 def _wait_on_helper(
     what: str,
     kind: str,
     shared: SharedHandle,
     call: Callable[[Optional[int]], int],
-    slot: _Slot,
-    err: c_void_p,
+    late: Callable[[], None],
     wait: Wait,
 ) -> int:
-    """Waits for a lock or permits on a helper thread while this (main)
-    thread waits on a threading lock, which signals interrupt: Ctrl-C
-    raises KeyboardInterrupt here and cancels the wait. (A ctypes call
-    itself cannot be interrupted by a signal.) The main thread's wait is
-    bounded (_SIGNAL_CHECK_S) and repeated, so a signal that came just
-    before it blocked is handled too. Both threads use `wait` until they
-    close it, and the helper a use of `shared` (the Lock's or Semaphore's
-    handle, `kind` naming it); `call(cancel_handle)` is the blocking C
-    acquire that writes into `slot`. A grant that reaches the helper after
-    the acquire was abandoned is given back by the helper. `what` names
+    """Waits for a lock, permits, a leadership or an election's change on
+    a helper thread while this (main) thread waits on a threading lock,
+    which signals interrupt: Ctrl-C raises KeyboardInterrupt here and
+    cancels the wait. (A ctypes call itself cannot be interrupted by a
+    signal.) The main thread's wait is bounded (_SIGNAL_CHECK_S) and
+    repeated, so a signal that came just before it blocked is handled too.
+    Both threads use `wait` until they close it, and the helper a use of
+    `shared` (the Lock's, Semaphore's or Election's handle, `kind` naming
+    it); `call(cancel_handle)` is the blocking C call. The helper runs
+    `late()` after it: what the call got when the wait was abandoned
+    meanwhile is given back (or freed) there, by the helper. `what` names
     it in messages ("lock 'x'")."""
     outcome: list[int] = []
     done = _allocate_lock()
@@ -518,9 +526,7 @@ def _wait_on_helper(
     def run() -> None:
         try:
             outcome.append(call(cancel_handle))
-            if slot.abandoned:
-                slot.give_back()
-                discard_error(err)  # nobody will read it
+            late()
         finally:
             wait.close()
             shared.exit()
@@ -842,7 +848,10 @@ class Lock:
         def call(cancel_handle: Optional[int]) -> int:
             return int(_acquire(handle, ms, cancel_handle, slot.guard, err))
 
-        return _wait_on_helper(f"lock {self._name!r}", "Lock", self._handle, call, slot, err, wait)
+        def late() -> None:
+            _give_back_late(slot, err)
+
+        return _wait_on_helper(f"lock {self._name!r}", "Lock", self._handle, call, late, wait)
 
     def release(self) -> None:
         """Releases the calling thread's newest hold (see ``thread_local``).
