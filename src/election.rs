@@ -364,6 +364,12 @@ impl Election {
                 }
             };
             if current.as_ref().map(|leader| leader.term) != known_term {
+                // A change read after a cancel or close (the close's own
+                // resignation, say) reports the cancel or close.
+                if cancel.is_some_and(CancelToken::is_cancelled) || self.client.closing.is_closed()
+                {
+                    continue;
+                }
                 return Ok(current);
             }
             let now = Instant::now();
