@@ -1317,3 +1317,59 @@ fn list_through_redlock_lists_what_a_quorum_holds() {
         text(&output.stderr)
     );
 }
+
+/// `inspect --semaphore` and `inspect --election` show the holds of a
+/// semaphore and the leader of an election, as text and as JSON.
+#[test]
+fn inspect_shows_semaphores_and_elections() {
+    let server = RedisServer::start();
+    let url = server.url();
+    let client = latchkey::Client::open(&url).unwrap();
+    let pool = client.semaphore("cli-pool", 3).unwrap();
+    let two = pool.acquire(2).unwrap();
+    let out = |args: &[&str]| {
+        let mut all = vec!["--url", &url];
+        all.extend_from_slice(args);
+        let output = run_str(&all);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+    let shown = out(&["inspect", "--semaphore", "cli-pool"]);
+    assert!(
+        shown.starts_with("semaphore in_use=2 holds=1 fencing="),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("holder {} permits=2 ttl_ms=", two.token())),
+        "{shown}"
+    );
+    let parsed = json::parse(out(&["--json", "inspect", "--semaphore", "cli-pool"]).trim());
+    assert_eq!(parsed.get("kind").as_str(), "semaphore");
+    assert_eq!(parsed.get("in_use"), &json::Value::Number(2));
+
+    let election = client.election("cli-election").unwrap();
+    assert_eq!(
+        out(&["inspect", "--election", "cli-election"]).trim(),
+        "no leader"
+    );
+    let leadership = election.campaign(b"host-a").unwrap();
+    let shown = out(&["inspect", "--election", "cli-election"]);
+    assert!(
+        shown.starts_with(&format!("leader term={} ttl_ms=", leadership.term())),
+        "{shown}"
+    );
+    assert!(shown.trim_end().ends_with("value=host-a"), "{shown}");
+    let parsed = json::parse(out(&["--json", "inspect", "--election", "cli-election"]).trim());
+    assert_eq!(parsed.get("state").as_str(), "led");
+    assert_eq!(parsed.get("value").as_str(), "host-a");
+    let both = run_str(&["--url", &url, "inspect", "--semaphore", "--election", "x"]);
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "the two kinds exclude each other"
+    );
+}

@@ -127,6 +127,17 @@ enum Command {
     Inspect {
         /// The lock's name
         name: String,
+        /// NAME is a semaphore: print "semaphore in_use=N holds=M
+        /// fencing=T", then "holder TOKEN permits=K ttl_ms=MS" per hold
+        /// (with --json: {"name","kind":"semaphore","in_use","holds",
+        /// "fencing_token","holders":[{"token","permits","ttl_ms"}]})
+        #[arg(long, conflicts_with = "election")]
+        semaphore: bool,
+        /// NAME is an election: print "leader term=T ttl_ms=MS value=TEXT"
+        /// or "no leader" (with --json: {"name","kind":"election",
+        /// "state":"led"|"free","term","ttl_ms","value"})
+        #[arg(long)]
+        election: bool,
     },
     /// Delete NAME whoever holds it and wake its waiters; print "unlocked" or
     /// "free" (with --json: {"name":..,"unlocked":true|false})
@@ -379,7 +390,52 @@ fn run(cli: &Cli, signals: Option<SignalWatch>) -> Result<(), Outcome> {
 /// Runs the command of `cli` on `client`.
 fn command(cli: &Cli, client: &Client, signals: Option<SignalWatch>) -> Result<(), Outcome> {
     match &cli.command {
-        Command::Inspect { name } => {
+        Command::Inspect {
+            name,
+            semaphore: true,
+            ..
+        } => {
+            let info = client.semaphore(name, 1)?.inspect()?;
+            if cli.json {
+                println!("{}", semaphore_json(&info));
+                return Ok(());
+            }
+            println!(
+                "semaphore in_use={} holds={} fencing={}",
+                info.in_use, info.hold_count, info.fencing_token
+            );
+            for holder in &info.holders {
+                println!(
+                    "holder {} permits={} ttl_ms={}",
+                    holder.token,
+                    holder.permits,
+                    holder.ttl.as_millis()
+                );
+            }
+            Ok(())
+        }
+        Command::Inspect {
+            name,
+            election: true,
+            ..
+        } => {
+            let leader = client.election(name)?.leader()?;
+            if cli.json {
+                println!("{}", leader_json(name, leader.as_ref()));
+                return Ok(());
+            }
+            match leader {
+                Some(leader) => println!(
+                    "leader term={} ttl_ms={} value={}",
+                    leader.term,
+                    leader.ttl.as_millis(),
+                    String::from_utf8_lossy(&leader.value)
+                ),
+                None => println!("no leader"),
+            }
+            Ok(())
+        }
+        Command::Inspect { name, .. } => {
             let info = client.inspect(name)?;
             if cli.json {
                 println!("{}", inspect_json(name, info.as_ref(), true));
@@ -954,6 +1010,40 @@ fn inspect_json(name: &str, info: Option<&LockInfo>, with_queue: bool) -> String
         })
         .collect();
     json.raw("queue", &format!("[{}]", queue.join(","))).end()
+}
+
+fn semaphore_json(info: &latchkey::SemaphoreInfo) -> String {
+    let holders: Vec<String> = info
+        .holders
+        .iter()
+        .map(|holder| {
+            Json::new()
+                .str("token", &holder.token)
+                .num("permits", holder.permits)
+                .num("ttl_ms", holder.ttl.as_millis())
+                .end()
+        })
+        .collect();
+    Json::new()
+        .str("name", &info.name)
+        .str("kind", "semaphore")
+        .num("in_use", info.in_use)
+        .num("holds", info.hold_count)
+        .num("fencing_token", info.fencing_token)
+        .raw("holders", &format!("[{}]", holders.join(",")))
+        .end()
+}
+
+fn leader_json(name: &str, leader: Option<&latchkey::Leader>) -> String {
+    let json = Json::new().str("name", name).str("kind", "election");
+    let Some(leader) = leader else {
+        return json.str("state", "free").end();
+    };
+    json.str("state", "led")
+        .num("term", leader.term)
+        .num("ttl_ms", leader.ttl.as_millis())
+        .str("value", &String::from_utf8_lossy(&leader.value))
+        .end()
 }
 
 /// One JSON object, written by hand (the tool needs no more than flat
