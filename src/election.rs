@@ -341,19 +341,14 @@ impl Election {
             let seen = parker.wakeups();
             if watches.is_none() {
                 // Listen before looking, so no change in between is missed.
-                let mut listening = Vec::new();
-                for subscriber in &self.client.subscribers {
-                    match subscriber.watch(self.keys.channel(), &parker, seen, "", "") {
-                        Ok(watch) => listening.push(watch),
-                        Err(e) if e.kind() == ErrorKind::Server => {
-                            return Err(
-                                e.context(format_args!("observing election '{}'", self.name()))
-                            )
-                        }
-                        Err(_) => {}
-                    }
-                }
-                watches = Some(listening);
+                watches = Some(self.client.watch_releases(
+                    &[self.keys.channel()],
+                    &parker,
+                    seen,
+                    "",
+                    "",
+                    &format_args!("observing election '{}'", self.name()),
+                )?);
             }
             let (current, holder_ttl) = match self.read()? {
                 Reading::Nobody => (None, None),

@@ -603,17 +603,14 @@ impl Target for Lock {
         hold: &str,
         waiter: &str,
     ) -> Result<Vec<Watch>> {
-        let mut watches = Vec::new();
-        for subscriber in &self.client.subscribers {
-            match subscriber.watch(self.keys.channel(), parker, seen, hold, waiter) {
-                Ok(watch) => watches.push(watch),
-                Err(e) if e.kind() == ErrorKind::Server => {
-                    return Err(e.context(format_args!("acquiring lock '{}'", self.keys.name())))
-                }
-                Err(_) => {}
-            }
-        }
-        Ok(watches)
+        self.client.watch_releases(
+            &[self.keys.channel()],
+            parker,
+            seen,
+            hold,
+            waiter,
+            &format_args!("acquiring lock '{}'", self.keys.name()),
+        )
     }
 
     fn retry_jitter(&self) -> Duration {

@@ -366,22 +366,14 @@ impl Target for Request<'_> {
         if self.side == Side::Write {
             channels.push(rwlock.readers.channel());
         }
-        let mut watches = Vec::new();
-        for subscriber in &rwlock.client.subscribers {
-            for channel in &channels {
-                match subscriber.watch(channel, parker, seen, hold, waiter) {
-                    Ok(watch) => watches.push(watch),
-                    Err(e) if e.kind() == ErrorKind::Server => {
-                        return Err(e.context(format_args!(
-                            "acquiring read-write lock '{}'",
-                            rwlock.name()
-                        )))
-                    }
-                    Err(_) => {}
-                }
-            }
-        }
-        Ok(watches)
+        rwlock.client.watch_releases(
+            &channels,
+            parker,
+            seen,
+            hold,
+            waiter,
+            &format_args!("acquiring read-write lock '{}'", rwlock.name()),
+        )
     }
 
     fn give_back_later(&self, hold: &str, first_unknown: Instant) {

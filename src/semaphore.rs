@@ -372,20 +372,14 @@ impl Target for PermitRequest<'_> {
         waiter: &str,
     ) -> Result<Vec<Watch>> {
         let semaphore = self.semaphore;
-        let mut watches = Vec::new();
-        for subscriber in &semaphore.client.subscribers {
-            match subscriber.watch(semaphore.keys.channel(), parker, seen, hold, waiter) {
-                Ok(watch) => watches.push(watch),
-                Err(e) if e.kind() == ErrorKind::Server => {
-                    return Err(e.context(format_args!(
-                        "acquiring permits of semaphore '{}'",
-                        semaphore.keys.name()
-                    )))
-                }
-                Err(_) => {}
-            }
-        }
-        Ok(watches)
+        semaphore.client.watch_releases(
+            &[semaphore.keys.channel()],
+            parker,
+            seen,
+            hold,
+            waiter,
+            &format_args!("acquiring permits of semaphore '{}'", semaphore.keys.name()),
+        )
     }
 
     fn give_back_later(&self, hold: &str, first_unknown: Instant) {

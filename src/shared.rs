@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use crate::backend::{Backend, FencedWriteArgs};
 use crate::close::Closing;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::info::FencedWrite;
 use crate::keys::{validate_name, LockKeys};
-use crate::pubsub::Subscriber;
+use crate::pubsub::{Subscriber, Watch};
+use crate::wait::Parker;
 use crate::watchdog::Watchdog;
 
 /// What a [`Client`](crate::Client) shares with every lock it makes: the
@@ -77,6 +78,34 @@ impl ClientShared {
             watchdog: &self.watchdog,
             subscribers: &self.subscribers,
         }
+    }
+
+    /// Listens for release messages on `channels` on every server that
+    /// publishes them, waking `parker` (see `Subscriber::watch` for `seen`,
+    /// `hold` and `waiter`). A server that cannot be reached is left out
+    /// (the waiter looks again by itself); one that refuses the
+    /// subscription (the Redis user lacks the permission: a server error)
+    /// fails with `what` ("acquiring lock 'x'") as context.
+    pub(crate) fn watch_releases(
+        &self,
+        channels: &[&[u8]],
+        parker: &Arc<Parker>,
+        seen: u64,
+        hold: &str,
+        waiter: &str,
+        what: &dyn std::fmt::Display,
+    ) -> Result<Vec<Watch>> {
+        let mut watches = Vec::new();
+        for subscriber in &self.subscribers {
+            for channel in channels {
+                match subscriber.watch(channel, parker, seen, hold, waiter) {
+                    Ok(watch) => watches.push(watch),
+                    Err(e) if e.kind() == ErrorKind::Server => return Err(e.context(what)),
+                    Err(_) => {}
+                }
+            }
+        }
+        Ok(watches)
     }
 
     /// The keys of lock `name` on this client.
