@@ -40,21 +40,37 @@ func (st *mutexState) cAcquire(permits uint32, timeout C.int64_t, cancel *C.latc
 
 // acquire waits for the lock (permits: 0) or for permits of a semaphore.
 func (st *mutexState) acquire(ctx context.Context, permits uint32) (*Hold, error) {
+	var r C.lk_acquired
+	err := st.wait(ctx, func(timeout C.int64_t, cancel *C.latchkey_cancel) (C.latchkey_status, *C.latchkey_error) {
+		r = st.cAcquire(permits, timeout, cancel)
+		return r.status, r.err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newHold(st, r)
+}
+
+// wait runs call, the C acquire of whatever st is for (given the timeout
+// in milliseconds, -1 for ever, and the cancel handle that ctx, Close and
+// Client.Close trigger), and turns its failure into ctx's error, ErrClosed
+// or the library's error; nil when call returned LATCHKEY_OK.
+func (st *mutexState) wait(ctx context.Context, call func(C.int64_t, *C.latchkey_cancel) (C.latchkey_status, *C.latchkey_error)) error {
 	if err := ctx.Err(); err != nil {
-		return nil, contextError(ctx, st.describe(), err)
+		return contextError(ctx, st.describe(), err)
 	}
 	timeout := C.int64_t(-1)
 	deadline, hasDeadline := ctx.Deadline()
 	if hasDeadline {
 		d := time.Until(deadline)
 		if d <= 0 {
-			return nil, contextError(ctx, st.describe(), context.DeadlineExceeded)
+			return contextError(ctx, st.describe(), context.DeadlineExceeded)
 		}
 		// Rounded up, so the library never gives up before ctx does.
 		timeout = C.int64_t((d + time.Millisecond - 1) / time.Millisecond)
 	}
 	if !st.rc.acquire() {
-		return nil, st.closedError()
+		return st.closedError()
 	}
 	defer st.rc.release()
 
@@ -62,17 +78,18 @@ func (st *mutexState) acquire(ctx context.Context, permits uint32) (*Hold, error
 	// Close can interrupt it even when ctx never ends.
 	made := C.lk_cancel_new()
 	if made.status != C.LATCHKEY_OK {
-		return nil, takeError(made.status, made.err)
+		return takeError(made.status, made.err)
 	}
 	cancel := made.cancel
 	defer C.latchkey_cancel_free(cancel)
 	if !st.client.startWait(cancel, st) {
-		return nil, st.closedError()
+		return st.closedError()
 	}
-	var r C.lk_acquired
+	var status C.latchkey_status
+	var cerr *C.latchkey_error
 	st.tick.beforeBlockingCall()
 	if ctx.Done() == nil {
-		r = st.cAcquire(permits, timeout, cancel)
+		status, cerr = call(timeout, cancel)
 	} else {
 		// context.AfterFunc is the watcher goroutine, started only if ctx
 		// ends: it triggers the cancel handle, which wakes the acquire.
@@ -88,30 +105,30 @@ func (st *mutexState) acquire(ctx context.Context, permits uint32) (*Hold, error
 			}
 			close(triggered)
 		})
-		r = st.cAcquire(permits, timeout, cancel)
+		status, cerr = call(timeout, cancel)
 		if !stop() {
 			<-triggered // the handle must outlive its trigger call
 		}
 	}
 	st.client.endWait(cancel)
-	if r.status != C.LATCHKEY_OK {
-		err := takeError(r.status, r.err)
-		if r.status == C.LATCHKEY_CANCELLED || r.status == C.LATCHKEY_TIMEOUT {
-			if cerr := ctx.Err(); cerr != nil {
-				return nil, contextError(ctx, st.describe(), cerr)
+	if status != C.LATCHKEY_OK {
+		err := takeError(status, cerr)
+		if status == C.LATCHKEY_CANCELLED || status == C.LATCHKEY_TIMEOUT {
+			if ctxErr := ctx.Err(); ctxErr != nil {
+				return contextError(ctx, st.describe(), ctxErr)
 			}
-			if r.status == C.LATCHKEY_CANCELLED {
+			if status == C.LATCHKEY_CANCELLED {
 				// Nothing but ctx and Close trigger the handle.
-				return nil, st.closedError()
+				return st.closedError()
 			}
 			if hasDeadline && !time.Now().Before(deadline) {
 				// The library's timeout fired just before ctx's timer.
-				return nil, contextError(ctx, st.describe(), context.DeadlineExceeded)
+				return contextError(ctx, st.describe(), context.DeadlineExceeded)
 			}
 		}
-		return nil, err
+		return err
 	}
-	return newHold(st, r)
+	return nil
 }
 
 func (st *mutexState) tryAcquire(permits uint32) (*Hold, error) {

@@ -56,6 +56,7 @@ type mutexState struct {
 	lock      *C.latchkey_lock
 	sem       *C.latchkey_semaphore
 	size      uint32
+	label     string // a multi-lock's: what describe says (multilock.go)
 	rc        refcount
 	client    *clientState
 	name      string
@@ -217,6 +218,9 @@ func cbool(b bool) C.uchar {
 
 // describe names what st is for, in messages: "lock 'x'" or "semaphore 'x'".
 func (st *mutexState) describe() string {
+	if st.label != "" {
+		return st.label
+	}
 	if st.sem != nil {
 		return fmt.Sprintf("semaphore '%s'", st.name)
 	}
@@ -231,6 +235,9 @@ func (st *mutexState) closedError() error {
 		if closed {
 			return st.client.closedError()
 		}
+	}
+	if st.label != "" {
+		return &Error{Message: fmt.Sprintf("the %s is closed", st.label), sentinel: ErrClosed}
 	}
 	if st.sem != nil {
 		return &Error{Message: fmt.Sprintf("the semaphore '%s' is closed", st.name), sentinel: ErrClosed}
