@@ -10,8 +10,10 @@ import atexit
 import gc
 import os
 import pickle
+import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -32,8 +34,6 @@ def lock_waiters(url: str, name: str) -> int:
 
 def wait_for_waiter(url: str, name: str) -> None:
     # Redis state has no event to wait on: poll it, bounded.
-    import time
-
     deadline = time.monotonic() + 10
     while lock_waiters(url, name) == 0:
         assert time.monotonic() < deadline, f"nobody waits for {name}"
@@ -196,6 +196,37 @@ def test_cancel_ends_a_wait_and_takes_nothing(client: Client, url: str, name: st
     assert not client.is_locked(a), "a cancelled acquire gives back what it took"
     blocker.release()
     assert multi.holds == 0
+
+
+def test_ctrl_c_ends_a_main_thread_wait_and_takes_nothing(
+    client: Client, url: str, name: str
+) -> None:
+    from latchkey import cancel as cancel_module
+
+    a, b = f"{name}-a", f"{name}-b"
+    blocker = client.lock(b, thread_local=False)
+    assert blocker.acquire()
+    multi = client.multi_lock([a, b])
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def ctrl_c() -> None:
+        wait_for_waiter(url, b)  # it waits for b, holding a
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sender = threading.Thread(target=ctrl_c)
+    try:
+        sender.start()
+        with pytest.raises(KeyboardInterrupt):
+            multi.acquire(timeout=30)
+    finally:
+        sender.join(30)
+        signal.signal(signal.SIGINT, previous)
+    assert cancel_module.wait_for_waits_to_end(10.0), "the interrupted wait goes on"
+    assert not client.is_locked(a), "an interrupted acquire gives back what it took"
+    assert multi.holds == 0
+    blocker.release()
 
 
 def test_a_held_guard_survives_garbage_collection_until_close(url: str, name: str) -> None:
