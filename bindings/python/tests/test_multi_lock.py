@@ -131,6 +131,21 @@ def test_a_lost_lease_loses_the_whole(client: Client, name: str) -> None:
     assert multi.holds == 0
 
 
+def test_a_dropped_lost_guard_is_freed_at_the_next_acquire(client: Client, name: str) -> None:
+    p, q = f"{name}-p", f"{name}-q"
+    reported = threading.Event()
+    multi = client.multi_lock([p, q], ttl=0.6, on_lost=lambda lost: reported.set())
+    multi.acquire()  # the MultiGuard is dropped
+    assert client.force_unlock(q)
+    assert reported.wait(20), "no on_lost report"
+    assert client.is_locked(p), "a lost guard keeps its other locks until released"
+    # The next acquire forgets the lost record; freeing it releases p.
+    again = multi.try_acquire()
+    assert again is not None, "the dropped lost guard still held p"
+    again.release()
+    assert multi.holds == 0
+
+
 def test_bad_input_is_refused(client: Client, name: str) -> None:
     with pytest.raises(latchkey.InvalidArgument):
         client.multi_lock([])
