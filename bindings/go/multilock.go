@@ -128,10 +128,11 @@ type multiState struct {
 }
 
 // NewMultiLock makes a MultiLock over names (1 to MaxMultiLockNames lock
-// names; duplicates count once). The options are NewMutex's and apply to
-// every lock; WithReentrant(true) makes it fail with ErrInvalidArgument (a
-// nested multi-lock over overlapping names would deadlock with itself), as
-// do no names, an empty name or too many. Nothing is sent to Redis yet.
+// names as given; a duplicate counts toward the limit but is taken once).
+// The options are NewMutex's and apply to every lock; WithReentrant(true)
+// makes it fail with ErrInvalidArgument (a nested multi-lock over
+// overlapping names would deadlock with itself), as do no names, an empty
+// name or too many. Nothing is sent to Redis yet.
 func (c *Client) NewMultiLock(names []string, opts ...MutexOption) (*MultiLock, error) {
 	_, cc, err := lockConfig(opts)
 	if err != nil {

@@ -263,7 +263,8 @@ class MultiLock:
     :meth:`Client.multi_lock`.
 
     ``names`` is any iterable of str (not a str itself): each a lock name,
-    1 to 1024 of them; duplicates count once. The locks are taken in the
+    1 to 1024 of them as given (a duplicate counts toward the limit but is
+    taken once). The locks are taken in the
     order of the names' UTF-8 bytes (:attr:`names`), whatever order they
     were given in, so multi-locks of overlapping sets never deadlock; an
     acquisition that cannot take every lock in time gives back those it
