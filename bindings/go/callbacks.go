@@ -56,6 +56,10 @@ func dispatchReports() {
 //
 //export latchkeyGoLost
 func latchkeyGoLost(user C.uintptr_t, ownerToken *C.char, reason *C.char) {
+	if ms, ok := cgo.Handle(user).Value().(*multiState); ok {
+		ms.lost() // a lease of a multi-lock (multilock.go)
+		return
+	}
 	if st, ok := cgo.Handle(user).Value().(*mutexState); ok && ownerToken != nil && st.client != nil {
 		st.client.lost(C.GoString(ownerToken), C.GoString(reason))
 	}

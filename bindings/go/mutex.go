@@ -57,6 +57,7 @@ type mutexState struct {
 	sem       *C.latchkey_semaphore
 	elect     *C.latchkey_election
 	size      uint32
+	label     string // a multi-lock's: what describe says (multilock.go)
 	rc        refcount
 	client    *clientState
 	name      string
@@ -248,6 +249,9 @@ func cbool(b bool) C.uchar {
 // describe names what st is for, in messages: "lock 'x'", "semaphore 'x'"
 // or "election 'x'".
 func (st *mutexState) describe() string {
+	if st.label != "" {
+		return st.label
+	}
 	return fmt.Sprintf("%s '%s'", st.noun(), st.name)
 }
 

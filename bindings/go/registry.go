@@ -201,6 +201,7 @@ func (st *clientState) close() error {
 		// The library released it already: freeing the guard sends nothing.
 		_, _ = h.guard.releaseFree()
 	}
+	endMultiHolds(st) // multilock.go
 	for _, m := range mutexes {
 		m.shut()
 	}

@@ -79,10 +79,12 @@ from .errors import (
     ServerError,
 )
 from .lock import Lock, LostLease
+from .multi import MAX_MULTI_LOCK_NAMES, MultiGuard, MultiLock
 from .semaphore import MAX_PERMITS, Permit, Semaphore
 
 if TYPE_CHECKING:
     from .aio import AsyncElection, AsyncLeadership, AsyncLock, AsyncPermit, AsyncSemaphore
+    from .aio_multi import AsyncMultiGuard, AsyncMultiLock
 
 __version__ = "0.1.0"
 
@@ -102,6 +104,11 @@ __all__ = [
     "MAX_LEADER_VALUE",
     "AsyncElection",
     "AsyncLeadership",
+    "MultiLock",
+    "MultiGuard",
+    "MAX_MULTI_LOCK_NAMES",
+    "AsyncMultiLock",
+    "AsyncMultiGuard",
     "LockInfo",
     "QueuedWaiter",
     "MAX_REPORTED_WAITERS",
@@ -140,11 +147,16 @@ def __getattr__(name: str) -> Any:
         from . import aio
 
         return getattr(aio, name)
+    if name in _ASYNC_MULTI:
+        from . import aio_multi
+
+        return getattr(aio_multi, name)
     raise AttributeError(f"module 'latchkey' has no attribute {name!r}")
 
 
 _ASYNC = ("AsyncLock", "AsyncSemaphore", "AsyncPermit", "AsyncElection", "AsyncLeadership")
+_ASYNC_MULTI = ("AsyncMultiLock", "AsyncMultiGuard")
 
 
 def __dir__() -> list[str]:
-    return sorted([*globals(), *_ASYNC])
+    return sorted([*globals(), *_ASYNC, *_ASYNC_MULTI])

@@ -336,6 +336,16 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
         _S,
         [_H, c_char_p, c_char_p, c_size_t, POINTER(c_bool), POINTER(c_uint64), _ERR],
     ),
+    # multi-locks (latchkey_multi_guard: one guard over several locks)
+    ("latchkey_multi_lock_new", _S, [_H, POINTER(c_char_p), c_size_t, _H, _OUT, _ERR]),
+    ("latchkey_multi_lock_free", _S, [_H]),
+    ("latchkey_multi_lock_acquire", _S, [_H, c_int64, _H, _OUT, _ERR]),
+    ("latchkey_multi_lock_try_acquire", _S, [_H, _OUT, _ERR]),
+    ("latchkey_multi_guard_count", _S, [_H, POINTER(c_size_t), _ERR]),
+    ("latchkey_multi_guard_fencing_token", _S, [_H, c_size_t, POINTER(c_uint64), _ERR]),
+    ("latchkey_multi_guard_check", _S, [_H, _ERR]),
+    ("latchkey_multi_guard_release", _S, [_H, _ERR]),
+    ("latchkey_multi_guard_free", _S, [_H]),
     # semaphores (each hold is a latchkey_guard: the guard calls above)
     ("latchkey_semaphore_new", _S, [_H, c_char_p, c_uint32, _H, _OUT, _ERR]),
     ("latchkey_semaphore_free", _S, [_H]),

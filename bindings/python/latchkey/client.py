@@ -26,8 +26,10 @@ from .errors import LatchkeyError
 
 if TYPE_CHECKING:
     from .aio import AsyncElection, AsyncLock, AsyncSemaphore
+    from .aio_multi import AsyncMultiLock
     from .election import Election
     from .lock import Lock, LostLease
+    from .multi import MultiLock
     from .semaphore import Semaphore
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -718,6 +720,71 @@ class Client:
             retry_jitter=retry_jitter,
             on_lost=on_lost,
             fair=fair,
+        )
+
+    def multi_lock(
+        self,
+        names: Iterable[str],
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        fair: bool = False,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> "MultiLock":
+        """A handle for the locks ``names``, taken all together or not at
+        all, in the order of their names' bytes (so multi-locks of
+        overlapping sets never deadlock); see :class:`MultiLock`. The
+        options are :meth:`lock`'s for each lock (less ``reentrant``).
+        Nothing is sent to Redis until it is acquired.
+
+        >>> with client.multi_lock(["account:7", "account:3"]) as both:  # doctest: +SKIP
+        ...     print(both.names, both.fencing_tokens)
+        """
+        from .multi import MultiLock
+
+        return MultiLock(
+            self,
+            names,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            fair=fair,
+            on_lost=on_lost,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
+        )
+
+    def async_multi_lock(
+        self,
+        names: Iterable[str],
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        fair: bool = False,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+        retry_jitter: Optional[float] = None,
+        renew_every: Optional[float] = None,
+    ) -> "AsyncMultiLock":
+        """An asyncio handle for the locks ``names``: :meth:`multi_lock`'s
+        arguments (see :class:`latchkey.AsyncMultiLock`). Its waits never
+        block the event loop, and a cancelled task gives back what it was
+        granted.
+
+        >>> async with client.async_multi_lock(["a", "b"]) as both:  # doctest: +SKIP
+        ...     await move(both.fencing_tokens)
+        """
+        from .aio_multi import AsyncMultiLock
+
+        return AsyncMultiLock(
+            self,
+            names,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            fair=fair,
+            on_lost=on_lost,
+            retry_jitter=retry_jitter,
+            renew_every=renew_every,
         )
 
     def locked(
