@@ -144,6 +144,11 @@ func TestRWMutexHoldsAndWhatTheyExclude(t *testing.T) {
 	if err := first.Extend(time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	// The keys Rust, C and Python use (src/keys.rs): the readers' leases
+	// in a sorted set, the writer's hold a plain lock's key.
+	if v, err := redisDo(redisURL, "ZCOUNT", "latchkey:rwr:{"+name+"}", "-inf", "+inf"); err != nil || v != int64(2) {
+		t.Fatalf("ZCOUNT latchkey:rwr:{%s} = %v, %v; want 2", name, v, err)
+	}
 	if h, err := rw.TryLock(); h != nil || err != nil {
 		t.Fatalf("TryLock with readers inside = %v, %v; want nil, nil", h, err)
 	}
@@ -159,6 +164,9 @@ func TestRWMutexHoldsAndWhatTheyExclude(t *testing.T) {
 	w := mustHold(t, "TryLock", rw.TryLock)
 	if w.FencingToken() <= second.FencingToken() {
 		t.Fatal("the writer's fencing token is not above the readers'")
+	}
+	if v, err := redisDo(redisURL, "GET", "latchkey:rw:{"+name+"}"); err != nil || v != w.Token() {
+		t.Fatalf("GET latchkey:rw:{%s} = %v, %v; want the writer's token", name, v, err)
 	}
 	if h, err := rw.TryRLock(); h != nil || err != nil {
 		t.Fatalf("TryRLock with a writer inside = %v, %v", h, err)
