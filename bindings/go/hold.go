@@ -17,7 +17,8 @@ import (
 // Mutex.TryAcquire, or of permits of a semaphore, returned by
 // Semaphore.Acquire and Semaphore.TryAcquire (Unlock then gives the permits
 // back), or a leadership, returned by Election.Campaign (its fencing token
-// is the term; Unlock resigns): its own owner token, fencing token, lease
+// is the term; Unlock resigns), or a reader's or writer's hold of an
+// RWMutex (RLock, TryRLock, Lock, TryLock): its own owner token, fencing token, lease
 // and Lost channel. Everything done through a Hold concerns that acquisition only:
 // after its lease was lost, Check says ErrLost and Unlock says ErrNotHeld
 // even if the same Mutex (or anyone else) holds the lock again since.

@@ -50,12 +50,14 @@ type Mutex struct {
 // mutexState is everything a Mutex (or a Semaphore, or an Election) owns.
 // The lost-lease callback reaches it through a cgo.Handle, so it must not
 // point back at the Mutex (which would then never be garbage-collected). A
-// Semaphore's state has sem and size instead of lock, an Election's elect;
-// their holds, waits, Close and garbage collection are a Mutex's.
+// Semaphore's state has sem and size instead of lock, an Election's elect,
+// an RWMutex's rw; their holds, waits, Close and garbage collection are a
+// Mutex's.
 type mutexState struct {
 	lock      *C.latchkey_lock
 	sem       *C.latchkey_semaphore
 	elect     *C.latchkey_election
+	rw        *C.latchkey_rwlock
 	size      uint32
 	label     string // a multi-lock's: what describe says (multilock.go)
 	rc        refcount
@@ -221,13 +223,15 @@ func (c *Client) makeState(st *mutexState, what string, newC func(p *C.latchkey_
 	if err != nil {
 		return err
 	}
-	lock, sem, elect := st.lock, st.sem, st.elect
+	lock, sem, elect, rw := st.lock, st.sem, st.elect, st.rw
 	st.rc.init(func() {
 		switch {
 		case sem != nil:
 			C.latchkey_semaphore_free(sem)
 		case elect != nil:
 			C.latchkey_election_free(elect)
+		case rw != nil:
+			C.latchkey_rwlock_free(rw)
 		default:
 			C.latchkey_lock_free(lock)
 		}
@@ -261,6 +265,8 @@ func (st *mutexState) noun() string {
 		return "semaphore"
 	case st.elect != nil:
 		return "election"
+	case st.rw != nil:
+		return "read-write lock"
 	}
 	return "lock"
 }

@@ -43,6 +43,15 @@ observers are woken by every change::
         leadership.check()              # before each piece of a leader's work
         print(election.leader())        # Leader(term=..., value=b'host-a:8080')
 
+``client.rwlock(name, ...)`` gives an :class:`RwLock`: any number of
+readers or one writer, writers preferred; each hold is an :class:`RwHold`::
+
+    config = client.rwlock("config")
+    with config.read() as hold:         # readers share; a waiting writer stops new ones
+        use(load_config(), hold.fencing_token)
+    with config.write(timeout=5):
+        store_config(new)
+
 The shared library is the file the environment variable
 ``LATCHKEY_LIBRARY`` names, else the copy inside this package (which
 ``pip install`` builds and bundles), else a system-installed one
@@ -80,9 +89,11 @@ from .errors import (
 )
 from .lock import Lock, LostLease
 from .multi import MAX_MULTI_LOCK_NAMES, MultiGuard, MultiLock
+from .rwlock import RwHold, RwLock
 from .semaphore import MAX_PERMITS, Permit, Semaphore
 
 if TYPE_CHECKING:
+    from ._rwlock_aio import AsyncRwHold, AsyncRwLock
     from .aio import AsyncElection, AsyncLeadership, AsyncLock, AsyncPermit, AsyncSemaphore
     from .aio_multi import AsyncMultiGuard, AsyncMultiLock
 
@@ -109,6 +120,10 @@ __all__ = [
     "MAX_MULTI_LOCK_NAMES",
     "AsyncMultiLock",
     "AsyncMultiGuard",
+    "RwLock",
+    "RwHold",
+    "AsyncRwLock",
+    "AsyncRwHold",
     "LockInfo",
     "QueuedWaiter",
     "MAX_REPORTED_WAITERS",
@@ -154,7 +169,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'latchkey' has no attribute {name!r}")
 
 
-_ASYNC = ("AsyncLock", "AsyncSemaphore", "AsyncPermit", "AsyncElection", "AsyncLeadership")
+_ASYNC: tuple[str, ...] = ("AsyncLock", "AsyncSemaphore", "AsyncPermit", "AsyncElection")
+_ASYNC += ("AsyncLeadership", "AsyncRwLock", "AsyncRwHold")
 _ASYNC_MULTI = ("AsyncMultiLock", "AsyncMultiGuard")
 
 

@@ -377,6 +377,13 @@ _PROTOTYPES: list[tuple[str, Any, list[Any]]] = [
             _ERR,
         ],
     ),
+    # read-write locks (every hold is a latchkey_guard: the guard calls above)
+    ("latchkey_rwlock_new", _S, [_H, c_char_p, _H, _OUT, _ERR]),
+    ("latchkey_rwlock_free", _S, [_H]),
+    ("latchkey_rwlock_read", _S, [_H, c_int64, _H, _OUT, _ERR]),
+    ("latchkey_rwlock_write", _S, [_H, c_int64, _H, _OUT, _ERR]),
+    ("latchkey_rwlock_try_read", _S, [_H, _OUT, _ERR]),
+    ("latchkey_rwlock_try_write", _S, [_H, _OUT, _ERR]),
     # cancel handles
     ("latchkey_cancel_new", _S, [_OUT, _ERR]),
     ("latchkey_cancel_free", None, [_H]),

@@ -867,3 +867,13 @@ class AsyncElection:
 
     def __repr__(self) -> str:
         return f"<latchkey.AsyncElection {self.name!r} holds={self.holds}>"
+
+
+def __getattr__(name: str) -> object:
+    # The read-write lock's asyncio classes live in a module of their own
+    # (_rwlock_aio.py), built on the helpers above, which it imports.
+    if name in ("AsyncRwLock", "AsyncRwHold"):
+        from . import _rwlock_aio
+
+        return getattr(_rwlock_aio, name)
+    raise AttributeError(f"module 'latchkey.aio' has no attribute {name!r}")

@@ -25,11 +25,13 @@ from ._lib import lib, raise_error
 from .errors import LatchkeyError
 
 if TYPE_CHECKING:
+    from ._rwlock_aio import AsyncRwLock
     from .aio import AsyncElection, AsyncLock, AsyncSemaphore
     from .aio_multi import AsyncMultiLock
     from .election import Election
     from .lock import Lock, LostLease
     from .multi import MultiLock
+    from .rwlock import RwLock
     from .semaphore import Semaphore
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -785,6 +787,66 @@ class Client:
             on_lost=on_lost,
             retry_jitter=retry_jitter,
             renew_every=renew_every,
+        )
+
+    def rwlock(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        renew_every: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+    ) -> "RwLock":
+        """A handle for the read-write lock ``name``; see :class:`RwLock`.
+        The options are :meth:`lock`'s for every hold's lease, less those
+        only a lock has. Nothing is sent to Redis until it is used.
+
+        >>> config = client.rwlock("config")  # doctest: +SKIP
+        >>> with config.read() as hold:          # readers share; a writer waits
+        ...     print(hold.fencing_token)
+        """
+        from .rwlock import RwLock
+
+        return RwLock(
+            self,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            renew_every=renew_every,
+            retry_jitter=retry_jitter,
+            on_lost=on_lost,
+        )
+
+    def async_rwlock(
+        self,
+        name: str,
+        *,
+        ttl: float = 30.0,
+        auto_renew: bool = True,
+        renew_every: Optional[float] = None,
+        retry_jitter: Optional[float] = None,
+        on_lost: Optional[Callable[["LostLease"], object]] = None,
+    ) -> "AsyncRwLock":
+        """An asyncio handle for the read-write lock ``name``:
+        :meth:`rwlock`'s arguments (see :class:`latchkey.AsyncRwLock`). Its
+        waits never block the event loop, and a cancelled task gives back
+        what it was granted.
+
+        >>> async with await client.async_rwlock("config").read() as hold:  # doctest: +SKIP
+        ...     await use(hold.fencing_token)
+        """
+        from ._rwlock_aio import AsyncRwLock
+
+        return AsyncRwLock(
+            self,
+            name,
+            ttl=ttl,
+            auto_renew=auto_renew,
+            renew_every=renew_every,
+            retry_jitter=retry_jitter,
+            on_lost=on_lost,
         )
 
     def locked(
