@@ -527,3 +527,47 @@ fn a_multi_lock_that_gives_up_midway_holds_nothing() {
     other.release().unwrap();
     both.acquire().unwrap().release().unwrap();
 }
+
+/// A campaign that is cancelled, or ended by a close, said "acquiring
+/// lock 'x' was cancelled" (the election's lock did not say what it was).
+/// Before the fix: "the cancelled campaign names the election: acquiring
+/// lock 'called' was cancelled".
+#[test]
+fn a_cancelled_or_closed_campaign_names_the_election() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let election = client.election("called").unwrap();
+    let leader = election.campaign(b"first").unwrap();
+    let cancel = CancelToken::new();
+    cancel.cancel();
+    let cancelled = election
+        .campaign_with(b"second", None, Some(&cancel))
+        .unwrap_err();
+    assert_eq!(cancelled.kind(), ErrorKind::Cancelled);
+    assert!(
+        cancelled.to_string().contains("election 'called'"),
+        "the cancelled campaign names the election: {cancelled}"
+    );
+    let other = Client::open(&server.url()).unwrap();
+    let waiting = thread::spawn({
+        let other = other.clone();
+        move || {
+            other
+                .election("called")
+                .unwrap()
+                .campaign(b"third")
+                .unwrap_err()
+        }
+    });
+    wait_until("the candidate waits", Duration::from_secs(10), || {
+        numsub(&server, "latchkey:elect:{called}:ch") >= 1
+    });
+    other.close().unwrap();
+    let closed = waiting.join().unwrap();
+    assert_eq!(closed.kind(), ErrorKind::Closed);
+    assert!(
+        closed.to_string().contains("election 'called'"),
+        "the closed campaign names the election: {closed}"
+    );
+    leader.resign().unwrap();
+}
