@@ -521,6 +521,11 @@ impl Target for Lock {
         self.keys.name()
     }
 
+    /// "lock", or "election" for an election's leadership.
+    fn noun(&self) -> &'static str {
+        self.keys.noun()
+    }
+
     fn attempt(
         &self,
         owner: &str,
@@ -608,7 +613,11 @@ impl Target for Lock {
             match subscriber.watch(self.keys.channel(), parker, seen, hold, waiter) {
                 Ok(watch) => watches.push(watch),
                 Err(e) if e.kind() == ErrorKind::Server => {
-                    return Err(e.context(format_args!("acquiring lock '{}'", self.keys.name())))
+                    return Err(e.context(format_args!(
+                        "acquiring {} '{}'",
+                        self.keys.noun(),
+                        self.keys.name()
+                    )))
                 }
                 Err(_) => {}
             }
