@@ -571,3 +571,42 @@ fn a_cancelled_or_closed_campaign_names_the_election() {
     );
     leader.resign().unwrap();
 }
+
+/// Readers that keep coming, each entering before the last one left (the
+/// lock is never free of readers), do not starve a waiting writer: once
+/// it waits, no new reader enters, the readers inside finish and it goes.
+#[test]
+fn a_stream_of_readers_does_not_starve_a_waiting_writer() {
+    let server = RedisServer::start();
+    let name = "stream";
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client(&server);
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let lock = client.rwlock(name).unwrap();
+                while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok(guard) = lock.read_timeout(Duration::from_millis(200)) {
+                        thread::sleep(Duration::from_millis(30));
+                        guard.release().unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    wait_until("the readers overlap", Duration::from_secs(10), || {
+        zcard(&server, &format!("latchkey:rwr:{{{name}}}")) >= 2
+    });
+    let writer = client(&server);
+    let guard = writer
+        .rwlock(name)
+        .unwrap()
+        .write_timeout(Duration::from_secs(3))
+        .expect("the writer got in between the readers");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    guard.release().unwrap();
+    for reader in readers {
+        reader.join().unwrap();
+    }
+}
