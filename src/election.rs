@@ -15,6 +15,7 @@ use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::keys::LockKeys;
 use crate::lock::{Guard, Lock, LockOptions, MAX_TTL};
+use crate::pubsub::Watch;
 use crate::scripts;
 use crate::shared::ClientShared;
 use crate::wait::{CancelToken, Parker};
@@ -339,8 +340,14 @@ impl Election {
                 return Err(Closing::error(&self.keys));
             }
             let seen = parker.wakeups();
-            if watches.is_none() {
-                // Listen before looking, so no change in between is missed.
+            if !watches
+                .as_ref()
+                .is_some_and(|w: &Vec<Watch>| w.iter().any(Watch::is_live))
+            {
+                // Listen before looking, so no change in between is missed;
+                // again whenever the listener connection was lost (the
+                // loss wakes this loop), or nothing would wake it but its
+                // re-check.
                 watches = Some(self.client.watch_releases(
                     &[self.keys.channel()],
                     &parker,

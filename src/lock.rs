@@ -521,6 +521,11 @@ impl Target for Lock {
         self.keys.name()
     }
 
+    /// "lock", or "election" for an election's leadership.
+    fn noun(&self) -> &'static str {
+        self.keys.noun()
+    }
+
     fn attempt(
         &self,
         owner: &str,
@@ -609,7 +614,7 @@ impl Target for Lock {
             seen,
             hold,
             waiter,
-            &format_args!("acquiring lock '{}'", self.keys.name()),
+            &format_args!("acquiring {} '{}'", self.keys.noun(), self.keys.name()),
         )
     }
 

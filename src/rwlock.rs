@@ -316,20 +316,30 @@ impl Target for Request<'_> {
                 hold,
                 ttl: rwlock.options.get_ttl(),
             }),
-            Side::Write => backend.acquire(&AcquireArgs {
-                keys: &rwlock.writer,
-                owner,
-                hold,
-                ttl: rwlock.options.get_ttl(),
-                reentrant: false,
-                waited,
-                nest: false,
-                known_token: 0,
-                live_holds: &[],
-                queue,
-                fair: false,
-                readers: Some(&rwlock.readers),
-            }),
+            Side::Write => {
+                let attempt = backend.acquire(&AcquireArgs {
+                    keys: &rwlock.writer,
+                    owner,
+                    hold,
+                    ttl: rwlock.options.get_ttl(),
+                    reentrant: false,
+                    waited,
+                    nest: false,
+                    known_token: 0,
+                    live_holds: &[],
+                    queue,
+                    fair: false,
+                    readers: Some(&rwlock.readers),
+                });
+                if let (Queueing::Leave(waiter), Ok(Attempt::Held(_))) = (queue, &attempt) {
+                    // The last attempt left the writers' queue in silence;
+                    // readers waiting behind this writer listen for its
+                    // departure (see leave_queue.lua), so it leaves again,
+                    // loudly.
+                    self.leave_queue(waiter);
+                }
+                attempt
+            }
         }
     }
 

@@ -419,8 +419,9 @@ pub(crate) trait Runner: Send + Sync + 'static {
 /// formatted only when an error happens.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Op<'a> {
-    /// An acquire attempt of the named lock.
-    Acquire(&'a str),
+    /// An acquire attempt of the lock (a read-write lock's side, an
+    /// election's candidate: its noun says which).
+    Acquire(&'a LockKeys),
     /// An attempt to take permits of the named semaphore.
     AcquirePermits(&'a str),
     /// A release of the named lock.
@@ -452,7 +453,7 @@ pub(crate) enum Op<'a> {
 impl fmt::Display for Op<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Op::Acquire(name) => write!(f, "acquiring lock '{name}'"),
+            Op::Acquire(keys) => write!(f, "acquiring {} '{}'", keys.noun(), keys.name()),
             Op::AcquirePermits(name) => write!(f, "acquiring permits of semaphore '{name}'"),
             Op::Release(keys) => write!(f, "releasing {} '{}'", keys.noun(), keys.name()),
             Op::CleanUp(keys) => {
@@ -567,7 +568,7 @@ impl<R: Runner> OneNodeBackend<R> {
 impl<R: Runner> Backend for OneNodeBackend<R> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let call = script_calls::acquire_call(args);
-        let op = Op::Acquire(args.keys.name());
+        let op = Op::Acquire(args.keys);
         self.attempt(&call, op, args.keys, args.hold, args.reentrant)
     }
 
@@ -586,7 +587,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
     fn acquire_read(&self, args: &ReadArgs<'_>) -> Result<Attempt> {
         let call =
             script_calls::rw_read_acquire_call(args.writer, args.readers, args.hold, args.ttl);
-        let op = Op::Acquire(args.writer.name());
+        let op = Op::Acquire(args.writer);
         self.attempt(&call, op, args.readers, args.hold, false)
     }
 
@@ -779,7 +780,7 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
         self.runner
             .eval(&script_calls::leave_queue_call(keys, waiter))
             .map(|_| ())
-            .map_err(|e| e.context(Op::Acquire(keys.name())))
+            .map_err(|e| e.context(Op::Acquire(keys)))
     }
 
     fn undoes_failed_attempts(&self) -> bool {

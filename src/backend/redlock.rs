@@ -425,7 +425,7 @@ impl<N: MasterNode, C: Clock> Redlock<N, C> {
 impl<N: MasterNode, C: Clock> Backend for Redlock<N, C> {
     fn acquire(&self, args: &AcquireArgs<'_>) -> Result<Attempt> {
         let (keys, ttl) = (args.keys, args.ttl);
-        let op = Op::Acquire(keys.name());
+        let op = Op::Acquire(keys);
         let largest_ttl = self.note_ttl(ttl);
         let sent = self.clock.now();
         let replies = self.first_replies(acquire_call(args));

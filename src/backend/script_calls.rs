@@ -557,16 +557,22 @@ pub(crate) fn permit_inspect_call(keys: &LockKeys, limit: usize) -> Call<'_> {
     }
 }
 
-/// A waiter that gives up leaves the lock's queue (see `leave_queue.lua`).
+/// A waiter that gives up leaves the lock's queue (see `leave_queue.lua`);
+/// a read-write lock's writer also wakes the readers when it was the last
+/// writer in their way.
 pub(crate) fn leave_queue_call<'a>(keys: &'a LockKeys, waiter: &'a str) -> Call<'a> {
+    let mut args = vec![
+        text(waiter),
+        Cow::Borrowed(keys.channel()),
+        millis(HANDOFF_WINDOW),
+    ];
+    if keys.is_rw_writer() {
+        args.push(Cow::Borrowed(b"readers"));
+    }
     Call {
         script: scripts::leave_queue(),
         keys: vec![&keys.lock(), &keys.queue(), &keys.queue_order()],
-        args: vec![
-            text(waiter),
-            Cow::Borrowed(keys.channel()),
-            millis(HANDOFF_WINDOW),
-        ],
+        args,
     }
 }
 
