@@ -66,6 +66,9 @@ class HoldSource:
     _kind = "HoldSource"
     """The class's name, for messages ("the latchkey.Semaphore is closed")."""
 
+    _what = ""
+    """What it is in other messages, when not ``_kind`` in lower case."""
+
     _name: str
     _handle: SharedHandle
     _owner: _Owner
@@ -223,7 +226,8 @@ class OwnHold:
         slot = self._slot
         if slot.pid != _lock._PID or not slot.guard.value:
             raise LatchkeyError(
-                f"this {self._noun} of {self._source._kind.lower()} {self._source._name!r} "
+                f"this {self._noun} of {self._source._what or self._source._kind.lower()} "
+                f"{self._source._name!r} "
                 f"was acquired in process "
                 f"{slot.pid}, before a fork; a forked child must open its own Client"
             )

@@ -33,7 +33,9 @@ _shutting_down = False
 
 
 class Cancel:
-    """Cancels waiting acquires from any thread.
+    """Cancels waiting acquires from any thread: a lock's, a semaphore's,
+    a multi-lock's, a read-write lock's ``read``/``write``, an election's
+    ``campaign`` and ``observe``.
 
     Pass it as ``lock.acquire(cancel=c)`` (or ``Lock(..., cancel=c)`` is not
     needed: any number of acquires, on any threads, may share one); then

@@ -259,6 +259,7 @@ class MultiLock(HoldSource):
     """
 
     _kind = "MultiLock"
+    _what = "multi-lock"
 
     def __init__(
         self,

@@ -128,6 +128,7 @@ class RwLock(HoldSource):
     """
 
     _kind = "RwLock"
+    _what = "read-write lock"
 
     def __init__(
         self,
