@@ -52,6 +52,11 @@ RESIDUE_NAMES = 100_000
 RESIDUE_BYTES_PER_NAME_TARGET = 1.0
 
 
+# The family's cycle rows (`latchkey-bench family`), in table order.
+FAMILY_CYCLES = ("family-lock-cycle", "semaphore-cycle", "rwlock-read-cycle", "rwlock-write-cycle",
+                 "multi-lock-2-cycle")
+
+
 def load(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip().startswith("{")]
@@ -523,6 +528,35 @@ def markdown(rows, env, plotted, elapsed_s):
         "file under the lock. Fairness = smallest share / mean share; violations = acquisitions "
         "counted by the processes minus the final counter (must be 0).\n"
     )
+    family = [r for r in rows if "skipped" not in r and r["scenario"] in FAMILY_CYCLES]
+    if family:
+        w("## The lock family: uncontended cycles\n")
+        w(table(
+            ["scenario", "median", "× run floor", "p90", "spread (batch medians)", "samples"],
+            [[r["scenario"], us(r["median_us"]), ratio(r["median_us"] / floor if floor else None),
+              us(r.get("p90_us")), spread(r), r.get("samples", "–")] for r in family],
+        ))
+        w(
+            "\nOne process, interleaved with its own floor PING (`family-floor`) and a plain lock's cycle "
+            "(`family-lock-cycle`): "
+            "a semaphore of 4 taking 1 permit, a read-write lock's read and write sides, a multi-lock "
+            "over 2 names.\n"
+        )
+    readers = [r for r in rows if "skipped" not in r and r["scenario"].startswith("rwlock-read-")]
+    failover = find(rows, "election-failover", "latchkey-rust")
+    if readers or failover:
+        w("## The lock family: readers together, and an election's failover\n")
+        lines = [[r["scenario"], f"{r['cycles_per_s']:.0f} cycles/s", f"{r['lock_cycles_per_s']:.0f} cycles/s",
+                  ratio(r.get("ratio_to_lock"))] for r in readers]
+        if lines:
+            w(table(["scenario", "readers (a client each)", "as many threads on a lock", "× the lock"], lines))
+        if failover:
+            w(
+                f"\n`election-failover`: a leader stops renewing right after its election (as if "
+                f"killed): a waiting candidate leads after {failover['median_ms']:.0f} ms (median, p90 "
+                f"{failover['p90_ms']:.0f} ms) with a ttl of {failover['ttl_ms']:.0f} ms "
+                f"({ratio(failover.get('ratio_to_ttl'))} the ttl; its lease had a whole ttl left).\n"
+            )
     for scenario, masters in (("cycle-redlock3", 3), ("cycle-redlock5", 5)):
         w(f"## {scenario}: Redlock over {masters} independent redis-server processes\n")
         w(latency_table(scenario))

@@ -300,6 +300,11 @@ for waiters in 1 32 256; do
   run "drain-fair-$waiters" latchkey-rust drain "$URL" "$waiters" "$(n 500)" fair
 done
 
+log "the lock family: cycles, rwlock-read-8, election-failover"
+run family latchkey-rust family "$URL" "$(n 2000)"
+run rwlock-read-8 latchkey-rust rwlock-read "$URL" 8 "$(n 3)"
+run election-failover latchkey-rust election-failover "$URL" "$(n 10)" 1000
+
 log "contended-4: 4 processes on one lock, 3 rounds of 2 s"
 for impl in latchkey-rust latchkey-python latchkey-go redis-py python-redis-lock pottery redsync redlock-rs; do
   why=$(why_not "$impl")

@@ -35,6 +35,20 @@
 //!                                         WAITERS parked waiters take the
 //!                                         lock down the queue: scripts of
 //!                                         the handoffs alone (`drain-N`)
+//! latchkey-bench family URL CYCLES        the rest of the family's cycles
+//!                                         (semaphore, read and write sides
+//!                                         of a read-write lock, a 2-lock
+//!                                         multi-lock), interleaved with the
+//!                                         floor and the lock's cycle
+//! latchkey-bench rwlock-read URL THREADS SECONDS
+//!                                         THREADS readers (a client each)
+//!                                         cycling one read-write lock,
+//!                                         next to THREADS cycling a lock
+//! latchkey-bench election-failover URL ROUNDS TTL_MS
+//!                                         a leader stops renewing (as if
+//!                                         killed) right after its election:
+//!                                         the time until a waiting
+//!                                         candidate leads, against the ttl
 //! latchkey-bench waiter URL NAME          (internal) the waiter of `handoff`
 //! latchkey-bench bare-waiter URL          (internal) the bare waiter of `handoff`
 //! latchkey-bench contend URL NAME START_NS END_NS COUNTER_FILE
@@ -106,6 +120,18 @@ fn main() {
             (Ok(waiters), Ok(handoffs), None) => drain(arg(2), waiters, handoffs, false),
             (Ok(waiters), Ok(handoffs), Some("fair")) => drain(arg(2), waiters, handoffs, true),
             _ => Err("WAITERS and HANDOFFS must be numbers, then optionally `fair`".into()),
+        },
+        ("family", 4) => arg(3)
+            .parse()
+            .map_err(Into::into)
+            .and_then(|n| family(arg(2), n)),
+        ("rwlock-read", 5) => match (arg(3).parse(), arg(4).parse()) {
+            (Ok(threads), Ok(seconds)) => rwlock_read(arg(2), threads, seconds),
+            _ => Err("THREADS and SECONDS must be numbers".into()),
+        },
+        ("election-failover", 5) => match (arg(3).parse(), arg(4).parse()) {
+            (Ok(rounds), Ok(ttl_ms)) => election_failover(arg(2), rounds, ttl_ms),
+            _ => Err("ROUNDS and TTL_MS must be numbers".into()),
         },
         ("waiter", 4) => waiter(arg(2), arg(3)),
         ("bare-waiter", 3) => bare_waiter(arg(2)),
@@ -377,6 +403,138 @@ fn cycle(url: &str, cycles: usize) -> Res<()> {
         .str("floor_source", how)
         .int("spin_us", BENCH_SPIN.as_micros() as u64)
         .samples(&spun)
+        .print();
+    Ok(())
+}
+
+/// The family's uncontended cycles, interleaved with the floor and the
+/// lock's cycle: what each primitive costs over a plain lock.
+fn family(url: &str, cycles: usize) -> Res<()> {
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let client = Client::open(url)?;
+    let lock = client.lock("bench:family-lock")?;
+    let semaphore = client.semaphore("bench:family-semaphore", 4)?;
+    let rwlock = client.rwlock("bench:family-rwlock")?;
+    let multi = client.multi_lock(&["bench:family-a", "bench:family-b"])?;
+    let warm_up = cycles / 20 + 100;
+    let mut samples: [Vec<u64>; 6] = Default::default();
+    for i in 0..cycles + warm_up {
+        let mut times = [Instant::now(); 7];
+        redis::cmd("PING").query::<String>(&mut conn)?;
+        times[1] = Instant::now();
+        lock.acquire()?.release()?;
+        times[2] = Instant::now();
+        semaphore.acquire(1)?.release()?;
+        times[3] = Instant::now();
+        rwlock.read()?.release()?;
+        times[4] = Instant::now();
+        rwlock.write()?.release()?;
+        times[5] = Instant::now();
+        multi.acquire()?.release()?;
+        times[6] = Instant::now();
+        if i >= warm_up {
+            for (k, sample) in samples.iter_mut().enumerate() {
+                sample.push((times[k + 1] - times[k]).as_nanos() as u64);
+            }
+        }
+    }
+    let floor = stats(&samples[0]).median_us;
+    let how = "PING on one connection, interleaved with the cycles";
+    // Not `floor` and `cycle`: those rows are the `cycle` run's.
+    let scenarios = [
+        "family-floor",
+        "family-lock-cycle",
+        "semaphore-cycle",
+        "rwlock-read-cycle",
+        "rwlock-write-cycle",
+        "multi-lock-2-cycle",
+    ];
+    for (scenario, sample) in scenarios.iter().zip(&samples) {
+        Row::new(scenario, "latchkey-rust")
+            .latency(&stats(sample), floor)
+            .str("floor_source", how)
+            .samples(sample)
+            .print();
+    }
+    Ok(())
+}
+
+/// `threads` threads, a client each, cycling for `seconds`: the cycles per
+/// second of all of them together.
+fn cycles_per_second(
+    url: &str,
+    threads: usize,
+    seconds: f64,
+    cycle: impl Fn(&Client) -> latchkey::Result<()> + Send + Sync + Copy + 'static,
+) -> Res<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..threads {
+        let client = Client::open(url)?;
+        let (stop, done) = (stop.clone(), done.clone());
+        workers.push(std::thread::spawn(move || -> latchkey::Result<()> {
+            while !stop.load(Ordering::Relaxed) {
+                cycle(&client)?;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(())
+        }));
+    }
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.join().map_err(|_| "a worker panicked")??;
+    }
+    Ok(done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64())
+}
+
+/// `rwlock-read-N`: N readers share the lock, so their cycles add up; N
+/// threads on one lock take turns.
+fn rwlock_read(url: &str, threads: usize, seconds: f64) -> Res<()> {
+    let readers = cycles_per_second(url, threads, seconds, |client| {
+        client.rwlock("bench:rwlock-read")?.read()?.release()
+    })?;
+    let lock = cycles_per_second(url, threads, seconds, |client| {
+        client.lock("bench:rwlock-read-mutex")?.acquire()?.release()
+    })?;
+    Row::new(&format!("rwlock-read-{threads}"), "latchkey-rust")
+        .num("cycles_per_s", readers)
+        .num("lock_cycles_per_s", lock)
+        .num("ratio_to_lock", readers / lock)
+        .int("threads", threads as u64)
+        .print();
+    Ok(())
+}
+
+/// `election-failover`: a leader that stops renewing right after its
+/// election (its process killed then), and a candidate waiting with its
+/// campaign: the time from the death to the new leader, next to the ttl
+/// (the most a dead leader's lease can have left).
+fn election_failover(url: &str, rounds: usize, ttl_ms: u64) -> Res<()> {
+    let client = Client::open(url)?;
+    let ttl = Duration::from_millis(ttl_ms);
+    let mortal = LockOptions::new().ttl(ttl).auto_renew(false);
+    let dying = client.election_with("bench:election", mortal)?;
+    let heir = client.election_with("bench:election", LockOptions::new().ttl(ttl))?;
+    let mut samples = Vec::new();
+    for _ in 0..rounds {
+        let leader = dying.campaign(b"old")?;
+        // Killed now: its lease is neither renewed nor released.
+        let died = Instant::now();
+        std::mem::forget(leader);
+        let next = heir.campaign(b"new")?;
+        samples.push(died.elapsed().as_nanos() as u64);
+        next.resign()?;
+    }
+    let s = stats(&samples);
+    Row::new("election-failover", "latchkey-rust")
+        .num("median_ms", s.median_us / 1000.0)
+        .num("p90_ms", s.p90_us / 1000.0)
+        .num("ttl_ms", ttl_ms as f64)
+        .num("ratio_to_ttl", s.median_us / 1000.0 / ttl_ms as f64)
+        .int("samples", s.samples as u64)
         .print();
     Ok(())
 }
