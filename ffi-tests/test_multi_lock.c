@@ -79,6 +79,12 @@ int main(void) {
     CHECK(count == 3);
     CHECK_OK(latchkey_multi_guard_fencing_token(all, 2, &token, NULL));
     CHECK(token > 0);
+    bool lost = true;
+    uint64_t remaining = 0;
+    CHECK_OK(latchkey_multi_guard_lost(all, &lost, NULL));
+    CHECK(!lost);
+    CHECK_OK(latchkey_multi_guard_remaining_ms(all, &remaining, NULL));
+    CHECK(remaining > 0 && remaining <= 600);
     CHECK_STATUS(LATCHKEY_INVALID_ARGUMENT,
                  latchkey_multi_guard_fencing_token(all, 3, &token, NULL));
     test_pass("all or nothing; tokens per lock");
@@ -93,6 +99,10 @@ int main(void) {
         sched_yield();
     }
     CHECK_STATUS(LATCHKEY_LOST, latchkey_multi_guard_check(all, NULL));
+    CHECK_OK(latchkey_multi_guard_lost(all, &lost, NULL));
+    CHECK(lost);
+    CHECK_OK(latchkey_multi_guard_remaining_ms(all, &remaining, NULL));
+    CHECK(remaining == 0);
     CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_multi_guard_release(all, NULL));
     CHECK_OK(latchkey_client_is_locked(client, "c-a", &locked, NULL));
     CHECK(!locked);

@@ -1825,6 +1825,38 @@ latchkey_status latchkey_multi_guard_fencing_token(const struct latchkey_multi_g
                                                    struct latchkey_error **err_out);
 
 /**
+ * Whether any lease is lost (true also once released).
+ *
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live multi-guard; `lost_out` and `err_out` are
+ * NULL or writable.
+ */
+latchkey_status latchkey_multi_guard_lost(const struct latchkey_multi_guard *guard,
+                                          bool *lost_out,
+                                          struct latchkey_error **err_out);
+
+/**
+ * How many milliseconds every lease is certainly still held (the least
+ * of them, on this machine's monotonic clock); 0 once any is lost or the
+ * guard released.
+ *
+ * Threads: any thread. Blocks: no.
+ * Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+ * LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `guard` is NULL or a live multi-guard; `remaining_ms_out` and `err_out`
+ * are NULL or writable.
+ */
+latchkey_status latchkey_multi_guard_remaining_ms(const struct latchkey_multi_guard *guard,
+                                                  uint64_t *remaining_ms_out,
+                                                  struct latchkey_error **err_out);
+
+/**
  * LATCHKEY_OK while every lease is held; LATCHKEY_LOST once any is lost
  * (the message names the lock); LATCHKEY_NOT_HELD once released or
  * ended by a close.

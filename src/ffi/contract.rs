@@ -237,6 +237,8 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
     ),
     ("latchkey_multi_guard_count", LOCAL),
     ("latchkey_multi_guard_fencing_token", LOCAL),
+    ("latchkey_multi_guard_lost", LOCAL),
+    ("latchkey_multi_guard_remaining_ms", LOCAL),
     (
         "latchkey_multi_guard_check",
         &[

@@ -279,6 +279,67 @@ pub unsafe extern "C" fn latchkey_multi_guard_fencing_token(
     })
 }
 
+/// Whether any lease is lost (true also once released).
+///
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `guard` is NULL or a live multi-guard; `lost_out` and `err_out` are
+/// NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_multi_guard_lost(
+    guard: *const latchkey_multi_guard,
+    lost_out: *mut bool,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_multi_guard_lost", err_out, || {
+        // SAFETY: `guard` and `lost_out` keep the `# Safety` contract above, all that these
+        // helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(lost_out, "lost_out")?,
+            )
+        };
+        out.write(handle.guard.read().as_ref().is_none_or(MultiGuard::lost));
+        Ok(())
+    })
+}
+
+/// How many milliseconds every lease is certainly still held (the least
+/// of them, on this machine's monotonic clock); 0 once any is lost or the
+/// guard released.
+///
+/// Threads: any thread. Blocks: no.
+/// Returns: LATCHKEY_OK; LATCHKEY_INVALID_ARGUMENT (NULL argument);
+/// LATCHKEY_PANIC.
+///
+/// # Safety
+/// `guard` is NULL or a live multi-guard; `remaining_ms_out` and `err_out`
+/// are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_multi_guard_remaining_ms(
+    guard: *const latchkey_multi_guard,
+    remaining_ms_out: *mut u64,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_multi_guard_remaining_ms", err_out, || {
+        // SAFETY: `guard` and `remaining_ms_out` keep the `# Safety` contract above, all
+        // that these helpers rely on (see `args`).
+        let (handle, out) = unsafe {
+            (
+                args::borrow(guard, "guard")?,
+                Out::new(remaining_ms_out, "remaining_ms_out")?,
+            )
+        };
+        let remaining = handle.guard.read().as_ref().map(MultiGuard::remaining);
+        out.write(remaining.map_or(0, args::millis));
+        Ok(())
+    })
+}
+
 /// LATCHKEY_OK while every lease is held; LATCHKEY_LOST once any is lost
 /// (the message names the lock); LATCHKEY_NOT_HELD once released or
 /// ended by a close.
