@@ -96,6 +96,33 @@ pub struct SemaphoreInfo {
     pub holders: Vec<PermitHolder>,
 }
 
+/// What [`RwLock::inspect`](crate::RwLock::inspect) reports: the writer,
+/// if one holds the lock, and the readers.
+///
+/// ```
+/// # fn main() -> latchkey::Result<()> {
+/// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+/// let client = latchkey::Client::open(&url)?;
+/// let config = client.rwlock("inspected-config")?;
+/// let reader = config.read()?;
+/// let info = config.inspect()?;
+/// assert!(info.writer.is_none());
+/// assert_eq!(info.readers.hold_count, 1);
+/// assert_eq!(info.readers.holders[0].token, reader.token());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RwLockInfo {
+    /// The read-write lock's name.
+    pub name: String,
+    /// The writer's hold (and the writers queued behind it), if a writer
+    /// holds the lock.
+    pub writer: Option<LockInfo>,
+    /// The readers' leases (each reader holds one permit of them).
+    pub readers: SemaphoreInfo,
+}
+
 /// One hold of a semaphore's permits, as [`SemaphoreInfo::holders`] lists it.
 ///
 /// ```

@@ -70,7 +70,7 @@ pub use client::{
 pub use election::{Election, Leader, Leadership, MAX_LEADER_VALUE};
 pub use error::{Error, ErrorKind, Result};
 pub use info::{
-    FencedWrite, LockInfo, MasterState, PermitHolder, QueuedWaiter, SemaphoreInfo,
+    FencedWrite, LockInfo, MasterState, PermitHolder, QueuedWaiter, RwLockInfo, SemaphoreInfo,
     MAX_REPORTED_WAITERS,
 };
 pub use keys::{DEFAULT_FENCE_RETENTION, MAX_NAME_LEN};

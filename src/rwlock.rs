@@ -13,6 +13,7 @@ use crate::acquire::{Acquisition, Target};
 use crate::backend::{AcquireArgs, Attempt, Queueing, ReadArgs};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
+use crate::info::{RwLockInfo, MAX_REPORTED_WAITERS};
 use crate::keys::LockKeys;
 use crate::lock::{Guard, LockOptions, MAX_TTL};
 use crate::pubsub::Watch;
@@ -218,6 +219,31 @@ impl RwLock {
         cancel: Option<&CancelToken>,
     ) -> Result<Guard> {
         self.acquire_with(Side::Write, timeout, cancel)
+    }
+
+    /// Who holds the lock: the writer (with the writers queued behind
+    /// it), if any, and the readers (at most
+    /// [`MAX_REPORTED_WAITERS`](crate::MAX_REPORTED_WAITERS) of each
+    /// listed).
+    ///
+    /// ```
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+    /// let client = latchkey::Client::open(&url).unwrap();
+    /// let config = client.rwlock("rw-i").unwrap();
+    /// let writer = config.write().unwrap();
+    /// let info = config.inspect().unwrap();
+    /// assert_eq!(info.writer.unwrap().owner_token, writer.token());
+    /// assert_eq!(info.readers.hold_count, 0);
+    /// ```
+    pub fn inspect(&self) -> Result<RwLockInfo> {
+        let backend = &self.client.backend;
+        let writer = backend.inspect(&self.writer, MAX_REPORTED_WAITERS)?;
+        let readers = backend.inspect_permits(&self.readers, MAX_REPORTED_WAITERS)?;
+        Ok(RwLockInfo {
+            name: self.name().to_string(),
+            writer,
+            readers,
+        })
     }
 
     fn acquire_with(

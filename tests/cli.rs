@@ -1318,8 +1318,9 @@ fn list_through_redlock_lists_what_a_quorum_holds() {
     );
 }
 
-/// `inspect --semaphore` and `inspect --election` show the holds of a
-/// semaphore and the leader of an election, as text and as JSON.
+/// `inspect --semaphore`, `--election` and `--rwlock` show the holds of a
+/// semaphore, the leader of an election and a read-write lock's writer and
+/// readers, as text and as JSON.
 #[test]
 fn inspect_shows_semaphores_and_elections() {
     let server = RedisServer::start();
@@ -1366,6 +1367,20 @@ fn inspect_shows_semaphores_and_elections() {
     let parsed = json::parse(out(&["--json", "inspect", "--election", "cli-election"]).trim());
     assert_eq!(parsed.get("state").as_str(), "led");
     assert_eq!(parsed.get("value").as_str(), "host-a");
+    let config = client.rwlock("cli-rw").unwrap();
+    let reader = config.read().unwrap();
+    let shown = out(&["inspect", "--rwlock", "cli-rw"]);
+    assert!(shown.starts_with("writer none\nreaders 1\n"), "{shown}");
+    assert!(
+        shown.contains(&format!("reader {} ttl_ms=", reader.token())),
+        "{shown}"
+    );
+    reader.release().unwrap();
+    let writer = config.write().unwrap();
+    let parsed = json::parse(out(&["--json", "inspect", "--rwlock", "cli-rw"]).trim());
+    assert_eq!(parsed.get("kind").as_str(), "rwlock");
+    assert_eq!(parsed.get("writer").get("owner").as_str(), writer.token());
+    assert_eq!(parsed.get("readers"), &json::Value::Number(0));
     let both = run_str(&["--url", &url, "inspect", "--semaphore", "--election", "x"]);
     assert_eq!(
         both.status.code(),

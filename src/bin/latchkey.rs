@@ -131,13 +131,20 @@ enum Command {
         /// fencing=T", then "holder TOKEN permits=K ttl_ms=MS" per hold
         /// (with --json: {"name","kind":"semaphore","in_use","holds",
         /// "fencing_token","holders":[{"token","permits","ttl_ms"}]})
-        #[arg(long, conflicts_with = "election")]
+        #[arg(long, conflicts_with_all = ["election", "rwlock"])]
         semaphore: bool,
         /// NAME is an election: print "leader term=T ttl_ms=MS value=TEXT"
         /// or "no leader" (with --json: {"name","kind":"election",
         /// "state":"led"|"free","term","ttl_ms","value"})
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rwlock")]
         election: bool,
+        /// NAME is a read-write lock: print the writer's line as for a lock
+        /// ("writer owner=... fencing=... ttl_ms=..." or "writer none"),
+        /// then "readers N" and "reader TOKEN ttl_ms=MS" per reader (with
+        /// --json: {"name","kind":"rwlock","writer":{...}|null,"readers",
+        /// "reader_list":[{"token","ttl_ms"}]})
+        #[arg(long)]
+        rwlock: bool,
     },
     /// Delete NAME whoever holds it and wake its waiters; print "unlocked" or
     /// "free" (with --json: {"name":..,"unlocked":true|false})
@@ -432,6 +439,29 @@ fn command(cli: &Cli, client: &Client, signals: Option<SignalWatch>) -> Result<(
                     String::from_utf8_lossy(&leader.value)
                 ),
                 None => println!("no leader"),
+            }
+            Ok(())
+        }
+        Command::Inspect {
+            name, rwlock: true, ..
+        } => {
+            let info = client.rwlock(name)?.inspect()?;
+            if cli.json {
+                println!("{}", rwlock_json(&info));
+                return Ok(());
+            }
+            match &info.writer {
+                Some(writer) => println!(
+                    "writer owner={} fencing={} ttl_ms={}",
+                    writer.owner_token,
+                    writer.fencing_token,
+                    ttl_ms(writer)
+                ),
+                None => println!("writer none"),
+            }
+            println!("readers {}", info.readers.hold_count);
+            for reader in &info.readers.holders {
+                println!("reader {} ttl_ms={}", reader.token, reader.ttl.as_millis());
             }
             Ok(())
         }
@@ -1031,6 +1061,31 @@ fn semaphore_json(info: &latchkey::SemaphoreInfo) -> String {
         .num("holds", info.hold_count)
         .num("fencing_token", info.fencing_token)
         .raw("holders", &format!("[{}]", holders.join(",")))
+        .end()
+}
+
+fn rwlock_json(info: &latchkey::RwLockInfo) -> String {
+    let readers: Vec<String> = info
+        .readers
+        .holders
+        .iter()
+        .map(|reader| {
+            Json::new()
+                .str("token", &reader.token)
+                .num("ttl_ms", reader.ttl.as_millis())
+                .end()
+        })
+        .collect();
+    let writer = info.writer.as_ref().map_or_else(
+        || "null".to_string(),
+        |writer| inspect_json(&info.name, Some(writer), false),
+    );
+    Json::new()
+        .str("name", &info.name)
+        .str("kind", "rwlock")
+        .raw("writer", &writer)
+        .num("readers", info.readers.hold_count)
+        .raw("reader_list", &format!("[{}]", readers.join(",")))
         .end()
 }
 
