@@ -5,6 +5,18 @@
 # Also checks the installed layout (soname symlinks) and DESTDIR staging.
 set -euo pipefail
 
+# output_has PATTERN COMMAND...: whether COMMAND's output has a line
+# matching PATTERN. The output is read whole first: `COMMAND | grep -q`
+# under pipefail fails with SIGPIPE (status 141) whenever grep stops
+# reading before COMMAND is done, as `nm -D` did once the ABI's symbol
+# list outgrew the pipe buffer.
+output_has() {
+    local pattern=$1 out
+    shift
+    out=$("$@")
+    grep -q -- "$pattern" <<<"$out"
+}
+
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 work=$(mktemp -d "${TMPDIR:-/tmp}/latchkey-install-XXXXXX")
@@ -30,19 +42,19 @@ test -f "$lib/liblatchkey.so.$version" && test ! -L "$lib/liblatchkey.so.$versio
 test "$(readlink "$lib/liblatchkey.so.0")" = "liblatchkey.so.$version"
 test "$(readlink "$lib/liblatchkey.so")" = "liblatchkey.so.0"
 test -f "$lib/liblatchkey.a"
-readelf -d "$lib/liblatchkey.so.$version" | grep -q 'SONAME.*\[liblatchkey.so.0\]'
+output_has 'SONAME.*\[liblatchkey.so.0\]' readelf -d "$lib/liblatchkey.so.$version"
 ok "layout: header, liblatchkey.so.$version -> .so.0 -> .so, liblatchkey.a, soname"
 
 # Stripped: no debug information (the release profile's), about 3.4 MB with
 # TLS (rustls and ring), not 29.
 for installed in "$lib/liblatchkey.so.$version" "$lib/liblatchkey.a"; do
-    if readelf -S -W "$installed" | grep -q '\.debug_'; then
+    if output_has '\.debug_' readelf -S -W "$installed"; then
         echo "FAIL  $installed carries debug information: make install strips it"; exit 1
     fi
 done
 size=$(stat -c %s "$lib/liblatchkey.so.$version")
 test "$size" -lt 5000000 || { echo "FAIL  liblatchkey.so.$version is $size bytes: not stripped?"; exit 1; }
-nm -D --defined-only "$lib/liblatchkey.so.$version" | grep -q ' T latchkey_client_open$'
+output_has ' T latchkey_client_open$' nm -D --defined-only "$lib/liblatchkey.so.$version"
 ok "stripped: liblatchkey.so.$version ($size bytes, no debug information) and liblatchkey.a"
 
 export PKG_CONFIG_PATH="$lib/pkgconfig"
@@ -55,7 +67,7 @@ grep -q '^Libs.private: .*-l' "$lib/pkgconfig/latchkey.pc"
     -o "$work/app" "$here/install_app.c" "$here/redis_fixture.c" -I"$here" \
     -DREDIS_FIXTURE_TOOL="\"$root/tools/redis_fixture.py\"" \
     $(pkg-config --cflags --libs latchkey)
-readelf -d "$work/app" | grep -q 'NEEDED.*\[liblatchkey.so.0\]'
+output_has 'NEEDED.*\[liblatchkey.so.0\]' readelf -d "$work/app"
 LD_LIBRARY_PATH="$lib" "$work/app" >"$work/app.out"
 ok "shared: cc app.c \$(pkg-config --cflags --libs latchkey): $(cat "$work/app.out")"
 
@@ -66,7 +78,7 @@ static_libs=$(pkg-config --static --libs latchkey | sed 's/-llatchkey/-Wl,-Bstat
     -o "$work/app-static" "$here/install_app.c" "$here/redis_fixture.c" -I"$here" \
     -DREDIS_FIXTURE_TOOL="\"$root/tools/redis_fixture.py\"" \
     $(pkg-config --cflags latchkey) $static_libs
-if readelf -d "$work/app-static" | grep -q 'NEEDED.*latchkey'; then
+if output_has 'NEEDED.*latchkey' readelf -d "$work/app-static"; then
     echo "FAIL  the static build still needs liblatchkey.so"
     exit 1
 fi
