@@ -66,6 +66,26 @@ int main(void) {
     CHECK(after_token > writer_token);
     test_pass("a waiting writer stops new readers and goes first; tokens increase");
 
+    latchkey_guard *write_hold = NULL, *downgraded = NULL, *other = NULL;
+    uint64_t downgraded_token = 0;
+    CHECK_STATUS(LATCHKEY_INVALID_ARGUMENT, latchkey_rwlock_downgrade(lock, after, &downgraded, NULL));
+    CHECK_OK(latchkey_guard_check(after, NULL)); /* a read hold is refused and stays held */
+    CHECK_OK(latchkey_guard_release(after, NULL));
+    CHECK_OK(latchkey_rwlock_write(lock, 30000, NULL, &write_hold, NULL));
+    CHECK_OK(latchkey_rwlock_downgrade(lock, write_hold, &downgraded, NULL));
+    CHECK_OK(latchkey_guard_fencing_token(downgraded, &downgraded_token, NULL));
+    CHECK(downgraded_token > after_token);
+    CHECK_OK(latchkey_rwlock_try_read(lock, &other, NULL));
+    CHECK_STATUS(LATCHKEY_TIMEOUT, latchkey_rwlock_try_write(lock, &none, NULL));
+    CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_guard_release(write_hold, NULL));
+    CHECK_STATUS(LATCHKEY_NOT_HELD, latchkey_rwlock_downgrade(lock, write_hold, &none, NULL));
+    CHECK_OK(latchkey_guard_release(other, NULL));
+    CHECK_OK(latchkey_guard_release(downgraded, NULL));
+    latchkey_guard_free(other);
+    latchkey_guard_free(downgraded);
+    latchkey_guard_free(write_hold);
+    test_pass("a writer downgrades to a reader; other readers come in, writers do not");
+
     CHECK_OK(latchkey_lock_options_new(&options, NULL));
     CHECK_OK(latchkey_lock_options_set_fair(options, true, NULL));
     CHECK_STATUS(LATCHKEY_INVALID_ARGUMENT, latchkey_rwlock_new(client, "r", options, &bad, NULL));

@@ -2025,6 +2025,33 @@ latchkey_status latchkey_rwlock_try_write(const struct latchkey_rwlock *rwlock,
                                           struct latchkey_error **err_out);
 
 /**
+ * Turns the write hold `writer` into a read hold, atomically: no other
+ * writer comes in between (waiting readers come in with it, unless a
+ * writer waits too: that writer goes next). On success `*reader_out` is
+ * a new guard for the read hold, and `writer` reads as released (its
+ * tokens stay readable; release it no more, free it).
+ *
+ * Ownership: `*reader_out` as latchkey_rwlock_read's guard; `writer` is
+ * still the caller's to free.
+ * Threads: any thread. Blocks: for one Redis round trip (other calls on
+ * `writer` wait for it).
+ * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the write hold was lost or
+ * already released; nothing changes); LATCHKEY_CONNECTION,
+ * LATCHKEY_SERVER, LATCHKEY_AUTH (the outcome is unknown: both holds are
+ * given back in the background, and `writer` reads as released);
+ * LATCHKEY_INVALID_ARGUMENT (NULL argument; `writer` is not a write hold
+ * of `rwlock`: nothing changes); LATCHKEY_PANIC.
+ *
+ * # Safety
+ * `rwlock` is NULL or a live read-write lock; `writer` is NULL or a live
+ * guard; `reader_out` and `err_out` are NULL or writable.
+ */
+latchkey_status latchkey_rwlock_downgrade(const struct latchkey_rwlock *rwlock,
+                                          struct latchkey_guard *writer,
+                                          struct latchkey_guard **reader_out,
+                                          struct latchkey_error **err_out);
+
+/**
  * Releases the lock. The guard stays allocated (its tokens stay readable)
  * until latchkey_guard_free; releasing it again returns LATCHKEY_NOT_HELD.
  *

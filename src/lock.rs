@@ -739,6 +739,28 @@ impl Guard {
         }
     }
 
+    /// The keys of the lock this hold is of.
+    pub(crate) fn keys(&self) -> &LockKeys {
+        self.lease.keys()
+    }
+
+    /// Whether this hold was handed over to another (see `handed_over`).
+    pub(crate) fn ended(&self) -> bool {
+        self.done
+    }
+
+    /// Ends this hold here after a script released it in Redis as part of
+    /// another operation (a read-write lock's downgrade): no renewal, no
+    /// release of its own; the guard reads as released.
+    pub(crate) fn handed_over(&mut self) {
+        self.done = true;
+        let _ = self.lease.mark_released();
+        self.client.watchdog.unwatch(&self.lease);
+        for subscriber in &self.client.subscribers {
+            subscriber.settle(self.lease.keys().channel());
+        }
+    }
+
     /// Records that an attempt of this hold's acquisition, sent at
     /// `since`, was never answered (see `unheard_attempt_since`).
     pub(crate) fn unheard_since(mut self, since: Option<Instant>) -> Guard {
@@ -814,12 +836,13 @@ impl Guard {
     /// assert!(!guard.lost());
     /// ```
     pub fn lost(&self) -> bool {
-        self.lease.lost_reason().is_some() && !self.lease.closed()
+        self.lease.lost_reason().is_some() && !self.lease.closed() && !self.done
     }
 
     /// `Ok(())` while the lease is held, `Err(Lost)` with the reason once
     /// not; `Err(NotHeld)` once [`Client::close`](crate::Client::close)
-    /// released it.
+    /// released it, or a [`RwLock::downgrade`](crate::RwLock::downgrade)
+    /// ended it.
     ///
     /// ```
     /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
@@ -829,8 +852,11 @@ impl Guard {
     pub fn check(&self) -> Result<()> {
         match self.lease.lost_reason() {
             None => Ok(()),
-            // Closing the client ended the hold: an ending, not a loss.
-            Some(reason) if self.lease.closed() => Err(Error::new(ErrorKind::NotHeld, reason)),
+            // Closing the client (or a downgrade) ended the hold: an
+            // ending, not a loss.
+            Some(reason) if self.lease.closed() || self.done => {
+                Err(Error::new(ErrorKind::NotHeld, reason))
+            }
             Some(reason) => Err(Error::new(ErrorKind::Lost, reason)),
         }
     }
@@ -935,6 +961,17 @@ impl Guard {
     /// guard.release().unwrap();
     /// ```
     pub fn release(mut self) -> Result<()> {
+        if self.done {
+            // Handed over to another hold (a downgrade): nothing left here.
+            return Err(Error::new(
+                ErrorKind::NotHeld,
+                format!(
+                    "{} '{}': this hold has already ended",
+                    self.lease.keys().noun(),
+                    self.name()
+                ),
+            ));
+        }
         self.done = true;
         self.release_now()
     }

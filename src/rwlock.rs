@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::acquire::{Acquisition, Target};
-use crate::backend::{AcquireArgs, Attempt, Queueing, ReadArgs};
+use crate::backend::{script_calls, AcquireArgs, Attempt, Queueing, ReadArgs};
 use crate::close::Closing;
 use crate::error::{Error, ErrorKind, Result};
 use crate::info::{RwLockInfo, MAX_REPORTED_WAITERS};
@@ -219,6 +219,108 @@ impl RwLock {
         cancel: Option<&CancelToken>,
     ) -> Result<Guard> {
         self.acquire_with(Side::Write, timeout, cancel)
+    }
+
+    /// Turns the write hold `writer` into a read hold, atomically: no other
+    /// writer comes in between. Waiting readers come in with it, unless a
+    /// writer waits too: that writer goes next, once the read holds are
+    /// released (writer preference). On success `writer` reads as ended
+    /// (`check()` says `NotHeld`, `lost()` is false, `release()` is
+    /// `NotHeld`) and the read hold is returned, with a fencing token of
+    /// its own.
+    ///
+    /// `InvalidArgument`, changing nothing, when `writer` is not a write
+    /// hold of this lock; `NotHeld` when its lease was lost (`writer`
+    /// then reports the loss); a Redis failure leaves the outcome unknown:
+    /// both holds are then given back in the background and `writer`
+    /// reads as released.
+    ///
+    /// ```
+    /// # let url = std::env::var("LATCHKEY_TEST_URL").expect("LATCHKEY_TEST_URL names a redis-server for the examples; tools/with-redis starts one");
+    /// let client = latchkey::Client::open(&url).unwrap();
+    /// let config = client.rwlock("rw-j").unwrap();
+    /// let mut writer = config.write().unwrap();
+    /// // ... write the new configuration ...
+    /// let reader = config.downgrade(&mut writer).unwrap();
+    /// assert!(config.try_read().unwrap().is_some()); // other readers come in
+    /// assert!(writer.check().is_err()); // the write hold has ended
+    /// # drop(reader);
+    /// ```
+    pub fn downgrade(&self, writer: &mut Guard) -> Result<Guard> {
+        if writer.keys().lock() != self.writer.lock() {
+            return Err(Error::invalid(format!(
+                "not a write hold of read-write lock '{}' (a hold of {} '{}')",
+                self.name(),
+                writer.keys().noun(),
+                writer.name()
+            )));
+        }
+        if let Err(e) = writer.check() {
+            return Err(Error::new(
+                ErrorKind::NotHeld,
+                format!("cannot downgrade: {e}"),
+            ));
+        }
+        let reader = Request {
+            rwlock: self,
+            side: Side::Read,
+        }
+        .new_hold();
+        let ttl = self.options.get_ttl();
+        let call = script_calls::rw_downgrade_call(
+            &self.writer,
+            &self.readers,
+            writer.token(),
+            &reader,
+            ttl,
+        );
+        let sent = Instant::now();
+        let outcome = self
+            .client
+            .backend
+            .eval_on_one_node(&call, "a read-write lock")
+            .and_then(script_calls::parse_acquire)
+            .map_err(|e| {
+                e.context(format_args!(
+                    "downgrading read-write lock '{}'",
+                    self.name()
+                ))
+            });
+        match outcome {
+            Ok(Attempt::Acquired(fencing_token)) => {
+                writer.handed_over();
+                Ok(Guard::start(
+                    &self.client,
+                    &self.readers,
+                    &self.options,
+                    reader,
+                    fencing_token,
+                    sent,
+                ))
+            }
+            Ok(_) => Err(Error::new(
+                ErrorKind::NotHeld,
+                format!(
+                    "cannot downgrade: read-write lock '{}' expired or is held by another owner",
+                    self.name()
+                ),
+            )),
+            Err(e) => {
+                // The script may have run: give back whichever hold exists.
+                let watchdog = &self.client.watchdog;
+                let until = Instant::now() + ttl;
+                watchdog.release_later(
+                    self.writer.clone(),
+                    writer.token().to_string(),
+                    false,
+                    false,
+                    until,
+                );
+                watchdog.release_later(self.readers.clone(), reader, false, true, until);
+                writer.handed_over();
+                Err(e)
+            }
+        }
     }
 
     /// Who holds the lock: the writer (with the writers queued behind

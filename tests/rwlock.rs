@@ -216,3 +216,79 @@ fn bad_options_and_redlock_are_refused() {
         ErrorKind::InvalidArgument
     );
 }
+
+/// A writer downgrades to a reader with no other writer in between: the
+/// writer queued behind it waits for the new reader, readers come in, and
+/// the old write hold reads as ended (not lost).
+#[test]
+fn a_writer_downgrades_with_no_writer_in_between() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let lock = client.rwlock("downgraded").unwrap();
+    let mut writer = lock.write().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let next_writer = thread::spawn({
+        let client = Client::open(&server.url()).unwrap();
+        move || {
+            let lock = client.rwlock("downgraded").unwrap();
+            let guard = lock.write_timeout(Duration::from_secs(20)).unwrap();
+            tx.send(guard.fencing_token()).unwrap();
+            guard.release().unwrap();
+        }
+    });
+    support::wait_until("the next writer waits", Duration::from_secs(10), || {
+        count(&server, "ZCARD", "latchkey:rw:{downgraded}:q") > 0
+    });
+    let writer_token = writer.fencing_token();
+    let reader = lock.downgrade(&mut writer).unwrap();
+    assert!(reader.fencing_token() > writer_token);
+    reader.check().unwrap();
+    assert_eq!(writer.check().unwrap_err().kind(), ErrorKind::NotHeld);
+    assert!(!writer.lost(), "a downgrade is an ending, not a loss");
+    let info = lock.inspect().unwrap();
+    assert_eq!(info.readers.hold_count, 1);
+    assert_eq!(info.readers.holders[0].token, reader.token());
+    assert!(
+        rx.try_recv().is_err(),
+        "the waiting writer came in beside the downgraded reader"
+    );
+    reader.release().unwrap();
+    let next_token = rx.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(next_token > writer_token);
+    next_writer.join().unwrap();
+    assert_eq!(writer.release().unwrap_err().kind(), ErrorKind::NotHeld);
+}
+
+/// Bad input changes nothing: a read hold, or another lock's write hold,
+/// is refused and stays held; a lost write hold cannot be downgraded.
+#[test]
+fn a_downgrade_of_the_wrong_hold_changes_nothing() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let lock = client.rwlock("refused-downgrade").unwrap();
+    let other = client.rwlock("another").unwrap();
+    let mut reader = lock.read().unwrap();
+    let err = lock.downgrade(&mut reader).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    reader.check().unwrap();
+    reader.release().unwrap();
+    let mut foreign = other.write().unwrap();
+    assert_eq!(
+        lock.downgrade(&mut foreign).unwrap_err().kind(),
+        ErrorKind::InvalidArgument
+    );
+    foreign.check().unwrap();
+    foreign.release().unwrap();
+
+    let options = LockOptions::new().ttl(Duration::from_millis(600));
+    let fragile = client.rwlock_with("refused-downgrade", options).unwrap();
+    let mut writer = fragile.write().unwrap();
+    assert_eq!(count(&server, "DEL", "latchkey:rw:{refused-downgrade}"), 1);
+    let err = fragile.downgrade(&mut writer).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotHeld);
+    assert_eq!(
+        fragile.inspect().unwrap().readers.hold_count,
+        0,
+        "no read lease was made for a lost writer"
+    );
+}

@@ -350,6 +350,7 @@ fn publishes(call: &Call<'_>) -> bool {
         scripts::election_announce(),
         scripts::election_resign(),
         scripts::rw_write_release(),
+        scripts::rw_downgrade(),
     ]
     .iter()
     .any(|script| std::ptr::eq(*script, call.script))

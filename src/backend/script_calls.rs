@@ -548,6 +548,37 @@ pub(crate) fn rw_read_acquire_call<'a>(
     }
 }
 
+/// The downgrade of a read-write lock's writer hold `writer_hold` to the
+/// read hold `reader_hold` (see `rw_downgrade.lua`); answered as an
+/// acquire (held: the writer hold was not ours any more).
+pub(crate) fn rw_downgrade_call<'a>(
+    writer: &'a LockKeys,
+    readers: &'a LockKeys,
+    writer_hold: &'a str,
+    reader_hold: &'a str,
+    ttl: Duration,
+) -> Call<'a> {
+    Call {
+        script: scripts::rw_downgrade(),
+        keys: vec![
+            writer.lock(),
+            writer.queue(),
+            writer.queue_order(),
+            readers.lock(),
+            readers.permit_count(),
+            writer.fence(),
+        ],
+        args: vec![
+            text(writer_hold),
+            text(reader_hold),
+            millis(ttl),
+            millis(writer.fence_retention),
+            Cow::Borrowed(writer.channel()),
+            millis(HANDOFF_WINDOW),
+        ],
+    }
+}
+
 /// Who holds permits of a semaphore (see `permit_inspect.lua`).
 pub(crate) fn permit_inspect_call(keys: &LockKeys, limit: usize) -> Call<'_> {
     Call {

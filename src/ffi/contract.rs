@@ -294,6 +294,18 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
         ],
     ),
     (
+        "latchkey_rwlock_downgrade",
+        &[
+            LATCHKEY_OK,
+            LATCHKEY_NOT_HELD,
+            LATCHKEY_INVALID_ARGUMENT,
+            LATCHKEY_CONNECTION,
+            LATCHKEY_SERVER,
+            LATCHKEY_AUTH,
+            LATCHKEY_PANIC,
+        ],
+    ),
+    (
         "latchkey_rwlock_try_read",
         &[
             LATCHKEY_OK,

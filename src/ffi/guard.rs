@@ -55,6 +55,25 @@ impl latchkey_guard {
         )
     }
 
+    /// Runs `f` on the held guard, which it may end (a downgrade): an ended
+    /// guard is taken out, so the handle reads as released. NOT_HELD once
+    /// released. Holds the handle's lock during `f`: other calls on this
+    /// guard wait for it.
+    pub(crate) fn hand_over<T>(
+        &self,
+        f: impl FnOnce(&mut Guard) -> crate::Result<T>,
+    ) -> Result<T, Failure> {
+        let mut slot = self.guard.write();
+        let Some(guard) = slot.as_mut() else {
+            return Err(self.released());
+        };
+        let outcome = f(guard);
+        if guard.ended() {
+            *slot = None;
+        }
+        Ok(outcome?)
+    }
+
     /// Runs `f` on the held guard; NOT_HELD once released.
     fn with<T>(&self, f: impl FnOnce(&Guard) -> Result<T, Failure>) -> Result<T, Failure> {
         match self.guard.read().as_ref() {

@@ -263,3 +263,46 @@ pub unsafe extern "C" fn latchkey_rwlock_try_write(
         )
     }
 }
+
+/// Turns the write hold `writer` into a read hold, atomically: no other
+/// writer comes in between (waiting readers come in with it, unless a
+/// writer waits too: that writer goes next). On success `*reader_out` is
+/// a new guard for the read hold, and `writer` reads as released (its
+/// tokens stay readable; release it no more, free it).
+///
+/// Ownership: `*reader_out` as latchkey_rwlock_read's guard; `writer` is
+/// still the caller's to free.
+/// Threads: any thread. Blocks: for one Redis round trip (other calls on
+/// `writer` wait for it).
+/// Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the write hold was lost or
+/// already released; nothing changes); LATCHKEY_CONNECTION,
+/// LATCHKEY_SERVER, LATCHKEY_AUTH (the outcome is unknown: both holds are
+/// given back in the background, and `writer` reads as released);
+/// LATCHKEY_INVALID_ARGUMENT (NULL argument; `writer` is not a write hold
+/// of `rwlock`: nothing changes); LATCHKEY_PANIC.
+///
+/// # Safety
+/// `rwlock` is NULL or a live read-write lock; `writer` is NULL or a live
+/// guard; `reader_out` and `err_out` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn latchkey_rwlock_downgrade(
+    rwlock: *const latchkey_rwlock,
+    writer: *mut latchkey_guard,
+    reader_out: *mut *mut latchkey_guard,
+    err_out: *mut *mut latchkey_error,
+) -> latchkey_status {
+    call("latchkey_rwlock_downgrade", err_out, || {
+        // SAFETY: `rwlock`, `writer` and `reader_out` keep the `# Safety` contract above,
+        // all that these helpers rely on (see `args`).
+        let (rwlock, writer, out) = unsafe {
+            (
+                args::borrow(rwlock, "rwlock")?,
+                args::borrow(writer.cast_const(), "writer")?,
+                Out::new(reader_out, "reader_out")?,
+            )
+        };
+        let reader = writer.hand_over(|guard| rwlock.rwlock.downgrade(guard))?;
+        out.write(latchkey_guard::new_raw(reader, rwlock.name.clone()));
+        Ok(())
+    })
+}

@@ -87,6 +87,9 @@ script!(permit_inspect, "permit_inspect.lua", resend_safe: true);
 script!(rw_read_acquire, "rw_read_acquire.lua", resend_safe: true);
 // Not resent, as release.lua.
 script!(rw_write_release, "rw_write_release.lua", resend_safe: false);
+// Not resent: a second run answers "not ours" although the first one
+// downgraded the hold (a late copy changes nothing).
+script!(rw_downgrade, "rw_downgrade.lua", resend_safe: false);
 // Elections. Announces only while the hold leads, never below a newer
 // term: a second run announces the same again.
 script!(election_announce, "election_announce.lua", resend_safe: true);
