@@ -1,0 +1,342 @@
+//! Attacks on the read-write lock's downgrade (RwLock::downgrade,
+//! src/scripts/rw_downgrade.lua, Guard::handed_over). Each finding's test
+//! names what broke before its fix; the attacks that held are kept as
+//! passing tests.
+//!
+//! Late copies are the library's own script calls, captured with their
+//! exact KEYS and ARGV by a MONITOR connection and delivered again through
+//! a raw connection (as in tests/attack_family.rs).
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::thread;
+use std::time::Duration;
+
+use latchkey::{Client, ErrorKind, LockOptions};
+use support::{wait_until, RedisServer};
+
+/// One captured command: its arguments, the command name first.
+type Command = Vec<Vec<u8>>;
+
+/// A MONITOR connection: every command the server runs.
+struct Monitor {
+    reader: BufReader<TcpStream>,
+    next_marker: u64,
+}
+
+impl Monitor {
+    fn start(server: &RedisServer) -> Monitor {
+        let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        stream.write_all(b"MONITOR\r\n").unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("+OK"), "MONITOR answered {line:?}");
+        Monitor {
+            reader,
+            next_marker: 0,
+        }
+    }
+
+    /// The script calls (EVALSHA) the server ran since the last call.
+    fn script_calls_since(&mut self, admin: &mut redis::Connection) -> Vec<Command> {
+        self.next_marker += 1;
+        let marker = format!("attack-downgrade-marker-{}", self.next_marker);
+        let _: String = redis::cmd("ECHO").arg(&marker).query(admin).unwrap();
+        let mut calls = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            let read = self.reader.read_until(b'\n', &mut line).unwrap();
+            assert!(read > 0, "the MONITOR connection closed");
+            let args = parse_monitor_line(&line);
+            match args.first().map(|a| a.to_ascii_uppercase()) {
+                Some(name)
+                    if name == b"ECHO" && args.get(1) == Some(&marker.as_bytes().to_vec()) =>
+                {
+                    return calls
+                }
+                Some(name) if name == b"EVALSHA" => calls.push(args),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The quoted arguments of one MONITOR line, unescaped.
+fn parse_monitor_line(line: &[u8]) -> Vec<Vec<u8>> {
+    let start = line
+        .iter()
+        .position(|&b| b == b']')
+        .map_or(line.len(), |p| p + 1);
+    let mut args = Vec::new();
+    let mut i = start;
+    while i < line.len() {
+        if line[i] != b'"' {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let mut arg = Vec::new();
+        while i < line.len() && line[i] != b'"' {
+            if line[i] == b'\\' && i + 1 < line.len() {
+                i += 1;
+                match line[i] {
+                    b'n' => arg.push(b'\n'),
+                    b'r' => arg.push(b'\r'),
+                    b't' => arg.push(b'\t'),
+                    b'a' => arg.push(7),
+                    b'b' => arg.push(8),
+                    b'x' if i + 2 < line.len() => {
+                        let hex = std::str::from_utf8(&line[i + 1..i + 3]).unwrap_or("00");
+                        arg.push(u8::from_str_radix(hex, 16).unwrap_or(0));
+                        i += 2;
+                    }
+                    other => arg.push(other),
+                }
+            } else {
+                arg.push(line[i]);
+            }
+            i += 1;
+        }
+        args.push(arg);
+        i += 1;
+    }
+    args
+}
+
+/// Delivers a captured command again, as a late copy would arrive.
+fn deliver(admin: &mut redis::Connection, command: &Command) -> redis::Value {
+    let mut cmd = redis::cmd(std::str::from_utf8(&command[0]).unwrap());
+    for arg in &command[1..] {
+        cmd.arg(arg.as_slice());
+    }
+    cmd.query(admin).unwrap_or(redis::Value::Nil)
+}
+
+fn client(server: &RedisServer) -> Client {
+    Client::open(&server.url()).unwrap()
+}
+
+fn query_i64(server: &RedisServer, command: &str, key: &str) -> i64 {
+    redis::cmd(command)
+        .arg(key)
+        .query(&mut server.admin())
+        .unwrap()
+}
+
+fn writer_key(server: &RedisServer, name: &str) -> Option<String> {
+    redis::cmd("GET")
+        .arg(format!("latchkey:rw:{{{name}}}"))
+        .query(&mut server.admin())
+        .unwrap()
+}
+
+fn readers(server: &RedisServer, name: &str) -> i64 {
+    query_i64(server, "ZCARD", &format!("latchkey:rwr:{{{name}}}"))
+}
+
+// ---------------------------------------------------------------------------
+// Finding 1: a downgrade refused because the write hold is gone in Redis
+// left the writer guard passing check() beside the new writer.
+
+#[test]
+fn a_downgrade_refused_as_not_held_reports_the_writer_lost() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let lock = a.rwlock("gone-writer").unwrap();
+    let mut writer = lock.write().unwrap();
+    // The hold goes (an eviction, a force-unlock, a failover that lost it):
+    // the guard's own lease still has most of its ttl to run here.
+    assert_eq!(query_i64(&server, "DEL", "latchkey:rw:{gone-writer}"), 1);
+    let other = b.rwlock("gone-writer").unwrap().try_write().unwrap();
+    let other = other.expect("the lock is free in Redis");
+    let err = lock.downgrade(&mut writer).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotHeld);
+    other.check().unwrap();
+    // The downgrade learnt that the write hold is gone (the docs: "writer
+    // then reports the loss"), yet the old writer still vouched for it.
+    assert!(
+        writer.check().is_err(),
+        "two writers pass check(): the downgrade found the write hold gone but the old guard still says held"
+    );
+    assert!(writer.lost(), "the loss is reported");
+    other.release().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Finding 2: a plain lock's guard whose key is the read-write lock's writer
+// key (a client with prefix "latchkey:rw") was downgraded.
+
+#[test]
+fn a_plain_lock_guard_is_not_a_write_hold() {
+    let server = RedisServer::start();
+    let rw_client = client(&server);
+    let plain_client = Client::builder(&server.url())
+        .prefix("latchkey:rw")
+        .build()
+        .unwrap();
+    let mut plain = plain_client.lock("collide").unwrap().acquire().unwrap();
+    let lock = rw_client.rwlock("collide").unwrap();
+    let outcome = lock.downgrade(&mut plain);
+    let made_reader = outcome.is_ok();
+    drop(outcome);
+    assert!(
+        !made_reader,
+        "a plain lock's guard was taken for a write hold and downgraded"
+    );
+    plain.check().unwrap();
+}
+
+// ---------------------------------------------------------------------------
+// Finding 3: with wait_for_replicas, a downgrade no replica confirmed gave a
+// read hold that counts as held (an acquire or renewal no replica
+// confirmed never does): a failover loses it while the guard vouches.
+
+#[test]
+fn an_unconfirmed_downgrade_is_not_a_read_hold() {
+    let master = RedisServer::start();
+    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &master.port.to_string()]);
+    wait_until("the replica is in sync", Duration::from_secs(30), || {
+        support::replication_field(&replica, "master_link_status").as_deref() == Some("up")
+    });
+    let client = Client::builder(&master.url())
+        .wait_for_replicas(1, Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let lock = client.rwlock("unconfirmed-down").unwrap();
+    let mut writer = None;
+    for _ in 0..20 {
+        match lock.write() {
+            Ok(guard) => {
+                writer = Some(guard);
+                break;
+            }
+            Err(e) if e.kind() == ErrorKind::Timeout => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let mut writer = writer.expect("a confirmed write hold");
+    replica.signal(libc::SIGSTOP);
+    let outcome = lock.downgrade(&mut writer);
+    replica.signal(libc::SIGCONT);
+    let confirmed = outcome.is_ok();
+    drop(outcome);
+    assert!(
+        !confirmed,
+        "a downgrade no replica confirmed gave a read hold that counts as held"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Attacks that held.
+
+/// A late copy of the downgrade, arriving after a newer writer took the
+/// lock (or after the reader it made was released), changes nothing.
+#[test]
+fn a_late_downgrade_copy_changes_nothing() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let lock = a.rwlock("late-down").unwrap();
+    let mut admin = server.admin();
+    let mut monitor = Monitor::start(&server);
+    let mut writer = lock.write().unwrap();
+    monitor.script_calls_since(&mut admin);
+    let reader = lock.downgrade(&mut writer).unwrap();
+    let calls = monitor.script_calls_since(&mut admin);
+    let copy = calls
+        .into_iter()
+        .find(|call| call.iter().any(|arg| arg == reader.token().as_bytes()))
+        .expect("the downgrade's script call");
+    // Again at once: the reader made is still there.
+    deliver(&mut admin, &copy);
+    assert_eq!(readers(&server, "late-down"), 1);
+    reader.release().unwrap();
+    assert_eq!(readers(&server, "late-down"), 0);
+    deliver(&mut admin, &copy);
+    assert_eq!(readers(&server, "late-down"), 0, "no lease revived");
+    let newer = b.rwlock("late-down").unwrap().try_write().unwrap().unwrap();
+    let before = writer_key(&server, "late-down");
+    deliver(&mut admin, &copy);
+    assert_eq!(writer_key(&server, "late-down"), before);
+    assert_eq!(readers(&server, "late-down"), 0);
+    newer.check().unwrap();
+    newer.release().unwrap();
+}
+
+/// The old writer guard, after the downgrade: its release, extend, drop
+/// and its client's close leave the new holds alone; a second downgrade
+/// is refused and changes nothing.
+#[test]
+fn the_old_writer_guard_touches_nothing_afterwards() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let mut writer = a.rwlock("old-writer").unwrap().write().unwrap();
+    // Downgraded through another client's handle on the same lock: the
+    // read hold is b's, the ended write guard a's.
+    let lock_b = b.rwlock("old-writer").unwrap();
+    let reader = lock_b.downgrade(&mut writer).unwrap();
+    assert_eq!(
+        lock_b.downgrade(&mut writer).unwrap_err().kind(),
+        ErrorKind::NotHeld
+    );
+    assert_eq!(readers(&server, "old-writer"), 1);
+    assert!(writer.extend(Duration::from_secs(60)).is_err());
+    assert!(!writer.lost());
+    let another = lock_b.try_read().unwrap().unwrap();
+    a.close().unwrap();
+    assert_eq!(writer.release().unwrap_err().kind(), ErrorKind::NotHeld);
+    assert_eq!(readers(&server, "old-writer"), 2);
+    reader.check().unwrap();
+    another.check().unwrap();
+    // No writer comes in beside them.
+    assert!(lock_b.try_write().unwrap().is_none());
+    drop((reader, another));
+    assert!(lock_b.try_write().unwrap().is_some());
+}
+
+/// The downgraded reader's lease is renewed, and its loss is reported.
+#[test]
+fn the_downgraded_reader_is_renewed_and_its_loss_reported() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let options = LockOptions::new().ttl(Duration::from_millis(600));
+    let lock = client.rwlock_with("renewed-down", options).unwrap();
+    let mut writer = lock.write().unwrap();
+    let reader = lock.downgrade(&mut writer).unwrap();
+    thread::sleep(Duration::from_millis(2000));
+    reader.check().unwrap();
+    assert_eq!(readers(&server, "renewed-down"), 1);
+    assert!(lock.try_write().unwrap().is_none());
+    let _: i64 = redis::cmd("ZREM")
+        .arg("latchkey:rwr:{renewed-down}")
+        .arg(reader.token())
+        .query(&mut server.admin())
+        .unwrap();
+    wait_until("the loss is reported", Duration::from_secs(5), || {
+        reader.lost()
+    });
+    assert_eq!(reader.check().unwrap_err().kind(), ErrorKind::Lost);
+}
+
+/// Fencing tokens only grow across a downgrade: the writer's, the
+/// downgraded reader's, a reader that came in with it, the next writer's.
+#[test]
+fn fencing_tokens_grow_across_a_downgrade() {
+    let server = RedisServer::start();
+    let client = client(&server);
+    let lock = client.rwlock("fenced-down").unwrap();
+    let mut writer = lock.write().unwrap();
+    let w = writer.fencing_token();
+    let reader = lock.downgrade(&mut writer).unwrap();
+    let other = lock.try_read().unwrap().unwrap();
+    assert!(w < reader.fencing_token());
+    assert!(reader.fencing_token() < other.fencing_token());
+    drop((reader, other));
+    let next = lock.try_write().unwrap().unwrap();
+    assert!(next.fencing_token() > w + 2);
+}
