@@ -744,6 +744,12 @@ impl Guard {
         self.lease.keys()
     }
 
+    /// Records that Redis said this hold is gone (a refused downgrade):
+    /// from then on `check()` says `Lost`, as after a refused `extend`.
+    pub(crate) fn mark_lost(&self, reason: String) {
+        self.lease.mark_lost(reason, false);
+    }
+
     /// Whether this hold was handed over to another (see `handed_over`).
     pub(crate) fn ended(&self) -> bool {
         self.done

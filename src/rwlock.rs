@@ -231,7 +231,11 @@ impl RwLock {
     ///
     /// `InvalidArgument`, changing nothing, when `writer` is not a write
     /// hold of this lock; `NotHeld` when its lease was lost (`writer`
-    /// then reports the loss); a Redis failure leaves the outcome unknown:
+    /// then reports the loss); `Timeout` with
+    /// [`wait_for_replicas`](crate::ClientBuilder::wait_for_replicas) when
+    /// too few replicas confirmed it (both holds are then given back in the
+    /// background, and `writer` reads as released); a Redis failure leaves
+    /// the outcome unknown:
     /// both holds are then given back in the background and `writer`
     /// reads as released.
     ///
@@ -247,7 +251,9 @@ impl RwLock {
     /// # drop(reader);
     /// ```
     pub fn downgrade(&self, writer: &mut Guard) -> Result<Guard> {
-        if writer.keys().lock() != self.writer.lock() {
+        // The key alone is not enough: a plain lock's key can be this
+        // writer's (a client whose prefix ends in ":rw").
+        if !writer.keys().is_rw_writer() || writer.keys().lock() != self.writer.lock() {
             return Err(Error::invalid(format!(
                 "not a write hold of read-write lock '{}' (a hold of {} '{}')",
                 self.name(),
@@ -278,16 +284,40 @@ impl RwLock {
         let outcome = self
             .client
             .backend
-            .eval_on_one_node(&call, "a read-write lock")
-            .and_then(script_calls::parse_acquire)
+            .eval_on_one_node_confirmed(&call, "a read-write lock")
+            .and_then(|(value, confirmed)| Ok((script_calls::parse_acquire(value)?, confirmed)))
             .map_err(|e| {
                 e.context(format_args!(
                     "downgrading read-write lock '{}'",
                     self.name()
                 ))
             });
+        let watchdog = &self.client.watchdog;
+        let until = Instant::now() + ttl;
         match outcome {
-            Ok(Attempt::Acquired(fencing_token)) => {
+            Ok((Attempt::Acquired(_), false)) => {
+                // Too few replicas confirmed it (wait_for_replicas): a
+                // failover may lose the read hold, so it does not count as
+                // held; the write hold has ended on the master. Give both
+                // back, as for an acquire too few replicas confirmed.
+                watchdog.release_later(
+                    self.writer.clone(),
+                    writer.token().to_string(),
+                    false,
+                    false,
+                    until,
+                );
+                watchdog.release_later(self.readers.clone(), reader, false, false, until);
+                writer.handed_over();
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "downgrading read-write lock '{}': too few replicas confirmed the downgrade; both holds were given back",
+                        self.name()
+                    ),
+                ))
+            }
+            Ok((Attempt::Acquired(fencing_token), true)) => {
                 writer.handed_over();
                 Ok(Guard::start(
                     &self.client,
@@ -298,17 +328,21 @@ impl RwLock {
                     sent,
                 ))
             }
-            Ok(_) => Err(Error::new(
-                ErrorKind::NotHeld,
-                format!(
-                    "cannot downgrade: read-write lock '{}' expired or is held by another owner",
+            Ok(_) => {
+                // Redis says the write hold is gone: the guard must not
+                // vouch for it any more (another writer may hold it).
+                let reason = format!(
+                    "read-write lock '{}' expired or is held by another owner",
                     self.name()
-                ),
-            )),
+                );
+                writer.mark_lost(reason.clone());
+                Err(Error::new(
+                    ErrorKind::NotHeld,
+                    format!("cannot downgrade: {reason}"),
+                ))
+            }
             Err(e) => {
                 // The script may have run: give back whichever hold exists.
-                let watchdog = &self.client.watchdog;
-                let until = Instant::now() + ttl;
                 watchdog.release_later(
                     self.writer.clone(),
                     writer.token().to_string(),

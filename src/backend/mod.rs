@@ -236,6 +236,19 @@ pub(crate) trait Backend: Send + Sync + 'static {
         )))
     }
 
+    /// [`eval_on_one_node`](Self::eval_on_one_node) of a script that
+    /// makes a hold (a read-write lock's downgrade), and whether enough
+    /// replicas confirmed it: with [`WaitForReplicas`], a hold too few
+    /// replicas confirmed does not count as held (a failover may lose it),
+    /// as for an acquire.
+    fn eval_on_one_node_confirmed(
+        &self,
+        call: &Call<'_>,
+        what: &str,
+    ) -> Result<(redis::Value, bool)> {
+        self.eval_on_one_node(call, what).map(|value| (value, true))
+    }
+
     /// Release of one hold (by its token), waking waiters when the lock
     /// becomes free.
     fn release(&self, keys: &LockKeys, hold: &str, reentrant: bool) -> Result<Released>;
@@ -593,6 +606,20 @@ impl<R: Runner> Backend for OneNodeBackend<R> {
 
     fn eval_on_one_node(&self, call: &Call<'_>, _what: &str) -> Result<redis::Value> {
         self.runner.eval(call)
+    }
+
+    fn eval_on_one_node_confirmed(
+        &self,
+        call: &Call<'_>,
+        _what: &str,
+    ) -> Result<(redis::Value, bool)> {
+        let Some(wait) = self.wait else {
+            return self.runner.eval(call).map(|value| (value, true));
+        };
+        let (reply, confirmed) = self
+            .runner
+            .eval_then_wait(call, wait.replicas, wait.timeout)?;
+        Ok((reply, confirmed >= wait.replicas))
     }
 
     fn inspect_permits(&self, keys: &LockKeys, limit: usize) -> Result<SemaphoreInfo> {

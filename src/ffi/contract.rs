@@ -298,6 +298,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
         &[
             LATCHKEY_OK,
             LATCHKEY_NOT_HELD,
+            LATCHKEY_TIMEOUT,
             LATCHKEY_INVALID_ARGUMENT,
             LATCHKEY_CONNECTION,
             LATCHKEY_SERVER,

@@ -275,7 +275,9 @@ pub unsafe extern "C" fn latchkey_rwlock_try_write(
 /// Threads: any thread. Blocks: for one Redis round trip (other calls on
 /// `writer` wait for it).
 /// Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the write hold was lost or
-/// already released; nothing changes); LATCHKEY_CONNECTION,
+/// already released; nothing changes); LATCHKEY_TIMEOUT (wait-for-replicas:
+/// too few replicas confirmed the downgrade; both holds are given back in
+/// the background, and `writer` reads as released); LATCHKEY_CONNECTION,
 /// LATCHKEY_SERVER, LATCHKEY_AUTH (the outcome is unknown: both holds are
 /// given back in the background, and `writer` reads as released);
 /// LATCHKEY_INVALID_ARGUMENT (NULL argument; `writer` is not a write hold
