@@ -340,3 +340,45 @@ fn fencing_tokens_grow_across_a_downgrade() {
     let next = lock.try_write().unwrap().unwrap();
     assert!(next.fencing_token() > w + 2);
 }
+
+// ---------------------------------------------------------------------------
+// Finding 4: a downgrade through a closed client's handle went ahead: it
+// made a read hold that the close (already over) never releases, while
+// every acquire on a closed client is refused with `Closed`.
+
+#[test]
+fn a_downgrade_through_a_closed_client_is_refused() {
+    let server = RedisServer::start();
+    let (a, b) = (client(&server), client(&server));
+    let options = LockOptions::new().ttl(Duration::from_millis(600));
+    let mut writer = a
+        .rwlock_with("closed-down", options.clone())
+        .unwrap()
+        .write()
+        .unwrap();
+    let lock_b = b.rwlock_with("closed-down", options).unwrap();
+    b.close().unwrap();
+    assert_eq!(
+        lock_b.try_read().unwrap_err().kind(),
+        ErrorKind::Closed,
+        "an acquire on a closed client"
+    );
+    let outcome = lock_b.downgrade(&mut writer);
+    let kind = outcome.as_ref().err().map(|e| e.kind());
+    if let Ok(reader) = &outcome {
+        // Before the fix: still renewed and held, 1.5 s (2.5 ttls) later.
+        thread::sleep(Duration::from_millis(1500));
+        eprintln!(
+            "reader after 1.5 s: check {:?}, leases in Redis {}",
+            reader.check(),
+            readers(&server, "closed-down")
+        );
+    }
+    drop(outcome);
+    assert_eq!(
+        kind,
+        Some(ErrorKind::Closed),
+        "a downgrade through a closed client went ahead"
+    );
+    writer.check().unwrap();
+}
