@@ -2038,7 +2038,8 @@ latchkey_status latchkey_rwlock_try_write(const struct latchkey_rwlock *rwlock,
  * Returns: LATCHKEY_OK; LATCHKEY_NOT_HELD (the write hold was lost or
  * already released; nothing changes); LATCHKEY_TIMEOUT (wait-for-replicas:
  * too few replicas confirmed the downgrade; both holds are given back in
- * the background, and `writer` reads as released); LATCHKEY_CONNECTION,
+ * the background, and `writer` reads as released); LATCHKEY_CLOSED
+ * (the client of `rwlock` was closed: nothing changes); LATCHKEY_CONNECTION,
  * LATCHKEY_SERVER, LATCHKEY_AUTH (the outcome is unknown: both holds are
  * given back in the background, and `writer` reads as released);
  * LATCHKEY_INVALID_ARGUMENT (NULL argument; `writer` is not a write hold

@@ -230,7 +230,8 @@ impl RwLock {
     /// its own.
     ///
     /// `InvalidArgument`, changing nothing, when `writer` is not a write
-    /// hold of this lock; `NotHeld` when its lease was lost (`writer`
+    /// hold of this lock; `Closed`, changing nothing, once this lock's
+    /// client is closed; `NotHeld` when its lease was lost (`writer`
     /// then reports the loss); `Timeout` with
     /// [`wait_for_replicas`](crate::ClientBuilder::wait_for_replicas) when
     /// too few replicas confirmed it (both holds are then given back in the
@@ -260,6 +261,11 @@ impl RwLock {
                 writer.keys().noun(),
                 writer.name()
             )));
+        }
+        if self.client.closing.is_closed() {
+            // As for an acquire: a closed client makes no new hold (its
+            // close, already over, would never release it).
+            return Err(Closing::error(&self.writer));
         }
         if let Err(e) = writer.check() {
             return Err(Error::new(
@@ -319,14 +325,20 @@ impl RwLock {
             }
             Ok((Attempt::Acquired(fencing_token), true)) => {
                 writer.handed_over();
-                Ok(Guard::start(
+                let reader = Guard::start(
                     &self.client,
                     &self.readers,
                     &self.options,
                     reader,
                     fencing_token,
                     sent,
-                ))
+                );
+                if reader.released_by_close() {
+                    // The client was closed meanwhile: its close missed
+                    // this hold, released now.
+                    return Err(Closing::error(&self.writer));
+                }
+                Ok(reader)
             }
             Ok(_) => {
                 // Redis says the write hold is gone: the guard must not

@@ -299,6 +299,7 @@ pub(crate) const RETURNS: &[(&str, &[latchkey_status])] = &[
             LATCHKEY_OK,
             LATCHKEY_NOT_HELD,
             LATCHKEY_TIMEOUT,
+            LATCHKEY_CLOSED,
             LATCHKEY_INVALID_ARGUMENT,
             LATCHKEY_CONNECTION,
             LATCHKEY_SERVER,
