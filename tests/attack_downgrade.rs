@@ -382,3 +382,43 @@ fn a_downgrade_through_a_closed_client_is_refused() {
     );
     writer.check().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// Finding 5: a renewal of the write hold in flight while the downgrade ran
+// came back "not ours" and the watchdog reported the handed-over write hold
+// lost (its on_lost callback ran): the downgrade stopped the renewals only
+// after the script had run, unlike a release, which stops them first.
+
+/// A renewal of the write hold racing the downgrade (renewed every
+/// millisecond) never makes the watchdog report the handed-over write hold
+/// as lost.
+#[test]
+fn a_renewal_racing_the_downgrade_reports_no_loss() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let server = RedisServer::start();
+    let client = client(&server);
+    let losses = Arc::new(AtomicUsize::new(0));
+    let counted = losses.clone();
+    let options = LockOptions::new()
+        .renew_every(Duration::from_millis(1))
+        .on_lost(move |lost| {
+            // Only write holds (a read hold's token starts with "1:").
+            if !lost.token.starts_with("1:") {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let lock = client.rwlock_with("racing-renewal", options).unwrap();
+    for _ in 0..300 {
+        let mut writer = lock.write().unwrap();
+        let reader = lock.downgrade(&mut writer).unwrap();
+        drop(writer);
+        reader.release().unwrap();
+    }
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        losses.load(Ordering::SeqCst),
+        0,
+        "a downgraded write hold was reported lost"
+    );
+}
