@@ -364,6 +364,16 @@ impl Lease {
         self.state.lock().released
     }
 
+    /// Records that Redis said this released lease's hold was already
+    /// gone (a downgrade, which stops reporting before its script runs,
+    /// found it so): its guard reports the loss.
+    pub(crate) fn mark_lost_after_release(&self, reason: String) {
+        let mut state = self.state.lock();
+        if state.lost.is_none() {
+            state.lost = Some(reason);
+        }
+    }
+
     pub(crate) fn mark_released(&self) -> Option<String> {
         let mut state = self.state.lock();
         state.released = true;

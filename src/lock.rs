@@ -744,10 +744,19 @@ impl Guard {
         self.lease.keys()
     }
 
+    /// Stops renewing and reporting this hold before a script ends it as
+    /// part of another operation (a downgrade), as a release does: a
+    /// renewal in flight that finds it gone then reports nothing. The
+    /// operation ends the guard either way: `handed_over`, or `mark_lost`.
+    pub(crate) fn handing_over(&self) {
+        let _ = self.lease.mark_released();
+        self.client.watchdog.unwatch(&self.lease);
+    }
+
     /// Records that Redis said this hold is gone (a refused downgrade):
     /// from then on `check()` says `Lost`, as after a refused `extend`.
     pub(crate) fn mark_lost(&self, reason: String) {
-        self.lease.mark_lost(reason, false);
+        self.lease.mark_lost_after_release(reason);
     }
 
     /// Whether this hold was handed over to another (see `handed_over`).

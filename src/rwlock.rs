@@ -286,6 +286,9 @@ impl RwLock {
             &reader,
             ttl,
         );
+        // From here the write hold ends whatever the outcome: no renewal
+        // may report it lost meanwhile.
+        writer.handing_over();
         let sent = Instant::now();
         let outcome = self
             .client
