@@ -488,13 +488,6 @@ def main() -> int:
         profile["ttl_ms"] = args.ttl_ms
     if args.faults:
         profile["faults"] = [] if args.faults == "none" else args.faults.split(",")
-    out_dir = args.out or os.path.join(REPO, "target", "chaos", f"{args.profile}-seed{args.seed}"
-                                       + (f"-{args.variant}" if args.variant else ""))
-    shutil.rmtree(out_dir, ignore_errors=True)
-    os.makedirs(out_dir)
-    print(f"chaos: profile {args.profile}, seed {args.seed}, {args.duration:.0f} s"
-          + (f", variant {args.variant}" if args.variant else "") + f", histories in {out_dir}",
-          flush=True)
     if args.fair and args.semaphore:
         print("chaos: --fair and --semaphore exclude each other (a semaphore is never fair)",
               file=sys.stderr)
@@ -512,6 +505,13 @@ def main() -> int:
         print("chaos: no deployment to run (fair locks and semaphores are refused on Redlock)",
               file=sys.stderr)
         return 2
+    out_dir = args.out or os.path.join(REPO, "target", "chaos", f"{args.profile}-seed{args.seed}"
+                                       + (f"-{args.variant}" if args.variant else ""))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    print(f"chaos: profile {args.profile}, seed {args.seed}, {args.duration:.0f} s"
+          + (f", variant {args.variant}" if args.variant else "") + f", histories in {out_dir}",
+          flush=True)
     seconds = args.duration / len(phases)
     results = []
     for index, (name, fair, semaphore) in enumerate(phases):
