@@ -18,7 +18,9 @@
 //!   (breaks a fair lock's arrival order);
 //! - `c-lost-callback-never-runs`: the C ABI never calls the lost-lease
 //!   callback (so the C, Go and Python bindings hear of a loss only when they
-//!   ask, by check or release).
+//!   ask, by check or release);
+//! - `semaphore-overcommit`: a semaphore lets one permit too many in (a
+//!   semaphore of size N grants up to N + 1 permits).
 
 /// Whether the broken variant `name` is on in this process.
 #[cfg(feature = "chaos-variants")]
@@ -55,6 +57,11 @@ const REPLACEMENTS: &[(&str, &str, &str)] = &[
         "local first = redis.call('ZRANGE', order, 0, 0)[1]",
         "local first = redis.call('ZRANGE', order, -1, -1)[1]",
     ),
+    (
+        "semaphore-overcommit",
+        "if used + permits > tonumber(ARGV[3]) then",
+        "if used + permits > tonumber(ARGV[3]) + 1 then",
+    ),
 ];
 
 /// The script text of a variant: the text replacements that break it.
@@ -78,6 +85,7 @@ mod tests {
         include_str!("scripts/reentrant_release.lua"),
         include_str!("scripts/extend.lua"),
         include_str!("scripts/fenced_write.lua"),
+        include_str!("scripts/permit_acquire.lua"),
     ];
 
     /// A variant planted by a replacement whose text is no longer in the

@@ -24,7 +24,14 @@ Invariants (README, Semantics and "What one Redis guarantees"):
   is broken, and no lock stays held by nobody after the run;
 - arrival order (fair locks only): a waiter that surely queued before
   another one started its call, both waiting away from faults, gets the
-  lock first (see check_arrival_order).
+  lock first (see check_arrival_order);
+- semaphore (semaphore runs: acquire lines with "size" and "permits"): at
+  no moment do the permits of the holds whose holders all believed they
+  held them (the exclusion invariant's holds and intervals) exceed the
+  size, unless a fault the deployment cannot survive happened between
+  their acquires (see check_semaphore). Overlaps of a semaphore's holds
+  are legal, so exclusion, the overlap rules of no silent loss and the
+  handoff rule of liveness do not apply to them.
 
 Not an invariant, a number: scripts per handoff, the scripts the lock
 servers ran (INFO commandstats) per acquisition that waited.
@@ -80,6 +87,8 @@ class Hold:
     lost_t: list[int] = field(default_factory=list)
     renewed: bool = False
     ttl_ms: int = 0
+    size: int = 0  # a semaphore's size (0: a lock)
+    permits: int = 1  # the permits a semaphore's hold took
 
     def told_held_at_check(self) -> bool:
         return (self.check_t0 is not None and self.check_ok
@@ -143,7 +152,8 @@ def build_holds(events: list[dict[str, Any]]) -> list[Hold]:
         if e.get("op") == "acquire" and e.get("ok"):
             h = Hold(e["w"], e["lang"], e["name"], str(e["hold"]), int(e["fence"]),
                      e["t0"], e["t1"], renewed=bool(e.get("renew")),
-                     ttl_ms=int(e.get("ttl_ms", 0)))
+                     ttl_ms=int(e.get("ttl_ms", 0)), size=int(e.get("size", 0) or 0),
+                     permits=int(e.get("permits", 1) or 1))
             holds[(e["w"], e["seq"])] = h
             by_fence[(e["w"], e["name"], h.fence)] = h
     for e in events:
@@ -243,6 +253,8 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     for h in holds:
         by_name.setdefault(h.name, []).append(h)
     for name, group in by_name.items():
+        if any(h.size for h in group):
+            continue  # a semaphore's holds may overlap: check_semaphore judges them
         told = sorted((h for h in group if h.told_held_at_check()), key=lambda h: h.acq_t1)
         for i, a in enumerate(told):
             assert a.check_t0 is not None
@@ -365,7 +377,9 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
     releases = {(e["w"], e.get("hold")): e for e in events if e.get("op") == "release"}
     for h in holds:
         # Only a hold that was still held at its check releases anything.
-        if h.release_ok is not True or not h.told_held_at_check():
+        # A semaphore's release frees its permits only: a waiter for more
+        # may rightly wait on (no handoff rule for semaphores).
+        if h.release_ok is not True or not h.told_held_at_check() or h.size:
             continue
         release = releases.get((h.worker, h.hold))
         if release is None:
@@ -405,6 +419,10 @@ def check(run_dir: str, *, command_timeout_ms: int, slack_s: float = 5.0,
                     langs=[h.lang, *(w.get("lang", "?") for w in waiters)],
                     waiters=[brief(w) for w in waiters[:3]])
     counts["slow_handoffs"] = slow
+
+    semaphore_holds = [h for h in holds if h.size]
+    if semaphore_holds:
+        counts.update(check_semaphore(semaphore_holds, excused, violate))
 
     if fair:
         counts.update(check_arrival_order(events, faults, workers, command_timeout_ms, violate))
@@ -497,6 +515,44 @@ def check_blocking_waits(events: list[dict[str, Any]], holds: list[Hold], faults
             violate("liveness", what="a blocking acquire waited while nobody held the lock",
                     call=brief(e), langs=(e.get("lang", "?"),), free_seconds=round(gap / NS, 3))
     return late
+
+
+def check_semaphore(holds: list[Hold], excused: Callable[[int, int], bool],
+                    violate: Callable[..., None]) -> dict[str, int]:
+    """A semaphore never has more permits out than its size: at no moment
+    do the permits of the holds whose holders all believed they held them
+    (no lost report before, and check() Ok at, the end of the hold; from
+    the acquire's return to the check, as for exclusion) add up to more
+    than the size, unless a fault the deployment cannot survive (a restart
+    without its data, an older snapshot, an eviction) happened between
+    their acquires. One violation per hold whose start brings the sum over
+    the size."""
+    most = excess = excused_moments = 0
+    by_name: dict[str, list[Hold]] = {}
+    for h in holds:
+        if h.told_held_at_check():
+            by_name.setdefault(h.name, []).append(h)
+    for name, group in by_name.items():
+        group.sort(key=lambda h: h.acq_t1)
+        active: list[Hold] = []
+        for h in group:
+            assert h.check_t0 is not None
+            active = [a for a in active if a.check_t0 is not None and a.check_t0 > h.acq_t1]
+            active.append(h)
+            held = sum(a.permits for a in active)
+            most = max(most, held)
+            size = min(a.size for a in active)
+            if held <= size:
+                continue
+            if excused(min(a.acq_t0 for a in active), max(a.acq_t1 for a in active)):
+                excused_moments += 1
+                continue
+            excess += 1
+            violate("semaphore", what=f"{held} permits believed held at once, size {size}",
+                    name=name, langs=[a.lang for a in active], size=size, permits=held,
+                    holds=[dict(describe(a), permits=a.permits) for a in active])
+    return {"semaphore_holds": len(holds), "semaphore_most_permits_believed": most,
+            "semaphore_excess": excess, "semaphore_excused": excused_moments}
 
 
 def first_answer_bound_ns(command_timeout_ms: int) -> int:

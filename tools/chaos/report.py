@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-INVARIANTS = ["exclusion", "no-silent-loss", "fencing", "liveness", "arrival-order"]
+INVARIANTS = ["exclusion", "no-silent-loss", "fencing", "liveness", "arrival-order", "semaphore"]
 LANGS = ["rust", "c", "python", "go"]
 
 
@@ -54,7 +54,10 @@ def render(summary: dict[str, Any]) -> str:
         "away from faults of a server, the releaser or a waiter. A `-fair` phase runs the",
         "deployment again with fair locks in every worker: *arrival order* is judged on",
         "the pairs of waiters whose queueing order is certain, away from faults (*fair",
-        "pairs compared*). *Scripts per handoff*: the scripts the lock servers ran",
+        "pairs compared*). A `-semaphore` phase runs it again with semaphores of size 2",
+        "instead of locks: the *semaphore* invariant counts the permits believed held at",
+        "once (its holds may overlap, so the overlap columns count nothing there).",
+        "*Scripts per handoff*: the scripts the lock servers ran",
         "(INFO commandstats) per acquisition that waited (renewals and fenced writes",
         "included); no invariant, a number to compare between runs.",
     ]

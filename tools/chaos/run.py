@@ -5,7 +5,7 @@ the histories. A seed replays the same schedule of faults and operations.
 
 usage: run.py --duration SECONDS --seed N --profile short|long|selftest
               [--variant NAME] [--out DIR] [--report FILE]
-              [--deployments a,b] [--langs rust,python] [--per-lang N] [--fair]
+              [--deployments a,b] [--langs rust,python] [--per-lang N] [--fair] [--semaphore]
 Exit status: 0 when no invariant was violated, 1 otherwise (with
 --expect-violation: the reverse); 1 whenever the run was not sound (a run
 or fixture fault), 2 when a language's worker is missing."""
@@ -36,6 +36,8 @@ from servers import Server  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 NAMES = ["chaos-a", "chaos-b"]
+#: The size of the semaphores of the semaphore mode (run.py --semaphore).
+SEMAPHORE_SIZE = 2
 
 PROFILES: dict[str, dict[str, Any]] = {
     "short": {
@@ -55,6 +57,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         # Run again with fair locks (every worker's), where the checker
         # also judges arrival order; not Redlock, which refuses fair locks.
         "fair_deployments": ["single-always", "sentinel", "cluster"],
+        # And with semaphores (of SEMAPHORE_SIZE permits) instead of locks,
+        # where the checker judges the permits held at once; not Redlock,
+        # which refuses semaphores.
+        "semaphore_deployments": ["single-always", "sentinel"],
     },
     # The variants' self-test: the Rust worker on one server, with the
     # faults that expose the broken variants. A command timeout well below
@@ -184,9 +190,10 @@ class Workers:
 
     def __init__(self, run_dir: str, spec: Callable[[str], str], storage: str, until_ns: int, seed: int,
                  ttl_ms: int, command_timeout_ms: int, variant: Optional[str],
-                 fair: bool = False) -> None:
+                 fair: bool = False, semaphore: int = 0) -> None:
         self.run_dir, self.spec, self.storage = run_dir, spec, storage
         self.fair = fair
+        self.semaphore = semaphore  # the semaphores' size; 0: locks
         self.until_ns, self.seed = until_ns, seed
         self.ttl_ms, self.command_timeout_ms = ttl_ms, command_timeout_ms
         self.variant = variant
@@ -214,7 +221,7 @@ class Workers:
             "--history", os.path.join(self.run_dir, f"history-{worker_id}.jsonl"),
             "--until-ns", str(self.until_ns), "--command-timeout-ms", str(self.command_timeout_ms),
             "--long-percent", str(self.long_percent), "--renew-percent", str(self.renew_percent),
-            "--fair", "1" if self.fair else "0"]
+            "--fair", "1" if self.fair else "0", "--semaphore", str(self.semaphore)]
         err = open(os.path.join(self.run_dir, f"stderr-{worker_id}.txt"), "wb")
         self.procs[worker_id] = subprocess.Popen(argv, env=self.env, stdout=err, stderr=err,
                                                  stdin=subprocess.DEVNULL)
@@ -293,14 +300,15 @@ class Workers:
         return out
 
 
-def phase_name(deployment: str, fair: bool) -> str:
+def phase_name(deployment: str, fair: bool, semaphore: bool = False) -> str:
     """A phase's name (its directory, its row in the report)."""
-    return deployment + ("-fair" if fair else "")
+    return deployment + ("-fair" if fair else "") + ("-semaphore" if semaphore else "")
 
 
 def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str, Any],
-              out_dir: str, seconds: float, fair: bool = False) -> dict[str, Any]:
-    run_dir = os.path.join(out_dir, phase_name(name, fair))
+              out_dir: str, seconds: float, fair: bool = False,
+              semaphore: bool = False) -> dict[str, Any]:
+    run_dir = os.path.join(out_dir, phase_name(name, fair, semaphore))
     os.makedirs(run_dir, exist_ok=True)
     server_root = tempfile.mkdtemp(prefix=f"latchkey-chaos-{name}-")
     deployment = deployments.make(name, server_root)
@@ -318,7 +326,7 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         scripts.start()
         until_ns = time.monotonic_ns() + int(seconds * 1e9)
         workers = Workers(run_dir, deployment.spec, storage.url, until_ns, phase_seed, ttl_ms,
-                          timeout_ms, args.variant, fair)
+                          timeout_ms, args.variant, fair, SEMAPHORE_SIZE if semaphore else 0)
         workers.long_percent = profile.get("long_percent", 15)
         workers.renew_percent = profile.get("renew_percent", 70)
         workers.names = profile.get("names", NAMES)
@@ -337,7 +345,7 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         scripts_total = scripts.stop()
         # Whatever a worker still held when it stopped expires within a ttl.
         time.sleep(ttl_ms / 1000 + 0.5)
-        final = final_state(deployment, storage, stragglers, workers.names)
+        final = final_state(deployment, storage, stragglers, workers.names, semaphore)
         final.update(workers=workers.report(), langs=profile["langs"], outages=outages,
                      scripts=scripts_total,
                      failover_bound_s=deployment.failover_bound_s(nem.longest_fault_s()))
@@ -351,7 +359,7 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
         deployment.stop()
         storage.stop()
         shutil.rmtree(server_root, ignore_errors=True)
-    result.update(deployment=phase_name(name, fair), seconds=seconds, seed=args.seed,
+    result.update(deployment=phase_name(name, fair, semaphore), seconds=seconds, seed=args.seed,
                   assumptions=deployment.assumptions,
                   workers={w: workers.langs[w] for w in workers.procs})
     with open(os.path.join(run_dir, "result.json"), "w") as f:
@@ -360,13 +368,15 @@ def run_phase(name: str, index: int, args: argparse.Namespace, profile: dict[str
 
 
 def final_state(deployment: deployments.Deployment, storage: Server,
-                stragglers: list[str], names: list[str]) -> dict[str, Any]:
+                stragglers: list[str], names: list[str], semaphore: bool = False) -> dict[str, Any]:
     left: dict[str, bool] = {}
+    # A semaphore's key is its lease set (src/keys.rs, ":sem").
+    namespace = "sem:" if semaphore else ""
     for name in names:
         held = False
         for port in deployment.lock_key_ports():
             try:
-                held = held or bool(resp.command(port, "EXISTS", f"latchkey:{{{name}}}"))
+                held = held or bool(resp.command(port, "EXISTS", f"latchkey:{namespace}{{{name}}}"))
             except resp.RedisError:
                 pass
         left[name] = held
@@ -394,7 +404,7 @@ def recheck(out_dir: str, report_path: Optional[str]) -> int:
         if os.path.exists(final_path):
             with open(final_path) as f:
                 final = json.load(f)
-        fair = old["deployment"].removesuffix("-fair") != "cluster" or deployments.Cluster.fair_handoff
+        fair = old["deployment"].removesuffix("-semaphore").removesuffix("-fair") != "cluster" or deployments.Cluster.fair_handoff
         new = checker.check(run_dir, command_timeout_ms=timeout_ms, final=final, fair_handoff=fair)
         if final is None:
             carried = [v for v in old["violation_examples"]
@@ -430,6 +440,9 @@ def main() -> int:
     parser.add_argument("--langs", default=None)
     parser.add_argument("--fair", action="store_true",
                         help="every worker's locks are fair (not on Redlock, which refuses them)")
+    parser.add_argument("--semaphore", action="store_true",
+                        help=f"every worker takes permits of semaphores of size {SEMAPHORE_SIZE} instead "
+                        "of locks (not on Redlock, which refuses them)")
     parser.add_argument("--faults", default=None, help="fault kinds, comma-separated, or none")
     parser.add_argument("--renew-percent", type=int, default=None,
                         help="holds in a hundred renewed by the watchdog")
@@ -475,6 +488,23 @@ def main() -> int:
         profile["ttl_ms"] = args.ttl_ms
     if args.faults:
         profile["faults"] = [] if args.faults == "none" else args.faults.split(",")
+    if args.fair and args.semaphore:
+        print("chaos: --fair and --semaphore exclude each other (a semaphore is never fair)",
+              file=sys.stderr)
+        return 2
+    # Phases: every deployment (with fair locks if --fair, semaphores if
+    # --semaphore), then the profile's fair and semaphore phases. Fair
+    # locks and semaphores are refused on Redlock.
+    special = args.fair or args.semaphore
+    phases = [(name, args.fair, args.semaphore) for name in profile["deployments"]
+              if not (special and name == "redlock")]
+    if not special and not args.deployments:
+        phases += [(name, True, False) for name in profile.get("fair_deployments", [])]
+        phases += [(name, False, True) for name in profile.get("semaphore_deployments", [])]
+    if not phases:
+        print("chaos: no deployment to run (fair locks and semaphores are refused on Redlock)",
+              file=sys.stderr)
+        return 2
     out_dir = args.out or os.path.join(REPO, "target", "chaos", f"{args.profile}-seed{args.seed}"
                                        + (f"-{args.variant}" if args.variant else ""))
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -482,21 +512,12 @@ def main() -> int:
     print(f"chaos: profile {args.profile}, seed {args.seed}, {args.duration:.0f} s"
           + (f", variant {args.variant}" if args.variant else "") + f", histories in {out_dir}",
           flush=True)
-    # Phases: every deployment (with fair locks if --fair), then the
-    # profile's fair phases. Fair locks are refused on Redlock.
-    phases = [(name, args.fair) for name in profile["deployments"]
-              if not (args.fair and name == "redlock")]
-    if not args.fair and not args.deployments:
-        phases += [(name, True) for name in profile.get("fair_deployments", [])]
-    if not phases:
-        print("chaos: no deployment to run (fair locks are refused on Redlock)", file=sys.stderr)
-        return 2
     seconds = args.duration / len(phases)
     results = []
-    for index, (name, fair) in enumerate(phases):
-        result = run_phase(name, index, args, profile, out_dir, seconds, fair)
+    for index, (name, fair, semaphore) in enumerate(phases):
+        result = run_phase(name, index, args, profile, out_dir, seconds, fair, semaphore)
         results.append(result)
-        name = phase_name(name, fair)
+        name = phase_name(name, fair, semaphore)
         c = result["counts"]
         print(f"chaos: {name}: {result['ops'].get('acquire', 0)} acquires, "
               f"{c['holds']} holds, faults {result['faults']}, "
@@ -504,7 +525,11 @@ def main() -> int:
         print(f"chaos: {name}: scripts per handoff {c.get('scripts_per_handoff')} "
               f"({c.get('scripts')} scripts, {c.get('waited_acquires')} acquisitions that waited)"
               + (f"; arrival order: {c.get('fair_pairs_compared', 0)} pairs compared, "
-                 f"{c.get('fair_pairs_excused', 0)} excused by faults" if fair else ""), flush=True)
+                 f"{c.get('fair_pairs_excused', 0)} excused by faults" if fair else "")
+              + (f"; semaphore: at most {c.get('semaphore_most_permits_believed')} permits believed "
+                 f"held at once (size {SEMAPHORE_SIZE}), "
+                 f"{c.get('semaphore_excused', 0)} excess moments excused by faults"
+                 if semaphore else ""), flush=True)
         for fault in result["run_faults"]:
             print(f"chaos: {name}: RUN FAULT (the run is not sound): {fault}", flush=True)
         for fault in result["fixture_faults"]:

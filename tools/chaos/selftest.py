@@ -81,6 +81,13 @@ VARIANTS: dict[str, Variant] = {
     # of its loss only at check(), long after the next holder took the lock.
     "c-lost-callback-never-runs": Variant("no-silent-loss", ["c", "python", "go"],
                                           RENEWED_LONG_HOLDS),
+    # A semaphore of size 2 that lets a third permit in: every worker takes
+    # permits (run.py --semaphore) of one semaphore, no faults (whose
+    # excuses would hide it); eight workers keep it full, short holds
+    # change hands often, so that every language is in some excess. A
+    # short run: make test runs it.
+    "semaphore-overcommit": Variant("semaphore", ALL, [
+        "--semaphore", "--faults", "none", "--long-percent", "0"], workers=8, seconds=8),
     # The bindings' own. Go: Unlock returns nil after a lost lease, so a
     # holder without renewal (no Lost report) whose lock went with a restart
     # is never told. Holds shorter than a 6 s ttl (their check passes) and

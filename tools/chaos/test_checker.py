@@ -118,6 +118,51 @@ class NoSilentLoss(unittest.TestCase):
         self.assertEqual(result["violations"], {})
 
 
+def permit(worker: str, lang: str, seq: int, fence: int, acquired: float, checked: float,
+           permits: int = 1, size: int = 2, **kw: Any) -> list[dict[str, Any]]:
+    """The lines of one semaphore hold: a hold with the size and permits."""
+    lines = hold(worker, lang, seq, fence, acquired, checked, name="s", **kw)
+    lines[0].update(size=size, permits=permits)
+    return lines
+
+
+class Semaphore(unittest.TestCase):
+    def check(self, events: list[dict[str, Any]],
+              faults: Optional[list[dict[str, Any]]] = None) -> dict[str, Any]:
+        return checker.check(write_run(events, faults), command_timeout_ms=TIMEOUT_MS)
+
+    def test_more_permits_believed_than_the_size_is_a_violation(self) -> None:
+        # Size 2: rust holds 1, c holds 2 while rust still believes.
+        events = permit("r", "rust", 1, 1, 1.0, 3.0) + permit("c", "c", 1, 2, 2.0, 4.0, permits=2)
+        result = self.check(events)
+        self.assertEqual(result["violations"].get("semaphore"), 1)
+        self.assertEqual(result["violations_by_lang"]["semaphore"], {"c": 1, "rust": 1})
+        self.assertNotIn("exclusion", result["violations"])
+        # Three holders of one permit each, the third while both others believe.
+        events = (permit("r", "rust", 1, 1, 1.0, 5.0) + permit("c", "c", 1, 2, 2.0, 5.0)
+                  + permit("g", "go", 1, 3, 3.0, 4.0))
+        self.assertEqual(self.check(events)["violations"].get("semaphore"), 1)
+
+    def test_a_full_semaphore_and_what_the_holders_were_told_is_no_violation(self) -> None:
+        # Two holders of one permit each: full, legal (no exclusion either).
+        events = permit("r", "rust", 1, 1, 1.0, 3.0) + permit("c", "c", 1, 2, 2.0, 4.0)
+        # Two permits right after both ended.
+        events += permit("g", "go", 1, 3, 4.5, 5.0, permits=2)
+        # A third holder whose check failed, or who heard of its loss first,
+        # did not believe it held its permit.
+        events += permit("p", "python", 1, 4, 4.6, 4.9, check_err="Lost")
+        events += permit("p", "python", 2, 5, 4.7, 4.9, lost_at=4.8)
+        result = self.check(events)
+        self.assertEqual(result["violations"], {})
+        self.assertEqual(result["counts"]["semaphore_most_permits_believed"], 2)
+
+    def test_an_excess_across_an_unsurvivable_fault_is_excused(self) -> None:
+        events = permit("r", "rust", 1, 1, 1.0, 3.0) + permit("c", "c", 1, 2, 2.0, 4.0, permits=2)
+        result = self.check(events, [restart_at(1.5)])
+        self.assertNotIn("semaphore", result["violations"])
+        self.assertEqual(result["counts"]["semaphore_excused"], 1)
+
+
 class Liveness(unittest.TestCase):
     def test_a_blocking_acquire_waiting_on_a_free_lock(self) -> None:
         # The lock is held 100..101, then free; the waiter returns at 130.

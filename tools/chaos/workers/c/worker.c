@@ -6,9 +6,11 @@
  *
  * usage: c-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
  *        --seed N --id ID --history FILE --until-ns N
- *        [--command-timeout-ms N] [--long-percent N] [--renew-percent N] [--fair 0|1]
+ *        [--command-timeout-ms N] [--long-percent N] [--renew-percent N] [--fair 0|1] [--semaphore N]
  * With --fair 1 every lock is fair (latchkey_lock_options_set_fair) and every
- * acquire line says "fair":true.
+ * acquire line says "fair":true. With --semaphore N (N > 0) every name is a
+ * semaphore of N permits (latchkey_semaphore_new) and each hold takes 1 of
+ * them, sometimes 2; its acquire line says "size":N,"permits":P.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -203,6 +205,8 @@ int main(int argc, char **argv) {
     uint64_t renew_percent = strtoull(arg(argc, argv, "renew-percent", "70"), NULL, 10);
     /* Whether every lock is fair (first come, first served). */
     bool fair = strtoull(arg(argc, argv, "fair", "0"), NULL, 10) != 0;
+    /* Semaphores of this size instead of locks (0: locks). */
+    uint32_t sem_size = (uint32_t)strtoull(arg(argc, argv, "semaphore", "0"), NULL, 10);
     history_fd = open(history, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
     if (history_fd < 0) {
         perror(history);
@@ -226,7 +230,8 @@ int main(int argc, char **argv) {
     char *names[MAX_NAMES];
     int name_count = split(names_buf, names, MAX_NAMES);
     /* Per name: a lock renewed by the watchdog [0] and one that is not [1]. */
-    latchkey_lock *locks[MAX_NAMES][2];
+    latchkey_lock *locks[MAX_NAMES][2] = {{NULL}};
+    latchkey_semaphore *sems[MAX_NAMES][2] = {{NULL}};
     for (int i = 0; i < name_count; i++) {
         for (int renewed = 0; renewed < 2; renewed++) {
             latchkey_lock_options *lopts = NULL;
@@ -235,7 +240,8 @@ int main(int argc, char **argv) {
                 latchkey_lock_options_set_auto_renew(lopts, renewed == 0, NULL) != LATCHKEY_OK ||
                 latchkey_lock_options_set_fair(lopts, fair, NULL) != LATCHKEY_OK ||
                 latchkey_lock_options_set_on_lost(lopts, on_lost, NULL, NULL, NULL) != LATCHKEY_OK ||
-                latchkey_lock_new(client, names[i], lopts, &locks[i][renewed], &err) != LATCHKEY_OK) {
+                (sem_size ? latchkey_semaphore_new(client, names[i], sem_size, lopts, &sems[i][renewed], &err)
+                          : latchkey_lock_new(client, names[i], lopts, &locks[i][renewed], &err)) != LATCHKEY_OK) {
                 fprintf(stderr, "c-worker: cannot make lock %s\n", names[i]);
                 return 2;
             }
@@ -250,6 +256,8 @@ int main(int argc, char **argv) {
         const char *name = names[which];
         int renew = rng_below(100) < renew_percent;
         latchkey_lock *lock = locks[which][renew ? 0 : 1];
+        latchkey_semaphore *sem = sems[which][renew ? 0 : 1];
+        uint32_t permits = sem_size > 1 && rng_below(100) < 25 ? 2 : 1;
         uint64_t roll = rng_below(100);
         const char *mode = roll < 10 ? "blocking" : roll < 60 ? "timeout" : roll < 85 ? "try" : "cancel";
         uint64_t wait_ms = 100 + rng_below(3 * ttl_ms);
@@ -260,20 +268,24 @@ int main(int argc, char **argv) {
         latchkey_status status;
         int64_t deadline = -1;
         if (strcmp(mode, "blocking") == 0) {
-            status = latchkey_lock_acquire(lock, -1, NULL, &guard, &aerr);
+            status = sem ? latchkey_semaphore_acquire(sem, permits, -1, NULL, &guard, &aerr)
+                         : latchkey_lock_acquire(lock, -1, NULL, &guard, &aerr);
         } else if (strcmp(mode, "try") == 0) {
             deadline = 0;
-            status = latchkey_lock_try_acquire(lock, &guard, &aerr);
+            status = sem ? latchkey_semaphore_try_acquire(sem, permits, &guard, &aerr)
+                         : latchkey_lock_try_acquire(lock, &guard, &aerr);
         } else if (strcmp(mode, "timeout") == 0) {
             deadline = (int64_t)wait_ms;
-            status = latchkey_lock_acquire(lock, (int64_t)wait_ms, NULL, &guard, &aerr);
+            status = sem ? latchkey_semaphore_acquire(sem, permits, (int64_t)wait_ms, NULL, &guard, &aerr)
+                         : latchkey_lock_acquire(lock, (int64_t)wait_ms, NULL, &guard, &aerr);
         } else {
             deadline = (int64_t)(wait_ms < cancel_after ? wait_ms : cancel_after);
             struct canceller c = {NULL, cancel_after, PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
             pthread_t thread;
             latchkey_cancel_new(&c.cancel, NULL);
             pthread_create(&thread, NULL, cancel_later, &c);
-            status = latchkey_lock_acquire(lock, (int64_t)wait_ms, c.cancel, &guard, &aerr);
+            status = sem ? latchkey_semaphore_acquire(sem, permits, (int64_t)wait_ms, c.cancel, &guard, &aerr)
+                         : latchkey_lock_acquire(lock, (int64_t)wait_ms, c.cancel, &guard, &aerr);
             pthread_mutex_lock(&c.mutex);
             c.done = 1;
             pthread_cond_signal(&c.done_cond);
@@ -289,6 +301,9 @@ int main(int argc, char **argv) {
         if (deadline >= 0)
             n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"deadline_ms\":%" PRId64, deadline);
         if (fair) n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"fair\":true");
+        if (sem)
+            n += snprintf(fields + n, sizeof fields - (size_t)n, ",\"size\":%u,\"permits\":%u",
+                          (unsigned)sem_size, (unsigned)permits);
         if (status != LATCHKEY_OK) {
             snprintf(fields + n, sizeof fields - (size_t)n, ",\"ok\":false,\"err\":\"%s\",\"msg\":",
                      status_kind(status));
@@ -370,6 +385,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < name_count; i++) {
         latchkey_lock_free(locks[i][0]);
         latchkey_lock_free(locks[i][1]);
+        latchkey_semaphore_free(sems[i][0]);
+        latchkey_semaphore_free(sems[i][1]);
     }
     latchkey_client_free(client);
     latchkey_client_free(storage);

@@ -10,9 +10,12 @@
 //
 //	--seed N --id ID --history FILE --until-ns N
 //	[--command-timeout-ms N] [--long-percent N] [--renew-percent N] [--fair 0|1]
+//	[--semaphore N]
 //
 // With --fair 1 every mutex is fair (WithFair) and every acquire line says
-// "fair": true.
+// "fair": true. With --semaphore N (N > 0) every name is a semaphore of N
+// permits (NewSemaphore) and each hold takes 1 of them, sometimes 2; its
+// acquire line says "size": N, "permits": P.
 package main
 
 import (
@@ -125,16 +128,35 @@ func main() {
 	longPercent := flag.Uint64("long-percent", 15, "")
 	renewPercent := flag.Uint64("renew-percent", 70, "")
 	fair := flag.Uint64("fair", 0, "")
+	semSize := flag.Uint64("semaphore", 0, "")
 	flag.Parse()
 	if err := run(*spec, *storageURL, strings.Split(*names, ","), *id, *historyPath, *ttlMs, *seed, *until,
-		time.Duration(*timeoutMs)*time.Millisecond, min(*longPercent, 85), *renewPercent, *fair != 0); err != nil {
+		time.Duration(*timeoutMs)*time.Millisecond, min(*longPercent, 85), *renewPercent, *fair != 0, uint32(*semSize)); err != nil {
 		fmt.Fprintln(os.Stderr, "go-worker:", err)
 		os.Exit(2)
 	}
 }
 
+// acquirer: a Mutex, or a Semaphore taking a number of permits.
+type acquirer interface {
+	Acquire(ctx context.Context) (*latchkey.Hold, error)
+	TryAcquire() (*latchkey.Hold, error)
+}
+
+// permitsOf takes `permits` permits of a semaphore (set before each acquire).
+type permitsOf struct {
+	sem     *latchkey.Semaphore
+	permits uint32
+}
+
+func (p *permitsOf) Acquire(ctx context.Context) (*latchkey.Hold, error) {
+	return p.sem.Acquire(ctx, p.permits)
+}
+
+func (p *permitsOf) TryAcquire() (*latchkey.Hold, error) { return p.sem.TryAcquire(p.permits) }
+
 func run(spec, storageURL string, names []string, id, historyPath string, ttlMs, seed, until uint64,
-	timeout time.Duration, longPercent, renewPercent uint64, fair bool) error {
+	timeout time.Duration, longPercent, renewPercent uint64, fair bool, semSize uint32) error {
 	file, err := os.OpenFile(historyPath, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -150,9 +172,21 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 	}
 	ttl := time.Duration(ttlMs) * time.Millisecond
 	// Per name: a mutex renewed by the watchdog and one that is not.
-	type pair struct{ renewed, plain *latchkey.Mutex }
+	type pair struct{ renewed, plain acquirer }
 	mutexes := make([]pair, len(names))
 	for i, name := range names {
+		if semSize > 0 {
+			r, err := client.NewSemaphore(name, semSize, latchkey.WithTTL(ttl))
+			if err != nil {
+				return err
+			}
+			p, err := client.NewSemaphore(name, semSize, latchkey.WithTTL(ttl), latchkey.WithAutoRenew(false))
+			if err != nil {
+				return err
+			}
+			mutexes[i] = pair{&permitsOf{r, 1}, &permitsOf{p, 1}}
+			continue
+		}
 		r, err := client.NewMutex(name, latchkey.WithTTL(ttl), latchkey.WithFair(fair))
 		if err != nil {
 			return err
@@ -173,6 +207,12 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 		if renew {
 			m = mutexes[i].renewed
 		}
+		if sem, ok := m.(*permitsOf); ok {
+			sem.permits = 1
+			if semSize > 1 && r.below(100) < 25 {
+				sem.permits = 2
+			}
+		}
 		roll := r.below(100)
 		mode := "cancel"
 		switch {
@@ -189,6 +229,9 @@ func run(spec, storageURL string, names []string, id, historyPath string, ttlMs,
 			"ttl_ms": ttlMs}
 		if fair {
 			event["fair"] = true
+		}
+		if sem, ok := m.(*permitsOf); ok {
+			event["size"], event["permits"] = semSize, sem.permits
 		}
 		t0 := monoNs()
 		var held *latchkey.Hold

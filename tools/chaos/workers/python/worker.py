@@ -8,9 +8,12 @@ lock.fencing_token, lock.check(), lock.release(), client.fenced_write.
 usage: worker.py --deployment SPEC --storage URL --names A,B --ttl-ms N
                  --seed N --id ID --history FILE --until-ns N
                  [--command-timeout-ms N] [--long-percent N]
-                 [--renew-percent N] [--fair 0|1]
+                 [--renew-percent N] [--fair 0|1] [--semaphore N]
 With --fair 1 every lock is fair (client.lock(..., fair=True)) and every
-acquire line says "fair": true.
+acquire line says "fair": true. With --semaphore N (N > 0) every name is a
+semaphore of N permits (client.semaphore(name, N)) and each hold takes 1
+of them, sometimes 2 (its Permit is what is checked and released); its
+acquire line says "size": N, "permits": P.
 """
 
 from __future__ import annotations
@@ -107,6 +110,8 @@ def main() -> int:
     parser.add_argument("--renew-percent", type=int, default=70)
     # Whether every lock is fair (first come, first served).
     parser.add_argument("--fair", type=int, default=0)
+    # Semaphores of this size instead of locks (0: locks).
+    parser.add_argument("--semaphore", type=int, default=0)
     args = parser.parse_args()
     plant_variant(os.environ.get("LATCHKEY_CHAOS_VARIANT", ""))
     rng = random.Random(args.seed)
@@ -121,7 +126,13 @@ def main() -> int:
                     t=time.monotonic_ns(), reason=lost.reason)
 
     fair = bool(args.fair)
-    locks = [
+    size: int = args.semaphore
+    locks: list[tuple[str, Any, Any]] = [
+        (name,
+         client.semaphore(name, size, ttl=ttl_ms / 1000, on_lost=on_lost),
+         client.semaphore(name, size, ttl=ttl_ms / 1000, auto_renew=False, on_lost=on_lost))
+        for name in args.names.split(",")
+    ] if size else [
         (name,
          client.lock(name, ttl=ttl_ms / 1000, on_lost=on_lost, fair=fair),
          client.lock(name, ttl=ttl_ms / 1000, auto_renew=False, on_lost=on_lost, fair=fair))
@@ -138,17 +149,27 @@ def main() -> int:
         # The binding's stable surface has no cancel handle: blocking,
         # timeout and try only.
         mode = "blocking" if roll < 0.1 else "timeout" if roll < 0.7 else "try"
+        permits = 2 if size > 1 and rng.randrange(100) < 25 else 1
         wait_ms = 100 + rng.randrange(3 * ttl_ms)
         event: dict[str, Any] = dict(op="acquire", seq=seq, name=name, mode=mode,
                                      renew=renew, ttl_ms=ttl_ms)
         if fair:
             event["fair"] = True
+        if size:
+            event.update(size=size, permits=permits)
         if mode != "blocking":
             event["deadline_ms"] = 0 if mode == "try" else wait_ms
         t0 = time.monotonic_ns()
         err: Optional[BaseException] = None
         try:
-            if mode == "blocking":
+            if size:
+                # A Permit (or None from a try that found too few free).
+                permit = (lock.try_acquire(permits) if mode == "try" else
+                          lock.acquire(permits, timeout=None if mode == "blocking" else wait_ms / 1000))
+                got = permit is not None
+                if permit is not None:
+                    lock = permit
+            elif mode == "blocking":
                 got = lock.acquire()
             elif mode == "try":
                 got = lock.acquire(blocking=False)

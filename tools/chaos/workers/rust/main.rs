@@ -8,9 +8,11 @@
 //!
 //! usage: chaos-worker --deployment SPEC --storage URL --names A,B --ttl-ms N
 //!        --seed N --id ID --history FILE --until-ns N [--command-timeout-ms N]
-//!        [--long-percent N] [--renew-percent N] [--fair 0|1]
+//!        [--long-percent N] [--renew-percent N] [--fair 0|1] [--semaphore N]
 //! With `--fair 1` every lock is fair (`LockOptions::fair`) and every
-//! acquire line says `"fair":true`.
+//! acquire line says `"fair":true`. With `--semaphore N` (N > 0) every name
+//! is a semaphore of N permits (`Client::semaphore_with`) and each hold
+//! takes 1 of them, sometimes 2; its acquire line says `"size":N,"permits":P`.
 //! SPEC: single:URL | redlock:URL,URL,.. | sentinel:MASTER:URL,URL,.. | cluster:URL,URL,..
 
 use std::collections::HashMap;
@@ -19,7 +21,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use latchkey::{CancelToken, Client, ClientBuilder, Guard, Lock, LockOptions};
+use latchkey::{CancelToken, Client, ClientBuilder, Guard, Lock, LockOptions, Semaphore};
+
+/// What a worker acquires: a lock, or permits of a semaphore.
+enum Target {
+    Lock(Lock),
+    Semaphore(Semaphore),
+}
 
 /// Nanoseconds on CLOCK_MONOTONIC, the clock every worker and the
 /// orchestrator share on Linux.
@@ -180,6 +188,8 @@ fn run() -> Result<(), String> {
     let renew_percent = args.num("renew-percent", Some(70))?;
     // Whether every lock is fair (first come, first served).
     let fair = args.num("fair", Some(0))? != 0;
+    // Semaphores of this size instead of locks (0: locks).
+    let sem_size = args.num("semaphore", Some(0))? as u32;
     let mut rng = Rng(args.num("seed", None)?);
     let history = Arc::new(History {
         file: Mutex::new(File::create(args.get("history")?).map_err(|e| e.to_string())?),
@@ -197,7 +207,7 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let names: Vec<String> = args.get("names")?.split(',').map(str::to_string).collect();
     // Per name: a lock renewed by the watchdog and one that is not.
-    let mut locks: Vec<(String, Lock, Lock)> = Vec::new();
+    let mut locks: Vec<(String, Target, Target)> = Vec::new();
     for name in &names {
         let on_lost = |history: Arc<History>| {
             move |lost: &latchkey::LostLease| {
@@ -220,11 +230,17 @@ fn run() -> Result<(), String> {
             .fair(fair)
             .auto_renew(false)
             .on_lost(on_lost(history.clone()));
-        locks.push((
-            name.clone(),
-            client.lock_with(name, renewed).map_err(|e| e.to_string())?,
-            client.lock_with(name, plain).map_err(|e| e.to_string())?,
-        ));
+        let target = |options: LockOptions| -> Result<Target, String> {
+            if sem_size > 0 {
+                client
+                    .semaphore_with(name, sem_size, options.fair(false))
+                    .map(Target::Semaphore)
+            } else {
+                client.lock_with(name, options).map(Target::Lock)
+            }
+            .map_err(|e| e.to_string())
+        };
+        locks.push((name.clone(), target(renewed)?, target(plain)?));
     }
     history.log(&[("op", s("start")), ("t", Json::Num(mono_ns()))]);
     let ttl_ms = ttl.as_millis() as u64;
@@ -240,10 +256,11 @@ fn run() -> Result<(), String> {
             60..=84 => "try",
             _ => "cancel",
         };
+        let permits = if sem_size > 1 && rng.chance(25) { 2 } else { 1 };
         let wait_ms = 100 + rng.below(3 * ttl_ms);
         let cancel_after = rng.below(2 * ttl_ms);
         let t0 = mono_ns();
-        let result = acquire(lock, mode, wait_ms, cancel_after);
+        let result = acquire(lock, permits, mode, wait_ms, cancel_after);
         let t1 = mono_ns();
         let mut fields = vec![
             ("op", s("acquire")),
@@ -257,6 +274,10 @@ fn run() -> Result<(), String> {
         ];
         if fair {
             fields.push(("fair", Json::Bool(true)));
+        }
+        if sem_size > 0 {
+            fields.push(("size", Json::Num(sem_size.into())));
+            fields.push(("permits", Json::Num(permits.into())));
         }
         if mode != "blocking" {
             let deadline = match mode {
@@ -306,14 +327,22 @@ fn run() -> Result<(), String> {
 }
 
 fn acquire(
-    lock: &Lock,
+    target: &Target,
+    permits: u32,
     mode: &str,
     wait_ms: u64,
     cancel_after: u64,
 ) -> latchkey::Result<Option<Guard>> {
+    let acquire_with = |timeout: Option<Duration>, cancel: Option<&CancelToken>| match target {
+        Target::Lock(lock) => lock.acquire_with(timeout, cancel),
+        Target::Semaphore(sem) => sem.acquire_with(permits, timeout, cancel),
+    };
     match mode {
-        "blocking" => lock.acquire().map(Some),
-        "try" => lock.try_acquire(),
+        "blocking" => acquire_with(None, None).map(Some),
+        "try" => match target {
+            Target::Lock(lock) => lock.try_acquire(),
+            Target::Semaphore(sem) => sem.try_acquire(permits),
+        },
         "cancel" => {
             let cancel = CancelToken::new();
             let (done, finished) = std::sync::mpsc::channel::<()>();
@@ -327,12 +356,12 @@ fn acquire(
                         cancel.cancel();
                     }
                 });
-                let result = lock.acquire_with(Some(Duration::from_millis(wait_ms)), Some(cancel));
+                let result = acquire_with(Some(Duration::from_millis(wait_ms)), Some(cancel));
                 drop(done);
                 timeout_as_none(result)
             })
         }
-        _ => timeout_as_none(lock.acquire_timeout(Duration::from_millis(wait_ms))),
+        _ => timeout_as_none(acquire_with(Some(Duration::from_millis(wait_ms)), None)),
     }
 }
 
