@@ -774,6 +774,12 @@ impl Guard {
         for subscriber in &self.client.subscribers {
             subscriber.settle(self.lease.keys().channel());
         }
+        if let Some(since) = self.unheard_attempt_since {
+            // As after a release: an unanswered attempt of this hold's
+            // acquisition may still reach Redis and take the lock for this
+            // ended hold; the give-back watches for it.
+            self.give_back_later(true, since + self.lease.ttl());
+        }
     }
 
     /// Records that an attempt of this hold's acquisition, sent at
