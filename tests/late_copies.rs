@@ -30,6 +30,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use latchkey::{Client, Guard, Lock, LockOptions};
+use support::monitor::{deliver, parse_monitor_line, Command};
 use support::RedisServer;
 
 /// Every script the library sends, by file name, as it sends it (prelude
@@ -96,9 +97,6 @@ fn load_scripts(admin: &mut redis::Connection) -> HashMap<Vec<u8>, &'static str>
         })
         .collect()
 }
-
-/// One captured command: its arguments, the command name first.
-type Command = Vec<Vec<u8>>;
 
 /// A MONITOR connection: every command the server runs, with its exact
 /// arguments.
@@ -204,60 +202,6 @@ impl Monitor {
             }
         }
     }
-}
-
-/// The quoted arguments of one MONITOR line (`+<time> [db addr] "A" "B"`),
-/// unescaped (Redis writes them with sdscatrepr: `\\`, `\"`, `\n`, `\r`,
-/// `\t`, `\a`, `\b` and `\xHH`).
-fn parse_monitor_line(line: &[u8]) -> Vec<Vec<u8>> {
-    let start = line
-        .iter()
-        .position(|&b| b == b']')
-        .map_or(line.len(), |p| p + 1);
-    let mut args = Vec::new();
-    let mut i = start;
-    while i < line.len() {
-        if line[i] != b'"' {
-            i += 1;
-            continue;
-        }
-        i += 1;
-        let mut arg = Vec::new();
-        while i < line.len() && line[i] != b'"' {
-            if line[i] == b'\\' && i + 1 < line.len() {
-                i += 1;
-                match line[i] {
-                    b'n' => arg.push(b'\n'),
-                    b'r' => arg.push(b'\r'),
-                    b't' => arg.push(b'\t'),
-                    b'a' => arg.push(7),
-                    b'b' => arg.push(8),
-                    b'x' if i + 2 < line.len() => {
-                        let hex = std::str::from_utf8(&line[i + 1..i + 3]).unwrap_or("00");
-                        arg.push(u8::from_str_radix(hex, 16).unwrap_or(0));
-                        i += 2;
-                    }
-                    other => arg.push(other),
-                }
-            } else {
-                arg.push(line[i]);
-            }
-            i += 1;
-        }
-        args.push(arg);
-        i += 1;
-    }
-    args
-}
-
-/// Delivers a captured command again, as a late copy would arrive; its
-/// reply goes nowhere (nobody waits for it any more).
-fn deliver(admin: &mut redis::Connection, command: &Command) {
-    let mut cmd = redis::cmd(std::str::from_utf8(&command[0]).unwrap());
-    for arg in &command[1..] {
-        cmd.arg(arg.as_slice());
-    }
-    let _: redis::RedisResult<redis::Value> = cmd.query(admin);
 }
 
 /// The first captured script call whose KEYS[1] is the lock `name`.

@@ -9,6 +9,7 @@
 
 pub mod blackhole;
 pub mod cluster;
+pub mod monitor;
 /// How the library puts a script's text together (its own file, shared).
 #[path = "../../src/scripts/source.rs"]
 pub mod script_source;
